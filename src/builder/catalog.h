@@ -1,0 +1,121 @@
+/*
+ * catalog.h - what a SeBS tree can build, read once from SEBS_ROOT.
+ *
+ * catalog_load() parses configs/systems.json and every
+ * benchmarks/<group>/<benchmark>/config.json (layout: ../shared/SEBS.md 1-3)
+ * into an immutable snapshot: platforms, their runtimes, benchmarks, and the
+ * flat list of packages (platform x runtime x benchmark) that sebsfs serves.
+ *
+ * Rules:
+ *  - Platforms: every key of systems.json except "general", sorted by name.
+ *  - Languages served: python and nodejs only (java/cpp have no pipeline yet).
+ *  - Runtimes: every version in base_images[default_arch] of a served language
+ *    (folder "<language>-<version>"), plus every version in base_images of the
+ *    other architecture when the platform's "architecture" list names it
+ *    (folder "<language>-<version>-arm64", or "-x64" when default_arch is arm64).
+ *  - Packages: for each runtime, every benchmark whose config.json lists that
+ *    language (string or {"language": ...} object form).
+ *  - Names used as path components (platform, version, benchmark) must match
+ *    [A-Za-z0-9._+-]+ and not be "." or ".."; anything else is skipped with a
+ *    warning naming the file.  A benchmark folder whose config.json is missing
+ *    or malformed is skipped with a warning; a missing or malformed
+ *    systems.json is an error.
+ * The catalog is read-only after load and may be shared by threads.
+ * Strings are owned by the catalog.  Lists are sorted by name.
+ */
+#ifndef SEBSFS_CATALOG_H
+#define SEBSFS_CATALOG_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+struct cat_runtime {
+	char *language;   /* "python" | "nodejs" */
+	char *version;    /* "3.11" */
+	char *arch;       /* "x64" | "arm64" */
+	char *dirname;    /* "python-3.11" or "python-3.11-arm64" */
+	char *base_image; /* base_images[arch][version] */
+};
+
+struct cat_platform {
+	char *name;               /* "aws" */
+	struct cat_runtime *runtimes; /* sorted by dirname */
+	size_t n_runtimes;
+	char **deployments;       /* e.g. "package", "container" */
+	size_t n_deployments;
+	const json_t *config;     /* borrowed: systems.json[name] */
+};
+
+struct cat_benchmark {
+	char *name;        /* "110.dynamic-html" */
+	char *group;       /* "100.webapps" */
+	char *path;        /* absolute path of the benchmark folder */
+	char **languages;  /* served languages it lists, e.g. "python" */
+	size_t n_languages;
+	char **modules;    /* "storage", "nosql" */
+	size_t n_modules;
+};
+
+/* One servable package: indices into the catalog's arrays. */
+struct cat_package {
+	size_t id;         /* index in catalog->packages */
+	const struct cat_platform *platform;
+	const struct cat_runtime *runtime;
+	const struct cat_benchmark *benchmark;
+};
+
+struct catalog {
+	char *root;                    /* absolute SEBS_ROOT */
+	char *default_arch;            /* "x64" or "arm64" */
+	char *docker_repository;       /* general.docker_repository or NULL */
+	char *sebs_version;            /* general.SeBS_version or NULL */
+	char *previous_major_version;  /* general.previous_major_version or NULL */
+	json_t *systems;               /* owned: the parsed systems.json */
+	struct cat_platform *platforms;
+	size_t n_platforms;
+	struct cat_benchmark *benchmarks;
+	size_t n_benchmarks;
+	struct cat_package *packages;  /* ordered by platform, runtime, benchmark */
+	size_t n_packages;
+};
+
+/* Loads SEBS_ROOT.  default_arch is "x64" or "arm64".  On failure returns NULL
+ * and writes a one-line reason into err (size errlen), e.g.
+ * "/x/configs/systems.json: line 3: '}' expected". */
+struct catalog *catalog_load(const char *root, const char *default_arch,
+			     char *err, size_t errlen);
+void catalog_free(struct catalog *cat);
+
+const struct cat_platform *catalog_platform(const struct catalog *cat, const char *name);
+const struct cat_runtime *catalog_runtime(const struct cat_platform *p, const char *dirname);
+const struct cat_benchmark *catalog_benchmark(const struct catalog *cat, const char *name);
+/* The package for (platform, runtime dirname, benchmark), or NULL. */
+const struct cat_package *catalog_package(const struct catalog *cat, const char *platform,
+					  const char *runtime_dirname, const char *benchmark);
+
+bool benchmark_has_language(const struct cat_benchmark *b, const char *language);
+bool benchmark_has_module(const struct cat_benchmark *b, const char *module);
+bool platform_has_deployment(const struct cat_platform *p, const char *deployment);
+
+/* systems.json[platform].languages[language], or NULL (borrowed). */
+const json_t *catalog_language_config(const struct catalog *cat, const char *platform,
+				      const char *language);
+
+/* Requirement lines / dependencies that step 5 adds for this package:
+ * deployment.packages followed by module_packages[m] for each module the
+ * benchmark lists (in the benchmark's module order).  Normalised:
+ *  - python: a JSON array of strings (requirement lines).  An object (quirk:
+ *    openwhisk storage {"minio": "^5.0.10"}) contributes its keys, as the
+ *    reference builder does when it iterates a dict.
+ *  - nodejs: a JSON object name -> version; an array contributes name -> "*".
+ * Missing or null entries contribute nothing.  Returns a new reference. */
+json_t *catalog_deployment_packages(const struct catalog *cat, const struct cat_package *pkg);
+
+/* deployment.files of platform/language as a borrowed array (may be empty, never NULL). */
+const json_t *catalog_deployment_files(const struct catalog *cat, const struct cat_package *pkg);
+
+/* true when "build" is in images of platform/language. */
+bool catalog_has_build_image(const struct catalog *cat, const struct cat_package *pkg);
+
+#endif

@@ -1,0 +1,22 @@
+/*
+ * ziptree.h - write a directory tree as a reproducible zip (libarchive).
+ *
+ * Reproducible means: the same tree content gives byte-identical output,
+ * whatever the files' timestamps, owners, inode order or umask.
+ *  - every entry (directories too, as "dir/") is written, sorted bytewise by
+ *    archive path; paths are relative to the tree root, no leading "./";
+ *  - mtime is fixed (1980-01-01T00:00:00Z), uid/gid 0, no user/group names;
+ *  - modes: directories 0755, regular files 0755 when any execute bit is set
+ *    on disk else 0644, symlinks 0777 (stored as links, target unchanged);
+ *  - deflate at a fixed level; no ACLs or xattrs are read.
+ * Other file types (fifos, sockets, devices) fail with -EINVAL.
+ */
+#ifndef SEBSFS_ZIPTREE_H
+#define SEBSFS_ZIPTREE_H
+
+/* Writes the zip of tree dir to out_fd (from its current offset).
+ * Returns 0 or -errno; *errmsg (may be NULL) gets a malloc'd one-line reason
+ * on failure (e.g. the libarchive message and the entry's path). */
+int ziptree_write(const char *dir, int out_fd, char **errmsg);
+
+#endif

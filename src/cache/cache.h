@@ -1,0 +1,98 @@
+/*
+ * cache.h - the package cache: one SQLite database plus package files.
+ *
+ * Layout of the cache directory DIR:
+ *   DIR/sebsfs.db            SQLite, WAL mode, schema versioned by PRAGMA user_version
+ *   DIR/packages/<sha256>.zip  published packages (content-addressed, read-only 0444)
+ *   DIR/tmp/                 files being written; emptied by cache_open()
+ *   DIR/logs/                build logs (one file per package key, see cache_log_path)
+ *   DIR/work/                builder work folders; emptied by cache_open()
+ *
+ * Publishing is crash-safe: the package is written under DIR/tmp, fsynced,
+ * renamed into DIR/packages, the directory fsynced, and only then the row
+ * commits.  A crash before the commit leaves an unreferenced file that
+ * cache_open() removes; it never leaves a partial file under packages/.
+ *
+ * Thread safety: every function may be called from any thread; calls are
+ * serialised internally on one connection (SQLite statements are short;
+ * no lock is held across anything but SQLite and file renames).
+ * Errors: 0 or -errno (SQLite failures map to -EIO and are logged once with
+ * the SQLite message).
+ */
+#ifndef SEBSFS_CACHE_H
+#define SEBSFS_CACHE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "sha256.h"
+
+struct cache;
+
+/* Identity of a package.  kind is "zip" now ("image" later). */
+struct cache_key {
+	const char *platform;
+	const char *language;
+	const char *version;
+	const char *arch;
+	const char *benchmark;
+	const char *kind;
+};
+
+/* One row.  Strings are malloc'd; release with cache_entry_clear(). */
+struct cache_entry {
+	/* last good package (has_package == false when none) */
+	bool has_package;
+	char *input_hash;     /* inputs the good package was built from */
+	char *path;           /* absolute path of the package file */
+	int64_t size;
+	char sha256[SHA256_HEX_LEN + 1];
+	int64_t built_at;     /* unix seconds */
+	double build_seconds;
+	char *manifest;       /* JSON text of the input manifest of the good package */
+	/* last build attempt */
+	bool last_failed;     /* the most recent build failed */
+	char *last_error;     /* one-line reason of the most recent failure, or NULL */
+	char *failed_input_hash; /* inputs of the failed attempt, or NULL */
+};
+
+/* Opens (creating if needed) the cache in dir, migrates the schema, removes
+ * leftovers (tmp/, work/, package files no row references).
+ * On failure returns NULL, *err = -errno, and logs the reason. */
+struct cache *cache_open(const char *dir, int *err);
+void cache_close(struct cache *c);   /* NULL is a no-op */
+
+const char *cache_dir(const struct cache *c);
+
+/* Fresh paths inside the cache, malloc'd: a unique temp file name under tmp/
+ * (not created) and a unique work folder under work/ (created, empty). */
+char *cache_tmp_path(struct cache *c, const char *suffix);
+int cache_make_workdir(struct cache *c, char **out);
+
+/* Path of the build log of a key, malloc'd ("DIR/logs/<platform>/<lang>-<ver>-<arch>/<benchmark>.<kind>.log").
+ * Its parent folders are created. */
+char *cache_log_path(struct cache *c, const struct cache_key *key);
+
+/* Reads the row of key.  -ENOENT when there is none. */
+int cache_get(struct cache *c, const struct cache_key *key, struct cache_entry *out);
+void cache_entry_clear(struct cache_entry *e);
+
+/* Publishes a finished package file tmp_path (written by the caller under tmp/,
+ * not yet fsynced): fsync, hash, rename to packages/<sha256>.<kind>, commit the
+ * row as the new good package, clear last_failed, and unlink the previous
+ * package file when no other row references it.  On success fills *out (may be
+ * NULL) with the new row.  On failure the previous row and file are untouched
+ * and tmp_path is removed. */
+int cache_publish(struct cache *c, const struct cache_key *key, const char *tmp_path,
+		  const char *input_hash, const char *manifest, double build_seconds,
+		  struct cache_entry *out);
+
+/* Records a failed build attempt; the good package (if any) is untouched. */
+int cache_record_failure(struct cache *c, const struct cache_key *key,
+			 const char *input_hash, const char *error);
+
+/* Forgets the row of key and unlinks its package file when no other row
+ * references it (open file descriptors keep reading it).  Missing row: 0. */
+int cache_evict(struct cache *c, const struct cache_key *key);
+
+#endif

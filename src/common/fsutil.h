@@ -1,0 +1,50 @@
+/*
+ * fsutil.h - small filesystem helpers shared by builder and cache.
+ *
+ * All functions return 0 or -errno and log nothing: the caller knows the
+ * context and logs once.  Paths returned as char * are malloc'd and owned by
+ * the caller.  File descriptors are opened O_CLOEXEC.
+ */
+#ifndef SEBSFS_FSUTIL_H
+#define SEBSFS_FSUTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* malloc'd "a/b" (exactly one '/' between them).  NULL only on ENOMEM. */
+char *path_join(const char *a, const char *b);
+/* malloc'd printf result; NULL only on ENOMEM. */
+char *str_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+bool path_exists(const char *path);
+bool path_is_dir(const char *path);
+bool path_is_file(const char *path);
+
+/* mkdir -p with the given mode for created components. */
+int mkdir_p(const char *path, mode_t mode);
+/* rm -rf; a missing path is success.  Never follows symlinks. */
+int rm_rf(const char *path);
+
+/* Copies a regular file (content and mode bits); dst is created or truncated. */
+int copy_file(const char *src, const char *dst);
+/* cp -r: copies a directory tree (regular files, dirs, symlinks as symlinks). */
+int copy_tree(const char *src, const char *dst);
+
+/* Reads a whole file into a NUL-terminated malloc'd buffer; *len_out may be NULL. */
+int read_file(const char *path, char **out, size_t *len_out);
+/* Writes data to path atomically: path.tmp, fsync, rename. */
+int write_file_atomic(const char *path, const void *data, size_t len);
+
+/* fsync a directory (after a rename into it). */
+int fsync_dir(const char *dir);
+
+/* A sorted list of the entry names in dir (no "." / "..").  *names is a
+ * malloc'd array of malloc'd strings; free with str_list_free. */
+int list_dir_sorted(const char *dir, char ***names, size_t *count);
+void str_list_free(char **list, size_t count);
+
+/* Creates a fresh unique directory "<parent>/<prefix>XXXXXX"; *out malloc'd. */
+int make_temp_dir(const char *parent, const char *prefix, char **out);
+
+#endif

@@ -1,1 +1,833 @@
-/* placeholder: being written */
+/*
+ * catalog.c - reads a SeBS tree (systems.json + benchmark config.json files)
+ * into the immutable snapshot described in catalog.h.
+ *
+ * The real systems.json is hand-edited and uneven (see SEBS.md "Quirks"), so
+ * every field is type-checked and anything unexpected below the top level is
+ * skipped with a warning rather than failing the whole load: a broken java
+ * entry must not take python packages down with it.
+ *
+ * Arrays are built completely before the package list is made, because
+ * packages hold pointers into them; nothing is reallocated afterwards.
+ * Every list is sorted with strcmp so lookups can use bsearch.
+ */
+#include "catalog.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fsutil.h"
+#include "log.h"
+
+/* Order matters only for readability of logs; runtimes are sorted anyway. */
+static const char *const served_languages[] = { "nodejs", "python" };
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/* Names become path components of the mount, so they must be harmless. */
+static bool valid_name(const char *s)
+{
+	if (!s || !*s || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+		return false;
+	for (const char *p = s; *p; p++) {
+		char c = *p;
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		      (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+		      c == '+' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+static bool is_served_language(const char *lang)
+{
+	for (size_t i = 0; i < sizeof(served_languages) / sizeof(served_languages[0]); i++)
+		if (strcmp(lang, served_languages[i]) == 0)
+			return true;
+	return false;
+}
+
+static char *dup_json_string(const json_t *obj, const char *key)
+{
+	const char *s = json_string_value(json_object_get(obj, key));
+
+	return s ? strdup(s) : NULL;
+}
+
+static bool str_in_list(char **list, size_t n, const char *s)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(list[i], s) == 0)
+			return true;
+	return false;
+}
+
+/* Appends a copy of s unless already present.  0 or -ENOMEM. */
+static int str_list_add_unique(char ***list, size_t *n, const char *s)
+{
+	char **nl;
+	char *copy;
+
+	if (str_in_list(*list, *n, s))
+		return 0;
+	copy = strdup(s);
+	if (!copy)
+		return -ENOMEM;
+	nl = realloc(*list, (*n + 1) * sizeof(*nl));
+	if (!nl) {
+		free(copy);
+		return -ENOMEM;
+	}
+	nl[(*n)++] = copy;
+	*list = nl;
+	return 0;
+}
+
+/*
+ * Parses a JSON file opened O_CLOEXEC.  On failure returns NULL and puts
+ * "<path>: <reason>" (with jansson's line/column for syntax errors) in msg.
+ */
+static json_t *load_json_file(const char *path, char *msg, size_t msglen)
+{
+	json_error_t jerr;
+	json_t *root;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		set_err(msg, msglen, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	root = json_loadfd(fd, 0, &jerr);
+	close(fd);
+	if (!root) {
+		if (jerr.line > 0)
+			set_err(msg, msglen, "%s: line %d column %d: %s", path,
+				jerr.line, jerr.column, jerr.text);
+		else
+			set_err(msg, msglen, "%s: %s", path, jerr.text);
+	}
+	return root;
+}
+
+static void runtime_clear(struct cat_runtime *rt)
+{
+	free(rt->language);
+	free(rt->version);
+	free(rt->arch);
+	free(rt->dirname);
+	free(rt->base_image);
+}
+
+static void platform_clear(struct cat_platform *p)
+{
+	free(p->name);
+	for (size_t i = 0; i < p->n_runtimes; i++)
+		runtime_clear(&p->runtimes[i]);
+	free(p->runtimes);
+	str_list_free(p->deployments, p->n_deployments);
+}
+
+static void benchmark_clear(struct cat_benchmark *b)
+{
+	free(b->name);
+	free(b->group);
+	free(b->path);
+	str_list_free(b->languages, b->n_languages);
+	str_list_free(b->modules, b->n_modules);
+}
+
+void catalog_free(struct catalog *cat)
+{
+	if (!cat)
+		return;
+	free(cat->root);
+	free(cat->default_arch);
+	free(cat->docker_repository);
+	free(cat->sebs_version);
+	free(cat->previous_major_version);
+	for (size_t i = 0; i < cat->n_platforms; i++)
+		platform_clear(&cat->platforms[i]);
+	free(cat->platforms);
+	for (size_t i = 0; i < cat->n_benchmarks; i++)
+		benchmark_clear(&cat->benchmarks[i]);
+	free(cat->benchmarks);
+	free(cat->packages);
+	json_decref(cat->systems);
+	json_decref(cat->empty_array);
+	free(cat);
+}
+
+/* ---- platforms and runtimes ------------------------------------------- */
+
+static int runtime_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct cat_runtime *)a)->dirname,
+		      ((const struct cat_runtime *)b)->dirname);
+}
+
+static int platform_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct cat_platform *)a)->name,
+		      ((const struct cat_platform *)b)->name);
+}
+
+/* Adds every version of base_images[arch] of one language.  0 or -ENOMEM. */
+static int add_runtimes(struct cat_platform *p, const char *sysfile, const char *lang,
+			const json_t *lcfg, const char *arch, const char *suffix)
+{
+	const json_t *images = json_object_get(json_object_get(lcfg, "base_images"), arch);
+	const char *version;
+	json_t *image;
+
+	if (!json_is_object(images))
+		return 0;
+	json_object_foreach((json_t *)images, version, image) {
+		struct cat_runtime rt = { 0 };
+		struct cat_runtime *nr;
+
+		if (!valid_name(version)) {
+			log_warn("%s: %s.languages.%s.base_images.%s: invalid version name \"%s\", skipped",
+				 sysfile, p->name, lang, arch, version);
+			continue;
+		}
+		if (!json_is_string(image)) {
+			log_warn("%s: %s.languages.%s.base_images.%s.%s: not a string, skipped",
+				 sysfile, p->name, lang, arch, version);
+			continue;
+		}
+		rt.language = strdup(lang);
+		rt.version = strdup(version);
+		rt.arch = strdup(arch);
+		rt.dirname = str_printf("%s-%s%s", lang, version, suffix);
+		rt.base_image = strdup(json_string_value(image));
+		nr = realloc(p->runtimes, (p->n_runtimes + 1) * sizeof(*nr));
+		if (!rt.language || !rt.version || !rt.arch || !rt.dirname ||
+		    !rt.base_image || !nr) {
+			runtime_clear(&rt);
+			if (nr)
+				p->runtimes = nr;
+			return -ENOMEM;
+		}
+		p->runtimes = nr;
+		p->runtimes[p->n_runtimes++] = rt;
+	}
+	return 0;
+}
+
+static bool json_array_has_string(const json_t *arr, const char *s)
+{
+	size_t i;
+	json_t *v;
+
+	json_array_foreach((json_t *)arr, i, v)
+		if (json_is_string(v) && strcmp(json_string_value(v), s) == 0)
+			return true;
+	return false;
+}
+
+/* Fills p from its systems.json entry.  0 or -ENOMEM. */
+static int load_platform(struct cat_platform *p, const char *sysfile, const json_t *cfg,
+			 const char *default_arch)
+{
+	const char *other_arch = strcmp(default_arch, "x64") == 0 ? "arm64" : "x64";
+	const json_t *langs = json_object_get(cfg, "languages");
+	const json_t *deps = json_object_get(cfg, "deployments");
+	bool other = json_array_has_string(json_object_get(cfg, "architecture"), other_arch);
+	char suffix[16];
+	size_t i;
+	json_t *v;
+	int rc;
+
+	snprintf(suffix, sizeof(suffix), "-%s", other_arch);
+	if (langs && !json_is_object(langs))
+		log_warn("%s: %s.languages is not an object, platform has no runtimes",
+			 sysfile, p->name);
+	for (i = 0; i < sizeof(served_languages) / sizeof(served_languages[0]); i++) {
+		const char *lang = served_languages[i];
+		const json_t *lcfg = json_object_get(langs, lang);
+
+		if (!lcfg)
+			continue;
+		if (!json_is_object(lcfg)) {
+			log_warn("%s: %s.languages.%s is not an object, skipped",
+				 sysfile, p->name, lang);
+			continue;
+		}
+		rc = add_runtimes(p, sysfile, lang, lcfg, default_arch, "");
+		if (rc == 0 && other)
+			rc = add_runtimes(p, sysfile, lang, lcfg, other_arch, suffix);
+		if (rc < 0)
+			return rc;
+	}
+	if (p->n_runtimes > 1)
+		qsort(p->runtimes, p->n_runtimes, sizeof(*p->runtimes), runtime_cmp);
+
+	json_array_foreach((json_t *)deps, i, v) {
+		if (!json_is_string(v))
+			continue;
+		if (str_list_add_unique(&p->deployments, &p->n_deployments,
+					json_string_value(v)) < 0)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+static int load_platforms(struct catalog *cat, const char *sysfile)
+{
+	size_t n = json_object_size(cat->systems);
+	const char *key;
+	json_t *val;
+
+	cat->platforms = calloc(n ? n : 1, sizeof(*cat->platforms));
+	if (!cat->platforms)
+		return -ENOMEM;
+	json_object_foreach(cat->systems, key, val) {
+		struct cat_platform *p;
+
+		if (strcmp(key, "general") == 0)
+			continue;
+		if (!valid_name(key)) {
+			log_warn("%s: invalid platform name \"%s\", skipped", sysfile, key);
+			continue;
+		}
+		if (!json_is_object(val)) {
+			log_warn("%s: platform \"%s\" is not an object, skipped", sysfile, key);
+			continue;
+		}
+		p = &cat->platforms[cat->n_platforms++];
+		p->config = val;
+		p->name = strdup(key);
+		if (!p->name || load_platform(p, sysfile, val, cat->default_arch) < 0)
+			return -ENOMEM;
+	}
+	if (cat->n_platforms > 1)
+		qsort(cat->platforms, cat->n_platforms, sizeof(*cat->platforms), platform_cmp);
+	return 0;
+}
+
+/* ---- benchmarks ------------------------------------------------------- */
+
+static int benchmark_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct cat_benchmark *)a)->name,
+		      ((const struct cat_benchmark *)b)->name);
+}
+
+/* One entry of config.json "languages": the served language it names, or NULL. */
+static const char *language_of_entry(const char *cfgpath, size_t idx, const json_t *entry)
+{
+	const char *lang;
+	const json_t *variants;
+
+	if (json_is_string(entry))
+		return json_string_value(entry);
+	if (!json_is_object(entry)) {
+		log_warn("%s: languages[%zu] is neither a string nor an object, ignored",
+			 cfgpath, idx);
+		return NULL;
+	}
+	lang = json_string_value(json_object_get(entry, "language"));
+	if (!lang) {
+		log_warn("%s: languages[%zu] has no \"language\" string, ignored", cfgpath, idx);
+		return NULL;
+	}
+	variants = json_object_get(entry, "variants");
+	if (json_is_array(variants) && !json_array_has_string(variants, "default")) {
+		log_warn("%s: languages[%zu] (%s) has no \"default\" variant, ignored",
+			 cfgpath, idx, lang);
+		return NULL;
+	}
+	return lang;
+}
+
+/*
+ * Reads one benchmark folder into b.  Returns 0 when loaded, 1 when skipped
+ * (already warned), -ENOMEM.
+ */
+static int load_benchmark(struct cat_benchmark *b, const char *group, const char *name,
+			  const char *dir)
+{
+	char msg[512];
+	char *cfgpath;
+	json_t *cfg = NULL;
+	const json_t *arr;
+	size_t i;
+	json_t *v;
+	int rc = -ENOMEM;
+
+	cfgpath = path_join(dir, "config.json");
+	if (!cfgpath)
+		return -ENOMEM;
+	if (!valid_name(name)) {
+		log_warn("%s: invalid benchmark name \"%s\", skipped", dir, name);
+		rc = 1;
+		goto out;
+	}
+	cfg = load_json_file(cfgpath, msg, sizeof(msg));
+	if (!cfg) {
+		log_warn("%s, benchmark skipped", msg);
+		rc = 1;
+		goto out;
+	}
+	if (!json_is_object(cfg)) {
+		log_warn("%s: top level is not an object, benchmark skipped", cfgpath);
+		rc = 1;
+		goto out;
+	}
+
+	b->name = strdup(name);
+	b->group = strdup(group);
+	b->path = strdup(dir);
+	if (!b->name || !b->group || !b->path)
+		goto out;
+
+	arr = json_object_get(cfg, "languages");
+	if (!json_is_array(arr))
+		log_warn("%s: \"languages\" is not an array, benchmark has no packages", cfgpath);
+	json_array_foreach((json_t *)arr, i, v) {
+		const char *lang = language_of_entry(cfgpath, i, v);
+
+		if (lang && is_served_language(lang) &&
+		    str_list_add_unique(&b->languages, &b->n_languages, lang) < 0)
+			goto out;
+	}
+
+	arr = json_object_get(cfg, "modules");
+	if (arr && !json_is_array(arr))
+		log_warn("%s: \"modules\" is not an array, ignored", cfgpath);
+	json_array_foreach((json_t *)arr, i, v) {
+		if (!json_is_string(v)) {
+			log_warn("%s: modules[%zu] is not a string, ignored", cfgpath, i);
+			continue;
+		}
+		if (str_list_add_unique(&b->modules, &b->n_modules, json_string_value(v)) < 0)
+			goto out;
+	}
+	rc = 0;
+out:
+	json_decref(cfg);
+	free(cfgpath);
+	return rc;
+}
+
+/* Scans benchmarks/<group>/<benchmark>/.  0, or -errno with err set. */
+static int load_benchmarks(struct catalog *cat, char *err, size_t errlen)
+{
+	char *bdir = path_join(cat->root, "benchmarks");
+	char **groups = NULL;
+	size_t n_groups = 0;
+	size_t cap = 0;
+	int rc;
+
+	if (!bdir)
+		return -ENOMEM;
+	if (!path_is_dir(bdir)) {
+		/* A tree without benchmarks is odd but still has a valid catalog. */
+		log_warn("%s: not a directory, no benchmarks", bdir);
+		free(bdir);
+		return 0;
+	}
+	rc = list_dir_sorted(bdir, &groups, &n_groups);
+	if (rc < 0) {
+		set_err(err, errlen, "%s: %s", bdir, strerror(-rc));
+		free(bdir);
+		return rc;
+	}
+
+	for (size_t g = 0; g < n_groups && rc == 0; g++) {
+		char *gdir;
+		char **names = NULL;
+		size_t n_names = 0;
+
+		/* wrappers holds platform shims, not benchmarks. */
+		if (strcmp(groups[g], "wrappers") == 0)
+			continue;
+		gdir = path_join(bdir, groups[g]);
+		if (!gdir) {
+			rc = -ENOMEM;
+			break;
+		}
+		if (!path_is_dir(gdir)) {
+			free(gdir);
+			continue;
+		}
+		rc = list_dir_sorted(gdir, &names, &n_names);
+		if (rc < 0) {
+			log_warn("%s: %s, group skipped", gdir, strerror(-rc));
+			free(gdir);
+			rc = 0;
+			continue;
+		}
+		for (size_t i = 0; i < n_names && rc == 0; i++) {
+			char *dir = path_join(gdir, names[i]);
+			const struct cat_benchmark *dup;
+			struct cat_benchmark key = { .name = names[i] };
+			int lr;
+
+			if (!dir) {
+				rc = -ENOMEM;
+				break;
+			}
+			if (!path_is_dir(dir)) {
+				free(dir);
+				continue;
+			}
+			/* Benchmarks are unsorted until the end: a linear scan finds
+			 * duplicates across groups. */
+			dup = NULL;
+			for (size_t k = 0; k < cat->n_benchmarks; k++)
+				if (benchmark_cmp(&key, &cat->benchmarks[k]) == 0)
+					dup = &cat->benchmarks[k];
+			if (dup) {
+				log_warn("%s: benchmark name already used by %s, skipped",
+					 dir, dup->path);
+				free(dir);
+				continue;
+			}
+			if (cat->n_benchmarks == cap) {
+				size_t ncap = cap ? cap * 2 : 32;
+				struct cat_benchmark *nb =
+					realloc(cat->benchmarks, ncap * sizeof(*nb));
+				if (!nb) {
+					free(dir);
+					rc = -ENOMEM;
+					break;
+				}
+				cat->benchmarks = nb;
+				cap = ncap;
+			}
+			memset(&cat->benchmarks[cat->n_benchmarks], 0, sizeof(*cat->benchmarks));
+			lr = load_benchmark(&cat->benchmarks[cat->n_benchmarks], groups[g],
+					    names[i], dir);
+			if (lr == 0)
+				cat->n_benchmarks++;
+			else
+				benchmark_clear(&cat->benchmarks[cat->n_benchmarks]);
+			if (lr < 0)
+				rc = lr;
+			free(dir);
+		}
+		str_list_free(names, n_names);
+		free(gdir);
+	}
+	str_list_free(groups, n_groups);
+	free(bdir);
+	if (rc < 0) {
+		set_err(err, errlen, "%s: %s", cat->root, strerror(-rc));
+		return rc;
+	}
+	if (cat->n_benchmarks > 1)
+		qsort(cat->benchmarks, cat->n_benchmarks, sizeof(*cat->benchmarks),
+		      benchmark_cmp);
+	return 0;
+}
+
+/* ---- packages --------------------------------------------------------- */
+
+static int build_packages(struct catalog *cat)
+{
+	size_t n = 0;
+
+	for (size_t p = 0; p < cat->n_platforms; p++)
+		for (size_t r = 0; r < cat->platforms[p].n_runtimes; r++)
+			for (size_t b = 0; b < cat->n_benchmarks; b++)
+				if (benchmark_has_language(&cat->benchmarks[b],
+							   cat->platforms[p].runtimes[r].language))
+					n++;
+	cat->packages = calloc(n ? n : 1, sizeof(*cat->packages));
+	if (!cat->packages)
+		return -ENOMEM;
+	/* Same loop nesting as the lookup order, so the array is sorted by
+	 * (platform, runtime, benchmark) names and catalog_package can bsearch. */
+	for (size_t p = 0; p < cat->n_platforms; p++) {
+		const struct cat_platform *pl = &cat->platforms[p];
+
+		for (size_t r = 0; r < pl->n_runtimes; r++)
+			for (size_t b = 0; b < cat->n_benchmarks; b++) {
+				struct cat_package *pk;
+
+				if (!benchmark_has_language(&cat->benchmarks[b],
+							    pl->runtimes[r].language))
+					continue;
+				pk = &cat->packages[cat->n_packages];
+				pk->id = cat->n_packages++;
+				pk->platform = pl;
+				pk->runtime = &pl->runtimes[r];
+				pk->benchmark = &cat->benchmarks[b];
+			}
+	}
+	return 0;
+}
+
+/* ---- load ------------------------------------------------------------- */
+
+struct catalog *catalog_load(const char *root, const char *default_arch,
+			     char *err, size_t errlen)
+{
+	struct catalog *cat = NULL;
+	char *sysfile = NULL;
+	char rootbuf[PATH_MAX];
+	const json_t *general;
+	struct stat st;
+
+	if (!root || !default_arch) {
+		set_err(err, errlen, "catalog: no SEBS_ROOT or architecture given");
+		return NULL;
+	}
+	if (strcmp(default_arch, "x64") != 0 && strcmp(default_arch, "arm64") != 0) {
+		set_err(err, errlen, "invalid architecture \"%s\" (expected x64 or arm64)",
+			default_arch);
+		return NULL;
+	}
+	if (stat(root, &st) < 0) {
+		set_err(err, errlen, "%s: %s", root, strerror(errno));
+		return NULL;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		set_err(err, errlen, "%s: not a directory", root);
+		return NULL;
+	}
+	if (access(root, R_OK | X_OK) < 0 || !realpath(root, rootbuf)) {
+		set_err(err, errlen, "%s: %s", root, strerror(errno));
+		return NULL;
+	}
+
+	cat = calloc(1, sizeof(*cat));
+	if (!cat)
+		goto out_nomem;
+	cat->root = strdup(rootbuf);
+	cat->default_arch = strdup(default_arch);
+	cat->empty_array = json_array();
+	sysfile = str_printf("%s/configs/systems.json", rootbuf);
+	if (!cat->root || !cat->default_arch || !cat->empty_array || !sysfile)
+		goto out_nomem;
+
+	cat->systems = load_json_file(sysfile, err, errlen);
+	if (!cat->systems)
+		goto out_fail;
+	if (!json_is_object(cat->systems)) {
+		set_err(err, errlen, "%s: top level is not an object", sysfile);
+		goto out_fail;
+	}
+
+	general = json_object_get(cat->systems, "general");
+	if (general && !json_is_object(general))
+		log_warn("%s: \"general\" is not an object, ignored", sysfile);
+	cat->docker_repository = dup_json_string(general, "docker_repository");
+	cat->sebs_version = dup_json_string(general, "SeBS_version");
+	cat->previous_major_version = dup_json_string(general, "previous_major_version");
+
+	if (load_platforms(cat, sysfile) < 0)
+		goto out_nomem;
+	if (load_benchmarks(cat, err, errlen) < 0)
+		goto out_fail;
+	if (build_packages(cat) < 0)
+		goto out_nomem;
+	free(sysfile);
+	return cat;
+
+out_nomem:
+	set_err(err, errlen, "%s: %s", root, strerror(ENOMEM));
+out_fail:
+	free(sysfile);
+	catalog_free(cat);
+	return NULL;
+}
+
+/* ---- lookups ---------------------------------------------------------- */
+
+const struct cat_platform *catalog_platform(const struct catalog *cat, const char *name)
+{
+	struct cat_platform key = { .name = (char *)name };
+
+	if (!cat || !name || cat->n_platforms == 0)
+		return NULL;
+	return bsearch(&key, cat->platforms, cat->n_platforms, sizeof(key), platform_cmp);
+}
+
+const struct cat_runtime *catalog_runtime(const struct cat_platform *p, const char *dirname)
+{
+	struct cat_runtime key = { .dirname = (char *)dirname };
+
+	if (!p || !dirname || p->n_runtimes == 0)
+		return NULL;
+	return bsearch(&key, p->runtimes, p->n_runtimes, sizeof(key), runtime_cmp);
+}
+
+const struct cat_benchmark *catalog_benchmark(const struct catalog *cat, const char *name)
+{
+	struct cat_benchmark key = { .name = (char *)name };
+
+	if (!cat || !name || cat->n_benchmarks == 0)
+		return NULL;
+	return bsearch(&key, cat->benchmarks, cat->n_benchmarks, sizeof(key), benchmark_cmp);
+}
+
+static int package_cmp(const void *a, const void *b)
+{
+	const struct cat_package *x = a, *y = b;
+	int c = strcmp(x->platform->name, y->platform->name);
+
+	if (c == 0)
+		c = strcmp(x->runtime->dirname, y->runtime->dirname);
+	if (c == 0)
+		c = strcmp(x->benchmark->name, y->benchmark->name);
+	return c;
+}
+
+const struct cat_package *catalog_package(const struct catalog *cat, const char *platform,
+					  const char *runtime_dirname, const char *benchmark)
+{
+	struct cat_platform kp = { .name = (char *)platform };
+	struct cat_runtime kr = { .dirname = (char *)runtime_dirname };
+	struct cat_benchmark kb = { .name = (char *)benchmark };
+	struct cat_package key = { .platform = &kp, .runtime = &kr, .benchmark = &kb };
+
+	if (!cat || !platform || !runtime_dirname || !benchmark || cat->n_packages == 0)
+		return NULL;
+	return bsearch(&key, cat->packages, cat->n_packages, sizeof(key), package_cmp);
+}
+
+bool benchmark_has_language(const struct cat_benchmark *b, const char *language)
+{
+	return b && language && str_in_list(b->languages, b->n_languages, language);
+}
+
+bool benchmark_has_module(const struct cat_benchmark *b, const char *module)
+{
+	return b && module && str_in_list(b->modules, b->n_modules, module);
+}
+
+bool platform_has_deployment(const struct cat_platform *p, const char *deployment)
+{
+	return p && deployment && str_in_list(p->deployments, p->n_deployments, deployment);
+}
+
+const json_t *catalog_language_config(const struct catalog *cat, const char *platform,
+				      const char *language)
+{
+	const json_t *l;
+
+	if (!cat || !platform || !language)
+		return NULL;
+	l = json_object_get(json_object_get(json_object_get(cat->systems, platform),
+					    "languages"), language);
+	return json_is_object(l) ? l : NULL;
+}
+
+static const json_t *deployment_of(const struct catalog *cat, const struct cat_package *pkg)
+{
+	if (!cat || !pkg)
+		return NULL;
+	return json_object_get(catalog_language_config(cat, pkg->platform->name,
+						       pkg->runtime->language),
+			       "deployment");
+}
+
+/* python: requirement lines.  Strings in an array, keys of an object. */
+static int append_python(json_t *out, const json_t *src)
+{
+	const char *key;
+	json_t *v;
+	size_t i;
+
+	if (json_is_array(src)) {
+		json_array_foreach((json_t *)src, i, v)
+			if (json_is_string(v) && json_array_append(out, v) < 0)
+				return -ENOMEM;
+	} else if (json_is_object(src)) {
+		json_object_foreach((json_t *)src, key, v)
+			if (json_array_append_new(out, json_string(key)) < 0)
+				return -ENOMEM;
+	} else if (json_is_string(src)) {
+		if (json_array_append(out, (json_t *)src) < 0)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+/* nodejs: name -> version.  Later entries win, as in a dict update. */
+static int append_nodejs(json_t *out, const json_t *src)
+{
+	const char *key;
+	json_t *v;
+	size_t i;
+
+	if (json_is_object(src)) {
+		json_object_foreach((json_t *)src, key, v)
+			if (json_is_string(v) && json_object_set(out, key, v) < 0)
+				return -ENOMEM;
+	} else if (json_is_array(src)) {
+		json_array_foreach((json_t *)src, i, v)
+			if (json_is_string(v) &&
+			    json_object_set_new(out, json_string_value(v), json_string("*")) < 0)
+				return -ENOMEM;
+	}
+	return 0;
+}
+
+json_t *catalog_deployment_packages(const struct catalog *cat, const struct cat_package *pkg)
+{
+	const json_t *dep = deployment_of(cat, pkg);
+	const json_t *mods;
+	bool nodejs;
+	json_t *out;
+	int (*append)(json_t *, const json_t *);
+
+	if (!pkg)
+		return NULL;
+	nodejs = strcmp(pkg->runtime->language, "nodejs") == 0;
+	out = nodejs ? json_object() : json_array();
+	if (!out)
+		return NULL;
+	append = nodejs ? append_nodejs : append_python;
+	if (append(out, json_object_get(dep, "packages")) < 0)
+		goto fail;
+	mods = json_object_get(dep, "module_packages");
+	for (size_t i = 0; i < pkg->benchmark->n_modules; i++)
+		if (append(out, json_object_get(mods, pkg->benchmark->modules[i])) < 0)
+			goto fail;
+	return out;
+fail:
+	json_decref(out);
+	return NULL;
+}
+
+const json_t *catalog_deployment_files(const struct catalog *cat, const struct cat_package *pkg)
+{
+	const json_t *files = json_object_get(deployment_of(cat, pkg), "files");
+
+	if (json_is_array(files))
+		return files;
+	return cat ? cat->empty_array : NULL;
+}
+
+bool catalog_has_build_image(const struct catalog *cat, const struct cat_package *pkg)
+{
+	const json_t *l;
+
+	if (!cat || !pkg)
+		return false;
+	l = catalog_language_config(cat, pkg->platform->name, pkg->runtime->language);
+	return json_array_has_string(json_object_get(l, "images"), "build");
+}

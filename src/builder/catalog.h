@@ -13,13 +13,21 @@
  *    (folder "<language>-<version>"), plus every version in base_images of the
  *    other architecture when the platform's "architecture" list names it
  *    (folder "<language>-<version>-arm64", or "-x64" when default_arch is arm64).
+ *    A platform without default_arch in base_images has no unsuffixed
+ *    runtimes; e.g. with default_arch "arm64", azure (architecture ["x64"])
+ *    offers only "python-3.9-x64" and the like.
  *  - Packages: for each runtime, every benchmark whose config.json lists that
- *    language (string or {"language": ...} object form).
+ *    language (string or {"language": ...} object form; an object whose
+ *    "variants" array lacks "default" is ignored: only the default variant is
+ *    built).  Language entries of any other type are ignored with a warning.
  *  - Names used as path components (platform, version, benchmark) must match
  *    [A-Za-z0-9._+-]+ and not be "." or ".."; anything else is skipped with a
  *    warning naming the file.  A benchmark folder whose config.json is missing
  *    or malformed is skipped with a warning; a missing or malformed
- *    systems.json is an error.
+ *    systems.json, or one whose top level is not an object, is an error
+ *    (nothing could be served).  A platform whose value is not an object, or
+ *    a served language whose config is not an object, is skipped with a
+ *    warning: one broken entry should not hide the rest of the suite.
  * The catalog is read-only after load and may be shared by threads.
  * Strings are owned by the catalog.  Lists are sorted by name.
  */
@@ -78,6 +86,8 @@ struct catalog {
 	size_t n_benchmarks;
 	struct cat_package *packages;  /* ordered by platform, runtime, benchmark */
 	size_t n_packages;
+	json_t *empty_array;           /* owned: returned by catalog_deployment_files
+					* when deployment.files is missing */
 };
 
 /* Loads SEBS_ROOT.  default_arch is "x64" or "arm64".  On failure returns NULL

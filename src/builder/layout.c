@@ -1,1 +1,298 @@
-/* placeholder: being written */
+/*
+ * layout.c - lay a prepared work folder out for a platform (see layout.h and
+ * SEBS.md section 5), in place, before ziptree_write zips it.
+ *
+ * Everything is a rename inside the work folder, so a layout is cheap even
+ * for a 100 MB node_modules.  Renames use RENAME_NOREPLACE: a clash would mean
+ * the work folder is not what the pipeline prepared, and silently replacing a
+ * file would ship the wrong code.  The azure JSON files are built with
+ * jansson with sorted keys, so their bytes (and the zip's) are reproducible.
+ */
+#include "layout.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fsutil.h"
+
+struct lang_files {
+	const char *handler;   /* platform shim, "handler.py" */
+	const char *deps;      /* dependency list, "requirements.txt" */
+	const char *pkgdir;    /* installed dependencies, ".python_packages" */
+	const char *gcp_main;  /* name gcp expects for the handler */
+	const char *ow_main;   /* the only file of an openwhisk code package */
+};
+
+static const struct lang_files python_files = {
+	"handler.py", "requirements.txt", ".python_packages", "main.py", "__main__.py",
+};
+static const struct lang_files nodejs_files = {
+	"handler.js", "package.json", "node_modules", "index.js", "index.js",
+};
+
+static const char *const platforms[] = { "aws", "local", "gcp", "azure", "openwhisk" };
+
+static void set_err(char **errmsg, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void set_err(char **errmsg, const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+
+	if (!errmsg || *errmsg)
+		return;
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		s = NULL;
+	va_end(ap);
+	*errmsg = s;
+}
+
+bool layout_supported(const char *platform)
+{
+	if (!platform)
+		return false;
+	for (size_t i = 0; i < sizeof(platforms) / sizeof(platforms[0]); i++)
+		if (!strcmp(platform, platforms[i]))
+			return true;
+	return false;
+}
+
+static bool in_set(const char *name, const char *const *keep)
+{
+	for (; *keep; keep++)
+		if (!strcmp(name, *keep))
+			return true;
+	return false;
+}
+
+/* Moves every top-level entry of workdir not in keep (NULL-terminated) into
+ * workdir/target, which is created.  An existing entry named target is moved
+ * in as well, through a temporary name. */
+static int move_into(int wfd, const char *workdir, const char *target,
+		     const char *const *keep, char **errmsg)
+{
+	char **names = NULL;
+	size_t n = 0;
+	char *tmp = NULL;
+	int rc;
+
+	rc = list_dir_sorted(workdir, &names, &n);
+	if (rc) {
+		set_err(errmsg, "list %s: %s", workdir, strerror(-rc));
+		return rc;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(names[i], target))
+			continue;
+		/* A dot name is never one of the benchmark's (they are all
+		 * listed already), and the pid keeps it unique per process. */
+		tmp = str_printf(".sebsfs-layout-%ld-%s", (long)getpid(), target);
+		if (!tmp) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		if (renameat2(wfd, target, wfd, tmp, RENAME_NOREPLACE) < 0) {
+			rc = -errno;
+			set_err(errmsg, "rename %s: %s", target, strerror(-rc));
+			goto out;
+		}
+		break;
+	}
+	if (mkdirat(wfd, target, 0755) < 0) {
+		rc = -errno;
+		set_err(errmsg, "mkdir %s: %s", target, strerror(-rc));
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const char *src = names[i];
+		char *dst;
+
+		if (in_set(src, keep))
+			continue;
+		if (tmp && !strcmp(src, target))
+			src = tmp;
+		dst = path_join(target, names[i]);
+		if (!dst) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		if (renameat2(wfd, src, wfd, dst, RENAME_NOREPLACE) < 0) {
+			rc = -errno;
+			set_err(errmsg, "move %s to %s: %s", names[i], dst, strerror(-rc));
+			free(dst);
+			goto out;
+		}
+		free(dst);
+	}
+out:
+	free(tmp);
+	str_list_free(names, n);
+	return rc;
+}
+
+/* Writes j (stolen) as relpath under wfd: 2-space indent, sorted keys, final
+ * newline, mode 0644. */
+static int write_json(int wfd, const char *relpath, json_t *j, char **errmsg)
+{
+	int fd, rc = 0;
+
+	if (!j) {
+		set_err(errmsg, "%s: cannot build JSON", relpath);
+		return -ENOMEM;
+	}
+	fd = openat(wfd, relpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+		    0644);
+	if (fd < 0) {
+		rc = -errno;
+		set_err(errmsg, "create %s: %s", relpath, strerror(-rc));
+		goto out;
+	}
+	errno = 0;
+	if (json_dumpfd(j, fd, JSON_INDENT(2) | JSON_SORT_KEYS) < 0 ||
+	    write(fd, "\n", 1) != 1) {
+		rc = errno ? -errno : -EIO;
+		set_err(errmsg, "write %s: %s", relpath, strerror(-rc));
+	}
+	if (close(fd) < 0 && !rc) {
+		rc = -errno;
+		set_err(errmsg, "write %s: %s", relpath, strerror(-rc));
+	}
+out:
+	json_decref(j);
+	return rc;
+}
+
+static int azure_files(int wfd, const struct lang_files *lf, char **errmsg)
+{
+	json_t *fn, *host;
+	int rc;
+
+	fn = json_pack("{s:s, s:[{s:s, s:s, s:s, s:s, s:[s, s]}, {s:s, s:s, s:s}]}",
+		       "scriptFile", lf->handler,
+		       "bindings",
+		       "authLevel", "anonymous", "type", "httpTrigger",
+		       "direction", "in", "name", "req", "methods", "get", "post",
+		       "type", "http", "direction", "out", "name", "$return");
+	rc = write_json(wfd, "handler/function.json", fn, errmsg);
+	if (rc)
+		return rc;
+	host = json_pack("{s:s, s:{s:s, s:s}}",
+			 "version", "2.0",
+			 "extensionBundle",
+			 "id", "Microsoft.Azure.Functions.ExtensionBundle",
+			 "version", "[4.0.0, 5.0.0)");
+	return write_json(wfd, "host.json", host, errmsg);
+}
+
+/* Removes every top-level entry but keep_name. */
+static int keep_only(const char *workdir, const char *keep_name, char **errmsg)
+{
+	char **names = NULL;
+	size_t n = 0;
+	int rc;
+
+	rc = list_dir_sorted(workdir, &names, &n);
+	if (rc) {
+		set_err(errmsg, "list %s: %s", workdir, strerror(-rc));
+		return rc;
+	}
+	for (size_t i = 0; i < n && !rc; i++) {
+		char *p;
+
+		if (!strcmp(names[i], keep_name))
+			continue;
+		p = path_join(workdir, names[i]);
+		if (!p) {
+			rc = -ENOMEM;
+			break;
+		}
+		rc = rm_rf(p);
+		if (rc)
+			set_err(errmsg, "remove %s: %s", p, strerror(-rc));
+		free(p);
+	}
+	str_list_free(names, n);
+	return rc;
+}
+
+int layout_apply(const char *platform, const char *language, const char *workdir,
+		 char **errmsg)
+{
+	const struct lang_files *lf;
+	struct stat st;
+	int wfd = -1, rc = 0;
+
+	if (errmsg)
+		*errmsg = NULL;
+	if (!layout_supported(platform)) {
+		set_err(errmsg, "no package layout for platform '%s'",
+			platform ? platform : "(null)");
+		return -ENOTSUP;
+	}
+	if (language && !strcmp(language, "python")) {
+		lf = &python_files;
+	} else if (language && !strcmp(language, "nodejs")) {
+		lf = &nodejs_files;
+	} else {
+		set_err(errmsg, "no package layout for language '%s'",
+			language ? language : "(null)");
+		return -ENOTSUP;
+	}
+
+	wfd = open(workdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (wfd < 0) {
+		rc = -errno;
+		set_err(errmsg, "open work folder %s: %s", workdir, strerror(-rc));
+		return rc;
+	}
+
+	if (!strcmp(platform, "aws") || !strcmp(platform, "local")) {
+		const char *keep[] = { lf->handler, lf->deps, lf->pkgdir, NULL };
+
+		rc = move_into(wfd, workdir, "function", keep, errmsg);
+	} else if (!strcmp(platform, "gcp")) {
+		const char *keep[] = { lf->handler, lf->pkgdir, NULL };
+
+		rc = move_into(wfd, workdir, "function", keep, errmsg);
+		/* A missing handler is the pipeline's concern, not ours. */
+		if (!rc && fstatat(wfd, lf->handler, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    renameat2(wfd, lf->handler, wfd, lf->gcp_main, RENAME_NOREPLACE) < 0) {
+			rc = -errno;
+			set_err(errmsg, "rename %s to %s: %s", lf->handler,
+				lf->gcp_main, strerror(-rc));
+		}
+	} else if (!strcmp(platform, "azure")) {
+		const char *keep[] = { lf->deps, lf->pkgdir, NULL };
+
+		rc = move_into(wfd, workdir, "handler", keep, errmsg);
+		if (!rc)
+			rc = azure_files(wfd, lf, errmsg);
+	} else {
+		rc = keep_only(workdir, lf->ow_main, errmsg);
+	}
+	if (rc)
+		goto out;
+
+	/* npm's bookkeeping lists absolute install details and differs run to
+	 * run; it must not ship (SEBS.md section 8). */
+	if (unlinkat(wfd, "node_modules/.package-lock.json", 0) < 0 &&
+	    errno != ENOENT && errno != ENOTDIR) {
+		rc = -errno;
+		set_err(errmsg, "remove node_modules/.package-lock.json: %s",
+			strerror(-rc));
+	}
+out:
+	if (rc == -ENOMEM)
+		set_err(errmsg, "out of memory");
+	close(wfd);
+	return rc;
+}

@@ -1,1 +1,412 @@
-/* placeholder: being written */
+/*
+ * pipeline.c - steps 2-7 of one code-package build (see pipeline.h).
+ *
+ * Every step either succeeds or returns -errno with a one-line reason that
+ * names the file or program at fault; the caller (builder.c) records it.
+ * Programs run from argv arrays through spawn.h, never through a shell.
+ */
+#include "pipeline.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fsutil.h"
+#include "layout.h"
+#include "spawn.h"
+#include "ziptree.h"
+
+const char *installer_name(enum installer_kind kind)
+{
+	return kind == INSTALLER_HOST ? "host" : "none";
+}
+
+void build_log(int fd, const char *fmt, ...)
+{
+	char buf[4096];
+	int off = snprintf(buf, sizeof(buf), "[sebsfs] ");
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(buf + off, sizeof(buf) - off - 1, fmt, ap);
+	va_end(ap);
+	size_t len = off + (n < 0 ? 0 : (size_t)n >= sizeof(buf) - off - 1 ? sizeof(buf) - off - 2 : (size_t)n);
+	buf[len++] = '\n';
+	if (fd >= 0) {
+		ssize_t w = write(fd, buf, len); /* O_APPEND: one write keeps lines whole */
+		(void)w;
+	}
+}
+
+/* Records the reason for a failure once and returns rc. */
+static int fail(const struct pipeline_request *req, char **errmsg, int rc, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static int fail(const struct pipeline_request *req, char **errmsg, int rc, const char *fmt, ...)
+{
+	char buf[2048];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (errmsg && !*errmsg)
+		*errmsg = strdup(buf);
+	build_log(req->log_fd, "error: %s", buf);
+	return rc < 0 ? rc : -EIO;
+}
+
+static bool has_suffix(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+	return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+static bool is_code_file(const char *language, const char *name)
+{
+	if (strcmp(language, "python") == 0)
+		return has_suffix(name, ".py") || strncmp(name, "requirements.txt", 16) == 0;
+	return has_suffix(name, ".js") || strcmp(name, "package.json") == 0;
+}
+
+static char *language_dir(const struct pipeline_request *req)
+{
+	return path_join(req->pkg->benchmark->path, req->pkg->runtime->language);
+}
+
+/* Step 2. */
+static int copy_code(const struct pipeline_request *req, char **errmsg)
+{
+	const struct cat_runtime *rt = req->pkg->runtime;
+	char *langdir = language_dir(req);
+	char **names = NULL;
+	size_t count = 0;
+	int rc = langdir ? list_dir_sorted(langdir, &names, &count) : -ENOMEM;
+	if (rc < 0)
+		rc = fail(req, errmsg, rc, "cannot list %s: %s", langdir, strerror(-rc));
+	for (size_t i = 0; rc == 0 && i < count; i++) {
+		char *src = path_join(langdir, names[i]);
+		char *dst = path_join(req->workdir, names[i]);
+		if (!src || !dst)
+			rc = -ENOMEM;
+		else if (is_code_file(rt->language, names[i]) && path_is_file(src) &&
+			 (rc = copy_file(src, dst)) < 0)
+			rc = fail(req, errmsg, rc, "cannot copy %s: %s", src, strerror(-rc));
+		free(src);
+		free(dst);
+	}
+	if (rc == 0 && strcmp(rt->language, "nodejs") == 0) {
+		char *name = str_printf("package.json.%s", rt->version);
+		char *src = name ? path_join(langdir, name) : NULL;
+		char *dst = path_join(req->workdir, "package.json");
+		if (!src || !dst) {
+			rc = -ENOMEM;
+		} else if (path_is_file(src)) {
+			build_log(req->log_fd, "%s replaces package.json", name);
+			if ((rc = copy_file(src, dst)) < 0)
+				rc = fail(req, errmsg, rc, "cannot copy %s: %s", src, strerror(-rc));
+		}
+		free(name);
+		free(src);
+		free(dst);
+	}
+	str_list_free(names, count);
+	free(langdir);
+	return rc;
+}
+
+static int run_program(const struct pipeline_request *req, char **errmsg, const char *const argv[],
+		       const char *cwd, const char *const env[], const char *what)
+{
+	struct spawn_opts opts = { .cwd = cwd, .env_add = env, .out_fd = req->log_fd };
+	int status = 0;
+	int rc = spawn_wait(argv, &opts, &status);
+	if (rc < 0)
+		return fail(req, errmsg, rc, "%s: cannot run %s: %s", what, argv[0], strerror(-rc));
+	if (status != 0)
+		return fail(req, errmsg, -EIO, "%s exited with status %d", what, status);
+	return 0;
+}
+
+/* Step 3: benchmark-level init.sh, then the language folder's. */
+static int add_benchmark_data(const struct pipeline_request *req, char **errmsg)
+{
+	char *dirs[2] = { strdup(req->pkg->benchmark->path), language_dir(req) };
+	int rc = (dirs[0] && dirs[1]) ? 0 : -ENOMEM;
+	for (int i = 0; rc == 0 && i < 2; i++) {
+		char *script = path_join(dirs[i], "init.sh");
+		if (!script) {
+			rc = -ENOMEM;
+		} else if (path_exists(script)) {
+			build_log(req->log_fd, "step 3: bash -e %s %s false %s", script, req->workdir,
+				  req->pkg->runtime->arch);
+			const char *argv[] = { "bash", "-e", script, req->workdir, "false",
+					       req->pkg->runtime->arch, NULL };
+			rc = run_program(req, errmsg, argv, dirs[i], NULL, script);
+		}
+		free(script);
+	}
+	free(dirs[0]);
+	free(dirs[1]);
+	return rc;
+}
+
+/* A wrapper entry must name something inside the wrappers folder. */
+static bool safe_relative(const char *p)
+{
+	return *p && p[0] != '/' && strcmp(p, "..") != 0 && strncmp(p, "../", 3) != 0 &&
+	       !strstr(p, "/../") && !has_suffix(p, "/..");
+}
+
+/* Step 4. */
+static int add_wrappers(const struct pipeline_request *req, char **errmsg)
+{
+	const json_t *files = catalog_deployment_files(req->cat, req->pkg);
+	char *wrapdir = str_printf("%s/benchmarks/wrappers/%s/%s", req->cat->root,
+				   req->pkg->platform->name, req->pkg->runtime->language);
+	int rc = wrapdir ? 0 : -ENOMEM;
+	size_t i;
+	const json_t *entry;
+	json_array_foreach(files, i, entry) {
+		if (rc < 0)
+			break;
+		const char *name = json_string_value(entry);
+		if (!name || !safe_relative(name)) {
+			rc = fail(req, errmsg, -EINVAL, "systems.json: %s/%s deployment.files[%zu] is not a relative file name",
+				  req->pkg->platform->name, req->pkg->runtime->language, i);
+			break;
+		}
+		char *src = path_join(wrapdir, name);
+		char *dst = path_join(req->workdir, name);
+		if (!src || !dst)
+			rc = -ENOMEM;
+		else if (path_exists(dst))
+			build_log(req->log_fd, "step 4: %s: the benchmark's own file is kept", name);
+		else if (!path_exists(src))
+			rc = fail(req, errmsg, -ENOENT, "wrapper %s is missing", src);
+		else if ((rc = path_is_dir(src) ? copy_tree(src, dst) : copy_file(src, dst)) < 0)
+			rc = fail(req, errmsg, rc, "cannot copy wrapper %s: %s", src, strerror(-rc));
+		free(src);
+		free(dst);
+	}
+	free(wrapdir);
+	return rc;
+}
+
+static int append_requirements(const struct pipeline_request *req, const json_t *lines,
+			       char **errmsg)
+{
+	char *versioned = str_printf("%s/requirements.txt.%s", req->workdir, req->pkg->runtime->version);
+	char *plain = path_join(req->workdir, "requirements.txt");
+	int rc = (versioned && plain) ? 0 : -ENOMEM;
+	const char *target = rc == 0 && path_exists(versioned) ? versioned : plain;
+	FILE *f = NULL;
+	if (rc == 0) {
+		/* The reference builder glues appended lines together; make sure
+		 * every line, the last existing one included, ends in a newline. */
+		char *old = NULL;
+		size_t len = 0;
+		bool needs_newline = read_file(target, &old, &len) == 0 && len > 0 && old[len - 1] != '\n';
+		free(old);
+		f = fopen(target, "ae");
+		if (!f)
+			rc = fail(req, errmsg, -errno, "cannot append to %s: %s", target, strerror(errno));
+		else if (needs_newline)
+			fputc('\n', f);
+	}
+	size_t i;
+	const json_t *line;
+	json_array_foreach(lines, i, line) {
+		if (!f)
+			break;
+		fprintf(f, "%s\n", json_string_value(line));
+		build_log(req->log_fd, "step 5: %s += %s", strrchr(target, '/') + 1, json_string_value(line));
+	}
+	if (f && fclose(f) != 0 && rc == 0)
+		rc = fail(req, errmsg, -errno, "cannot write %s: %s", target, strerror(errno));
+	free(versioned);
+	free(plain);
+	return rc;
+}
+
+static int merge_dependencies(const struct pipeline_request *req, const json_t *deps,
+			      char **errmsg)
+{
+	char *versioned = str_printf("%s/package.json.%s", req->workdir, req->pkg->runtime->version);
+	char *plain = path_join(req->workdir, "package.json");
+	int rc = (versioned && plain) ? 0 : -ENOMEM;
+	const char *target = rc == 0 && path_exists(versioned) ? versioned : plain;
+	json_t *pkgjson = NULL;
+	if (rc == 0 && path_exists(target)) {
+		json_error_t jerr;
+		pkgjson = json_load_file(target, 0, &jerr);
+		if (!json_is_object(pkgjson))
+			rc = fail(req, errmsg, -EINVAL, "%s: line %d: %s", target, jerr.line,
+				  pkgjson ? "not a JSON object" : jerr.text);
+	} else if (rc == 0) {
+		pkgjson = json_object();
+	}
+	if (rc == 0) {
+		json_t *dst = json_object_get(pkgjson, "dependencies");
+		if (!json_is_object(dst)) {
+			dst = json_object();
+			json_object_set_new(pkgjson, "dependencies", dst);
+		}
+		const char *name;
+		json_t *version;
+		json_object_foreach((json_t *)deps, name, version) {
+			json_object_set(dst, name, version);
+			build_log(req->log_fd, "step 5: dependencies += %s", name);
+		}
+		char *text = json_dumps(pkgjson, JSON_INDENT(2));
+		if (!text)
+			rc = -ENOMEM;
+		else if ((rc = write_file_atomic(target, text, strlen(text))) < 0)
+			rc = fail(req, errmsg, rc, "cannot write %s: %s", target, strerror(-rc));
+		free(text);
+	}
+	json_decref(pkgjson);
+	free(versioned);
+	free(plain);
+	return rc;
+}
+
+/* Step 5. */
+static int add_deployment_packages(const struct pipeline_request *req, char **errmsg)
+{
+	json_t *pkgs = catalog_deployment_packages(req->cat, req->pkg);
+	int rc = 0;
+	if (!pkgs)
+		return -ENOMEM;
+	if (json_is_array(pkgs) && json_array_size(pkgs) > 0)
+		rc = append_requirements(req, pkgs, errmsg);
+	else if (json_is_object(pkgs) && json_object_size(pkgs) > 0)
+		rc = merge_dependencies(req, pkgs, errmsg);
+	json_decref(pkgs);
+	return rc;
+}
+
+/* The requirements file of SEBS.md section 6, or NULL when there is none. */
+static char *requirements_file(const struct pipeline_request *req)
+{
+	const struct cat_runtime *rt = req->pkg->runtime;
+	char *candidates[3] = {
+		strcmp(rt->arch, "arm64") == 0 ? str_printf("requirements.txt.arm.%s", rt->version) : NULL,
+		str_printf("requirements.txt.%s", rt->version),
+		strdup("requirements.txt"),
+	};
+	char *found = NULL;
+	for (int i = 0; i < 3; i++) {
+		char *abs = candidates[i] ? path_join(req->workdir, candidates[i]) : NULL;
+		if (!found && abs && path_is_file(abs)) {
+			found = candidates[i];
+			candidates[i] = NULL;
+		}
+		free(abs);
+		free(candidates[i]);
+	}
+	return found;
+}
+
+/* Step 6 on the host. */
+static int install_on_host(const struct pipeline_request *req, char **errmsg)
+{
+	const struct cat_runtime *rt = req->pkg->runtime;
+	char platform_upper[64];
+	snprintf(platform_upper, sizeof(platform_upper), "%s", req->pkg->platform->name);
+	for (char *p = platform_upper; *p; p++)
+		*p = (char)toupper((unsigned char)*p);
+	char *env_platform = str_printf("PLATFORM=%s", platform_upper);
+	char *env_arch = str_printf("TARGET_ARCHITECTURE=%s", rt->arch);
+	char *env_app = str_printf("APP=%s", req->pkg->benchmark->name);
+	char *env_pyver = str_printf("PYTHON_VERSION=%s", rt->version);
+	const char *env[] = { env_platform, env_arch, env_app, env_pyver, NULL };
+	int rc = (env_platform && env_arch && env_app && env_pyver) ? 0 : -ENOMEM;
+	if (rc == 0 && strcmp(rt->language, "python") == 0) {
+		char *reqfile = requirements_file(req);
+		char *langdir = language_dir(req);
+		char *package_sh = langdir ? path_join(langdir, "package.sh") : NULL;
+		if (!reqfile) {
+			build_log(req->log_fd, "step 6: no requirements file, nothing to install");
+		} else {
+			build_log(req->log_fd, "step 6: pip3 install -r %s -t .python_packages/lib/site-packages (host)", reqfile);
+			const char *argv[] = { "pip3", "install", "--disable-pip-version-check",
+					       "--no-input", "-r", reqfile, "-t",
+					       ".python_packages/lib/site-packages", NULL };
+			rc = run_program(req, errmsg, argv, req->workdir, env, "pip3 install");
+			if (rc == 0 && package_sh && path_is_file(package_sh)) {
+				build_log(req->log_fd, "step 6: bash %s .python_packages/lib/site-packages", package_sh);
+				const char *pargv[] = { "bash", package_sh, ".python_packages/lib/site-packages", NULL };
+				rc = run_program(req, errmsg, pargv, req->workdir, env, "package.sh");
+			}
+		}
+		free(reqfile);
+		free(langdir);
+		free(package_sh);
+	} else if (rc == 0) {
+		char *pkgjson = path_join(req->workdir, "package.json");
+		if (pkgjson && !path_is_file(pkgjson)) {
+			build_log(req->log_fd, "step 6: no package.json, nothing to install");
+		} else if (pkgjson) {
+			build_log(req->log_fd, "step 6: npm install (host)");
+			const char *argv[] = { "npm", "install", "--no-audit", "--no-fund",
+					       "--no-update-notifier", NULL };
+			rc = run_program(req, errmsg, argv, req->workdir, env, "npm install");
+		} else {
+			rc = -ENOMEM;
+		}
+		free(pkgjson);
+	}
+	free(env_platform);
+	free(env_arch);
+	free(env_app);
+	free(env_pyver);
+	return rc;
+}
+
+/* Step 6. */
+static int install_dependencies(const struct pipeline_request *req, char **errmsg)
+{
+	if (!catalog_has_build_image(req->cat, req->pkg)) {
+		build_log(req->log_fd, "step 6: skipped (no \"build\" image for %s/%s)",
+			  req->pkg->platform->name, req->pkg->runtime->language);
+		return 0;
+	}
+	if (req->installer == INSTALLER_NONE) {
+		build_log(req->log_fd, "step 6: skipped (builder=none)");
+		return 0;
+	}
+	return install_on_host(req, errmsg);
+}
+
+int pipeline_build_zip(const struct pipeline_request *req, char **errmsg)
+{
+	const struct cat_package *pkg = req->pkg;
+	build_log(req->log_fd, "building %s/%s/%s.zip (installer: %s)", pkg->platform->name,
+		  pkg->runtime->dirname, pkg->benchmark->name, installer_name(req->installer));
+	build_log(req->log_fd, "step 2: copy code from %s/%s", pkg->benchmark->path, pkg->runtime->language);
+	int rc = copy_code(req, errmsg);
+	if (rc == 0)
+		rc = add_benchmark_data(req, errmsg);
+	if (rc == 0) {
+		build_log(req->log_fd, "step 4: platform wrappers");
+		rc = add_wrappers(req, errmsg);
+	}
+	if (rc == 0)
+		rc = add_deployment_packages(req, errmsg);
+	if (rc == 0)
+		rc = install_dependencies(req, errmsg);
+	if (rc == 0) {
+		char *msg = NULL;
+		build_log(req->log_fd, "step 7: %s layout, zip", pkg->platform->name);
+		rc = layout_apply(pkg->platform->name, pkg->runtime->language, req->workdir, &msg);
+		if (rc == 0)
+			rc = ziptree_write(req->workdir, req->out_fd, &msg);
+		if (rc < 0)
+			rc = fail(req, errmsg, rc, "packaging failed: %s", msg ? msg : strerror(-rc));
+		free(msg);
+	}
+	return rc;
+}

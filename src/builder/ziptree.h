@@ -5,11 +5,15 @@
  * whatever the files' timestamps, owners, inode order or umask.
  *  - every entry (directories too, as "dir/") is written, sorted bytewise by
  *    archive path; paths are relative to the tree root, no leading "./";
- *  - mtime is fixed (1980-01-01T00:00:00Z), uid/gid 0, no user/group names;
+ *  - mtime is fixed: DOS time 1980-01-01 00:00:00 and no "UT" timestamp
+ *    (a stored UTC mtime would make libarchive's DOS field depend on TZ);
+ *    uid/gid 0, no user/group names;
  *  - modes: directories 0755, regular files 0755 when any execute bit is set
  *    on disk else 0644, symlinks 0777 (stored as links, target unchanged);
  *  - deflate at a fixed level; no ACLs or xattrs are read.
- * Other file types (fifos, sockets, devices) fail with -EINVAL.
+ * Other file types (fifos, sockets, devices) fail with -EINVAL; names or
+ * symlink targets that are not valid UTF-8 fail with -EILSEQ (the zip's
+ * UTF-8 flag is always set for non-ASCII names, whatever the locale).
  */
 #ifndef SEBSFS_ZIPTREE_H
 #define SEBSFS_ZIPTREE_H

@@ -1,1 +1,906 @@
-/* placeholder: being written */
+/*
+ * cache.c - the package cache: SQLite rows plus content-addressed package files.
+ *
+ * This is the only file in sebsfs that includes sqlite3.h; everything else
+ * sees the typed calls of cache.h.
+ *
+ * DESIGN
+ *   - One connection, opened without SQLite's own mutex; c->lock serialises
+ *     every use of it and of the prepared statements.  Hashing and fsync of a
+ *     package being published happen before the lock is taken, so the lock
+ *     only covers SQLite, renames, unlinks and one directory fsync.
+ *   - Rows store the package path relative to the cache directory
+ *     ("packages/<sha256>.<kind>"), so a cache directory can be moved; the
+ *     absolute path is rebuilt on read.
+ *   - Ordering on publish: rename into packages/, fsync the directory, then
+ *     commit the row.  A crash in between leaves an unreferenced file, which
+ *     the start-up sweep removes; a row never points at a file that was not
+ *     durably in place first.  synchronous=NORMAL is enough: losing the last
+ *     commit after a power cut only costs a rebuild.
+ *   - A package file may be shared by several rows (identical bytes); it is
+ *     unlinked only when no row references it any more, decided under c->lock.
+ *   - One process owns a cache directory at a time (flock on DIR/sebsfs.lock):
+ *     the start-up sweep empties tmp/ and work/, which would destroy another
+ *     live instance's builds.
+ *
+ * Lock order: c->lock is a leaf lock; nothing else is taken while holding it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "cache.h"
+#include "fsutil.h"
+#include "log.h"
+
+/* Highest schema this code understands; bump with a migration step. */
+#define CACHE_SCHEMA_VERSION 1
+#define CACHE_BUSY_TIMEOUT_MS 10000
+#define PACKAGES_SUBDIR "packages"
+
+struct cache {
+	char *dir;          /* absolute path of DIR */
+	char *packages_dir;
+	char *tmp_dir;
+	char *logs_dir;
+	char *work_dir;
+	int lock_fd;        /* holds the flock on DIR/sebsfs.lock, -1 if none */
+	atomic_ulong tmp_seq; /* makes cache_tmp_path names unique */
+
+	pthread_mutex_t lock;
+	sqlite3 *db;                 /* protected by lock */
+	sqlite3_stmt *st_get;        /* protected by lock */
+	sqlite3_stmt *st_get_path;   /* protected by lock */
+	sqlite3_stmt *st_upsert;     /* protected by lock */
+	sqlite3_stmt *st_fail;       /* protected by lock */
+	sqlite3_stmt *st_delete;     /* protected by lock */
+	sqlite3_stmt *st_refs;       /* protected by lock */
+	sqlite3_stmt *st_clear_path; /* protected by lock */
+};
+
+static const char SCHEMA_V1[] =
+	"CREATE TABLE packages ("
+	" platform TEXT NOT NULL,"
+	" language TEXT NOT NULL,"
+	" version TEXT NOT NULL,"
+	" arch TEXT NOT NULL,"
+	" benchmark TEXT NOT NULL,"
+	" kind TEXT NOT NULL,"
+	" input_hash TEXT,"
+	" path TEXT,"                 /* relative to DIR; NULL = no good package */
+	" size INTEGER,"
+	" sha256 TEXT,"
+	" built_at INTEGER,"          /* unix seconds */
+	" build_seconds REAL,"
+	" manifest TEXT,"
+	" last_failed INTEGER NOT NULL DEFAULT 0,"
+	" last_error TEXT,"
+	" failed_input_hash TEXT,"
+	" PRIMARY KEY (platform, language, version, arch, benchmark, kind)"
+	");"
+	/* Reference counting of shared package files queries by path. */
+	"CREATE INDEX packages_path ON packages(path);";
+
+#define PKG_COLS "input_hash, path, size, sha256, built_at, build_seconds, manifest," \
+		 " last_failed, last_error, failed_input_hash"
+#define KEY_WHERE "platform = ?1 AND language = ?2 AND version = ?3 AND arch = ?4" \
+		  " AND benchmark = ?5 AND kind = ?6"
+
+static const char SQL_GET[] = "SELECT " PKG_COLS " FROM packages WHERE " KEY_WHERE;
+static const char SQL_GET_PATH[] = "SELECT path FROM packages WHERE " KEY_WHERE;
+static const char SQL_UPSERT[] =
+	"INSERT INTO packages (platform, language, version, arch, benchmark, kind, " PKG_COLS ")"
+	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 0, NULL, NULL)"
+	" ON CONFLICT (platform, language, version, arch, benchmark, kind) DO UPDATE SET"
+	" input_hash = excluded.input_hash, path = excluded.path, size = excluded.size,"
+	" sha256 = excluded.sha256, built_at = excluded.built_at,"
+	" build_seconds = excluded.build_seconds, manifest = excluded.manifest,"
+	" last_failed = 0, last_error = NULL, failed_input_hash = NULL";
+static const char SQL_FAIL[] =
+	"INSERT INTO packages (platform, language, version, arch, benchmark, kind,"
+	" last_failed, last_error, failed_input_hash)"
+	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7, ?8)"
+	" ON CONFLICT (platform, language, version, arch, benchmark, kind) DO UPDATE SET"
+	" last_failed = 1, last_error = excluded.last_error,"
+	" failed_input_hash = excluded.failed_input_hash";
+static const char SQL_DELETE[] = "DELETE FROM packages WHERE " KEY_WHERE;
+static const char SQL_REFS[] = "SELECT count(*) FROM packages WHERE path = ?1";
+static const char SQL_CLEAR_PATH[] =
+	"UPDATE packages SET input_hash = NULL, path = NULL, size = NULL, sha256 = NULL,"
+	" built_at = NULL, build_seconds = NULL, manifest = NULL WHERE path = ?1";
+
+/* Logs a SQLite failure with its message and maps it to -errno. */
+static int db_err(sqlite3 *db, int rc, const char *what)
+{
+	log_err("cache: %s: %s (%s)", what, db ? sqlite3_errmsg(db) : "no connection",
+		sqlite3_errstr(rc));
+	return rc == SQLITE_NOMEM ? -ENOMEM : -EIO;
+}
+
+static void stmt_done(sqlite3_stmt *st)
+{
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+}
+
+/* Key strings become path components (log paths, package names), so they
+ * must not be able to climb out of the cache directory. */
+static bool component_ok(const char *s)
+{
+	return s && *s && !strchr(s, '/') && strcmp(s, ".") != 0 && strcmp(s, "..") != 0;
+}
+
+static bool key_ok(const struct cache_key *k)
+{
+	return k && component_ok(k->platform) && component_ok(k->language) &&
+	       component_ok(k->version) && component_ok(k->arch) &&
+	       component_ok(k->benchmark) && component_ok(k->kind);
+}
+
+static int bind_key(sqlite3_stmt *st, const struct cache_key *k)
+{
+	const char *parts[] = { k->platform, k->language, k->version,
+				k->arch, k->benchmark, k->kind };
+	for (int i = 0; i < 6; i++) {
+		int rc = sqlite3_bind_text(st, i + 1, parts[i], -1, SQLITE_STATIC);
+		if (rc != SQLITE_OK)
+			return rc;
+	}
+	return SQLITE_OK;
+}
+
+static char *abs_path(const struct cache *c, const char *rel)
+{
+	return path_join(c->dir, rel);
+}
+
+/* Copies a nullable text column; *err set to -ENOMEM on allocation failure. */
+static char *dup_col(sqlite3_stmt *st, int col, int *err)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+	if (!t)
+		return NULL;
+	char *s = strdup((const char *)t);
+	if (!s)
+		*err = -ENOMEM;
+	return s;
+}
+
+/* Number of rows referencing rel_path, or -errno. */
+static int refs_locked(struct cache *c, const char *rel_path)
+{
+	sqlite3_stmt *st = c->st_refs;
+	int ret;
+	int rc = sqlite3_bind_text(st, 1, rel_path, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		ret = sqlite3_column_int(st, 0);
+	else
+		ret = db_err(c->db, rc, "counting package references");
+	stmt_done(st);
+	return ret;
+}
+
+/* Unlinks a package file once no row references it.  Failures only cost
+ * disk space until the next start-up sweep, so they are logged, not returned. */
+static void unlink_if_unreferenced_locked(struct cache *c, const char *rel_path)
+{
+	if (!rel_path || refs_locked(c, rel_path) != 0)
+		return;
+	char *p = abs_path(c, rel_path);
+	if (p && unlink(p) < 0 && errno != ENOENT)
+		log_warn("cache: cannot remove %s: %s", p, strerror(errno));
+	free(p);
+}
+
+/* Forgets the package of every row pointing at rel_path (its file is gone). */
+static int clear_path_locked(struct cache *c, const char *rel_path)
+{
+	sqlite3_stmt *st = c->st_clear_path;
+	int ret = 0;
+	int rc = sqlite3_bind_text(st, 1, rel_path, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE)
+		ret = db_err(c->db, rc, "clearing a missing package");
+	stmt_done(st);
+	return ret;
+}
+
+/* Reads a row; the package is reported absent (and its columns cleared) when
+ * the file has disappeared, so callers never get a dangling path. */
+static int get_locked(struct cache *c, const struct cache_key *key, struct cache_entry *out)
+{
+	sqlite3_stmt *st = c->st_get;
+	struct cache_entry e = { 0 };
+	char *rel = NULL;
+	int ret = 0;
+
+	int rc = bind_key(st, key);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		ret = -ENOENT;
+		goto out;
+	}
+	if (rc != SQLITE_ROW) {
+		ret = db_err(c->db, rc, "reading a package row");
+		goto out;
+	}
+	rel = dup_col(st, 1, &ret);
+	e.input_hash = dup_col(st, 0, &ret);
+	e.size = sqlite3_column_int64(st, 2);
+	const unsigned char *sha = sqlite3_column_text(st, 3);
+	if (sha)
+		snprintf(e.sha256, sizeof(e.sha256), "%s", (const char *)sha);
+	e.built_at = sqlite3_column_int64(st, 4);
+	e.build_seconds = sqlite3_column_double(st, 5);
+	e.manifest = dup_col(st, 6, &ret);
+	e.last_failed = sqlite3_column_int(st, 7) != 0;
+	e.last_error = dup_col(st, 8, &ret);
+	e.failed_input_hash = dup_col(st, 9, &ret);
+	if (ret)
+		goto out;
+	stmt_done(st);
+
+	if (rel) {
+		e.path = abs_path(c, rel);
+		if (!e.path) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		if (!path_is_file(e.path)) {
+			log_warn("cache: package %s vanished; treating %s/%s-%s-%s/%s as unbuilt",
+				 e.path, key->platform, key->language, key->version,
+				 key->arch, key->benchmark);
+			ret = clear_path_locked(c, rel);
+			if (ret)
+				goto out;
+			free(e.input_hash);
+			free(e.path);
+			free(e.manifest);
+			e.input_hash = e.path = e.manifest = NULL;
+			e.size = 0;
+			e.sha256[0] = '\0';
+			e.built_at = 0;
+			e.build_seconds = 0;
+		} else {
+			e.has_package = true;
+		}
+	}
+out:
+	stmt_done(st);
+	free(rel);
+	if (ret == 0 && out)
+		*out = e;
+	else
+		cache_entry_clear(&e);
+	return ret;
+}
+
+/* Path (relative) of the key's current package, or NULL; -errno on failure. */
+static int get_path_locked(struct cache *c, const struct cache_key *key, char **rel)
+{
+	sqlite3_stmt *st = c->st_get_path;
+	int ret = 0;
+	*rel = NULL;
+	int rc = bind_key(st, key);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*rel = dup_col(st, 0, &ret);
+	else if (rc != SQLITE_DONE)
+		ret = db_err(c->db, rc, "reading a package path");
+	stmt_done(st);
+	return ret;
+}
+
+static int exec_sql(sqlite3 *db, const char *sql, const char *what)
+{
+	int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+	return rc == SQLITE_OK ? 0 : db_err(db, rc, what);
+}
+
+static int pragma_int(sqlite3 *db, const char *sql, int *val)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		int ret = db_err(db, rc, sql);
+		sqlite3_finalize(st);
+		return ret;
+	}
+	*val = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return 0;
+}
+
+/* Brings the schema to CACHE_SCHEMA_VERSION; refuses newer databases so an
+ * old sebsfs never scribbles over a layout it does not understand. */
+static int migrate(sqlite3 *db, const char *db_path)
+{
+	int ver, ret;
+
+	/* IMMEDIATE: a second process opening a fresh cache waits here instead
+	 * of racing on CREATE TABLE. */
+	if ((ret = exec_sql(db, "BEGIN IMMEDIATE", "starting schema migration")))
+		return ret;
+	if ((ret = pragma_int(db, "PRAGMA user_version", &ver)))
+		goto rollback;
+	if (ver > CACHE_SCHEMA_VERSION) {
+		log_err("cache: %s has schema version %d, newer than this sebsfs supports (%d);"
+			" use a newer sebsfs or another cache directory", db_path, ver,
+			CACHE_SCHEMA_VERSION);
+		ret = -EPROTO;
+		goto rollback;
+	}
+	if (ver < 1) {
+		if ((ret = exec_sql(db, SCHEMA_V1, "creating schema v1")))
+			goto rollback;
+	}
+	if (ver != CACHE_SCHEMA_VERSION) {
+		char sql[64];
+		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", CACHE_SCHEMA_VERSION);
+		if ((ret = exec_sql(db, sql, "setting schema version")))
+			goto rollback;
+	}
+	return exec_sql(db, "COMMIT", "committing schema migration");
+rollback:
+	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	return ret;
+}
+
+static int prepare(struct cache *c, const char *sql, sqlite3_stmt **st)
+{
+	int rc = sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
+	return rc == SQLITE_OK ? 0 : db_err(c->db, rc, "preparing a statement");
+}
+
+/* Empties a scratch directory (tmp/ or work/) and recreates it. */
+static int reset_dir(const char *dir)
+{
+	int ret = rm_rf(dir);
+	if (ret == 0)
+		ret = mkdir_p(dir, 0755);
+	if (ret)
+		log_err("cache: cannot empty %s: %s", dir, strerror(-ret));
+	return ret;
+}
+
+/* Start-up sweep of packages/: forget rows whose file is gone, then delete
+ * files no row references (leftovers of a crash between rename and commit,
+ * or of an unlink that failed). */
+static int sweep_packages(struct cache *c)
+{
+	sqlite3_stmt *st = NULL;
+	char **missing = NULL, **names = NULL;
+	size_t n_missing = 0, cap = 0, n_names = 0;
+	int ret, rc;
+
+	ret = prepare(c, "SELECT DISTINCT path FROM packages WHERE path IS NOT NULL", &st);
+	if (ret)
+		return ret;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *rel = (const char *)sqlite3_column_text(st, 0);
+		char *p = abs_path(c, rel);
+		if (!p) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		bool ok = path_is_file(p);
+		free(p);
+		if (ok)
+			continue;
+		if (n_missing == cap) {
+			size_t ncap = cap ? cap * 2 : 8;
+			char **m = realloc(missing, ncap * sizeof(*m));
+			if (!m) {
+				ret = -ENOMEM;
+				goto out;
+			}
+			missing = m;
+			cap = ncap;
+		}
+		if (!(missing[n_missing] = strdup(rel))) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		n_missing++;
+	}
+	if (rc != SQLITE_DONE) {
+		ret = db_err(c->db, rc, "listing package paths");
+		goto out;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+
+	for (size_t i = 0; i < n_missing; i++) {
+		log_warn("cache: package file %s/%s is missing; its rows now have no package",
+			 c->dir, missing[i]);
+		if ((ret = clear_path_locked(c, missing[i])))
+			goto out;
+	}
+
+	if ((ret = list_dir_sorted(c->packages_dir, &names, &n_names))) {
+		log_err("cache: cannot list %s: %s", c->packages_dir, strerror(-ret));
+		goto out;
+	}
+	for (size_t i = 0; i < n_names; i++) {
+		char *rel = str_printf(PACKAGES_SUBDIR "/%s", names[i]);
+		if (!rel) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		int refs = refs_locked(c, rel);
+		if (refs == 0) {
+			char *p = abs_path(c, rel);
+			int r = p ? rm_rf(p) : -ENOMEM;
+			if (r)
+				log_warn("cache: cannot remove stale %s: %s", p ? p : rel,
+					 strerror(-r));
+			else
+				log_debug("cache: removed unreferenced %s", p);
+			free(p);
+		}
+		free(rel);
+		if (refs < 0) {
+			ret = refs;
+			goto out;
+		}
+	}
+out:
+	sqlite3_finalize(st);
+	for (size_t i = 0; i < n_missing; i++)
+		free(missing[i]);
+	free(missing);
+	str_list_free(names, n_names);
+	return ret;
+}
+
+static int take_dir_lock(struct cache *c)
+{
+	char *p = path_join(c->dir, "sebsfs.lock");
+	if (!p)
+		return -ENOMEM;
+	int ret = 0;
+	c->lock_fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (c->lock_fd < 0) {
+		ret = -errno;
+		log_err("cache: cannot open %s: %s", p, strerror(errno));
+	} else if (flock(c->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		ret = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		log_err("cache: %s is in use by another sebsfs (%s)", c->dir, strerror(-ret));
+	}
+	free(p);
+	return ret;
+}
+
+struct cache *cache_open(const char *dir, int *err)
+{
+	struct cache *c = NULL;
+	char *db_path = NULL;
+	int ret, rc;
+
+	if (!dir || !*dir) {
+		ret = -EINVAL;
+		goto fail;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		ret = -ENOMEM;
+		goto fail;
+	}
+	c->lock_fd = -1;
+	if ((ret = pthread_mutex_init(&c->lock, NULL)) != 0) {
+		free(c);
+		c = NULL;
+		ret = -ret;
+		goto fail;
+	}
+	if ((ret = mkdir_p(dir, 0755))) {
+		log_err("cache: cannot create %s: %s", dir, strerror(-ret));
+		goto fail;
+	}
+	/* Entries promise absolute package paths, whatever the caller passed. */
+	if (!(c->dir = realpath(dir, NULL))) {
+		ret = -errno;
+		log_err("cache: cannot resolve %s: %s", dir, strerror(errno));
+		goto fail;
+	}
+	c->packages_dir = path_join(c->dir, PACKAGES_SUBDIR);
+	c->tmp_dir = path_join(c->dir, "tmp");
+	c->logs_dir = path_join(c->dir, "logs");
+	c->work_dir = path_join(c->dir, "work");
+	db_path = path_join(c->dir, "sebsfs.db");
+	if (!c->packages_dir || !c->tmp_dir || !c->logs_dir || !c->work_dir || !db_path) {
+		ret = -ENOMEM;
+		goto fail;
+	}
+
+	const char *dirs[] = { c->packages_dir, c->tmp_dir, c->logs_dir, c->work_dir };
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		if ((ret = mkdir_p(dirs[i], 0755))) {
+			log_err("cache: cannot create %s: %s", dirs[i], strerror(-ret));
+			goto fail;
+		}
+	}
+	if ((ret = take_dir_lock(c)))
+		goto fail;
+
+	/* NOMUTEX: c->lock already serialises the connection. */
+	rc = sqlite3_open_v2(db_path, &c->db,
+			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+			     NULL);
+	if (rc != SQLITE_OK) {
+		ret = db_err(c->db, rc, db_path);
+		goto fail;
+	}
+	sqlite3_extended_result_codes(c->db, 1);
+	sqlite3_busy_timeout(c->db, CACHE_BUSY_TIMEOUT_MS);
+
+	/* The schema check comes before anything that writes or sweeps, so a
+	 * refused (newer) cache is left exactly as it was. */
+	if ((ret = migrate(c->db, db_path)))
+		goto fail;
+
+	sqlite3_stmt *st = NULL;
+	rc = sqlite3_prepare_v2(c->db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		ret = db_err(c->db, rc, "enabling WAL");
+		sqlite3_finalize(st);
+		goto fail;
+	}
+	const char *mode = (const char *)sqlite3_column_text(st, 0);
+	if (!mode || strcmp(mode, "wal") != 0)
+		log_warn("cache: %s: WAL unavailable, journal mode is %s", db_path,
+			 mode ? mode : "?");
+	sqlite3_finalize(st);
+	if ((ret = exec_sql(c->db, "PRAGMA synchronous = NORMAL", "setting synchronous")))
+		goto fail;
+
+	if ((ret = prepare(c, SQL_GET, &c->st_get)) ||
+	    (ret = prepare(c, SQL_GET_PATH, &c->st_get_path)) ||
+	    (ret = prepare(c, SQL_UPSERT, &c->st_upsert)) ||
+	    (ret = prepare(c, SQL_FAIL, &c->st_fail)) ||
+	    (ret = prepare(c, SQL_DELETE, &c->st_delete)) ||
+	    (ret = prepare(c, SQL_REFS, &c->st_refs)) ||
+	    (ret = prepare(c, SQL_CLEAR_PATH, &c->st_clear_path)))
+		goto fail;
+
+	if ((ret = reset_dir(c->tmp_dir)) || (ret = reset_dir(c->work_dir)))
+		goto fail;
+	if ((ret = sweep_packages(c)))
+		goto fail;
+
+	free(db_path);
+	if (err)
+		*err = 0;
+	return c;
+fail:
+	if (ret == -ENOMEM)
+		log_err("cache: out of memory opening %s", dir ? dir : "(null)");
+	else if (ret == -EINVAL)
+		log_err("cache: no cache directory given");
+	free(db_path);
+	cache_close(c);
+	if (err)
+		*err = ret;
+	return NULL;
+}
+
+void cache_close(struct cache *c)
+{
+	if (!c)
+		return;
+	sqlite3_finalize(c->st_get);
+	sqlite3_finalize(c->st_get_path);
+	sqlite3_finalize(c->st_upsert);
+	sqlite3_finalize(c->st_fail);
+	sqlite3_finalize(c->st_delete);
+	sqlite3_finalize(c->st_refs);
+	sqlite3_finalize(c->st_clear_path);
+	if (c->db) {
+		int rc = sqlite3_close(c->db);
+		if (rc != SQLITE_OK)
+			log_warn("cache: closing database: %s", sqlite3_errstr(rc));
+	}
+	if (c->lock_fd >= 0)
+		close(c->lock_fd); /* releases the flock */
+	pthread_mutex_destroy(&c->lock);
+	free(c->dir);
+	free(c->packages_dir);
+	free(c->tmp_dir);
+	free(c->logs_dir);
+	free(c->work_dir);
+	free(c);
+}
+
+const char *cache_dir(const struct cache *c)
+{
+	return c ? c->dir : NULL;
+}
+
+char *cache_tmp_path(struct cache *c, const char *suffix)
+{
+	if (!c)
+		return NULL;
+	unsigned long n = atomic_fetch_add(&c->tmp_seq, 1);
+	/* Accept both ".zip" and "zip" so callers need not agree on the dot. */
+	const char *dot = (suffix && *suffix && *suffix != '.') ? "." : "";
+	return str_printf("%s/%ld-%lu%s%s", c->tmp_dir, (long)getpid(), n, dot,
+			  suffix ? suffix : "");
+}
+
+int cache_make_workdir(struct cache *c, char **out)
+{
+	if (!c || !out)
+		return -EINVAL;
+	*out = NULL;
+	int ret = make_temp_dir(c->work_dir, "build-", out);
+	if (ret)
+		log_err("cache: cannot create a work folder in %s: %s", c->work_dir,
+			strerror(-ret));
+	return ret;
+}
+
+char *cache_log_path(struct cache *c, const struct cache_key *key)
+{
+	if (!c || !key_ok(key))
+		return NULL;
+	char *parent = str_printf("%s/%s/%s-%s-%s", c->logs_dir, key->platform, key->language,
+				  key->version, key->arch);
+	if (!parent)
+		return NULL;
+	int ret = mkdir_p(parent, 0755);
+	if (ret) {
+		log_err("cache: cannot create %s: %s", parent, strerror(-ret));
+		free(parent);
+		return NULL;
+	}
+	char *p = str_printf("%s/%s.%s.log", parent, key->benchmark, key->kind);
+	free(parent);
+	return p;
+}
+
+int cache_get(struct cache *c, const struct cache_key *key, struct cache_entry *out)
+{
+	if (!c || !key_ok(key) || !out)
+		return -EINVAL;
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&c->lock);
+	int ret = get_locked(c, key, out);
+	pthread_mutex_unlock(&c->lock);
+	return ret;
+}
+
+void cache_entry_clear(struct cache_entry *e)
+{
+	if (!e)
+		return;
+	free(e->input_hash);
+	free(e->path);
+	free(e->manifest);
+	free(e->last_error);
+	free(e->failed_input_hash);
+	memset(e, 0, sizeof(*e));
+}
+
+/* Makes the tmp file durable and immutable and learns its size and digest;
+ * runs without c->lock since hashing a large package takes a while. */
+static int seal_tmp(const char *tmp_path, int64_t *size, char sha[SHA256_HEX_LEN + 1])
+{
+	struct stat st;
+	int ret = 0;
+	int fd = open(tmp_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0) {
+		ret = -errno;
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		ret = -EINVAL;
+		goto out;
+	}
+	if (fsync(fd) < 0) {
+		ret = -errno;
+		goto out;
+	}
+	if ((ret = sha256_hex_fd(fd, sha)))
+		goto out;
+	if (fchmod(fd, 0444) < 0) {
+		ret = -errno;
+		goto out;
+	}
+	*size = st.st_size;
+out:
+	close(fd);
+	return ret;
+}
+
+int cache_publish(struct cache *c, const struct cache_key *key, const char *tmp_path,
+		  const char *input_hash, const char *manifest, double build_seconds,
+		  struct cache_entry *out)
+{
+	char sha[SHA256_HEX_LEN + 1];
+	char *rel = NULL, *dst = NULL, *old_rel = NULL;
+	int64_t size = 0, built_at = (int64_t)time(NULL);
+	bool locked = false, renamed = false;
+	int ret, rc;
+
+	if (out)
+		memset(out, 0, sizeof(*out));
+	if (!c || !key_ok(key) || !tmp_path || !input_hash) {
+		ret = -EINVAL;
+		goto fail;
+	}
+	if ((ret = seal_tmp(tmp_path, &size, sha))) {
+		log_err("cache: cannot publish %s: %s", tmp_path, strerror(-ret));
+		goto fail;
+	}
+	rel = str_printf(PACKAGES_SUBDIR "/%s.%s", sha, key->kind);
+	dst = rel ? abs_path(c, rel) : NULL;
+	if (!dst) {
+		ret = -ENOMEM;
+		goto fail;
+	}
+
+	pthread_mutex_lock(&c->lock);
+	locked = true;
+	if ((ret = get_path_locked(c, key, &old_rel)))
+		goto fail;
+	/* Renaming over an existing file of the same name is harmless: the name
+	 * is the content's digest, so the bytes are identical. */
+	if (rename(tmp_path, dst) < 0) {
+		ret = -errno;
+		log_err("cache: cannot move %s to %s: %s", tmp_path, dst, strerror(errno));
+		goto fail;
+	}
+	renamed = true;
+	if ((ret = fsync_dir(c->packages_dir))) {
+		log_err("cache: cannot fsync %s: %s", c->packages_dir, strerror(-ret));
+		goto fail;
+	}
+
+	sqlite3_stmt *st = c->st_upsert;
+	rc = bind_key(st, key);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_text(st, 7, input_hash, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_text(st, 8, rel, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 9, size);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_text(st, 10, sha, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 11, built_at);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_double(st, 12, build_seconds);
+	if (rc == SQLITE_OK)
+		rc = manifest ? sqlite3_bind_text(st, 13, manifest, -1, SQLITE_STATIC)
+			      : sqlite3_bind_null(st, 13);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE) {
+		ret = db_err(c->db, rc, "committing a published package");
+		stmt_done(st);
+		goto fail;
+	}
+	stmt_done(st);
+
+	/* Committed: from here on the publish has happened, whatever follows. */
+	if (old_rel && strcmp(old_rel, rel) != 0)
+		unlink_if_unreferenced_locked(c, old_rel);
+	pthread_mutex_unlock(&c->lock);
+	if (out) {
+		/* Built from what was just committed instead of read back, so the
+		 * only possible failure left is memory. */
+		out->has_package = true;
+		out->input_hash = strdup(input_hash);
+		out->path = dst;
+		dst = NULL;
+		out->size = size;
+		memcpy(out->sha256, sha, sizeof(out->sha256));
+		out->built_at = built_at;
+		out->build_seconds = build_seconds;
+		out->manifest = manifest ? strdup(manifest) : NULL;
+		if (!out->input_hash || (manifest && !out->manifest)) {
+			log_err("cache: out of memory after publishing %s", out->path);
+			cache_entry_clear(out);
+			ret = -ENOMEM;
+		}
+	}
+	free(rel);
+	free(dst);
+	free(old_rel);
+	return ret;
+
+fail:
+	if (renamed) {
+		/* The file is already under packages/; drop it unless some row
+		 * (possibly the key's own old row) shares the same bytes. */
+		unlink_if_unreferenced_locked(c, rel);
+	} else if (tmp_path && unlink(tmp_path) < 0 && errno != ENOENT) {
+		log_warn("cache: cannot remove %s: %s", tmp_path, strerror(errno));
+	}
+	if (locked)
+		pthread_mutex_unlock(&c->lock);
+	free(rel);
+	free(dst);
+	free(old_rel);
+	return ret;
+}
+
+int cache_record_failure(struct cache *c, const struct cache_key *key,
+			 const char *input_hash, const char *error)
+{
+	if (!c || !key_ok(key))
+		return -EINVAL;
+	/* The reason is shown as one line (xattrs, log summaries). */
+	char *line = NULL;
+	if (error) {
+		if (!(line = strdup(error)))
+			return -ENOMEM;
+		for (char *p = line; *p; p++)
+			if (*p == '\n' || *p == '\r')
+				*p = ' ';
+	}
+
+	int ret = 0;
+	pthread_mutex_lock(&c->lock);
+	sqlite3_stmt *st = c->st_fail;
+	int rc = bind_key(st, key);
+	if (rc == SQLITE_OK)
+		rc = line ? sqlite3_bind_text(st, 7, line, -1, SQLITE_STATIC)
+			  : sqlite3_bind_null(st, 7);
+	if (rc == SQLITE_OK)
+		rc = input_hash ? sqlite3_bind_text(st, 8, input_hash, -1, SQLITE_STATIC)
+				: sqlite3_bind_null(st, 8);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE)
+		ret = db_err(c->db, rc, "recording a failed build");
+	stmt_done(st);
+	pthread_mutex_unlock(&c->lock);
+	free(line);
+	return ret;
+}
+
+int cache_evict(struct cache *c, const struct cache_key *key)
+{
+	if (!c || !key_ok(key))
+		return -EINVAL;
+	char *rel = NULL;
+	pthread_mutex_lock(&c->lock);
+	int ret = get_path_locked(c, key, &rel);
+	if (ret == 0) {
+		sqlite3_stmt *st = c->st_delete;
+		int rc = bind_key(st, key);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_step(st);
+		if (rc != SQLITE_DONE)
+			ret = db_err(c->db, rc, "evicting a package");
+		stmt_done(st);
+	}
+	if (ret == 0)
+		unlink_if_unreferenced_locked(c, rel);
+	pthread_mutex_unlock(&c->lock);
+	free(rel);
+	return ret;
+}

@@ -1,1 +1,124 @@
-/* placeholder: being written */
+/*
+ * main.c - sebsfs start-up and shutdown.
+ *
+ * Order matters: everything that can fail because of the user's input
+ * (arguments, SEBS_ROOT, systems.json, the cache directory) is checked before
+ * mounting, so errors reach the terminal with a non-zero exit.  Threads (the
+ * builder's workers, libfuse's loop) and the SQLite connection are created only
+ * after fuse_daemonize() forks: neither survives a fork.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+
+#include "builder.h"
+#include "cache.h"
+#include "catalog.h"
+#include "fs.h"
+#include "log.h"
+#include "options.h"
+
+static void syslog_backend(enum log_level level, const char *msg)
+{
+	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
+	syslog(prio[level], "%s", msg);
+}
+
+static int run_loop(struct fuse_session *se, const struct sebsfs_options *opts)
+{
+	if (opts->cmd.singlethread)
+		return fuse_session_loop(se);
+	struct fuse_loop_config *cfg = fuse_loop_cfg_create();
+	if (!cfg)
+		return -ENOMEM;
+	fuse_loop_cfg_set_clone_fd(cfg, opts->cmd.clone_fd);
+	fuse_loop_cfg_set_idle_threads(cfg, opts->cmd.max_idle_threads);
+	fuse_loop_cfg_set_max_threads(cfg, opts->cmd.max_threads);
+	int rc = fuse_session_loop_mt(se, cfg);
+	fuse_loop_cfg_destroy(cfg);
+	return rc;
+}
+
+int main(int argc, char *argv[])
+{
+	struct fuse_args args;
+	struct sebsfs_options opts;
+	struct catalog *cat = NULL;
+	struct cache *cache = NULL;
+	struct builder *builder = NULL;
+	struct fuse_session *se = NULL;
+	int status = 1, err = 0;
+	char why[1024];
+
+	int rc = options_parse(argc, argv, &args, &opts);
+	if (rc != 0) {
+		status = rc > 0 ? 0 : 1;
+		goto out_args;
+	}
+	log_set_debug(opts.cmd.debug);
+
+	cat = catalog_load(opts.root, opts.arch, why, sizeof(why));
+	if (!cat) {
+		fprintf(stderr, "sebsfs: %s\n", why);
+		goto out_args;
+	}
+	/* Check the cache now, so a bad cache dir fails before mounting; it is
+	 * reopened after the fork. */
+	cache = cache_open(opts.cache_dir, &err);
+	if (!cache) {
+		fprintf(stderr, "sebsfs: cache %s: %s\n", opts.cache_dir, strerror(-err));
+		goto out_catalog;
+	}
+	cache_close(cache);
+	cache = NULL;
+
+	struct fs_config fcfg = { .stat_builds = opts.stat_builds };
+	se = fs_session_new(&args, cat, &fcfg);
+	if (!se)
+		goto out_catalog;
+	if (fuse_set_signal_handlers(se) != 0)
+		goto out_session;
+	if (fuse_session_mount(se, opts.cmd.mountpoint) != 0)
+		goto out_signals;
+	if (fuse_daemonize(opts.cmd.foreground) != 0)
+		goto out_unmount;
+	if (!opts.cmd.foreground) {
+		openlog("sebsfs", LOG_PID, LOG_DAEMON);
+		log_set_backend(syslog_backend);
+	}
+
+	cache = cache_open(opts.cache_dir, &err);
+	if (!cache) {
+		log_err("cache %s: %s", opts.cache_dir, strerror(-err));
+		goto out_unmount;
+	}
+	struct builder_config bcfg = { .arch = opts.arch, .installer = opts.installer, .jobs = opts.jobs };
+	builder = builder_new(cat, cache, &bcfg, &err);
+	if (!builder)
+		goto out_cache;
+	fs_attach_builder(builder);
+	log_info("serving %s (%zu packages) at %s; cache %s; builder=%s (%s), jobs=%u",
+		 cat->root, cat->n_packages, opts.cmd.mountpoint, opts.cache_dir, opts.builder,
+		 installer_name(opts.installer), opts.jobs);
+
+	status = run_loop(se, &opts) == 0 ? 0 : 1;
+
+	builder_free(builder);
+out_cache:
+	cache_close(cache);
+out_unmount:
+	fuse_session_unmount(se);
+out_signals:
+	fuse_remove_signal_handlers(se);
+out_session:
+	fuse_session_destroy(se);
+	fs_cleanup();
+out_catalog:
+	catalog_free(cat);
+out_args:
+	options_free(&opts);
+	fuse_opt_free_args(&args);
+	return status;
+}

@@ -1,1 +1,219 @@
-/* placeholder: being written */
+/*
+ * options.c - command-line parsing and validation (see options.h).
+ */
+#include "options.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "fsutil.h"
+
+struct raw_opts {
+	char *cache;
+	char *builder;
+	char *jobs;
+	char *arch;
+	int stat_builds;
+	int show_help;
+	int show_version;
+	char *positional[3];
+	int n_positional;
+};
+
+#define OPT(t, p) { t, offsetof(struct raw_opts, p), 1 }
+static const struct fuse_opt sebsfs_opts[] = {
+	{ "cache=%s", offsetof(struct raw_opts, cache), 0 },
+	{ "builder=%s", offsetof(struct raw_opts, builder), 0 },
+	{ "jobs=%s", offsetof(struct raw_opts, jobs), 0 },
+	{ "arch=%s", offsetof(struct raw_opts, arch), 0 },
+	OPT("stat_builds", stat_builds),
+	{ "no_stat_builds", offsetof(struct raw_opts, stat_builds), 0 },
+	OPT("-h", show_help),
+	OPT("--help", show_help),
+	OPT("-V", show_version),
+	OPT("--version", show_version),
+	FUSE_OPT_END
+};
+
+static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+	struct raw_opts *raw = data;
+	if (key != FUSE_OPT_KEY_NONOPT)
+		return 1;
+	if (raw->n_positional >= 3)
+		return 1; /* reported as "too many arguments" below */
+	raw->positional[raw->n_positional++] = strdup(arg);
+	return 0;
+}
+
+static void usage(const char *prog)
+{
+	printf("usage: %s [options] [SEBS_ROOT] MOUNTPOINT\n\n"
+	       "Serves the deployment packages of a SeBS benchmark tree as files:\n"
+	       "  MOUNTPOINT/<platform>/<language>-<version>[-arm64]/<benchmark>.zip\n"
+	       "is built on first read and cached; <benchmark>.zip.log holds its build log.\n"
+	       "Without SEBS_ROOT the bundled example suite is served.\n\n"
+	       "sebsfs options:\n"
+	       "    -h   --help            print this help and exit\n"
+	       "    -V   --version         print the version and exit\n"
+	       "    -o cache=DIR           cache directory (default $XDG_CACHE_HOME/sebsfs,\n"
+	       "                           else ~/.cache/sebsfs)\n"
+	       "    -o builder=KIND        how dependencies are installed: auto (default),\n"
+	       "                           host (pip3/npm on this machine) or none\n"
+	       "    -o jobs=N              parallel builds (default: number of cores)\n"
+	       "    -o arch=ARCH           default architecture, x64 (default) or arm64\n"
+	       "    -o stat_builds         stat/lookup of a package that is not fresh waits\n"
+	       "                           for its build (for tools that stat before reading)\n\n",
+	       prog);
+}
+
+static int fail(const char *fmt, const char *a, const char *b)
+{
+	fprintf(stderr, "sebsfs: ");
+	fprintf(stderr, fmt, a, b);
+	fputc('\n', stderr);
+	return -1;
+}
+
+static char *default_cache_dir(void)
+{
+	const char *xdg = getenv("XDG_CACHE_HOME");
+	if (xdg && xdg[0] == '/')
+		return path_join(xdg, "sebsfs");
+	const char *home = getenv("HOME");
+	if (!home || !*home)
+		return NULL;
+	return str_printf("%s/.cache/sebsfs", home);
+}
+
+static char *absolute_path(const char *p)
+{
+	if (p[0] == '/')
+		return strdup(p);
+	char cwd[PATH_MAX];
+	if (!getcwd(cwd, sizeof(cwd)))
+		return NULL;
+	return path_join(cwd, p);
+}
+
+static const char *default_suite(void)
+{
+	return path_is_dir(SEBSFS_SUITE_INSTALLED) ? SEBSFS_SUITE_INSTALLED : SEBSFS_SUITE_SOURCE;
+}
+
+static int validate_root(struct sebsfs_options *opts, const char *given)
+{
+	char resolved[PATH_MAX];
+	if (!realpath(given, resolved))
+		return fail("SEBS_ROOT %s: %s", given, strerror(errno));
+	struct stat st;
+	if (stat(resolved, &st) < 0 || !S_ISDIR(st.st_mode))
+		return fail("SEBS_ROOT %s: %s", given, "not a directory");
+	if (access(resolved, R_OK | X_OK) < 0)
+		return fail("SEBS_ROOT %s: %s", given, strerror(errno));
+	char *systems = path_join(resolved, "configs/systems.json");
+	int ok = systems && access(systems, R_OK) == 0;
+	int saved = errno;
+	free(systems);
+	if (!ok)
+		return fail("%s/configs/systems.json: %s", resolved, strerror(saved));
+	opts->root = strdup(resolved);
+	return 0;
+}
+
+static int parse_values(struct raw_opts *raw, struct sebsfs_options *opts)
+{
+	opts->builder = strdup(raw->builder ? raw->builder : "auto");
+	if (strcmp(opts->builder, "auto") == 0 || strcmp(opts->builder, "host") == 0)
+		opts->installer = INSTALLER_HOST; /* auto: docker once it exists, host until then */
+	else if (strcmp(opts->builder, "none") == 0)
+		opts->installer = INSTALLER_NONE;
+	else if (strcmp(opts->builder, "docker") == 0)
+		return fail("builder=%s%s: not available yet (use auto, host or none)", opts->builder, "");
+	else
+		return fail("builder=%s%s: expected auto, host or none", opts->builder, "");
+
+	opts->arch = strdup(raw->arch ? raw->arch : "x64");
+	if (strcmp(opts->arch, "x64") != 0 && strcmp(opts->arch, "arm64") != 0)
+		return fail("arch=%s%s: expected x64 or arm64", opts->arch, "");
+
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	opts->jobs = cores > 0 ? (unsigned)cores : 1;
+	if (raw->jobs) {
+		char *end;
+		errno = 0;
+		long n = strtol(raw->jobs, &end, 10);
+		if (errno || *end || end == raw->jobs || n < 1 || n > 1024)
+			return fail("jobs=%s%s: expected a number from 1 to 1024", raw->jobs, "");
+		opts->jobs = (unsigned)n;
+	}
+	opts->stat_builds = raw->stat_builds;
+
+	char *cache = raw->cache ? absolute_path(raw->cache) : default_cache_dir();
+	if (!cache)
+		return fail("%s%s", "no cache directory: set -o cache=DIR, XDG_CACHE_HOME or HOME", "");
+	opts->cache_dir = cache;
+	return 0;
+}
+
+int options_parse(int argc, char *argv[], struct fuse_args *args, struct sebsfs_options *opts)
+{
+	struct raw_opts raw;
+	memset(&raw, 0, sizeof(raw));
+	memset(opts, 0, sizeof(*opts));
+	*args = (struct fuse_args)FUSE_ARGS_INIT(argc, argv);
+	int rc = 0;
+
+	if (fuse_opt_parse(args, &raw, sebsfs_opts, opt_proc) < 0) {
+		rc = -1; /* libfuse printed why */
+	} else if (raw.show_help) {
+		usage(argv[0]);
+		fuse_cmdline_help();
+		fuse_lowlevel_help();
+		rc = 1;
+	} else if (raw.show_version) {
+		printf("sebsfs version %s\nFUSE library version %s\n", SEBSFS_VERSION, fuse_pkgversion());
+		fuse_lowlevel_version();
+		rc = 1;
+	} else if (raw.n_positional == 0) {
+		rc = fail("missing MOUNTPOINT (see %s --help)%s", argv[0], "");
+	} else if (raw.n_positional > 2) {
+		rc = fail("too many arguments: %s%s (expected [SEBS_ROOT] MOUNTPOINT)",
+			  raw.positional[2], "");
+	} else {
+		const char *root = raw.n_positional == 2 ? raw.positional[0] : default_suite();
+		const char *mnt = raw.positional[raw.n_positional - 1];
+		rc = validate_root(opts, root);
+		if (rc == 0)
+			rc = parse_values(&raw, opts);
+		if (rc == 0 && fuse_opt_add_arg(args, mnt) < 0)
+			rc = fail("%s%s", "out of memory", "");
+		if (rc == 0 && fuse_parse_cmdline(args, &opts->cmd) != 0)
+			rc = -1;
+		if (rc == 0 && !opts->cmd.mountpoint)
+			rc = fail("missing MOUNTPOINT%s%s", "", "");
+	}
+	for (int i = 0; i < raw.n_positional; i++)
+		free(raw.positional[i]);
+	free(raw.cache);
+	free(raw.builder);
+	free(raw.jobs);
+	free(raw.arch);
+	return rc;
+}
+
+void options_free(struct sebsfs_options *opts)
+{
+	free(opts->root);
+	free(opts->cache_dir);
+	free(opts->builder);
+	free(opts->arch);
+	free(opts->cmd.mountpoint);
+}

@@ -1,0 +1,85 @@
+/*
+ * builder.h - the job table: one build at a time per package, up to `jobs`
+ * packages in parallel, and the freshness check that decides whether to build.
+ *
+ * DESIGN.  Each package of the catalog has a record (lazily loaded from the
+ * cache): its last good package, the manifest it was built from, and the job
+ * building it now, if any.  builder_ensure() is the only entry point that
+ * builds: when the package is fresh it calls back at once, in the caller's
+ * thread; otherwise it creates a job (or joins the running one: every caller
+ * waiting on a package shares one build) and returns at once; a worker runs
+ * the pipeline and then calls every waiter back.  So FUSE request threads
+ * never wait for a build.  States: absent -> building -> fresh | failed, and
+ * fresh -> stale when an input changes.
+ *
+ * Locking: b->lock protects the records' job/state fields and the queue; a
+ * record's check_lock serialises freshness checks of that package (it guards
+ * the stat cache manifest).  Lock order: check_lock, then b->lock.  No lock is
+ * held across a build, a program, SQLite, or a callback.
+ */
+#ifndef SEBSFS_BUILDER_H
+#define SEBSFS_BUILDER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cache.h"
+#include "catalog.h"
+#include "pipeline.h"
+
+struct builder;
+
+struct builder_config {
+	const char *arch;            /* default arch the catalog was loaded with */
+	enum installer_kind installer;
+	unsigned jobs;               /* parallel builds, >= 1 */
+};
+
+enum package_state { PKG_ABSENT, PKG_FRESH, PKG_STALE, PKG_BUILDING, PKG_FAILED };
+const char *package_state_name(enum package_state s);
+
+/* What a waiter is told.  fd is an open read-only descriptor of the package
+ * (borrowed: dup it to keep it), or -1 on failure. */
+struct builder_result {
+	int status;        /* 0 or -errno (-EIO for a failed build) */
+	int fd;
+	int64_t size;
+	bool built;        /* true when a build ran for this request */
+};
+
+typedef void (*builder_done_fn)(void *ctx, const struct builder_result *res);
+
+/* cat and cache are borrowed and must outlive the builder.  Starts the
+ * workers: call after fork/daemonize.  NULL + *err on failure. */
+struct builder *builder_new(const struct catalog *cat, struct cache *cache,
+			    const struct builder_config *cfg, int *err);
+/* Stops taking work, waits for running builds, fails queued waiters. */
+void builder_free(struct builder *b);
+
+/* Makes package id fresh, then calls done(ctx, res) exactly once: at once in
+ * this thread when it already is (or on an error before any build), else from
+ * a worker when the build ends. */
+void builder_ensure(struct builder *b, size_t id, builder_done_fn done, void *ctx);
+
+/* What is known of a package, for stat and xattrs.  No build; check_inputs
+ * true also runs the freshness check (stats inputs) to tell fresh from stale. */
+struct builder_status {
+	enum package_state state;
+	bool has_package;
+	int64_t size;
+	char sha256[SHA256_HEX_LEN + 1];
+	char input_hash[SHA256_HEX_LEN + 1];
+	int64_t built_at;
+	double build_seconds;
+	unsigned builds;   /* builds completed by this process (success or failure) */
+};
+int builder_status(struct builder *b, size_t id, bool check_inputs, struct builder_status *out);
+
+/* Path of the package's build log (borrowed, valid for the builder's life). */
+const char *builder_log_path(struct builder *b, size_t id);
+
+/* Evicts the package from the cache.  0 or -errno. */
+int builder_evict(struct builder *b, size_t id);
+
+#endif

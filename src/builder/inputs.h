@@ -1,0 +1,76 @@
+/*
+ * inputs.h - the input manifest of a package, and its input hash.
+ *
+ * A package's output is a function of its inputs; the input hash names them.
+ * The manifest lists every input file with the stat fields that tell whether
+ * it may have changed (size, mtime_ns, inode) and its content hash, so that a
+ * freshness check only stats files and re-hashes the ones whose stat changed.
+ *
+ * Inputs of (platform, language, version, arch, benchmark):
+ *  - every file below the benchmark folder, except the folders of other
+ *    languages (python/, nodejs/, java/, cpp/ other than the package's own):
+ *    config.json (modules), init.sh, resources/, the language folder with its
+ *    templates/, requirements*, package.json*, init.sh and package.sh;
+ *  - every file below benchmarks/wrappers/<platform>/<language>/;
+ *  - configs/systems.json, hashed as the canonical JSON of "general" and
+ *    <platform>.languages.<language> only (other platforms' edits do not
+ *    invalidate this package);
+ *  - an identity string: pipeline version, builder kind, arch, version, and
+ *    anything the builder adds (later: the build image's ID).
+ * Symlinks are followed (their targets are inputs).  Directory walks are
+ * sorted, so added, removed and renamed files change the hash.
+ */
+#ifndef SEBSFS_INPUTS_H
+#define SEBSFS_INPUTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sha256.h"
+
+struct input_file {
+	char *path;          /* relative to SEBS_ROOT */
+	int64_t size;
+	int64_t mtime_ns;
+	uint64_t ino;
+	char sha256[SHA256_HEX_LEN + 1];
+};
+
+struct input_manifest {
+	struct input_file *files;  /* sorted by path */
+	size_t n_files;
+	char *identity;
+};
+
+struct input_spec {
+	const char *root;        /* SEBS_ROOT */
+	const char *benchmark_dir; /* relative to root: benchmarks/<group>/<name> */
+	const char *platform;
+	const char *language;
+	const char *version;
+	const char *arch;
+	const char *identity;    /* builder identity, e.g. "builder=host" */
+};
+
+/* Collects the manifest of spec into *out.  Files whose (size, mtime_ns, ino)
+ * equal their entry in previous (may be NULL) reuse its sha256 instead of
+ * being read again.  Returns 0 or -errno; *errmsg (may be NULL) gets a
+ * malloc'd reason naming the file on failure. */
+int inputs_collect(const struct input_spec *spec, const struct input_manifest *previous,
+		   struct input_manifest *out, char **errmsg);
+
+/* The input hash: sha256 over the identity and the sorted (path, sha256) list. */
+void inputs_hash(const struct input_manifest *m, char hex[SHA256_HEX_LEN + 1]);
+
+/* Serialises to / parses from JSON text (malloc'd / into *out). */
+char *inputs_to_json(const struct input_manifest *m);
+int inputs_from_json(const char *text, struct input_manifest *out);
+
+void inputs_clear(struct input_manifest *m);
+
+/* The hash of systems.json's "general" and <platform>.languages.<language>,
+ * as canonical JSON.  Returns 0 or -errno (-EINVAL for malformed JSON). */
+int inputs_systems_hash(const char *systems_json_path, const char *platform,
+			const char *language, char hex[SHA256_HEX_LEN + 1]);
+
+#endif

@@ -1,0 +1,35 @@
+/*
+ * options.h - the command line of sebsfs.
+ *
+ *   sebsfs [options] [SEBS_ROOT] MOUNTPOINT
+ *
+ * sebsfs's own -o options are parsed with fuse_opt and removed; what remains
+ * (-f, -d, -s, -o of libfuse and the kernel) goes to fuse_parse_cmdline and
+ * fuse_session_new.  Validation happens here, before anything is mounted.
+ */
+#ifndef SEBSFS_OPTIONS_H
+#define SEBSFS_OPTIONS_H
+
+#include <fuse_lowlevel.h>
+#include <stdbool.h>
+
+#include "pipeline.h"
+
+struct sebsfs_options {
+	char *root;          /* absolute SEBS_ROOT (malloc'd) */
+	char *cache_dir;     /* absolute (malloc'd) */
+	char *builder;       /* "auto" | "host" | "none" as given */
+	enum installer_kind installer; /* resolved */
+	unsigned jobs;
+	char *arch;          /* "x64" | "arm64" */
+	bool stat_builds;
+	struct fuse_cmdline_opts cmd; /* mountpoint, foreground, debug, singlethread, ... */
+};
+
+/* Parses argv into opts and args (args keeps what libfuse should see).
+ * Returns 0 to go on mounting, 1 when the program should exit 0 (help,
+ * version), or -1 after printing "sebsfs: <reason>" on stderr. */
+int options_parse(int argc, char *argv[], struct fuse_args *args, struct sebsfs_options *opts);
+void options_free(struct sebsfs_options *opts);
+
+#endif

@@ -1,0 +1,759 @@
+/*
+ * test_cache.c - Check suite for src/cache: real SQLite files in a fresh
+ * mkdtemp directory per test, removed afterwards.
+ *
+ * Digests are cross-checked with the sha256sum program rather than our own
+ * sha256.c, so a bug there cannot hide a bug here.  The schema is inspected
+ * with direct sqlite3 calls, independent of the module's statements.
+ */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "cache.h"
+
+/* The suite's directory is made and removed by the parent process (unchecked
+ * fixture), so it is cleaned up even when a forked test dies; each test gets
+ * its own subdirectory from the checked fixture. */
+static char suite_root[] = "/tmp/test_cache.XXXXXX";
+static char *root;      /* the directory of the current test */
+static char cdir[4096]; /* the cache directory inside it */
+
+static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb; (void)flag; (void)ftw;
+	return remove(p);
+}
+
+static void suite_setup(void)
+{
+	if (!mkdtemp(suite_root)) {
+		perror("mkdtemp");
+		exit(EXIT_FAILURE);
+	}
+}
+
+static void suite_teardown(void)
+{
+	nftw(suite_root, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static char test_root[4096];
+
+static void setup(void)
+{
+	snprintf(test_root, sizeof(test_root), "%s/t.XXXXXX", suite_root);
+	root = mkdtemp(test_root);
+	ck_assert_ptr_nonnull(root);
+	/* A nested, not yet existing path: cache_open must create it. */
+	snprintf(cdir, sizeof(cdir), "%s/cache/dir", root);
+}
+
+static void teardown(void)
+{
+	if (root)
+		nftw(root, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	root = NULL;
+}
+
+static const struct cache_key KEY_A = { "aws", "python", "3.11", "x64", "110.dynamic-html", "zip" };
+static const struct cache_key KEY_B = { "aws", "python", "3.11", "arm64", "110.dynamic-html", "zip" };
+
+static struct cache *open_ok(void)
+{
+	int err = 12345;
+	struct cache *c = cache_open(cdir, &err);
+	ck_assert_msg(c != NULL, "cache_open failed: %s", strerror(-err));
+	ck_assert_int_eq(err, 0);
+	return c;
+}
+
+static char *sub(const char *rel)
+{
+	char *p;
+	ck_assert_int_ge(asprintf(&p, "%s/%s", cdir, rel), 0);
+	return p;
+}
+
+static bool exists(const char *p)
+{
+	struct stat st;
+	return lstat(p, &st) == 0;
+}
+
+static void write_bytes(const char *path, const char *content)
+{
+	FILE *f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(fputs(content, f) >= 0, 1);
+	ck_assert_int_eq(fclose(f), 0);
+}
+
+/* A new file under tmp/ holding content, the way the builder would write one. */
+static char *make_tmp(struct cache *c, const char *content)
+{
+	char *p = cache_tmp_path(c, ".zip");
+	ck_assert_ptr_nonnull(p);
+	ck_assert(!exists(p));
+	write_bytes(p, content);
+	return p;
+}
+
+static void sha256sum(const char *path, char hex[65])
+{
+	char cmd[4200];
+	snprintf(cmd, sizeof(cmd), "sha256sum '%s'", path);
+	FILE *f = popen(cmd, "r");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(fscanf(f, "%64s", hex), 1);
+	ck_assert_int_eq(pclose(f), 0);
+}
+
+static struct cache_entry publish_ok(struct cache *c, const struct cache_key *k,
+				     const char *content, const char *input_hash)
+{
+	struct cache_entry e;
+	char *tmp = make_tmp(c, content);
+	int ret = cache_publish(c, k, tmp, input_hash, "{\"files\":[]}", 1.5, &e);
+	ck_assert_msg(ret == 0, "cache_publish: %s", strerror(-ret));
+	ck_assert_msg(!exists(tmp), "tmp file %s left behind", tmp);
+	free(tmp);
+	return e;
+}
+
+static int count_entries(const char *rel)
+{
+	char *p = sub(rel);
+	char cmd[4200];
+	snprintf(cmd, sizeof(cmd), "ls -A '%s' | wc -l", p);
+	free(p);
+	FILE *f = popen(cmd, "r");
+	ck_assert_ptr_nonnull(f);
+	int n = -1;
+	ck_assert_int_eq(fscanf(f, "%d", &n), 1);
+	pclose(f);
+	return n;
+}
+
+static sqlite3 *raw_db(void)
+{
+	char *p = sub("sebsfs.db");
+	sqlite3 *db = NULL;
+	ck_assert_int_eq(sqlite3_open(p, &db), SQLITE_OK);
+	free(p);
+	return db;
+}
+
+static int raw_int(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+	ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+	int v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+START_TEST(test_open_creates_schema)
+{
+	struct cache *c = open_ok();
+	const char *dirs[] = { "packages", "tmp", "logs", "work" };
+	for (int i = 0; i < 4; i++) {
+		char *p = sub(dirs[i]);
+		struct stat st;
+		ck_assert_int_eq(stat(p, &st), 0);
+		ck_assert(S_ISDIR(st.st_mode));
+		free(p);
+	}
+	ck_assert_str_eq(cache_dir(c), cdir);
+	cache_close(c);
+
+	sqlite3 *db = raw_db();
+	ck_assert_int_eq(raw_int(db, "PRAGMA user_version"), 1);
+	ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM pragma_table_info('packages')"), 16);
+	ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM pragma_table_info('packages') WHERE pk > 0"), 6);
+	ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM pragma_table_info('packages') WHERE name IN"
+				 " ('platform','language','version','arch','benchmark','kind','input_hash',"
+				 " 'path','size','sha256','built_at','build_seconds','manifest',"
+				 " 'last_failed','last_error','failed_input_hash')"), 16);
+	sqlite3_stmt *st = NULL;
+	ck_assert_int_eq(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+	ck_assert_str_eq((const char *)sqlite3_column_text(st, 0), "wal");
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+
+	/* Reopening an up-to-date cache is fine. */
+	c = open_ok();
+	cache_close(c);
+}
+END_TEST
+
+START_TEST(test_publish_then_get)
+{
+	struct cache *c = open_ok();
+	time_t before = time(NULL);
+	struct cache_entry pub = publish_ok(c, &KEY_A, "package bytes v1\n", "ih1");
+	ck_assert(pub.has_package);
+
+	struct cache_entry e;
+	ck_assert_int_eq(cache_get(c, &KEY_A, &e), 0);
+	ck_assert(e.has_package);
+	ck_assert_ptr_nonnull(e.path);
+	ck_assert_str_eq(e.path, pub.path);
+	ck_assert_int_eq(e.path[0], '/');
+
+	char hex[65];
+	sha256sum(e.path, hex);
+	ck_assert_str_eq(e.sha256, hex);
+	ck_assert_int_eq(e.size, (int64_t)strlen("package bytes v1\n"));
+
+	char *expect = NULL;
+	ck_assert_int_ge(asprintf(&expect, "%s/packages/%s.zip", cdir, hex), 0);
+	ck_assert_str_eq(e.path, expect);
+	free(expect);
+
+	struct stat st;
+	ck_assert_int_eq(stat(e.path, &st), 0);
+	ck_assert(S_ISREG(st.st_mode));
+	ck_assert_int_eq(st.st_mode & 07777, 0444);
+	ck_assert_int_eq(st.st_size, e.size);
+
+	ck_assert_str_eq(e.input_hash, "ih1");
+	ck_assert_str_eq(e.manifest, "{\"files\":[]}");
+	ck_assert(e.build_seconds > 1.49 && e.build_seconds < 1.51);
+	ck_assert_int_ge(e.built_at, (int64_t)before);
+	ck_assert_int_le(e.built_at, (int64_t)time(NULL));
+	ck_assert(!e.last_failed);
+	ck_assert_ptr_null(e.last_error);
+	ck_assert_ptr_null(e.failed_input_hash);
+
+	/* Other key: no row. */
+	struct cache_entry none;
+	ck_assert_int_eq(cache_get(c, &KEY_B, &none), -ENOENT);
+
+	cache_entry_clear(&e);
+	cache_entry_clear(&pub);
+	cache_entry_clear(NULL);
+	cache_close(c);
+	cache_close(NULL);
+}
+END_TEST
+
+START_TEST(test_publish_null_manifest_and_out)
+{
+	struct cache *c = open_ok();
+	char *tmp = make_tmp(c, "xyz");
+	ck_assert_int_eq(cache_publish(c, &KEY_A, tmp, "ih", NULL, 0.0, NULL), 0);
+	free(tmp);
+	struct cache_entry e;
+	ck_assert_int_eq(cache_get(c, &KEY_A, &e), 0);
+	ck_assert(e.has_package);
+	ck_assert_ptr_null(e.manifest);
+	cache_entry_clear(&e);
+	cache_close(c);
+}
+END_TEST
+
+START_TEST(test_republish_replaces)
+{
+	struct cache *c = open_ok();
+	struct cache_entry e1 = publish_ok(c, &KEY_A, "first", "ih1");
+	struct cache_entry e2 = publish_ok(c, &KEY_A, "second, different", "ih2");
+	ck_assert_str_ne(e1.path, e2.path);
+	ck_assert_str_ne(e1.sha256, e2.sha256);
+	ck_assert(!exists(e1.path));
+	ck_assert(exists(e2.path));
+
+	struct cache_entry g;
+	ck_assert_int_eq(cache_get(c, &KEY_A, &g), 0);
+	ck_assert_str_eq(g.path, e2.path);
+	ck_assert_str_eq(g.input_hash, "ih2");
+	ck_assert_int_eq(g.size, (int64_t)strlen("second, different"));
+	ck_assert_int_eq(count_entries("packages"), 1);
+
+	/* Same bytes again: same file, still there. */
+	struct cache_entry e3 = publish_ok(c, &KEY_A, "second, different", "ih3");
+	ck_assert_str_eq(e3.path, e2.path);
+	ck_assert(exists(e3.path));
+	ck_assert_int_eq(count_entries("packages"), 1);
+
+	cache_entry_clear(&e1);
+	cache_entry_clear(&e2);
+	cache_entry_clear(&e3);
+	cache_entry_clear(&g);
+	cache_close(c);
+}
+END_TEST
+
+START_TEST(test_shared_file)
+{
+	struct cache *c = open_ok();
+	struct cache_entry a = publish_ok(c, &KEY_A, "identical", "ia");
+	struct cache_entry b = publish_ok(c, &KEY_B, "identical", "ib");
+	ck_assert_str_eq(a.path, b.path);
+	ck_assert_int_eq(count_entries("packages"), 1);
+
+	/* Replacing A's package must not unlink the file B still uses. */
+	struct cache_entry a2 = publish_ok(c, &KEY_A, "A moved on", "ia2");
+	ck_assert(exists(b.path));
+	ck_assert_int_eq(count_entries("packages"), 2);
+	cache_entry_clear(&a2);
+	cache_entry_clear(&a);
+	a = publish_ok(c, &KEY_A, "identical", "ia3");
+	ck_assert_int_eq(count_entries("packages"), 1);
+
+	ck_assert_int_eq(cache_evict(c, &KEY_A), 0);
+	ck_assert(exists(b.path));
+	struct cache_entry g;
+	ck_assert_int_eq(cache_get(c, &KEY_A, &g), -ENOENT);
+	ck_assert_int_eq(cache_get(c, &KEY_B, &g), 0);
+	ck_assert(g.has_package);
+	ck_assert_str_eq(g.path, b.path);
+	cache_entry_clear(&g);
+
+	ck_assert_int_eq(cache_evict(c, &KEY_B), 0);
+	ck_assert(!exists(b.path));
+	ck_assert_int_eq(count_entries("packages"), 0);
+
+	cache_entry_clear(&a);
+	cache_entry_clear(&b);
+	cache_close(c);
+}
+END_TEST
+
+START_TEST(test_record_failure)
+{
+	struct cache *c = open_ok();
+	struct cache_entry good = publish_ok(c, &KEY_A, "good package", "ih-good");
+	ck_assert_int_eq(cache_record_failure(c, &KEY_A, "ih-bad", "pip failed\nexit 1"), 0);
+
+	struct cache_entry e;
+	ck_assert_int_eq(cache_get(c, &KEY_A, &e), 0);
+	ck_assert(e.has_package);
+	ck_assert_str_eq(e.path, good.path);
+	ck_assert_str_eq(e.input_hash, "ih-good");
+	ck_assert_str_eq(e.sha256, good.sha256);
+	ck_assert(exists(e.path));
+	ck_assert(e.last_failed);
+	ck_assert_str_eq(e.last_error, "pip failed exit 1");
+	ck_assert_str_eq(e.failed_input_hash, "ih-bad");
+	cache_entry_clear(&e);
+
+	/* A later success clears the failure. */
+	struct cache_entry ok = publish_ok(c, &KEY_A, "good package 2", "ih-2");
+	ck_assert(!ok.last_failed);
+	ck_assert_int_eq(cache_get(c, &KEY_A, &e), 0);
+	ck_assert(!e.last_failed);
+	ck_assert_ptr_null(e.last_error);
+	ck_assert_ptr_null(e.failed_input_hash);
+	ck_assert_str_eq(e.input_hash, "ih-2");
+	cache_entry_clear(&e);
+
+	/* A key that never built: a row with a failure and no package. */
+	ck_assert_int_eq(cache_record_failure(c, &KEY_B, "ih-x", "no such file"), 0);
+	ck_assert_int_eq(cache_get(c, &KEY_B, &e), 0);
+	ck_assert(!e.has_package);
+	ck_assert_ptr_null(e.path);
+	ck_assert(e.last_failed);
+	ck_assert_str_eq(e.last_error, "no such file");
+	cache_entry_clear(&e);
+
+	cache_entry_clear(&good);
+	cache_entry_clear(&ok);
+	cache_close(c);
+}
+END_TEST
+
+START_TEST(test_evict)
+{
+	struct cache *c = open_ok();
+	struct cache_entry e = publish_ok(c, &KEY_A, "to be evicted", "ih");
+	/* An open fd keeps reading after eviction. */
+	int fd = open(e.path, O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(cache_evict(c, &KEY_A), 0);
+	ck_assert(!exists(e.path));
+	char buf[64] = { 0 };
+	ck_assert_int_eq(read(fd, buf, sizeof(buf) - 1), (ssize_t)strlen("to be evicted"));
+	ck_assert_str_eq(buf, "to be evicted");
+	close(fd);
+
+	struct cache_entry g;
+	ck_assert_int_eq(cache_get(c, &KEY_A, &g), -ENOENT);
+	ck_assert_int_eq(cache_evict(c, &KEY_A), 0); /* missing row: 0 */
+	cache_entry_clear(&e);
+	cache_close(c);
+}
+END_TEST
+
+START_TEST(test_persistence)
+{
+	struct cache *c = open_ok();
+	struct cache_entry a = publish_ok(c, &KEY_A, "persist A", "iha");
+	ck_assert_int_eq(cache_record_failure(c, &KEY_B, "ihb", "boom"), 0);
+	cache_close(c);
+
+	c = open_ok();
+	struct cache_entry e;
+	ck_assert_int_eq(cache_get(c, &KEY_A, &e), 0);
+	ck_assert(e.has_package);
+	ck_assert_str_eq(e.path, a.path);
+	ck_assert_str_eq(e.sha256, a.sha256);
+	ck_assert_int_eq(e.size, a.size);
+	ck_assert_int_eq(e.built_at, a.built_at);
+	ck_assert_str_eq(e.input_hash, "iha");
+	ck_assert(exists(e.path));
+	cache_entry_clear(&e);
+	ck_assert_int_eq(cache_get(c, &KEY_B, &e), 0);
+	ck_assert(e.last_failed);
+	ck_assert_str_eq(e.last_error, "boom");
+	cache_entry_clear(&e);
+	cache_entry_clear(&a);
+	cache_close(c);
+}
+END_TEST
+
+START_TEST(test_startup_sweep)
+{
+	struct cache *c = open_ok();
+	struct cache_entry a = publish_ok(c, &KEY_A, "kept", "ih");
+	char *half = make_tmp(c, "half-written");
+	char *wd = NULL;
+	ck_assert_int_eq(cache_make_workdir(c, &wd), 0);
+	char *wf = NULL;
+	ck_assert_int_ge(asprintf(&wf, "%s/file", wd), 0);
+	write_bytes(wf, "work");
+	cache_close(c);
+
+	/* A crash between rename and commit leaves an unreferenced package. */
+	char *orphan = sub("packages/0000000000000000000000000000000000000000000000000000000000000000.zip");
+	write_bytes(orphan, "orphan");
+
+	c = open_ok();
+	ck_assert(!exists(half));
+	ck_assert(!exists(wd));
+	ck_assert(!exists(orphan));
+	ck_assert(exists(a.path));
+	ck_assert_int_eq(count_entries("tmp"), 0);
+	ck_assert_int_eq(count_entries("work"), 0);
+	ck_assert_int_eq(count_entries("packages"), 1);
+	struct cache_entry e;
+	ck_assert_int_eq(cache_get(c, &KEY_A, &e), 0);
+	ck_assert(e.has_package);
+	cache_entry_clear(&e);
+
+	free(half);
+	free(wd);
+	free(wf);
+	free(orphan);
+	cache_entry_clear(&a);
+	cache_close(c);
+}
+END_TEST
+
+START_TEST(test_missing_file)
+{
+	struct cache *c = open_ok();
+	struct cache_entry a = publish_ok(c, &KEY_A, "will vanish", "ih");
+	struct cache_entry b = publish_ok(c, &KEY_B, "vanishes while closed", "ihb");
+	ck_assert_int_eq(cache_record_failure(c, &KEY_A, "ih2", "oops"), 0);
+
+	/* Behind the cache's back, while open. */
+	ck_assert_int_eq(unlink(a.path), 0);
+	struct cache_entry e;
+	ck_assert_int_eq(cache_get(c, &KEY_A, &e), 0);
+	ck_assert(!e.has_package);
+	ck_assert_ptr_null(e.path);
+	ck_assert_ptr_null(e.input_hash);
+	ck_assert_int_eq(e.sha256[0], '\0');
+	ck_assert(e.last_failed); /* failure info survives */
+	ck_assert_str_eq(e.last_error, "oops");
+	cache_entry_clear(&e);
+	cache_close(c);
+
+	/* Behind its back while closed: found by the start-up sweep. */
+	ck_assert_int_eq(unlink(b.path), 0);
+	c = open_ok();
+	ck_assert_int_eq(cache_get(c, &KEY_B, &e), 0);
+	ck_assert(!e.has_package);
+	ck_assert_ptr_null(e.path);
+	cache_entry_clear(&e);
+	cache_close(c);
+
+	sqlite3 *db = raw_db();
+	ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM packages WHERE path IS NOT NULL"), 0);
+	sqlite3_close(db);
+
+	/* Rebuilding works after that. */
+	c = open_ok();
+	struct cache_entry r = publish_ok(c, &KEY_B, "vanishes while closed", "ihb");
+	ck_assert(exists(r.path));
+	cache_entry_clear(&r);
+	cache_close(c);
+	cache_entry_clear(&a);
+	cache_entry_clear(&b);
+}
+END_TEST
+
+START_TEST(test_newer_schema_refused)
+{
+	struct cache *c = open_ok();
+	struct cache_entry a = publish_ok(c, &KEY_A, "from the future", "ih");
+	cache_close(c);
+	char *stray = sub("packages/stray.zip");
+	write_bytes(stray, "x");
+
+	sqlite3 *db = raw_db();
+	ck_assert_int_eq(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+
+	int err = 0;
+	c = cache_open(cdir, &err);
+	ck_assert_ptr_null(c);
+	ck_assert_int_eq(err, -EPROTO);
+	/* Refused means untouched: no sweep, no schema change. */
+	ck_assert(exists(stray));
+	ck_assert(exists(a.path));
+	db = raw_db();
+	ck_assert_int_eq(raw_int(db, "PRAGMA user_version"), 99);
+	sqlite3_close(db);
+	free(stray);
+	cache_entry_clear(&a);
+}
+END_TEST
+
+START_TEST(test_not_a_database)
+{
+	char *p = NULL;
+	ck_assert_int_ge(asprintf(&p, "%s/cache", root), 0);
+	ck_assert_int_eq(mkdir(p, 0700), 0);
+	free(p);
+	ck_assert_int_eq(mkdir(cdir, 0700), 0);
+	char *dbp = sub("sebsfs.db");
+	write_bytes(dbp, "this is definitely not an SQLite database, just some text padding it out....");
+	free(dbp);
+	int err = 0;
+	struct cache *c = cache_open(cdir, &err);
+	ck_assert_ptr_null(c);
+	ck_assert_int_lt(err, 0);
+}
+END_TEST
+
+START_TEST(test_failed_publish_keeps_old)
+{
+	struct cache *c = open_ok();
+	struct cache_entry a = publish_ok(c, &KEY_A, "the good one", "ih-good");
+
+	char *missing = cache_tmp_path(c, "zip");
+	struct cache_entry out;
+	int ret = cache_publish(c, &KEY_A, missing, "ih-new", NULL, 1.0, &out);
+	ck_assert_int_eq(ret, -ENOENT);
+
+	struct cache_entry e;
+	ck_assert_int_eq(cache_get(c, &KEY_A, &e), 0);
+	ck_assert(e.has_package);
+	ck_assert_str_eq(e.path, a.path);
+	ck_assert_str_eq(e.input_hash, "ih-good");
+	ck_assert_str_eq(e.sha256, a.sha256);
+	ck_assert(exists(a.path));
+	cache_entry_clear(&e);
+
+	/* A rejected key: tmp_path is removed, nothing lands in packages/. */
+	struct cache_key bad = KEY_A;
+	bad.benchmark = "../escape";
+	char *tmp = make_tmp(c, "rejected");
+	ck_assert_int_eq(cache_publish(c, &bad, tmp, "ih", NULL, 1.0, NULL), -EINVAL);
+	ck_assert(!exists(tmp));
+	ck_assert_int_eq(count_entries("packages"), 1);
+
+	free(tmp);
+	free(missing);
+	cache_entry_clear(&a);
+	cache_close(c);
+}
+END_TEST
+
+START_TEST(test_paths)
+{
+	struct cache *c = open_ok();
+	char *l = cache_log_path(c, &KEY_B);
+	ck_assert_ptr_nonnull(l);
+	char *expect = sub("logs/aws/python-3.11-arm64/110.dynamic-html.zip.log");
+	ck_assert_str_eq(l, expect);
+	char *parent = sub("logs/aws/python-3.11-arm64");
+	struct stat st;
+	ck_assert_int_eq(stat(parent, &st), 0);
+	ck_assert(S_ISDIR(st.st_mode));
+	free(parent);
+	free(expect);
+	free(l);
+
+	struct cache_key bad = KEY_A;
+	bad.platform = "..";
+	ck_assert_ptr_null(cache_log_path(c, &bad));
+
+	char *t1 = cache_tmp_path(c, ".zip");
+	char *t2 = cache_tmp_path(c, ".zip");
+	ck_assert_ptr_nonnull(t1);
+	ck_assert_ptr_nonnull(t2);
+	ck_assert_str_ne(t1, t2);
+	char *tmpdir = sub("tmp/");
+	ck_assert_int_eq(strncmp(t1, tmpdir, strlen(tmpdir)), 0);
+	ck_assert_int_eq(strcmp(t1 + strlen(t1) - 4, ".zip"), 0);
+	ck_assert(!exists(t1));
+	free(tmpdir);
+	free(t1);
+	free(t2);
+
+	char *w1 = NULL, *w2 = NULL;
+	ck_assert_int_eq(cache_make_workdir(c, &w1), 0);
+	ck_assert_int_eq(cache_make_workdir(c, &w2), 0);
+	ck_assert_str_ne(w1, w2);
+	ck_assert_int_eq(stat(w1, &st), 0);
+	ck_assert(S_ISDIR(st.st_mode));
+	char *workdir = sub("work/");
+	ck_assert_int_eq(strncmp(w1, workdir, strlen(workdir)), 0);
+	free(workdir);
+	free(w1);
+	free(w2);
+	cache_close(c);
+}
+END_TEST
+
+START_TEST(test_second_instance_refused)
+{
+	struct cache *c = open_ok();
+	int err = 0;
+	struct cache *c2 = cache_open(cdir, &err);
+	ck_assert_ptr_null(c2);
+	ck_assert_int_eq(err, -EBUSY);
+	cache_close(c);
+	c2 = open_ok();
+	cache_close(c2);
+}
+END_TEST
+
+#define N_THREADS 4
+#define N_ROUNDS 15
+
+struct worker {
+	struct cache *c;
+	struct cache_key key;
+	char arch[16];
+	int failures;
+	char last_content[64];
+};
+
+static void *publisher(void *arg)
+{
+	struct worker *w = arg;
+	for (int i = 0; i < N_ROUNDS; i++) {
+		char *tmp = cache_tmp_path(w->c, ".zip");
+		snprintf(w->last_content, sizeof(w->last_content), "%s round %d", w->arch, i);
+		FILE *f = tmp ? fopen(tmp, "w") : NULL;
+		if (!f || fputs(w->last_content, f) < 0 || fclose(f) != 0) {
+			w->failures++;
+			free(tmp);
+			continue;
+		}
+		if (cache_publish(w->c, &w->key, tmp, "ih", NULL, 0.1, NULL) != 0)
+			w->failures++;
+		if (i % 3 == 0 && cache_record_failure(w->c, &w->key, "ih", "transient") != 0)
+			w->failures++;
+		struct cache_entry e;
+		if (cache_get(w->c, &w->key, &e) != 0 || !e.has_package)
+			w->failures++;
+		cache_entry_clear(&e);
+		free(tmp);
+	}
+	return NULL;
+}
+
+START_TEST(test_concurrent_publish)
+{
+	struct cache *c = open_ok();
+	struct worker w[N_THREADS];
+	pthread_t th[N_THREADS];
+	for (int i = 0; i < N_THREADS; i++) {
+		memset(&w[i], 0, sizeof(w[i]));
+		w[i].c = c;
+		snprintf(w[i].arch, sizeof(w[i].arch), "arch%d", i);
+		w[i].key = KEY_A;
+		w[i].key.arch = w[i].arch;
+		ck_assert_int_eq(pthread_create(&th[i], NULL, publisher, &w[i]), 0);
+	}
+	for (int i = 0; i < N_THREADS; i++)
+		ck_assert_int_eq(pthread_join(th[i], NULL), 0);
+
+	for (int i = 0; i < N_THREADS; i++) {
+		ck_assert_int_eq(w[i].failures, 0);
+		struct cache_entry e;
+		ck_assert_int_eq(cache_get(c, &w[i].key, &e), 0);
+		ck_assert(e.has_package);
+		char hex[65];
+		sha256sum(e.path, hex);
+		ck_assert_str_eq(e.sha256, hex);
+		char buf[64] = { 0 };
+		FILE *f = fopen(e.path, "r");
+		ck_assert_ptr_nonnull(f);
+		ck_assert(fgets(buf, sizeof(buf), f) != NULL);
+		fclose(f);
+		ck_assert_str_eq(buf, w[i].last_content);
+		cache_entry_clear(&e);
+	}
+	/* Every superseded package was unlinked. */
+	ck_assert_int_eq(count_entries("packages"), N_THREADS);
+	ck_assert_int_eq(count_entries("tmp"), 0);
+	cache_close(c);
+
+	sqlite3 *db = raw_db();
+	ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM packages"), N_THREADS);
+	sqlite3_close(db);
+}
+END_TEST
+
+static Suite *cache_suite(void)
+{
+	Suite *s = suite_create("cache");
+	TCase *tc = tcase_create("core");
+	tcase_add_unchecked_fixture(tc, suite_setup, suite_teardown);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_open_creates_schema);
+	tcase_add_test(tc, test_publish_then_get);
+	tcase_add_test(tc, test_publish_null_manifest_and_out);
+	tcase_add_test(tc, test_republish_replaces);
+	tcase_add_test(tc, test_shared_file);
+	tcase_add_test(tc, test_record_failure);
+	tcase_add_test(tc, test_evict);
+	tcase_add_test(tc, test_persistence);
+	tcase_add_test(tc, test_startup_sweep);
+	tcase_add_test(tc, test_missing_file);
+	tcase_add_test(tc, test_newer_schema_refused);
+	tcase_add_test(tc, test_not_a_database);
+	tcase_add_test(tc, test_failed_publish_keeps_old);
+	tcase_add_test(tc, test_paths);
+	tcase_add_test(tc, test_second_instance_refused);
+	tcase_add_test(tc, test_concurrent_publish);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(cache_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

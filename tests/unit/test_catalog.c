@@ -1,0 +1,714 @@
+/*
+ * test_catalog.c - Check suite for src/builder/catalog.c.
+ *
+ * The "real" cases load a temp SEBS_ROOT built from SHARED_DATA (the suite's
+ * real systems.json and benchmark config.json files) and assert facts read
+ * off those files by hand, so a parser that drops a quirk fails here.  The
+ * "malformed" cases build small trees by hand.  Warnings are captured through
+ * log_set_backend() so skipped entries can be checked for a message naming
+ * the offending file.
+ */
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "catalog.h"
+#include "log.h"
+
+static char tmpdir[256];
+static char logbuf[16384];
+
+static void capture_log(enum log_level level, const char *msg)
+{
+	size_t used = strlen(logbuf);
+
+	(void)level;
+	snprintf(logbuf + used, sizeof(logbuf) - used, "%s\n", msg);
+}
+
+static void mkdirs(const char *path)
+{
+	char buf[1024];
+
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		ck_assert_msg(mkdir(buf, 0755) == 0 || errno == EEXIST, "mkdir %s", buf);
+		*p = '/';
+	}
+	ck_assert_msg(mkdir(buf, 0755) == 0 || errno == EEXIST, "mkdir %s", buf);
+}
+
+/* Writes content to tmpdir/rel, creating parent folders. */
+static void write_rel(const char *rel, const char *content)
+{
+	char path[1024], dir[1024];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", tmpdir, rel);
+	snprintf(dir, sizeof(dir), "%s", path);
+	*strrchr(dir, '/') = '\0';
+	mkdirs(dir);
+	f = fopen(path, "we");
+	ck_assert_msg(f != NULL, "fopen %s", path);
+	ck_assert_int_eq(fputs(content, f) >= 0, 1);
+	ck_assert_int_eq(fclose(f), 0);
+}
+
+static void copy_to_rel(const char *src, const char *rel)
+{
+	char buf[8192];
+	char *data = NULL;
+	size_t len = 0, n;
+	FILE *f = fopen(src, "re");
+
+	ck_assert_msg(f != NULL, "open %s", src);
+	while ((n = fread(buf, 1, sizeof(buf), f)) > 0) {
+		data = realloc(data, len + n + 1);
+		ck_assert_ptr_nonnull(data);
+		memcpy(data + len, buf, n);
+		len += n;
+	}
+	fclose(f);
+	ck_assert_ptr_nonnull(data);
+	data[len] = '\0';
+	write_rel(rel, data);
+	free(data);
+}
+
+/* Copies SHARED_DATA into tmpdir laid out as a SEBS_ROOT. */
+static void copy_real_tree(void)
+{
+	const char *bdir = SHARED_DATA "/benchmarks";
+	char src[2048], rel[2048], gpath[1024];
+	struct dirent *g, *b;
+	DIR *gd, *bd;
+	int count = 0;
+
+	copy_to_rel(SHARED_DATA "/systems.json", "configs/systems.json");
+	gd = opendir(bdir);
+	ck_assert_ptr_nonnull(gd);
+	while ((g = readdir(gd))) {
+		if (g->d_name[0] == '.')
+			continue;
+		snprintf(gpath, sizeof(gpath), "%s/%s", bdir, g->d_name);
+		bd = opendir(gpath);
+		if (!bd)
+			continue;
+		while ((b = readdir(bd))) {
+			if (b->d_name[0] == '.')
+				continue;
+			snprintf(src, sizeof(src), "%s/%s/config.json", gpath, b->d_name);
+			if (access(src, R_OK) != 0)
+				continue;
+			snprintf(rel, sizeof(rel), "benchmarks/%s/%s/config.json",
+				 g->d_name, b->d_name);
+			copy_to_rel(src, rel);
+			count++;
+		}
+		closedir(bd);
+	}
+	closedir(gd);
+	ck_assert_int_eq(count, 15);
+	/* A wrappers folder exists in real trees and must not become a group. */
+	write_rel("benchmarks/wrappers/aws/python/handler.py", "# handler\n");
+}
+
+static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb; (void)flag; (void)ftw;
+	return remove(path);
+}
+
+static void setup(void)
+{
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_catalog.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	logbuf[0] = '\0';
+	log_set_backend(capture_log);
+}
+
+static void teardown(void)
+{
+	log_set_backend(NULL);
+	nftw(tmpdir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static struct catalog *load_ok(const char *arch)
+{
+	char err[512] = "";
+	struct catalog *cat = catalog_load(tmpdir, arch, err, sizeof(err));
+
+	ck_assert_msg(cat != NULL, "catalog_load failed: %s", err);
+	return cat;
+}
+
+static void load_fail(const char *root, char *err, size_t errlen)
+{
+	struct catalog *cat;
+
+	err[0] = '\0';
+	cat = catalog_load(root, "x64", err, errlen);
+	ck_assert_ptr_null(cat);
+	ck_assert_msg(err[0] != '\0', "no error message");
+}
+
+/* Minimal valid systems.json for hand-made trees. */
+static const char *mini_systems =
+	"{\"general\": {\"docker_repository\": \"r\"},\n"
+	" \"aws\": {\"architecture\": [\"x64\"], \"deployments\": [\"package\"],\n"
+	"   \"languages\": {\n"
+	"     \"python\": {\"base_images\": {\"x64\": {\"3.11\": \"img-py\"}}, \"images\": [\"build\"],\n"
+	"                \"deployment\": {\"files\": [\"handler.py\"], \"packages\": null,\n"
+	"                               \"module_packages\": {\"storage\": null}}},\n"
+	"     \"nodejs\": {\"base_images\": {\"x64\": {\"20\": \"img-js\"}},\n"
+	"                \"deployment\": {\"packages\": null}}}}}\n";
+
+/* ---- real data ---------------------------------------------------------- */
+
+START_TEST(test_real_platforms_and_general)
+{
+	static const char *names[] = { "aws", "azure", "gcp", "local", "openwhisk" };
+	struct catalog *cat;
+
+	copy_real_tree();
+	cat = load_ok("x64");
+	ck_assert_uint_eq(cat->n_platforms, 5);
+	for (size_t i = 0; i < 5; i++) {
+		ck_assert_str_eq(cat->platforms[i].name, names[i]);
+		ck_assert_ptr_eq(catalog_platform(cat, names[i]), &cat->platforms[i]);
+		ck_assert_ptr_nonnull(cat->platforms[i].config);
+	}
+	ck_assert_ptr_null(catalog_platform(cat, "general"));
+	ck_assert_ptr_null(catalog_platform(cat, "nope"));
+	ck_assert_str_eq(cat->docker_repository, "spcleth/serverless-benchmarks");
+	ck_assert_str_eq(cat->sebs_version, "1.2.1");
+	ck_assert_str_eq(cat->previous_major_version, "1.2.0");
+	ck_assert_str_eq(cat->default_arch, "x64");
+	ck_assert_int_eq(cat->root[0], '/');
+	ck_assert(platform_has_deployment(catalog_platform(cat, "aws"), "container"));
+	ck_assert(platform_has_deployment(catalog_platform(cat, "aws"), "package"));
+	ck_assert(!platform_has_deployment(catalog_platform(cat, "openwhisk"), "package"));
+	ck_assert(platform_has_deployment(catalog_platform(cat, "gcp"), "function-gen2"));
+	catalog_free(cat);
+}
+END_TEST
+
+START_TEST(test_real_aws_runtimes)
+{
+	static const char *dirs[] = {
+		"nodejs-20", "nodejs-20-arm64", "nodejs-22", "nodejs-22-arm64",
+		"nodejs-24", "nodejs-24-arm64", "python-3.10", "python-3.10-arm64",
+		"python-3.11", "python-3.11-arm64", "python-3.9", "python-3.9-arm64",
+	};
+	const struct cat_platform *aws;
+	const struct cat_runtime *rt;
+	struct catalog *cat;
+
+	copy_real_tree();
+	cat = load_ok("x64");
+	aws = catalog_platform(cat, "aws");
+	ck_assert_ptr_nonnull(aws);
+	ck_assert_uint_eq(aws->n_runtimes, 12);
+	for (size_t i = 0; i < 12; i++) {
+		ck_assert_str_eq(aws->runtimes[i].dirname, dirs[i]);
+		ck_assert_ptr_nonnull(aws->runtimes[i].base_image);
+		ck_assert(strncmp(aws->runtimes[i].dirname, "java", 4) != 0);
+		ck_assert(strncmp(aws->runtimes[i].dirname, "cpp", 3) != 0);
+	}
+	rt = catalog_runtime(aws, "python-3.11-arm64");
+	ck_assert_ptr_nonnull(rt);
+	ck_assert_str_eq(rt->language, "python");
+	ck_assert_str_eq(rt->version, "3.11");
+	ck_assert_str_eq(rt->arch, "arm64");
+	rt = catalog_runtime(aws, "nodejs-22");
+	ck_assert_ptr_nonnull(rt);
+	ck_assert_str_eq(rt->arch, "x64");
+	ck_assert_str_eq(rt->version, "22");
+	ck_assert_ptr_null(catalog_runtime(aws, "java-17"));
+	ck_assert_ptr_null(catalog_runtime(aws, "cpp-all"));
+	ck_assert_ptr_null(catalog_runtime(aws, "python-3.8"));
+
+	/* azure offers no arm64. */
+	{
+		const struct cat_platform *az = catalog_platform(cat, "azure");
+
+		ck_assert_uint_eq(az->n_runtimes, 6);
+		for (size_t i = 0; i < az->n_runtimes; i++)
+			ck_assert_ptr_null(strstr(az->runtimes[i].dirname, "arm64"));
+		ck_assert_ptr_nonnull(catalog_runtime(az, "python-3.9"));
+		ck_assert_ptr_nonnull(catalog_runtime(az, "nodejs-16"));
+	}
+	catalog_free(cat);
+}
+END_TEST
+
+START_TEST(test_real_arm64_default)
+{
+	const struct cat_platform *p;
+	const struct cat_runtime *rt;
+	struct catalog *cat;
+
+	copy_real_tree();
+	cat = load_ok("arm64");
+	p = catalog_platform(cat, "aws");
+	ck_assert_uint_eq(p->n_runtimes, 12);
+	rt = catalog_runtime(p, "python-3.11");
+	ck_assert_ptr_nonnull(rt);
+	ck_assert_str_eq(rt->arch, "arm64");
+	rt = catalog_runtime(p, "python-3.11-x64");
+	ck_assert_ptr_nonnull(rt);
+	ck_assert_str_eq(rt->arch, "x64");
+	ck_assert_ptr_null(catalog_runtime(p, "python-3.11-arm64"));
+	ck_assert_ptr_nonnull(catalog_runtime(p, "nodejs-24-x64"));
+
+	/* azure/gcp have no arm64 base images: no unsuffixed (arm64) runtimes,
+	 * only the x64 ones their architecture list names, suffixed. */
+	p = catalog_platform(cat, "azure");
+	ck_assert_ptr_null(catalog_runtime(p, "python-3.9"));
+	ck_assert_ptr_nonnull(catalog_runtime(p, "python-3.9-x64"));
+	for (size_t i = 0; i < p->n_runtimes; i++) {
+		ck_assert_str_eq(p->runtimes[i].arch, "x64");
+		ck_assert_ptr_nonnull(strstr(p->runtimes[i].dirname, "-x64"));
+	}
+	p = catalog_platform(cat, "gcp");
+	ck_assert_ptr_null(catalog_runtime(p, "python-3.12"));
+	ck_assert_ptr_nonnull(catalog_runtime(p, "python-3.12-x64"));
+	ck_assert_ptr_nonnull(catalog_package(cat, "gcp", "python-3.12-x64", "120.uploader"));
+	ck_assert_ptr_null(catalog_package(cat, "gcp", "python-3.12", "120.uploader"));
+	catalog_free(cat);
+}
+END_TEST
+
+START_TEST(test_real_benchmarks_and_packages)
+{
+	const struct cat_benchmark *b;
+	const struct cat_package *pk;
+	struct catalog *cat;
+
+	copy_real_tree();
+	cat = load_ok("x64");
+	ck_assert_uint_eq(cat->n_benchmarks, 15);
+	ck_assert_ptr_null(catalog_benchmark(cat, "wrappers"));
+	ck_assert_ptr_null(catalog_benchmark(cat, "aws"));
+	for (size_t i = 1; i < cat->n_benchmarks; i++)
+		ck_assert_int_lt(strcmp(cat->benchmarks[i - 1].name, cat->benchmarks[i].name), 0);
+
+	b = catalog_benchmark(cat, "110.dynamic-html");
+	ck_assert_ptr_nonnull(b);
+	ck_assert_str_eq(b->group, "100.webapps");
+	ck_assert_uint_eq(b->n_languages, 2);
+	ck_assert(benchmark_has_language(b, "python"));
+	ck_assert(benchmark_has_language(b, "nodejs"));
+	ck_assert(!benchmark_has_language(b, "java"));
+	ck_assert_uint_eq(b->n_modules, 0);
+	{
+		char want[1024];
+		snprintf(want, sizeof(want), "%s/benchmarks/100.webapps/110.dynamic-html", cat->root);
+		ck_assert_str_eq(b->path, want);
+	}
+
+	b = catalog_benchmark(cat, "020.network-benchmark");
+	ck_assert_ptr_nonnull(b);
+	ck_assert(benchmark_has_language(b, "python"));
+	ck_assert(!benchmark_has_language(b, "nodejs"));
+	ck_assert_ptr_nonnull(catalog_package(cat, "aws", "python-3.9", "020.network-benchmark"));
+	ck_assert_ptr_null(catalog_package(cat, "aws", "nodejs-20", "020.network-benchmark"));
+
+	b = catalog_benchmark(cat, "130.crud-api");
+	ck_assert(benchmark_has_module(b, "nosql"));
+	ck_assert(!benchmark_has_module(b, "storage"));
+	/* cpp-only extras do not make a language appear. */
+	b = catalog_benchmark(cat, "501.graph-pagerank");
+	ck_assert_uint_eq(b->n_languages, 1);
+
+	pk = catalog_package(cat, "aws", "nodejs-20-arm64", "110.dynamic-html");
+	ck_assert_ptr_nonnull(pk);
+	ck_assert_str_eq(pk->platform->name, "aws");
+	ck_assert_str_eq(pk->runtime->dirname, "nodejs-20-arm64");
+	ck_assert_str_eq(pk->benchmark->name, "110.dynamic-html");
+	ck_assert_ptr_eq(pk, &cat->packages[pk->id]);
+	ck_assert_ptr_null(catalog_package(cat, "aws", "python-3.7", "110.dynamic-html"));
+	ck_assert_ptr_nonnull(catalog_package(cat, "local", "python-3.7", "110.dynamic-html"));
+	ck_assert_ptr_null(catalog_package(cat, "aws", "python-3.9", "999.none"));
+
+	/* Ordered by (platform, runtime, benchmark), ids are indices, and each
+	 * package's benchmark lists the runtime's language. */
+	for (size_t i = 0; i < cat->n_packages; i++) {
+		const struct cat_package *p = &cat->packages[i];
+
+		ck_assert_uint_eq(p->id, i);
+		ck_assert(benchmark_has_language(p->benchmark, p->runtime->language));
+		ck_assert_ptr_eq(catalog_package(cat, p->platform->name, p->runtime->dirname,
+						 p->benchmark->name), p);
+		if (i > 0) {
+			const struct cat_package *q = &cat->packages[i - 1];
+			int c = strcmp(q->platform->name, p->platform->name);
+			if (c == 0)
+				c = strcmp(q->runtime->dirname, p->runtime->dirname);
+			if (c == 0)
+				c = strcmp(q->benchmark->name, p->benchmark->name);
+			ck_assert_int_lt(c, 0);
+		}
+	}
+	/* All 15 benchmarks list python, 7 list nodejs (counted by hand from the
+	 * config files); aws has 6 python and 6 nodejs runtimes. */
+	{
+		size_t n = 0;
+		for (size_t i = 0; i < cat->n_packages; i++)
+			if (strcmp(cat->packages[i].platform->name, "aws") == 0)
+				n++;
+		ck_assert_uint_eq(n, 6 * 15 + 6 * 7);
+	}
+	catalog_free(cat);
+}
+END_TEST
+
+static void assert_json_eq(json_t *got, const char *want_text)
+{
+	json_t *want = json_loads(want_text, 0, NULL);
+	char *g = json_dumps(got, JSON_SORT_KEYS | JSON_COMPACT);
+
+	ck_assert_ptr_nonnull(want);
+	ck_assert_msg(json_equal(got, want), "got %s, want %s", g, want_text);
+	free(g);
+	json_decref(want);
+	json_decref(got);
+}
+
+START_TEST(test_real_deployment)
+{
+	const struct cat_package *pk;
+	const json_t *files;
+	struct catalog *cat;
+
+	copy_real_tree();
+	cat = load_ok("x64");
+
+	pk = catalog_package(cat, "openwhisk", "python-3.11", "120.uploader");
+	ck_assert_ptr_nonnull(pk);
+	assert_json_eq(catalog_deployment_packages(cat, pk), "[\"minio\"]");
+	ck_assert(!catalog_has_build_image(cat, pk));
+
+	pk = catalog_package(cat, "local", "python-3.9", "130.crud-api");
+	ck_assert_ptr_nonnull(pk);
+	assert_json_eq(catalog_deployment_packages(cat, pk), "[\"boto3==1.28.3\"]");
+	ck_assert(catalog_has_build_image(cat, pk));
+
+	pk = catalog_package(cat, "aws", "nodejs-20", "120.uploader");
+	ck_assert_ptr_nonnull(pk);
+	assert_json_eq(catalog_deployment_packages(cat, pk), "{\"uuid\": \"3.4.0\"}");
+
+	pk = catalog_package(cat, "gcp", "python-3.11", "120.uploader");
+	ck_assert_ptr_nonnull(pk);
+	assert_json_eq(catalog_deployment_packages(cat, pk),
+		       "[\"google-cloud-storage==3.10.1\"]");
+	/* No modules: only the (empty) packages list. */
+	pk = catalog_package(cat, "gcp", "python-3.11", "110.dynamic-html");
+	assert_json_eq(catalog_deployment_packages(cat, pk), "[]");
+	pk = catalog_package(cat, "azure", "nodejs-18", "130.crud-api");
+	assert_json_eq(catalog_deployment_packages(cat, pk),
+		       "{\"@azure/cosmos\": \"^4.3.0\", \"@azure/storage-blob\": \"^12.0.0\","
+		       " \"uuid\": \"3.4.0\"}");
+
+	pk = catalog_package(cat, "aws", "python-3.11", "110.dynamic-html");
+	ck_assert(catalog_has_build_image(cat, pk));
+	files = catalog_deployment_files(cat, pk);
+	ck_assert_ptr_nonnull(files);
+	ck_assert_uint_eq(json_array_size(files), 4);
+	ck_assert_str_eq(json_string_value(json_array_get(files, 0)), "handler.py");
+	ck_assert_str_eq(json_string_value(json_array_get(files, 1)), "storage.py");
+	ck_assert_str_eq(json_string_value(json_array_get(files, 2)), "nosql.py");
+	ck_assert_str_eq(json_string_value(json_array_get(files, 3)), "setup.py");
+
+	ck_assert_ptr_nonnull(catalog_language_config(cat, "aws", "python"));
+	ck_assert_ptr_nonnull(catalog_language_config(cat, "aws", "java"));
+	ck_assert_ptr_null(catalog_language_config(cat, "aws", "rust"));
+	ck_assert_ptr_null(catalog_language_config(cat, "general", "python"));
+	catalog_free(cat);
+}
+END_TEST
+
+/* ---- malformed inputs --------------------------------------------------- */
+
+START_TEST(test_systems_syntax_error)
+{
+	char err[512], path[512];
+
+	write_rel("configs/systems.json", "{\n  \"aws\": {\n  }\n  ,,\n}\n");
+	load_fail(tmpdir, err, sizeof(err));
+	snprintf(path, sizeof(path), "%s/configs/systems.json", tmpdir);
+	ck_assert_msg(strstr(err, path) != NULL, "path missing: %s", err);
+	ck_assert_msg(strstr(err, "line 4") != NULL, "line missing: %s", err);
+}
+END_TEST
+
+START_TEST(test_systems_missing)
+{
+	char err[512];
+
+	mkdirs(tmpdir);
+	load_fail(tmpdir, err, sizeof(err));
+	ck_assert_msg(strstr(err, "configs/systems.json") != NULL, "%s", err);
+	ck_assert_msg(strstr(err, strerror(ENOENT)) != NULL, "%s", err);
+}
+END_TEST
+
+START_TEST(test_systems_not_object)
+{
+	char err[512];
+
+	write_rel("configs/systems.json", "[1, 2]\n");
+	load_fail(tmpdir, err, sizeof(err));
+	ck_assert_msg(strstr(err, "configs/systems.json") != NULL, "%s", err);
+	ck_assert_msg(strstr(err, "not an object") != NULL, "%s", err);
+}
+END_TEST
+
+START_TEST(test_root_not_directory)
+{
+	char err[512], root[512], want[600];
+
+	write_rel("file", "x");
+	snprintf(root, sizeof(root), "%s/file", tmpdir);
+	load_fail(root, err, sizeof(err));
+	snprintf(want, sizeof(want), "%s: not a directory", root);
+	ck_assert_str_eq(err, want);
+
+	snprintf(root, sizeof(root), "%s/missing", tmpdir);
+	load_fail(root, err, sizeof(err));
+	snprintf(want, sizeof(want), "%s: %s", root, strerror(ENOENT));
+	ck_assert_str_eq(err, want);
+}
+END_TEST
+
+START_TEST(test_bad_arch)
+{
+	char err[512] = "";
+
+	write_rel("configs/systems.json", mini_systems);
+	ck_assert_ptr_null(catalog_load(tmpdir, "riscv", err, sizeof(err)));
+	ck_assert_ptr_nonnull(strstr(err, "riscv"));
+}
+END_TEST
+
+START_TEST(test_bad_platforms_skipped)
+{
+	struct catalog *cat;
+
+	write_rel("configs/systems.json",
+		  "{\"general\": 5, \"aws\": [1], \"bad name\": {}, \"../x\": {},"
+		  " \"ok\": {\"languages\": {\"python\": 3, \"nodejs\":"
+		  "   {\"base_images\": {\"x64\": {\"20\": \"i\", \"a/b\": \"j\", \"22\": 7}}}}}}");
+	cat = load_ok("x64");
+	ck_assert_uint_eq(cat->n_platforms, 1);
+	ck_assert_str_eq(cat->platforms[0].name, "ok");
+	ck_assert_uint_eq(cat->platforms[0].n_runtimes, 1);
+	ck_assert_str_eq(cat->platforms[0].runtimes[0].dirname, "nodejs-20");
+	ck_assert_ptr_null(cat->docker_repository);
+	ck_assert_uint_eq(cat->n_benchmarks, 0);
+	ck_assert_uint_eq(cat->n_packages, 0);
+	ck_assert_msg(strstr(logbuf, "platform \"aws\" is not an object"), "%s", logbuf);
+	ck_assert_msg(strstr(logbuf, "\"bad name\""), "%s", logbuf);
+	ck_assert_msg(strstr(logbuf, "a/b"), "%s", logbuf);
+	ck_assert_msg(strstr(logbuf, "systems.json"), "%s", logbuf);
+	catalog_free(cat);
+}
+END_TEST
+
+START_TEST(test_bad_benchmarks_skipped)
+{
+	struct catalog *cat;
+	const struct cat_benchmark *b;
+
+	write_rel("configs/systems.json", mini_systems);
+	write_rel("benchmarks/100.g/110.good/config.json",
+		  "{\"languages\": [\"python\"], \"modules\": [\"storage\"]}");
+	write_rel("benchmarks/100.g/120.broken/config.json", "{\"languages\": [\"python\",}");
+	write_rel("benchmarks/100.g/130.array/config.json", "[\"python\"]");
+	write_rel("benchmarks/100.g/140.noconfig/python/function.py", "pass\n");
+	write_rel("benchmarks/100.g/150 spaced/config.json", "{\"languages\": [\"python\"]}");
+	write_rel("benchmarks/100.g/160$odd/config.json", "{\"languages\": [\"python\"]}");
+	write_rel("benchmarks/100.g/afile", "not a benchmark");
+	write_rel("benchmarks/200.h/110.good/config.json", "{\"languages\": [\"nodejs\"]}");
+	write_rel("benchmarks/200.h/210.fine/config.json", "{\"languages\": [\"nodejs\"]}");
+	write_rel("benchmarks/wrappers/aws/config.json", "{\"languages\": [\"python\"]}");
+	write_rel("benchmarks/README.md", "groups only");
+
+	cat = load_ok("x64");
+	ck_assert_uint_eq(cat->n_benchmarks, 2);
+	ck_assert_str_eq(cat->benchmarks[0].name, "110.good");
+	ck_assert_str_eq(cat->benchmarks[0].group, "100.g");
+	ck_assert_str_eq(cat->benchmarks[1].name, "210.fine");
+	ck_assert_ptr_null(catalog_benchmark(cat, "aws"));
+	b = catalog_benchmark(cat, "110.good");
+	ck_assert(benchmark_has_language(b, "python"));
+	ck_assert(!benchmark_has_language(b, "nodejs"));
+	ck_assert_msg(strstr(logbuf, "120.broken/config.json: line 1"), "%s", logbuf);
+	ck_assert_msg(strstr(logbuf, "130.array/config.json"), "%s", logbuf);
+	ck_assert_msg(strstr(logbuf, "140.noconfig/config.json"), "%s", logbuf);
+	ck_assert_msg(strstr(logbuf, "150 spaced"), "%s", logbuf);
+	ck_assert_msg(strstr(logbuf, "160$odd"), "%s", logbuf);
+	ck_assert_msg(strstr(logbuf, "200.h/110.good"), "%s", logbuf);
+	/* python-3.11 x 110.good, nodejs-20 x 210.fine */
+	ck_assert_uint_eq(cat->n_packages, 2);
+	catalog_free(cat);
+}
+END_TEST
+
+START_TEST(test_language_forms)
+{
+	struct catalog *cat;
+	const struct cat_benchmark *b;
+
+	write_rel("configs/systems.json", mini_systems);
+	write_rel("benchmarks/1.g/1.obj/config.json",
+		  "{\"languages\": [{\"language\": \"nodejs\", \"variants\": [\"default\", \"bun\"]}]}");
+	write_rel("benchmarks/1.g/2.mixed/config.json",
+		  "{\"languages\": [42, null, [\"python\"], {\"variants\": [\"default\"]},"
+		  " {\"language\": 7}, \"java\", \"python\", \"python\"],"
+		  " \"modules\": [\"nosql\", 3, \"nosql\"]}");
+	write_rel("benchmarks/1.g/3.bunonly/config.json",
+		  "{\"languages\": [{\"language\": \"nodejs\", \"variants\": [\"bun\"]}, \"python\"]}");
+	write_rel("benchmarks/1.g/4.nolangs/config.json", "{\"languages\": \"python\"}");
+
+	cat = load_ok("x64");
+	ck_assert_uint_eq(cat->n_benchmarks, 4);
+	b = catalog_benchmark(cat, "1.obj");
+	ck_assert_uint_eq(b->n_languages, 1);
+	ck_assert(benchmark_has_language(b, "nodejs"));
+	ck_assert_ptr_nonnull(catalog_package(cat, "aws", "nodejs-20", "1.obj"));
+
+	b = catalog_benchmark(cat, "2.mixed");
+	ck_assert_uint_eq(b->n_languages, 1);
+	ck_assert_str_eq(b->languages[0], "python");
+	ck_assert_uint_eq(b->n_modules, 1);
+	ck_assert_str_eq(b->modules[0], "nosql");
+
+	b = catalog_benchmark(cat, "3.bunonly");
+	ck_assert(!benchmark_has_language(b, "nodejs"));
+	ck_assert(benchmark_has_language(b, "python"));
+
+	b = catalog_benchmark(cat, "4.nolangs");
+	ck_assert_uint_eq(b->n_languages, 0);
+	ck_assert_ptr_nonnull(strstr(logbuf, "languages[0] is neither"));
+	catalog_free(cat);
+}
+END_TEST
+
+START_TEST(test_null_packages_and_missing_files)
+{
+	struct catalog *cat;
+	const struct cat_package *pk;
+	const json_t *files;
+
+	write_rel("configs/systems.json", mini_systems);
+	write_rel("benchmarks/1.g/1.b/config.json",
+		  "{\"languages\": [\"python\", \"nodejs\"], \"modules\": [\"storage\", \"nosql\"]}");
+	cat = load_ok("x64");
+
+	pk = catalog_package(cat, "aws", "python-3.11", "1.b");
+	ck_assert_ptr_nonnull(pk);
+	assert_json_eq(catalog_deployment_packages(cat, pk), "[]");
+	files = catalog_deployment_files(cat, pk);
+	ck_assert_uint_eq(json_array_size(files), 1);
+	ck_assert(catalog_has_build_image(cat, pk));
+	ck_assert_str_eq(pk->runtime->base_image, "img-py");
+
+	pk = catalog_package(cat, "aws", "nodejs-20", "1.b");
+	ck_assert_ptr_nonnull(pk);
+	assert_json_eq(catalog_deployment_packages(cat, pk), "{}");
+	files = catalog_deployment_files(cat, pk);
+	ck_assert_ptr_nonnull(files);
+	ck_assert(json_is_array(files));
+	ck_assert_uint_eq(json_array_size(files), 0);
+	ck_assert(!catalog_has_build_image(cat, pk));
+	catalog_free(cat);
+}
+END_TEST
+
+START_TEST(test_package_normalisation)
+{
+	struct catalog *cat;
+	const struct cat_package *pk;
+
+	/* python object -> keys; nodejs array -> name: "*"; later module wins. */
+	write_rel("configs/systems.json",
+		  "{\"p\": {\"languages\": {"
+		  " \"python\": {\"base_images\": {\"x64\": {\"3.9\": \"i\"}}, \"deployment\": {"
+		  "   \"packages\": [\"a==1\", 5], \"module_packages\": {"
+		  "     \"storage\": {\"minio\": \"^5\", \"x\": \"1\"}, \"nosql\": [\"boto3\"]}}},"
+		  " \"nodejs\": {\"base_images\": {\"x64\": {\"20\": \"i\"}}, \"deployment\": {"
+		  "   \"packages\": {\"uuid\": \"3.4.0\"}, \"module_packages\": {"
+		  "     \"storage\": [\"minio\"], \"nosql\": {\"uuid\": \"9\"}}}}}}}");
+	write_rel("benchmarks/1.g/1.b/config.json",
+		  "{\"languages\": [\"python\", \"nodejs\"], \"modules\": [\"nosql\", \"storage\"]}");
+	cat = load_ok("x64");
+	pk = catalog_package(cat, "p", "python-3.9", "1.b");
+	assert_json_eq(catalog_deployment_packages(cat, pk),
+		       "[\"a==1\", \"boto3\", \"minio\", \"x\"]");
+	pk = catalog_package(cat, "p", "nodejs-20", "1.b");
+	assert_json_eq(catalog_deployment_packages(cat, pk),
+		       "{\"uuid\": \"9\", \"minio\": \"*\"}");
+	catalog_free(cat);
+}
+END_TEST
+
+START_TEST(test_free_null)
+{
+	catalog_free(NULL);
+	ck_assert_ptr_null(catalog_platform(NULL, "aws"));
+	ck_assert_ptr_null(catalog_runtime(NULL, "python-3.9"));
+	ck_assert(!benchmark_has_language(NULL, "python"));
+}
+END_TEST
+
+static Suite *catalog_suite(void)
+{
+	Suite *s = suite_create("catalog");
+	TCase *real = tcase_create("real");
+	TCase *bad = tcase_create("malformed");
+
+	tcase_add_checked_fixture(real, setup, teardown);
+	tcase_add_test(real, test_real_platforms_and_general);
+	tcase_add_test(real, test_real_aws_runtimes);
+	tcase_add_test(real, test_real_arm64_default);
+	tcase_add_test(real, test_real_benchmarks_and_packages);
+	tcase_add_test(real, test_real_deployment);
+	suite_add_tcase(s, real);
+
+	tcase_add_checked_fixture(bad, setup, teardown);
+	tcase_add_test(bad, test_systems_syntax_error);
+	tcase_add_test(bad, test_systems_missing);
+	tcase_add_test(bad, test_systems_not_object);
+	tcase_add_test(bad, test_root_not_directory);
+	tcase_add_test(bad, test_bad_arch);
+	tcase_add_test(bad, test_bad_platforms_skipped);
+	tcase_add_test(bad, test_bad_benchmarks_skipped);
+	tcase_add_test(bad, test_language_forms);
+	tcase_add_test(bad, test_null_packages_and_missing_files);
+	tcase_add_test(bad, test_package_normalisation);
+	tcase_add_test(bad, test_free_null);
+	suite_add_tcase(s, bad);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(catalog_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,988 @@
+/*
+ * test_common.c - Check suite for src/common: log, sha256, fsutil, spawn.
+ *
+ * Every test that touches the filesystem gets a fresh mkdtemp directory under
+ * /tmp from the fixture; teardown removes it with nftw (not rm_rf, so a broken
+ * rm_rf cannot hide behind its own cleanup).  Tests run forked (Check's
+ * default), which lets the log tests redirect fd 2 freely.
+ */
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fsutil.h"
+#include "log.h"
+#include "sha256.h"
+#include "spawn.h"
+
+/* Per-run root, made and removed by main(): Check exits a failed test's
+ * process without running its teardown, so cleanup must not depend on it. */
+static char rootdir[40];
+static char tmpdir[80]; /* per test, inside rootdir */
+
+static int nftw_rm(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	return flag == FTW_DP ? rmdir(path) : unlink(path);
+}
+
+static int nftw_chmod(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)ftw;
+	if (flag == FTW_D)
+		chmod(path, (st->st_mode & 07777) | S_IRWXU);
+	return 0;
+}
+
+static void remove_tree(const char *dir)
+{
+	nftw(dir, nftw_chmod, 16, FTW_PHYS);
+	nftw(dir, nftw_rm, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void setup_tmp(void)
+{
+	snprintf(tmpdir, sizeof(tmpdir), "%s/t-XXXXXX", rootdir);
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+}
+
+static void teardown_tmp(void)
+{
+	remove_tree(tmpdir);
+}
+
+/* tmpdir-relative path in a static rotating buffer (tests only). */
+static const char *tp(const char *rel)
+{
+	static char bufs[8][PATH_MAX];
+	static int next;
+	char *b = bufs[next++ % 8];
+	snprintf(b, PATH_MAX, "%s/%s", tmpdir, rel);
+	return b;
+}
+
+static void put_file(const char *path, const char *content, mode_t mode)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	ck_assert_int_ge(fd, 0);
+	size_t len = strlen(content);
+	ck_assert_int_eq(write(fd, content, len), (ssize_t)len);
+	ck_assert_int_eq(fchmod(fd, mode), 0);
+	close(fd);
+}
+
+static char *slurp(const char *path)
+{
+	char *s = NULL;
+	ck_assert_int_eq(read_file(path, &s, NULL), 0);
+	return s;
+}
+
+/* ---------------------------------------------------------------- log */
+
+static enum log_level cap_level;
+static char cap_msg[8192];
+static int cap_calls;
+
+static void capture_backend(enum log_level level, const char *msg)
+{
+	cap_level = level;
+	snprintf(cap_msg, sizeof(cap_msg), "%s", msg);
+	cap_calls++;
+}
+
+START_TEST(log_backend_receives_formatted)
+{
+	log_set_backend(capture_backend);
+	log_err("disk %s at %d%%", "full", 99);
+	ck_assert_int_eq(cap_calls, 1);
+	ck_assert_int_eq(cap_level, LOG_LVL_ERR);
+	ck_assert_str_eq(cap_msg, "disk full at 99%");
+
+	log_warn("w");
+	ck_assert_int_eq(cap_level, LOG_LVL_WARN);
+	log_info("i\n");
+	ck_assert_int_eq(cap_level, LOG_LVL_INFO);
+	ck_assert_str_eq(cap_msg, "i"); /* trailing newline stripped */
+	log_set_backend(NULL);
+}
+END_TEST
+
+START_TEST(log_debug_gated)
+{
+	log_set_backend(capture_backend);
+	cap_calls = 0;
+	ck_assert(!log_debug_enabled());
+	log_debug("hidden");
+	log_msg(LOG_LVL_DEBUG, "hidden too");
+	ck_assert_int_eq(cap_calls, 0);
+	log_set_debug(true);
+	ck_assert(log_debug_enabled());
+	log_debug("shown %d", 1);
+	ck_assert_int_eq(cap_calls, 1);
+	ck_assert_int_eq(cap_level, LOG_LVL_DEBUG);
+	ck_assert_str_eq(cap_msg, "shown 1");
+	log_set_debug(false);
+	log_set_backend(NULL);
+}
+END_TEST
+
+START_TEST(log_truncates_and_keeps_errno)
+{
+	log_set_backend(capture_backend);
+	char *big = malloc(10001);
+	memset(big, 'x', 10000);
+	big[10000] = '\0';
+	errno = EROFS;
+	log_info("%s", big);
+	ck_assert_int_eq(errno, EROFS);
+	size_t len = strlen(cap_msg);
+	ck_assert_uint_lt(len, 10000);
+	ck_assert_uint_gt(len, 1000);
+	ck_assert_str_eq(cap_msg + len - 3, "...");
+	free(big);
+	log_set_backend(NULL);
+}
+END_TEST
+
+/* Points fd 2 at a file in tmpdir; returns the saved fd 2. */
+static int redirect_stderr(const char *path)
+{
+	int saved = dup(STDERR_FILENO);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+	ck_assert_int_ge(fd, 0);
+	dup2(fd, STDERR_FILENO);
+	close(fd);
+	return saved;
+}
+
+static void restore_stderr(int saved)
+{
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+}
+
+START_TEST(log_default_stderr_format)
+{
+	int saved = redirect_stderr(tp("err.txt"));
+	log_err("bad %s", "thing");
+	log_warn("careful");
+	log_info("fyi");
+	log_set_debug(true);
+	log_debug("dbg");
+	log_set_debug(false);
+	restore_stderr(saved);
+
+	char *s = slurp(tp("err.txt"));
+	ck_assert_str_eq(s, "sebsfs: error: bad thing\n"
+			    "sebsfs: warning: careful\n"
+			    "sebsfs: info: fyi\n"
+			    "sebsfs: debug: dbg\n");
+	free(s);
+}
+END_TEST
+
+#define LOG_THREADS 8
+#define LOG_LINES 300
+
+static void *log_thread(void *arg)
+{
+	int id = (int)(intptr_t)arg;
+	for (int i = 0; i < LOG_LINES; i++)
+		log_info("thread %d line %d %s", id, i,
+			 "padding-padding-padding-padding-padding-padding-padding");
+	return NULL;
+}
+
+START_TEST(log_threads_do_not_interleave)
+{
+	int saved = redirect_stderr(tp("mt.txt"));
+	pthread_t th[LOG_THREADS];
+	for (int i = 0; i < LOG_THREADS; i++)
+		pthread_create(&th[i], NULL, log_thread, (void *)(intptr_t)i);
+	for (int i = 0; i < LOG_THREADS; i++)
+		pthread_join(th[i], NULL);
+	restore_stderr(saved);
+
+	char *s = slurp(tp("mt.txt"));
+	int seen[LOG_THREADS] = { 0 };
+	int lines = 0;
+	char *save = NULL;
+	for (char *line = strtok_r(s, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		int id, n;
+		char pad[128];
+		ck_assert_msg(sscanf(line, "sebsfs: info: thread %d line %d %127s", &id, &n, pad) == 3,
+			      "mangled line: %s", line);
+		ck_assert_str_eq(pad, "padding-padding-padding-padding-padding-padding-padding");
+		ck_assert_int_eq(n, seen[id]); /* per-thread order kept */
+		seen[id]++;
+		lines++;
+	}
+	ck_assert_int_eq(lines, LOG_THREADS * LOG_LINES);
+	free(s);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- sha256 */
+
+static const char *hex_of(const char *s)
+{
+	static char hex[SHA256_HEX_LEN + 1];
+	sha256_hex_buf(s, strlen(s), hex);
+	return hex;
+}
+
+START_TEST(sha256_standard_vectors)
+{
+	ck_assert_str_eq(hex_of(""),
+			 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+	ck_assert_str_eq(hex_of("abc"),
+			 "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+	ck_assert_str_eq(hex_of("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
+			 "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+	ck_assert_str_eq(hex_of("abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmn"
+				"hijklmnoijklmnopjklmnopqklmnopqrlmnopqrsmnopqrstnopqrstu"),
+			 "cf5b16a778af8380036ce59e7b0492370b249b11e8f07a51afac45037afee9d1");
+}
+END_TEST
+
+#define MILLION_A "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"
+
+START_TEST(sha256_million_a_oneshot_and_chunked)
+{
+	size_t len = 1000000;
+	char *buf = malloc(len);
+	memset(buf, 'a', len);
+	char hex[SHA256_HEX_LEN + 1];
+	sha256_hex_buf(buf, len, hex);
+	ck_assert_str_eq(hex, MILLION_A);
+
+	static const size_t chunks[] = { 1, 3, 7, 55, 56, 63, 64, 65, 127, 1000, 4097 };
+	for (size_t c = 0; c < sizeof(chunks) / sizeof(chunks[0]); c++) {
+		struct sha256_ctx ctx;
+		uint8_t d[SHA256_DIGEST_LEN];
+		sha256_init(&ctx);
+		size_t off = 0;
+		/* Vary the step too so buffer fill levels hit every residue. */
+		for (size_t step = chunks[c]; off < len; step = step % 97 + chunks[c]) {
+			size_t n = len - off < step ? len - off : step;
+			sha256_update(&ctx, buf + off, n);
+			off += n;
+		}
+		sha256_final(&ctx, d);
+		sha256_to_hex(d, hex);
+		ck_assert_msg(strcmp(hex, MILLION_A) == 0, "chunk %zu: %s", chunks[c], hex);
+	}
+	free(buf);
+}
+END_TEST
+
+START_TEST(sha256_padding_boundaries)
+{
+	/* Lengths around the 56-byte padding edge and block edges, from Python
+	 * hashlib. */
+	static const struct { size_t n; const char *hex; } v[] = {
+		{ 55, "9f4390f8d30c2dd92ec9f095b65e2b9ae9b0a925a5258e241c9f1e910f734318" },
+		{ 56, "b35439a4ac6f0948b6d6f9e3c6af0f5f590ce20f1bde7090ef7970686ec6738a" },
+		{ 57, "f13b2d724659eb3bf47f2dd6af1accc87b81f09f59f2b75e5c0bed6589dfe8c6" },
+		{ 63, "7d3e74a05d7db15bce4ad9ec0658ea98e3f06eeecf16b4c6fff2da457ddc2f34" },
+		{ 64, "ffe054fe7ae0cb6dc65c3af9b61d5209f439851db43d0ba5997337df154668eb" },
+		{ 65, "635361c48bb9eab14198e76ea8ab7f1a41685d6ad62aa9146d301d4f17eb0ae0" },
+		{ 119, "31eba51c313a5c08226adf18d4a359cfdfd8d2e816b13f4af952f7ea6584dcfb" },
+		{ 120, "2f3d335432c70b580af0e8e1b3674a7c020d683aa5f73aaaedfdc55af904c21c" },
+		{ 128, "6836cf13bac400e9105071cd6af47084dfacad4e5e302c94bfed24e013afb73e" },
+	};
+	char buf[128];
+	memset(buf, 'a', sizeof(buf));
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		char hex[SHA256_HEX_LEN + 1];
+		sha256_hex_buf(buf, v[i].n, hex);
+		ck_assert_msg(strcmp(hex, v[i].hex) == 0, "len %zu: %s", v[i].n, hex);
+	}
+}
+END_TEST
+
+START_TEST(sha256_file_and_fd)
+{
+	const char *p = tp("million");
+	int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	ck_assert_int_ge(fd, 0);
+	char block[1000];
+	memset(block, 'a', sizeof(block));
+	for (int i = 0; i < 1000; i++)
+		ck_assert_int_eq(write(fd, block, sizeof(block)), (ssize_t)sizeof(block));
+	close(fd);
+
+	char hex[SHA256_HEX_LEN + 1];
+	ck_assert_int_eq(sha256_hex_file(p, hex), 0);
+	ck_assert_str_eq(hex, MILLION_A);
+	ck_assert_uint_eq(strlen(hex), SHA256_HEX_LEN);
+
+	/* From the current offset, not the start. */
+	put_file(tp("xabc"), "xabc", 0644);
+	fd = open(tp("xabc"), O_RDONLY | O_CLOEXEC);
+	ck_assert_int_eq(lseek(fd, 1, SEEK_SET), 1);
+	ck_assert_int_eq(sha256_hex_fd(fd, hex), 0);
+	close(fd);
+	ck_assert_str_eq(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+
+	ck_assert_int_eq(sha256_hex_file(tp("missing"), hex), -ENOENT);
+	ck_assert_int_eq(sha256_hex_fd(-1, hex), -EBADF);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- fsutil */
+
+START_TEST(fs_path_join_and_printf)
+{
+	struct { const char *a, *b, *want; } v[] = {
+		{ "a", "b", "a/b" },   { "a/", "b", "a/b" },    { "a", "/b", "a/b" },
+		{ "a//", "//b", "a/b" }, { "/", "b", "/b" },    { "/x/y", "z/w", "/x/y/z/w" },
+		{ "", "b", "b" },
+	};
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		char *j = path_join(v[i].a, v[i].b);
+		ck_assert_str_eq(j, v[i].want);
+		free(j);
+	}
+	char *s = str_printf("%s-%d-%05.1f", "x", 42, 3.25);
+	ck_assert_str_eq(s, "x-42-003.2");
+	free(s);
+}
+END_TEST
+
+START_TEST(fs_predicates)
+{
+	put_file(tp("f"), "x", 0644);
+	ck_assert_int_eq(symlink("f", tp("lf")), 0);
+	ck_assert_int_eq(symlink("nowhere", tp("dangling")), 0);
+	ck_assert(path_exists(tp("f")));
+	ck_assert(path_is_file(tp("f")));
+	ck_assert(!path_is_dir(tp("f")));
+	ck_assert(path_is_dir(tmpdir));
+	ck_assert(!path_is_file(tmpdir));
+	ck_assert(path_is_file(tp("lf")));
+	ck_assert(!path_exists(tp("nope")));
+	ck_assert(!path_is_dir(tp("nope")));
+	ck_assert(!path_is_file(tp("dangling")));
+}
+END_TEST
+
+START_TEST(fs_mkdir_p)
+{
+	umask(022);
+	ck_assert_int_eq(mkdir_p(tp("a/b//c/d/"), 0750), 0);
+	ck_assert(path_is_dir(tp("a/b/c/d")));
+	struct stat st;
+	ck_assert_int_eq(stat(tp("a/b"), &st), 0);
+	ck_assert_int_eq(st.st_mode & 0777, 0750);
+	ck_assert_int_eq(mkdir_p(tp("a/b/c/d"), 0755), 0); /* idempotent */
+	ck_assert_int_eq(mkdir_p(tmpdir, 0755), 0);
+
+	put_file(tp("file"), "x", 0644);
+	ck_assert_int_eq(mkdir_p(tp("file"), 0755), -ENOTDIR);
+	ck_assert_int_eq(mkdir_p(tp("file/sub"), 0755), -ENOTDIR);
+	ck_assert_int_eq(mkdir_p("", 0755), -ENOENT);
+}
+END_TEST
+
+START_TEST(fs_rm_rf_tree_without_following_links)
+{
+	/* A victim outside the tree, reachable through symlinks inside it. */
+	ck_assert_int_eq(mkdir(tp("outside"), 0755), 0);
+	put_file(tp("outside/keep"), "keep", 0644);
+
+	ck_assert_int_eq(mkdir_p(tp("tree/a/b/c"), 0755), 0);
+	put_file(tp("tree/.hidden"), "h", 0644);
+	put_file(tp("tree/a/b/c/f"), "f", 0444);
+	put_file(tp("tree/a/ro-file"), "r", 0400);
+	ck_assert_int_eq(symlink(tp("outside"), tp("tree/a/link-dir")), 0);
+	ck_assert_int_eq(symlink(tp("outside/keep"), tp("tree/link-file")), 0);
+	ck_assert_int_eq(symlink("dangling", tp("tree/a/b/dangling")), 0);
+	ck_assert_int_eq(mkdir(tp("tree/ro"), 0755), 0);
+	put_file(tp("tree/ro/inner"), "i", 0644);
+	ck_assert_int_eq(chmod(tp("tree/ro"), 0555), 0);
+
+	ck_assert_int_eq(rm_rf(tp("tree")), 0);
+	ck_assert(!path_exists(tp("tree")));
+	char *s = slurp(tp("outside/keep"));
+	ck_assert_str_eq(s, "keep");
+	free(s);
+
+	/* A symlink given directly is removed, not its target. */
+	ck_assert_int_eq(symlink(tp("outside"), tp("top-link")), 0);
+	ck_assert_int_eq(rm_rf(tp("top-link")), 0);
+	ck_assert(path_is_file(tp("outside/keep")));
+	struct stat st;
+	ck_assert_int_eq(lstat(tp("top-link"), &st), -1);
+
+	ck_assert_int_eq(rm_rf(tp("does/not/exist")), 0);
+	put_file(tp("plain"), "p", 0644);
+	ck_assert_int_eq(rm_rf(tp("plain")), 0);
+	ck_assert(!path_exists(tp("plain")));
+}
+END_TEST
+
+START_TEST(fs_copy_file)
+{
+	/* Larger than any internal buffer, and not a multiple of one. */
+	size_t len = 300001;
+	char *data = malloc(len + 1);
+	for (size_t i = 0; i < len; i++)
+		data[i] = (char)('A' + i % 53);
+	data[len] = '\0';
+	int fd = open(tp("src"), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	ck_assert_int_eq(write(fd, data, len), (ssize_t)len);
+	ck_assert_int_eq(fchmod(fd, 0751), 0);
+	close(fd);
+
+	put_file(tp("dst"), "previous content", 0600);
+	ck_assert_int_eq(copy_file(tp("src"), tp("dst")), 0);
+	char *got = NULL;
+	size_t got_len = 0;
+	ck_assert_int_eq(read_file(tp("dst"), &got, &got_len), 0);
+	ck_assert_uint_eq(got_len, len);
+	ck_assert(memcmp(got, data, len) == 0);
+	struct stat st;
+	ck_assert_int_eq(stat(tp("dst"), &st), 0);
+	ck_assert_int_eq(st.st_mode & 07777, 0751);
+
+	put_file(tp("small"), "hi", 0640);
+	ck_assert_int_eq(copy_file(tp("small"), tp("dst")), 0);
+	char *s = slurp(tp("dst"));
+	ck_assert_str_eq(s, "hi");
+	ck_assert_int_eq(stat(tp("dst"), &st), 0);
+	ck_assert_int_eq(st.st_mode & 07777, 0640);
+
+	ck_assert_int_eq(copy_file(tp("missing"), tp("x")), -ENOENT);
+	ck_assert(!path_exists(tp("x")));
+	ck_assert_int_eq(copy_file(tmpdir, tp("x")), -EISDIR);
+	ck_assert_int_eq(copy_file(tp("small"), tp("no/such/dir/x")), -ENOENT);
+	free(s);
+	free(got);
+	free(data);
+}
+END_TEST
+
+static void assert_file(const char *path, const char *content, mode_t mode)
+{
+	struct stat st;
+	ck_assert_msg(lstat(path, &st) == 0, "missing %s", path);
+	ck_assert_msg(S_ISREG(st.st_mode), "not a file: %s", path);
+	ck_assert_int_eq(st.st_mode & 07777, mode);
+	char *s = slurp(path);
+	ck_assert_str_eq(s, content);
+	free(s);
+}
+
+static void assert_link(const char *path, const char *target)
+{
+	char buf[PATH_MAX];
+	ssize_t n = readlink(path, buf, sizeof(buf) - 1);
+	ck_assert_msg(n >= 0, "not a symlink: %s", path);
+	buf[n] = '\0';
+	ck_assert_str_eq(buf, target);
+}
+
+START_TEST(fs_copy_tree)
+{
+	ck_assert_int_eq(mkdir_p(tp("src/nested/deeper"), 0755), 0);
+	ck_assert_int_eq(mkdir(tp("src/.git"), 0755), 0);
+	ck_assert_int_eq(mkdir(tp("src/empty"), 0710), 0);
+	put_file(tp("src/.env"), "SECRET=1\n", 0600);
+	put_file(tp("src/.git/HEAD"), "ref\n", 0644);
+	put_file(tp("src/run.sh"), "#!/bin/sh\n", 0755);
+	put_file(tp("src/nested/deeper/data.txt"), "deep", 0640);
+	ck_assert_int_eq(symlink("nested/deeper/data.txt", tp("src/rel-link")), 0);
+	ck_assert_int_eq(symlink("/etc/hostname", tp("src/nested/abs-link")), 0);
+	ck_assert_int_eq(symlink("missing-target", tp("src/dangling")), 0);
+	ck_assert_int_eq(symlink("deeper", tp("src/nested/dir-link")), 0);
+	ck_assert_int_eq(mkdir(tp("src/ro"), 0755), 0);
+	put_file(tp("src/ro/f"), "ro", 0444);
+	ck_assert_int_eq(chmod(tp("src/ro"), 0555), 0);
+	ck_assert_int_eq(mkfifo(tp("src/fifo"), 0644), 0);
+
+	ck_assert_int_eq(copy_tree(tp("src"), tp("dst")), 0);
+
+	assert_file(tp("dst/.env"), "SECRET=1\n", 0600);
+	assert_file(tp("dst/.git/HEAD"), "ref\n", 0644);
+	assert_file(tp("dst/run.sh"), "#!/bin/sh\n", 0755);
+	assert_file(tp("dst/nested/deeper/data.txt"), "deep", 0640);
+	assert_file(tp("dst/ro/f"), "ro", 0444);
+	assert_link(tp("dst/rel-link"), "nested/deeper/data.txt");
+	assert_link(tp("dst/nested/abs-link"), "/etc/hostname");
+	assert_link(tp("dst/dangling"), "missing-target");
+	assert_link(tp("dst/nested/dir-link"), "deeper");
+	struct stat st;
+	ck_assert_int_eq(stat(tp("dst/empty"), &st), 0);
+	ck_assert(S_ISDIR(st.st_mode));
+	ck_assert_int_eq(st.st_mode & 07777, 0710);
+	ck_assert_int_eq(stat(tp("dst/ro"), &st), 0);
+	ck_assert_int_eq(st.st_mode & 07777, 0555);
+	ck_assert(!path_exists(tp("dst/fifo")));
+
+	char **names;
+	size_t n;
+	ck_assert_int_eq(list_dir_sorted(tp("dst"), &names, &n), 0);
+	const char *want[] = { ".env", ".git", "dangling", "empty", "nested", "rel-link", "ro", "run.sh" };
+	ck_assert_uint_eq(n, sizeof(want) / sizeof(want[0]));
+	for (size_t i = 0; i < n; i++)
+		ck_assert_str_eq(names[i], want[i]);
+	str_list_free(names, n);
+
+	/* Into an existing directory, replacing a symlink without writing
+	 * through it. */
+	ck_assert_int_eq(copy_tree(tp("src/nested"), tp("dst/nested")), 0);
+	assert_link(tp("dst/nested/dir-link"), "deeper");
+
+	ck_assert_int_eq(copy_tree(tp("src/run.sh"), tp("x")), -ENOTDIR);
+	ck_assert_int_eq(copy_tree(tp("nope"), tp("x")), -ENOENT);
+}
+END_TEST
+
+START_TEST(fs_read_file)
+{
+	put_file(tp("f"), "hello\nworld", 0644);
+	char *s = NULL;
+	size_t len = 99;
+	ck_assert_int_eq(read_file(tp("f"), &s, &len), 0);
+	ck_assert_uint_eq(len, 11);
+	ck_assert_str_eq(s, "hello\nworld");
+	free(s);
+
+	put_file(tp("empty"), "", 0644);
+	ck_assert_int_eq(read_file(tp("empty"), &s, &len), 0);
+	ck_assert_uint_eq(len, 0);
+	ck_assert_str_eq(s, "");
+	free(s);
+
+	/* Embedded NULs are kept and counted. */
+	int fd = open(tp("bin"), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	ck_assert_int_eq(write(fd, "a\0b", 3), 3);
+	close(fd);
+	ck_assert_int_eq(read_file(tp("bin"), &s, &len), 0);
+	ck_assert_uint_eq(len, 3);
+	ck_assert(memcmp(s, "a\0b", 4) == 0);
+	free(s);
+
+	/* procfs reports size 0 but has content. */
+	ck_assert_int_eq(read_file("/proc/self/status", &s, &len), 0);
+	ck_assert_uint_gt(len, 0);
+	ck_assert_ptr_nonnull(strstr(s, "Name:"));
+	free(s);
+
+	s = (char *)1;
+	ck_assert_int_eq(read_file(tp("missing"), &s, NULL), -ENOENT);
+	ck_assert_ptr_null(s);
+	ck_assert_int_eq(read_file(tmpdir, &s, NULL), -EISDIR);
+}
+END_TEST
+
+START_TEST(fs_write_file_atomic)
+{
+	const char *p = tp("out.json");
+	ck_assert_int_eq(write_file_atomic(p, "{\"a\":1}", 7), 0);
+	assert_file(p, "{\"a\":1}", 0644);
+	ck_assert_int_eq(write_file_atomic(p, "2", 1), 0);
+	assert_file(p, "2", 0644);
+	ck_assert_int_eq(write_file_atomic(p, "", 0), 0);
+	assert_file(p, "", 0644);
+
+	/* No temp files left behind. */
+	char **names;
+	size_t n;
+	ck_assert_int_eq(list_dir_sorted(tmpdir, &names, &n), 0);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_str_eq(names[0], "out.json");
+	str_list_free(names, n);
+
+	ck_assert_int_eq(write_file_atomic(tp("no/dir/f"), "x", 1), -ENOENT);
+	ck_assert_int_eq(fsync_dir(tmpdir), 0);
+	ck_assert_int_eq(fsync_dir(tp("nope")), -ENOENT);
+	ck_assert_int_eq(fsync_dir(p), -ENOTDIR);
+}
+END_TEST
+
+START_TEST(fs_list_dir_sorted)
+{
+	const char *create[] = { "b", "a", "B", ".hidden", "_x", "a0", "Z9", "\xc3\xa9" };
+	for (size_t i = 0; i < sizeof(create) / sizeof(create[0]); i++)
+		put_file(tp(create[i]), "", 0644);
+	ck_assert_int_eq(mkdir(tp("dir"), 0755), 0);
+
+	char **names;
+	size_t n;
+	ck_assert_int_eq(list_dir_sorted(tmpdir, &names, &n), 0);
+	const char *want[] = { ".hidden", "B", "Z9", "_x", "a", "a0", "b", "dir", "\xc3\xa9" };
+	ck_assert_uint_eq(n, sizeof(want) / sizeof(want[0]));
+	for (size_t i = 0; i < n; i++)
+		ck_assert_str_eq(names[i], want[i]);
+	str_list_free(names, n);
+
+	ck_assert_int_eq(list_dir_sorted(tp("dir"), &names, &n), 0);
+	ck_assert_uint_eq(n, 0);
+	str_list_free(names, n);
+	str_list_free(NULL, 0);
+
+	ck_assert_int_eq(list_dir_sorted(tp("a"), &names, &n), -ENOTDIR);
+	ck_assert_int_eq(list_dir_sorted(tp("nope"), &names, &n), -ENOENT);
+}
+END_TEST
+
+START_TEST(fs_make_temp_dir)
+{
+	char *a = NULL, *b = NULL;
+	ck_assert_int_eq(make_temp_dir(tmpdir, "work-", &a), 0);
+	ck_assert_int_eq(make_temp_dir(tmpdir, "work-", &b), 0);
+	ck_assert_str_ne(a, b);
+	ck_assert(path_is_dir(a));
+	ck_assert(path_is_dir(b));
+	size_t plen = strlen(tmpdir);
+	ck_assert(strncmp(a, tmpdir, plen) == 0);
+	ck_assert(strncmp(a + plen, "/work-", 6) == 0);
+	ck_assert_uint_eq(strlen(a), plen + 6 + 6);
+	free(a);
+	free(b);
+
+	char *c = (char *)1;
+	ck_assert_int_eq(make_temp_dir(tp("nope"), "x", &c), -ENOENT);
+	ck_assert_ptr_null(c);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- spawn */
+
+static int run(const char *const argv[], const struct spawn_opts *o, int *st)
+{
+	*st = -42;
+	return spawn_wait(argv, o, st);
+}
+
+START_TEST(spawn_exit_codes)
+{
+	int st;
+	const char *t[] = { "true", NULL };
+	ck_assert_int_eq(run(t, NULL, &st), 0);
+	ck_assert_int_eq(st, 0);
+	const char *f[] = { "false", NULL };
+	ck_assert_int_eq(run(f, NULL, &st), 0);
+	ck_assert_int_eq(st, 1);
+	const char *e3[] = { "sh", "-c", "exit 3", NULL };
+	struct spawn_opts o = { .out_fd = -1 };
+	ck_assert_int_eq(run(e3, &o, &st), 0);
+	ck_assert_int_eq(st, 3);
+	const char *abs[] = { "/bin/sh", "-c", "exit 200", NULL };
+	ck_assert_int_eq(run(abs, &o, &st), 0);
+	ck_assert_int_eq(st, 200);
+	/* exit_status may be NULL. */
+	ck_assert_int_eq(spawn_wait(f, NULL, NULL), 0);
+}
+END_TEST
+
+START_TEST(spawn_killed_by_signal)
+{
+	int st;
+	const char *k9[] = { "sh", "-c", "kill -9 $$", NULL };
+	ck_assert_int_eq(run(k9, NULL, &st), 0);
+	ck_assert_int_eq(st, 128 + SIGKILL);
+	const char *term[] = { "sh", "-c", "kill -TERM $$", NULL };
+	ck_assert_int_eq(run(term, NULL, &st), 0);
+	ck_assert_int_eq(st, 128 + SIGTERM);
+}
+END_TEST
+
+START_TEST(spawn_missing_binary)
+{
+	int st;
+	const char *m[] = { "sebsfs-no-such-binary-xyz", NULL };
+	ck_assert_int_eq(run(m, NULL, &st), -ENOENT);
+	const char *ma[] = { "/nonexistent/bin/tool", NULL };
+	ck_assert_int_eq(run(ma, NULL, &st), -ENOENT);
+	/* A bad cwd is a start failure too, not a child exit code. */
+	const char *t[] = { "true", NULL };
+	struct spawn_opts o = { .cwd = tp("no-such-dir"), .out_fd = -1 };
+	ck_assert_int_eq(run(t, &o, &st), -ENOENT);
+	const char *empty[] = { NULL };
+	ck_assert_int_eq(run(empty, NULL, &st), -EINVAL);
+}
+END_TEST
+
+START_TEST(spawn_output_to_fd)
+{
+	const char *log = tp("build.log");
+	put_file(log, "existing\n", 0644);
+	int fd = open(log, O_WRONLY | O_APPEND | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	int st;
+	const char *sh[] = { "sh", "-c", "echo out; echo err >&2; echo out2", NULL };
+	struct spawn_opts o = { .out_fd = fd };
+	ck_assert_int_eq(run(sh, &o, &st), 0);
+	ck_assert_int_eq(st, 0);
+	/* stdin is /dev/null: cat must see EOF at once, not block. */
+	const char *cat[] = { "cat", NULL };
+	ck_assert_int_eq(run(cat, &o, &st), 0);
+	ck_assert_int_eq(st, 0);
+	/* The caller's fd stays open and usable. */
+	ck_assert_int_eq(write(fd, "after\n", 6), 6);
+	close(fd);
+
+	char *s = slurp(log);
+	ck_assert_str_eq(s, "existing\nout\nerr\nout2\nafter\n");
+	free(s);
+
+	/* out_fd < 0 discards output. */
+	struct spawn_opts quiet = { .out_fd = -1 };
+	const char *echo[] = { "echo", "lost", NULL };
+	ck_assert_int_eq(run(echo, &quiet, &st), 0);
+	ck_assert_int_eq(st, 0);
+}
+END_TEST
+
+START_TEST(spawn_cwd)
+{
+	ck_assert_int_eq(mkdir(tp("work dir"), 0755), 0);
+	put_file(tp("work dir/marker"), "m", 0644);
+	int fd = open(tp("pwd.txt"), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	char before[PATH_MAX], after[PATH_MAX];
+	ck_assert_ptr_nonnull(getcwd(before, sizeof(before)));
+
+	int st;
+	const char *pwd[] = { "pwd", "-P", NULL };
+	struct spawn_opts o = { .cwd = tp("work dir"), .out_fd = fd };
+	ck_assert_int_eq(run(pwd, &o, &st), 0);
+	ck_assert_int_eq(st, 0);
+	/* A relative path in argv resolves against the child's cwd. */
+	const char *cat[] = { "cat", "marker", NULL };
+	ck_assert_int_eq(run(cat, &o, &st), 0);
+	ck_assert_int_eq(st, 0);
+	close(fd);
+
+	char real[PATH_MAX], want[PATH_MAX + 8];
+	ck_assert_ptr_nonnull(realpath(tp("work dir"), real));
+	snprintf(want, sizeof(want), "%s\nm", real);
+	char *s = slurp(tp("pwd.txt"));
+	ck_assert_str_eq(s, want);
+	free(s);
+	ck_assert_ptr_nonnull(getcwd(after, sizeof(after)));
+	ck_assert_str_eq(before, after);
+}
+END_TEST
+
+START_TEST(spawn_env_add)
+{
+	ck_assert_int_eq(setenv("SEBSFS_T_OVERRIDE", "orig", 1), 0);
+	ck_assert_int_eq(setenv("SEBSFS_T_KEEP", "kept", 1), 0);
+	const char *add[] = { "SEBSFS_T_OVERRIDE=new", "SEBSFS_T_NEW=hello world",
+			      "SEBSFS_T_TWICE=1", "SEBSFS_T_TWICE=2", "SEBSFS_T_OVERRIDE_X=x", NULL };
+	int fd = open(tp("env.txt"), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	int st;
+	const char *env[] = { "env", NULL };
+	struct spawn_opts o = { .env_add = add, .out_fd = fd };
+	ck_assert_int_eq(run(env, &o, &st), 0);
+	ck_assert_int_eq(st, 0);
+	close(fd);
+
+	char *s = slurp(tp("env.txt"));
+	int override = 0, keep = 0, nw = 0, twice = 0, ox = 0, path = 0;
+	char *save = NULL;
+	for (char *l = strtok_r(s, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		if (strncmp(l, "SEBSFS_T_OVERRIDE=", 18) == 0) {
+			ck_assert_str_eq(l, "SEBSFS_T_OVERRIDE=new");
+			override++;
+		} else if (strcmp(l, "SEBSFS_T_KEEP=kept") == 0) {
+			keep++;
+		} else if (strcmp(l, "SEBSFS_T_NEW=hello world") == 0) {
+			nw++;
+		} else if (strncmp(l, "SEBSFS_T_TWICE=", 15) == 0) {
+			ck_assert_str_eq(l, "SEBSFS_T_TWICE=2");
+			twice++;
+		} else if (strcmp(l, "SEBSFS_T_OVERRIDE_X=x") == 0) {
+			ox++;
+		} else if (strncmp(l, "PATH=", 5) == 0) {
+			path++;
+		}
+	}
+	ck_assert_int_eq(override, 1);
+	ck_assert_int_eq(keep, 1);
+	ck_assert_int_eq(nw, 1);
+	ck_assert_int_eq(twice, 1);
+	ck_assert_int_eq(ox, 1);
+	ck_assert_int_eq(path, 1);
+	free(s);
+	/* Our own environment is untouched. */
+	ck_assert_str_eq(getenv("SEBSFS_T_OVERRIDE"), "orig");
+	ck_assert_ptr_null(getenv("SEBSFS_T_NEW"));
+}
+END_TEST
+
+START_TEST(spawn_child_hygiene)
+{
+	/* A leaked non-CLOEXEC fd must not reach the child. */
+	int leak = open("/dev/null", O_RDONLY);
+	ck_assert_int_gt(leak, 2);
+	char fdpath[64];
+	snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", leak);
+	int st;
+	const char *test_leak[] = { "test", "-e", fdpath, NULL };
+	ck_assert_int_eq(run(test_leak, NULL, &st), 0);
+	ck_assert_int_eq(st, 1);
+	const char *test_std[] = { "test", "-e", "/proc/self/fd/2", NULL };
+	ck_assert_int_eq(run(test_std, NULL, &st), 0);
+	ck_assert_int_eq(st, 0);
+	close(leak);
+
+	/* Ignored SIGPIPE and a blocked mask in the parent must not leak. */
+	signal(SIGPIPE, SIG_IGN);
+	sigset_t block, old;
+	sigemptyset(&block);
+	sigaddset(&block, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &block, &old);
+	int fd = open(tp("status.txt"), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	const char *grep[] = { "grep", "-E", "^Sig(Ign|Blk):", "/proc/self/status", NULL };
+	struct spawn_opts o = { .out_fd = fd };
+	ck_assert_int_eq(run(grep, &o, &st), 0);
+	ck_assert_int_eq(st, 0);
+	close(fd);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	signal(SIGPIPE, SIG_DFL);
+	char *s = slurp(tp("status.txt"));
+	ck_assert_str_eq(s, "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n");
+	free(s);
+}
+END_TEST
+
+#define SPAWN_THREADS 8
+#define SPAWN_RUNS 15
+
+struct spawn_thread_arg {
+	int id;
+	int failures;
+};
+
+static void *spawn_thread(void *p)
+{
+	struct spawn_thread_arg *a = p;
+	char dir[PATH_MAX], out[PATH_MAX + 16], envv[64];
+	snprintf(dir, sizeof(dir), "%s/t%d", tmpdir, a->id);
+	snprintf(out, sizeof(out), "%s/t%d.out", tmpdir, a->id);
+	snprintf(envv, sizeof(envv), "SEBSFS_T_ID=%d", a->id);
+	if (mkdir(dir, 0755) < 0) {
+		a->failures++;
+		return NULL;
+	}
+	int fd = open(out, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	const char *env_add[] = { envv, NULL };
+	const char *argv[] = { "sh", "-c", "echo \"$SEBSFS_T_ID $(pwd -P)\"", NULL };
+	struct spawn_opts o = { .cwd = dir, .env_add = env_add, .out_fd = fd };
+	for (int i = 0; i < SPAWN_RUNS; i++) {
+		int st = -1;
+		if (spawn_wait(argv, &o, &st) != 0 || st != 0)
+			a->failures++;
+	}
+	close(fd);
+	return NULL;
+}
+
+START_TEST(spawn_concurrent_threads)
+{
+	pthread_t th[SPAWN_THREADS];
+	struct spawn_thread_arg args[SPAWN_THREADS];
+	for (int i = 0; i < SPAWN_THREADS; i++) {
+		args[i] = (struct spawn_thread_arg){ .id = i };
+		pthread_create(&th[i], NULL, spawn_thread, &args[i]);
+	}
+	for (int i = 0; i < SPAWN_THREADS; i++)
+		pthread_join(th[i], NULL);
+
+	char real[PATH_MAX];
+	ck_assert_ptr_nonnull(realpath(tmpdir, real));
+	for (int i = 0; i < SPAWN_THREADS; i++) {
+		ck_assert_int_eq(args[i].failures, 0);
+		char line[PATH_MAX + 32], want[PATH_MAX * 2];
+		snprintf(line, sizeof(line), "%d %s/t%d\n", i, real, i);
+		want[0] = '\0';
+		for (int r = 0; r < SPAWN_RUNS; r++)
+			strcat(want, line);
+		char p[PATH_MAX + 16];
+		snprintf(p, sizeof(p), "%s/t%d.out", tmpdir, i);
+		char *s = slurp(p);
+		ck_assert_str_eq(s, want);
+		free(s);
+	}
+}
+END_TEST
+
+static Suite *common_suite(void)
+{
+	Suite *s = suite_create("common");
+
+	TCase *tc = tcase_create("log");
+	tcase_add_checked_fixture(tc, setup_tmp, teardown_tmp);
+	tcase_add_test(tc, log_backend_receives_formatted);
+	tcase_add_test(tc, log_debug_gated);
+	tcase_add_test(tc, log_truncates_and_keeps_errno);
+	tcase_add_test(tc, log_default_stderr_format);
+	tcase_add_test(tc, log_threads_do_not_interleave);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("sha256");
+	tcase_add_checked_fixture(tc, setup_tmp, teardown_tmp);
+	tcase_add_test(tc, sha256_standard_vectors);
+	tcase_add_test(tc, sha256_million_a_oneshot_and_chunked);
+	tcase_add_test(tc, sha256_padding_boundaries);
+	tcase_add_test(tc, sha256_file_and_fd);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("fsutil");
+	tcase_add_checked_fixture(tc, setup_tmp, teardown_tmp);
+	tcase_add_test(tc, fs_path_join_and_printf);
+	tcase_add_test(tc, fs_predicates);
+	tcase_add_test(tc, fs_mkdir_p);
+	tcase_add_test(tc, fs_rm_rf_tree_without_following_links);
+	tcase_add_test(tc, fs_copy_file);
+	tcase_add_test(tc, fs_copy_tree);
+	tcase_add_test(tc, fs_read_file);
+	tcase_add_test(tc, fs_write_file_atomic);
+	tcase_add_test(tc, fs_list_dir_sorted);
+	tcase_add_test(tc, fs_make_temp_dir);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("spawn");
+	tcase_add_checked_fixture(tc, setup_tmp, teardown_tmp);
+	tcase_add_test(tc, spawn_exit_codes);
+	tcase_add_test(tc, spawn_killed_by_signal);
+	tcase_add_test(tc, spawn_missing_binary);
+	tcase_add_test(tc, spawn_output_to_fd);
+	tcase_add_test(tc, spawn_cwd);
+	tcase_add_test(tc, spawn_env_add);
+	tcase_add_test(tc, spawn_child_hygiene);
+	tcase_add_test(tc, spawn_concurrent_threads);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	snprintf(rootdir, sizeof(rootdir), "/tmp/sebsfs-test-common-XXXXXX");
+	if (!mkdtemp(rootdir)) {
+		perror("mkdtemp");
+		return EXIT_FAILURE;
+	}
+	SRunner *sr = srunner_create(common_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	remove_tree(rootdir);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

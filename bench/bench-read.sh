@@ -166,6 +166,9 @@ tp_dir = throughput(direct)
 print(f"read through mount        {tp_mnt / 1e6:9.1f} MB/s   ({reads} reads of {size} bytes per round, median of 5)")
 print(f"read cached file direct   {tp_dir / 1e6:9.1f} MB/s")
 print(f"ratio mount/direct        {tp_mnt / tp_dir:9.3f}")
+if size < (1 << 20):
+    print("  (a small package: this measures the cost per open+read more than throughput;"
+          " set BENCH_PACKAGE or pass a SEBS_ROOT with larger packages)")
 
 # stat latency.
 def stat_loop(p):

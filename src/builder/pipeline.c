@@ -18,7 +18,7 @@
 
 #include "fsutil.h"
 #include "layout.h"
-#include "spawn.h"
+#include "process.h"
 #include "ziptree.h"
 
 const char *installer_name(enum installer_kind kind)

@@ -33,7 +33,8 @@ int copy_tree(const char *src, const char *dst);
 
 /* Reads a whole file into a NUL-terminated malloc'd buffer; *len_out may be NULL. */
 int read_file(const char *path, char **out, size_t *len_out);
-/* Writes data to path atomically: path.tmp, fsync, rename. */
+/* Writes data to path atomically: a unique path.tmp.XXXXXX, fsync, rename,
+ * fsync of the directory.  The file gets mode 0644. */
 int write_file_atomic(const char *path, const void *data, size_t len);
 
 /* fsync a directory (after a rename into it). */

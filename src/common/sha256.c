@@ -43,7 +43,7 @@ static void sha256_block(uint32_t state[8], const uint8_t block[64])
 	uint32_t a = state[0], b = state[1], c = state[2], d = state[3];
 	uint32_t e = state[4], f = state[5], g = state[6], h = state[7];
 	for (int i = 0; i < 64; i++) {
-		uint32_t S1 = rotr(e, 7) ^ rotr(e, 11) ^ rotr(e, 25);
+		uint32_t S1 = rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25);
 		uint32_t ch = (e & f) ^ (~e & g);
 		uint32_t t1 = h + S1 + ch + K[i] + w[i];
 		uint32_t S0 = rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22);

@@ -8,6 +8,7 @@
  * after fuse_daemonize() forks: neither survives a fork.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,8 +35,11 @@ static int run_loop(struct fuse_session *se, const struct sebsfs_options *opts)
 	if (!cfg)
 		return -ENOMEM;
 	fuse_loop_cfg_set_clone_fd(cfg, opts->cmd.clone_fd);
-	fuse_loop_cfg_set_idle_threads(cfg, opts->cmd.max_idle_threads);
-	fuse_loop_cfg_set_max_threads(cfg, opts->cmd.max_threads);
+	/* UINT_MAX means "not given": keep libfuse's defaults then */
+	if (opts->cmd.max_idle_threads != UINT_MAX)
+		fuse_loop_cfg_set_idle_threads(cfg, opts->cmd.max_idle_threads);
+	if (opts->cmd.max_threads != UINT_MAX)
+		fuse_loop_cfg_set_max_threads(cfg, opts->cmd.max_threads);
 	int rc = fuse_session_loop_mt(se, cfg);
 	fuse_loop_cfg_destroy(cfg);
 	return rc;

@@ -23,7 +23,7 @@
 #include "fsutil.h"
 #include "log.h"
 #include "sha256.h"
-#include "spawn.h"
+#include "process.h"
 
 /* Per-run root, made and removed by main(): Check exits a failed test's
  * process without running its teardown, so cleanup must not depend on it. */

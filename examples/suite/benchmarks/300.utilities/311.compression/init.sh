@@ -8,3 +8,4 @@ out=$1
 cp -r "$src/resources" "$out/"
 count=$(find "$out/resources" -type f | wc -l)
 echo "311.compression init: copied $count data files (verbose=${2:-false} arch=${3:-x64})"
+echo "311.compression init: cwd=$(pwd -P)"

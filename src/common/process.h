@@ -1,13 +1,13 @@
 /*
- * spawn.h - run a program from an argv array (never through a shell).
+ * process.h - run a program from an argv array (never through a shell).
  *
  * The child gets: working directory cwd (NULL = inherit), the parent's
  * environment plus the "NAME=value" strings in env_add (NULL-terminated, may be
  * NULL), stdin from /dev/null, and stdout+stderr both appended to out_fd
  * (or /dev/null when out_fd < 0).  argv[0] is looked up in PATH.
  */
-#ifndef SEBSFS_SPAWN_H
-#define SEBSFS_SPAWN_H
+#ifndef SEBSFS_PROCESS_H
+#define SEBSFS_PROCESS_H
 
 struct spawn_opts {
 	const char *cwd;

@@ -1,5 +1,5 @@
 /*
- * spawn.c - run a program from an argv array (never through a shell).
+ * process.c - run a program from an argv array (never through a shell).
  *
  * DESIGN
  * Builds run in parallel worker threads, so nothing here changes this
@@ -7,11 +7,12 @@
  * fork() and execvpe().  That window runs in a copy of a multi-threaded
  * process, so it uses only async-signal-safe calls (open, dup2, chdir,
  * sigaction, close_range, execvpe, write, _exit) and no malloc; everything
- * that allocates (the envp array) is prepared before fork().
+ * that allocates (the envp array) is prepared before fork().  environ is
+ * only read, so no thread may setenv() while builds run.
  *
- * fork+exec rather than posix_spawn(): this module's header is named spawn.h
- * and src/common is on the include path, so <spawn.h> resolves to it instead
- * of the libc header.
+ * fork+exec rather than posix_spawn(): the child must close every inherited
+ * descriptor (close_range below), which posix_spawn's file actions cannot
+ * express portably.
  *
  * Exec failures are reported through a close-on-exec pipe: the child writes
  * errno and exits; a successful exec closes the pipe, so the parent reads EOF.
@@ -22,7 +23,7 @@
  * either), and descriptors >= 3 are closed (a library fd opened without
  * O_CLOEXEC, such as /dev/fuse, must never be held by a lingering child).
  */
-#include "spawn.h"
+#include "process.h"
 
 #include <errno.h>
 #include <fcntl.h>

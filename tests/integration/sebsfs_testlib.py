@@ -1,0 +1,278 @@
+"""Helpers shared by the sebsfs integration tests (not a test module).
+
+Everything here talks to a real FUSE mount started by conftest.py; nothing
+is mocked.  Paths inside the mount are pathlib.Path objects.
+"""
+
+import errno
+import hashlib
+import io
+import json
+import os
+import subprocess
+import tarfile
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+SOURCE_ROOT = Path(os.environ.get("SEBSFS_SOURCE_ROOT")
+                   or Path(__file__).resolve().parents[2])
+SUITE_SOURCE = SOURCE_ROOT / "examples" / "suite"
+
+PLATFORMS = ["aws", "azure", "gcp", "local", "openwhisk"]
+DYNAMIC_HTML = "110.dynamic-html"
+COMPRESSION = "311.compression"
+SLEEP = "010.sleep"
+BENCH_DIRS = {
+    DYNAMIC_HTML: "benchmarks/100.webapps/110.dynamic-html",
+    COMPRESSION: "benchmarks/300.utilities/311.compression",
+    SLEEP: "benchmarks/000.microbenchmarks/010.sleep",
+}
+WHEEL = {"3.10": "0.9.0", "3.11": "1.0.0"}   # sebs_example_util version per requirements file
+READ_TIMEOUT = 180                            # seconds; a hung read fails the test
+
+AZURE_FUNCTION_JSON = {
+    "scriptFile": None,  # filled per language
+    "bindings": [
+        {"authLevel": "anonymous", "type": "httpTrigger", "direction": "in",
+         "name": "req", "methods": ["get", "post"]},
+        {"type": "http", "direction": "out", "name": "$return"},
+    ],
+}
+AZURE_HOST_JSON = {
+    "version": "2.0",
+    "extensionBundle": {"id": "Microsoft.Azure.Functions.ExtensionBundle",
+                        "version": "[4.0.0, 5.0.0)"},
+}
+
+
+# ----------------------------------------------------------------- xattrs, io
+
+def xattr(path, name):
+    """Value of extended attribute name (str), or None when it is absent."""
+    try:
+        return os.getxattr(path, name).decode()
+    except OSError as e:
+        if e.errno == errno.ENODATA:
+            return None
+        raise
+
+
+def state(path):
+    return xattr(path, "user.sebs.state")
+
+
+def builds(path):
+    """user.sebs.builds as int (absent counts as 0)."""
+    v = xattr(path, "user.sebs.builds")
+    return 0 if v is None else int(v)
+
+
+def sha256(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def with_timeout(fn, timeout=READ_TIMEOUT, what="operation"):
+    """Runs fn() in a thread; fails the test if it does not return in time.
+    (A read blocked in a hung FUSE daemon is released by the fixture's
+    teardown, which unmounts and kills the daemon.)"""
+    box = {}
+
+    def run():
+        try:
+            box["value"] = fn()
+        except BaseException as e:  # noqa: B902 - re-raised below
+            box["error"] = e
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(timeout)
+    if t.is_alive():
+        pytest.fail(f"{what} did not finish within {timeout} s")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def read(path, timeout=READ_TIMEOUT):
+    def go():
+        with open(path, "rb") as f:
+            return f.read()
+    return with_timeout(go, timeout, f"reading {path}")
+
+
+def open_errno(path):
+    """errno of a failing open+read of path, or None if it succeeded."""
+    def go():
+        try:
+            with open(path, "rb") as f:
+                f.read()
+        except OSError as e:
+            return e.errno
+        return None
+    return with_timeout(go, READ_TIMEOUT, f"opening {path}")
+
+
+def zip_of(data):
+    return zipfile.ZipFile(io.BytesIO(data))
+
+
+def names(data):
+    return zip_of(data).namelist()
+
+
+def member(data, name):
+    return zip_of(data).read(name)
+
+
+def run(argv, timeout=120, **kw):
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **kw)
+
+
+def wait_for(pred, timeout, interval=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(interval)
+    return pred()
+
+
+def append(path, text):
+    with open(path, "a") as f:
+        f.write(text)
+
+
+def edit_json(path, fn):
+    with open(path) as f:
+        data = json.load(f)
+    fn(data)
+    with open(path, "w") as f:
+        json.dump(data, f, indent=2)
+
+
+# ----------------------------------------------------- expected package layouts
+
+def systems(root):
+    with open(Path(root) / "configs" / "systems.json") as f:
+        return json.load(f)
+
+
+def _work_folder_110(root, platform, language, version, with_deps):
+    """(required, optional) sets of file paths of the work folder of
+    110.dynamic-html after steps 2-6 (SEBS.md 4), before the layout step."""
+    root = Path(root)
+    bench = root / BENCH_DIRS[DYNAMIC_HTML]
+    langcfg = systems(root)[platform]["languages"][language]
+    required, optional = set(), set()
+    wrappers = set(langcfg["deployment"]["files"])
+    install = with_deps and "build" in langcfg["images"]
+    if language == "python":
+        required |= {"function.py", "requirements.txt", "requirements.txt.3.10",
+                     "templates/template.html"}
+        required |= {"wheels/" + p.name for p in (bench / "python" / "wheels").iterdir()}
+        if install:
+            sp = ".python_packages/lib/site-packages/"
+            info = f"{sp}sebs_example_util-{WHEEL[version]}.dist-info/"
+            required |= {sp + "sebs_example_util/__init__.py", sp + ".sebs-packaged",
+                         info + "METADATA", info + "WHEEL", info + "RECORD",
+                         info + "top_level.txt"}
+            optional |= {info + "INSTALLER", info + "REQUESTED"}
+    else:
+        required |= {"function.js", "package.json", "templates/template.html",
+                     "vendor/sebs-example-lib-1.0.0.tgz"}
+        if install:
+            with tarfile.open(bench / "nodejs" / "vendor" / "sebs-example-lib-1.0.0.tgz") as t:
+                for m in t.getmembers():
+                    if m.isfile():
+                        required.add("node_modules/sebs-example-lib/" + m.name.split("/", 1)[1])
+            optional.add("package-lock.json")
+    # a wrapper never overwrites a benchmark file; here none collide
+    required |= wrappers
+    return required, optional
+
+
+def apply_layout(platform, language, paths):
+    """Maps work-folder paths to zip paths per SEBS.md section 5."""
+    handler = "handler.py" if language == "python" else "handler.js"
+    deps = ".python_packages" if language == "python" else "node_modules"
+    depfile = "requirements.txt" if language == "python" else "package.json"
+    out = set()
+    for p in paths:
+        top = p.split("/", 1)[0]
+        if platform in ("aws", "local"):
+            out.add(p if top in (handler, depfile, deps) else "function/" + p)
+        elif platform == "gcp":
+            if top == handler:
+                out.add("main.py" if language == "python" else "index.js")
+            elif top == deps:
+                out.add(p)
+            else:
+                out.add("function/" + p)
+        elif platform == "azure":
+            out.add(p if top in (depfile, deps) else "handler/" + p)
+        elif platform == "openwhisk":
+            entry = "__main__.py" if language == "python" else "index.js"
+            if p == entry:
+                out.add(p)
+        else:
+            raise AssertionError(platform)
+    return out
+
+
+def expected_110(root, platform, language, version, with_deps=True):
+    """(required, optional) zip file entries of 110.dynamic-html."""
+    req, opt = _work_folder_110(root, platform, language, version, with_deps)
+    req, opt = apply_layout(platform, language, req), apply_layout(platform, language, opt)
+    if platform == "azure":
+        req |= {"handler/function.json", "host.json"}
+    return req, opt
+
+
+def ancestors(path):
+    parts = path.split("/")[:-1]
+    return {"/".join(parts[:i + 1]) + "/" for i in range(len(parts))}
+
+
+def check_entries(data, required, optional=(), allowed_empty_dirs=()):
+    """Entry-by-entry comparison; returns a list of problems (empty = OK)."""
+    problems = []
+    zf = zip_of(data)
+    infos = zf.infolist()
+    all_names = [i.filename for i in infos]
+    if len(all_names) != len(set(all_names)):
+        problems.append(f"duplicate entries: {sorted(n for n in all_names if all_names.count(n) > 1)}")
+    files = {n for n in all_names if not n.endswith("/")}
+    dirs = {n for n in all_names if n.endswith("/")}
+    missing = set(required) - files
+    extra = files - set(required) - set(optional)
+    if missing:
+        problems.append(f"missing entries: {sorted(missing)}")
+    if extra:
+        problems.append(f"unexpected entries: {sorted(extra)}")
+    need_dirs = set().union(*[ancestors(f) for f in files]) if files else set()
+    if need_dirs - dirs:
+        problems.append(f"missing directory entries: {sorted(need_dirs - dirs)}")
+    stray = dirs - need_dirs - set(allowed_empty_dirs)
+    if stray:
+        problems.append(f"unexpected directory entries: {sorted(stray)}")
+    for n in all_names:
+        if n.startswith("/") or ".." in n.split("/") or n.startswith("./"):
+            problems.append(f"bad entry path {n!r}")
+    for i in infos:
+        if i.date_time != (1980, 1, 1, 0, 0, 0):
+            problems.append(f"{i.filename}: timestamp {i.date_time}, expected 1980-01-01 00:00:00")
+        mode = i.external_attr >> 16
+        kind, perm = mode & 0o170000, mode & 0o777
+        if i.is_dir():
+            if perm != 0o755 or kind not in (0, 0o040000):
+                problems.append(f"{i.filename}: directory mode {oct(mode)}")
+        elif perm not in (0o644, 0o755) or kind not in (0, 0o100000):
+            problems.append(f"{i.filename}: file mode {oct(mode)} (symlink or odd permissions)")
+    bad = zf.testzip()
+    if bad:
+        problems.append(f"corrupt member {bad}")
+    return problems

@@ -1,0 +1,81 @@
+"""The tree: what is listed, and that listing/stat/find/getfattr never build."""
+
+import os
+import stat
+import time
+
+from sebsfs_testlib import COMPRESSION, DYNAMIC_HTML, PLATFORMS, SLEEP, builds, run, state, xattr
+
+PY = ["python-3.10", "python-3.11"]
+JS = ["nodejs-18", "nodejs-20"]
+
+
+def expected_runtimes(platform, arch="x64"):
+    rts = PY + JS
+    if platform != "aws":
+        return set(rts)
+    other = "-arm64" if arch == "x64" else "-x64"
+    return set(rts) | {r + other for r in rts}
+
+
+def files_for(runtime):
+    benches = [DYNAMIC_HTML, COMPRESSION] if runtime.startswith("python") else [DYNAMIC_HTML, SLEEP]
+    return {b + ext for b in benches for ext in (".zip", ".zip.log")}
+
+
+def all_zips(m):
+    for platform in PLATFORMS:
+        for rt in expected_runtimes(platform):
+            for f in files_for(rt):
+                if f.endswith(".zip"):
+                    yield m.path(platform, rt, f)
+
+
+def test_tree_lists_platforms_runtimes_and_packages(mount):
+    assert set(os.listdir(mount.mnt)) == set(PLATFORMS)
+    for platform in PLATFORMS:
+        runtimes = set(os.listdir(mount.path(platform)))
+        assert runtimes == expected_runtimes(platform), platform
+        assert not any(r.startswith(("java", "cpp")) for r in runtimes)
+        for rt in runtimes:
+            assert stat.S_ISDIR(os.stat(mount.path(platform, rt)).st_mode)
+            assert set(os.listdir(mount.path(platform, rt))) == files_for(rt), (platform, rt)
+
+
+def test_listing_stat_find_getfattr_do_not_build(mount):
+    t0 = time.monotonic()
+    for argv in (["ls", "-lR", str(mount.mnt)], ["find", str(mount.mnt), "-type", "f"],
+                 ["getfattr", "-R", "-d", "-m", "-", str(mount.mnt)]):
+        r = run(argv, timeout=60)
+        assert r.returncode == 0, (argv, r.stderr)
+    r = run(["find", str(mount.mnt), "-type", "f", "-name", "*.zip"])
+    assert len(r.stdout.split()) == len(list(all_zips(mount)))
+    for z in all_zips(mount):
+        st = os.stat(z)
+        assert stat.S_ISREG(st.st_mode)
+        assert st.st_size == 0, f"{z}: a never-built package has size 0, got {st.st_size}"
+        assert state(z) == "absent", z
+        assert builds(z) == 0, z
+        for name in ("user.sebs.sha256", "user.sebs.input_hash", "user.sebs.built_at",
+                     "user.sebs.build_seconds"):
+            assert xattr(z, name) is None, (z, name)
+    assert time.monotonic() - t0 < 30
+    packages = mount.cache / "packages"
+    assert not packages.exists() or not [p for p in packages.iterdir() if p.suffix == ".zip"]
+
+
+def test_listxattr_names_state(mount):
+    z = mount.zip("aws", "python-3.11", DYNAMIC_HTML)
+    assert "user.sebs.state" in os.listxattr(z)
+
+
+def test_unknown_names_do_not_exist(mount):
+    for rel in ("nosuchplatform", "aws/java-17", "aws/python-3.9", "aws/python-3.11/nosuch.zip",
+                "aws/python-3.11/010.sleep.zip", "aws/nodejs-20/311.compression.zip",
+                "gcp/python-3.11-arm64"):
+        assert not os.path.exists(mount.path(rel)), rel
+
+
+def test_arch_arm64_default_renames_runtime_folders(sebsfs):
+    m = sebsfs(options=("builder=host", "arch=arm64"))
+    assert set(os.listdir(m.path("aws"))) == expected_runtimes("aws", arch="arm64")

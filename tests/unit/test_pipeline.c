@@ -1,0 +1,400 @@
+/*
+ * test_pipeline.c - input manifests/hashes and the build pipeline, on a copy
+ * of the bundled example suite (SOURCE_ROOT/examples/suite).
+ *
+ * Dependency installation is not exercised here (installer "none"): the mount
+ * tests cover pip3/npm through a real build.
+ */
+#include <archive.h>
+#include <archive_entry.h>
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "catalog.h"
+#include "fsutil.h"
+#include "inputs.h"
+#include "pipeline.h"
+
+#define BENCH_110 "benchmarks/100.webapps/110.dynamic-html"
+
+static char root[256];
+
+static void setup(void)
+{
+	char tmpl[] = "/tmp/test_pipeline.XXXXXX";
+	ck_assert_ptr_nonnull(mkdtemp(tmpl));
+	snprintf(root, sizeof(root), "%s/suite", tmpl);
+	ck_assert_int_eq(copy_tree(SOURCE_ROOT "/examples/suite", root), 0);
+}
+
+static void teardown(void)
+{
+	char *parent = strdup(root);
+	*strrchr(parent, '/') = '\0';
+	rm_rf(parent);
+	free(parent);
+}
+
+static void write_text(const char *rel, const char *text, const char *mode)
+{
+	char *p = path_join(root, rel);
+	FILE *f = fopen(p, mode);
+	ck_assert_msg(f != NULL, "cannot open %s", p);
+	fputs(text, f);
+	fclose(f);
+	free(p);
+}
+
+static void hash_of(const char *platform, const char *language, const char *bench_dir,
+		    const struct input_manifest *prev, struct input_manifest *m, char hex[65])
+{
+	struct input_spec spec = {
+		.root = root, .benchmark_dir = bench_dir, .platform = platform,
+		.language = language, .version = "3.11", .arch = "x64", .identity = "builder=none",
+	};
+	char *err = NULL;
+	ck_assert_int_eq(inputs_collect(&spec, prev, m, &err), 0);
+	inputs_hash(m, hex);
+	free(err);
+}
+
+static void python_hash(char hex[65])
+{
+	struct input_manifest m;
+	hash_of("aws", "python", BENCH_110, NULL, &m, hex);
+	inputs_clear(&m);
+}
+
+START_TEST(hash_is_stable)
+{
+	char a[65], b[65];
+	python_hash(a);
+	python_hash(b);
+	ck_assert_str_eq(a, b);
+}
+END_TEST
+
+/* Each kind of input the reference builder misses must change the hash. */
+static const char *const edits[] = {
+	BENCH_110 "/python/function.py",          /* code */
+	BENCH_110 "/python/templates/template.html", /* language-folder data */
+	BENCH_110 "/config.json",                 /* modules decide packages */
+	BENCH_110 "/python/init.sh",
+	BENCH_110 "/python/package.sh",
+	BENCH_110 "/python/requirements.txt.3.10",
+	"benchmarks/wrappers/aws/python/handler.py",
+};
+
+START_TEST(edit_changes_hash)
+{
+	char before[65], after[65];
+	python_hash(before);
+	write_text(edits[_i], "\n# edited\n", "a");
+	python_hash(after);
+	ck_assert_msg(strcmp(before, after) != 0, "editing %s did not change the hash", edits[_i]);
+}
+END_TEST
+
+START_TEST(benchmark_data_and_new_files_change_hash)
+{
+	char before[65], after[65];
+	python_hash(before);
+	write_text(BENCH_110 "/init.sh", "#!/bin/bash\n", "w"); /* new benchmark-level init.sh */
+	python_hash(after);
+	ck_assert_str_ne(before, after);
+
+	char *from = path_join(root, BENCH_110 "/python/templates/template.html");
+	char *to = path_join(root, BENCH_110 "/python/templates/renamed.html");
+	ck_assert_int_eq(rename(from, to), 0);
+	memcpy(before, after, sizeof(before));
+	python_hash(after);
+	ck_assert_msg(strcmp(before, after) != 0, "a rename must change the hash");
+	free(from);
+	free(to);
+}
+END_TEST
+
+START_TEST(unrelated_edits_keep_hash)
+{
+	char before[65], after[65];
+	python_hash(before);
+	/* the nodejs folder, another platform's wrappers and systems.json subtree */
+	write_text(BENCH_110 "/nodejs/function.js", "// edited\n", "a");
+	write_text("benchmarks/wrappers/gcp/python/handler.py", "# edited\n", "a");
+	char *sys = path_join(root, "configs/systems.json");
+	json_t *j = json_load_file(sys, 0, NULL);
+	ck_assert_ptr_nonnull(j);
+	json_object_set_new(json_object_get(j, "gcp"), "extra", json_string("x"));
+	ck_assert_int_eq(json_dump_file(j, sys, JSON_INDENT(2)), 0);
+	python_hash(after);
+	ck_assert_str_eq(before, after);
+
+	/* ...while this platform's language subtree does count */
+	json_t *aws_py = json_object_get(json_object_get(json_object_get(j, "aws"), "languages"), "python");
+	json_array_append_new(json_object_get(json_object_get(aws_py, "deployment"), "packages"),
+			      json_string("six"));
+	ck_assert_int_eq(json_dump_file(j, sys, JSON_INDENT(2)), 0);
+	python_hash(after);
+	ck_assert_str_ne(before, after);
+	json_decref(j);
+	free(sys);
+}
+END_TEST
+
+/* With a previous manifest, a file whose size, mtime and inode are unchanged
+ * is not re-read: the fast path.  Without one, the content counts. */
+START_TEST(stat_fast_path)
+{
+	struct input_manifest first, second, third;
+	char h1[65], h2[65], h3[65];
+	hash_of("aws", "python", BENCH_110, NULL, &first, h1);
+
+	char *p = path_join(root, BENCH_110 "/python/function.py");
+	struct stat st;
+	ck_assert_int_eq(stat(p, &st), 0);
+	int fd = open(p, O_WRONLY);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pwrite(fd, "X", 1, 0), 1); /* same size, same inode */
+	struct timespec times[2] = { st.st_atim, st.st_mtim };
+	ck_assert_int_eq(futimens(fd, times), 0);
+	close(fd);
+
+	hash_of("aws", "python", BENCH_110, &first, &second, h2);
+	ck_assert_str_eq(h1, h2);
+	hash_of("aws", "python", BENCH_110, NULL, &third, h3);
+	ck_assert_str_ne(h1, h3);
+
+	/* manifests survive a JSON round trip */
+	char *text = inputs_to_json(&third);
+	struct input_manifest back;
+	char h4[65];
+	ck_assert_int_eq(inputs_from_json(text, &back), 0);
+	inputs_hash(&back, h4);
+	ck_assert_str_eq(h3, h4);
+	ck_assert_int_eq(inputs_from_json("{\"files\": 3}", &back), -EINVAL);
+	free(text);
+	free(p);
+	inputs_clear(&first);
+	inputs_clear(&second);
+	inputs_clear(&third);
+}
+END_TEST
+
+/* ---- pipeline ------------------------------------------------------------ */
+
+/* Builds platform/runtime/benchmark with installer none into a zip; returns
+ * the zip's path (malloc'd) or NULL with *err set. */
+static char *build(const char *platform, const char *runtime, const char *bench, char **err)
+{
+	char msg[256];
+	struct catalog *cat = catalog_load(root, "x64", msg, sizeof(msg));
+	ck_assert_msg(cat != NULL, "%s", msg);
+	const struct cat_package *pkg = catalog_package(cat, platform, runtime, bench);
+	ck_assert_ptr_nonnull(pkg);
+	char *work = NULL;
+	char *parent = strdup(root);
+	*strrchr(parent, '/') = '\0';
+	ck_assert_int_eq(make_temp_dir(parent, "work", &work), 0);
+	char *zip = str_printf("%s/%s.zip", parent, platform);
+	char *log = str_printf("%s/build.log", parent);
+	int out = open(zip, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	int logfd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+	struct pipeline_request req = { .cat = cat, .pkg = pkg, .installer = INSTALLER_NONE,
+					.workdir = work, .out_fd = out, .log_fd = logfd };
+	int rc = pipeline_build_zip(&req, err);
+	close(out);
+	close(logfd);
+	catalog_free(cat);
+	free(work);
+	free(parent);
+	free(log);
+	if (rc < 0) {
+		free(zip);
+		return NULL;
+	}
+	return zip;
+}
+
+/* Reads entry name of zip into a malloc'd string, or NULL when absent. */
+static char *zip_entry(const char *zip, const char *name)
+{
+	struct archive *a = archive_read_new();
+	archive_read_support_format_zip(a);
+	ck_assert_int_eq(archive_read_open_filename(a, zip, 16384), ARCHIVE_OK);
+	struct archive_entry *e;
+	char *out = NULL;
+	while (!out && archive_read_next_header(a, &e) == ARCHIVE_OK) {
+		if (strcmp(archive_entry_pathname(e), name) != 0)
+			continue;
+		size_t len = (size_t)archive_entry_size(e);
+		out = calloc(1, len + 1);
+		ck_assert_int_eq(archive_read_data(a, out, len), (la_ssize_t)len);
+	}
+	archive_read_free(a);
+	return out;
+}
+
+static void set_packages(const char *platform, const char *language, json_t *packages,
+			 json_t *module_packages)
+{
+	char *sys = path_join(root, "configs/systems.json");
+	json_t *j = json_load_file(sys, 0, NULL);
+	json_t *dep = json_object_get(json_object_get(json_object_get(json_object_get(j, platform),
+						"languages"), language), "deployment");
+	ck_assert_ptr_nonnull(dep);
+	json_object_set_new(dep, "packages", packages);
+	if (module_packages)
+		json_object_set_new(dep, "module_packages", module_packages);
+	ck_assert_int_eq(json_dump_file(j, sys, JSON_INDENT(2)), 0);
+	json_decref(j);
+	free(sys);
+}
+
+START_TEST(requirements_lines_are_separate)
+{
+	/* no trailing newline in the benchmark's file, two packages appended */
+	write_text(BENCH_110 "/python/requirements.txt", "first-req", "w");
+	set_packages("aws", "python", json_pack("[s, s]", "alpha==1", "beta>=2"), NULL);
+	write_text(BENCH_110 "/config.json", "{\"languages\": [\"python\"], \"modules\": [\"storage\"]}", "w");
+	set_packages("local", "python", json_pack("[]"), json_pack("{s:[s]}", "storage", "gamma"));
+
+	char *err = NULL;
+	char *zip = build("aws", "python-3.11", "110.dynamic-html", &err);
+	ck_assert_msg(zip != NULL, "%s", err);
+	char *req = zip_entry(zip, "requirements.txt");
+	ck_assert_str_eq(req, "first-req\nalpha==1\nbeta>=2\n");
+	free(req);
+	free(zip);
+
+	/* module packages come only with the module; python-3.10 has its own file */
+	zip = build("local", "python-3.10", "110.dynamic-html", &err);
+	ck_assert_msg(zip != NULL, "%s", err);
+	req = zip_entry(zip, "function/requirements.txt.3.10");
+	ck_assert_ptr_nonnull(req);
+	ck_assert_msg(strstr(req, "\ngamma\n") != NULL, "got: %s", req);
+	free(req);
+	req = zip_entry(zip, "requirements.txt");
+	ck_assert_ptr_null(strstr(req, "gamma"));
+	free(req);
+	free(zip);
+}
+END_TEST
+
+START_TEST(nodejs_dependencies_merge)
+{
+	set_packages("gcp", "nodejs", json_pack("{s:s}", "uuid", "3.4.0"), NULL);
+	char *err = NULL;
+	char *zip = build("gcp", "nodejs-20", "110.dynamic-html", &err);
+	ck_assert_msg(zip != NULL, "%s", err);
+	char *text = zip_entry(zip, "function/package.json");
+	json_t *pkg = json_loads(text, 0, NULL);
+	ck_assert_ptr_nonnull(pkg);
+	json_t *deps = json_object_get(pkg, "dependencies");
+	ck_assert_str_eq(json_string_value(json_object_get(deps, "uuid")), "3.4.0");
+	ck_assert_ptr_nonnull(json_object_get(deps, "sebs-example-lib"));
+	char *index = zip_entry(zip, "index.js"); /* gcp: handler.js -> index.js */
+	ck_assert_ptr_nonnull(index);
+	json_decref(pkg);
+	free(text);
+	free(index);
+	free(zip);
+}
+END_TEST
+
+START_TEST(wrappers_never_overwrite)
+{
+	write_text(BENCH_110 "/python/storage.py", "# the benchmark's own storage\n", "w");
+	char *err = NULL;
+	char *zip = build("aws", "python-3.11", "110.dynamic-html", &err);
+	ck_assert_msg(zip != NULL, "%s", err);
+	char *storage = zip_entry(zip, "function/storage.py");
+	ck_assert_str_eq(storage, "# the benchmark's own storage\n");
+	char *handler = zip_entry(zip, "handler.py");
+	ck_assert_ptr_nonnull(handler);
+	free(storage);
+	free(handler);
+	free(zip);
+}
+END_TEST
+
+START_TEST(failing_init_fails_build)
+{
+	/* errexit: a failing command in the middle fails the build */
+	write_text(BENCH_110 "/init.sh", "#!/bin/bash\nfalse\necho not reached\n", "w");
+	char *err = NULL;
+	char *zip = build("aws", "python-3.11", "110.dynamic-html", &err);
+	ck_assert_ptr_null(zip);
+	ck_assert_ptr_nonnull(err);
+	ck_assert_msg(strstr(err, "init.sh") && strstr(err, "status 1"), "got: %s", err);
+	free(err);
+}
+END_TEST
+
+START_TEST(missing_wrapper_fails_build)
+{
+	char *p = path_join(root, "benchmarks/wrappers/azure/python/handler.py");
+	ck_assert_int_eq(unlink(p), 0);
+	char *err = NULL;
+	char *zip = build("azure", "python-3.11", "110.dynamic-html", &err);
+	ck_assert_ptr_null(zip);
+	ck_assert_msg(err && strstr(err, "wrappers/azure/python/handler.py"), "got: %s", err);
+	free(err);
+	free(p);
+}
+END_TEST
+
+START_TEST(same_inputs_same_zip)
+{
+	char *err = NULL;
+	char *zip = build("azure", "python-3.11", "311.compression", &err);
+	ck_assert_msg(zip != NULL, "%s", err);
+	char a[65], b[65];
+	ck_assert_int_eq(sha256_hex_file(zip, a), 0);
+	free(zip);
+	sleep(1); /* different timestamps on every copied file */
+	zip = build("azure", "python-3.11", "311.compression", &err);
+	ck_assert_int_eq(sha256_hex_file(zip, b), 0);
+	ck_assert_str_eq(a, b);
+	char *data = zip_entry(zip, "handler/resources/lorem.txt");
+	ck_assert_ptr_nonnull(data);
+	free(data);
+	free(zip);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("pipeline");
+	TCase *tc = tcase_create("inputs");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, hash_is_stable);
+	tcase_add_loop_test(tc, edit_changes_hash, 0, sizeof(edits) / sizeof(edits[0]));
+	tcase_add_test(tc, benchmark_data_and_new_files_change_hash);
+	tcase_add_test(tc, unrelated_edits_keep_hash);
+	tcase_add_test(tc, stat_fast_path);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("build");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, requirements_lines_are_separate);
+	tcase_add_test(tc, nodejs_dependencies_merge);
+	tcase_add_test(tc, wrappers_never_overwrite);
+	tcase_add_test(tc, failing_init_fails_build);
+	tcase_add_test(tc, missing_wrapper_fails_build);
+	tcase_add_test(tc, same_inputs_same_zip);
+	suite_add_tcase(s, tc);
+
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -49,6 +49,28 @@ AZURE_HOST_JSON = {
 }
 
 
+def sebsfs_bin():
+    b = os.environ.get("SEBSFS_BIN") or str(SOURCE_ROOT / "build" / "src" / "fs" / "sebsfs")
+    if not os.access(b, os.X_OK):
+        pytest.fail(f"sebsfs binary not found or not executable: {b} (set SEBSFS_BIN)")
+    return b
+
+
+def offline_env(tmp_path):
+    """Environment for sebsfs and its builders: strictly offline, no user caches."""
+    env = dict(os.environ)
+    env.update({
+        "PIP_NO_INDEX": "1",
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        "PIP_NO_CACHE_DIR": "1",
+        "npm_config_offline": "true",
+        "npm_config_update_notifier": "false",
+        "npm_config_cache": str(tmp_path / "npm-cache"),
+        "XDG_CACHE_HOME": str(tmp_path / "xdg-cache"),
+    })
+    return env
+
+
 # ----------------------------------------------------------------- xattrs, io
 
 def xattr(path, name):

@@ -1,0 +1,103 @@
+"""Command line: help, version, and errors reported before mounting."""
+
+import os
+import re
+import subprocess
+
+import pytest
+
+from sebsfs_testlib import SOURCE_ROOT, SUITE_SOURCE, offline_env, sebsfs_bin
+
+
+def project_version():
+    text = (SOURCE_ROOT / "meson.build").read_text()
+    return re.search(r"version\s*:\s*'([^']+)'", text).group(1)
+
+
+def run_sebsfs(tmp_path, *args, timeout=20):
+    """Runs sebsfs in the foreground; a run that mounts instead of failing is
+    unmounted and reported."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir(exist_ok=True)
+    argv = [sebsfs_bin(), *[str(a).replace("@MNT@", str(mnt)) for a in args]]
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+                           env=offline_env(tmp_path), stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        subprocess.run(["fusermount3", "-u", "-z", str(mnt)], capture_output=True)
+        pytest.fail(f"{argv} did not exit within {timeout} s (did it mount?)")
+    mounted = os.path.ismount(mnt)
+    if mounted:
+        subprocess.run(["fusermount3", "-u", "-z", str(mnt)], capture_output=True)
+    assert not mounted, f"{argv} left a mount behind"
+    return r
+
+
+def one_line_error(r, *words):
+    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("sebsfs: "), lines[0]
+    for w in words:
+        assert w in lines[0], (w, lines[0])
+    assert "AddressSanitizer" not in r.stderr
+
+
+def test_help(tmp_path):
+    for flag in ("--help", "-h"):
+        r = run_sebsfs(tmp_path, flag)
+        assert r.returncode == 0, r.stderr
+        out = r.stdout + r.stderr
+        for word in ("cache=", "builder=", "jobs=", "arch=", "stat_builds"):
+            assert word in out, (flag, word)
+
+
+def test_version(tmp_path):
+    for flag in ("-V", "--version"):
+        r = run_sebsfs(tmp_path, flag)
+        assert r.returncode == 0, r.stderr
+        assert project_version() in r.stdout + r.stderr
+
+
+def test_missing_root(tmp_path):
+    missing = tmp_path / "no-such-sebs-root"
+    r = run_sebsfs(tmp_path, "-f", "-o", f"cache={tmp_path / 'cache'}", missing, "@MNT@")
+    one_line_error(r, str(missing))
+
+
+def test_root_is_a_file(tmp_path):
+    f = tmp_path / "a-file"
+    f.write_text("not a tree\n")
+    r = run_sebsfs(tmp_path, "-f", "-o", f"cache={tmp_path / 'cache'}", f, "@MNT@")
+    one_line_error(r, str(f))
+
+
+def test_missing_systems_json(tmp_path):
+    root = tmp_path / "root"
+    (root / "benchmarks").mkdir(parents=True)
+    (root / "configs").mkdir()
+    r = run_sebsfs(tmp_path, "-f", "-o", f"cache={tmp_path / 'cache'}", root, "@MNT@")
+    one_line_error(r, "systems.json")
+
+
+@pytest.mark.parametrize("option,word", [("builder=bogus", "builder"), ("arch=sparc", "arch"),
+                                         ("jobs=lots", "jobs")])
+def test_bad_option_values(tmp_path, option, word):
+    r = run_sebsfs(tmp_path, "-f", "-o", f"cache={tmp_path / 'cache'},{option}",
+                   SUITE_SOURCE, "@MNT@")
+    assert r.returncode != 0
+    assert word in r.stderr, r.stderr
+
+
+def test_missing_mountpoint_argument(tmp_path):
+    r = run_sebsfs(tmp_path, "-f", "-o", f"cache={tmp_path / 'cache'}")
+    assert r.returncode != 0
+    assert r.stderr.strip()
+
+
+def test_unreadable_cache_dir_is_an_error(tmp_path):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the cache folder should be\n")
+    r = run_sebsfs(tmp_path, "-f", "-o", f"cache={blocker / 'cache'}", SUITE_SOURCE, "@MNT@")
+    assert r.returncode != 0
+    assert "cache" in r.stderr.lower(), r.stderr

@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "buildimage.h"
+#include "docker.h"
 #include "fsutil.h"
 #include "inputs.h"
 #include "log.h"
@@ -57,12 +59,14 @@ struct builder {
 	struct cache *cache;
 	char *arch;
 	enum installer_kind installer;
-	char *identity;
+	char *installer_note;
+	struct build_images *images; /* INSTALLER_DOCKER */
 	pthread_mutex_t lock;
 	pthread_cond_t work;         /* signalled when the queue grows or on stop */
 	struct job *queue_head, *queue_tail; /* protected by lock */
 	bool stopping;               /* protected by lock */
 	pthread_t *workers;
+	struct docker **clients;     /* one per worker (docker builder), protected by lock */
 	unsigned n_workers;
 	struct record *records;      /* one per catalog package */
 };
@@ -131,6 +135,25 @@ static void record_load(struct builder *b, size_t id)
 	cache_entry_clear(&e);
 }
 
+/* What, besides files, makes a package: the builder and, for docker, the
+ * build image's ID.  malloc'd. */
+static char *builder_identity(struct builder *b, const struct catalog *cat,
+			      const struct cat_package *pkg)
+{
+	if (b->installer != INSTALLER_DOCKER || !catalog_has_build_image(cat, pkg))
+		return str_printf("builder=%s", installer_name(b->installer));
+	char *ref = NULL, *id = NULL, *msg = NULL;
+	int rc = build_images_lookup(b->images, cat, pkg, &ref, &id, &msg);
+	/* unresolved: never equal to a built package's identity, so a build
+	 * runs and reports why the image cannot be had */
+	char *identity = rc == 0 ? str_printf("builder=docker;image=%s@%s", ref, id)
+				 : strdup("builder=docker;image=unresolved");
+	free(ref);
+	free(id);
+	free(msg);
+	return identity;
+}
+
 /* Stats (and where needed hashes) the package's inputs.  On success fills
  * hash and, when manifest_json is not NULL, the manifest as JSON. */
 static int check_inputs(struct builder *b, size_t id, char hash[SHA256_HEX_LEN + 1],
@@ -139,13 +162,17 @@ static int check_inputs(struct builder *b, size_t id, char hash[SHA256_HEX_LEN +
 	const struct cat_package *pkg = &b->cat->packages[id];
 	struct record *rec = &b->records[id];
 	char *bench_dir = str_printf("benchmarks/%s/%s", pkg->benchmark->group, pkg->benchmark->name);
-	if (!bench_dir)
+	char *identity = builder_identity(b, b->cat, pkg);
+	if (!bench_dir || !identity) {
+		free(bench_dir);
+		free(identity);
 		return -ENOMEM;
+	}
 	struct input_spec spec = {
 		.root = b->cat->root, .benchmark_dir = bench_dir,
 		.platform = pkg->platform->name, .language = pkg->runtime->language,
 		.version = pkg->runtime->version, .arch = pkg->runtime->arch,
-		.identity = b->identity,
+		.identity = identity,
 	};
 	struct input_manifest fresh;
 	char *errmsg = NULL;
@@ -167,6 +194,7 @@ static int check_inputs(struct builder *b, size_t id, char hash[SHA256_HEX_LEN +
 			pkg->benchmark->name, errmsg ? errmsg : strerror(-rc));
 	free(errmsg);
 	free(bench_dir);
+	free(identity);
 	return rc;
 }
 
@@ -177,14 +205,40 @@ static double now_seconds(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/* For the docker builder: makes sure the build image is here (pulling it if
+ * need be), then re-checks the inputs so the recorded input hash names the
+ * image actually used. */
+static int prepare_build_image(struct builder *b, struct job *job, struct docker *client,
+			       const struct catalog *now, const struct cat_package *now_pkg,
+			       int log_fd, char **image, char **errmsg)
+{
+	char *id = NULL;
+	if (!client) {
+		*errmsg = strdup("cannot create a Docker client");
+		return -ENOMEM;
+	}
+	int rc = build_images_ensure(b->images, client, now, now_pkg, log_fd, image, &id, errmsg);
+	if (rc == 0) {
+		build_log(log_fd, "build image %s (%s)", *image, id);
+		free(job->manifest_json);
+		job->manifest_json = NULL;
+		rc = check_inputs(b, job->id, job->input_hash, &job->manifest_json);
+		if (rc < 0)
+			*errmsg = str_printf("cannot read inputs: %s", strerror(-rc));
+	}
+	free(id);
+	return rc;
+}
+
 /* Runs one build; returns 0 and the new package's path or -errno. */
-static int build_package(struct builder *b, struct job *job, int log_fd, struct cache_entry *out)
+static int build_package(struct builder *b, struct job *job, struct docker *client, int log_fd,
+			 struct cache_entry *out)
 {
 	const struct cat_package *pkg = &b->cat->packages[job->id];
 	struct cache_key key;
 	package_key(pkg, &key);
 	double t0 = now_seconds();
-	char *errmsg = NULL, *workdir = NULL, *tmp = NULL;
+	char *errmsg = NULL, *workdir = NULL, *tmp = NULL, *image = NULL;
 	int out_fd = -1, rc;
 	char catalog_err[512];
 
@@ -200,6 +254,9 @@ static int build_package(struct builder *b, struct job *job, int log_fd, struct 
 		rc = -ENOENT;
 		errmsg = str_printf("%s/%s/%s is no longer in the tree (systems.json or config.json changed)",
 				    pkg->platform->name, pkg->runtime->dirname, pkg->benchmark->name);
+	} else if (b->installer == INSTALLER_DOCKER && catalog_has_build_image(now, now_pkg) &&
+		   (rc = prepare_build_image(b, job, client, now, now_pkg, log_fd, &image, &errmsg)) < 0) {
+		/* errmsg says why */
 	} else if ((rc = cache_make_workdir(b->cache, &workdir)) < 0) {
 		errmsg = str_printf("cannot create a work folder: %s", strerror(-rc));
 	} else if (!(tmp = cache_tmp_path(b->cache, ".zip"))) {
@@ -210,6 +267,7 @@ static int build_package(struct builder *b, struct job *job, int log_fd, struct 
 	} else {
 		struct pipeline_request req = {
 			.cat = now, .pkg = now_pkg, .installer = b->installer,
+			.installer_note = b->installer_note, .docker = client, .build_image = image,
 			.workdir = workdir, .out_fd = out_fd, .log_fd = log_fd,
 		};
 		rc = pipeline_build_zip(&req, &errmsg);
@@ -240,12 +298,13 @@ static int build_package(struct builder *b, struct job *job, int log_fd, struct 
 		rm_rf(workdir);
 	free(workdir);
 	free(tmp);
+	free(image);
 	free(errmsg);
 	catalog_free(now);
 	return rc;
 }
 
-static void run_job(struct builder *b, struct job *job)
+static void run_job(struct builder *b, struct job *job, struct docker *client)
 {
 	struct record *rec = &b->records[job->id];
 	struct cache_entry entry;
@@ -254,7 +313,7 @@ static void run_job(struct builder *b, struct job *job)
 	if (log_fd < 0)
 		log_warn("cannot write build log %s: %s", rec->log_path, strerror(errno));
 
-	int rc = build_package(b, job, log_fd, &entry);
+	int rc = build_package(b, job, client, log_fd, &entry);
 	struct builder_result res = { .status = rc < 0 ? -EIO : 0, .fd = -1, .built = true };
 	if (rc == 0) {
 		res.fd = open(entry.path, O_RDONLY | O_CLOEXEC);
@@ -291,10 +350,31 @@ static void run_job(struct builder *b, struct job *job)
 	free(job);
 }
 
+struct worker_arg {
+	struct builder *b;
+	unsigned index;
+};
+
 static void *worker_main(void *arg)
 {
-	struct builder *b = arg;
+	struct worker_arg *wa = arg;
+	struct builder *b = wa->b;
+	unsigned index = wa->index;
+	free(wa);
+	/* each worker owns its connection to the daemon (curl handles are
+	 * not shared between threads) */
+	struct docker *client = NULL;
+	if (b->installer == INSTALLER_DOCKER) {
+		char *msg = NULL;
+		client = docker_new(NULL, &msg);
+		if (!client)
+			log_err("builder: cannot create a Docker client: %s", msg ? msg : "out of memory");
+		free(msg);
+	}
 	pthread_mutex_lock(&b->lock);
+	b->clients[index] = client;
+	if (b->stopping && client)
+		docker_cancel(client);
 	for (;;) {
 		while (!b->queue_head && !b->stopping)
 			pthread_cond_wait(&b->work, &b->lock);
@@ -305,10 +385,12 @@ static void *worker_main(void *arg)
 		if (!b->queue_head)
 			b->queue_tail = NULL;
 		pthread_mutex_unlock(&b->lock);
-		run_job(b, job);
+		run_job(b, job, client);
 		pthread_mutex_lock(&b->lock);
 	}
+	b->clients[index] = NULL;
 	pthread_mutex_unlock(&b->lock);
+	docker_free(client);
 	return NULL;
 }
 
@@ -322,20 +404,31 @@ struct builder *builder_new(const struct catalog *cat, struct cache *cache,
 		b->cache = cache;
 		b->installer = cfg->installer;
 		b->arch = strdup(cfg->arch);
-		b->identity = str_printf("builder=%s", installer_name(cfg->installer));
+		b->installer_note = cfg->installer_note ? strdup(cfg->installer_note) : NULL;
+		if (cfg->installer == INSTALLER_DOCKER && !(b->images = build_images_new()))
+			rc = -ENOMEM;
 		b->records = calloc(cat->n_packages ? cat->n_packages : 1, sizeof(*b->records));
 		b->workers = calloc(cfg->jobs ? cfg->jobs : 1, sizeof(*b->workers));
+		b->clients = calloc(cfg->jobs ? cfg->jobs : 1, sizeof(*b->clients));
 		pthread_mutex_init(&b->lock, NULL);
 		pthread_cond_init(&b->work, NULL);
-		if (!b->arch || !b->identity || !b->records || !b->workers)
+		if (!b->arch || !b->records || !b->workers || !b->clients)
 			rc = -ENOMEM;
 	}
 	for (size_t i = 0; rc == 0 && i < cat->n_packages; i++)
 		pthread_mutex_init(&b->records[i].check_lock, NULL);
 	for (unsigned i = 0; rc == 0 && i < (cfg->jobs ? cfg->jobs : 1); i++) {
-		rc = -pthread_create(&b->workers[i], NULL, worker_main, b);
+		struct worker_arg *wa = malloc(sizeof(*wa));
+		if (!wa) {
+			rc = -ENOMEM;
+			break;
+		}
+		*wa = (struct worker_arg){ b, i };
+		rc = -pthread_create(&b->workers[i], NULL, worker_main, wa);
 		if (rc == 0)
 			b->n_workers++;
+		else
+			free(wa);
 	}
 	if (rc < 0) {
 		log_err("cannot start the builder: %s", strerror(-rc));
@@ -355,6 +448,10 @@ void builder_free(struct builder *b)
 	struct job *queued = b->queue_head;
 	b->queue_head = b->queue_tail = NULL;
 	pthread_cond_broadcast(&b->work);
+	/* running build containers stop waiting; each worker then removes its own */
+	for (unsigned i = 0; b->clients && i < b->n_workers; i++)
+		if (b->clients[i])
+			docker_cancel(b->clients[i]);
 	pthread_mutex_unlock(&b->lock);
 	for (unsigned i = 0; i < b->n_workers; i++)
 		pthread_join(b->workers[i], NULL);
@@ -382,8 +479,10 @@ void builder_free(struct builder *b)
 	pthread_cond_destroy(&b->work);
 	free(b->records);
 	free(b->workers);
+	free(b->clients);
 	free(b->arch);
-	free(b->identity);
+	free(b->installer_note);
+	build_images_free(b->images);
 	free(b);
 }
 

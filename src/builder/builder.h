@@ -33,6 +33,7 @@ struct builder;
 struct builder_config {
 	const char *arch;            /* default arch the catalog was loaded with */
 	enum installer_kind installer;
+	const char *installer_note;  /* why this installer (builder=auto), for build logs; may be NULL */
 	unsigned jobs;               /* parallel builds, >= 1 */
 };
 
@@ -54,7 +55,8 @@ typedef void (*builder_done_fn)(void *ctx, const struct builder_result *res);
  * workers: call after fork/daemonize.  NULL + *err on failure. */
 struct builder *builder_new(const struct catalog *cat, struct cache *cache,
 			    const struct builder_config *cfg, int *err);
-/* Stops taking work, waits for running builds, fails queued waiters. */
+/* Stops taking work, cancels running build containers, waits for running
+ * builds, fails queued waiters. */
 void builder_free(struct builder *b);
 
 /* Makes package id fresh, then calls done(ctx, res) exactly once: at once in

@@ -17,13 +17,14 @@
 #include <unistd.h>
 
 #include "fsutil.h"
+#include "docker.h"
 #include "layout.h"
 #include "process.h"
 #include "ziptree.h"
 
 const char *installer_name(enum installer_kind kind)
 {
-	return kind == INSTALLER_HOST ? "host" : "none";
+	return kind == INSTALLER_DOCKER ? "docker" : kind == INSTALLER_HOST ? "host" : "none";
 }
 
 void build_log(int fd, const char *fmt, ...)
@@ -310,59 +311,188 @@ static char *requirements_file(const struct pipeline_request *req)
 	return found;
 }
 
-/* Step 6 on the host. */
-static int install_on_host(const struct pipeline_request *req, char **errmsg)
+/* The environment of SEBS.md section 6 (minus the CONTAINER_* ids). */
+struct build_env {
+	char *vars[5];
+};
+
+static int build_env_init(const struct pipeline_request *req, struct build_env *env)
 {
 	const struct cat_runtime *rt = req->pkg->runtime;
 	char platform_upper[64];
 	snprintf(platform_upper, sizeof(platform_upper), "%s", req->pkg->platform->name);
 	for (char *p = platform_upper; *p; p++)
 		*p = (char)toupper((unsigned char)*p);
-	char *env_platform = str_printf("PLATFORM=%s", platform_upper);
-	char *env_arch = str_printf("TARGET_ARCHITECTURE=%s", rt->arch);
-	char *env_app = str_printf("APP=%s", req->pkg->benchmark->name);
-	char *env_pyver = str_printf("PYTHON_VERSION=%s", rt->version);
-	const char *env[] = { env_platform, env_arch, env_app, env_pyver, NULL };
-	int rc = (env_platform && env_arch && env_app && env_pyver) ? 0 : -ENOMEM;
-	if (rc == 0 && strcmp(rt->language, "python") == 0) {
-		char *reqfile = requirements_file(req);
+	env->vars[0] = str_printf("PLATFORM=%s", platform_upper);
+	env->vars[1] = str_printf("TARGET_ARCHITECTURE=%s", rt->arch);
+	env->vars[2] = str_printf("APP=%s", req->pkg->benchmark->name);
+	env->vars[3] = str_printf("PYTHON_VERSION=%s", rt->version);
+	env->vars[4] = NULL;
+	for (int i = 0; i < 4; i++)
+		if (!env->vars[i])
+			return -ENOMEM;
+	return 0;
+}
+
+static void build_env_clear(struct build_env *env)
+{
+	for (int i = 0; i < 4; i++)
+		free(env->vars[i]);
+}
+
+/* The dependency file the installer works from, or NULL when there is none
+ * (then step 6 has nothing to do). */
+static char *dependency_file(const struct pipeline_request *req)
+{
+	if (strcmp(req->pkg->runtime->language, "python") == 0)
+		return requirements_file(req);
+	char *pkgjson = path_join(req->workdir, "package.json");
+	if (pkgjson && path_is_file(pkgjson)) {
+		free(pkgjson);
+		return strdup("package.json");
+	}
+	free(pkgjson);
+	return NULL;
+}
+
+/* Step 6 on the host. */
+static int install_on_host(const struct pipeline_request *req, const char *depfile,
+			   const char *const env[], char **errmsg)
+{
+	int rc = 0;
+	if (strcmp(req->pkg->runtime->language, "python") == 0) {
 		char *langdir = language_dir(req);
 		char *package_sh = langdir ? path_join(langdir, "package.sh") : NULL;
-		if (!reqfile) {
-			build_log(req->log_fd, "step 6: no requirements file, nothing to install");
-		} else {
-			build_log(req->log_fd, "step 6: pip3 install -r %s -t .python_packages/lib/site-packages (host)", reqfile);
-			const char *argv[] = { "pip3", "install", "--disable-pip-version-check",
-					       "--no-input", "-r", reqfile, "-t",
-					       ".python_packages/lib/site-packages", NULL };
-			rc = run_program(req, errmsg, argv, req->workdir, env, "pip3 install");
-			if (rc == 0 && package_sh && path_is_file(package_sh)) {
-				build_log(req->log_fd, "step 6: bash %s .python_packages/lib/site-packages", package_sh);
-				const char *pargv[] = { "bash", package_sh, ".python_packages/lib/site-packages", NULL };
-				rc = run_program(req, errmsg, pargv, req->workdir, env, "package.sh");
-			}
+		build_log(req->log_fd, "step 6: pip3 install -r %s -t .python_packages/lib/site-packages (host)", depfile);
+		const char *argv[] = { "pip3", "install", "--disable-pip-version-check",
+				       "--no-input", "-r", depfile, "-t",
+				       ".python_packages/lib/site-packages", NULL };
+		rc = run_program(req, errmsg, argv, req->workdir, env, "pip3 install");
+		if (rc == 0 && package_sh && path_is_file(package_sh)) {
+			build_log(req->log_fd, "step 6: bash %s .python_packages/lib/site-packages", package_sh);
+			const char *pargv[] = { "bash", package_sh, ".python_packages/lib/site-packages", NULL };
+			rc = run_program(req, errmsg, pargv, req->workdir, env, "package.sh");
 		}
-		free(reqfile);
 		free(langdir);
 		free(package_sh);
-	} else if (rc == 0) {
-		char *pkgjson = path_join(req->workdir, "package.json");
-		if (pkgjson && !path_is_file(pkgjson)) {
-			build_log(req->log_fd, "step 6: no package.json, nothing to install");
-		} else if (pkgjson) {
-			build_log(req->log_fd, "step 6: npm install (host)");
-			const char *argv[] = { "npm", "install", "--no-audit", "--no-fund",
-					       "--no-update-notifier", NULL };
-			rc = run_program(req, errmsg, argv, req->workdir, env, "npm install");
-		} else {
-			rc = -ENOMEM;
-		}
-		free(pkgjson);
+	} else {
+		build_log(req->log_fd, "step 6: npm install (host)");
+		const char *argv[] = { "npm", "install", "--no-audit", "--no-fund",
+				       "--no-update-notifier", NULL };
+		rc = run_program(req, errmsg, argv, req->workdir, env, "npm install");
 	}
-	free(env_platform);
-	free(env_arch);
-	free(env_app);
-	free(env_pyver);
+	return rc;
+}
+
+static void log_container_output(void *ctx, int stream, const char *data, size_t len)
+{
+	const struct pipeline_request *req = ctx;
+	if (req->log_fd >= 0) {
+		ssize_t w = write(req->log_fd, data, len);
+		(void)w;
+	}
+}
+
+/* Finds the first entry below dir not owned by uid; *who gets its path. */
+static int find_foreign_owner(const char *dir, uid_t uid, char **who)
+{
+	char **names = NULL;
+	size_t count = 0;
+	int rc = list_dir_sorted(dir, &names, &count);
+	for (size_t i = 0; rc == 0 && !*who && i < count; i++) {
+		char *p = path_join(dir, names[i]);
+		struct stat st;
+		if (!p)
+			rc = -ENOMEM;
+		else if (lstat(p, &st) < 0)
+			rc = -errno;
+		else if (st.st_uid != uid)
+			*who = str_printf("%s (uid %u)", p, (unsigned)st.st_uid);
+		else if (S_ISDIR(st.st_mode))
+			rc = find_foreign_owner(p, uid, who);
+		free(p);
+	}
+	str_list_free(names, count);
+	return rc;
+}
+
+/* Step 6 in the SeBS build container (SEBS.md section 6). */
+static int install_in_container(const struct pipeline_request *req, const char *const env[],
+				char **errmsg)
+{
+	char *langdir = language_dir(req);
+	char *package_sh = langdir ? path_join(langdir, "package.sh") : NULL;
+	char *placeholder = path_join(req->workdir, "package.sh");
+	if (!langdir || !package_sh || !placeholder) {
+		free(langdir);
+		free(package_sh);
+		free(placeholder);
+		return -ENOMEM;
+	}
+	bool mount_package_sh = path_is_file(package_sh);
+	bool had_package_sh = path_exists(placeholder);
+	char *ids[] = { str_printf("CONTAINER_UID=%u", (unsigned)getuid()),
+			str_printf("CONTAINER_GID=%u", (unsigned)getgid()) };
+	const char *cenv[] = { ids[0], ids[1], "CONTAINER_USER=docker_user", env[0], env[1],
+			       env[2], NULL };
+	char *binds_s[] = { str_printf("%s:/mnt/function", req->workdir),
+			    mount_package_sh ? str_printf("%s:/mnt/function/package.sh:ro", package_sh) : NULL };
+	const char *binds[] = { binds_s[0], binds_s[1], NULL };
+	char *id = NULL, *msg = NULL;
+	int rc = (ids[0] && ids[1] && binds_s[0] && (!mount_package_sh || binds_s[1])) ? 0 : -ENOMEM;
+	if (rc == 0 && (strchr(req->workdir, ':') || (mount_package_sh && strchr(package_sh, ':'))))
+		rc = fail(req, errmsg, -EINVAL, "cannot bind-mount a path containing ':' (%s)", req->workdir);
+
+	struct docker_container_spec spec = { .image = req->build_image, .env = cenv, .binds = binds };
+	if (rc == 0) {
+		build_log(req->log_fd, "step 6: build container %s (uid %u, gid %u)", req->build_image,
+			  (unsigned)getuid(), (unsigned)getgid());
+		rc = docker_container_create(req->docker, &spec, &id, &msg);
+	}
+	if (rc == 0)
+		rc = docker_container_start(req->docker, id, &msg);
+	if (rc == 0)
+		rc = docker_container_logs(req->docker, id, true, log_container_output, (void *)req, &msg);
+	int status = 0;
+	if (rc == 0)
+		rc = docker_container_wait(req->docker, id, &status, &msg);
+	if (rc < 0)
+		rc = fail(req, errmsg, rc, "build container %s: %s", req->build_image,
+			  msg ? msg : strerror(-rc));
+	else if (status != 0)
+		rc = fail(req, errmsg, -EIO, "build container %s exited with status %d",
+			  req->build_image, status);
+	if (id) {
+		/* always removed, also after a failure or a cancellation */
+		char *rmsg = NULL;
+		if (docker_container_remove(req->docker, id, true, &rmsg) < 0)
+			build_log(req->log_fd, "warning: cannot remove container %s: %s", id, rmsg ? rmsg : "?");
+		free(rmsg);
+	}
+	/* the package.sh bind mount leaves an empty mount point behind */
+	struct stat st;
+	if (mount_package_sh && !had_package_sh && lstat(placeholder, &st) == 0 &&
+	    S_ISREG(st.st_mode) && st.st_size == 0)
+		unlink(placeholder);
+	if (rc == 0) {
+		char *who = NULL;
+		int orc = find_foreign_owner(req->workdir, getuid(), &who);
+		if (orc < 0)
+			rc = fail(req, errmsg, orc, "cannot check the work folder: %s", strerror(-orc));
+		else if (who)
+			rc = fail(req, errmsg, -EPERM, "the build container left %s, not owned by uid %u: the image must honour CONTAINER_UID/CONTAINER_GID",
+				  who, (unsigned)getuid());
+		free(who);
+	}
+	free(id);
+	free(msg);
+	free(ids[0]);
+	free(ids[1]);
+	free(binds_s[0]);
+	free(binds_s[1]);
+	free(langdir);
+	free(package_sh);
+	free(placeholder);
 	return rc;
 }
 
@@ -378,14 +508,29 @@ static int install_dependencies(const struct pipeline_request *req, char **errms
 		build_log(req->log_fd, "step 6: skipped (builder=none)");
 		return 0;
 	}
-	return install_on_host(req, errmsg);
+	char *depfile = dependency_file(req);
+	if (!depfile) {
+		build_log(req->log_fd, "step 6: no %s, nothing to install",
+			  strcmp(req->pkg->runtime->language, "python") == 0 ? "requirements file" : "package.json");
+		return 0;
+	}
+	struct build_env env;
+	int rc = build_env_init(req, &env);
+	if (rc == 0 && req->installer == INSTALLER_DOCKER)
+		rc = install_in_container(req, (const char *const *)env.vars, errmsg);
+	else if (rc == 0)
+		rc = install_on_host(req, depfile, (const char *const *)env.vars, errmsg);
+	build_env_clear(&env);
+	free(depfile);
+	return rc;
 }
 
 int pipeline_build_zip(const struct pipeline_request *req, char **errmsg)
 {
 	const struct cat_package *pkg = req->pkg;
-	build_log(req->log_fd, "building %s/%s/%s.zip (installer: %s)", pkg->platform->name,
-		  pkg->runtime->dirname, pkg->benchmark->name, installer_name(req->installer));
+	build_log(req->log_fd, "building %s/%s/%s.zip (builder: %s%s%s)", pkg->platform->name,
+		  pkg->runtime->dirname, pkg->benchmark->name, installer_name(req->installer),
+		  req->installer_note ? ", " : "", req->installer_note ? req->installer_note : "");
 	build_log(req->log_fd, "step 2: copy code from %s/%s", pkg->benchmark->path, pkg->runtime->language);
 	int rc = copy_code(req, errmsg);
 	if (rc == 0)

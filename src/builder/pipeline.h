@@ -13,7 +13,10 @@
  *    requirements.txt.<ver> if present else requirements.txt; nodejs: merge
  *    them into package.json "dependencies";
  *  6 dependencies: only when "build" is in images and the dependency file
- *    exists; done by the installer (host: pip3 / npm on this machine; none);
+ *    exists; done by the installer: docker (the SeBS build container of
+ *    SEBS.md section 6, run through the Engine API, its output streamed into
+ *    the log, always removed; afterwards every file must be owned by the
+ *    caller), host (pip3 / npm on this machine) or none;
  *  7 layout (layout.h) and reproducible zip (ziptree.h) into out_fd.
  * Every step writes a "[sebsfs] " line to log_fd, and programs' output goes there.
  */
@@ -22,7 +25,9 @@
 
 #include "catalog.h"
 
-enum installer_kind { INSTALLER_NONE, INSTALLER_HOST };
+enum installer_kind { INSTALLER_NONE, INSTALLER_HOST, INSTALLER_DOCKER };
+
+struct docker;
 
 const char *installer_name(enum installer_kind kind);
 
@@ -30,6 +35,9 @@ struct pipeline_request {
 	const struct catalog *cat;     /* a snapshot loaded for this build */
 	const struct cat_package *pkg; /* a package of cat */
 	enum installer_kind installer;
+	const char *installer_note;    /* why this installer, for the log (may be NULL) */
+	struct docker *docker;         /* INSTALLER_DOCKER: this worker's client */
+	const char *build_image;       /* INSTALLER_DOCKER: the image to run */
 	const char *workdir;           /* an empty folder owned by this build */
 	int out_fd;                    /* the zip is written here */
 	int log_fd;                    /* build log */

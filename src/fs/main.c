@@ -17,6 +17,7 @@
 #include "builder.h"
 #include "cache.h"
 #include "catalog.h"
+#include "docker.h"
 #include "fs.h"
 #include "log.h"
 #include "options.h"
@@ -25,6 +26,25 @@ static void syslog_backend(enum log_level level, const char *msg)
 {
 	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
 	syslog(prio[level], "%s", msg);
+}
+
+/* builder=auto: docker when a daemon answers, else host.  Writes the reason
+ * (it goes into every build log) into note. */
+static enum installer_kind resolve_auto_builder(char *note, size_t len)
+{
+	char *msg = NULL, *version = NULL;
+	struct docker *d = docker_new(NULL, &msg);
+	int rc = d ? docker_ping(d, &version, &msg) : -ENOMEM;
+	if (rc == 0)
+		snprintf(note, len, "auto: Docker daemon at %s answered, API %s", docker_endpoint(d),
+			 version ? version : "?");
+	else
+		snprintf(note, len, "auto: no Docker daemon (%s), installing on the host",
+			 msg ? msg : strerror(-rc));
+	free(msg);
+	free(version);
+	docker_free(d);
+	return rc == 0 ? INSTALLER_DOCKER : INSTALLER_HOST;
 }
 
 static int run_loop(struct fuse_session *se, const struct sebsfs_options *opts)
@@ -62,6 +82,11 @@ int main(int argc, char *argv[])
 		goto out_args;
 	}
 	log_set_debug(opts.cmd.debug);
+	char builder_note[512] = "";
+	if (strcmp(opts.builder, "auto") == 0) {
+		opts.installer = resolve_auto_builder(builder_note, sizeof(builder_note));
+		log_info("builder=%s", builder_note);
+	}
 
 	cat = catalog_load(opts.root, opts.arch, why, sizeof(why));
 	if (!cat) {
@@ -98,7 +123,9 @@ int main(int argc, char *argv[])
 		log_err("cache %s: %s", opts.cache_dir, strerror(-err));
 		goto out_unmount;
 	}
-	struct builder_config bcfg = { .arch = opts.arch, .installer = opts.installer, .jobs = opts.jobs };
+	struct builder_config bcfg = { .arch = opts.arch, .installer = opts.installer,
+				       .installer_note = builder_note[0] ? builder_note : NULL,
+				       .jobs = opts.jobs };
 	builder = builder_new(cat, cache, &bcfg, &err);
 	if (!builder)
 		goto out_cache;

@@ -65,8 +65,10 @@ static void usage(const char *prog)
 	       "    -V   --version         print the version and exit\n"
 	       "    -o cache=DIR           cache directory (default $XDG_CACHE_HOME/sebsfs,\n"
 	       "                           else ~/.cache/sebsfs)\n"
-	       "    -o builder=KIND        how dependencies are installed: auto (default),\n"
-	       "                           host (pip3/npm on this machine) or none\n"
+	       "    -o builder=KIND        how dependencies are installed: auto (default:\n"
+	       "                           docker when a daemon answers, else host),\n"
+	       "                           docker (SeBS build images), host (pip3/npm on\n"
+	       "                           this machine) or none\n"
 	       "    -o jobs=N              parallel builds (default: number of cores)\n"
 	       "    -o arch=ARCH           default architecture, x64 (default) or arm64\n"
 	       "    -o stat_builds         stat/lookup of a package that is not fresh waits\n"
@@ -131,14 +133,14 @@ static int validate_root(struct sebsfs_options *opts, const char *given)
 static int parse_values(struct raw_opts *raw, struct sebsfs_options *opts)
 {
 	opts->builder = strdup(raw->builder ? raw->builder : "auto");
-	if (strcmp(opts->builder, "auto") == 0 || strcmp(opts->builder, "host") == 0)
-		opts->installer = INSTALLER_HOST; /* auto: docker once it exists, host until then */
+	if (strcmp(opts->builder, "docker") == 0)
+		opts->installer = INSTALLER_DOCKER;
+	else if (strcmp(opts->builder, "host") == 0 || strcmp(opts->builder, "auto") == 0)
+		opts->installer = INSTALLER_HOST; /* auto: main.c asks the daemon */
 	else if (strcmp(opts->builder, "none") == 0)
 		opts->installer = INSTALLER_NONE;
-	else if (strcmp(opts->builder, "docker") == 0)
-		return fail("builder=%s%s: not available yet (use auto, host or none)", opts->builder, "");
 	else
-		return fail("builder=%s%s: expected auto, host or none", opts->builder, "");
+		return fail("builder=%s%s: expected auto, docker, host or none", opts->builder, "");
 
 	opts->arch = strdup(raw->arch ? raw->arch : "x64");
 	if (strcmp(opts->arch, "x64") != 0 && strcmp(opts->arch, "arm64") != 0)

@@ -1,0 +1,61 @@
+#!/bin/bash
+# Installer of the sebsfs test build images (scripts/prepare-images): installs a
+# work folder's dependencies like SeBS's build images do (shared/SEBS.md,
+# section 6).  Runs as the caller's user (see entrypoint.sh) from /mnt/function;
+# its output is the build log and its exit status the build's.
+#
+#   python  (SEBS_BUILD_LANGUAGE=python, PYTHON_VERSION set by the image):
+#           requirements file = requirements.txt.arm.$PYTHON_VERSION for
+#           TARGET_ARCHITECTURE=arm64 when present, else
+#           requirements.txt.$PYTHON_VERSION when present, else requirements.txt;
+#           pip3 install -r <file> -t .python_packages/lib/site-packages, then
+#           `bash package.sh .python_packages/lib/site-packages` when package.sh exists.
+#   nodejs  (SEBS_BUILD_LANGUAGE=nodejs): npm install when package.json exists.
+set -euo pipefail
+
+cd /mnt/function
+language="${SEBS_BUILD_LANGUAGE:-}"
+site=.python_packages/lib/site-packages
+
+case "$language" in
+	python)
+		version="${PYTHON_VERSION:-}"
+		req=""
+		if [[ "${TARGET_ARCHITECTURE:-x64}" == "arm64" && -f "requirements.txt.arm.$version" ]]; then
+			req="requirements.txt.arm.$version"
+		elif [[ -n "$version" && -f "requirements.txt.$version" ]]; then
+			req="requirements.txt.$version"
+		elif [[ -f requirements.txt ]]; then
+			req=requirements.txt
+		fi
+		if [[ -n "$req" ]]; then
+			pip_args=(install --no-cache-dir --disable-pip-version-check --no-warn-script-location)
+			# -t keeps PEP 668 out of the way; a pip that still refuses gets the switch.
+			if [[ -f "$(python3 -c 'import sysconfig; print(sysconfig.get_path("stdlib"))')/EXTERNALLY-MANAGED" ]] &&
+				! pip3 install --help 2>/dev/null | grep -q -- '--target'; then
+				pip_args+=(--break-system-packages)
+			fi
+			echo "installer: pip3 ${pip_args[*]} -r $req -t $site (python $(python3 -c 'import platform; print(platform.python_version())'), image for $version)"
+			pip3 "${pip_args[@]}" -r "$req" -t "$site"
+		else
+			echo "installer: no requirements file; nothing to install"
+		fi
+		if [[ -f package.sh ]]; then
+			mkdir -p "$site"
+			echo "installer: bash package.sh $site"
+			bash package.sh "$site"
+		fi
+		;;
+	nodejs)
+		if [[ -f package.json ]]; then
+			echo "installer: npm install --no-audit --no-fund (node $(node --version), npm $(npm --version))"
+			npm install --no-audit --no-fund
+		else
+			echo "installer: no package.json; nothing to install"
+		fi
+		;;
+	*)
+		echo "installer: error: SEBS_BUILD_LANGUAGE is '$language', not python or nodejs" >&2
+		exit 2
+		;;
+esac

@@ -53,10 +53,10 @@ fi
 chown "$uid:$gid" "$HOME"
 
 # Like SeBS's images (chown -R), but only what is not the caller's yet: a no-op
-# when the caller owns its work folder, and quiet about read-only mounts.
-if ! find "$workdir" \( ! -uid "$uid" -o ! -gid "$gid" \) -exec chown -h "$uid:$gid" {} + 2>/dev/null; then
-	echo "entrypoint: note: some files in $workdir could not be handed to $uid:$gid (read-only mounts)" >&2
-fi
+# when the caller owns its work folder.  Files on read-only mounts (package.sh)
+# stay as they are: they only need to be readable.
+chown "$uid:$gid" "$workdir" || die "cannot hand $workdir to $uid:$gid"
+find "$workdir" -mindepth 1 \( ! -uid "$uid" -o ! -gid "$gid" \) -exec chown -h "$uid:$gid" {} + 2>/dev/null || true
 
 export USER="$user" LOGNAME="$user"
 cd "$workdir"

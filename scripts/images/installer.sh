@@ -29,12 +29,9 @@ case "$language" in
 			req=requirements.txt
 		fi
 		if [[ -n "$req" ]]; then
+			# -t (--target) turns pip's PEP 668 check off, so Debian's "externally
+			# managed" python needs no --break-system-packages here.
 			pip_args=(install --no-cache-dir --disable-pip-version-check --no-warn-script-location)
-			# -t keeps PEP 668 out of the way; a pip that still refuses gets the switch.
-			if [[ -f "$(python3 -c 'import sysconfig; print(sysconfig.get_path("stdlib"))')/EXTERNALLY-MANAGED" ]] &&
-				! pip3 install --help 2>/dev/null | grep -q -- '--target'; then
-				pip_args+=(--break-system-packages)
-			fi
 			echo "installer: pip3 ${pip_args[*]} -r $req -t $site (python $(python3 -c 'import platform; print(platform.python_version())'), image for $version)"
 			pip3 "${pip_args[@]}" -r "$req" -t "$site"
 		else

@@ -1,1 +1,1397 @@
-/* placeholder: being written */
+/*
+ * docker.c - the Docker Engine API client behind docker.h.
+ *
+ * DESIGN: every call goes through do_request(), which resets the struct's
+ * one easy handle (curl_easy_reset keeps the connection cache, so the unix
+ * socket connection is reused), sets the options for that request and routes
+ * the response body to a sink: a memory buffer for control calls, the JSON
+ * object stream for pull/push/build, or the stdout/stderr demultiplexer for
+ * logs.  A response with status >= 400 always goes to the buffer instead, so
+ * the daemon's {"message": ...} can be quoted in *errmsg.
+ *
+ * Streaming calls have no total timeout; they poll the cancel flag from the
+ * transfer-info callback, which libcurl also calls while the connection is
+ * idle (so a blocked /wait notices a cancel within about a second).  Control
+ * calls ignore the flag: after cancelling a wait, the same handle must still
+ * be able to remove the container.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "docker.h"
+#include "docker_int.h"
+#include "fsutil.h"
+#include "log.h"
+
+#define DEFAULT_HOST "unix:///var/run/docker.sock"
+/* The newest API whose request and response shapes this file was written
+ * against; daemons that speak more are asked to talk 1.43. */
+#define CLIENT_API_MAJOR 1
+#define CLIENT_API_MINOR 43
+#define CONNECT_TIMEOUT_S 5L
+#define CONTROL_TIMEOUT_S 60L
+/* Bounds a buffered (control or error) response; inspect output is far smaller. */
+#define MAX_BUFFERED (16u << 20)
+
+struct docker {
+	CURL *curl;
+	char *endpoint;     /* as given: unix:///path or tcp://host:port */
+	char *socket_path;  /* NULL for tcp */
+	char *base_url;     /* http://localhost or http://host:port */
+	char *api_version;  /* "1.41" once negotiated, else NULL */
+	atomic_bool cancelled;
+	char curl_err[CURL_ERROR_SIZE];
+};
+
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+static CURLcode global_rc;
+
+static void global_init(void)
+{
+	global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+/* ---- small helpers -------------------------------------------------------- */
+
+static void set_err(char **errmsg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void set_err(char **errmsg, const char *fmt, ...)
+{
+	va_list ap;
+	char *msg = NULL;
+
+	if (!errmsg)
+		return;
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
+	va_end(ap);
+	/* Each failing path sets the message once; *errmsg is not read, so
+	 * callers need not initialise it. */
+	*errmsg = msg;
+}
+
+/* A growable string for URLs; a failed append poisons it (ENOMEM at the end). */
+struct strbuf {
+	char *p;
+	size_t len, cap;
+	bool oom;
+};
+
+static void sb_addn(struct strbuf *sb, const char *s, size_t n)
+{
+	if (sb->oom)
+		return;
+	if (sb->len + n + 1 > sb->cap) {
+		size_t cap = sb->cap ? sb->cap : 128;
+
+		while (cap < sb->len + n + 1)
+			cap *= 2;
+		char *np = realloc(sb->p, cap);
+
+		if (!np) {
+			sb->oom = true;
+			return;
+		}
+		sb->p = np;
+		sb->cap = cap;
+	}
+	memcpy(sb->p + sb->len, s, n);
+	sb->len += n;
+	sb->p[sb->len] = '\0';
+}
+
+static void sb_add(struct strbuf *sb, const char *s)
+{
+	sb_addn(sb, s, strlen(s));
+}
+
+/* Percent-encodes one path component but keeps '/', ':' and '@': image
+ * references legitimately contain them and dockerd's router expects them
+ * literally (as the docker CLI sends them). */
+static void sb_add_path(struct strbuf *sb, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		    strchr("-._~/:@", c)) {
+			sb_addn(sb, (const char *)&c, 1);
+		} else {
+			char enc[3] = { '%', hex[c >> 4], hex[c & 15] };
+
+			sb_addn(sb, enc, 3);
+		}
+	}
+}
+
+/* Appends "?name=value" or "&name=value", the value escaped by libcurl. */
+static void sb_add_param(struct docker *d, struct strbuf *sb, const char *name, const char *value)
+{
+	char *esc;
+
+	if (sb->oom)
+		return;
+	esc = curl_easy_escape(d->curl, value, 0);
+	if (!esc) {
+		sb->oom = true;
+		return;
+	}
+	sb_add(sb, strchr(sb->p ? sb->p : "", '?') ? "&" : "?");
+	sb_add(sb, name);
+	sb_add(sb, "=");
+	sb_add(sb, esc);
+	curl_free(esc);
+}
+
+/* Takes the built string; NULL (and the buffer freed) when an append failed. */
+static char *sb_take(struct strbuf *sb)
+{
+	if (sb->oom) {
+		free(sb->p);
+		sb->p = NULL;
+	}
+	return sb->p;
+}
+
+/* ---- lifecycle ------------------------------------------------------------ */
+
+struct docker *docker_new(const char *host, char **errmsg)
+{
+	struct docker *d;
+
+	pthread_once(&global_once, global_init);
+	if (global_rc != CURLE_OK) {
+		set_err(errmsg, "curl_global_init: %s", curl_easy_strerror(global_rc));
+		return NULL;
+	}
+	if (!host || !*host)
+		host = getenv("DOCKER_HOST");
+	if (!host || !*host)
+		host = DEFAULT_HOST;
+
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		goto oom;
+	atomic_init(&d->cancelled, false);
+	d->endpoint = strdup(host);
+	if (!d->endpoint)
+		goto oom;
+	if (strncmp(host, "unix://", 7) == 0) {
+		if (host[7] != '/') {
+			set_err(errmsg, "%s: unix socket path must be absolute", host);
+			goto fail;
+		}
+		d->socket_path = strdup(host + 7);
+		d->base_url = strdup("http://localhost");
+		if (!d->socket_path || !d->base_url)
+			goto oom;
+	} else if (strncmp(host, "tcp://", 6) == 0 || strncmp(host, "http://", 7) == 0) {
+		const char *hp = strstr(host, "://") + 3;
+		size_t n = strcspn(hp, "/");
+
+		if (n == 0) {
+			set_err(errmsg, "%s: no host in endpoint", host);
+			goto fail;
+		}
+		/* dockerd's plain-HTTP default port when none is given. */
+		d->base_url = str_printf("http://%.*s%s", (int)n, hp,
+					 memchr(hp, ':', n) || hp[0] == '[' ? "" : ":2375");
+		if (!d->base_url)
+			goto oom;
+	} else {
+		set_err(errmsg, "%s: unsupported Docker endpoint (want unix:// or tcp://)", host);
+		goto fail;
+	}
+	d->curl = curl_easy_init();
+	if (!d->curl) {
+		set_err(errmsg, "%s: curl_easy_init failed", host);
+		goto fail;
+	}
+	return d;
+oom:
+	set_err(errmsg, "%s: out of memory", host);
+fail:
+	docker_free(d);
+	return NULL;
+}
+
+void docker_free(struct docker *d)
+{
+	if (!d)
+		return;
+	if (d->curl)
+		curl_easy_cleanup(d->curl);
+	free(d->endpoint);
+	free(d->socket_path);
+	free(d->base_url);
+	free(d->api_version);
+	free(d);
+}
+
+const char *docker_endpoint(const struct docker *d)
+{
+	return d->endpoint;
+}
+
+void docker_cancel(struct docker *d)
+{
+	atomic_store(&d->cancelled, true);
+}
+
+/* ---- the request engine --------------------------------------------------- */
+
+enum sink { SINK_BUFFER, SINK_JSON, SINK_MUX, SINK_RAW };
+
+struct request {
+	/* in */
+	const char *method;        /* GET, POST, DELETE */
+	const char *path;          /* escaped path and query, no version prefix */
+	const char *what;          /* names the operation in messages */
+	bool unversioned;          /* /_ping and /version */
+	bool streaming;            /* no total timeout; honours docker_cancel */
+	const char *body;          /* JSON body, or NULL */
+	int upload_fd;             /* chunked tar upload, or -1 */
+	const char *registry_auth; /* X-Registry-Auth value, or NULL */
+	enum sink sink;
+	docker_output_fn out;
+	void *ctx;
+
+	/* out: owned by the request, released by request_done() */
+	long status;
+	char *resp;
+	size_t resp_len, resp_cap;
+	char *aux_id;              /* build: {"aux":{"ID":..}} */
+	char *aux_digest;          /* push: {"aux":{"Digest":..}} */
+	char *stream_err;          /* an error object's message */
+
+	/* private */
+	struct docker *d;
+	struct json_stream *js;
+	struct docker_mux mux;
+	int sink_rc;               /* why the write callback stopped the transfer */
+	int upload_rc;
+};
+
+static void request_done(struct request *r)
+{
+	free(r->resp);
+	free(r->aux_id);
+	free(r->aux_digest);
+	free(r->stream_err);
+	json_stream_free(r->js);
+	r->resp = r->aux_id = r->aux_digest = r->stream_err = NULL;
+	r->js = NULL;
+}
+
+static int buffer_append(struct request *r, const char *p, size_t n)
+{
+	if (r->resp_len + n + 1 > r->resp_cap) {
+		size_t cap = r->resp_cap ? r->resp_cap : 4096;
+
+		while (cap < r->resp_len + n + 1)
+			cap *= 2;
+		if (cap > MAX_BUFFERED + 1)
+			return -EPROTO;
+		char *np = realloc(r->resp, cap);
+
+		if (!np)
+			return -ENOMEM;
+		r->resp = np;
+		r->resp_cap = cap;
+	}
+	memcpy(r->resp + r->resp_len, p, n);
+	r->resp_len += n;
+	r->resp[r->resp_len] = '\0';
+	return 0;
+}
+
+/* Called for every object of a pull/push/build stream. */
+static int on_progress_object(void *ctx, void *object)
+{
+	struct request *r = ctx;
+	json_t *o = object;
+	json_t *aux = json_object_get(o, "aux");
+	const char *stream = json_string_value(json_object_get(o, "stream"));
+	char line[1024];
+	char *err = NULL;
+	int rc;
+
+	if (json_is_object(aux)) {
+		const char *id = json_string_value(json_object_get(aux, "ID"));
+		const char *digest = json_string_value(json_object_get(aux, "Digest"));
+
+		if (id && !r->aux_id && !(r->aux_id = strdup(id)))
+			return -ENOMEM;
+		if (digest && !r->aux_digest && !(r->aux_digest = strdup(digest)))
+			return -ENOMEM;
+	}
+	/* Build output can be long; pass it whole instead of through a line buffer. */
+	if (stream && !docker_error_message(o)) {
+		if (r->out)
+			r->out(r->ctx, 0, stream, strlen(stream));
+		return 0;
+	}
+	rc = docker_progress_line(o, line, sizeof(line), &err);
+	if (rc != 0) {
+		free(r->stream_err);
+		r->stream_err = err ? err : strdup("error in progress stream");
+		return rc;
+	}
+	if (r->out && line[0])
+		r->out(r->ctx, 0, line, strlen(line));
+	return 0;
+}
+
+static size_t write_cb(char *data, size_t size, size_t nmemb, void *userp)
+{
+	struct request *r = userp;
+	size_t n = size * nmemb;
+	int rc = 0;
+
+	if (r->status == 0)
+		curl_easy_getinfo(r->d->curl, CURLINFO_RESPONSE_CODE, &r->status);
+	if (r->status >= 400 || r->sink == SINK_BUFFER) {
+		rc = buffer_append(r, data, n);
+	} else if (r->sink == SINK_JSON) {
+		rc = json_stream_feed(r->js, data, n);
+	} else if (r->sink == SINK_MUX) {
+		rc = docker_mux_feed(&r->mux, data, n, r->out, r->ctx);
+	} else if (r->out) {
+		r->out(r->ctx, 1, data, n);
+	}
+	if (rc != 0) {
+		r->sink_rc = rc;
+		return 0;  /* makes libcurl stop with CURLE_WRITE_ERROR */
+	}
+	return n;
+}
+
+static size_t read_cb(char *buf, size_t size, size_t nitems, void *userp)
+{
+	struct request *r = userp;
+	ssize_t n;
+
+	do {
+		n = read(r->upload_fd, buf, size * nitems);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		r->upload_rc = -errno;
+		return CURL_READFUNC_ABORT;
+	}
+	return (size_t)n;
+}
+
+static int xferinfo_cb(void *userp, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+		       curl_off_t ulnow)
+{
+	struct request *r = userp;
+
+	return atomic_load(&r->d->cancelled) ? 1 : 0;
+}
+
+/* The daemon's error text: {"message": ...} when it sent JSON, else the body's
+ * first line.  Borrowed from (or a static), valid while r->resp and root live. */
+static const char *daemon_message(struct request *r, json_t **root)
+{
+	const char *msg = NULL;
+
+	*root = NULL;
+	if (!r->resp || r->resp_len == 0)
+		return "no message";
+	*root = json_loadb(r->resp, r->resp_len, 0, NULL);
+	msg = json_string_value(json_object_get(*root, "message"));
+	if (msg)
+		return msg;
+	r->resp[strcspn(r->resp, "\r\n")] = '\0';
+	return r->resp[0] ? r->resp : "no message";
+}
+
+static int status_errno(long status)
+{
+	if (status == 404)
+		return -ENOENT;
+	if (status == 409)
+		return -EEXIST;
+	if (status >= 400 && status < 500)
+		return -EINVAL;
+	return -EIO;
+}
+
+static int curl_errno(struct docker *d, CURLcode cc, char **errmsg)
+{
+	long os_errno = 0;
+	const char *detail = d->curl_err[0] ? d->curl_err : curl_easy_strerror(cc);
+
+	curl_easy_getinfo(d->curl, CURLINFO_OS_ERRNO, &os_errno);
+	switch (cc) {
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_COULDNT_RESOLVE_HOST:
+		set_err(errmsg, "%s: Cannot connect (%s)", d->endpoint,
+			os_errno ? strerror((int)os_errno) : detail);
+		/* Even a missing socket: -ENOENT means "no such image/container". */
+		return -ECONNREFUSED;
+	case CURLE_OPERATION_TIMEDOUT:
+		set_err(errmsg, "%s: timed out (%s)", d->endpoint, detail);
+		return -ETIMEDOUT;
+	case CURLE_OUT_OF_MEMORY:
+		set_err(errmsg, "%s: out of memory", d->endpoint);
+		return -ENOMEM;
+	default:
+		set_err(errmsg, "%s: %s", d->endpoint, detail);
+		return -EIO;
+	}
+}
+
+static int negotiate(struct docker *d, char **errmsg);
+
+/* Performs r; returns 0 for a 2xx/304 response whose body went through the
+ * sink cleanly, else -errno with *errmsg set. */
+static int do_request(struct docker *d, struct request *r, char **errmsg)
+{
+	struct curl_slist *headers = NULL, *h;
+	char *url = NULL, *auth_hdr = NULL;
+	CURLcode cc;
+	int rc;
+
+	r->d = d;
+	r->status = 0;
+	r->sink_rc = r->upload_rc = 0;
+	if (!r->unversioned && !d->api_version) {
+		rc = negotiate(d, errmsg);
+		if (rc != 0)
+			return rc;
+	}
+	if (r->sink == SINK_JSON) {
+		r->js = json_stream_new(on_progress_object, r);
+		if (!r->js)
+			goto oom;
+	}
+	docker_mux_init(&r->mux);
+	if (r->unversioned)
+		url = str_printf("%s%s", d->base_url, r->path);
+	else
+		url = str_printf("%s/v%s%s", d->base_url, d->api_version, r->path);
+	if (!url)
+		goto oom;
+
+	curl_easy_reset(d->curl);
+	d->curl_err[0] = '\0';
+	curl_easy_setopt(d->curl, CURLOPT_URL, url);
+	if (d->socket_path)
+		curl_easy_setopt(d->curl, CURLOPT_UNIX_SOCKET_PATH, d->socket_path);
+	curl_easy_setopt(d->curl, CURLOPT_ERRORBUFFER, d->curl_err);
+	/* Signals and threads do not mix; timeouts then rely on the poll loop. */
+	curl_easy_setopt(d->curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(d->curl, CURLOPT_CONNECTTIMEOUT, CONNECT_TIMEOUT_S);
+	curl_easy_setopt(d->curl, CURLOPT_TIMEOUT, r->streaming ? 0L : CONTROL_TIMEOUT_S);
+	curl_easy_setopt(d->curl, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(d->curl, CURLOPT_WRITEFUNCTION, write_cb);
+	curl_easy_setopt(d->curl, CURLOPT_WRITEDATA, r);
+	if (r->streaming) {
+		curl_easy_setopt(d->curl, CURLOPT_NOPROGRESS, 0L);
+		curl_easy_setopt(d->curl, CURLOPT_XFERINFOFUNCTION, xferinfo_cb);
+		curl_easy_setopt(d->curl, CURLOPT_XFERINFODATA, r);
+	}
+
+	/* A 100-continue round trip only adds latency on a local socket. */
+	if (!(h = curl_slist_append(headers, "Expect:")))
+		goto oom;
+	headers = h;
+	if (strcmp(r->method, "GET") == 0) {
+		curl_easy_setopt(d->curl, CURLOPT_HTTPGET, 1L);
+	} else if (strcmp(r->method, "POST") == 0) {
+		curl_easy_setopt(d->curl, CURLOPT_POST, 1L);
+		if (r->upload_fd >= 0) {
+			curl_easy_setopt(d->curl, CURLOPT_READFUNCTION, read_cb);
+			curl_easy_setopt(d->curl, CURLOPT_READDATA, r);
+			if (!(h = curl_slist_append(headers, "Transfer-Encoding: chunked")))
+				goto oom;
+			headers = h;
+			if (!(h = curl_slist_append(headers, "Content-Type: application/x-tar")))
+				goto oom;
+			headers = h;
+		} else {
+			const char *body = r->body ? r->body : "";
+
+			curl_easy_setopt(d->curl, CURLOPT_POSTFIELDS, body);
+			curl_easy_setopt(d->curl, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+			if (!(h = curl_slist_append(headers, r->body ? "Content-Type: application/json"
+								      : "Content-Type:")))
+				goto oom;
+			headers = h;
+		}
+	} else {
+		curl_easy_setopt(d->curl, CURLOPT_CUSTOMREQUEST, r->method);
+	}
+	if (r->registry_auth) {
+		auth_hdr = str_printf("X-Registry-Auth: %s", r->registry_auth);
+		if (!auth_hdr || !(h = curl_slist_append(headers, auth_hdr)))
+			goto oom;
+		headers = h;
+	}
+	curl_easy_setopt(d->curl, CURLOPT_HTTPHEADER, headers);
+
+	log_debug("docker: %s %s", r->method, url);
+	cc = curl_easy_perform(d->curl);
+	curl_easy_getinfo(d->curl, CURLINFO_RESPONSE_CODE, &r->status);
+
+	if (r->upload_rc != 0) {
+		rc = r->upload_rc;
+		set_err(errmsg, "%s: reading the upload: %s", r->what, strerror(-rc));
+	} else if (r->sink_rc != 0 && r->status < 400) {
+		rc = r->sink_rc;
+		if (r->stream_err)
+			set_err(errmsg, "%s: %s", r->what, r->stream_err);
+		else if (rc == -ENOMEM)
+			set_err(errmsg, "%s: out of memory", r->what);
+		else
+			set_err(errmsg, "%s: malformed response from %s", r->what, d->endpoint);
+	} else if (cc == CURLE_ABORTED_BY_CALLBACK && atomic_load(&d->cancelled)) {
+		rc = -ECANCELED;
+		set_err(errmsg, "%s: cancelled", r->what);
+	} else if (r->status >= 400 && (cc == CURLE_OK || r->resp_len > 0)) {
+		json_t *root;
+		const char *msg = daemon_message(r, &root);
+
+		rc = status_errno(r->status);
+		set_err(errmsg, "%s: %s (%ld)", r->what, msg, r->status);
+		json_decref(root);
+	} else if (cc != CURLE_OK) {
+		rc = curl_errno(d, cc, errmsg);
+	} else if (r->status < 200 || (r->status >= 300 && r->status != 304)) {
+		rc = -EPROTO;
+		set_err(errmsg, "%s: unexpected HTTP status %ld", r->what, r->status);
+	} else if (r->sink == SINK_JSON && (rc = json_stream_finish(r->js)) != 0) {
+		set_err(errmsg, "%s: truncated progress stream from %s", r->what, d->endpoint);
+	} else if (r->sink == SINK_MUX && docker_mux_partial(&r->mux)) {
+		rc = -EPROTO;
+		set_err(errmsg, "%s: truncated log stream from %s", r->what, d->endpoint);
+	} else {
+		rc = 0;
+	}
+	goto out;
+oom:
+	rc = -ENOMEM;
+	set_err(errmsg, "%s: out of memory", r->what);
+out:
+	/* The easy handle keeps pointers to these until the next reset. */
+	curl_easy_setopt(d->curl, CURLOPT_HTTPHEADER, NULL);
+	curl_slist_free_all(headers);
+	free(auth_hdr);
+	free(url);
+	return rc;
+}
+
+/* Parses a buffered JSON response; -EPROTO with a message when it is not. */
+static int parse_response(struct request *r, json_t **root, char **errmsg)
+{
+	json_error_t jerr;
+
+	*root = json_loadb(r->resp ? r->resp : "", r->resp_len, 0, &jerr);
+	if (!*root) {
+		set_err(errmsg, "%s: bad JSON from daemon: %s", r->what, jerr.text);
+		return -EPROTO;
+	}
+	return 0;
+}
+
+/* "1.41" -> 1041, or -1. */
+static int version_num(const char *v)
+{
+	unsigned major, minor;
+	int n = 0;
+
+	if (!v || sscanf(v, "%u.%u%n", &major, &minor, &n) != 2 || v[n] != '\0' || minor >= 1000)
+		return -1;
+	return (int)(major * 1000 + minor);
+}
+
+static int negotiate(struct docker *d, char **errmsg)
+{
+	struct request r = { .method = "GET", .path = "/version", .what = "version",
+			     .unversioned = true, .upload_fd = -1, .sink = SINK_BUFFER };
+	json_t *root = NULL;
+	int rc, daemon_v, min_v, use;
+
+	rc = do_request(d, &r, errmsg);
+	if (rc == 0)
+		rc = parse_response(&r, &root, errmsg);
+	if (rc != 0)
+		goto out;
+	daemon_v = version_num(json_string_value(json_object_get(root, "ApiVersion")));
+	min_v = version_num(json_string_value(json_object_get(root, "MinAPIVersion")));
+	if (daemon_v < 0) {
+		rc = -EPROTO;
+		set_err(errmsg, "version: %s reports no usable ApiVersion", d->endpoint);
+		goto out;
+	}
+	use = daemon_v;
+	if (use > CLIENT_API_MAJOR * 1000 + CLIENT_API_MINOR)
+		use = CLIENT_API_MAJOR * 1000 + CLIENT_API_MINOR;
+	if (min_v > use)
+		use = min_v;
+	free(d->api_version);
+	d->api_version = str_printf("%d.%d", use / 1000, use % 1000);
+	if (!d->api_version) {
+		rc = -ENOMEM;
+		set_err(errmsg, "version: out of memory");
+	}
+out:
+	json_decref(root);
+	request_done(&r);
+	return rc;
+}
+
+/* ---- public calls ----------------------------------------------------------- */
+
+int docker_ping(struct docker *d, char **api_version, char **errmsg)
+{
+	struct request r = { .method = "GET", .path = "/_ping", .what = "ping",
+			     .unversioned = true, .upload_fd = -1, .sink = SINK_BUFFER };
+	int rc;
+
+	if (api_version)
+		*api_version = NULL;
+	rc = do_request(d, &r, errmsg);
+	request_done(&r);
+	if (rc == 0 && !d->api_version)
+		rc = negotiate(d, errmsg);
+	if (rc == 0 && api_version) {
+		*api_version = strdup(d->api_version);
+		if (!*api_version) {
+			rc = -ENOMEM;
+			set_err(errmsg, "ping: out of memory");
+		}
+	}
+	return rc;
+}
+
+/* Runs a control call with a path "<prefix><escaped name><suffix>" and the
+ * given query parameters (name/value pairs, values NULL to skip). */
+static char *make_path(struct docker *d, const char *prefix, const char *name, const char *suffix,
+		       const char *const *params)
+{
+	struct strbuf sb = { 0 };
+
+	sb_add(&sb, prefix);
+	if (name)
+		sb_add_path(&sb, name);
+	if (suffix)
+		sb_add(&sb, suffix);
+	for (; params && params[0]; params += 2)
+		if (params[1])
+			sb_add_param(d, &sb, params[0], params[1]);
+	if (!sb.p && !sb.oom)
+		sb_add(&sb, "");
+	return sb_take(&sb);
+}
+
+static char *what_printf(const char *fmt, const char *arg)
+{
+	return str_printf(fmt, arg ? arg : "");
+}
+
+int docker_image_inspect(struct docker *d, const char *ref, char **id, char **errmsg)
+{
+	struct request r = { .method = "GET", .upload_fd = -1, .sink = SINK_BUFFER };
+	char *path = make_path(d, "/images/", ref, "/json", NULL);
+	char *what = what_printf("image inspect %s", ref);
+	json_t *root = NULL;
+	const char *v;
+	int rc;
+
+	if (id)
+		*id = NULL;
+	if (!path || !what) {
+		rc = -ENOMEM;
+		set_err(errmsg, "image inspect: out of memory");
+		goto out;
+	}
+	r.path = path;
+	r.what = what;
+	rc = do_request(d, &r, errmsg);
+	if (rc == 0)
+		rc = parse_response(&r, &root, errmsg);
+	if (rc != 0)
+		goto out;
+	v = json_string_value(json_object_get(root, "Id"));
+	if (!v) {
+		rc = -EPROTO;
+		set_err(errmsg, "%s: no Id in response", what);
+		goto out;
+	}
+	if (id && !(*id = strdup(v))) {
+		rc = -ENOMEM;
+		set_err(errmsg, "%s: out of memory", what);
+	}
+out:
+	json_decref(root);
+	request_done(&r);
+	free(path);
+	free(what);
+	return rc;
+}
+
+int docker_split_ref(const char *ref, char **repo, char **tag)
+{
+	const char *at = strchr(ref, '@');
+	const char *slash = strrchr(ref, '/');
+	const char *colon;
+	size_t repo_len;
+	const char *t;
+
+	*repo = *tag = NULL;
+	if (at) {
+		repo_len = (size_t)(at - ref);
+		t = at + 1;
+	} else {
+		/* A colon before the last '/' is a registry port, not a tag. */
+		colon = strrchr(slash ? slash : ref, ':');
+		repo_len = colon ? (size_t)(colon - ref) : strlen(ref);
+		t = colon ? colon + 1 : "latest";
+	}
+	if (repo_len == 0 || !*t)
+		return -EINVAL;
+	*repo = strndup(ref, repo_len);
+	*tag = strdup(t);
+	if (!*repo || !*tag) {
+		free(*repo);
+		free(*tag);
+		*repo = *tag = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int docker_image_pull(struct docker *d, const char *ref, docker_output_fn out, void *ctx,
+		      char **errmsg)
+{
+	struct request r = { .method = "POST", .upload_fd = -1, .sink = SINK_JSON,
+			     .streaming = true, .out = out, .ctx = ctx };
+	char *repo = NULL, *tag = NULL, *path = NULL;
+	char *what = what_printf("pull %s", ref);
+	int rc;
+
+	if (!what) {
+		set_err(errmsg, "pull: out of memory");
+		return -ENOMEM;
+	}
+	rc = docker_split_ref(ref, &repo, &tag);
+	if (rc != 0) {
+		set_err(errmsg, "%s: %s", what, rc == -EINVAL ? "invalid reference" : strerror(-rc));
+		goto out;
+	}
+	/* An explicit tag always: without one the daemon pulls every tag. */
+	path = make_path(d, "/images/create", NULL, NULL,
+			 (const char *const[]){ "fromImage", repo, "tag", tag, NULL });
+	if (!path) {
+		rc = -ENOMEM;
+		set_err(errmsg, "%s: out of memory", what);
+		goto out;
+	}
+	r.path = path;
+	r.what = what;
+	/* Anonymous auth: some daemons reject a pull without the header. */
+	r.registry_auth = "e30=";
+	rc = do_request(d, &r, errmsg);
+out:
+	request_done(&r);
+	free(repo);
+	free(tag);
+	free(path);
+	free(what);
+	return rc;
+}
+
+static json_t *string_array(const char *const *list)
+{
+	json_t *a = json_array();
+
+	if (!a)
+		return NULL;
+	for (; list && *list; list++) {
+		if (json_array_append_new(a, json_string(*list)) != 0) {
+			json_decref(a);
+			return NULL;
+		}
+	}
+	return a;
+}
+
+int docker_container_create(struct docker *d, const struct docker_container_spec *spec,
+			    char **id, char **errmsg)
+{
+	struct request r = { .method = "POST", .upload_fd = -1, .sink = SINK_BUFFER,
+			     .what = "container create" };
+	json_t *body = NULL, *host = NULL, *root = NULL;
+	char *body_text = NULL, *path = NULL;
+	const char *v;
+	int rc = -ENOMEM;
+
+	if (id)
+		*id = NULL;
+	if (!spec || !spec->image) {
+		set_err(errmsg, "container create: no image given");
+		return -EINVAL;
+	}
+	body = json_object();
+	host = json_object();
+	if (!body || !host)
+		goto oom;
+	/* json_string() rejects invalid UTF-8; a NULL there fails the set. */
+	if (json_object_set_new(body, "Image", json_string(spec->image)) != 0)
+		goto bad_arg;
+	if (spec->env && json_object_set_new(body, "Env", string_array(spec->env)) != 0)
+		goto bad_arg;
+	if (spec->cmd && json_object_set_new(body, "Cmd", string_array(spec->cmd)) != 0)
+		goto bad_arg;
+	if (spec->working_dir &&
+	    json_object_set_new(body, "WorkingDir", json_string(spec->working_dir)) != 0)
+		goto bad_arg;
+	if (spec->user && json_object_set_new(body, "User", json_string(spec->user)) != 0)
+		goto bad_arg;
+	if (spec->binds && json_object_set_new(host, "Binds", string_array(spec->binds)) != 0)
+		goto bad_arg;
+	if (json_object_set(body, "HostConfig", host) != 0)
+		goto oom;
+	body_text = json_dumps(body, JSON_COMPACT);
+	path = make_path(d, "/containers/create", NULL, NULL,
+			 (const char *const[]){ "name", spec->name, NULL });
+	if (!body_text || !path)
+		goto oom;
+	r.path = path;
+	r.body = body_text;
+	rc = do_request(d, &r, errmsg);
+	if (rc == 0)
+		rc = parse_response(&r, &root, errmsg);
+	if (rc != 0)
+		goto out;
+	v = json_string_value(json_object_get(root, "Id"));
+	if (!v) {
+		rc = -EPROTO;
+		set_err(errmsg, "container create: no Id in response");
+		goto out;
+	}
+	if (id && !(*id = strdup(v)))
+		goto oom;
+	rc = 0;
+	goto out;
+bad_arg:
+	rc = -EINVAL;
+	set_err(errmsg, "container create: invalid (non-UTF-8?) string in spec");
+	goto out;
+oom:
+	rc = -ENOMEM;
+	set_err(errmsg, "container create: out of memory");
+out:
+	json_decref(root);
+	json_decref(host);
+	json_decref(body);
+	free(body_text);
+	free(path);
+	request_done(&r);
+	return rc;
+}
+
+/* A call on /containers/{id}... whose response is not interesting. */
+static int simple_call(struct docker *d, const char *method, const char *what_fmt,
+		       const char *prefix, const char *name, const char *suffix,
+		       const char *const *params, char **errmsg)
+{
+	struct request r = { .method = method, .upload_fd = -1, .sink = SINK_BUFFER };
+	char *path = make_path(d, prefix, name, suffix, params);
+	char *what = what_printf(what_fmt, name);
+	int rc;
+
+	if (!path || !what) {
+		rc = -ENOMEM;
+		set_err(errmsg, "%s: out of memory", what ? what : method);
+	} else {
+		r.path = path;
+		r.what = what;
+		rc = do_request(d, &r, errmsg);
+	}
+	request_done(&r);
+	free(path);
+	free(what);
+	return rc;
+}
+
+int docker_container_start(struct docker *d, const char *id, char **errmsg)
+{
+	/* 304 (already started) counts as success. */
+	return simple_call(d, "POST", "container start %s", "/containers/", id, "/start", NULL,
+			   errmsg);
+}
+
+int docker_container_wait(struct docker *d, const char *id, int *exit_code, char **errmsg)
+{
+	struct request r = { .method = "POST", .upload_fd = -1, .sink = SINK_BUFFER,
+			     .streaming = true };
+	char *path = make_path(d, "/containers/", id, "/wait", NULL);
+	char *what = what_printf("container wait %s", id);
+	json_t *root = NULL, *code;
+	const char *werr;
+	int rc;
+
+	if (!path || !what) {
+		rc = -ENOMEM;
+		set_err(errmsg, "container wait: out of memory");
+		goto out;
+	}
+	r.path = path;
+	r.what = what;
+	rc = do_request(d, &r, errmsg);
+	if (rc == 0)
+		rc = parse_response(&r, &root, errmsg);
+	if (rc != 0)
+		goto out;
+	werr = json_string_value(json_object_get(json_object_get(root, "Error"), "Message"));
+	if (werr && *werr) {
+		rc = -EIO;
+		set_err(errmsg, "%s: %s", what, werr);
+		goto out;
+	}
+	code = json_object_get(root, "StatusCode");
+	if (!json_is_integer(code)) {
+		rc = -EPROTO;
+		set_err(errmsg, "%s: no StatusCode in response", what);
+		goto out;
+	}
+	if (exit_code)
+		*exit_code = (int)json_integer_value(code);
+out:
+	json_decref(root);
+	request_done(&r);
+	free(path);
+	free(what);
+	return rc;
+}
+
+/* Whether the container has a TTY (its logs are then raw, not multiplexed). */
+static int container_tty(struct docker *d, const char *id, bool *tty, char **errmsg)
+{
+	struct request r = { .method = "GET", .upload_fd = -1, .sink = SINK_BUFFER };
+	char *path = make_path(d, "/containers/", id, "/json", NULL);
+	char *what = what_printf("container inspect %s", id);
+	json_t *root = NULL;
+	int rc;
+
+	if (!path || !what) {
+		rc = -ENOMEM;
+		set_err(errmsg, "container inspect: out of memory");
+		goto out;
+	}
+	r.path = path;
+	r.what = what;
+	rc = do_request(d, &r, errmsg);
+	if (rc == 0)
+		rc = parse_response(&r, &root, errmsg);
+	if (rc == 0)
+		*tty = json_is_true(json_object_get(json_object_get(root, "Config"), "Tty"));
+out:
+	json_decref(root);
+	request_done(&r);
+	free(path);
+	free(what);
+	return rc;
+}
+
+int docker_container_logs(struct docker *d, const char *id, bool follow, docker_output_fn out,
+			  void *ctx, char **errmsg)
+{
+	struct request r = { .method = "GET", .upload_fd = -1, .streaming = follow,
+			     .out = out, .ctx = ctx };
+	char *path = NULL;
+	char *what = what_printf("container logs %s", id);
+	bool tty = false;
+	int rc;
+
+	if (!what) {
+		set_err(errmsg, "container logs: out of memory");
+		return -ENOMEM;
+	}
+	rc = container_tty(d, id, &tty, errmsg);
+	if (rc != 0)
+		goto out;
+	path = make_path(d, "/containers/", id, "/logs",
+			 (const char *const[]){ "stdout", "1", "stderr", "1", "follow",
+						follow ? "1" : NULL, NULL });
+	if (!path) {
+		rc = -ENOMEM;
+		set_err(errmsg, "%s: out of memory", what);
+		goto out;
+	}
+	r.path = path;
+	r.what = what;
+	r.sink = tty ? SINK_RAW : SINK_MUX;
+	rc = do_request(d, &r, errmsg);
+out:
+	request_done(&r);
+	free(path);
+	free(what);
+	return rc;
+}
+
+int docker_container_remove(struct docker *d, const char *id, bool force, char **errmsg)
+{
+	return simple_call(d, "DELETE", "container remove %s", "/containers/", id, NULL,
+			   (const char *const[]){ "force", force ? "1" : NULL, "v",
+						  force ? "1" : NULL, NULL },
+			   errmsg);
+}
+
+int docker_image_build(struct docker *d, const char *tag, const char *const *buildargs,
+		       const char *dockerfile, int context_fd, docker_output_fn out, void *ctx,
+		       char **image_id, char **errmsg)
+{
+	struct request r = { .method = "POST", .upload_fd = context_fd, .sink = SINK_JSON,
+			     .streaming = true, .out = out, .ctx = ctx };
+	json_t *args = NULL;
+	char *args_text = NULL, *path = NULL;
+	char *what = what_printf("build %s", tag);
+	int rc = -ENOMEM;
+
+	if (image_id)
+		*image_id = NULL;
+	if (!what) {
+		set_err(errmsg, "build: out of memory");
+		return -ENOMEM;
+	}
+	if (context_fd < 0) {
+		rc = -EBADF;
+		set_err(errmsg, "%s: no build context", what);
+		goto out;
+	}
+	args = json_object();
+	if (!args)
+		goto oom;
+	for (const char *const *a = buildargs; a && *a; a++) {
+		const char *eq = strchr(*a, '=');
+		char *name;
+		json_t *value;
+
+		if (!eq || eq == *a) {
+			rc = -EINVAL;
+			set_err(errmsg, "%s: build arg \"%s\" is not NAME=value", what, *a);
+			goto out;
+		}
+		name = strndup(*a, (size_t)(eq - *a));
+		value = json_string(eq + 1);
+		if (!name || !value || json_object_set_new(args, name, value) != 0) {
+			free(name);
+			if (!value && name) {
+				rc = -EINVAL;
+				set_err(errmsg, "%s: build arg \"%s\" is not UTF-8", what, *a);
+				goto out;
+			}
+			goto oom;
+		}
+		free(name);
+	}
+	args_text = json_dumps(args, JSON_COMPACT);
+	if (!args_text)
+		goto oom;
+	path = make_path(d, "/build", NULL, NULL,
+			 (const char *const[]){ "t", tag, "buildargs", args_text, "rm", "1",
+						"forcerm", "1", "dockerfile", dockerfile, NULL });
+	if (!path)
+		goto oom;
+	r.path = path;
+	r.what = what;
+	rc = do_request(d, &r, errmsg);
+	if (rc != 0 || !image_id)
+		goto out;
+	if (r.aux_id) {
+		*image_id = r.aux_id;
+		r.aux_id = NULL;
+	} else if (tag) {
+		rc = docker_image_inspect(d, tag, image_id, errmsg);
+	} else {
+		rc = -EPROTO;
+		set_err(errmsg, "%s: the daemon reported no image ID", what);
+	}
+	goto out;
+oom:
+	rc = -ENOMEM;
+	set_err(errmsg, "%s: out of memory", what);
+out:
+	json_decref(args);
+	free(args_text);
+	free(path);
+	free(what);
+	request_done(&r);
+	return rc;
+}
+
+int docker_image_tag(struct docker *d, const char *source, const char *repo, const char *tag,
+		     char **errmsg)
+{
+	return simple_call(d, "POST", "image tag %s", "/images/", source, "/tag",
+			   (const char *const[]){ "repo", repo, "tag", tag, NULL }, errmsg);
+}
+
+int docker_image_push(struct docker *d, const char *ref, const char *auth, docker_output_fn out,
+		      void *ctx, char **digest, char **errmsg)
+{
+	struct request r = { .method = "POST", .upload_fd = -1, .sink = SINK_JSON,
+			     .streaming = true, .out = out, .ctx = ctx };
+	char *repo = NULL, *tag = NULL, *path = NULL;
+	char *what = what_printf("push %s", ref);
+	int rc;
+
+	if (digest)
+		*digest = NULL;
+	if (!what) {
+		set_err(errmsg, "push: out of memory");
+		return -ENOMEM;
+	}
+	rc = docker_split_ref(ref, &repo, &tag);
+	if (rc != 0) {
+		set_err(errmsg, "%s: %s", what, rc == -EINVAL ? "invalid reference" : strerror(-rc));
+		goto out;
+	}
+	path = make_path(d, "/images/", repo, "/push",
+			 (const char *const[]){ "tag", tag, NULL });
+	if (!path) {
+		rc = -ENOMEM;
+		set_err(errmsg, "%s: out of memory", what);
+		goto out;
+	}
+	r.path = path;
+	r.what = what;
+	/* dockerd refuses a push without the header; "e30=" is base64url("{}"). */
+	r.registry_auth = auth ? auth : "e30=";
+	rc = do_request(d, &r, errmsg);
+	if (rc == 0 && digest) {
+		if (!r.aux_digest) {
+			rc = -EPROTO;
+			set_err(errmsg, "%s: the daemon reported no digest", what);
+		} else {
+			*digest = r.aux_digest;
+			r.aux_digest = NULL;
+		}
+	}
+out:
+	request_done(&r);
+	free(repo);
+	free(tag);
+	free(path);
+	free(what);
+	return rc;
+}
+
+int docker_image_remove(struct docker *d, const char *ref, bool force, char **errmsg)
+{
+	return simple_call(d, "DELETE", "image remove %s", "/images/", ref, NULL,
+			   (const char *const[]){ "force", force ? "1" : NULL, NULL }, errmsg);
+}
+
+/* ---- registry credentials --------------------------------------------------- */
+
+static const char b64_std[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+static const char b64_url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+char *docker_base64_encode(const void *data, size_t len, bool url)
+{
+	const unsigned char *p = data;
+	const char *tab = url ? b64_url : b64_std;
+	char *out = malloc((len + 2) / 3 * 4 + 1), *o = out;
+
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < len; i += 3) {
+		uint32_t v = (uint32_t)p[i] << 16;
+
+		if (i + 1 < len)
+			v |= (uint32_t)p[i + 1] << 8;
+		if (i + 2 < len)
+			v |= p[i + 2];
+		*o++ = tab[v >> 18 & 63];
+		*o++ = tab[v >> 12 & 63];
+		*o++ = i + 1 < len ? tab[v >> 6 & 63] : '=';
+		*o++ = i + 2 < len ? tab[v & 63] : '=';
+	}
+	*o = '\0';
+	return out;
+}
+
+static int b64_value(char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+' || c == '-')
+		return 62;
+	if (c == '/' || c == '_')
+		return 63;
+	return -1;
+}
+
+int docker_base64_decode(const char *text, char **out, size_t *out_len)
+{
+	size_t len = strlen(text);
+	char *buf, *o;
+	uint32_t acc = 0;
+	int bits = 0;
+
+	*out = NULL;
+	while (len > 0 && text[len - 1] == '=')
+		len--;
+	if (len % 4 == 1)
+		return -EINVAL;
+	buf = malloc(len / 4 * 3 + 3);
+	if (!buf)
+		return -ENOMEM;
+	o = buf;
+	for (size_t i = 0; i < len; i++) {
+		int v = b64_value(text[i]);
+
+		if (v < 0) {
+			free(buf);
+			return -EINVAL;
+		}
+		acc = acc << 6 | (uint32_t)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			*o++ = (char)(acc >> bits & 0xff);
+		}
+	}
+	*o = '\0';
+	if (out_len)
+		*out_len = (size_t)(o - buf);
+	*out = buf;
+	return 0;
+}
+
+/* The auths entry for registry; config files key it with or without a scheme. */
+static json_t *find_auth_entry(json_t *auths, const char *registry)
+{
+	static const char *const forms[] = { "%s", "https://%s", "http://%s", "https://%s/v1/",
+					     "https://%s/v2/" };
+	json_t *e;
+
+	for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+		char *key = str_printf(forms[i], registry);
+
+		if (!key)
+			return NULL;
+		e = json_object_get(auths, key);
+		free(key);
+		if (json_is_object(e))
+			return e;
+	}
+	return NULL;
+}
+
+int docker_registry_auth(const char *registry, char **auth, char **errmsg)
+{
+	const char *dir = getenv("DOCKER_CONFIG");
+	const char *home = getenv("HOME");
+	char *path = NULL, *text = NULL, *userpass = NULL, *user = NULL, *dumped = NULL;
+	const char *pass = NULL;
+	json_t *root = NULL, *entry, *cred = NULL;
+	json_error_t jerr;
+	int rc;
+
+	*auth = NULL;
+	if (dir && *dir)
+		path = path_join(dir, "config.json");
+	else if (home && *home)
+		path = str_printf("%s/.docker/config.json", home);
+	else {
+		set_err(errmsg, "registry auth %s: neither DOCKER_CONFIG nor HOME is set", registry);
+		return -ENOENT;
+	}
+	if (!path) {
+		set_err(errmsg, "registry auth %s: out of memory", registry);
+		return -ENOMEM;
+	}
+	rc = read_file(path, &text, NULL);
+	if (rc != 0) {
+		set_err(errmsg, "%s: %s", path, strerror(-rc));
+		goto out;
+	}
+	root = json_loads(text, 0, &jerr);
+	if (!json_is_object(root)) {
+		rc = -EPROTO;
+		set_err(errmsg, "%s:%d: %s", path, jerr.line, root ? "not an object" : jerr.text);
+		goto out;
+	}
+	entry = find_auth_entry(json_object_get(root, "auths"), registry);
+	if (!entry) {
+		rc = -ENOENT;
+		set_err(errmsg, "%s: no credentials for %s", path, registry);
+		goto out;
+	}
+	const char *b64 = json_string_value(json_object_get(entry, "auth"));
+
+	if (b64 && *b64) {
+		char *colon;
+
+		rc = docker_base64_decode(b64, &userpass, NULL);
+		if (rc != 0 || !(colon = strchr(userpass, ':'))) {
+			rc = rc == -ENOMEM ? rc : -EINVAL;
+			set_err(errmsg, "%s: the auth entry for %s is not base64 \"user:password\"",
+				path, registry);
+			goto out;
+		}
+		*colon = '\0';
+		user = strdup(userpass);
+		pass = colon + 1;
+	} else {
+		const char *u = json_string_value(json_object_get(entry, "username"));
+
+		pass = json_string_value(json_object_get(entry, "password"));
+		if (!u || !pass) {
+			/* e.g. an empty entry left behind by a credential helper */
+			rc = -ENOENT;
+			set_err(errmsg, "%s: no credentials for %s", path, registry);
+			goto out;
+		}
+		user = strdup(u);
+	}
+	cred = json_object();
+	if (!user || !cred ||
+	    json_object_set_new(cred, "username", json_string(user)) != 0 ||
+	    json_object_set_new(cred, "password", json_string(pass)) != 0 ||
+	    json_object_set_new(cred, "serveraddress", json_string(registry)) != 0 ||
+	    !(dumped = json_dumps(cred, JSON_COMPACT)) ||
+	    !(*auth = docker_base64_encode(dumped, strlen(dumped), true))) {
+		rc = -ENOMEM;
+		set_err(errmsg, "registry auth %s: out of memory (or non-UTF-8 credentials)",
+			registry);
+		goto out;
+	}
+	rc = 0;
+out:
+	json_decref(root);
+	json_decref(cred);
+	if (userpass)
+		explicit_bzero(userpass, strlen(userpass) + 1);
+	free(userpass);
+	free(user);
+	if (dumped)
+		explicit_bzero(dumped, strlen(dumped));
+	free(dumped);
+	free(text);
+	free(path);
+	return rc;
+}

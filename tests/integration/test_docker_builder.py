@@ -233,6 +233,11 @@ def start_as_test_user(sebsfs, suite, options):
     except KeyError:
         pytest.fail(f"user {TEST_USER} missing (scripts/test creates it)")
     assert TEST_USER in grp.getgrnam("docker").gr_mem, f"{TEST_USER} must be in group docker"
+    # this (root) test process reads the user's mount: allow_other, which an
+    # unprivileged mount may only ask for with user_allow_other in fuse.conf
+    with open("/etc/fuse.conf") as f:
+        assert any(ln.strip() == "user_allow_other" for ln in f), \
+            "/etc/fuse.conf needs user_allow_other (scripts/install-deps adds it)"
     base = Path(suite).parent
     # the test user must reach everything below the pytest tmp dir
     for p in [base, *base.parents]:
@@ -241,7 +246,8 @@ def start_as_test_user(sebsfs, suite, options):
         os.chmod(p, os.stat(p).st_mode | 0o755)
     subprocess.run(["chmod", "-R", "a+rX", str(suite)], check=True)
     cache = base / "cache-user"
-    m = UserMount(base, suite, cache, options, f"user{len(sebsfs.mounts)}", user=TEST_USER)
+    m = UserMount(base, suite, cache, (*options, "allow_other"), f"user{len(sebsfs.mounts)}",
+                  user=TEST_USER)
     sebsfs.mounts.append(m)
     return m.start()
 

@@ -1,12 +1,11 @@
 /*
  * builder.c - job table, workers and freshness checks (design in builder.h).
+ * What a target is built from and how is in target_zip.c / target_image.c.
  */
-#include "builder.h"
+#include "builder_int.h"
 
 #include <errno.h>
-#include <inttypes.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,62 +13,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "buildimage.h"
 #include "docker.h"
 #include "fsutil.h"
-#include "inputs.h"
 #include "log.h"
 
-struct waiter {
-	builder_done_fn done;
-	void *ctx;
-	struct waiter *next;
-};
-
-struct job {
-	size_t id;
-	char input_hash[SHA256_HEX_LEN + 1];
-	char *manifest_json;        /* the inputs this build starts from */
-	struct waiter *waiters;     /* protected by builder.lock */
-	struct job *next;           /* queue link, protected by builder.lock */
-};
-
-struct record {
-	pthread_mutex_t check_lock;
-	struct input_manifest seen;  /* protected by check_lock: last stat of the inputs */
-	bool seen_valid;             /* protected by check_lock */
-	/* everything below: protected by builder.lock */
-	bool loaded;
-	char *log_path;
-	bool has_package;
-	char *path;
-	int64_t size;
-	char sha256[SHA256_HEX_LEN + 1];
-	char input_hash[SHA256_HEX_LEN + 1];
-	int64_t built_at;
-	double build_seconds;
-	bool last_failed;
-	char failed_hash[SHA256_HEX_LEN + 1];
-	struct job *job;
-	unsigned builds;
-};
-
-struct builder {
-	const struct catalog *cat;
-	struct cache *cache;
-	char *arch;
-	enum installer_kind installer;
-	char *installer_note;
-	struct build_images *images; /* INSTALLER_DOCKER */
-	pthread_mutex_t lock;
-	pthread_cond_t work;         /* signalled when the queue grows or on stop */
-	struct job *queue_head, *queue_tail; /* protected by lock */
-	bool stopping;               /* protected by lock */
-	pthread_t *workers;
-	struct docker **clients;     /* one per worker (docker builder), protected by lock */
-	unsigned n_workers;
-	struct record *records;      /* one per catalog package */
-};
+static const char *const kind_names[TARGET_KINDS] = { "zip", "image" };
 
 const char *package_state_name(enum package_state s)
 {
@@ -77,25 +25,46 @@ const char *package_state_name(enum package_state s)
 	return names[s];
 }
 
-static void package_key(const struct cat_package *pkg, struct cache_key *key)
+double builder_now_seconds(void)
 {
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static size_t target_of(size_t id, enum target_kind kind)
+{
+	return id * TARGET_KINDS + kind;
+}
+
+void target_key(const struct builder *b, size_t target, struct cache_key *key)
+{
+	const struct cat_package *pkg = &b->cat->packages[target_package(target)];
 	key->platform = pkg->platform->name;
 	key->language = pkg->runtime->language;
 	key->version = pkg->runtime->version;
 	key->arch = pkg->runtime->arch;
 	key->benchmark = pkg->benchmark->name;
-	key->kind = "zip";
+	key->kind = kind_names[target_kind_of(target)];
 }
 
+static void replace_str(char **dst, const char *src)
+{
+	free(*dst);
+	*dst = src ? strdup(src) : NULL;
+}
+
+/* Copies a cache row into the record; caller holds b->lock. */
 static void record_set_package(struct record *rec, const struct cache_entry *e)
 {
-	free(rec->path);
-	rec->path = NULL;
-	rec->has_package = e->has_package && e->path;
+	rec->has_package = e->has_package && (e->path || e->image_id);
+	replace_str(&rec->path, rec->has_package ? e->path : NULL);
+	replace_str(&rec->image, rec->has_package ? e->image : NULL);
+	replace_str(&rec->image_id, rec->has_package ? e->image_id : NULL);
+	replace_str(&rec->digest, rec->has_package ? e->digest : NULL);
+	replace_str(&rec->registry, rec->has_package ? e->registry : NULL);
 	if (rec->has_package) {
-		rec->path = strdup(e->path);
-		rec->has_package = rec->path != NULL;
-		rec->size = e->size;
+		rec->size = e->path ? e->size : e->image_size;
 		memcpy(rec->sha256, e->sha256, sizeof(rec->sha256));
 		snprintf(rec->input_hash, sizeof(rec->input_hash), "%s", e->input_hash ? e->input_hash : "");
 		rec->built_at = e->built_at;
@@ -106,11 +75,22 @@ static void record_set_package(struct record *rec, const struct cache_entry *e)
 		 e->failed_input_hash ? e->failed_input_hash : "");
 }
 
+static void record_forget_package(struct record *rec)
+{
+	rec->has_package = false;
+	rec->last_failed = false;
+	replace_str(&rec->path, NULL);
+	replace_str(&rec->image, NULL);
+	replace_str(&rec->image_id, NULL);
+	replace_str(&rec->digest, NULL);
+	replace_str(&rec->registry, NULL);
+}
+
 /* Loads the record from the cache on first use.  Called with check_lock held,
  * without b->lock (SQLite is not called under it). */
-static void record_load(struct builder *b, size_t id)
+static void record_load(struct builder *b, size_t target)
 {
-	struct record *rec = &b->records[id];
+	struct record *rec = &b->records[target];
 	pthread_mutex_lock(&b->lock);
 	bool loaded = rec->loaded;
 	pthread_mutex_unlock(&b->lock);
@@ -119,7 +99,7 @@ static void record_load(struct builder *b, size_t id)
 
 	struct cache_key key;
 	struct cache_entry e;
-	package_key(&b->cat->packages[id], &key);
+	target_key(b, target, &key);
 	memset(&e, 0, sizeof(e));
 	int rc = cache_get(b->cache, &key, &e);
 	char *log_path = cache_log_path(b->cache, &key);
@@ -135,51 +115,32 @@ static void record_load(struct builder *b, size_t id)
 	cache_entry_clear(&e);
 }
 
-/* What, besides files, makes a package: the builder and, for docker, the
- * build image's ID.  malloc'd. */
-static char *builder_identity(struct builder *b, const struct catalog *cat,
-			      const struct cat_package *pkg)
-{
-	if (b->installer != INSTALLER_DOCKER || !catalog_has_build_image(cat, pkg))
-		return str_printf("builder=%s", installer_name(b->installer));
-	char *ref = NULL, *id = NULL, *msg = NULL;
-	int rc = build_images_lookup(b->images, cat, pkg, &ref, &id, &msg);
-	/* unresolved: never equal to a built package's identity, so a build
-	 * runs and reports why the image cannot be had */
-	char *identity = rc == 0 ? str_printf("builder=docker;image=%s@%s", ref, id)
-				 : strdup("builder=docker;image=unresolved");
-	free(ref);
-	free(id);
-	free(msg);
-	return identity;
-}
-
-/* Stats (and where needed hashes) the package's inputs.  On success fills
- * hash and, when manifest_json is not NULL, the manifest as JSON. */
-static int check_inputs(struct builder *b, size_t id, char hash[SHA256_HEX_LEN + 1],
+int target_check_inputs(struct builder *b, size_t target, char hash[SHA256_HEX_LEN + 1],
 			char **manifest_json)
 {
-	const struct cat_package *pkg = &b->cat->packages[id];
-	struct record *rec = &b->records[id];
+	const struct cat_package *pkg = &b->cat->packages[target_package(target)];
+	bool image = target_kind_of(target) == TARGET_IMAGE;
+	struct record *rec = &b->records[target];
+	char *identity = NULL;
 	char *bench_dir = str_printf("benchmarks/%s/%s", pkg->benchmark->group, pkg->benchmark->name);
-	char *identity = builder_identity(b, b->cat, pkg);
-	if (!bench_dir || !identity) {
-		free(bench_dir);
-		free(identity);
-		return -ENOMEM;
-	}
+	char *dockerfiles = image ? str_printf("dockerfiles/%s/%s", pkg->platform->name,
+					       pkg->runtime->language) : NULL;
+	int rc = image ? image_identity(b, pkg, &identity) : zip_identity(b, pkg, &identity);
+	if (rc == 0 && (!bench_dir || (image && !dockerfiles)))
+		rc = -ENOMEM;
 	struct input_spec spec = {
 		.root = b->cat->root, .benchmark_dir = bench_dir,
 		.platform = pkg->platform->name, .language = pkg->runtime->language,
 		.version = pkg->runtime->version, .arch = pkg->runtime->arch,
-		.identity = identity,
+		.identity = identity, .extra_dir = dockerfiles,
 	};
 	struct input_manifest fresh;
 	char *errmsg = NULL;
 
 	pthread_mutex_lock(&rec->check_lock);
-	record_load(b, id);
-	int rc = inputs_collect(&spec, rec->seen_valid ? &rec->seen : NULL, &fresh, &errmsg);
+	record_load(b, target);
+	if (rc == 0)
+		rc = inputs_collect(&spec, rec->seen_valid ? &rec->seen : NULL, &fresh, &errmsg);
 	if (rc == 0) {
 		inputs_hash(&fresh, hash);
 		if (manifest_json && !(*manifest_json = inputs_to_json(&fresh)))
@@ -190,60 +151,28 @@ static int check_inputs(struct builder *b, size_t id, char hash[SHA256_HEX_LEN +
 	}
 	pthread_mutex_unlock(&rec->check_lock);
 	if (rc < 0)
-		log_err("%s/%s/%s: cannot read inputs: %s", pkg->platform->name, pkg->runtime->dirname,
-			pkg->benchmark->name, errmsg ? errmsg : strerror(-rc));
+		log_err("%s/%s/%s.%s: cannot read inputs: %s", pkg->platform->name,
+			pkg->runtime->dirname, pkg->benchmark->name, kind_names[target_kind_of(target)],
+			errmsg ? errmsg : strerror(-rc));
 	free(errmsg);
 	free(bench_dir);
+	free(dockerfiles);
 	free(identity);
 	return rc;
 }
 
-static double now_seconds(void)
+/* Runs one build in a worker; fills *out with the new row on success. */
+static int build_target(struct builder *b, struct job *job, struct docker *client, int log_fd,
+			struct cache_entry *out)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-/* For the docker builder: makes sure the build image is here (pulling it if
- * need be), then re-checks the inputs so the recorded input hash names the
- * image actually used. */
-static int prepare_build_image(struct builder *b, struct job *job, struct docker *client,
-			       const struct catalog *now, const struct cat_package *now_pkg,
-			       int log_fd, char **image, char **errmsg)
-{
-	char *id = NULL;
-	if (!client) {
-		*errmsg = strdup("cannot create a Docker client");
-		return -ENOMEM;
-	}
-	int rc = build_images_ensure(b->images, client, now, now_pkg, log_fd, image, &id, errmsg);
-	if (rc == 0) {
-		build_log(log_fd, "build image %s (%s)", *image, id);
-		free(job->manifest_json);
-		job->manifest_json = NULL;
-		rc = check_inputs(b, job->id, job->input_hash, &job->manifest_json);
-		if (rc < 0)
-			*errmsg = str_printf("cannot read inputs: %s", strerror(-rc));
-	}
-	free(id);
-	return rc;
-}
-
-/* Runs one build; returns 0 and the new package's path or -errno. */
-static int build_package(struct builder *b, struct job *job, struct docker *client, int log_fd,
-			 struct cache_entry *out)
-{
-	const struct cat_package *pkg = &b->cat->packages[job->id];
-	struct cache_key key;
-	package_key(pkg, &key);
-	double t0 = now_seconds();
-	char *errmsg = NULL, *workdir = NULL, *tmp = NULL, *image = NULL;
-	int out_fd = -1, rc;
+	const struct cat_package *pkg = &b->cat->packages[target_package(job->target)];
+	enum target_kind kind = target_kind_of(job->target);
+	char *errmsg = NULL;
 	char catalog_err[512];
+	int rc;
 
 	/* Build from the tree as it is now, not as it was at mount time: an
-	 * edited systems.json must change what step 4 and 5 add. */
+	 * edited systems.json must change what steps 4 and 5 add. */
 	struct catalog *now = catalog_load(b->cat->root, b->arch, catalog_err, sizeof(catalog_err));
 	const struct cat_package *now_pkg = now ? catalog_package(now, pkg->platform->name,
 						pkg->runtime->dirname, pkg->benchmark->name) : NULL;
@@ -254,79 +183,65 @@ static int build_package(struct builder *b, struct job *job, struct docker *clie
 		rc = -ENOENT;
 		errmsg = str_printf("%s/%s/%s is no longer in the tree (systems.json or config.json changed)",
 				    pkg->platform->name, pkg->runtime->dirname, pkg->benchmark->name);
-	} else if (b->installer == INSTALLER_DOCKER && catalog_has_build_image(now, now_pkg) &&
-		   (rc = prepare_build_image(b, job, client, now, now_pkg, log_fd, &image, &errmsg)) < 0) {
-		/* errmsg says why */
-	} else if ((rc = cache_make_workdir(b->cache, &workdir)) < 0) {
-		errmsg = str_printf("cannot create a work folder: %s", strerror(-rc));
-	} else if (!(tmp = cache_tmp_path(b->cache, ".zip"))) {
-		rc = -ENOMEM;
-	} else if ((out_fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) < 0) {
-		rc = -errno;
-		errmsg = str_printf("cannot create %s: %s", tmp, strerror(errno));
+	} else if (kind == TARGET_IMAGE) {
+		rc = image_target_build(b, job, client, now, now_pkg, log_fd, out, &errmsg);
 	} else {
-		struct pipeline_request req = {
-			.cat = now, .pkg = now_pkg, .installer = b->installer,
-			.installer_note = b->installer_note, .docker = client, .build_image = image,
-			.workdir = workdir, .out_fd = out_fd, .log_fd = log_fd,
-		};
-		rc = pipeline_build_zip(&req, &errmsg);
-		if (close(out_fd) < 0 && rc == 0)
-			rc = -errno;
-		out_fd = -1;
-	}
-	if (rc == 0) {
-		rc = cache_publish(b->cache, &key, tmp, job->input_hash, job->manifest_json,
-				   now_seconds() - t0, out);
-		if (rc < 0)
-			errmsg = str_printf("cannot publish the package: %s", strerror(-rc));
-	} else if (tmp) {
-		unlink(tmp);
+		rc = zip_build(b, job, client, now, now_pkg, log_fd, out, &errmsg);
 	}
 	if (rc < 0) {
-		build_log(log_fd, "build failed: %s", errmsg ? errmsg : strerror(-rc));
-		cache_record_failure(b->cache, &key, job->input_hash, errmsg ? errmsg : strerror(-rc));
-		log_warn("build of %s/%s/%s.zip failed: %s", pkg->platform->name, pkg->runtime->dirname,
-			 pkg->benchmark->name, errmsg ? errmsg : strerror(-rc));
-	} else {
-		build_log(log_fd, "build succeeded in %.2f s: %" PRId64 " bytes, sha256 %s",
-			  out->build_seconds, out->size, out->sha256);
+		struct cache_key key;
+		target_key(b, job->target, &key);
+		const char *why = errmsg ? errmsg : strerror(-rc);
+		build_log(log_fd, "build failed: %s", why);
+		cache_record_failure(b->cache, &key, job->input_hash, why);
+		log_warn("build of %s/%s/%s.%s failed: %s", pkg->platform->name, pkg->runtime->dirname,
+			 pkg->benchmark->name, kind_names[kind], why);
 	}
-	if (out_fd >= 0)
-		close(out_fd);
-	if (workdir)
-		rm_rf(workdir);
-	free(workdir);
-	free(tmp);
-	free(image);
 	free(errmsg);
 	catalog_free(now);
 	return rc;
 }
 
+static void call_waiters(struct waiter *w, const struct builder_result *res)
+{
+	while (w) {
+		struct waiter *next = w->next;
+		w->done(w->ctx, res);
+		free(w);
+		w = next;
+	}
+}
+
 static void run_job(struct builder *b, struct job *job, struct docker *client)
 {
-	struct record *rec = &b->records[job->id];
+	struct record *rec = &b->records[job->target];
 	struct cache_entry entry;
 	memset(&entry, 0, sizeof(entry));
 	int log_fd = open(rec->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
 	if (log_fd < 0)
 		log_warn("cannot write build log %s: %s", rec->log_path, strerror(errno));
 
-	int rc = build_package(b, job, client, log_fd, &entry);
-	struct builder_result res = { .status = rc < 0 ? -EIO : 0, .fd = -1, .built = true };
-	if (rc == 0) {
-		res.fd = open(entry.path, O_RDONLY | O_CLOEXEC);
-		res.size = entry.size;
-		if (res.fd < 0)
-			res.status = -EIO;
-	}
+	int rc = build_target(b, job, client, log_fd, &entry);
 	if (log_fd >= 0)
 		close(log_fd);
+	struct builder_result res = { .status = rc < 0 ? -EIO : 0, .fd = -1, .built = true };
+	char *document = NULL;
 
 	pthread_mutex_lock(&b->lock);
 	if (rc == 0) {
 		record_set_package(rec, &entry);
+		if (target_kind_of(job->target) == TARGET_IMAGE) {
+			document = image_document(rec);
+			res.document = document;
+			res.size = document ? (int64_t)strlen(document) : 0;
+			res.status = document ? 0 : -ENOMEM;
+		} else {
+			/* opened before the job ends, so no later build can unlink it first */
+			res.fd = open(entry.path, O_RDONLY | O_CLOEXEC);
+			res.size = entry.size;
+			if (res.fd < 0)
+				res.status = -EIO;
+		}
 	} else {
 		rec->last_failed = true;
 		memcpy(rec->failed_hash, job->input_hash, sizeof(rec->failed_hash));
@@ -337,14 +252,10 @@ static void run_job(struct builder *b, struct job *job, struct docker *client)
 	job->waiters = NULL;
 	pthread_mutex_unlock(&b->lock);
 
-	while (w) {
-		struct waiter *next = w->next;
-		w->done(w->ctx, &res);
-		free(w);
-		w = next;
-	}
+	call_waiters(w, &res);
 	if (res.fd >= 0)
 		close(res.fd);
+	free(document);
 	cache_entry_clear(&entry);
 	free(job->manifest_json);
 	free(job);
@@ -361,16 +272,13 @@ static void *worker_main(void *arg)
 	struct builder *b = wa->b;
 	unsigned index = wa->index;
 	free(wa);
-	/* each worker owns its connection to the daemon (curl handles are
-	 * not shared between threads) */
-	struct docker *client = NULL;
-	if (b->installer == INSTALLER_DOCKER) {
-		char *msg = NULL;
-		client = docker_new(NULL, &msg);
-		if (!client)
-			log_err("builder: cannot create a Docker client: %s", msg ? msg : "out of memory");
-		free(msg);
-	}
+	/* each worker owns its connection to the daemon (curl handles are not
+	 * shared between threads); it connects on first use only */
+	char *msg = NULL;
+	struct docker *client = docker_new(NULL, &msg);
+	if (!client)
+		log_warn("builder: no Docker client: %s", msg ? msg : "out of memory");
+	free(msg);
 	pthread_mutex_lock(&b->lock);
 	b->clients[index] = client;
 	if (b->stopping && client)
@@ -398,6 +306,8 @@ struct builder *builder_new(const struct catalog *cat, struct cache *cache,
 			    const struct builder_config *cfg, int *err)
 {
 	struct builder *b = calloc(1, sizeof(*b));
+	size_t n_targets = cat->n_packages * TARGET_KINDS;
+	unsigned jobs = cfg->jobs ? cfg->jobs : 1;
 	int rc = b ? 0 : -ENOMEM;
 	if (rc == 0) {
 		b->cat = cat;
@@ -405,19 +315,21 @@ struct builder *builder_new(const struct catalog *cat, struct cache *cache,
 		b->installer = cfg->installer;
 		b->arch = strdup(cfg->arch);
 		b->installer_note = cfg->installer_note ? strdup(cfg->installer_note) : NULL;
-		if (cfg->installer == INSTALLER_DOCKER && !(b->images = build_images_new()))
-			rc = -ENOMEM;
-		b->records = calloc(cat->n_packages ? cat->n_packages : 1, sizeof(*b->records));
-		b->workers = calloc(cfg->jobs ? cfg->jobs : 1, sizeof(*b->workers));
-		b->clients = calloc(cfg->jobs ? cfg->jobs : 1, sizeof(*b->clients));
+		b->repository = cfg->repository ? strdup(cfg->repository) : NULL;
+		b->registry = cfg->registry ? strdup(cfg->registry) : NULL;
+		b->images = build_images_new();
+		b->records = calloc(n_targets ? n_targets : 1, sizeof(*b->records));
+		b->workers = calloc(jobs, sizeof(*b->workers));
+		b->clients = calloc(jobs, sizeof(*b->clients));
 		pthread_mutex_init(&b->lock, NULL);
 		pthread_cond_init(&b->work, NULL);
-		if (!b->arch || !b->records || !b->workers || !b->clients)
+		if (!b->arch || !b->images || !b->records || !b->workers || !b->clients ||
+		    (cfg->repository && !b->repository) || (cfg->registry && !b->registry))
 			rc = -ENOMEM;
 	}
-	for (size_t i = 0; rc == 0 && i < cat->n_packages; i++)
+	for (size_t i = 0; rc == 0 && i < n_targets; i++)
 		pthread_mutex_init(&b->records[i].check_lock, NULL);
-	for (unsigned i = 0; rc == 0 && i < (cfg->jobs ? cfg->jobs : 1); i++) {
+	for (unsigned i = 0; rc == 0 && i < jobs; i++) {
 		struct worker_arg *wa = malloc(sizeof(*wa));
 		if (!wa) {
 			rc = -ENOMEM;
@@ -459,19 +371,16 @@ void builder_free(struct builder *b)
 	struct builder_result res = { .status = -EIO, .fd = -1 };
 	while (queued) {
 		struct job *next = queued->next;
-		for (struct waiter *w = queued->waiters, *wn; w; w = wn) {
-			wn = w->next;
-			w->done(w->ctx, &res);
-			free(w);
-		}
+		call_waiters(queued->waiters, &res);
 		free(queued->manifest_json);
 		free(queued);
 		queued = next;
 	}
-	for (size_t i = 0; b->records && i < b->cat->n_packages; i++) {
+	size_t n_targets = b->cat->n_packages * TARGET_KINDS;
+	for (size_t i = 0; b->records && i < n_targets; i++) {
 		struct record *rec = &b->records[i];
 		inputs_clear(&rec->seen);
-		free(rec->path);
+		record_forget_package(rec);
 		free(rec->log_path);
 		pthread_mutex_destroy(&rec->check_lock);
 	}
@@ -482,24 +391,58 @@ void builder_free(struct builder *b)
 	free(b->clients);
 	free(b->arch);
 	free(b->installer_note);
+	free(b->repository);
+	free(b->registry);
 	build_images_free(b->images);
 	free(b);
 }
 
-static void reply_now(builder_done_fn done, void *ctx, int status, int fd, int64_t size)
+static void reply_now(builder_done_fn done, void *ctx, int status, int fd, const char *document,
+		      int64_t size)
 {
-	struct builder_result res = { .status = status, .fd = fd, .size = size, .built = false };
+	struct builder_result res = { .status = status, .fd = fd, .document = document,
+				      .size = size, .built = false };
 	done(ctx, &res);
 }
 
-void builder_ensure(struct builder *b, size_t id, builder_done_fn done, void *ctx)
+/* Replies at once when the record holds a good package built from hash.
+ * Called with b->lock held; releases it when it replied (returns true). */
+static bool reply_if_fresh(struct builder *b, struct record *rec, enum target_kind kind,
+			   const char *hash, builder_done_fn done, void *ctx)
 {
-	struct record *rec = &b->records[id];
+	if (!rec->has_package || strcmp(rec->input_hash, hash) != 0)
+		return false;
+	if (kind == TARGET_IMAGE) {
+		char *document = image_document(rec);
+		pthread_mutex_unlock(&b->lock);
+		reply_now(done, ctx, document ? 0 : -ENOMEM, -1, document,
+			  document ? (int64_t)strlen(document) : 0);
+		free(document);
+		return true;
+	}
+	int fd = open(rec->path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		log_warn("package file %s is missing; rebuilding", rec->path);
+		rec->has_package = false;
+		return false;
+	}
+	int64_t size = rec->size;
+	pthread_mutex_unlock(&b->lock);
+	reply_now(done, ctx, 0, fd, NULL, size);
+	close(fd);
+	return true;
+}
+
+void builder_ensure(struct builder *b, size_t id, enum target_kind kind, builder_done_fn done,
+		    void *ctx)
+{
+	size_t target = target_of(id, kind);
+	struct record *rec = &b->records[target];
 	struct waiter *w = calloc(1, sizeof(*w));
 	char hash[SHA256_HEX_LEN + 1];
 	char *manifest = NULL;
 	if (!w) {
-		reply_now(done, ctx, -ENOMEM, -1, 0);
+		reply_now(done, ctx, -ENOMEM, -1, NULL, 0);
 		return;
 	}
 	w->done = done;
@@ -515,11 +458,20 @@ void builder_ensure(struct builder *b, size_t id, builder_done_fn done, void *ct
 	}
 	pthread_mutex_unlock(&b->lock);
 
-	int rc = check_inputs(b, id, hash, &manifest);
-	if (rc < 0) {
+	if (target_check_inputs(b, target, hash, &manifest) < 0) {
 		free(w);
-		reply_now(done, ctx, -EIO, -1, 0);
+		reply_now(done, ctx, -EIO, -1, NULL, 0);
 		return;
+	}
+	/* an image must also still exist (outside the lock: it may ask the daemon) */
+	bool present = true;
+	if (kind == TARGET_IMAGE) {
+		pthread_mutex_lock(&b->lock);
+		char *image_id = rec->image_id ? strdup(rec->image_id) : NULL;
+		pthread_mutex_unlock(&b->lock);
+		struct record probe = { .image_id = image_id };
+		present = image_id && image_target_present(b, &probe);
+		free(image_id);
 	}
 
 	pthread_mutex_lock(&b->lock);
@@ -531,37 +483,20 @@ void builder_ensure(struct builder *b, size_t id, builder_done_fn done, void *ct
 		free(manifest);
 		return;
 	}
-	if (rec->has_package && strcmp(rec->input_hash, hash) == 0) {
-		int fd = open(rec->path, O_RDONLY | O_CLOEXEC);
-		int64_t size = rec->size;
-		if (fd >= 0) {
-			pthread_mutex_unlock(&b->lock);
-			free(manifest);
-			free(w);
-			reply_now(done, ctx, 0, fd, size);
-			close(fd);
-			return;
-		}
-		/* the file vanished behind our back: rebuild it */
-		log_warn("package file %s is missing; rebuilding", rec->path);
-		rec->has_package = false;
-	}
-	if (b->stopping) {
-		pthread_mutex_unlock(&b->lock);
+	if (present && reply_if_fresh(b, rec, kind, hash, done, ctx)) {
 		free(manifest);
 		free(w);
-		reply_now(done, ctx, -EIO, -1, 0);
 		return;
 	}
-	struct job *job = calloc(1, sizeof(*job));
+	struct job *job = b->stopping ? NULL : calloc(1, sizeof(*job));
 	if (!job) {
 		pthread_mutex_unlock(&b->lock);
 		free(manifest);
 		free(w);
-		reply_now(done, ctx, -ENOMEM, -1, 0);
+		reply_now(done, ctx, -EIO, -1, NULL, 0);
 		return;
 	}
-	job->id = id;
+	job->target = target;
 	memcpy(job->input_hash, hash, sizeof(hash));
 	job->manifest_json = manifest;
 	job->waiters = w;
@@ -575,25 +510,32 @@ void builder_ensure(struct builder *b, size_t id, builder_done_fn done, void *ct
 	pthread_mutex_unlock(&b->lock);
 }
 
-int builder_status(struct builder *b, size_t id, bool check, struct builder_status *out)
+int builder_status(struct builder *b, size_t id, enum target_kind kind, bool check,
+		   struct builder_status *out)
 {
-	struct record *rec = &b->records[id];
+	size_t target = target_of(id, kind);
+	struct record *rec = &b->records[target];
 	char hash[SHA256_HEX_LEN + 1] = "";
 	memset(out, 0, sizeof(*out));
 	if (check) {
-		int rc = check_inputs(b, id, hash, NULL);
-		if (rc < 0)
+		if (target_check_inputs(b, target, hash, NULL) < 0)
 			hash[0] = '\0';
 	} else {
 		pthread_mutex_lock(&rec->check_lock);
-		record_load(b, id);
+		record_load(b, target);
 		pthread_mutex_unlock(&rec->check_lock);
 	}
 	pthread_mutex_lock(&b->lock);
 	out->has_package = rec->has_package;
-	out->size = rec->has_package ? rec->size : 0;
 	out->builds = rec->builds;
 	if (rec->has_package) {
+		if (kind == TARGET_IMAGE) {
+			char *document = image_document(rec);
+			out->size = document ? (int64_t)strlen(document) : 0;
+			free(document);
+		} else {
+			out->size = rec->size;
+		}
 		memcpy(out->sha256, rec->sha256, sizeof(out->sha256));
 		memcpy(out->input_hash, rec->input_hash, sizeof(out->input_hash));
 		out->built_at = rec->built_at;
@@ -612,31 +554,58 @@ int builder_status(struct builder *b, size_t id, bool check, struct builder_stat
 	return 0;
 }
 
-const char *builder_log_path(struct builder *b, size_t id)
+char *builder_image_document(struct builder *b, size_t id)
 {
-	struct record *rec = &b->records[id];
+	size_t target = target_of(id, TARGET_IMAGE);
+	struct record *rec = &b->records[target];
 	pthread_mutex_lock(&rec->check_lock);
-	record_load(b, id);
+	record_load(b, target);
+	pthread_mutex_unlock(&rec->check_lock);
+	pthread_mutex_lock(&b->lock);
+	char *document = rec->has_package ? image_document(rec) : NULL;
+	pthread_mutex_unlock(&b->lock);
+	return document;
+}
+
+const char *builder_log_path(struct builder *b, size_t id, enum target_kind kind)
+{
+	size_t target = target_of(id, kind);
+	struct record *rec = &b->records[target];
+	pthread_mutex_lock(&rec->check_lock);
+	record_load(b, target);
 	pthread_mutex_unlock(&rec->check_lock);
 	return rec->log_path;
 }
 
-int builder_evict(struct builder *b, size_t id)
+int builder_evict(struct builder *b, size_t id, enum target_kind kind)
 {
-	struct record *rec = &b->records[id];
+	size_t target = target_of(id, kind);
+	struct record *rec = &b->records[target];
 	struct cache_key key;
-	package_key(&b->cat->packages[id], &key);
+	target_key(b, target, &key);
 	pthread_mutex_lock(&rec->check_lock);
-	record_load(b, id);
+	record_load(b, target);
+	pthread_mutex_lock(&b->lock);
+	char *image = rec->image ? strdup(rec->image) : NULL;
+	pthread_mutex_unlock(&b->lock);
 	int rc = cache_evict(b->cache, &key);
 	if (rc == 0) {
 		pthread_mutex_lock(&b->lock);
-		rec->has_package = false;
-		rec->last_failed = false;
-		free(rec->path);
-		rec->path = NULL;
+		record_forget_package(rec);
 		pthread_mutex_unlock(&b->lock);
 	}
 	pthread_mutex_unlock(&rec->check_lock);
+	if (rc == 0 && image) {
+		/* the local tag goes too, so the next read really rebuilds */
+		char *msg = NULL;
+		struct docker *d = docker_new(NULL, &msg);
+		int drc = d ? docker_image_remove(d, image, false, &msg) : -ENOMEM;
+		if (drc < 0 && drc != -ENOENT)
+			log_warn("evicted %s, but cannot remove its local tag: %s", image,
+				 msg ? msg : strerror(-drc));
+		free(msg);
+		docker_free(d);
+	}
+	free(image);
 	return rc;
 }

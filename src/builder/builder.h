@@ -30,8 +30,13 @@
 
 struct builder;
 
+/* What is built for a package: its code zip, or its function image. */
+enum target_kind { TARGET_ZIP = 0, TARGET_IMAGE = 1, TARGET_KINDS = 2 };
+
 struct builder_config {
 	const char *arch;            /* default arch the catalog was loaded with */
+	const char *repository;      /* function images: NULL = systems.json docker_repository */
+	const char *registry;        /* function images: push here; NULL = no push */
 	enum installer_kind installer;
 	const char *installer_note;  /* why this installer (builder=auto), for build logs; may be NULL */
 	unsigned jobs;               /* parallel builds, >= 1 */
@@ -40,12 +45,14 @@ struct builder_config {
 enum package_state { PKG_ABSENT, PKG_FRESH, PKG_STALE, PKG_BUILDING, PKG_FAILED };
 const char *package_state_name(enum package_state s);
 
-/* What a waiter is told.  fd is an open read-only descriptor of the package
- * (borrowed: dup it to keep it), or -1 on failure. */
+/* What a waiter is told.  For a zip, fd is an open read-only descriptor of
+ * the package (borrowed: dup it to keep it); for an image, document is its
+ * JSON document (borrowed).  On failure fd is -1 and document NULL. */
 struct builder_result {
 	int status;        /* 0 or -errno (-EIO for a failed build) */
 	int fd;
-	int64_t size;
+	const char *document;
+	int64_t size;      /* bytes of the package or of the document */
 	bool built;        /* true when a build ran for this request */
 };
 
@@ -62,26 +69,32 @@ void builder_free(struct builder *b);
 /* Makes package id fresh, then calls done(ctx, res) exactly once: at once in
  * this thread when it already is (or on an error before any build), else from
  * a worker when the build ends. */
-void builder_ensure(struct builder *b, size_t id, builder_done_fn done, void *ctx);
+void builder_ensure(struct builder *b, size_t id, enum target_kind kind, builder_done_fn done,
+		    void *ctx);
 
 /* What is known of a package, for stat and xattrs.  No build; check_inputs
  * true also runs the freshness check (stats inputs) to tell fresh from stale. */
 struct builder_status {
 	enum package_state state;
 	bool has_package;
-	int64_t size;
+	int64_t size;      /* zip: bytes; image: bytes of its JSON document */
 	char sha256[SHA256_HEX_LEN + 1];
 	char input_hash[SHA256_HEX_LEN + 1];
 	int64_t built_at;
 	double build_seconds;
 	unsigned builds;   /* builds completed by this process (success or failure) */
 };
-int builder_status(struct builder *b, size_t id, bool check_inputs, struct builder_status *out);
+int builder_status(struct builder *b, size_t id, enum target_kind kind, bool check_inputs,
+		   struct builder_status *out);
+
+/* The JSON document of a built image, malloc'd; NULL when there is none. */
+char *builder_image_document(struct builder *b, size_t id);
 
 /* Path of the package's build log (borrowed, valid for the builder's life). */
-const char *builder_log_path(struct builder *b, size_t id);
+const char *builder_log_path(struct builder *b, size_t id, enum target_kind kind);
 
-/* Evicts the package from the cache.  0 or -errno. */
-int builder_evict(struct builder *b, size_t id);
+/* Evicts the package from the cache (an image also loses its local tag).
+ * 0 or -errno. */
+int builder_evict(struct builder *b, size_t id, enum target_kind kind);
 
 #endif

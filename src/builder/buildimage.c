@@ -141,6 +141,35 @@ static bool daemon_unreachable(int rc)
 	return rc == -ECONNREFUSED || rc == -ETIMEDOUT || rc == -EHOSTUNREACH || rc == -ECANCELED;
 }
 
+int build_images_id(struct build_images *bi, const char *ref, char **id, char **errmsg)
+{
+	char *found = NULL, *msg = NULL;
+	*id = NULL;
+	if (known_get(bi, ref, false, &found)) {
+		*id = found;
+		return found ? 0 : -ENOENT;
+	}
+	pthread_mutex_lock(&bi->client_lock);
+	if (!bi->client)
+		bi->client = docker_new(NULL, NULL);
+	int rc = bi->client ? inspect(bi, bi->client, ref, &found, &msg) : -ENOMEM;
+	pthread_mutex_unlock(&bi->client_lock);
+	if (rc < 0 && rc != -ENOENT) {
+		/* daemon down: what was last known stands */
+		free(found);
+		found = NULL;
+		if (known_get(bi, ref, true, &found))
+			rc = found ? 0 : -ENOENT;
+		else if (errmsg && !*errmsg)
+			*errmsg = msg ? strdup(msg) : NULL;
+	}
+	free(msg);
+	*id = rc == 0 ? found : NULL;
+	if (rc < 0)
+		free(found);
+	return rc;
+}
+
 int build_images_lookup(struct build_images *bi, const struct catalog *cat,
 			const struct cat_package *pkg, char **ref, char **id, char **errmsg)
 {
@@ -151,31 +180,9 @@ int build_images_lookup(struct build_images *bi, const struct catalog *cat,
 		return rc;
 	rc = -ENOENT;
 	for (int i = 0; i < 2 && names[i] && rc == -ENOENT; i++) {
-		char *found = NULL;
-		if (known_get(bi, names[i], false, &found)) {
-			rc = found ? 0 : -ENOENT;
-		} else {
-			pthread_mutex_lock(&bi->client_lock);
-			if (!bi->client)
-				bi->client = docker_new(NULL, NULL);
-			char *msg = NULL;
-			rc = bi->client ? inspect(bi, bi->client, names[i], &found, &msg) : -ENOMEM;
-			pthread_mutex_unlock(&bi->client_lock);
-			if (rc < 0 && rc != -ENOENT) {
-				/* daemon down: the last known ID stands */
-				free(found);
-				found = NULL;
-				if (known_get(bi, names[i], true, &found))
-					rc = found ? 0 : -ENOENT;
-				else if (errmsg && !*errmsg)
-					*errmsg = msg ? strdup(msg) : NULL;
-			}
-			free(msg);
-		}
-		if (rc == 0) {
+		rc = build_images_id(bi, names[i], id, errmsg);
+		if (rc == 0)
 			*ref = strdup(names[i]);
-			*id = found;
-		}
 	}
 	free(names[0]);
 	free(names[1]);

@@ -34,6 +34,10 @@ void build_images_free(struct build_images *bi);
 int build_image_names(const struct catalog *cat, const struct cat_package *pkg,
 		      char **current, char **previous);
 
+/* The ID of any image ref (a tag or an ID), through the shared client and
+ * the same short-lived cache: 0 and *id (malloc'd), -ENOENT when absent. */
+int build_images_id(struct build_images *bi, const char *ref, char **id, char **errmsg);
+
 /* Resolves pkg's build image by inspecting the candidates (no pull) through
  * the shared client: *ref and *id malloc'd.  -ENOENT when neither exists,
  * -ECONNREFUSED/-ENOENT-like errors when the daemon is down and no ID was

@@ -166,6 +166,8 @@ int inputs_collect(const struct input_spec *spec, const struct input_manifest *p
 		rc = wrappers ? walk(&col, wrappers, 0, false) : -ENOMEM;
 	}
 	free(wrappers);
+	if (rc == 0 && spec->extra_dir)
+		rc = walk(&col, spec->extra_dir, 0, false);
 	if (rc == 0) {
 		char *abs = path_join(spec->root, SYSTEMS_JSON);
 		struct stat st;

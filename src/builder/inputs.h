@@ -50,6 +50,8 @@ struct input_spec {
 	const char *version;
 	const char *arch;
 	const char *identity;    /* builder identity, e.g. "builder=host" */
+	const char *extra_dir;   /* relative to root, walked too (e.g. the
+				  * dockerfiles folder of an image); may be NULL */
 };
 
 /* Collects the manifest of spec into *out.  Files whose (size, mtime_ns, ino)

@@ -525,12 +525,9 @@ static int install_dependencies(const struct pipeline_request *req, char **errms
 	return rc;
 }
 
-int pipeline_build_zip(const struct pipeline_request *req, char **errmsg)
+int pipeline_prepare(const struct pipeline_request *req, char **errmsg)
 {
 	const struct cat_package *pkg = req->pkg;
-	build_log(req->log_fd, "building %s/%s/%s.zip (builder: %s%s%s)", pkg->platform->name,
-		  pkg->runtime->dirname, pkg->benchmark->name, installer_name(req->installer),
-		  req->installer_note ? ", " : "", req->installer_note ? req->installer_note : "");
 	build_log(req->log_fd, "step 2: copy code from %s/%s", pkg->benchmark->path, pkg->runtime->language);
 	int rc = copy_code(req, errmsg);
 	if (rc == 0)
@@ -541,6 +538,16 @@ int pipeline_build_zip(const struct pipeline_request *req, char **errmsg)
 	}
 	if (rc == 0)
 		rc = add_deployment_packages(req, errmsg);
+	return rc;
+}
+
+int pipeline_build_zip(const struct pipeline_request *req, char **errmsg)
+{
+	const struct cat_package *pkg = req->pkg;
+	build_log(req->log_fd, "building %s/%s/%s.zip (builder: %s%s%s)", pkg->platform->name,
+		  pkg->runtime->dirname, pkg->benchmark->name, installer_name(req->installer),
+		  req->installer_note ? ", " : "", req->installer_note ? req->installer_note : "");
+	int rc = pipeline_prepare(req, errmsg);
 	if (rc == 0)
 		rc = install_dependencies(req, errmsg);
 	if (rc == 0) {

@@ -43,6 +43,10 @@ struct pipeline_request {
 	int log_fd;                    /* build log */
 };
 
+/* Steps 2-5 only: the work folder a function image is built from.
+ * out_fd and the installer are not used. */
+int pipeline_prepare(const struct pipeline_request *req, char **errmsg);
+
 /* Runs the pipeline.  Returns 0 or -errno; on failure *errmsg gets a malloc'd
  * one-line reason (also written to the log). */
 int pipeline_build_zip(const struct pipeline_request *req, char **errmsg);

@@ -19,6 +19,13 @@
  *     commit after a power cut only costs a rebuild.
  *   - A package file may be shared by several rows (identical bytes); it is
  *     unlinked only when no row references it any more, decided under c->lock.
+ *   - Image rows (kind "image") describe a container image (local reference,
+ *     image ID, pushed digest, registry, size) and never have a file: their
+ *     path, size and sha256 are NULL, so the path-based logic (reference
+ *     counting, the start-up sweep, the vanished-file check) never sees them.
+ *     cache_publish() refuses kind "image" and cache_publish_image() requires
+ *     it, and each upsert NULLs the other kind's columns, which keeps that
+ *     invariant.  An image row has a package when image_id is set.
  *   - One process owns a cache directory at a time (flock on DIR/sebsfs.lock):
  *     the start-up sweep empties tmp/ and work/, which would destroy another
  *     live instance's builds.
@@ -45,9 +52,10 @@
 #include "log.h"
 
 /* Highest schema this code understands; bump with a migration step. */
-#define CACHE_SCHEMA_VERSION 1
+#define CACHE_SCHEMA_VERSION 2
 #define CACHE_BUSY_TIMEOUT_MS 10000
 #define PACKAGES_SUBDIR "packages"
+#define IMAGE_KIND "image"
 
 struct cache {
 	char *dir;          /* absolute path of DIR */
@@ -63,13 +71,17 @@ struct cache {
 	sqlite3_stmt *st_get;        /* protected by lock */
 	sqlite3_stmt *st_get_path;   /* protected by lock */
 	sqlite3_stmt *st_upsert;     /* protected by lock */
+	sqlite3_stmt *st_upsert_image; /* protected by lock */
 	sqlite3_stmt *st_fail;       /* protected by lock */
 	sqlite3_stmt *st_delete;     /* protected by lock */
 	sqlite3_stmt *st_refs;       /* protected by lock */
 	sqlite3_stmt *st_clear_path; /* protected by lock */
 };
 
-static const char SCHEMA_V1[] =
+/* The current schema, used as is for a fresh database.  Its column order is
+ * exactly what the migration steps below produce from older versions (new
+ * columns are only ever appended), so fresh and migrated caches look alike. */
+static const char SCHEMA_CURRENT[] =
 	"CREATE TABLE packages ("
 	" platform TEXT NOT NULL,"
 	" language TEXT NOT NULL,"
@@ -87,13 +99,34 @@ static const char SCHEMA_V1[] =
 	" last_failed INTEGER NOT NULL DEFAULT 0,"
 	" last_error TEXT,"
 	" failed_input_hash TEXT,"
+	/* v2: image rows (kind "image"); NULL for package-file rows */
+	" image TEXT,"                /* local reference "repo:tag" */
+	" image_id TEXT,"             /* "sha256:..."; NULL = no good image */
+	" digest TEXT,"               /* "registry/repo@sha256:...", NULL if not pushed */
+	" registry TEXT,"
+	" image_size INTEGER,"
 	" PRIMARY KEY (platform, language, version, arch, benchmark, kind)"
 	");"
 	/* Reference counting of shared package files queries by path. */
 	"CREATE INDEX packages_path ON packages(path);";
 
+/* MIGRATIONS[v] brings a database from schema v to v + 1.  Each runs inside
+ * the single transaction of migrate(), together with the user_version bump,
+ * so a failure leaves the database exactly at its old version. */
+static const char MIGRATE_V1_TO_V2[] =
+	"ALTER TABLE packages ADD COLUMN image TEXT;"
+	"ALTER TABLE packages ADD COLUMN image_id TEXT;"
+	"ALTER TABLE packages ADD COLUMN digest TEXT;"
+	"ALTER TABLE packages ADD COLUMN registry TEXT;"
+	"ALTER TABLE packages ADD COLUMN image_size INTEGER;";
+
+static const char *const MIGRATIONS[CACHE_SCHEMA_VERSION] = {
+	[1] = MIGRATE_V1_TO_V2,
+};
+
 #define PKG_COLS "input_hash, path, size, sha256, built_at, build_seconds, manifest," \
-		 " last_failed, last_error, failed_input_hash"
+		 " last_failed, last_error, failed_input_hash," \
+		 " image, image_id, digest, registry, image_size"
 #define KEY_WHERE "platform = ?1 AND language = ?2 AND version = ?3 AND arch = ?4" \
 		  " AND benchmark = ?5 AND kind = ?6"
 
@@ -101,12 +134,27 @@ static const char SQL_GET[] = "SELECT " PKG_COLS " FROM packages WHERE " KEY_WHE
 static const char SQL_GET_PATH[] = "SELECT path FROM packages WHERE " KEY_WHERE;
 static const char SQL_UPSERT[] =
 	"INSERT INTO packages (platform, language, version, arch, benchmark, kind, " PKG_COLS ")"
-	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 0, NULL, NULL)"
+	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 0, NULL, NULL,"
+	" NULL, NULL, NULL, NULL, NULL)"
 	" ON CONFLICT (platform, language, version, arch, benchmark, kind) DO UPDATE SET"
 	" input_hash = excluded.input_hash, path = excluded.path, size = excluded.size,"
 	" sha256 = excluded.sha256, built_at = excluded.built_at,"
 	" build_seconds = excluded.build_seconds, manifest = excluded.manifest,"
-	" last_failed = 0, last_error = NULL, failed_input_hash = NULL";
+	" last_failed = 0, last_error = NULL, failed_input_hash = NULL,"
+	" image = NULL, image_id = NULL, digest = NULL, registry = NULL, image_size = NULL";
+/* ?7 input_hash, ?8 built_at, ?9 build_seconds, ?10 manifest, ?11 image,
+ * ?12 image_id, ?13 digest, ?14 registry, ?15 image_size; no file columns. */
+static const char SQL_UPSERT_IMAGE[] =
+	"INSERT INTO packages (platform, language, version, arch, benchmark, kind, " PKG_COLS ")"
+	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, NULL, NULL, ?8, ?9, ?10, 0, NULL, NULL,"
+	" ?11, ?12, ?13, ?14, ?15)"
+	" ON CONFLICT (platform, language, version, arch, benchmark, kind) DO UPDATE SET"
+	" input_hash = excluded.input_hash, path = NULL, size = NULL, sha256 = NULL,"
+	" built_at = excluded.built_at, build_seconds = excluded.build_seconds,"
+	" manifest = excluded.manifest,"
+	" last_failed = 0, last_error = NULL, failed_input_hash = NULL,"
+	" image = excluded.image, image_id = excluded.image_id, digest = excluded.digest,"
+	" registry = excluded.registry, image_size = excluded.image_size";
 static const char SQL_FAIL[] =
 	"INSERT INTO packages (platform, language, version, arch, benchmark, kind,"
 	" last_failed, last_error, failed_input_hash)"
@@ -118,7 +166,8 @@ static const char SQL_DELETE[] = "DELETE FROM packages WHERE " KEY_WHERE;
 static const char SQL_REFS[] = "SELECT count(*) FROM packages WHERE path = ?1";
 static const char SQL_CLEAR_PATH[] =
 	"UPDATE packages SET input_hash = NULL, path = NULL, size = NULL, sha256 = NULL,"
-	" built_at = NULL, build_seconds = NULL, manifest = NULL WHERE path = ?1";
+	" built_at = NULL, build_seconds = NULL, manifest = NULL"
+	" WHERE path = ?1 AND kind <> '" IMAGE_KIND "'";
 
 /* Logs a SQLite failure with its message and maps it to -errno. */
 static int db_err(sqlite3 *db, int rc, const char *what)
@@ -139,6 +188,11 @@ static void stmt_done(sqlite3_stmt *st)
 static bool component_ok(const char *s)
 {
 	return s && *s && !strchr(s, '/') && strcmp(s, ".") != 0 && strcmp(s, "..") != 0;
+}
+
+static bool is_image_kind(const struct cache_key *k)
+{
+	return strcmp(k->kind, IMAGE_KIND) == 0;
 }
 
 static bool key_ok(const struct cache_key *k)
@@ -220,7 +274,8 @@ static int clear_path_locked(struct cache *c, const char *rel_path)
 }
 
 /* Reads a row; the package is reported absent (and its columns cleared) when
- * the file has disappeared, so callers never get a dangling path. */
+ * the file has disappeared, so callers never get a dangling path.  Image rows
+ * have no file: their package is the image, present when image_id is set. */
 static int get_locked(struct cache *c, const struct cache_key *key, struct cache_entry *out)
 {
 	sqlite3_stmt *st = c->st_get;
@@ -251,11 +306,19 @@ static int get_locked(struct cache *c, const struct cache_key *key, struct cache
 	e.last_failed = sqlite3_column_int(st, 7) != 0;
 	e.last_error = dup_col(st, 8, &ret);
 	e.failed_input_hash = dup_col(st, 9, &ret);
+	e.image = dup_col(st, 10, &ret);
+	e.image_id = dup_col(st, 11, &ret);
+	e.digest = dup_col(st, 12, &ret);
+	e.registry = dup_col(st, 13, &ret);
+	e.image_size = sqlite3_column_int64(st, 14);
 	if (ret)
 		goto out;
 	stmt_done(st);
 
-	if (rel) {
+	if (is_image_kind(key)) {
+		/* No file to check; path/size/sha256 are NULL by construction. */
+		e.has_package = e.image_id != NULL;
+	} else if (rel) {
 		e.path = abs_path(c, rel);
 		if (!e.path) {
 			ret = -ENOMEM;
@@ -349,8 +412,22 @@ static int migrate(sqlite3 *db, const char *db_path)
 		goto rollback;
 	}
 	if (ver < 1) {
-		if ((ret = exec_sql(db, SCHEMA_V1, "creating schema v1")))
+		/* Fresh database: created directly at the current version. */
+		if ((ret = exec_sql(db, SCHEMA_CURRENT, "creating the schema")))
 			goto rollback;
+	} else {
+		for (int v = ver; v < CACHE_SCHEMA_VERSION; v++) {
+			char what[64];
+			snprintf(what, sizeof(what), "migrating schema v%d to v%d", v, v + 1);
+			if (!MIGRATIONS[v]) { /* a version bump without its step */
+				log_err("cache: %s: no migration from schema v%d", db_path, v);
+				ret = -EPROTO;
+				goto rollback;
+			}
+			log_info("cache: %s: %s", db_path, what);
+			if ((ret = exec_sql(db, MIGRATIONS[v], what)))
+				goto rollback;
+		}
 	}
 	if (ver != CACHE_SCHEMA_VERSION) {
 		char sql[64];
@@ -391,7 +468,9 @@ static int sweep_packages(struct cache *c)
 	size_t n_missing = 0, cap = 0, n_names = 0;
 	int ret, rc;
 
-	ret = prepare(c, "SELECT DISTINCT path FROM packages WHERE path IS NOT NULL", &st);
+	/* Image rows have no file (path is NULL); the kind test says so twice. */
+	ret = prepare(c, "SELECT DISTINCT path FROM packages WHERE path IS NOT NULL"
+		      " AND kind <> '" IMAGE_KIND "'", &st);
 	if (ret)
 		return ret;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -577,6 +656,7 @@ struct cache *cache_open(const char *dir, int *err)
 	if ((ret = prepare(c, SQL_GET, &c->st_get)) ||
 	    (ret = prepare(c, SQL_GET_PATH, &c->st_get_path)) ||
 	    (ret = prepare(c, SQL_UPSERT, &c->st_upsert)) ||
+	    (ret = prepare(c, SQL_UPSERT_IMAGE, &c->st_upsert_image)) ||
 	    (ret = prepare(c, SQL_FAIL, &c->st_fail)) ||
 	    (ret = prepare(c, SQL_DELETE, &c->st_delete)) ||
 	    (ret = prepare(c, SQL_REFS, &c->st_refs)) ||
@@ -611,6 +691,7 @@ void cache_close(struct cache *c)
 	sqlite3_finalize(c->st_get);
 	sqlite3_finalize(c->st_get_path);
 	sqlite3_finalize(c->st_upsert);
+	sqlite3_finalize(c->st_upsert_image);
 	sqlite3_finalize(c->st_fail);
 	sqlite3_finalize(c->st_delete);
 	sqlite3_finalize(c->st_refs);
@@ -698,6 +779,10 @@ void cache_entry_clear(struct cache_entry *e)
 	free(e->manifest);
 	free(e->last_error);
 	free(e->failed_input_hash);
+	free(e->image);
+	free(e->image_id);
+	free(e->digest);
+	free(e->registry);
 	memset(e, 0, sizeof(*e));
 }
 
@@ -747,6 +832,12 @@ int cache_publish(struct cache *c, const struct cache_key *key, const char *tmp_
 	if (out)
 		memset(out, 0, sizeof(*out));
 	if (!c || !key_ok(key) || !tmp_path || !input_hash) {
+		ret = -EINVAL;
+		goto fail;
+	}
+	if (is_image_kind(key)) {
+		log_err("cache: %s/%s: image rows are published with cache_publish_image",
+			key->platform, key->benchmark);
 		ret = -EINVAL;
 		goto fail;
 	}
@@ -845,6 +936,85 @@ fail:
 	free(dst);
 	free(old_rel);
 	return ret;
+}
+
+static int bind_opt_text(sqlite3_stmt *st, int i, const char *s)
+{
+	return s ? sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC) : sqlite3_bind_null(st, i);
+}
+
+static char *dup_opt(const char *s, bool *oom)
+{
+	if (!s)
+		return NULL;
+	char *d = strdup(s);
+	if (!d)
+		*oom = true;
+	return d;
+}
+
+int cache_publish_image(struct cache *c, const struct cache_key *key, const char *input_hash,
+			const char *manifest, double build_seconds,
+			const struct cache_image_info *info, struct cache_entry *out)
+{
+	int64_t built_at = (int64_t)time(NULL);
+	int ret = 0, rc;
+
+	if (out)
+		memset(out, 0, sizeof(*out));
+	if (!c || !key_ok(key) || !is_image_kind(key) || !input_hash || !info ||
+	    !info->image || !*info->image || !info->image_id || !*info->image_id ||
+	    info->size < 0)
+		return -EINVAL;
+
+	pthread_mutex_lock(&c->lock);
+	sqlite3_stmt *st = c->st_upsert_image;
+	rc = bind_key(st, key);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_text(st, 7, input_hash, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 8, built_at);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_double(st, 9, build_seconds);
+	if (rc == SQLITE_OK)
+		rc = bind_opt_text(st, 10, manifest);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_text(st, 11, info->image, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_text(st, 12, info->image_id, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = bind_opt_text(st, 13, info->digest);
+	if (rc == SQLITE_OK)
+		rc = bind_opt_text(st, 14, info->registry);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 15, info->size);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE)
+		ret = db_err(c->db, rc, "committing a published image");
+	stmt_done(st);
+	pthread_mutex_unlock(&c->lock);
+	if (ret || !out)
+		return ret;
+
+	/* Built from what was just committed, as in cache_publish(). */
+	bool oom = false;
+	out->has_package = true;
+	out->input_hash = dup_opt(input_hash, &oom);
+	out->built_at = built_at;
+	out->build_seconds = build_seconds;
+	out->manifest = dup_opt(manifest, &oom);
+	out->image = dup_opt(info->image, &oom);
+	out->image_id = dup_opt(info->image_id, &oom);
+	out->digest = dup_opt(info->digest, &oom);
+	out->registry = dup_opt(info->registry, &oom);
+	out->image_size = info->size;
+	if (oom) {
+		log_err("cache: out of memory after publishing image %s", info->image);
+		cache_entry_clear(out);
+		return -ENOMEM;
+	}
+	return 0;
 }
 
 int cache_record_failure(struct cache *c, const struct cache_key *key,

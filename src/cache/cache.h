@@ -4,6 +4,8 @@
  * Layout of the cache directory DIR:
  *   DIR/sebsfs.db            SQLite, WAL mode, schema versioned by PRAGMA user_version
  *   DIR/packages/<sha256>.zip  published packages (content-addressed, read-only 0444)
+ *                            (image rows, kind "image", have no file: the image
+ *                            lives in the Docker daemon / registry)
  *   DIR/tmp/                 files being written; emptied by cache_open()
  *   DIR/logs/                build logs (one file per package key, see cache_log_path)
  *   DIR/work/                builder work folders; emptied by cache_open()
@@ -29,7 +31,8 @@
 
 struct cache;
 
-/* Identity of a package.  kind is "zip" now ("image" later). */
+/* Identity of a package.  kind is "zip" (a package file) or "image" (a
+ * container image; see cache_publish_image). */
 struct cache_key {
 	const char *platform;
 	const char *language;
@@ -39,14 +42,17 @@ struct cache_key {
 	const char *kind;
 };
 
-/* One row.  Strings are malloc'd; release with cache_entry_clear(). */
+/* One row.  Strings are malloc'd; release with cache_entry_clear().
+ * Zip rows: has_package when the package file exists; the image fields are
+ * NULL/0.  Image rows: has_package when image_id is set; path is NULL, size 0
+ * and sha256 empty. */
 struct cache_entry {
 	/* last good package (has_package == false when none) */
 	bool has_package;
 	char *input_hash;     /* inputs the good package was built from */
-	char *path;           /* absolute path of the package file */
-	int64_t size;
-	char sha256[SHA256_HEX_LEN + 1];
+	char *path;           /* absolute path of the package file (zip rows) */
+	int64_t size;         /* zip rows */
+	char sha256[SHA256_HEX_LEN + 1]; /* zip rows */
 	int64_t built_at;     /* unix seconds */
 	double build_seconds;
 	char *manifest;       /* JSON text of the input manifest of the good package */
@@ -54,6 +60,22 @@ struct cache_entry {
 	bool last_failed;     /* the most recent build failed */
 	char *last_error;     /* one-line reason of the most recent failure, or NULL */
 	char *failed_input_hash; /* inputs of the failed attempt, or NULL */
+	/* last good image (image rows only) */
+	char *image;          /* local reference "repo:tag" */
+	char *image_id;       /* "sha256:..." */
+	char *digest;         /* pushed "registry/repo@sha256:...", or NULL */
+	char *registry;       /* registry pushed to, or NULL */
+	int64_t image_size;   /* bytes, as reported by the daemon */
+};
+
+/* Description of a built image for cache_publish_image().  image and
+ * image_id are required; digest and registry may be NULL (not pushed). */
+struct cache_image_info {
+	const char *image;
+	const char *image_id;
+	const char *digest;
+	const char *registry;
+	int64_t size;
 };
 
 /* Opens (creating if needed) the cache in dir, migrates the schema, removes
@@ -82,17 +104,29 @@ void cache_entry_clear(struct cache_entry *e);
  * row as the new good package, clear last_failed, and unlink the previous
  * package file when no other row references it.  On success fills *out (may be
  * NULL) with the new row.  On failure the previous row and file are untouched
- * and tmp_path is removed. */
+ * and tmp_path is removed.  key->kind "image" is refused (-EINVAL): images are
+ * published with cache_publish_image(). */
 int cache_publish(struct cache *c, const struct cache_key *key, const char *tmp_path,
 		  const char *input_hash, const char *manifest, double build_seconds,
 		  struct cache_entry *out);
 
-/* Records a failed build attempt; the good package (if any) is untouched. */
+/* Publishes a built image as the new good image of key (key->kind must be
+ * "image"): upserts the row with input_hash, manifest, build_seconds, built_at
+ * = now and the fields of *info, and clears last_failed.  No file is involved.
+ * -EINVAL for a bad key, kind, or info without image/image_id.  On success
+ * fills *out (may be NULL) with the new row; on failure the row is untouched. */
+int cache_publish_image(struct cache *c, const struct cache_key *key, const char *input_hash,
+			const char *manifest, double build_seconds,
+			const struct cache_image_info *info, struct cache_entry *out);
+
+/* Records a failed build attempt; the good package or image (if any) is
+ * untouched. */
 int cache_record_failure(struct cache *c, const struct cache_key *key,
 			 const char *input_hash, const char *error);
 
 /* Forgets the row of key and unlinks its package file when no other row
- * references it (open file descriptors keep reading it).  Missing row: 0. */
+ * references it (open file descriptors keep reading it).  An image row is
+ * only deleted (the image itself is not touched).  Missing row: 0. */
 int cache_evict(struct cache *c, const struct cache_key *key);
 
 #endif

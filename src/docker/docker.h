@@ -47,6 +47,16 @@ int docker_ping(struct docker *d, char **api_version, char **errmsg);
 /* GET /images/{ref}/json.  -ENOENT when absent.  *id gets "sha256:..." (malloc'd). */
 int docker_image_inspect(struct docker *d, const char *ref, char **id, char **errmsg);
 
+/* GET /images/{ref}/json, more of it: ID, size and repo digests. */
+struct docker_image_info {
+	char *id;              /* "sha256:..." */
+	int64_t size;          /* "Size" */
+	char **repo_digests;   /* "repo@sha256:...", NULL-terminated (may be empty) */
+};
+int docker_image_inspect_info(struct docker *d, const char *ref, struct docker_image_info *out,
+			      char **errmsg);
+void docker_image_info_clear(struct docker_image_info *info);
+
 /* Output sink for streams: stream 1 = stdout, 2 = stderr, 0 = progress text. */
 typedef void (*docker_output_fn)(void *ctx, int stream, const char *data, size_t len);
 

@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,12 +27,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fsutil.h"
 #include "log.h"
 
 #define TREE_TIMEOUT 3600.0
 #define BUILT_ATTR_TIMEOUT 60.0
 
-enum node_kind { NODE_ROOT, NODE_PLATFORM, NODE_RUNTIME, NODE_ZIP, NODE_LOG };
+enum node_kind { NODE_ROOT, NODE_PLATFORM, NODE_RUNTIME, NODE_ZIP, NODE_LOG, NODE_IMAGE,
+		 NODE_IMAGE_LOG };
 
 struct node {
 	enum node_kind kind;
@@ -40,7 +43,7 @@ struct node {
 	size_t parent;
 	size_t first_child;
 	size_t n_children;
-	size_t pkg;            /* NODE_ZIP, NODE_LOG */
+	size_t pkg;            /* NODE_ZIP, NODE_LOG, NODE_IMAGE, NODE_IMAGE_LOG */
 };
 
 static struct {
@@ -109,19 +112,20 @@ static int build_tree(const struct catalog *cat)
 			const struct cat_package *pkg = &cat->packages[i];
 			if (pkg->platform != plat || strcmp(pkg->runtime->dirname, fs.nodes[d].name) != 0)
 				continue;
-			char *zip = malloc(strlen(pkg->benchmark->name) + 5);
-			char *log = malloc(strlen(pkg->benchmark->name) + 9);
-			if (!zip || !log) {
-				free(zip);
-				free(log);
-				return -ENOMEM;
+			static const struct { enum node_kind kind; const char *suffix; } files[] = {
+				{ NODE_ZIP, ".zip" }, { NODE_LOG, ".zip.log" },
+				{ NODE_IMAGE, ".image" }, { NODE_IMAGE_LOG, ".image.log" },
+			};
+			/* function images only where the platform deploys containers */
+			size_t n_files = platform_has_deployment(plat, "container") ? 4 : 2;
+			for (size_t f = 0; f < n_files; f++) {
+				char *name = str_printf("%s%s", pkg->benchmark->name, files[f].suffix);
+				if (!name || add_node(files[f].kind, NULL, name, d, i) == SIZE_MAX) {
+					free(name);
+					return -ENOMEM;
+				}
 			}
-			sprintf(zip, "%s.zip", pkg->benchmark->name);
-			sprintf(log, "%s.zip.log", pkg->benchmark->name);
-			if (add_node(NODE_ZIP, NULL, zip, d, i) == SIZE_MAX ||
-			    add_node(NODE_LOG, NULL, log, d, i) == SIZE_MAX)
-				return -ENOMEM;
-			fs.nodes[d].n_children += 2;
+			fs.nodes[d].n_children += n_files;
 		}
 	}
 	return 0;
@@ -140,6 +144,22 @@ static fuse_ino_t ino_of(const struct node *n)
 static bool is_dir(const struct node *n)
 {
 	return n->kind == NODE_ROOT || n->kind == NODE_PLATFORM || n->kind == NODE_RUNTIME;
+}
+
+static bool is_package(const struct node *n)
+{
+	return n->kind == NODE_ZIP || n->kind == NODE_IMAGE;
+}
+
+static bool is_log(const struct node *n)
+{
+	return n->kind == NODE_LOG || n->kind == NODE_IMAGE_LOG;
+}
+
+/* The builder target a file node belongs to. */
+static enum target_kind kind_of(const struct node *n)
+{
+	return (n->kind == NODE_IMAGE || n->kind == NODE_IMAGE_LOG) ? TARGET_IMAGE : TARGET_ZIP;
 }
 
 static struct node *child_named(const struct node *dir, const char *name)
@@ -171,16 +191,16 @@ static double node_attr(const struct node *n, struct stat *st)
 	}
 	st->st_mode = S_IFREG | 0444;
 	st->st_nlink = 1;
-	if (n->kind == NODE_LOG) {
+	if (is_log(n)) {
 		struct stat log;
-		if (stat(builder_log_path(fs.builder, n->pkg), &log) == 0) {
+		if (stat(builder_log_path(fs.builder, n->pkg, kind_of(n)), &log) == 0) {
 			st->st_size = log.st_size;
 			st->st_mtim = st->st_ctim = log.st_mtim;
 		}
 		return 0.0; /* grows while a build runs */
 	}
 	struct builder_status bs;
-	builder_status(fs.builder, n->pkg, false, &bs);
+	builder_status(fs.builder, n->pkg, kind_of(n), false, &bs);
 	st->st_size = bs.size;
 	st->st_blocks = (bs.size + 511) / 512;
 	if (bs.has_package) {
@@ -208,6 +228,42 @@ static void invalidate_package(fuse_ino_t ino)
 		log_warn("cannot invalidate inode %" PRIu64 ": %s", (uint64_t)ino, strerror(-rc));
 }
 
+/* ---- open files ---------------------------------------------------------- */
+
+/* What fi->fh points to: a package or log descriptor (splice reads), or an
+ * image's JSON document held in memory.  fd -1 and no data: an empty file. */
+struct handle {
+	int fd;
+	char *data;
+	size_t len;
+};
+
+static struct handle *handle_new(int fd, const char *data, size_t len)
+{
+	struct handle *h = calloc(1, sizeof(*h));
+	if (!h)
+		return NULL;
+	h->fd = fd;
+	if (data && !(h->data = malloc(len ? len : 1))) {
+		free(h);
+		return NULL;
+	}
+	if (data)
+		memcpy(h->data, data, len);
+	h->len = len;
+	return h;
+}
+
+static void handle_free(struct handle *h)
+{
+	if (!h)
+		return;
+	if (h->fd >= 0)
+		close(h->fd);
+	free(h->data);
+	free(h);
+}
+
 /* ---- replies from the builder ------------------------------------------- */
 
 static void reply_when_built(void *ctx, const struct builder_result *res)
@@ -217,14 +273,21 @@ static void reply_when_built(void *ctx, const struct builder_result *res)
 	if (res->built)
 		invalidate_package(p->ino);
 	if (p->kind == REPLY_OPEN) {
-		int fd = res->status < 0 ? -1 : fcntl(res->fd, F_DUPFD_CLOEXEC, 0);
-		if (res->status < 0 || fd < 0) {
+		struct handle *h = NULL;
+		if (res->status == 0 && res->document) {
+			h = handle_new(-1, res->document, (size_t)res->size);
+		} else if (res->status == 0) {
+			int fd = fcntl(res->fd, F_DUPFD_CLOEXEC, 0);
+			if (fd >= 0 && !(h = handle_new(fd, NULL, 0)))
+				close(fd);
+		}
+		if (!h) {
 			fuse_reply_err(p->req, EIO);
 		} else {
-			p->fi.fh = (uint64_t)fd;
+			p->fi.fh = (uint64_t)(uintptr_t)h;
 			p->fi.keep_cache = 1;
 			if (fuse_reply_open(p->req, &p->fi) != 0)
-				close(fd); /* the opener went away (interrupted) */
+				handle_free(h); /* the opener went away (interrupted) */
 		}
 	} else if (p->kind == REPLY_ATTR) {
 		/* a failed build still answers stat: the open reports the failure */
@@ -253,16 +316,16 @@ static void build_then_reply(fuse_req_t req, const struct node *n, enum reply_ki
 	p->ino = ino_of(n);
 	if (fi)
 		p->fi = *fi;
-	builder_ensure(fs.builder, n->pkg, reply_when_built, p);
+	builder_ensure(fs.builder, n->pkg, kind_of(n), reply_when_built, p);
 }
 
 /* With -o stat_builds, is this a package whose stat must wait for a build? */
 static bool stat_must_build(const struct node *n)
 {
-	if (!fs.stat_builds || n->kind != NODE_ZIP)
+	if (!fs.stat_builds || !is_package(n))
 		return false;
 	struct builder_status bs;
-	builder_status(fs.builder, n->pkg, true, &bs);
+	builder_status(fs.builder, n->pkg, kind_of(n), true, &bs);
 	return bs.state != PKG_FRESH;
 }
 
@@ -376,42 +439,53 @@ static void sfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, EROFS);
 		return;
 	}
-	if (n->kind == NODE_ZIP) {
+	if (is_package(n)) {
 		build_then_reply(req, n, REPLY_OPEN, fi);
 		return;
 	}
-	/* the log: may not exist yet (never built); read as empty then */
-	int fd = open(builder_log_path(fs.builder, n->pkg), O_RDONLY | O_CLOEXEC);
+	/* a log: may not exist yet (never built); read as empty then */
+	int fd = open(builder_log_path(fs.builder, n->pkg, kind_of(n)), O_RDONLY | O_CLOEXEC);
 	if (fd < 0 && errno != ENOENT) {
 		fuse_reply_err(req, errno);
 		return;
 	}
-	fi->fh = (uint64_t)(int64_t)fd;
+	struct handle *h = handle_new(fd, NULL, 0);
+	if (!h) {
+		if (fd >= 0)
+			close(fd);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	fi->fh = (uint64_t)(uintptr_t)h;
 	fi->direct_io = 1; /* its size changes under the kernel's feet */
-	if (fuse_reply_open(req, fi) != 0 && fd >= 0)
-		close(fd);
+	if (fuse_reply_open(req, fi) != 0)
+		handle_free(h);
 }
 
 static void sfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		     struct fuse_file_info *fi)
 {
-	int fd = (int)(int64_t)fi->fh;
-	if (fd < 0) {
+	const struct handle *h = (const struct handle *)(uintptr_t)fi->fh;
+	if (h->data) {
+		size_t start = (size_t)off < h->len ? (size_t)off : h->len;
+		size_t n = h->len - start < size ? h->len - start : size;
+		fuse_reply_buf(req, h->data + start, n);
+		return;
+	}
+	if (h->fd < 0) {
 		fuse_reply_buf(req, NULL, 0);
 		return;
 	}
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
 	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-	buf.buf[0].fd = fd;
+	buf.buf[0].fd = h->fd;
 	buf.buf[0].pos = off;
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 }
 
 static void sfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	int fd = (int)(int64_t)fi->fh;
-	if (fd >= 0)
-		close(fd);
+	handle_free((struct handle *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
 }
 
@@ -423,11 +497,11 @@ static void sfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
-	if (n->kind != NODE_ZIP) {
+	if (!is_package(n)) {
 		fuse_reply_err(req, EROFS);
 		return;
 	}
-	int rc = builder_evict(fs.builder, n->pkg);
+	int rc = builder_evict(fs.builder, n->pkg, kind_of(n));
 	if (rc == 0)
 		invalidate_package(ino_of(n));
 	fuse_reply_err(req, rc < 0 ? -rc : 0);
@@ -441,10 +515,10 @@ static const char *const xattr_names[] = {
 };
 
 /* Formats xattr name of package pkg into buf; -ENODATA when it has no value. */
-static int xattr_value(size_t pkg, const char *name, char *buf, size_t size)
+static int xattr_value(const struct node *n, const char *name, char *buf, size_t size)
 {
 	struct builder_status bs;
-	builder_status(fs.builder, pkg, strcmp(name, "user.sebs.state") == 0, &bs);
+	builder_status(fs.builder, n->pkg, kind_of(n), strcmp(name, "user.sebs.state") == 0, &bs);
 	if (strcmp(name, "user.sebs.state") == 0)
 		return snprintf(buf, size, "%s", package_state_name(bs.state));
 	if (strcmp(name, "user.sebs.builds") == 0)
@@ -452,7 +526,7 @@ static int xattr_value(size_t pkg, const char *name, char *buf, size_t size)
 	if (!bs.has_package)
 		return -ENODATA;
 	if (strcmp(name, "user.sebs.sha256") == 0)
-		return snprintf(buf, size, "%s", bs.sha256);
+		return bs.sha256[0] ? snprintf(buf, size, "%s", bs.sha256) : -ENODATA;
 	if (strcmp(name, "user.sebs.input_hash") == 0)
 		return snprintf(buf, size, "%s", bs.input_hash);
 	if (strcmp(name, "user.sebs.build_seconds") == 0)
@@ -470,8 +544,7 @@ static void sfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_
 {
 	const struct node *n = node_of(ino);
 	char value[128];
-	int len = (n && n->kind == NODE_ZIP) ? xattr_value(n->pkg, name, value, sizeof(value))
-					     : -ENODATA;
+	int len = (n && is_package(n)) ? xattr_value(n, name, value, sizeof(value)) : -ENODATA;
 	if (len < 0)
 		fuse_reply_err(req, -len);
 	else if (size == 0)
@@ -487,9 +560,9 @@ static void sfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	const struct node *n = node_of(ino);
 	char list[512];
 	size_t used = 0;
-	for (size_t i = 0; n && n->kind == NODE_ZIP && i < sizeof(xattr_names) / sizeof(*xattr_names); i++) {
+	for (size_t i = 0; n && is_package(n) && i < sizeof(xattr_names) / sizeof(*xattr_names); i++) {
 		char value[128];
-		if (xattr_value(n->pkg, xattr_names[i], value, sizeof(value)) < 0)
+		if (xattr_value(n, xattr_names[i], value, sizeof(value)) < 0)
 			continue;
 		size_t len = strlen(xattr_names[i]) + 1;
 		memcpy(list + used, xattr_names[i], len);

@@ -125,6 +125,7 @@ int main(int argc, char *argv[])
 	}
 	struct builder_config bcfg = { .arch = opts.arch, .installer = opts.installer,
 				       .installer_note = builder_note[0] ? builder_note : NULL,
+				       .repository = opts.repository, .registry = opts.registry,
 				       .jobs = opts.jobs };
 	builder = builder_new(cat, cache, &bcfg, &err);
 	if (!builder)

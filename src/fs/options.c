@@ -20,6 +20,8 @@ struct raw_opts {
 	char *builder;
 	char *jobs;
 	char *arch;
+	char *repository;
+	char *registry;
 	int stat_builds;
 	int show_help;
 	int show_version;
@@ -33,6 +35,8 @@ static const struct fuse_opt sebsfs_opts[] = {
 	{ "builder=%s", offsetof(struct raw_opts, builder), 0 },
 	{ "jobs=%s", offsetof(struct raw_opts, jobs), 0 },
 	{ "arch=%s", offsetof(struct raw_opts, arch), 0 },
+	{ "repository=%s", offsetof(struct raw_opts, repository), 0 },
+	{ "registry=%s", offsetof(struct raw_opts, registry), 0 },
 	OPT("stat_builds", stat_builds),
 	{ "no_stat_builds", offsetof(struct raw_opts, stat_builds), 0 },
 	OPT("-h", show_help),
@@ -72,7 +76,12 @@ static void usage(const char *prog)
 	       "    -o jobs=N              parallel builds (default: number of cores)\n"
 	       "    -o arch=ARCH           default architecture, x64 (default) or arm64\n"
 	       "    -o stat_builds         stat/lookup of a package that is not fresh waits\n"
-	       "                           for its build (for tools that stat before reading)\n\n",
+	       "                           for its build (for tools that stat before reading)\n"
+	       "    -o repository=NAME     repository of function images (default:\n"
+	       "                           systems.json general.docker_repository)\n"
+	       "    -o registry=HOST[:PORT][/PATH]\n"
+	       "                           push function images there (credentials from\n"
+	       "                           ~/.docker/config.json); default: no push\n\n",
 	       prog);
 }
 
@@ -157,6 +166,15 @@ static int parse_values(struct raw_opts *raw, struct sebsfs_options *opts)
 		opts->jobs = (unsigned)n;
 	}
 	opts->stat_builds = raw->stat_builds;
+	if (raw->repository && (!*raw->repository || strchr(raw->repository, ':') ||
+				strchr(raw->repository, '@')))
+		return fail("repository=%s%s: expected a repository name without tag or digest",
+			    raw->repository, "");
+	if (raw->registry && (!*raw->registry || strchr(raw->registry, '@') ||
+			      strstr(raw->registry, "://")))
+		return fail("registry=%s%s: expected HOST[:PORT][/PATH] (no scheme)", raw->registry, "");
+	opts->repository = raw->repository ? strdup(raw->repository) : NULL;
+	opts->registry = raw->registry ? strdup(raw->registry) : NULL;
 
 	char *cache = raw->cache ? absolute_path(raw->cache) : default_cache_dir();
 	if (!cache)
@@ -208,6 +226,8 @@ int options_parse(int argc, char *argv[], struct fuse_args *args, struct sebsfs_
 	free(raw.builder);
 	free(raw.jobs);
 	free(raw.arch);
+	free(raw.repository);
+	free(raw.registry);
 	return rc;
 }
 
@@ -217,5 +237,7 @@ void options_free(struct sebsfs_options *opts)
 	free(opts->cache_dir);
 	free(opts->builder);
 	free(opts->arch);
+	free(opts->repository);
+	free(opts->registry);
 	free(opts->cmd.mountpoint);
 }

@@ -23,6 +23,8 @@ struct sebsfs_options {
 	unsigned jobs;
 	char *arch;          /* "x64" | "arm64" */
 	bool stat_builds;
+	char *repository;    /* function images: NULL = systems.json docker_repository */
+	char *registry;      /* function images: push target, NULL = none */
 	struct fuse_cmdline_opts cmd; /* mountpoint, foreground, debug, singlethread, ... */
 };
 

@@ -68,6 +68,22 @@ static void teardown(void)
 
 static const struct cache_key KEY_A = { "aws", "python", "3.11", "x64", "110.dynamic-html", "zip" };
 static const struct cache_key KEY_B = { "aws", "python", "3.11", "arm64", "110.dynamic-html", "zip" };
+static const struct cache_key KEY_IMG = { "aws", "python", "3.11", "x64", "110.dynamic-html", "image" };
+static const struct cache_key KEY_IMG2 = { "aws", "python", "3.11", "arm64", "110.dynamic-html", "image" };
+
+static const struct cache_image_info IMG_INFO = {
+	.image = "sebs.local/aws-python-3.11-x64:110.dynamic-html",
+	.image_id = "sha256:1111111111111111111111111111111111111111111111111111111111111111",
+	.digest = "123456789012.dkr.ecr.us-east-1.amazonaws.com/sebs@sha256:"
+		  "2222222222222222222222222222222222222222222222222222222222222222",
+	.registry = "123456789012.dkr.ecr.us-east-1.amazonaws.com",
+	.size = 123456789,
+};
+
+/* Column order of the packages table at schema v2, fresh or migrated. */
+#define V2_COLUMNS "platform,language,version,arch,benchmark,kind,input_hash,path,size," \
+		   "sha256,built_at,build_seconds,manifest,last_failed,last_error," \
+		   "failed_input_hash,image,image_id,digest,registry,image_size"
 
 static struct cache *open_ok(void)
 {
@@ -164,6 +180,133 @@ static int raw_int(sqlite3 *db, const char *sql)
 	return v;
 }
 
+/* First column of the first row as a malloc'd string ("(null)" for NULL). */
+static char *raw_str(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+	ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+	const unsigned char *t = sqlite3_column_text(st, 0);
+	char *v = strdup(t ? (const char *)t : "(null)");
+	ck_assert_ptr_nonnull(v);
+	sqlite3_finalize(st);
+	return v;
+}
+
+static void assert_columns_v2(sqlite3 *db)
+{
+	char *cols = raw_str(db, "SELECT group_concat(name, ',') FROM"
+			     " (SELECT name FROM pragma_table_info('packages') ORDER BY cid)");
+	ck_assert_str_eq(cols, V2_COLUMNS);
+	free(cols);
+	ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM pragma_table_info('packages') WHERE pk > 0"), 6);
+	ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM pragma_index_list('packages')"
+				 " WHERE name = 'packages_path'"), 1);
+}
+
+static void assert_no_image(const struct cache_entry *e)
+{
+	ck_assert_ptr_null(e->image);
+	ck_assert_ptr_null(e->image_id);
+	ck_assert_ptr_null(e->digest);
+	ck_assert_ptr_null(e->registry);
+	ck_assert_int_eq(e->image_size, 0);
+}
+
+/* The fields of IMG_INFO, with no file. */
+static void assert_img(const struct cache_entry *e, const struct cache_image_info *i)
+{
+	ck_assert(e->has_package);
+	ck_assert_ptr_null(e->path);
+	ck_assert_int_eq(e->size, 0);
+	ck_assert_int_eq(e->sha256[0], '\0');
+	ck_assert_str_eq(e->image, i->image);
+	ck_assert_str_eq(e->image_id, i->image_id);
+	if (i->digest)
+		ck_assert_str_eq(e->digest, i->digest);
+	else
+		ck_assert_ptr_null(e->digest);
+	if (i->registry)
+		ck_assert_str_eq(e->registry, i->registry);
+	else
+		ck_assert_ptr_null(e->registry);
+	ck_assert_int_eq(e->image_size, i->size);
+}
+
+static struct cache_entry publish_image_ok(struct cache *c, const struct cache_key *k,
+					   const struct cache_image_info *info,
+					   const char *input_hash)
+{
+	struct cache_entry e;
+	int ret = cache_publish_image(c, k, input_hash, "{\"files\":[\"Dockerfile\"]}", 42.25,
+				      info, &e);
+	ck_assert_msg(ret == 0, "cache_publish_image: %s", strerror(-ret));
+	return e;
+}
+
+/* The v1 schema exactly as sebsfs with CACHE_SCHEMA_VERSION 1 created it. */
+static const char SCHEMA_V1[] =
+	"CREATE TABLE packages ("
+	" platform TEXT NOT NULL,"
+	" language TEXT NOT NULL,"
+	" version TEXT NOT NULL,"
+	" arch TEXT NOT NULL,"
+	" benchmark TEXT NOT NULL,"
+	" kind TEXT NOT NULL,"
+	" input_hash TEXT,"
+	" path TEXT,"
+	" size INTEGER,"
+	" sha256 TEXT,"
+	" built_at INTEGER,"
+	" build_seconds REAL,"
+	" manifest TEXT,"
+	" last_failed INTEGER NOT NULL DEFAULT 0,"
+	" last_error TEXT,"
+	" failed_input_hash TEXT,"
+	" PRIMARY KEY (platform, language, version, arch, benchmark, kind)"
+	");"
+	"CREATE INDEX packages_path ON packages(path);";
+
+/* Makes cdir look like a cache left by the v1 code: the directories, a WAL
+ * database at user_version 1, one zip row with its package file (content),
+ * and one failure-only row for KEY_B.  Returns the package's path. */
+static char *make_v1_cache(const char *content, char sha[65])
+{
+	char *cmd = NULL;
+	ck_assert_int_ge(asprintf(&cmd, "mkdir -p '%s/packages' '%s/tmp' '%s/logs' '%s/work'",
+				  cdir, cdir, cdir, cdir), 0);
+	ck_assert_int_eq(system(cmd), 0);
+	free(cmd);
+	char *tmp = sub("tmp/pkg");
+	write_bytes(tmp, content);
+	sha256sum(tmp, sha);
+	char *rel = NULL;
+	ck_assert_int_ge(asprintf(&rel, "packages/%s.zip", sha), 0);
+	char *pkg = sub(rel);
+	ck_assert_int_eq(rename(tmp, pkg), 0);
+	ck_assert_int_eq(chmod(pkg, 0444), 0);
+	free(tmp);
+
+	sqlite3 *db = raw_db();
+	ck_assert_int_eq(sqlite3_exec(db, "PRAGMA journal_mode = WAL", NULL, NULL, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db, SCHEMA_V1, NULL, NULL, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db, "PRAGMA user_version = 1", NULL, NULL, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+	char *ins = sqlite3_mprintf(
+		"INSERT INTO packages VALUES ('aws','python','3.11','x64','110.dynamic-html','zip',"
+		" 'ih-v1', %Q, %d, %Q, 1700000000, 2.5, '{\"v\":1}', 1, 'old failure', 'ih-bad');"
+		"INSERT INTO packages (platform, language, version, arch, benchmark, kind,"
+		" last_failed, last_error, failed_input_hash)"
+		" VALUES ('aws','python','3.11','arm64','110.dynamic-html','zip', 1, 'never built', 'ih-b');",
+		rel, (int)strlen(content), sha);
+	ck_assert_int_eq(sqlite3_exec(db, ins, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_free(ins);
+	sqlite3_close(db);
+	free(rel);
+	return pkg;
+}
+
 START_TEST(test_open_creates_schema)
 {
 	struct cache *c = open_ok();
@@ -179,13 +322,9 @@ START_TEST(test_open_creates_schema)
 	cache_close(c);
 
 	sqlite3 *db = raw_db();
-	ck_assert_int_eq(raw_int(db, "PRAGMA user_version"), 1);
-	ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM pragma_table_info('packages')"), 16);
-	ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM pragma_table_info('packages') WHERE pk > 0"), 6);
-	ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM pragma_table_info('packages') WHERE name IN"
-				 " ('platform','language','version','arch','benchmark','kind','input_hash',"
-				 " 'path','size','sha256','built_at','build_seconds','manifest',"
-				 " 'last_failed','last_error','failed_input_hash')"), 16);
+	ck_assert_int_eq(raw_int(db, "PRAGMA user_version"), 2);
+	ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM pragma_table_info('packages')"), 21);
+	assert_columns_v2(db);
 	sqlite3_stmt *st = NULL;
 	ck_assert_int_eq(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
 	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
@@ -237,6 +376,8 @@ START_TEST(test_publish_then_get)
 	ck_assert(!e.last_failed);
 	ck_assert_ptr_null(e.last_error);
 	ck_assert_ptr_null(e.failed_input_hash);
+	assert_no_image(&e);
+	assert_no_image(&pub);
 
 	/* Other key: no row. */
 	struct cache_entry none;
@@ -723,6 +864,335 @@ START_TEST(test_concurrent_publish)
 }
 END_TEST
 
+START_TEST(test_publish_image_then_get)
+{
+	struct cache *c = open_ok();
+	time_t before = time(NULL);
+	struct cache_entry pub = publish_image_ok(c, &KEY_IMG, &IMG_INFO, "ih-img");
+	assert_img(&pub, &IMG_INFO);
+	ck_assert_str_eq(pub.input_hash, "ih-img");
+	ck_assert(!pub.last_failed);
+
+	struct cache_entry e;
+	ck_assert_int_eq(cache_get(c, &KEY_IMG, &e), 0);
+	assert_img(&e, &IMG_INFO);
+	ck_assert_str_eq(e.input_hash, "ih-img");
+	ck_assert_str_eq(e.manifest, "{\"files\":[\"Dockerfile\"]}");
+	ck_assert(e.build_seconds > 42.24 && e.build_seconds < 42.26);
+	ck_assert_int_ge(e.built_at, (int64_t)before);
+	ck_assert_int_le(e.built_at, (int64_t)time(NULL));
+	ck_assert_int_eq(e.built_at, pub.built_at);
+	ck_assert(!e.last_failed);
+	ck_assert_ptr_null(e.last_error);
+	ck_assert_ptr_null(e.failed_input_hash);
+	cache_entry_clear(&e);
+	cache_entry_clear(&pub);
+
+	/* No file anywhere, and the row has no file columns. */
+	ck_assert_int_eq(count_entries("packages"), 0);
+	ck_assert_int_eq(count_entries("tmp"), 0);
+
+	/* The zip key of the same benchmark is another row. */
+	ck_assert_int_eq(cache_get(c, &KEY_A, &e), -ENOENT);
+	struct cache_entry z = publish_ok(c, &KEY_A, "zip beside image", "ih-zip");
+	ck_assert_int_eq(cache_get(c, &KEY_IMG, &e), 0);
+	assert_img(&e, &IMG_INFO);
+	cache_entry_clear(&e);
+	ck_assert_int_eq(cache_get(c, &KEY_A, &e), 0);
+	ck_assert(e.has_package);
+	assert_no_image(&e);
+	cache_entry_clear(&e);
+	cache_entry_clear(&z);
+
+	/* Republishing replaces every image field, including to NULL (a local
+	 * build that was not pushed). */
+	struct cache_image_info local = {
+		.image = "sebs.local/aws-python-3.11-x64:110.dynamic-html",
+		.image_id = "sha256:3333333333333333333333333333333333333333333333333333333333333333",
+		.size = 99,
+	};
+	ck_assert_int_eq(cache_publish_image(c, &KEY_IMG, "ih-img2", NULL, 1.0, &local, NULL), 0);
+	ck_assert_int_eq(cache_get(c, &KEY_IMG, &e), 0);
+	assert_img(&e, &local);
+	ck_assert_str_eq(e.input_hash, "ih-img2");
+	ck_assert_ptr_null(e.manifest);
+	cache_entry_clear(&e);
+	cache_close(c);
+
+	sqlite3 *db = raw_db();
+	ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM packages WHERE kind = 'image'"
+				 " AND path IS NULL AND size IS NULL AND sha256 IS NULL"), 1);
+	sqlite3_close(db);
+}
+END_TEST
+
+START_TEST(test_image_argument_checks)
+{
+	struct cache *c = open_ok();
+	struct cache_entry out;
+	/* cache_publish_image wants kind "image" and image + image_id. */
+	ck_assert_int_eq(cache_publish_image(c, &KEY_A, "ih", NULL, 1.0, &IMG_INFO, &out), -EINVAL);
+	ck_assert_int_eq(cache_publish_image(c, &KEY_IMG, "ih", NULL, 1.0, NULL, &out), -EINVAL);
+	ck_assert_int_eq(cache_publish_image(c, &KEY_IMG, NULL, NULL, 1.0, &IMG_INFO, &out), -EINVAL);
+	struct cache_image_info bad = IMG_INFO;
+	bad.image_id = NULL;
+	ck_assert_int_eq(cache_publish_image(c, &KEY_IMG, "ih", NULL, 1.0, &bad, &out), -EINVAL);
+	bad = IMG_INFO;
+	bad.image = "";
+	ck_assert_int_eq(cache_publish_image(c, &KEY_IMG, "ih", NULL, 1.0, &bad, &out), -EINVAL);
+	struct cache_key badkey = KEY_IMG;
+	badkey.benchmark = "..";
+	ck_assert_int_eq(cache_publish_image(c, &badkey, "ih", NULL, 1.0, &IMG_INFO, &out), -EINVAL);
+	ck_assert_int_eq(cache_publish_image(NULL, &KEY_IMG, "ih", NULL, 1.0, &IMG_INFO, NULL), -EINVAL);
+	ck_assert_ptr_null(out.image);
+	ck_assert(!out.has_package);
+	struct cache_entry e;
+	ck_assert_int_eq(cache_get(c, &KEY_IMG, &e), -ENOENT);
+	ck_assert_int_eq(cache_get(c, &KEY_A, &e), -ENOENT);
+
+	/* A file is never published under kind "image"; tmp_path is removed. */
+	char *tmp = make_tmp(c, "not an image");
+	ck_assert_int_eq(cache_publish(c, &KEY_IMG, tmp, "ih", NULL, 1.0, &out), -EINVAL);
+	ck_assert(!exists(tmp));
+	ck_assert_int_eq(count_entries("packages"), 0);
+	ck_assert_int_eq(cache_get(c, &KEY_IMG, &e), -ENOENT);
+	free(tmp);
+
+	/* An image log path is per kind. */
+	char *l = cache_log_path(c, &KEY_IMG);
+	char *expect = sub("logs/aws/python-3.11-x64/110.dynamic-html.image.log");
+	ck_assert_str_eq(l, expect);
+	free(l);
+	free(expect);
+	cache_close(c);
+}
+END_TEST
+
+START_TEST(test_image_record_failure)
+{
+	struct cache *c = open_ok();
+	struct cache_entry good = publish_image_ok(c, &KEY_IMG, &IMG_INFO, "ih-good");
+	ck_assert_int_eq(cache_record_failure(c, &KEY_IMG, "ih-bad", "docker build\nfailed"), 0);
+
+	struct cache_entry e;
+	ck_assert_int_eq(cache_get(c, &KEY_IMG, &e), 0);
+	assert_img(&e, &IMG_INFO);
+	ck_assert_str_eq(e.input_hash, "ih-good");
+	ck_assert_int_eq(e.built_at, good.built_at);
+	ck_assert(e.last_failed);
+	ck_assert_str_eq(e.last_error, "docker build failed");
+	ck_assert_str_eq(e.failed_input_hash, "ih-bad");
+	cache_entry_clear(&e);
+
+	/* A later success clears the failure. */
+	struct cache_entry ok = publish_image_ok(c, &KEY_IMG, &IMG_INFO, "ih-2");
+	ck_assert_int_eq(cache_get(c, &KEY_IMG, &e), 0);
+	ck_assert(!e.last_failed);
+	ck_assert_ptr_null(e.last_error);
+	ck_assert_ptr_null(e.failed_input_hash);
+	ck_assert_str_eq(e.input_hash, "ih-2");
+	assert_img(&e, &IMG_INFO);
+	cache_entry_clear(&e);
+
+	/* Never built: a failure-only image row has no package and no image. */
+	ck_assert_int_eq(cache_record_failure(c, &KEY_IMG2, "ih-x", "no base image"), 0);
+	ck_assert_int_eq(cache_get(c, &KEY_IMG2, &e), 0);
+	ck_assert(!e.has_package);
+	ck_assert_ptr_null(e.path);
+	assert_no_image(&e);
+	ck_assert(e.last_failed);
+	ck_assert_str_eq(e.last_error, "no base image");
+	cache_entry_clear(&e);
+
+	cache_entry_clear(&good);
+	cache_entry_clear(&ok);
+	cache_close(c);
+}
+END_TEST
+
+START_TEST(test_image_evict)
+{
+	struct cache *c = open_ok();
+	struct cache_entry z = publish_ok(c, &KEY_A, "zip stays", "ih-zip");
+	struct cache_entry i = publish_image_ok(c, &KEY_IMG, &IMG_INFO, "ih-img");
+	ck_assert_int_eq(cache_evict(c, &KEY_IMG), 0);
+	struct cache_entry e;
+	ck_assert_int_eq(cache_get(c, &KEY_IMG, &e), -ENOENT);
+	ck_assert_int_eq(cache_evict(c, &KEY_IMG), 0); /* missing row: 0 */
+	/* The zip row and its file are untouched. */
+	ck_assert(exists(z.path));
+	ck_assert_int_eq(count_entries("packages"), 1);
+	ck_assert_int_eq(cache_get(c, &KEY_A, &e), 0);
+	ck_assert(e.has_package);
+	cache_entry_clear(&e);
+	/* And a failure-only image row evicts too. */
+	ck_assert_int_eq(cache_record_failure(c, &KEY_IMG2, "ih", "x"), 0);
+	ck_assert_int_eq(cache_evict(c, &KEY_IMG2), 0);
+	ck_assert_int_eq(cache_get(c, &KEY_IMG2, &e), -ENOENT);
+	cache_entry_clear(&z);
+	cache_entry_clear(&i);
+	cache_close(c);
+
+	sqlite3 *db = raw_db();
+	ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM packages"), 1);
+	sqlite3_close(db);
+}
+END_TEST
+
+START_TEST(test_image_persistence_and_sweep)
+{
+	struct cache *c = open_ok();
+	struct cache_entry i = publish_image_ok(c, &KEY_IMG, &IMG_INFO, "ih-img");
+	ck_assert_int_eq(cache_record_failure(c, &KEY_IMG, "ih-next", "push denied"), 0);
+	struct cache_entry z = publish_ok(c, &KEY_A, "zip kept", "ih-zip");
+	struct cache_entry gone = publish_ok(c, &KEY_B, "zip vanishes", "ih-b");
+	cache_close(c);
+
+	/* Give the sweep work to do: an orphan file and a vanished package. */
+	char *orphan = sub("packages/0000000000000000000000000000000000000000000000000000000000000000.zip");
+	write_bytes(orphan, "orphan");
+	ck_assert_int_eq(unlink(gone.path), 0);
+
+	c = open_ok();
+	ck_assert(!exists(orphan));
+	ck_assert(exists(z.path));
+	struct cache_entry e;
+	ck_assert_int_eq(cache_get(c, &KEY_IMG, &e), 0);
+	assert_img(&e, &IMG_INFO);
+	ck_assert_str_eq(e.input_hash, "ih-img");
+	ck_assert_str_eq(e.manifest, "{\"files\":[\"Dockerfile\"]}");
+	ck_assert_int_eq(e.built_at, i.built_at);
+	ck_assert(e.build_seconds > 42.24 && e.build_seconds < 42.26);
+	ck_assert(e.last_failed);
+	ck_assert_str_eq(e.last_error, "push denied");
+	cache_entry_clear(&e);
+	ck_assert_int_eq(cache_get(c, &KEY_B, &e), 0);
+	ck_assert(!e.has_package); /* the sweep did run */
+	cache_entry_clear(&e);
+	ck_assert_int_eq(cache_get(c, &KEY_A, &e), 0);
+	ck_assert(e.has_package);
+	assert_no_image(&e);
+	cache_entry_clear(&e);
+	cache_close(c);
+
+	/* Nothing was cleared in the database either, and a further open (and
+	 * its sweep) still leaves the image row alone. */
+	sqlite3 *db = raw_db();
+	ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM packages WHERE kind = 'image'"
+				 " AND image_id IS NOT NULL AND input_hash = 'ih-img'"
+				 " AND built_at IS NOT NULL AND manifest IS NOT NULL"), 1);
+	sqlite3_close(db);
+	c = open_ok();
+	ck_assert_int_eq(cache_get(c, &KEY_IMG, &e), 0);
+	assert_img(&e, &IMG_INFO);
+	cache_entry_clear(&e);
+	cache_close(c);
+
+	free(orphan);
+	cache_entry_clear(&i);
+	cache_entry_clear(&z);
+	cache_entry_clear(&gone);
+}
+END_TEST
+
+START_TEST(test_migrate_v1_to_v2)
+{
+	char sha[65];
+	const char *content = "package from a v1 cache\n";
+	char *pkg = make_v1_cache(content, sha);
+
+	struct cache *c = open_ok();
+	struct cache_entry e;
+	ck_assert_int_eq(cache_get(c, &KEY_A, &e), 0);
+	ck_assert(e.has_package);
+	ck_assert_str_eq(e.path, pkg);
+	ck_assert_str_eq(e.sha256, sha);
+	ck_assert_int_eq(e.size, (int64_t)strlen(content));
+	ck_assert_str_eq(e.input_hash, "ih-v1");
+	ck_assert_str_eq(e.manifest, "{\"v\":1}");
+	ck_assert_int_eq(e.built_at, 1700000000);
+	ck_assert(e.build_seconds > 2.49 && e.build_seconds < 2.51);
+	ck_assert(e.last_failed);
+	ck_assert_str_eq(e.last_error, "old failure");
+	ck_assert_str_eq(e.failed_input_hash, "ih-bad");
+	assert_no_image(&e);
+	cache_entry_clear(&e);
+	ck_assert_int_eq(cache_get(c, &KEY_B, &e), 0);
+	ck_assert(!e.has_package);
+	ck_assert(e.last_failed);
+	ck_assert_str_eq(e.last_error, "never built");
+	assert_no_image(&e);
+	cache_entry_clear(&e);
+	ck_assert(exists(pkg));
+
+	/* The migrated cache takes image rows and new zip packages. */
+	struct cache_entry i = publish_image_ok(c, &KEY_IMG, &IMG_INFO, "ih-img");
+	struct cache_entry b = publish_ok(c, &KEY_B, "B at last", "ih-b2");
+	cache_entry_clear(&i);
+	cache_entry_clear(&b);
+	cache_close(c);
+
+	sqlite3 *db = raw_db();
+	ck_assert_int_eq(raw_int(db, "PRAGMA user_version"), 2);
+	assert_columns_v2(db);
+	ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM packages"), 3);
+	sqlite3_close(db);
+
+	/* Reopening a migrated cache migrates nothing more. */
+	c = open_ok();
+	ck_assert_int_eq(cache_get(c, &KEY_A, &e), 0);
+	ck_assert(e.has_package);
+	cache_entry_clear(&e);
+	ck_assert_int_eq(cache_get(c, &KEY_IMG, &e), 0);
+	assert_img(&e, &IMG_INFO);
+	cache_entry_clear(&e);
+	cache_close(c);
+	free(pkg);
+}
+END_TEST
+
+START_TEST(test_migration_is_atomic)
+{
+	char sha[65];
+	char *pkg = make_v1_cache("v1 bytes", sha);
+	/* A column the v2 step adds already exists, so its third ALTER fails:
+	 * the whole step must roll back, leaving a clean v1 database. */
+	sqlite3 *db = raw_db();
+	ck_assert_int_eq(sqlite3_exec(db, "ALTER TABLE packages ADD COLUMN digest TEXT",
+				      NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+
+	int err = 0;
+	struct cache *c = cache_open(cdir, &err);
+	ck_assert_ptr_null(c);
+	ck_assert_int_eq(err, -EIO);
+
+	db = raw_db();
+	ck_assert_int_eq(raw_int(db, "PRAGMA user_version"), 1);
+	ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM pragma_table_info('packages')"
+				 " WHERE name IN ('image', 'image_id', 'registry', 'image_size')"), 0);
+	ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM packages"), 2);
+	/* The v1 column set is intact, so dropping the stray column repairs it. */
+	ck_assert_int_eq(sqlite3_exec(db, "ALTER TABLE packages DROP COLUMN digest",
+				      NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	ck_assert(exists(pkg)); /* refused before the sweep */
+
+	c = open_ok();
+	struct cache_entry e;
+	ck_assert_int_eq(cache_get(c, &KEY_A, &e), 0);
+	ck_assert(e.has_package);
+	ck_assert_str_eq(e.sha256, sha);
+	cache_entry_clear(&e);
+	cache_close(c);
+	db = raw_db();
+	ck_assert_int_eq(raw_int(db, "PRAGMA user_version"), 2);
+	assert_columns_v2(db);
+	sqlite3_close(db);
+	free(pkg);
+}
+END_TEST
+
 static Suite *cache_suite(void)
 {
 	Suite *s = suite_create("cache");
@@ -745,6 +1215,13 @@ static Suite *cache_suite(void)
 	tcase_add_test(tc, test_paths);
 	tcase_add_test(tc, test_second_instance_refused);
 	tcase_add_test(tc, test_concurrent_publish);
+	tcase_add_test(tc, test_publish_image_then_get);
+	tcase_add_test(tc, test_image_argument_checks);
+	tcase_add_test(tc, test_image_record_failure);
+	tcase_add_test(tc, test_image_evict);
+	tcase_add_test(tc, test_image_persistence_and_sweep);
+	tcase_add_test(tc, test_migrate_v1_to_v2);
+	tcase_add_test(tc, test_migration_is_atomic);
 	suite_add_tcase(s, tc);
 	return s;
 }

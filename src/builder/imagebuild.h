@@ -1,0 +1,48 @@
+/*
+ * imagebuild.h - build (and push) a function image: SEBS.md section 7.
+ *
+ * The build context is the prepared work folder (pipeline steps 2-5) plus the
+ * platform's Dockerfile.function, written as a tar stream with libarchive by a
+ * producer thread into a pipe that docker_image_build() uploads: no copy of
+ * the context is held in memory or on disk.  Entries are sorted with fixed
+ * metadata, so the same context gives the same tar bytes.
+ * The image is tagged <repository>:function.<platform>.<benchmark>.<lang>-<ver>[-arm64];
+ * with a registry, it is also tagged <registry>/<repository>:<same tag> and
+ * pushed.  A failed push does not fail the build: the result has no digest
+ * and the log says why.
+ */
+#ifndef SEBSFS_IMAGEBUILD_H
+#define SEBSFS_IMAGEBUILD_H
+
+#include <stdint.h>
+
+struct docker;
+
+struct image_build_request {
+	struct docker *docker;
+	const char *context_dir;     /* prepared work folder */
+	const char *dockerfile;      /* Dockerfile.function on disk */
+	const char *const *buildargs;/* "NAME=value", NULL-terminated */
+	const char *repository;      /* e.g. "sebsfs/example-benchmarks" */
+	const char *tag;             /* e.g. "function.aws.110.dynamic-html.python-3.11" */
+	const char *registry;        /* "host[:port][/path]" or NULL: no push */
+	int log_fd;                  /* build output and sebsfs lines */
+};
+
+struct image_build_result {
+	char *image;      /* "<repository>:<tag>" */
+	char *image_id;   /* "sha256:..." */
+	char *digest;     /* "<registry>/<repository>@sha256:..." or NULL (not pushed) */
+	int64_t size;     /* bytes, from inspect */
+};
+
+/* Builds (and pushes).  0 or -errno; *errmsg (malloc'd) says why on failure. */
+int image_build(const struct image_build_request *req, struct image_build_result *res,
+		char **errmsg);
+void image_build_result_clear(struct image_build_result *res);
+
+/* The tag of SEBS.md section 7 (malloc'd). */
+char *image_function_tag(const char *platform, const char *benchmark, const char *language,
+			 const char *version, const char *arch);
+
+#endif

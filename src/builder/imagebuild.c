@@ -1,1 +1,595 @@
-/* placeholder: being written */
+/*
+ * imagebuild.c - build (and push) a function image: SEBS.md section 7.
+ *
+ * DESIGN: the build context never exists as a file or a buffer.  A producer
+ * thread walks the prepared work folder (openat/fstatat/readlinkat, entries
+ * sorted by name, directories, regular files and symlinks) and writes it as a
+ * pax tar stream with libarchive into a pipe; the calling thread hands the
+ * pipe's read end to docker_image_build(), which uploads it with chunked
+ * encoding.  Every entry gets mtime 0, uid/gid 0, no user/group names and
+ * mode 0755 (directories, executables), 0644 (other files) or 0777
+ * (symlinks), so the same folder always gives the same tar bytes.  The
+ * Dockerfile is added first, as CONTEXT_DOCKERFILE, a name no benchmark uses,
+ * then a .dockerignore that lists it (appended to the folder's own
+ * .dockerignore when there is one), so that `COPY . function/` does not copy
+ * sebsfs's Dockerfile into the image.
+ *
+ * Failure handling between the two threads:
+ *  - the upload ends early (daemon error, connection lost): the caller closes
+ *    the read end, so the producer's next write fails with EPIPE instead of
+ *    blocking; the producer blocks SIGPIPE in its own thread, so the signal
+ *    (thread-directed, discarded when the thread exits) never kills the process;
+ *  - the producer fails half-way (a file vanished or changed size): a context
+ *    cut at an entry boundary would be a valid, incomplete tar that the daemon
+ *    could happily build from, so the producer abandons the archive without
+ *    its end marker and writes POISON_LEN bytes of 0xff instead: whatever the
+ *    cut, the daemon then reads either a short entry or a header with a bad
+ *    checksum, and the build fails.  The producer's message is reported.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <archive.h>
+#include <archive_entry.h>
+
+#include "docker.h"
+#include "fsutil.h"
+#include "imagebuild.h"
+#include "pipeline.h"
+
+/* The Dockerfile's name inside the context: cannot collide with a benchmark's files. */
+#define CONTEXT_DOCKERFILE ".sebsfs.Dockerfile.function"
+#define DOCKERIGNORE ".dockerignore"
+#define MAX_DOCKERIGNORE (1u << 20)
+#define CHUNK (64 * 1024)
+#define POISON_LEN 2048
+
+char *image_function_tag(const char *platform, const char *benchmark, const char *language,
+			 const char *version, const char *arch)
+{
+	bool arm = arch && strcmp(arch, "arm64") == 0;
+
+	return str_printf("function.%s.%s.%s-%s%s", platform, benchmark, language, version,
+			  arm ? "-arm64" : "");
+}
+
+void image_build_result_clear(struct image_build_result *res)
+{
+	if (!res)
+		return;
+	free(res->image);
+	free(res->image_id);
+	free(res->digest);
+	memset(res, 0, sizeof(*res));
+}
+
+/* ---- the build context producer -------------------------------------------- */
+
+struct producer {
+	const char *context_dir;
+	const char *dockerfile;
+	int fd;                  /* the pipe's write end; the thread closes it */
+	struct archive *a;
+	struct archive_entry *ae;
+	char *buf;               /* CHUNK bytes */
+	unsigned long long entries, bytes;
+	int rc;                  /* 0 or -errno */
+	char *errmsg;            /* the first failure */
+};
+
+static int prod_fail(struct producer *p, int rc, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int prod_fail(struct producer *p, int rc, const char *fmt, ...)
+{
+	if (p->rc == 0) {
+		va_list ap;
+		char *msg = NULL;
+
+		va_start(ap, fmt);
+		if (vasprintf(&msg, fmt, ap) < 0)
+			msg = NULL;
+		va_end(ap);
+		p->rc = rc < 0 ? rc : -EIO;
+		p->errmsg = msg;
+	}
+	return p->rc;
+}
+
+/* A libarchive write failed: EPIPE means the daemon stopped reading. */
+static int archive_fail(struct producer *p, const char *path)
+{
+	int e = archive_errno(p->a);
+
+	if (e == EPIPE)
+		return prod_fail(p, -EPIPE, "the daemon stopped reading the build context");
+	return prod_fail(p, e > 0 ? -e : -EIO, "writing %s into the build context: %s", path,
+			 archive_error_string(p->a) ? archive_error_string(p->a) : "unknown error");
+}
+
+static int write_header(struct producer *p, const char *path, mode_t type, mode_t perm,
+			int64_t size, const char *symlink)
+{
+	struct archive_entry *ae = p->ae;
+
+	archive_entry_clear(ae);
+	archive_entry_set_pathname(ae, path);
+	archive_entry_set_filetype(ae, (unsigned)type);
+	archive_entry_set_perm(ae, perm);
+	archive_entry_set_size(ae, type == AE_IFREG ? size : 0);
+	archive_entry_set_mtime(ae, 0, 0);
+	archive_entry_set_uid(ae, 0);
+	archive_entry_set_gid(ae, 0);
+	if (symlink)
+		archive_entry_set_symlink(ae, symlink);
+	/* ARCHIVE_WARN: e.g. a name not in the locale's charset, still written */
+	if (archive_write_header(p->a, ae) < ARCHIVE_WARN)
+		return archive_fail(p, path);
+	p->entries++;
+	return 0;
+}
+
+/* Streams the regular file at dfd/name as entry path; it must not change size. */
+static int add_file(struct producer *p, int dfd, const char *name, const char *path)
+{
+	struct stat st;
+	int64_t done = 0;
+	int rc = 0;
+	int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+
+	if (fd < 0)
+		return prod_fail(p, -errno, "%s: %s", path, strerror(errno));
+	if (fstat(fd, &st) < 0) {
+		rc = prod_fail(p, -errno, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		rc = prod_fail(p, -EINVAL, "%s: not a regular file", path);
+		goto out;
+	}
+	rc = write_header(p, path, AE_IFREG, (st.st_mode & 0111) ? 0755 : 0644, st.st_size, NULL);
+	while (rc == 0) {
+		ssize_t n = read(fd, p->buf, CHUNK);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = prod_fail(p, -errno, "reading %s: %s", path, strerror(errno));
+			break;
+		}
+		if (n == 0 || done + n > st.st_size) {
+			if (n != 0 || done != st.st_size)
+				rc = prod_fail(p, -EIO, "%s changed size while being read", path);
+			break;
+		}
+		if (archive_write_data(p->a, p->buf, (size_t)n) != n)
+			rc = archive_fail(p, path);
+		done += n;
+		p->bytes += (unsigned long long)n;
+	}
+out:
+	close(fd);
+	return rc;
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Adds the entries of the directory dfd (entry path prefix, "" at the root),
+ * sorted by name, recursively.  Takes ownership of dfd. */
+static int add_dir(struct producer *p, int dfd, const char *prefix)
+{
+	DIR *dir = fdopendir(dfd);
+	char **names = NULL;
+	size_t count = 0, cap = 0;
+	struct dirent *de;
+	int rc = 0;
+
+	if (!dir) {
+		rc = prod_fail(p, -errno, "%s/%s: %s", p->context_dir, prefix, strerror(errno));
+		close(dfd);
+		return rc;
+	}
+	for (errno = 0; (de = readdir(dir)) != NULL; errno = 0) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		/* ours are added first; a benchmark file of that name would duplicate it */
+		if (!*prefix && (strcmp(de->d_name, CONTEXT_DOCKERFILE) == 0 ||
+				 strcmp(de->d_name, DOCKERIGNORE) == 0))
+			continue;
+		if (count == cap) {
+			size_t ncap = cap ? cap * 2 : 32;
+			char **nn = realloc(names, ncap * sizeof(*names));
+
+			if (!nn) {
+				rc = prod_fail(p, -ENOMEM, "out of memory");
+				goto out;
+			}
+			names = nn;
+			cap = ncap;
+		}
+		if (!(names[count] = strdup(de->d_name))) {
+			rc = prod_fail(p, -ENOMEM, "out of memory");
+			goto out;
+		}
+		count++;
+	}
+	if (errno != 0) {
+		rc = prod_fail(p, -errno, "%s/%s: %s", p->context_dir, prefix, strerror(errno));
+		goto out;
+	}
+	if (count > 1)
+		qsort(names, count, sizeof(*names), cmp_names);
+
+	for (size_t i = 0; i < count && rc == 0; i++) {
+		struct stat st;
+		char *path = str_printf("%s%s%s", prefix, *prefix ? "/" : "", names[i]);
+
+		if (!path) {
+			rc = prod_fail(p, -ENOMEM, "out of memory");
+			break;
+		}
+		if (fstatat(dirfd(dir), names[i], &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			rc = prod_fail(p, -errno, "%s: %s", path, strerror(errno));
+		} else if (S_ISDIR(st.st_mode)) {
+			int sub = openat(dirfd(dir), names[i],
+					 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+			if (sub < 0)
+				rc = prod_fail(p, -errno, "%s: %s", path, strerror(errno));
+			else if ((rc = write_header(p, path, AE_IFDIR, 0755, 0, NULL)) == 0)
+				rc = add_dir(p, sub, path);
+			else
+				close(sub);
+		} else if (S_ISREG(st.st_mode)) {
+			rc = add_file(p, dirfd(dir), names[i], path);
+		} else if (S_ISLNK(st.st_mode)) {
+			size_t len = st.st_size > 0 ? (size_t)st.st_size : 255;
+			char *target = malloc(len + 1);
+			ssize_t n = target ? readlinkat(dirfd(dir), names[i], target, len + 1) : -1;
+
+			if (!target)
+				rc = prod_fail(p, -ENOMEM, "out of memory");
+			else if (n < 0)
+				rc = prod_fail(p, -errno, "%s: %s", path, strerror(errno));
+			else if ((size_t)n > len)
+				rc = prod_fail(p, -EIO, "%s changed while being read", path);
+			else {
+				target[n] = '\0';
+				rc = write_header(p, path, AE_IFLNK, 0777, 0, target);
+			}
+			free(target);
+		}
+		/* sockets, fifos and devices have no place in a build context: skipped */
+		free(path);
+	}
+out:
+	closedir(dir);
+	str_list_free(names, count);
+	return rc;
+}
+
+/* The root .dockerignore: the folder's own (a regular file), if any, plus a
+ * line that keeps our Dockerfile out of COPY; without one, ours lists itself too. */
+static int add_dockerignore(struct producer *p, int root)
+{
+	struct stat st;
+	char *text = NULL;
+	size_t len = 0;
+	int rc = 0;
+	int fd = openat(root, DOCKERIGNORE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+
+	if (fd < 0 && errno != ENOENT && errno != ELOOP)
+		return prod_fail(p, -errno, "%s: %s", DOCKERIGNORE, strerror(errno));
+	if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+		if (st.st_size > (off_t)MAX_DOCKERIGNORE) {
+			rc = prod_fail(p, -EFBIG, "%s is larger than %u bytes", DOCKERIGNORE,
+				       MAX_DOCKERIGNORE);
+			goto out;
+		}
+		text = malloc((size_t)st.st_size + sizeof(CONTEXT_DOCKERFILE) + 2);
+		if (!text) {
+			rc = prod_fail(p, -ENOMEM, "out of memory");
+			goto out;
+		}
+		while (len < (size_t)st.st_size) {
+			ssize_t n = read(fd, text + len, (size_t)st.st_size - len);
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0) {
+				rc = prod_fail(p, n < 0 ? -errno : -EIO, "reading %s: %s",
+					       DOCKERIGNORE, n < 0 ? strerror(errno) : "file shrank");
+				goto out;
+			}
+			len += (size_t)n;
+		}
+		if (len > 0 && text[len - 1] != '\n')
+			text[len++] = '\n';
+		memcpy(text + len, CONTEXT_DOCKERFILE "\n", sizeof(CONTEXT_DOCKERFILE));
+		len += sizeof(CONTEXT_DOCKERFILE);
+	} else {
+		text = str_printf("%s\n%s\n", CONTEXT_DOCKERFILE, DOCKERIGNORE);
+		if (!text) {
+			rc = prod_fail(p, -ENOMEM, "out of memory");
+			goto out;
+		}
+		len = strlen(text);
+	}
+	rc = write_header(p, DOCKERIGNORE, AE_IFREG, 0644, (int64_t)len, NULL);
+	if (rc == 0 && archive_write_data(p->a, text, len) != (la_ssize_t)len)
+		rc = archive_fail(p, DOCKERIGNORE);
+	p->bytes += len;
+out:
+	if (fd >= 0)
+		close(fd);
+	free(text);
+	return rc;
+}
+
+static void *producer_main(void *arg)
+{
+	struct producer *p = arg;
+	sigset_t pipe_set;
+	int rc = 0, dfd;
+
+	/* A write to the closed pipe gives EPIPE here instead of a SIGPIPE for
+	 * the process (a thread-directed signal, dropped when the thread ends). */
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe_set, NULL);
+
+	p->a = archive_write_new();
+	p->ae = archive_entry_new();
+	p->buf = malloc(CHUNK);
+	if (!p->a || !p->ae || !p->buf) {
+		rc = prod_fail(p, -ENOMEM, "out of memory");
+		goto out;
+	}
+	if (archive_write_set_format_pax_restricted(p->a) != ARCHIVE_OK ||
+	    archive_write_open_fd(p->a, p->fd) != ARCHIVE_OK) {
+		rc = prod_fail(p, -EIO, "cannot start the build context: %s",
+			       archive_error_string(p->a) ? archive_error_string(p->a) : "?");
+		goto out;
+	}
+	/* The Dockerfile first, then .dockerignore, then the work folder. */
+	dfd = open(p->context_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0) {
+		rc = prod_fail(p, -errno, "%s: %s", p->context_dir, strerror(errno));
+		goto out;
+	}
+	rc = add_file(p, AT_FDCWD, p->dockerfile, CONTEXT_DOCKERFILE);
+	if (rc == 0)
+		rc = add_dockerignore(p, dfd);
+	if (rc == 0)
+		rc = add_dir(p, dfd, "");  /* closes dfd */
+	else
+		close(dfd);
+	if (rc == 0 && archive_write_close(p->a) != ARCHIVE_OK)
+		rc = archive_fail(p, "the end of the archive");
+out:
+	if (p->a) {
+		if (rc != 0)
+			archive_write_fail(p->a);  /* no end-of-archive marker */
+		archive_write_free(p->a);
+		p->a = NULL;
+	}
+	if (rc != 0 && rc != -EPIPE) {
+		/* Make sure the daemon sees a broken archive, not a short one. */
+		char poison[POISON_LEN];
+
+		memset(poison, 0xff, sizeof(poison));
+		for (size_t off = 0; off < sizeof(poison);) {
+			ssize_t n = write(p->fd, poison + off, sizeof(poison) - off);
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				break;
+			off += (size_t)n;
+		}
+	}
+	close(p->fd);
+	p->fd = -1;
+	archive_entry_free(p->ae);
+	p->ae = NULL;
+	free(p->buf);
+	p->buf = NULL;
+	return NULL;
+}
+
+/* ---- build, inspect, push ------------------------------------------------------ */
+
+static void write_log(void *ctx, int stream, const char *data, size_t len)
+{
+	int fd = *(int *)ctx;
+
+	(void)stream;
+	while (fd >= 0 && len > 0) {
+		ssize_t w = write(fd, data, len);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			break;
+		data += w;
+		len -= (size_t)w;
+	}
+}
+
+static void set_errmsg(char **errmsg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void set_errmsg(char **errmsg, const char *fmt, ...)
+{
+	va_list ap;
+	char *msg = NULL;
+
+	if (!errmsg)
+		return;
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
+	va_end(ap);
+	*errmsg = msg;
+}
+
+/* Tags ref as <registry>/<repository>:<tag> and pushes it.  On success
+ * res->digest is set; a failure is only logged (the build stands). */
+static void push_image(const struct image_build_request *req, const char *ref,
+		       struct image_build_result *res)
+{
+	const char *registry = req->registry;
+	char *host = strndup(registry, strcspn(registry, "/"));
+	char *repo = str_printf("%s/%s", registry, req->repository);
+	char *pushed = repo ? str_printf("%s:%s", repo, req->tag) : NULL;
+	char *auth = NULL, *digest = NULL, *msg = NULL;
+	int log_fd = req->log_fd;
+	int rc = 0;
+
+	if (!host || !repo || !pushed) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	build_log(log_fd, "push: %s as %s", ref, pushed);
+	rc = docker_image_tag(req->docker, ref, repo, req->tag, &msg);
+	if (rc == 0) {
+		rc = docker_registry_auth(host, &auth, &msg);
+		if (rc == -ENOENT) {
+			build_log(log_fd, "push: no credentials for %s in the Docker config (%s); "
+				  "pushing anonymously", host, msg ? msg : "no entry");
+			free(msg);
+			msg = NULL;
+			rc = 0;
+		}
+	}
+	if (rc == 0)
+		rc = docker_image_push(req->docker, pushed, auth, write_log, &log_fd, &digest, &msg);
+	if (rc == 0 && !(res->digest = str_printf("%s@%s", repo, digest)))
+		rc = -ENOMEM;
+out:
+	if (rc == 0)
+		build_log(log_fd, "push: pushed %s", res->digest);
+	else
+		build_log(log_fd, "push to %s failed: %s; the image is built but not pushed",
+			  registry, msg ? msg : strerror(-rc));
+	if (auth)
+		explicit_bzero(auth, strlen(auth));
+	free(auth);
+	free(digest);
+	free(msg);
+	free(pushed);
+	free(repo);
+	free(host);
+}
+
+int image_build(const struct image_build_request *req, struct image_build_result *res,
+		char **errmsg)
+{
+	struct producer p = { .fd = -1 };
+	struct docker_image_info info = { 0 };
+	char *ref = NULL, *image_id = NULL, *msg = NULL;
+	int fds[2] = { -1, -1 };
+	pthread_t thread;
+	int log_fd = req->log_fd;
+	int rc, build_rc;
+
+	memset(res, 0, sizeof(*res));
+	if (errmsg)
+		*errmsg = NULL;
+	if (!req->docker || !req->context_dir || !req->dockerfile || !req->repository || !req->tag) {
+		set_errmsg(errmsg, "image build: incomplete request");
+		return -EINVAL;
+	}
+	ref = str_printf("%s:%s", req->repository, req->tag);
+	if (!ref) {
+		set_errmsg(errmsg, "image build: out of memory");
+		return -ENOMEM;
+	}
+
+	build_log(req->log_fd, "context: %s plus %s (as %s)", req->context_dir, req->dockerfile,
+		  CONTEXT_DOCKERFILE);
+	if (pipe2(fds, O_CLOEXEC) < 0) {
+		rc = -errno;
+		set_errmsg(errmsg, "build context: pipe: %s", strerror(errno));
+		goto out;
+	}
+	p.context_dir = req->context_dir;
+	p.dockerfile = req->dockerfile;
+	p.fd = fds[1];
+	rc = -pthread_create(&thread, NULL, producer_main, &p);
+	if (rc != 0) {
+		set_errmsg(errmsg, "build context: cannot start a thread: %s", strerror(-rc));
+		close(fds[0]);
+		close(fds[1]);
+		goto out;
+	}
+	fds[1] = -1;  /* the producer's now */
+
+	build_log(req->log_fd, "build: %s", ref);
+	build_rc = docker_image_build(req->docker, ref, req->buildargs, CONTEXT_DOCKERFILE, fds[0],
+				      write_log, &log_fd, &image_id, &msg);
+	/* An upload that ended early leaves the producer writing: EPIPE ends it. */
+	close(fds[0]);
+	pthread_join(thread, NULL);
+	if (p.rc == 0)
+		build_log(req->log_fd, "context: %llu entries, %llu bytes of file data",
+			  p.entries, p.bytes);
+
+	if (p.rc != 0 && (build_rc == 0 || p.rc != -EPIPE)) {
+		/* the context is the root cause (the daemon saw a broken archive) */
+		rc = p.rc;
+		set_errmsg(errmsg, "build context for %s: %s", ref,
+			   p.errmsg ? p.errmsg : strerror(-p.rc));
+		goto out;
+	}
+	if (build_rc != 0) {
+		rc = build_rc;
+		if (errmsg) {
+			*errmsg = msg;
+			msg = NULL;
+		}
+		goto out;
+	}
+
+	rc = docker_image_inspect_info(req->docker, ref, &info, &msg);
+	if (rc != 0) {
+		set_errmsg(errmsg, "built %s but cannot inspect it: %s", ref,
+			   msg ? msg : strerror(-rc));
+		goto out;
+	}
+	if (!image_id && !(image_id = strdup(info.id))) {
+		rc = -ENOMEM;
+		set_errmsg(errmsg, "image build: out of memory");
+		goto out;
+	}
+	res->size = info.size;
+	build_log(req->log_fd, "build: %s is %s, %lld bytes", ref, image_id, (long long)info.size);
+
+	if (req->registry && *req->registry)
+		push_image(req, ref, res);
+
+	res->image = ref;
+	res->image_id = image_id;
+	ref = image_id = NULL;
+out:
+	if (rc != 0)
+		image_build_result_clear(res);
+	docker_image_info_clear(&info);
+	free(p.errmsg);
+	free(ref);
+	free(image_id);
+	free(msg);
+	return rc;
+}

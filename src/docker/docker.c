@@ -745,6 +745,81 @@ out:
 	return rc;
 }
 
+int docker_image_inspect_info(struct docker *d, const char *ref, struct docker_image_info *out,
+			      char **errmsg)
+{
+	struct request r = { .method = "GET", .upload_fd = -1, .sink = SINK_BUFFER };
+	struct docker_image_info info = { 0 };
+	char *path = make_path(d, "/images/", ref, "/json", NULL);
+	char *what = what_printf("image inspect %s", ref);
+	json_t *root = NULL, *size, *digests, *v;
+	const char *id;
+	size_t i, n = 0;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (!path || !what) {
+		rc = -ENOMEM;
+		set_err(errmsg, "image inspect: out of memory");
+		goto out;
+	}
+	r.path = path;
+	r.what = what;
+	rc = do_request(d, &r, errmsg);
+	if (rc == 0)
+		rc = parse_response(&r, &root, errmsg);
+	if (rc != 0)
+		goto out;
+	id = json_string_value(json_object_get(root, "Id"));
+	size = json_object_get(root, "Size");
+	if (!id || !json_is_integer(size)) {
+		rc = -EPROTO;
+		set_err(errmsg, "%s: no %s in response", what, id ? "Size" : "Id");
+		goto out;
+	}
+	info.size = (int64_t)json_integer_value(size);
+	digests = json_object_get(root, "RepoDigests");
+	json_array_foreach(digests, i, v)
+		if (json_is_string(v))
+			n++;
+	info.id = strdup(id);
+	info.repo_digests = calloc(n + 1, sizeof(*info.repo_digests));
+	if (!info.id || !info.repo_digests)
+		goto oom;
+	n = 0;
+	json_array_foreach(digests, i, v) {
+		if (!json_is_string(v))
+			continue;
+		if (!(info.repo_digests[n] = strdup(json_string_value(v))))
+			goto oom;
+		n++;
+	}
+	*out = info;
+	memset(&info, 0, sizeof(info));
+	goto out;
+oom:
+	rc = -ENOMEM;
+	set_err(errmsg, "%s: out of memory", what);
+out:
+	docker_image_info_clear(&info);
+	json_decref(root);
+	request_done(&r);
+	free(path);
+	free(what);
+	return rc;
+}
+
+void docker_image_info_clear(struct docker_image_info *info)
+{
+	if (!info)
+		return;
+	free(info->id);
+	for (char **p = info->repo_digests; p && *p; p++)
+		free(*p);
+	free(info->repo_digests);
+	memset(info, 0, sizeof(*info));
+}
+
 int docker_split_ref(const char *ref, char **repo, char **tag)
 {
 	const char *at = strchr(ref, '@');

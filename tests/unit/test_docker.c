@@ -911,6 +911,55 @@ START_TEST(test_inspect)
 }
 END_TEST
 
+START_TEST(test_inspect_info)
+{
+	struct docker *d = connect_daemon();
+	struct docker_image_info info = { 0 };
+	char *id = NULL, *err = NULL, *digest = NULL;
+	char repo[96], ref[128], want[256];
+	bool found = false;
+
+	/* Absent: -ENOENT, the daemon's message, and nothing left to free. */
+	ck_assert_int_eq(docker_image_inspect_info(d, "sebsfs-test/no-such-image:nope", &info, &err),
+			 -ENOENT);
+	ck_assert_ptr_null(info.id);
+	ck_assert_ptr_null(info.repo_digests);
+	ck_assert_msg(strstr(err, "No such image") != NULL, "message: %s", err);
+	free(err);
+	err = NULL;
+
+	/* The imported busybox: same ID as the plain inspect, a real size, no digests. */
+	ck_assert_msg(docker_image_inspect(d, BUSYBOX_IMAGE, &id, &err) == 0, "%s", err);
+	ck_assert_msg(docker_image_inspect_info(d, BUSYBOX_IMAGE, &info, &err) == 0, "%s", err);
+	ck_assert_str_eq(info.id, id);
+	ck_assert_int_gt(info.size, 100 * 1024);  /* at least the busybox binary */
+	ck_assert_ptr_nonnull(info.repo_digests);
+	ck_assert_ptr_null(info.repo_digests[0]);
+	docker_image_info_clear(&info);
+	ck_assert_ptr_null(info.id);
+	docker_image_info_clear(&info);  /* twice is fine */
+
+	/* Pushed: RepoDigests names the registry repository and the pushed digest (the
+	 * ref test_push uses, which the teardown removes if this test dies). */
+	snprintf(repo, sizeof(repo), "127.0.0.1:%d/sebsfs-test/busybox", registry_port);
+	snprintf(ref, sizeof(ref), "%s:latest", repo);
+	ck_assert_msg(docker_image_tag(d, BUSYBOX_IMAGE, repo, "latest", &err) == 0, "%s", err);
+	ck_assert_msg(docker_image_push(d, ref, NULL, NULL, NULL, &digest, &err) == 0, "%s", err);
+	snprintf(want, sizeof(want), "%s@%s", repo, digest);
+	ck_assert_msg(docker_image_inspect_info(d, ref, &info, &err) == 0, "%s", err);
+	ck_assert_str_eq(info.id, id);
+	for (char **p = info.repo_digests; *p; p++)
+		found = found || strcmp(*p, want) == 0;
+	ck_assert_msg(found, "%s not in RepoDigests (first: %s)", want,
+		      info.repo_digests[0] ? info.repo_digests[0] : "none");
+	docker_image_info_clear(&info);
+	ck_assert_int_eq(docker_image_remove(d, ref, false, &err), 0);
+	free(digest);
+	free(id);
+	docker_free(d);
+}
+END_TEST
+
 START_TEST(test_container_run)
 {
 	struct docker *d = connect_daemon();
@@ -1253,6 +1302,7 @@ static Suite *docker_suite(void)
 	tcase_add_unchecked_fixture(tc, setup_dockerd, teardown_dockerd);
 	tcase_add_test(tc, test_ping);
 	tcase_add_test(tc, test_inspect);
+	tcase_add_test(tc, test_inspect_info);
 	tcase_add_test(tc, test_container_run);
 	tcase_add_test(tc, test_create_missing_image);
 	tcase_add_test(tc, test_pull_unreachable);

@@ -1,0 +1,157 @@
+"""Function images (SEBS.md section 7) through a real mount, a real dockerd and
+a real loopback registry (scripts/services starts one; its address comes in
+SEBSFS_REGISTRY).  Each test uses its own repository name, removed afterwards.
+"""
+
+import json
+import os
+import re
+import time
+import uuid
+
+import pytest
+
+from sebsfs_testlib import (DYNAMIC_HTML, append, builds, open_errno, read, run, state, xattr)
+
+FIELDS = ["image", "id", "digest", "size", "built_at", "input_hash", "registry"]
+
+
+def docker(*args, check=True, timeout=300):
+    r = run(["docker", *args], timeout=timeout)
+    if check:
+        assert r.returncode == 0, f"docker {' '.join(args)}: {r.stderr}"
+    return r
+
+
+@pytest.fixture
+def registry():
+    addr = os.environ.get("SEBSFS_REGISTRY")
+    assert addr, "SEBSFS_REGISTRY is not set (scripts/test starts a loopback registry)"
+    r = run(["curl", "-fsS", f"http://{addr}/v2/"])
+    assert r.returncode == 0, f"no registry answers at {addr}: {r.stderr}"
+    return addr
+
+
+@pytest.fixture
+def repo():
+    name = f"sebsfs-test/img{uuid.uuid4().hex[:10]}"
+    yield name
+    ids = run(["docker", "images", "-q", "--filter", f"reference=*{name}*"]).stdout.split()
+    ids += run(["docker", "images", "-q", "--filter", f"reference=*/{name}*"]).stdout.split()
+    ids += run(["docker", "images", "-q", name]).stdout.split()
+    for i in sorted(set(ids)):
+        docker("rmi", "-f", i, check=False)
+
+
+def document(m, platform, runtime, bench=DYNAMIC_HTML):
+    raw = read(m.path(platform, runtime, f"{bench}.image"))
+    assert raw.endswith(b"\n")
+    doc = json.loads(raw)
+    assert list(doc) == FIELDS
+    return doc, raw
+
+
+def test_image_files_listed_only_for_container_platforms(sebsfs, repo):
+    m = sebsfs(options=("builder=host", f"repository={repo}"))
+    for plat in ("aws", "gcp", "openwhisk"):
+        listing = os.listdir(m.path(plat, "python-3.11"))
+        assert f"{DYNAMIC_HTML}.image" in listing and f"{DYNAMIC_HTML}.image.log" in listing
+    for plat in ("azure", "local"):
+        assert not [n for n in os.listdir(m.path(plat, "python-3.11")) if ".image" in n]
+    img = m.path("openwhisk", "python-3.11", f"{DYNAMIC_HTML}.image")
+    assert os.stat(img).st_size == 0
+    assert state(img) == "absent"  # listing and stat never build
+    assert builds(img) == 0
+
+
+def test_openwhisk_image_built_pushed_and_pullable(sebsfs, repo, registry):
+    m = sebsfs(options=("builder=host", f"repository={repo}", f"registry={registry}"))
+    img = m.path("openwhisk", "python-3.11", f"{DYNAMIC_HTML}.image")
+    doc, raw = document(m, "openwhisk", "python-3.11")
+    assert doc["image"] == f"{repo}:function.openwhisk.{DYNAMIC_HTML}.python-3.11"
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", doc["id"])
+    assert doc["registry"] == registry
+    assert re.fullmatch(rf"{re.escape(registry)}/{re.escape(repo)}@sha256:[0-9a-f]{{64}}", doc["digest"])
+    assert doc["size"] > 0
+    assert re.fullmatch(r"[0-9a-f]{64}", doc["input_hash"])
+    assert os.stat(img).st_size == len(raw)
+    assert builds(img) == 1
+    # second read: from SQLite, no rebuild
+    assert document(m, "openwhisk", "python-3.11")[1] == raw
+    assert builds(img) == 1
+    # what was pushed is what was built: pull it by digest after dropping local copies
+    docker("rmi", "-f", doc["id"])
+    docker("pull", doc["digest"])
+    out = docker("run", "--rm", "--entrypoint", "ls", doc["digest"], "-R", "/function").stdout
+    for f in ("function.py", "__main__.py", "storage.py", "template.html", "sebs_example_util"):
+        assert f in out, f"{f} not in the image's /function:\n{out}"
+
+
+def test_aws_nodejs_image_contains_function_and_dependencies(sebsfs, repo):
+    m = sebsfs(options=("builder=host", f"repository={repo}"))
+    doc, _ = document(m, "aws", "nodejs-20")
+    assert doc["image"] == f"{repo}:function.aws.{DYNAMIC_HTML}.nodejs-20"
+    assert doc["digest"] is None and doc["registry"] is None
+    out = docker("run", "--rm", "--entrypoint", "find", doc["image"], "/function").stdout
+    assert "/function/function.js" in out and "/function/handler.js" in out
+    assert "/function/node_modules/sebs-example-lib/index.js" in out
+
+
+def test_dockerfile_edit_rebuilds_and_broken_dockerfile_fails(sebsfs, suite, repo):
+    m = sebsfs(options=("builder=host", f"repository={repo}"))
+    img = m.path("aws", "python-3.11", f"{DYNAMIC_HTML}.image")
+    first, _ = document(m, "aws", "python-3.11")
+    dockerfile = suite / "dockerfiles" / "aws" / "python" / "Dockerfile.function"
+    append(dockerfile, "\nLABEL sebsfs.test=edited\n")
+    second, _ = document(m, "aws", "python-3.11")
+    assert builds(img) == 2
+    assert second["id"] != first["id"]
+    append(dockerfile, "\nRUN false\n")
+    assert open_errno(img) == 5  # EIO
+    log = read(m.path("aws", "python-3.11", f"{DYNAMIC_HTML}.image.log")).decode()
+    assert "build failed" in log and "false" in log
+    assert state(img) == "failed"
+    # the previous good image is still what the row describes
+    assert xattr(img, "user.sebs.input_hash") == second["input_hash"]
+
+
+def test_refused_push_keeps_built_image(sebsfs, repo):
+    closed = "127.0.0.1:1"  # nothing listens there: the push is refused
+    m = sebsfs(options=("builder=host", f"repository={repo}", f"registry={closed}"))
+    doc, _ = document(m, "openwhisk", "nodejs-20")
+    assert doc["digest"] is None
+    assert doc["registry"] == closed
+    assert docker("image", "inspect", doc["image"]).returncode == 0
+    log = read(m.path("openwhisk", "nodejs-20", f"{DYNAMIC_HTML}.image.log")).decode()
+    assert f"push to {closed} failed" in log
+    assert "build succeeded" in log
+
+
+def test_unlink_forgets_and_vanished_image_rebuilds(sebsfs, repo):
+    m = sebsfs(options=("builder=host", f"repository={repo}"))
+    img = m.path("gcp", "python-3.11", f"{DYNAMIC_HTML}.image")
+    doc, _ = document(m, "gcp", "python-3.11")
+    os.unlink(img)
+    assert f"{DYNAMIC_HTML}.image" in os.listdir(m.path("gcp", "python-3.11"))
+    assert state(img) == "absent"
+    assert docker("image", "inspect", doc["image"], check=False).returncode != 0, \
+        "unlink must remove the local tag"
+    doc2, _ = document(m, "gcp", "python-3.11")
+    assert builds(img) == 2
+    # the image disappears from the daemon behind sebsfs's back: rebuilt
+    docker("rmi", "-f", doc2["id"])
+    time.sleep(2.5)  # the image-ID cache lives 2 s
+    doc3, _ = document(m, "gcp", "python-3.11")
+    assert builds(img) == 3
+    assert docker("image", "inspect", doc3["image"]).returncode == 0
+
+
+def test_vanished_pushed_image_is_pulled_back(sebsfs, repo, registry):
+    m = sebsfs(options=("builder=host", f"repository={repo}", f"registry={registry}"))
+    doc, _ = document(m, "openwhisk", "nodejs-20")
+    docker("rmi", "-f", doc["id"])
+    time.sleep(2.5)
+    again, _ = document(m, "openwhisk", "nodejs-20")
+    log = read(m.path("openwhisk", "nodejs-20", f"{DYNAMIC_HTML}.image.log")).decode()
+    assert "pulling " + doc["digest"] in log
+    assert again["id"] == doc["id"] and again["digest"] == doc["digest"]

@@ -79,6 +79,8 @@ struct producer {
 	const char *context_dir;
 	const char *dockerfile;
 	int fd;                  /* the pipe's write end; the thread closes it */
+	int write_errno;         /* the first failed write(); later output is dropped */
+	bool discard;            /* drop libarchive's output (after a failure) */
 	struct archive *a;
 	struct archive_entry *ae;
 	char *buf;               /* CHUNK bytes */
@@ -106,10 +108,35 @@ static int prod_fail(struct producer *p, int rc, const char *fmt, ...)
 	return p->rc;
 }
 
-/* A libarchive write failed: EPIPE means the daemon stopped reading. */
+/* libarchive's output callback.  It never reports a failure to libarchive
+ * (which would then refuse to close and free its buffers): a failed write is
+ * recorded in write_errno, output is dropped from then on, and the walk
+ * checks write_errno after every archive call. */
+static la_ssize_t pipe_write(struct archive *a, void *ctx, const void *buf, size_t len)
+{
+	struct producer *p = ctx;
+	size_t off = 0;
+
+	(void)a;
+	while (!p->discard && off < len) {
+		ssize_t n = write(p->fd, (const char *)buf + off, len - off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			p->write_errno = errno;
+			p->discard = true;
+			break;
+		}
+		off += (size_t)n;
+	}
+	return (la_ssize_t)len;
+}
+
+/* A libarchive call or the pipe failed: EPIPE means the daemon stopped reading. */
 static int archive_fail(struct producer *p, const char *path)
 {
-	int e = archive_errno(p->a);
+	int e = p->write_errno ? p->write_errno : archive_errno(p->a);
 
 	if (e == EPIPE)
 		return prod_fail(p, -EPIPE, "the daemon stopped reading the build context");
@@ -133,7 +160,7 @@ static int write_header(struct producer *p, const char *path, mode_t type, mode_
 	if (symlink)
 		archive_entry_set_symlink(ae, symlink);
 	/* ARCHIVE_WARN: e.g. a name not in the locale's charset, still written */
-	if (archive_write_header(p->a, ae) < ARCHIVE_WARN)
+	if (archive_write_header(p->a, ae) < ARCHIVE_WARN || p->write_errno)
 		return archive_fail(p, path);
 	p->entries++;
 	return 0;
@@ -145,16 +172,20 @@ static int add_file(struct producer *p, int dfd, const char *name, const char *p
 	struct stat st;
 	int64_t done = 0;
 	int rc = 0;
+	/* messages name the file on disk */
+	const char *dir = dfd == AT_FDCWD ? "" : p->context_dir;
+	const char *sep = dfd == AT_FDCWD ? "" : "/";
+	const char *shown = dfd == AT_FDCWD ? name : path;
 	int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
 
 	if (fd < 0)
-		return prod_fail(p, -errno, "%s: %s", path, strerror(errno));
+		return prod_fail(p, -errno, "%s%s%s: %s", dir, sep, shown, strerror(errno));
 	if (fstat(fd, &st) < 0) {
-		rc = prod_fail(p, -errno, "%s: %s", path, strerror(errno));
+		rc = prod_fail(p, -errno, "%s%s%s: %s", dir, sep, shown, strerror(errno));
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		rc = prod_fail(p, -EINVAL, "%s: not a regular file", path);
+		rc = prod_fail(p, -EINVAL, "%s%s%s: not a regular file", dir, sep, shown);
 		goto out;
 	}
 	rc = write_header(p, path, AE_IFREG, (st.st_mode & 0111) ? 0755 : 0644, st.st_size, NULL);
@@ -164,15 +195,15 @@ static int add_file(struct producer *p, int dfd, const char *name, const char *p
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			rc = prod_fail(p, -errno, "reading %s: %s", path, strerror(errno));
+			rc = prod_fail(p, -errno, "reading %s%s%s: %s", dir, sep, shown, strerror(errno));
 			break;
 		}
 		if (n == 0 || done + n > st.st_size) {
 			if (n != 0 || done != st.st_size)
-				rc = prod_fail(p, -EIO, "%s changed size while being read", path);
+				rc = prod_fail(p, -EIO, "%s%s%s changed size while being read", dir, sep, shown);
 			break;
 		}
-		if (archive_write_data(p->a, p->buf, (size_t)n) != n)
+		if (archive_write_data(p->a, p->buf, (size_t)n) != n || p->write_errno)
 			rc = archive_fail(p, path);
 		done += n;
 		p->bytes += (unsigned long long)n;
@@ -242,13 +273,13 @@ static int add_dir(struct producer *p, int dfd, const char *prefix)
 			break;
 		}
 		if (fstatat(dirfd(dir), names[i], &st, AT_SYMLINK_NOFOLLOW) < 0) {
-			rc = prod_fail(p, -errno, "%s: %s", path, strerror(errno));
+			rc = prod_fail(p, -errno, "%s/%s: %s", p->context_dir, path, strerror(errno));
 		} else if (S_ISDIR(st.st_mode)) {
 			int sub = openat(dirfd(dir), names[i],
 					 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 
 			if (sub < 0)
-				rc = prod_fail(p, -errno, "%s: %s", path, strerror(errno));
+				rc = prod_fail(p, -errno, "%s/%s: %s", p->context_dir, path, strerror(errno));
 			else if ((rc = write_header(p, path, AE_IFDIR, 0755, 0, NULL)) == 0)
 				rc = add_dir(p, sub, path);
 			else
@@ -263,9 +294,9 @@ static int add_dir(struct producer *p, int dfd, const char *prefix)
 			if (!target)
 				rc = prod_fail(p, -ENOMEM, "out of memory");
 			else if (n < 0)
-				rc = prod_fail(p, -errno, "%s: %s", path, strerror(errno));
+				rc = prod_fail(p, -errno, "%s/%s: %s", p->context_dir, path, strerror(errno));
 			else if ((size_t)n > len)
-				rc = prod_fail(p, -EIO, "%s changed while being read", path);
+				rc = prod_fail(p, -EIO, "%s/%s changed while being read", p->context_dir, path);
 			else {
 				target[n] = '\0';
 				rc = write_header(p, path, AE_IFLNK, 0777, 0, target);
@@ -329,7 +360,7 @@ static int add_dockerignore(struct producer *p, int root)
 		len = strlen(text);
 	}
 	rc = write_header(p, DOCKERIGNORE, AE_IFREG, 0644, (int64_t)len, NULL);
-	if (rc == 0 && archive_write_data(p->a, text, len) != (la_ssize_t)len)
+	if (rc == 0 && (archive_write_data(p->a, text, len) != (la_ssize_t)len || p->write_errno))
 		rc = archive_fail(p, DOCKERIGNORE);
 	p->bytes += len;
 out:
@@ -359,7 +390,7 @@ static void *producer_main(void *arg)
 		goto out;
 	}
 	if (archive_write_set_format_pax_restricted(p->a) != ARCHIVE_OK ||
-	    archive_write_open_fd(p->a, p->fd) != ARCHIVE_OK) {
+	    archive_write_open2(p->a, p, NULL, pipe_write, NULL, NULL) != ARCHIVE_OK) {
 		rc = prod_fail(p, -EIO, "cannot start the build context: %s",
 			       archive_error_string(p->a) ? archive_error_string(p->a) : "?");
 		goto out;
@@ -377,12 +408,14 @@ static void *producer_main(void *arg)
 		rc = add_dir(p, dfd, "");  /* closes dfd */
 	else
 		close(dfd);
-	if (rc == 0 && archive_write_close(p->a) != ARCHIVE_OK)
+	if (rc == 0 && (archive_write_close(p->a) != ARCHIVE_OK || p->write_errno))
 		rc = archive_fail(p, "the end of the archive");
 out:
 	if (p->a) {
-		if (rc != 0)
-			archive_write_fail(p->a);  /* no end-of-archive marker */
+		/* After a failure the end-of-archive marker (and whatever libarchive
+		 * still buffers) must not reach the daemon: close into the void. */
+		p->discard = p->discard || rc != 0;
+		archive_write_close(p->a);
 		archive_write_free(p->a);
 		p->a = NULL;
 	}

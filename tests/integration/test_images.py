@@ -87,14 +87,27 @@ def test_openwhisk_image_built_pushed_and_pullable(sebsfs, repo, registry):
         assert f in out, f"{f} not in the image's /function:\n{out}"
 
 
-def test_aws_nodejs_image_contains_function_and_dependencies(sebsfs, repo):
-    m = sebsfs(options=("builder=host", f"repository={repo}"))
+def test_aws_nodejs_image_contains_function_and_dependencies(sebsfs, repo, registry):
+    m = sebsfs(options=("builder=host", f"repository={repo}", f"registry={registry}"))
     doc, _ = document(m, "aws", "nodejs-20")
     assert doc["image"] == f"{repo}:function.aws.{DYNAMIC_HTML}.nodejs-20"
-    assert doc["digest"] is None and doc["registry"] is None
-    out = docker("run", "--rm", "--entrypoint", "find", doc["image"], "/function").stdout
+    assert doc["digest"].startswith(f"{registry}/{repo}@sha256:")
+    # the pushed image, pulled back by digest, holds the function and its dependencies
+    docker("rmi", "-f", doc["id"])
+    docker("pull", doc["digest"])
+    out = docker("run", "--rm", "--entrypoint", "find", doc["digest"], "/function").stdout
     assert "/function/function.js" in out and "/function/handler.js" in out
     assert "/function/node_modules/sebs-example-lib/index.js" in out
+    assert ".sebsfs.Dockerfile.function" not in out
+
+
+def test_unpushed_image_has_null_digest(sebsfs, repo):
+    m = sebsfs(options=("builder=host", f"repository={repo}"))
+    doc, _ = document(m, "aws", "python-3.10")
+    assert doc["digest"] is None and doc["registry"] is None
+    out = docker("run", "--rm", "--entrypoint", "find", doc["image"], "/function").stdout
+    assert "/function/function.py" in out
+    assert "sebs_example_util" in out
 
 
 def test_dockerfile_edit_rebuilds_and_broken_dockerfile_fails(sebsfs, suite, repo):

@@ -706,42 +706,15 @@ static char *what_printf(const char *fmt, const char *arg)
 
 int docker_image_inspect(struct docker *d, const char *ref, char **id, char **errmsg)
 {
-	struct request r = { .method = "GET", .upload_fd = -1, .sink = SINK_BUFFER };
-	char *path = make_path(d, "/images/", ref, "/json", NULL);
-	char *what = what_printf("image inspect %s", ref);
-	json_t *root = NULL;
-	const char *v;
-	int rc;
-
+	struct docker_image_info info;
+	int rc = docker_image_inspect_info(d, ref, &info, errmsg);
 	if (id)
 		*id = NULL;
-	if (!path || !what) {
+	if (rc == 0 && id && !(*id = strdup(info.id))) {
 		rc = -ENOMEM;
-		set_err(errmsg, "image inspect: out of memory");
-		goto out;
+		set_err(errmsg, "image inspect %s: out of memory", ref);
 	}
-	r.path = path;
-	r.what = what;
-	rc = do_request(d, &r, errmsg);
-	if (rc == 0)
-		rc = parse_response(&r, &root, errmsg);
-	if (rc != 0)
-		goto out;
-	v = json_string_value(json_object_get(root, "Id"));
-	if (!v) {
-		rc = -EPROTO;
-		set_err(errmsg, "%s: no Id in response", what);
-		goto out;
-	}
-	if (id && !(*id = strdup(v))) {
-		rc = -ENOMEM;
-		set_err(errmsg, "%s: out of memory", what);
-	}
-out:
-	json_decref(root);
-	request_done(&r);
-	free(path);
-	free(what);
+	docker_image_info_clear(&info);
 	return rc;
 }
 

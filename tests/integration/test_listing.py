@@ -18,9 +18,17 @@ def expected_runtimes(platform, arch="x64"):
     return set(rts) | {r + other for r in rts}
 
 
-def files_for(runtime):
+CONTAINER_PLATFORMS = {"aws", "gcp", "openwhisk"}  # deployments include "container"
+
+
+def files_for(runtime, platform=None):
+    """The files of a runtime folder; function images (.image) only where the
+    platform deploys containers."""
     benches = [DYNAMIC_HTML, COMPRESSION] if runtime.startswith("python") else [DYNAMIC_HTML, SLEEP]
-    return {b + ext for b in benches for ext in (".zip", ".zip.log")}
+    exts = [".zip", ".zip.log"]
+    if platform in CONTAINER_PLATFORMS:
+        exts += [".image", ".image.log"]
+    return {b + ext for b in benches for ext in exts}
 
 
 def all_zips(m):
@@ -39,7 +47,7 @@ def test_tree_lists_platforms_runtimes_and_packages(mount):
         assert not any(r.startswith(("java", "cpp")) for r in runtimes)
         for rt in runtimes:
             assert stat.S_ISDIR(os.stat(mount.path(platform, rt)).st_mode)
-            assert set(os.listdir(mount.path(platform, rt))) == files_for(rt), (platform, rt)
+            assert set(os.listdir(mount.path(platform, rt))) == files_for(rt, platform), (platform, rt)
 
 
 def test_listing_stat_find_getfattr_do_not_build(mount):

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -230,38 +231,27 @@ static void invalidate_package(fuse_ino_t ino)
 
 /* ---- open files ---------------------------------------------------------- */
 
-/* What fi->fh points to: a package or log descriptor (splice reads), or an
- * image's JSON document held in memory.  fd -1 and no data: an empty file. */
-struct handle {
-	int fd;
-	char *data;
-	size_t len;
-};
-
-static struct handle *handle_new(int fd, const char *data, size_t len)
+/* fi->fh is a descriptor read with splice replies: the package file, the log,
+ * or for an image a memfd holding its JSON document (one read path for all;
+ * a reply never points into memory that a concurrent release could free).
+ * -1: an empty file (a log that does not exist yet). */
+static int document_fd(const char *document, size_t len)
 {
-	struct handle *h = calloc(1, sizeof(*h));
-	if (!h)
-		return NULL;
-	h->fd = fd;
-	if (data && !(h->data = malloc(len ? len : 1))) {
-		free(h);
-		return NULL;
+	int fd = memfd_create("sebsfs-image-document", MFD_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	size_t off = 0;
+	while (off < len) {
+		ssize_t w = write(fd, document + off, len - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			close(fd);
+			return -1;
+		}
+		off += (size_t)w;
 	}
-	if (data)
-		memcpy(h->data, data, len);
-	h->len = len;
-	return h;
-}
-
-static void handle_free(struct handle *h)
-{
-	if (!h)
-		return;
-	if (h->fd >= 0)
-		close(h->fd);
-	free(h->data);
-	free(h);
+	return fd;
 }
 
 /* ---- replies from the builder ------------------------------------------- */
@@ -273,21 +263,18 @@ static void reply_when_built(void *ctx, const struct builder_result *res)
 	if (res->built)
 		invalidate_package(p->ino);
 	if (p->kind == REPLY_OPEN) {
-		struct handle *h = NULL;
-		if (res->status == 0 && res->document) {
-			h = handle_new(-1, res->document, (size_t)res->size);
-		} else if (res->status == 0) {
-			int fd = fcntl(res->fd, F_DUPFD_CLOEXEC, 0);
-			if (fd >= 0 && !(h = handle_new(fd, NULL, 0)))
-				close(fd);
-		}
-		if (!h) {
+		int fd = -1;
+		if (res->status == 0 && res->document)
+			fd = document_fd(res->document, (size_t)res->size);
+		else if (res->status == 0)
+			fd = fcntl(res->fd, F_DUPFD_CLOEXEC, 0);
+		if (fd < 0) {
 			fuse_reply_err(p->req, EIO);
 		} else {
-			p->fi.fh = (uint64_t)(uintptr_t)h;
+			p->fi.fh = (uint64_t)fd;
 			p->fi.keep_cache = 1;
 			if (fuse_reply_open(p->req, &p->fi) != 0)
-				handle_free(h); /* the opener went away (interrupted) */
+				close(fd); /* the opener went away (interrupted) */
 		}
 	} else if (p->kind == REPLY_ATTR) {
 		/* a failed build still answers stat: the open reports the failure */
@@ -449,43 +436,32 @@ static void sfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, errno);
 		return;
 	}
-	struct handle *h = handle_new(fd, NULL, 0);
-	if (!h) {
-		if (fd >= 0)
-			close(fd);
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	fi->fh = (uint64_t)(uintptr_t)h;
+	fi->fh = (uint64_t)(int64_t)fd;
 	fi->direct_io = 1; /* its size changes under the kernel's feet */
-	if (fuse_reply_open(req, fi) != 0)
-		handle_free(h);
+	if (fuse_reply_open(req, fi) != 0 && fd >= 0)
+		close(fd);
 }
 
 static void sfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		     struct fuse_file_info *fi)
 {
-	const struct handle *h = (const struct handle *)(uintptr_t)fi->fh;
-	if (h->data) {
-		size_t start = (size_t)off < h->len ? (size_t)off : h->len;
-		size_t n = h->len - start < size ? h->len - start : size;
-		fuse_reply_buf(req, h->data + start, n);
-		return;
-	}
-	if (h->fd < 0) {
+	int fd = (int)(int64_t)fi->fh;
+	if (fd < 0) {
 		fuse_reply_buf(req, NULL, 0);
 		return;
 	}
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
 	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-	buf.buf[0].fd = h->fd;
+	buf.buf[0].fd = fd;
 	buf.buf[0].pos = off;
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 }
 
 static void sfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	handle_free((struct handle *)(uintptr_t)fi->fh);
+	int fd = (int)(int64_t)fi->fh;
+	if (fd >= 0)
+		close(fd);
 	fuse_reply_err(req, 0);
 }
 

@@ -178,6 +178,7 @@ START_TEST(stat_fast_path)
 	ck_assert_int_eq(inputs_from_json(text, &back), 0);
 	inputs_hash(&back, h4);
 	ck_assert_str_eq(h3, h4);
+	inputs_clear(&back);
 	ck_assert_int_eq(inputs_from_json("{\"files\": 3}", &back), -EINVAL);
 	free(text);
 	free(p);

@@ -202,11 +202,13 @@ static int build_target(struct builder *b, struct job *job, struct docker *clien
 	return rc;
 }
 
-static void call_waiters(struct waiter *w, const struct builder_result *res)
+static void call_waiters(struct waiter *w, struct builder_result *res)
 {
+	res->first = true;
 	while (w) {
 		struct waiter *next = w->next;
 		w->done(w->ctx, res);
+		res->first = false;
 		free(w);
 		w = next;
 	}
@@ -401,7 +403,7 @@ static void reply_now(builder_done_fn done, void *ctx, int status, int fd, const
 		      int64_t size)
 {
 	struct builder_result res = { .status = status, .fd = fd, .document = document,
-				      .size = size, .built = false };
+				      .size = size, .built = false, .first = true };
 	done(ctx, &res);
 }
 

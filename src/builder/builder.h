@@ -54,6 +54,7 @@ struct builder_result {
 	const char *document;
 	int64_t size;      /* bytes of the package or of the document */
 	bool built;        /* true when a build ran for this request */
+	bool first;        /* the first waiter told of this build (or a cache hit) */
 };
 
 typedef void (*builder_done_fn)(void *ctx, const struct builder_result *res);

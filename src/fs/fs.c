@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +46,9 @@ struct node {
 	size_t first_child;
 	size_t n_children;
 	size_t pkg;            /* NODE_ZIP, NODE_LOG, NODE_IMAGE, NODE_IMAGE_LOG */
+	/* The package size last given to the kernel (-1: none yet); see
+	 * invalidate_if_needed(). */
+	_Atomic int64_t reported_size;
 };
 
 static struct {
@@ -83,7 +87,7 @@ static size_t add_node(enum node_kind kind, const char *name, char *owned, size_
 	}
 	struct node *n = &fs.nodes[fs.n_nodes];
 	*n = (struct node){ .kind = kind, .name = owned ? owned : name, .owned_name = owned,
-			    .parent = parent, .pkg = pkg };
+			    .parent = parent, .pkg = pkg, .reported_size = -1 };
 	return fs.n_nodes++;
 }
 
@@ -203,6 +207,7 @@ static double node_attr(const struct node *n, struct stat *st)
 	struct builder_status bs;
 	builder_status(fs.builder, n->pkg, kind_of(n), false, &bs);
 	st->st_size = bs.size;
+	((struct node *)n)->reported_size = bs.size;
 	st->st_blocks = (bs.size + 511) / 512;
 	if (bs.has_package) {
 		st->st_mtim.tv_sec = st->st_ctim.tv_sec = bs.built_at;
@@ -220,13 +225,29 @@ static void fill_entry(const struct node *n, struct fuse_entry_param *e)
 	e->entry_timeout = TREE_TIMEOUT;
 }
 
-/* Invalidates what the kernel caches of a package after a build; ENOENT means
- * the kernel holds no inode for it (nothing to drop). */
+/* Invalidates what the kernel caches of a package; ENOENT means the kernel
+ * holds no inode for it (nothing to drop). */
 static void invalidate_package(fuse_ino_t ino)
 {
 	int rc = fuse_lowlevel_notify_inval_inode(fs.se, ino, 0, 0);
 	if (rc < 0 && rc != -ENOENT)
 		log_warn("cannot invalidate inode %" PRIu64 ": %s", (uint64_t)ino, strerror(-rc));
+}
+
+/*
+ * Before the kernel reads a package it must drop attributes and pages that
+ * belong to other content: after every build, and when it was last told
+ * another size (a zero attribute timeout still lets it trust a size for the
+ * rest of the jiffy).  But an invalidation also makes the kernel discard the
+ * replies to getattr requests already in flight, so a reader racing with it
+ * can be left with the old size: invalidate once per build (for its first
+ * waiter, before any waiter's open is answered) and never when not needed.
+ */
+static void invalidate_if_needed(struct node *n, const struct builder_result *res)
+{
+	int64_t told = atomic_exchange(&n->reported_size, res->size);
+	if ((res->built && res->first) || (!res->built && told != res->size))
+		invalidate_package(ino_of(n));
 }
 
 /* ---- open files ---------------------------------------------------------- */
@@ -259,9 +280,9 @@ static int document_fd(const char *document, size_t len)
 static void reply_when_built(void *ctx, const struct builder_result *res)
 {
 	struct pending *p = ctx;
-	const struct node *n = node_of(p->ino);
-	if (res->built)
-		invalidate_package(p->ino);
+	struct node *n = node_of(p->ino);
+	if (res->status == 0)
+		invalidate_if_needed(n, res);
 	if (p->kind == REPLY_OPEN) {
 		int fd = -1;
 		if (res->status == 0 && res->document)

@@ -681,6 +681,23 @@ int docker_ping(struct docker *d, char **api_version, char **errmsg)
 
 /* Runs a control call with a path "<prefix><escaped name><suffix>" and the
  * given query parameters (name/value pairs, values NULL to skip). */
+/* Sends r to path and parses its JSON reply into *root.  path and what are
+ * the caller's (NULL: out of memory); r is released by the caller. */
+static int request_json(struct docker *d, struct request *r, const char *path, const char *what,
+			json_t **root, char **errmsg)
+{
+	if (!path || !what) {
+		set_err(errmsg, "%s: out of memory", what ? what : "Docker request");
+		return -ENOMEM;
+	}
+	r->path = path;
+	r->what = what;
+	int rc = do_request(d, r, errmsg);
+	if (rc == 0)
+		rc = parse_response(r, root, errmsg);
+	return rc;
+}
+
 static char *make_path(struct docker *d, const char *prefix, const char *name, const char *suffix,
 		       const char *const *params)
 {
@@ -731,16 +748,7 @@ int docker_image_inspect_info(struct docker *d, const char *ref, struct docker_i
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	if (!path || !what) {
-		rc = -ENOMEM;
-		set_err(errmsg, "image inspect: out of memory");
-		goto out;
-	}
-	r.path = path;
-	r.what = what;
-	rc = do_request(d, &r, errmsg);
-	if (rc == 0)
-		rc = parse_response(&r, &root, errmsg);
+	rc = request_json(d, &r, path, what, &root, errmsg);
 	if (rc != 0)
 		goto out;
 	id = json_string_value(json_object_get(root, "Id"));
@@ -995,16 +1003,7 @@ int docker_container_wait(struct docker *d, const char *id, int *exit_code, char
 	const char *werr;
 	int rc;
 
-	if (!path || !what) {
-		rc = -ENOMEM;
-		set_err(errmsg, "container wait: out of memory");
-		goto out;
-	}
-	r.path = path;
-	r.what = what;
-	rc = do_request(d, &r, errmsg);
-	if (rc == 0)
-		rc = parse_response(&r, &root, errmsg);
+	rc = request_json(d, &r, path, what, &root, errmsg);
 	if (rc != 0)
 		goto out;
 	werr = json_string_value(json_object_get(json_object_get(root, "Error"), "Message"));
@@ -1038,19 +1037,9 @@ static int container_tty(struct docker *d, const char *id, bool *tty, char **err
 	json_t *root = NULL;
 	int rc;
 
-	if (!path || !what) {
-		rc = -ENOMEM;
-		set_err(errmsg, "container inspect: out of memory");
-		goto out;
-	}
-	r.path = path;
-	r.what = what;
-	rc = do_request(d, &r, errmsg);
-	if (rc == 0)
-		rc = parse_response(&r, &root, errmsg);
+	rc = request_json(d, &r, path, what, &root, errmsg);
 	if (rc == 0)
 		*tty = json_is_true(json_object_get(json_object_get(root, "Config"), "Tty"));
-out:
 	json_decref(root);
 	request_done(&r);
 	free(path);

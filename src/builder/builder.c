@@ -471,8 +471,7 @@ void builder_ensure(struct builder *b, size_t id, enum target_kind kind, builder
 		pthread_mutex_lock(&b->lock);
 		char *image_id = rec->image_id ? strdup(rec->image_id) : NULL;
 		pthread_mutex_unlock(&b->lock);
-		struct record probe = { .image_id = image_id };
-		present = image_id && image_target_present(b, &probe);
+		present = image_target_present(b, image_id);
 		free(image_id);
 	}
 

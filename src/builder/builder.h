@@ -12,10 +12,12 @@
  * never wait for a build.  States: absent -> building -> fresh | failed, and
  * fresh -> stale when an input changes.
  *
- * Locking: b->lock protects the records' job/state fields and the queue; a
- * record's check_lock serialises freshness checks of that package (it guards
- * the stat cache manifest).  Lock order: check_lock, then b->lock.  No lock is
- * held across a build, a program, SQLite, or a callback.
+ * Locking: b->lock protects the records' job/state fields and the queue; it
+ * is never held across a build, a program, SQLite, a Docker call or a
+ * callback.  A record's check_lock serialises freshness checks of that one
+ * package (it guards the stat cache manifest), so it is held across the stat
+ * walk, the first cache_get and an eviction, never across a build.  Lock
+ * order: check_lock, then b->lock.
  */
 #ifndef SEBSFS_BUILDER_H
 #define SEBSFS_BUILDER_H

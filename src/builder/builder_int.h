@@ -99,9 +99,9 @@ int image_identity(struct builder *b, const struct cat_package *pkg, char **iden
 int image_target_build(struct builder *b, struct job *job, struct docker *client,
 		       const struct catalog *now, const struct cat_package *now_pkg, int log_fd,
 		       struct cache_entry *out, char **errmsg);
-/* true when the record's image is still in the daemon (checked through the
- * short-lived ID cache). */
-bool image_target_present(struct builder *b, const struct record *rec);
+/* true when image_id (may be NULL) is still in the daemon (checked through
+ * the short-lived ID cache). */
+bool image_target_present(struct builder *b, const char *image_id);
 /* The JSON document of a built image (malloc'd, ends in a newline); caller
  * holds b->lock. */
 char *image_document(const struct record *rec);

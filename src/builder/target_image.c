@@ -42,12 +42,12 @@ int image_identity(struct builder *b, const struct cat_package *pkg, char **iden
 	return *identity ? 0 : -ENOMEM;
 }
 
-bool image_target_present(struct builder *b, const struct record *rec)
+bool image_target_present(struct builder *b, const char *image_id)
 {
 	char *id = NULL;
-	if (!rec->image_id)
+	if (!image_id)
 		return false;
-	bool present = build_images_id(b->images, rec->image_id, &id, NULL) == 0;
+	bool present = build_images_id(b->images, image_id, &id, NULL) == 0;
 	free(id);
 	return present;
 }
@@ -135,6 +135,8 @@ static int restore_from_registry(struct builder *b, struct job *job, struct dock
 		if (rc < 0)
 			build_log(log_fd, "cannot restore %s (%s): rebuilding", digest,
 				  msg ? msg : strerror(-rc));
+		else
+			build_log(log_fd, "restored %s from %s: no rebuild needed", image, digest);
 	}
 	free(msg);
 	free(id);
@@ -162,17 +164,20 @@ int image_target_build(struct builder *b, struct job *job, struct docker *client
 
 	build_log(log_fd, "building image %s:%s for %s/%s/%s", repo ? repo : "?", tag ? tag : "?",
 		  now_pkg->platform->name, rt->dirname, now_pkg->benchmark->name);
-	if (!dockerfile || !tag)
+	if (!dockerfile || !tag) {
 		rc = -ENOMEM;
-	else if (!client)
-		rc = -ENOMEM, *errmsg = strdup("cannot create a Docker client");
-	else if (!repo)
-		rc = -EINVAL, *errmsg = strdup("no repository: set -o repository=NAME or general.docker_repository");
-	else if (!path_is_file(dockerfile))
-		rc = -ENOENT, *errmsg = str_printf("%s is missing", dockerfile);
-	else if (restore_from_registry(b, job, client, log_fd, out) == 0)
+	} else if (!client) {
+		rc = -ENOMEM;
+		*errmsg = strdup("cannot create a Docker client");
+	} else if (!repo) {
+		rc = -EINVAL;
+		*errmsg = strdup("no repository: set -o repository=NAME or general.docker_repository");
+	} else if (!path_is_file(dockerfile)) {
+		rc = -ENOENT;
+		*errmsg = str_printf("%s is missing", dockerfile);
+	} else if (restore_from_registry(b, job, client, log_fd, out) == 0) {
 		goto out;
-	else if ((rc = ensure_base_image(client, rt->base_image, log_fd, errmsg)) == 0) {
+	} else if ((rc = ensure_base_image(client, rt->base_image, log_fd, errmsg)) == 0) {
 		/* the base image may have just arrived: its ID is part of the inputs */
 		free(job->manifest_json);
 		job->manifest_json = NULL;

@@ -6,9 +6,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -16,6 +18,10 @@
 #include "docker.h"
 #include "fsutil.h"
 #include "log.h"
+
+/* How long the checker waits for the daemon before it goes on with what is
+ * known (and remembers that the daemon does not answer). */
+#define CHECK_DOCKER_TIMEOUT_S 5L
 
 static const char *const kind_names[TARGET_KINDS] = { "zip", "image" };
 
@@ -65,19 +71,30 @@ static void record_set_package(struct record *rec, const struct cache_entry *e)
 	replace_str(&rec->registry, rec->has_package ? e->registry : NULL);
 	if (rec->has_package) {
 		rec->size = e->path ? e->size : e->image_size;
+		rec->verified = false;
 		memcpy(rec->sha256, e->sha256, sizeof(rec->sha256));
 		snprintf(rec->input_hash, sizeof(rec->input_hash), "%s", e->input_hash ? e->input_hash : "");
 		rec->built_at = e->built_at;
 		rec->build_seconds = e->build_seconds;
+	}
+	if (rec->has_package && rec->path) {
+		rec->shown_size = rec->size;
+	} else if (rec->has_package) {
+		char *document = image_document(rec);
+		rec->shown_size = document ? (int64_t)strlen(document) : 0;
+		free(document);
 	}
 	rec->last_failed = e->last_failed;
 	snprintf(rec->failed_hash, sizeof(rec->failed_hash), "%s",
 		 e->failed_input_hash ? e->failed_input_hash : "");
 }
 
+/* The size stays: a reader may still hold the evicted package open, and the
+ * kernel must not be told it shrank (see builder_status). */
 static void record_forget_package(struct record *rec)
 {
 	rec->has_package = false;
+	rec->verified = false;
 	rec->last_failed = false;
 	replace_str(&rec->path, NULL);
 	replace_str(&rec->image, NULL);
@@ -116,7 +133,7 @@ static void record_load(struct builder *b, size_t target)
 }
 
 int target_check_inputs(struct builder *b, size_t target, char hash[SHA256_HEX_LEN + 1],
-			char **manifest_json)
+			char **manifest_json, bool *current, char **errmsg)
 {
 	const struct cat_package *pkg = &b->cat->packages[target_package(target)];
 	bool image = target_kind_of(target) == TARGET_IMAGE;
@@ -125,7 +142,8 @@ int target_check_inputs(struct builder *b, size_t target, char hash[SHA256_HEX_L
 	char *bench_dir = str_printf("benchmarks/%s/%s", pkg->benchmark->group, pkg->benchmark->name);
 	char *dockerfiles = image ? str_printf("dockerfiles/%s/%s", pkg->platform->name,
 					       pkg->runtime->language) : NULL;
-	int rc = image ? image_identity(b, pkg, &identity) : zip_identity(b, pkg, &identity);
+	int rc = image ? image_identity(b, pkg, &identity, current)
+		       : zip_identity(b, pkg, &identity, current);
 	if (rc == 0 && (!bench_dir || (image && !dockerfiles)))
 		rc = -ENOMEM;
 	struct input_spec spec = {
@@ -135,12 +153,12 @@ int target_check_inputs(struct builder *b, size_t target, char hash[SHA256_HEX_L
 		.identity = identity, .extra_dir = dockerfiles,
 	};
 	struct input_manifest fresh;
-	char *errmsg = NULL;
+	char *why = NULL;
 
 	pthread_mutex_lock(&rec->check_lock);
 	record_load(b, target);
 	if (rc == 0)
-		rc = inputs_collect(&spec, rec->seen_valid ? &rec->seen : NULL, &fresh, &errmsg);
+		rc = inputs_collect(&spec, rec->seen_valid ? &rec->seen : NULL, &fresh, &why);
 	if (rc == 0) {
 		inputs_hash(&fresh, hash);
 		if (manifest_json && !(*manifest_json = inputs_to_json(&fresh)))
@@ -150,55 +168,182 @@ int target_check_inputs(struct builder *b, size_t target, char hash[SHA256_HEX_L
 		rec->seen_valid = true;
 	}
 	pthread_mutex_unlock(&rec->check_lock);
-	if (rc < 0)
-		log_err("%s/%s/%s.%s: cannot read inputs: %s", pkg->platform->name,
-			pkg->runtime->dirname, pkg->benchmark->name, kind_names[target_kind_of(target)],
-			errmsg ? errmsg : strerror(-rc));
-	free(errmsg);
+	if (rc < 0) {
+		char *line = str_printf("cannot read the inputs: %s", why ? why : strerror(-rc));
+		log_debug("%s/%s/%s.%s: %s", pkg->platform->name, pkg->runtime->dirname,
+			  pkg->benchmark->name, kind_names[target_kind_of(target)],
+			  line ? line : strerror(-rc));
+		if (errmsg && !*errmsg)
+			*errmsg = line;
+		else
+			free(line);
+	}
+	free(why);
 	free(bench_dir);
 	free(dockerfiles);
 	free(identity);
 	return rc;
 }
 
-/* Runs one build in a worker; fills *out with the new row on success. */
-static int build_target(struct builder *b, struct job *job, struct docker *client, int log_fd,
-			struct cache_entry *out)
+/* "a, b (changed), c (added) and 3 more": what differs between two manifests. */
+static char *describe_changes(const char *old_json, const char *new_json)
 {
+	struct input_manifest a, b;
+	bool have_a = old_json && inputs_from_json(old_json, &a) == 0;
+	bool have_b = new_json && inputs_from_json(new_json, &b) == 0;
+	char buf[1024] = "";
+	size_t shown = 0, more = 0, i = 0, j = 0;
+	if (!have_a || !have_b) {
+		snprintf(buf, sizeof(buf), "(the input lists cannot be compared)");
+		goto out;
+	}
+	if (strcmp(a.identity, b.identity) != 0)
+		snprintf(buf, sizeof(buf), "the builder identity (%s)", b.identity), shown++;
+	while (i < a.n_files || j < b.n_files) {
+		int c = i == a.n_files ? 1 : j == b.n_files ? -1
+			: strcmp(a.files[i].path, b.files[j].path);
+		const char *what = NULL, *path = NULL;
+		if (c < 0) {
+			what = "removed";
+			path = a.files[i++].path;
+		} else if (c > 0) {
+			what = "added";
+			path = b.files[j++].path;
+		} else {
+			if (strcmp(a.files[i].sha256, b.files[j].sha256) != 0) {
+				what = "changed";
+				path = b.files[j].path;
+			}
+			i++;
+			j++;
+		}
+		if (!what)
+			continue;
+		if (shown < 5) {
+			size_t len = strlen(buf);
+			snprintf(buf + len, sizeof(buf) - len, "%s%s (%s)", shown ? ", " : "", path, what);
+			shown++;
+		} else {
+			more++;
+		}
+	}
+	if (more) {
+		size_t len = strlen(buf);
+		snprintf(buf + len, sizeof(buf) - len, " and %zu more", more);
+	}
+out:
+	if (have_a)
+		inputs_clear(&a);
+	if (have_b)
+		inputs_clear(&b);
+	return strdup(buf);
+}
+
+int target_inputs_moved(struct builder *b, struct build_ctx *ctx, char **errmsg)
+{
+	struct job *job = ctx->job;
+	char hash[SHA256_HEX_LEN + 1];
+	char *manifest = NULL;
+	int rc = target_check_inputs(b, job->target, hash, &manifest, NULL, errmsg);
+	if (rc < 0)
+		return rc;
+	if (strcmp(hash, job->input_hash) == 0) {
+		free(manifest);
+		return 0;
+	}
+	char *what = describe_changes(job->manifest_json, manifest);
+	build_log(ctx->log_fd, "inputs changed during the build: %s", what ? what : "?");
+	free(what);
+	memcpy(job->input_hash, hash, sizeof(hash));
+	free(job->manifest_json);
+	job->manifest_json = manifest;
+	return 1;
+}
+
+int build_cancelled(const struct build_ctx *ctx, char **errmsg)
+{
+	struct pollfd p = { .fd = ctx->cancel_fd, .events = POLLIN };
+	if (ctx->cancel_fd < 0 || poll(&p, 1, 0) <= 0)
+		return 0;
+	if (errmsg && !*errmsg)
+		*errmsg = strdup("cancelled: sebsfs is stopping");
+	return -ECANCELED;
+}
+
+/* Opens the build log for a new build (truncated), creating its folder. */
+static int open_build_log(struct builder *b, size_t target)
+{
+	struct cache_key key;
+	target_key(b, target, &key);
+	int fd = -ENOENT;
+	char *path = b->records[target].log_path;
+	char *dir = path ? strndup(path, (size_t)(strrchr(path, '/') - path)) : NULL;
+	if (dir && mkdir_p(dir, 0700) == 0) {
+		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+		fd = fd < 0 ? -errno : fd;
+	}
+	free(dir);
+	if (fd < 0)
+		log_warn("cannot write the build log of %s/%s-%s-%s/%s.%s: %s", key.platform,
+			 key.language, key.version, key.arch, key.benchmark, key.kind, strerror(-fd));
+	return fd;
+}
+
+/* Runs one build in a worker; fills *out with the new row on success. */
+static int build_target(struct builder *b, struct build_ctx *ctx, struct cache_entry *out)
+{
+	struct job *job = ctx->job;
 	const struct cat_package *pkg = &b->cat->packages[target_package(job->target)];
 	enum target_kind kind = target_kind_of(job->target);
 	char *errmsg = NULL;
 	char catalog_err[512];
+	struct catalog *now = NULL;
 	int rc;
 
+	if (job->input_error) {
+		build_log(ctx->log_fd, "building %s/%s/%s.%s", pkg->platform->name,
+			  pkg->runtime->dirname, pkg->benchmark->name, kind_names[kind]);
+		rc = -EIO;
+		errmsg = strdup(job->input_error);
+		goto out;
+	}
 	/* Build from the tree as it is now, not as it was at mount time: an
 	 * edited systems.json must change what steps 4 and 5 add. */
-	struct catalog *now = catalog_load(b->cat->root, b->arch, catalog_err, sizeof(catalog_err));
-	const struct cat_package *now_pkg = now ? catalog_package(now, pkg->platform->name,
-						pkg->runtime->dirname, pkg->benchmark->name) : NULL;
+	now = catalog_load(b->cat->root, b->arch, catalog_err, sizeof(catalog_err));
+	ctx->now = now;
+	ctx->now_pkg = now ? catalog_package(now, pkg->platform->name, pkg->runtime->dirname,
+					     pkg->benchmark->name) : NULL;
 	if (!now) {
 		rc = -EINVAL;
 		errmsg = strdup(catalog_err);
-	} else if (!now_pkg) {
+	} else if (!ctx->now_pkg) {
 		rc = -ENOENT;
 		errmsg = str_printf("%s/%s/%s is no longer in the tree (systems.json or config.json changed)",
 				    pkg->platform->name, pkg->runtime->dirname, pkg->benchmark->name);
 	} else if (kind == TARGET_IMAGE) {
-		rc = image_target_build(b, job, client, now, now_pkg, log_fd, out, &errmsg);
+		rc = image_target_build(b, ctx, out, &errmsg);
 	} else {
-		rc = zip_build(b, job, client, now, now_pkg, log_fd, out, &errmsg);
+		rc = zip_build(b, ctx, out, &errmsg);
 	}
+out:
 	if (rc < 0) {
 		struct cache_key key;
 		target_key(b, job->target, &key);
 		const char *why = errmsg ? errmsg : strerror(-rc);
-		build_log(log_fd, "build failed: %s", why);
-		cache_record_failure(b->cache, &key, job->input_hash, why);
+		if (rc == -ECANCELED) {
+			/* not a verdict on the inputs: nothing is recorded */
+			build_log(ctx->log_fd, "build cancelled: %s", why);
+		} else {
+			build_log(ctx->log_fd, "build failed: %s", why);
+			cache_record_failure(b->cache, &key, job->input_hash, why);
+		}
 		log_warn("build of %s/%s/%s.%s failed: %s", pkg->platform->name, pkg->runtime->dirname,
 			 pkg->benchmark->name, kind_names[kind], why);
 	}
 	free(errmsg);
 	catalog_free(now);
+	ctx->now = NULL;
+	ctx->now_pkg = NULL;
 	return rc;
 }
 
@@ -214,66 +359,246 @@ static void call_waiters(struct waiter *w, struct builder_result *res)
 	}
 }
 
-static void run_job(struct builder *b, struct job *job, struct docker *client)
+static void job_free(struct job *job)
+{
+	if (!job)
+		return;
+	free(job->manifest_json);
+	free(job->input_error);
+	free(job);
+}
+
+/* Caller holds b->lock. */
+static void enqueue(struct job **head, struct job **tail, struct job *job)
+{
+	job->next = NULL;
+	if (*tail)
+		(*tail)->next = job;
+	else
+		*head = job;
+	*tail = job;
+}
+
+/* Caller holds b->lock. */
+static struct job *dequeue(struct job **head, struct job **tail)
+{
+	struct job *job = *head;
+	if (job) {
+		*head = job->next;
+		if (!*head)
+			*tail = NULL;
+		job->next = NULL;
+	}
+	return job;
+}
+
+/* Ends a job: detaches its waiters and calls them with res (fd and document
+ * are borrowed by the callbacks).  Caller holds b->lock; it is released. */
+static void finish_job_unlock(struct builder *b, struct job *job, struct builder_result *res)
 {
 	struct record *rec = &b->records[job->target];
-	struct cache_entry entry;
-	memset(&entry, 0, sizeof(entry));
-	int log_fd = open(rec->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
-	if (log_fd < 0)
-		log_warn("cannot write build log %s: %s", rec->log_path, strerror(errno));
+	struct waiter *w = job->waiters;
+	job->waiters = NULL;
+	rec->job = NULL;
+	pthread_mutex_unlock(&b->lock);
+	call_waiters(w, res);
+	job_free(job);
+}
 
-	int rc = build_target(b, job, client, log_fd, &entry);
-	if (log_fd >= 0)
-		close(log_fd);
+/* Opens the record's good package for reading when it was built from hash
+ * and its file is whole (size as recorded); otherwise forgets a package
+ * whose file is missing or damaged and returns -1.  Caller holds b->lock. */
+static int open_good_package(struct record *rec, const char *hash)
+{
+	if (!rec->has_package || !rec->path || strcmp(rec->input_hash, hash) != 0)
+		return -1;
+	int fd = open(rec->path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0) {
+		log_warn("package file %s is missing; rebuilding", rec->path);
+	} else if (fstat(fd, &st) < 0 || st.st_size != rec->size) {
+		log_warn("package file %s has %lld bytes, its record says %lld: rebuilding",
+			 rec->path, (long long)st.st_size, (long long)rec->size);
+		close(fd);
+		fd = -1;
+	}
+	if (fd < 0)
+		record_forget_package(rec);
+	return fd;
+}
+
+/* Hashes the package file (outside any lock); true when it matches. */
+static bool package_verified(const char *path, const char *sha256)
+{
+	char hex[SHA256_HEX_LEN + 1];
+	int rc = sha256_hex_file(path, hex);
+	if (rc < 0) {
+		log_warn("cannot verify package file %s: %s; rebuilding", path, strerror(-rc));
+		return false;
+	}
+	if (strcmp(hex, sha256) != 0) {
+		log_warn("package file %s hashes to %s, not to its name: rebuilding", path, hex);
+		return false;
+	}
+	return true;
+}
+
+static bool needs_verify(const struct builder *b, const struct record *rec, enum target_kind kind)
+{
+	return kind == TARGET_ZIP && rec->has_package &&
+	       (b->verify == VERIFY_ALWAYS || (b->verify == VERIFY_FIRST && !rec->verified));
+}
+
+static void run_build(struct worker *w, struct job *job)
+{
+	struct builder *b = w->b;
+	struct record *rec = &b->records[job->target];
+	struct cache_entry entry;
+	struct timespec deadline;
+	uint64_t drained;
+	memset(&entry, 0, sizeof(entry));
+
+	/* a cancel meant for the previous build must not end this one */
+	while (read(w->cancel_fd, &drained, sizeof(drained)) > 0)
+		;
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += b->build_timeout;
+	if (w->client) {
+		docker_reset_cancel(w->client);
+		docker_set_deadline(w->client, b->build_timeout ? &deadline : NULL);
+	}
+	pthread_mutex_lock(&b->lock);
+	/* stopping was set while this job was being taken: builder_free cannot
+	 * have cancelled it, so it is cancelled here */
+	if (b->stopping) {
+		uint64_t one = 1;
+		ssize_t n = write(w->cancel_fd, &one, sizeof(one));
+		(void)n;
+	}
+	pthread_mutex_unlock(&b->lock);
+
+	struct build_ctx ctx = {
+		.job = job, .client = w->client, .log_fd = open_build_log(b, job->target),
+		.cancel_fd = w->cancel_fd, .deadline = b->build_timeout ? &deadline : NULL,
+		.timeout = b->build_timeout, .package_fd = -1,
+	};
+	int rc = build_target(b, &ctx, &entry);
+	if (w->client)
+		docker_set_deadline(w->client, NULL);
+	if (ctx.log_fd >= 0)
+		close(ctx.log_fd);
 	struct builder_result res = { .status = rc < 0 ? -EIO : 0, .fd = -1, .built = true };
 	char *document = NULL;
 
 	pthread_mutex_lock(&b->lock);
 	if (rc == 0) {
 		record_set_package(rec, &entry);
+		rec->verified = true; /* hashed while it was published */
 		if (target_kind_of(job->target) == TARGET_IMAGE) {
 			document = image_document(rec);
 			res.document = document;
 			res.size = document ? (int64_t)strlen(document) : 0;
 			res.status = document ? 0 : -ENOMEM;
 		} else {
-			/* opened before the job ends, so no later build can unlink it first */
-			res.fd = open(entry.path, O_RDONLY | O_CLOEXEC);
+			/* the descriptor the package was written through: an eviction
+			 * racing with this reply cannot take it away */
+			res.fd = ctx.package_fd;
+			ctx.package_fd = -1;
 			res.size = entry.size;
-			if (res.fd < 0)
-				res.status = -EIO;
+			memcpy(res.sha256, entry.sha256, sizeof(res.sha256));
 		}
-	} else {
+	} else if (rc != -ECANCELED) {
 		rec->last_failed = true;
 		memcpy(rec->failed_hash, job->input_hash, sizeof(rec->failed_hash));
 	}
-	rec->job = NULL;
 	rec->builds++;
-	struct waiter *w = job->waiters;
-	job->waiters = NULL;
-	pthread_mutex_unlock(&b->lock);
-
-	call_waiters(w, &res);
+	finish_job_unlock(b, job, &res);
 	if (res.fd >= 0)
 		close(res.fd);
+	if (ctx.package_fd >= 0)
+		close(ctx.package_fd);
 	free(document);
 	cache_entry_clear(&entry);
-	free(job->manifest_json);
-	free(job);
 }
 
-struct worker_arg {
-	struct builder *b;
-	unsigned index;
-};
+/* The checker's verdict on one job: serve the good package it finds, or
+ * move the job to the build queue. */
+static void check_job(struct builder *b, struct job *job, struct docker *client)
+{
+	size_t target = job->target;
+	enum target_kind kind = target_kind_of(target);
+	struct record *rec = &b->records[target];
+	char hash[SHA256_HEX_LEN + 1];
+	char *manifest = NULL, *why = NULL, *image_id = NULL, *path = NULL;
+	char sha[SHA256_HEX_LEN + 1] = "";
+
+	if (client)
+		build_images_refresh(b->images, client);
+	int rc = target_check_inputs(b, target, hash, &manifest, NULL, &why);
+
+	pthread_mutex_lock(&b->lock);
+	bool fresh = rc == 0 && rec->has_package && strcmp(rec->input_hash, hash) == 0;
+	if (fresh && kind == TARGET_IMAGE && rec->image_id)
+		image_id = strdup(rec->image_id);
+	if (fresh && needs_verify(b, rec, kind) && rec->path) {
+		path = strdup(rec->path);
+		memcpy(sha, rec->sha256, sizeof(sha));
+	}
+	pthread_mutex_unlock(&b->lock);
+
+	if (image_id)
+		fresh = build_images_known(b->images, image_id, NULL, NULL) == IMAGE_KNOWN_PRESENT;
+	bool verified = fresh && path && package_verified(path, sha);
+
+	pthread_mutex_lock(&b->lock);
+	if (rc < 0) {
+		job->input_error = why;
+		why = NULL;
+	} else {
+		memcpy(job->input_hash, hash, sizeof(hash));
+		free(job->manifest_json);
+		job->manifest_json = manifest;
+		manifest = NULL;
+	}
+	if (path && !verified) {
+		fresh = false;
+		record_forget_package(rec);
+	} else if (path && strcmp(rec->sha256, sha) == 0) {
+		rec->verified = true;
+	}
+	int fd = -1;
+	if (fresh && kind == TARGET_ZIP)
+		fresh = (fd = open_good_package(rec, hash)) >= 0;
+	else if (fresh)
+		fresh = rec->has_package && strcmp(rec->input_hash, hash) == 0;
+	if (fresh) {
+		char *document = kind == TARGET_IMAGE ? image_document(rec) : NULL;
+		struct builder_result res = {
+			.status = (kind == TARGET_ZIP || document) ? 0 : -ENOMEM, .fd = fd,
+			.document = document,
+			.size = document ? (int64_t)strlen(document) : rec->size,
+		};
+		memcpy(res.sha256, rec->sha256, sizeof(res.sha256));
+		finish_job_unlock(b, job, &res);
+		if (fd >= 0)
+			close(fd);
+		free(document);
+	} else {
+		job->checking = false;
+		enqueue(&b->queue_head, &b->queue_tail, job);
+		pthread_cond_broadcast(&b->work);
+		pthread_mutex_unlock(&b->lock);
+	}
+	free(manifest);
+	free(why);
+	free(image_id);
+	free(path);
+}
 
 static void *worker_main(void *arg)
 {
-	struct worker_arg *wa = arg;
-	struct builder *b = wa->b;
-	unsigned index = wa->index;
-	free(wa);
+	struct worker *w = arg;
+	struct builder *b = w->b;
 	/* each worker owns its connection to the daemon (curl handles are not
 	 * shared between threads); it connects on first use only */
 	char *msg = NULL;
@@ -282,23 +607,75 @@ static void *worker_main(void *arg)
 		log_warn("builder: no Docker client: %s", msg ? msg : "out of memory");
 	free(msg);
 	pthread_mutex_lock(&b->lock);
-	b->clients[index] = client;
-	if (b->stopping && client)
-		docker_cancel(client);
+	w->client = client;
 	for (;;) {
 		while (!b->queue_head && !b->stopping)
 			pthread_cond_wait(&b->work, &b->lock);
 		if (b->stopping)
 			break;
-		struct job *job = b->queue_head;
-		b->queue_head = job->next;
-		if (!b->queue_head)
-			b->queue_tail = NULL;
+		struct job *job = dequeue(&b->queue_head, &b->queue_tail);
+		w->busy = true;
 		pthread_mutex_unlock(&b->lock);
-		run_job(b, job, client);
+		run_build(w, job);
+		pthread_mutex_lock(&b->lock);
+		w->busy = false;
+	}
+	w->client = NULL;
+	pthread_mutex_unlock(&b->lock);
+	docker_free(client);
+	return NULL;
+}
+
+/* Removes the local tag of an evicted image, so the next read really
+ * rebuilds. */
+static void remove_tag(struct docker *client, const char *image)
+{
+	char *msg = NULL;
+	int rc = client ? docker_image_remove(client, image, false, &msg) : -ENOMEM;
+	if (rc < 0 && rc != -ENOENT)
+		log_warn("evicted %s, but cannot remove its local tag: %s", image,
+			 msg ? msg : strerror(-rc));
+	free(msg);
+}
+
+/* The checker thread: jobs of the check queue, and tags to remove.  It is
+ * the one place besides the workers that talks to the daemon, with the
+ * client's bounded control timeouts. */
+static void *checker_main(void *arg)
+{
+	struct builder *b = arg;
+	struct docker *client = docker_new(NULL, NULL);
+	if (client)
+		docker_set_control_timeout(client, CHECK_DOCKER_TIMEOUT_S);
+	pthread_mutex_lock(&b->lock);
+	for (;;) {
+		while (!b->check_head && !b->untag && !b->stopping)
+			pthread_cond_wait(&b->work, &b->lock);
+		if (b->stopping)
+			break;
+		struct untag *u = b->untag;
+		if (u) {
+			b->untag = u->next;
+			pthread_mutex_unlock(&b->lock);
+			remove_tag(client, u->image);
+			u->done(u->ctx, 0);
+			free(u->image);
+			free(u);
+			pthread_mutex_lock(&b->lock);
+			continue;
+		}
+		struct job *job = dequeue(&b->check_head, &b->check_tail);
+		pthread_mutex_unlock(&b->lock);
+		check_job(b, job, client);
 		pthread_mutex_lock(&b->lock);
 	}
-	b->clients[index] = NULL;
+	while (b->untag) {
+		struct untag *u = b->untag;
+		b->untag = u->next;
+		u->done(u->ctx, 0);
+		free(u->image);
+		free(u);
+	}
 	pthread_mutex_unlock(&b->lock);
 	docker_free(client);
 	return NULL;
@@ -315,6 +692,8 @@ struct builder *builder_new(const struct catalog *cat, struct cache *cache,
 		b->cat = cat;
 		b->cache = cache;
 		b->installer = cfg->installer;
+		b->build_timeout = cfg->build_timeout;
+		b->verify = cfg->verify;
 		b->arch = strdup(cfg->arch);
 		b->installer_note = cfg->installer_note ? strdup(cfg->installer_note) : NULL;
 		b->repository = cfg->repository ? strdup(cfg->repository) : NULL;
@@ -322,27 +701,32 @@ struct builder *builder_new(const struct catalog *cat, struct cache *cache,
 		b->images = build_images_new();
 		b->records = calloc(n_targets ? n_targets : 1, sizeof(*b->records));
 		b->workers = calloc(jobs, sizeof(*b->workers));
-		b->clients = calloc(jobs, sizeof(*b->clients));
 		pthread_mutex_init(&b->lock, NULL);
 		pthread_cond_init(&b->work, NULL);
-		if (!b->arch || !b->images || !b->records || !b->workers || !b->clients ||
+		if (!b->arch || !b->images || !b->records || !b->workers ||
+		    (cfg->installer_note && !b->installer_note) ||
 		    (cfg->repository && !b->repository) || (cfg->registry && !b->registry))
 			rc = -ENOMEM;
 	}
 	for (size_t i = 0; rc == 0 && i < n_targets; i++)
 		pthread_mutex_init(&b->records[i].check_lock, NULL);
 	for (unsigned i = 0; rc == 0 && i < jobs; i++) {
-		struct worker_arg *wa = malloc(sizeof(*wa));
-		if (!wa) {
-			rc = -ENOMEM;
+		struct worker *w = &b->workers[i];
+		w->b = b;
+		w->cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (w->cancel_fd < 0) {
+			rc = -errno;
 			break;
 		}
-		*wa = (struct worker_arg){ b, i };
-		rc = -pthread_create(&b->workers[i], NULL, worker_main, wa);
+		rc = -pthread_create(&w->thread, NULL, worker_main, w);
 		if (rc == 0)
 			b->n_workers++;
 		else
-			free(wa);
+			close(w->cancel_fd);
+	}
+	if (rc == 0) {
+		rc = -pthread_create(&b->checker, NULL, checker_main, b);
+		b->checker_started = rc == 0;
 	}
 	if (rc < 0) {
 		log_err("cannot start the builder: %s", strerror(-rc));
@@ -353,31 +737,46 @@ struct builder *builder_new(const struct catalog *cat, struct cache *cache,
 	return b;
 }
 
+static void fail_jobs(struct job *job)
+{
+	struct builder_result res = { .status = -EIO, .fd = -1 };
+	while (job) {
+		struct job *next = job->next;
+		call_waiters(job->waiters, &res);
+		job->waiters = NULL;
+		job_free(job);
+		job = next;
+	}
+}
+
 void builder_free(struct builder *b)
 {
 	if (!b)
 		return;
 	pthread_mutex_lock(&b->lock);
 	b->stopping = true;
-	struct job *queued = b->queue_head;
-	b->queue_head = b->queue_tail = NULL;
+	struct job *queued = b->queue_head, *checks = b->check_head;
+	b->queue_head = b->queue_tail = b->check_head = b->check_tail = NULL;
 	pthread_cond_broadcast(&b->work);
-	/* running build containers stop waiting; each worker then removes its own */
-	for (unsigned i = 0; b->clients && i < b->n_workers; i++)
-		if (b->clients[i])
-			docker_cancel(b->clients[i]);
-	pthread_mutex_unlock(&b->lock);
-	for (unsigned i = 0; i < b->n_workers; i++)
-		pthread_join(b->workers[i], NULL);
-
-	struct builder_result res = { .status = -EIO, .fd = -1 };
-	while (queued) {
-		struct job *next = queued->next;
-		call_waiters(queued->waiters, &res);
-		free(queued->manifest_json);
-		free(queued);
-		queued = next;
+	/* running builds end their programs and Docker calls now; each worker
+	 * then removes its container and work folder and publishes nothing */
+	for (unsigned i = 0; i < b->n_workers; i++) {
+		struct worker *w = &b->workers[i];
+		uint64_t one = 1;
+		ssize_t n = write(w->cancel_fd, &one, sizeof(one));
+		(void)n;
+		if (w->client)
+			docker_cancel(w->client);
 	}
+	pthread_mutex_unlock(&b->lock);
+	if (b->checker_started)
+		pthread_join(b->checker, NULL);
+	for (unsigned i = 0; i < b->n_workers; i++) {
+		pthread_join(b->workers[i].thread, NULL);
+		close(b->workers[i].cancel_fd);
+	}
+	fail_jobs(queued);
+	fail_jobs(checks);
 	size_t n_targets = b->cat->n_packages * TARGET_KINDS;
 	for (size_t i = 0; b->records && i < n_targets; i++) {
 		struct record *rec = &b->records[i];
@@ -390,7 +789,6 @@ void builder_free(struct builder *b)
 	pthread_cond_destroy(&b->work);
 	free(b->records);
 	free(b->workers);
-	free(b->clients);
 	free(b->arch);
 	free(b->installer_note);
 	free(b->repository);
@@ -400,38 +798,48 @@ void builder_free(struct builder *b)
 }
 
 static void reply_now(builder_done_fn done, void *ctx, int status, int fd, const char *document,
-		      int64_t size)
+		      int64_t size, const char *sha256)
 {
 	struct builder_result res = { .status = status, .fd = fd, .document = document,
 				      .size = size, .built = false, .first = true };
+	snprintf(res.sha256, sizeof(res.sha256), "%s", sha256 ? sha256 : "");
 	done(ctx, &res);
 }
 
-/* Replies at once when the record holds a good package built from hash.
- * Called with b->lock held; releases it when it replied (returns true). */
+/* Replies at once with the record's good package built from hash.  Called
+ * with b->lock held; releases it when it replied (returns true). */
 static bool reply_if_fresh(struct builder *b, struct record *rec, enum target_kind kind,
 			   const char *hash, builder_done_fn done, void *ctx)
 {
-	if (!rec->has_package || strcmp(rec->input_hash, hash) != 0)
-		return false;
 	if (kind == TARGET_IMAGE) {
+		if (!rec->has_package || strcmp(rec->input_hash, hash) != 0)
+			return false;
 		char *document = image_document(rec);
 		pthread_mutex_unlock(&b->lock);
 		reply_now(done, ctx, document ? 0 : -ENOMEM, -1, document,
-			  document ? (int64_t)strlen(document) : 0);
+			  document ? (int64_t)strlen(document) : 0, NULL);
 		free(document);
 		return true;
 	}
-	int fd = open(rec->path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		log_warn("package file %s is missing; rebuilding", rec->path);
-		rec->has_package = false;
+	int fd = open_good_package(rec, hash);
+	if (fd < 0)
 		return false;
-	}
 	int64_t size = rec->size;
+	char sha256[SHA256_HEX_LEN + 1];
+	memcpy(sha256, rec->sha256, sizeof(sha256));
 	pthread_mutex_unlock(&b->lock);
-	reply_now(done, ctx, 0, fd, NULL, size);
+	reply_now(done, ctx, 0, fd, NULL, size, sha256);
 	close(fd);
+	return true;
+}
+
+/* Adds w to the running job of rec; caller holds b->lock. */
+static bool join_job(struct record *rec, struct waiter *w)
+{
+	if (!rec->job)
+		return false;
+	w->next = rec->job->waiters;
+	rec->job->waiters = w;
 	return true;
 }
 
@@ -441,10 +849,11 @@ void builder_ensure(struct builder *b, size_t id, enum target_kind kind, builder
 	size_t target = target_of(id, kind);
 	struct record *rec = &b->records[target];
 	struct waiter *w = calloc(1, sizeof(*w));
-	char hash[SHA256_HEX_LEN + 1];
-	char *manifest = NULL;
+	char hash[SHA256_HEX_LEN + 1] = "";
+	char *manifest = NULL, *why = NULL, *image_id = NULL;
+	bool current = true;
 	if (!w) {
-		reply_now(done, ctx, -ENOMEM, -1, NULL, 0);
+		reply_now(done, ctx, -ENOMEM, -1, NULL, 0, NULL);
 		return;
 	}
 	w->done = done;
@@ -452,63 +861,86 @@ void builder_ensure(struct builder *b, size_t id, enum target_kind kind, builder
 
 	/* Joining a running build needs no input check. */
 	pthread_mutex_lock(&b->lock);
-	if (rec->job) {
-		w->next = rec->job->waiters;
-		rec->job->waiters = w;
-		pthread_mutex_unlock(&b->lock);
-		return;
-	}
+	bool joined = join_job(rec, w);
 	pthread_mutex_unlock(&b->lock);
-
-	if (target_check_inputs(b, target, hash, &manifest) < 0) {
-		free(w);
-		reply_now(done, ctx, -EIO, -1, NULL, 0);
+	if (joined)
 		return;
-	}
-	/* an image must also still exist (outside the lock: it may ask the daemon) */
-	bool present = true;
-	if (kind == TARGET_IMAGE) {
+
+	int rc = target_check_inputs(b, target, hash, &manifest, &current, &why);
+	/* an image must also still exist, as far as is known now */
+	enum image_known image = IMAGE_KNOWN_PRESENT;
+	if (rc == 0 && kind == TARGET_IMAGE) {
 		pthread_mutex_lock(&b->lock);
-		char *image_id = rec->image_id ? strdup(rec->image_id) : NULL;
+		image_id = rec->image_id ? strdup(rec->image_id) : NULL;
 		pthread_mutex_unlock(&b->lock);
-		present = image_target_present(b, image_id);
-		free(image_id);
+		bool image_current = true;
+		image = image_id ? build_images_known(b->images, image_id, NULL, &image_current)
+				 : IMAGE_KNOWN_ABSENT;
+		current = current && image_current;
 	}
 
 	pthread_mutex_lock(&b->lock);
-	if (rec->job) {
+	if (join_job(rec, w)) {
 		/* someone started it while we were checking */
-		w->next = rec->job->waiters;
-		rec->job->waiters = w;
 		pthread_mutex_unlock(&b->lock);
-		free(manifest);
-		return;
+		goto out;
 	}
-	if (present && reply_if_fresh(b, rec, kind, hash, done, ctx)) {
-		free(manifest);
+	bool matches = rc == 0 && rec->has_package && strcmp(rec->input_hash, hash) == 0;
+	bool verify = matches && needs_verify(b, rec, kind);
+	if (matches && current && image == IMAGE_KNOWN_PRESENT && !verify &&
+	    reply_if_fresh(b, rec, kind, hash, done, ctx)) {
 		free(w);
-		return;
+		goto out;
 	}
 	struct job *job = b->stopping ? NULL : calloc(1, sizeof(*job));
 	if (!job) {
 		pthread_mutex_unlock(&b->lock);
-		free(manifest);
 		free(w);
-		reply_now(done, ctx, -EIO, -1, NULL, 0);
-		return;
+		reply_now(done, ctx, -EIO, -1, NULL, 0, NULL);
+		goto out;
 	}
 	job->target = target;
 	memcpy(job->input_hash, hash, sizeof(hash));
 	job->manifest_json = manifest;
+	manifest = NULL;
+	if (rc < 0) {
+		job->input_error = why ? why : strdup(strerror(-rc));
+		why = NULL;
+	}
 	job->waiters = w;
 	rec->job = job;
-	if (b->queue_tail)
-		b->queue_tail->next = job;
+	/* A good package may still be served when what was not known now is
+	 * learnt, or once it is verified: that is the checker's call. */
+	job->checking = rc == 0 && rec->has_package &&
+			(!current || verify || image == IMAGE_UNKNOWN);
+	if (job->checking)
+		enqueue(&b->check_head, &b->check_tail, job);
 	else
-		b->queue_head = job;
-	b->queue_tail = job;
-	pthread_cond_signal(&b->work);
+		enqueue(&b->queue_head, &b->queue_tail, job);
+	pthread_cond_broadcast(&b->work);
 	pthread_mutex_unlock(&b->lock);
+out:
+	free(manifest);
+	free(why);
+	free(image_id);
+}
+
+bool builder_forget_waiter(struct builder *b, size_t id, enum target_kind kind, void *ctx)
+{
+	struct record *rec = &b->records[target_of(id, kind)];
+	bool found = false;
+	pthread_mutex_lock(&b->lock);
+	for (struct waiter **p = rec->job ? &rec->job->waiters : NULL; p && *p; p = &(*p)->next) {
+		if ((*p)->ctx == ctx) {
+			struct waiter *w = *p;
+			*p = w->next;
+			free(w);
+			found = true;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&b->lock);
+	return found;
 }
 
 int builder_status(struct builder *b, size_t id, enum target_kind kind, bool check,
@@ -519,7 +951,7 @@ int builder_status(struct builder *b, size_t id, enum target_kind kind, bool che
 	char hash[SHA256_HEX_LEN + 1] = "";
 	memset(out, 0, sizeof(*out));
 	if (check) {
-		if (target_check_inputs(b, target, hash, NULL) < 0)
+		if (target_check_inputs(b, target, hash, NULL, NULL, NULL) < 0)
 			hash[0] = '\0';
 	} else {
 		pthread_mutex_lock(&rec->check_lock);
@@ -529,21 +961,17 @@ int builder_status(struct builder *b, size_t id, enum target_kind kind, bool che
 	pthread_mutex_lock(&b->lock);
 	out->has_package = rec->has_package;
 	out->builds = rec->builds;
+	/* An evicted package keeps showing its last size: a reader that still
+	 * holds it open must not see the kernel cut its file to nothing. */
+	out->size = rec->shown_size;
 	if (rec->has_package) {
-		if (kind == TARGET_IMAGE) {
-			char *document = image_document(rec);
-			out->size = document ? (int64_t)strlen(document) : 0;
-			free(document);
-		} else {
-			out->size = rec->size;
-		}
 		memcpy(out->sha256, rec->sha256, sizeof(out->sha256));
 		memcpy(out->input_hash, rec->input_hash, sizeof(out->input_hash));
 		out->built_at = rec->built_at;
 		out->build_seconds = rec->build_seconds;
 	}
 	bool fresh = rec->has_package && (!check || strcmp(hash, rec->input_hash) == 0);
-	if (rec->job)
+	if (rec->job && !rec->job->checking)
 		out->state = PKG_BUILDING;
 	else if (fresh)
 		out->state = PKG_FRESH;
@@ -578,7 +1006,8 @@ const char *builder_log_path(struct builder *b, size_t id, enum target_kind kind
 	return rec->log_path;
 }
 
-int builder_evict(struct builder *b, size_t id, enum target_kind kind)
+void builder_evict(struct builder *b, size_t id, enum target_kind kind, builder_evicted_fn done,
+		   void *ctx)
 {
 	size_t target = target_of(id, kind);
 	struct record *rec = &b->records[target];
@@ -596,17 +1025,23 @@ int builder_evict(struct builder *b, size_t id, enum target_kind kind)
 		pthread_mutex_unlock(&b->lock);
 	}
 	pthread_mutex_unlock(&rec->check_lock);
-	if (rc == 0 && image) {
-		/* the local tag goes too, so the next read really rebuilds */
-		char *msg = NULL;
-		struct docker *d = docker_new(NULL, &msg);
-		int drc = d ? docker_image_remove(d, image, false, &msg) : -ENOMEM;
-		if (drc < 0 && drc != -ENOENT)
-			log_warn("evicted %s, but cannot remove its local tag: %s", image,
-				 msg ? msg : strerror(-drc));
-		free(msg);
-		docker_free(d);
+	struct untag *u = rc == 0 && image ? calloc(1, sizeof(*u)) : NULL;
+	if (u) {
+		*u = (struct untag){ .image = image, .done = done, .ctx = ctx };
+		pthread_mutex_lock(&b->lock);
+		bool queued = !b->stopping;
+		if (queued) {
+			u->next = b->untag;
+			b->untag = u;
+			pthread_cond_broadcast(&b->work);
+			image = NULL;   /* the checker's now */
+			done = NULL;    /* the checker tells */
+		}
+		pthread_mutex_unlock(&b->lock);
+		if (!queued)
+			free(u);
 	}
 	free(image);
-	return rc;
+	if (done)
+		done(ctx, rc);
 }

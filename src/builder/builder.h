@@ -12,6 +12,25 @@
  * never wait for a build.  States: absent -> building -> fresh | failed, and
  * fresh -> stale when an input changes.
  *
+ * Request threads never wait on the network or hash a package: they decide
+ * "fresh" only from what is known now (the input stat walk, what is known
+ * of Docker images, the package file's size).  When that knowledge is not
+ * current (an image ID older than its TTL or never seen) or the package has
+ * not been verified against its SHA-256 since start-up (-o verify=first),
+ * the request joins a job on the check queue: one checker thread refreshes
+ * what is known from the daemon (bounded; a daemon that does not answer is
+ * remembered, and then what was last known stands), verifies the package
+ * and either serves it or moves the job to the build queue.  A package file
+ * whose size differs from its row, or whose content no longer hashes to its
+ * name, is rebuilt.
+ *
+ * Builds are bounded: each has a deadline (build_timeout) that ends its
+ * programs (their whole process group) and Docker calls; builder_free
+ * cancels running builds the same way, so stopping takes seconds.  A
+ * cancelled or timed-out build publishes nothing and removes its work
+ * folder.  A waiter may leave before its build ends (builder_forget_waiter,
+ * for interrupted requests); the build goes on for the cache.
+ *
  * Locking: b->lock protects the records' job/state fields and the queue; it
  * is never held across a build, a program, SQLite, a Docker call or a
  * callback.  A record's check_lock serialises freshness checks of that one
@@ -32,6 +51,11 @@
 
 struct builder;
 
+/* When a package file is checked against its SHA-256 (its size is checked on
+ * every open): the first time it is served after start-up, on every open,
+ * or never. */
+enum verify_mode { VERIFY_FIRST, VERIFY_ALWAYS, VERIFY_SIZE };
+
 /* What is built for a package: its code zip, or its function image. */
 enum target_kind { TARGET_ZIP = 0, TARGET_IMAGE = 1, TARGET_KINDS = 2 };
 
@@ -42,6 +66,8 @@ struct builder_config {
 	enum installer_kind installer;
 	const char *installer_note;  /* why this installer (builder=auto), for build logs; may be NULL */
 	unsigned jobs;               /* parallel builds, >= 1 */
+	unsigned build_timeout;      /* seconds a build may take; 0: no limit */
+	enum verify_mode verify;
 };
 
 enum package_state { PKG_ABSENT, PKG_FRESH, PKG_STALE, PKG_BUILDING, PKG_FAILED };
@@ -55,6 +81,7 @@ struct builder_result {
 	int fd;
 	const char *document;
 	int64_t size;      /* bytes of the package or of the document */
+	char sha256[SHA256_HEX_LEN + 1]; /* zip: the package's digest */
 	bool built;        /* true when a build ran for this request */
 	bool first;        /* the first waiter told of this build (or a cache hit) */
 };
@@ -75,8 +102,16 @@ void builder_free(struct builder *b);
 void builder_ensure(struct builder *b, size_t id, enum target_kind kind, builder_done_fn done,
 		    void *ctx);
 
-/* What is known of a package, for stat and xattrs.  No build; check_inputs
- * true also runs the freshness check (stats inputs) to tell fresh from stale. */
+/* Drops the waiter registered with ctx from the running or queued job of the
+ * package, if it is still there: then done(ctx) will never be called and
+ * the caller answers for itself.  false when it is not there (its callback
+ * has run or is about to).  For requests interrupted while they wait. */
+bool builder_forget_waiter(struct builder *b, size_t id, enum target_kind kind, void *ctx);
+
+/* What is known of a package, for stat and xattrs.  No build, no network;
+ * check_inputs true also runs the freshness check (stats inputs) to tell
+ * fresh from stale.  size is that of the last good package this process
+ * knows of, also after an eviction (readers may still hold it open). */
 struct builder_status {
 	enum package_state state;
 	bool has_package;
@@ -96,8 +131,12 @@ char *builder_image_document(struct builder *b, size_t id);
 /* Path of the package's build log (borrowed, valid for the builder's life). */
 const char *builder_log_path(struct builder *b, size_t id, enum target_kind kind);
 
-/* Evicts the package from the cache (an image also loses its local tag).
- * 0 or -errno. */
-int builder_evict(struct builder *b, size_t id, enum target_kind kind);
+/* Evicts the package from the cache, then calls done(ctx, 0 or -errno)
+ * exactly once: at once, or, for an image (which also loses its local tag,
+ * so the next read really rebuilds), from the thread that removed the tag:
+ * the caller never waits for the daemon. */
+typedef void (*builder_evicted_fn)(void *ctx, int status);
+void builder_evict(struct builder *b, size_t id, enum target_kind kind, builder_evicted_fn done,
+		   void *ctx);
 
 #endif

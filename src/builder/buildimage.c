@@ -16,23 +16,23 @@
 
 struct known_image {
 	char *ref;
-	char *id;         /* NULL: known to be absent */
-	time_t checked;   /* CLOCK_MONOTONIC seconds */
+	char *id;         /* NULL: absent (or never asked, when checked == 0) */
+	time_t checked;   /* CLOCK_MONOTONIC seconds of the last answer; 0: never */
 	struct known_image *next;
 };
 
 struct build_images {
 	pthread_mutex_t lock;
 	struct known_image *known;   /* protected by lock */
-	struct docker *client;       /* protected by client_lock */
-	pthread_mutex_t client_lock;
+	time_t down_until;           /* protected by lock: daemon not answering until then */
 };
 
 static time_t now_mono(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
+	/* +1: a first answer in the first second of uptime still counts as checked */
+	return ts.tv_sec + 1;
 }
 
 struct build_images *build_images_new(void)
@@ -41,7 +41,6 @@ struct build_images *build_images_new(void)
 	if (!bi)
 		return NULL;
 	pthread_mutex_init(&bi->lock, NULL);
-	pthread_mutex_init(&bi->client_lock, NULL);
 	return bi;
 }
 
@@ -55,9 +54,7 @@ void build_images_free(struct build_images *bi)
 		free(k->id);
 		free(k);
 	}
-	docker_free(bi->client);
 	pthread_mutex_destroy(&bi->lock);
-	pthread_mutex_destroy(&bi->client_lock);
 	free(bi);
 }
 
@@ -83,6 +80,7 @@ int build_image_names(const struct catalog *cat, const struct cat_package *pkg,
 	return 0;
 }
 
+/* Caller holds bi->lock. */
 static struct known_image *known_find(struct build_images *bi, const char *ref)
 {
 	for (struct known_image *k = bi->known; k; k = k->next)
@@ -91,20 +89,27 @@ static struct known_image *known_find(struct build_images *bi, const char *ref)
 	return NULL;
 }
 
+/* The entry of ref, created (never checked) when missing; NULL on ENOMEM.
+ * Caller holds bi->lock. */
+static struct known_image *known_entry(struct build_images *bi, const char *ref)
+{
+	struct known_image *k = known_find(bi, ref);
+	if (k || !(k = calloc(1, sizeof(*k))))
+		return k;
+	if (!(k->ref = strdup(ref))) {
+		free(k);
+		return NULL;
+	}
+	k->next = bi->known;
+	bi->known = k;
+	return k;
+}
+
 /* Records what an inspect said (id NULL: absent). */
 static void known_set(struct build_images *bi, const char *ref, const char *id)
 {
 	pthread_mutex_lock(&bi->lock);
-	struct known_image *k = known_find(bi, ref);
-	if (!k && (k = calloc(1, sizeof(*k)))) {
-		if ((k->ref = strdup(ref))) {
-			k->next = bi->known;
-			bi->known = k;
-		} else {
-			free(k);
-			k = NULL;
-		}
-	}
+	struct known_image *k = known_entry(bi, ref);
 	if (k) {
 		free(k->id);
 		k->id = id ? strdup(id) : NULL;
@@ -113,17 +118,24 @@ static void known_set(struct build_images *bi, const char *ref, const char *id)
 	pthread_mutex_unlock(&bi->lock);
 }
 
-/* 1 and *id when ref is cached and recent (id NULL: recently absent), else 0.
- * stale_ok: accept any age (the daemon is down). */
-static int known_get(struct build_images *bi, const char *ref, bool stale_ok, char **id)
+enum image_known build_images_known(struct build_images *bi, const char *ref, char **id,
+				    bool *current)
 {
+	enum image_known state = IMAGE_UNKNOWN;
+	if (id)
+		*id = NULL;
 	pthread_mutex_lock(&bi->lock);
-	struct known_image *k = known_find(bi, ref);
-	int hit = k && (stale_ok || now_mono() - k->checked < BUILD_IMAGE_TTL_SECONDS);
-	if (hit)
-		*id = k->id ? strdup(k->id) : NULL;
+	struct known_image *k = known_entry(bi, ref);
+	bool recent = k && k->checked && now_mono() - k->checked < BUILD_IMAGE_TTL_SECONDS;
+	if (k && k->checked) {
+		state = k->id ? IMAGE_KNOWN_PRESENT : IMAGE_KNOWN_ABSENT;
+		if (id && k->id && !(*id = strdup(k->id)))
+			state = IMAGE_UNKNOWN;
+	}
 	pthread_mutex_unlock(&bi->lock);
-	return hit;
+	if (current)
+		*current = recent;
+	return state;
 }
 
 /* Inspects ref through d: 0 and *id, -ENOENT when absent, or a daemon error. */
@@ -141,51 +153,84 @@ static bool daemon_unreachable(int rc)
 	return rc == -ECONNREFUSED || rc == -ETIMEDOUT || rc == -EHOSTUNREACH || rc == -ECANCELED;
 }
 
-int build_images_id(struct build_images *bi, const char *ref, char **id, char **errmsg)
+/* The refs to ask about now (malloc'd list), or none while the daemon is
+ * remembered as down. */
+static char **refs_to_refresh(struct build_images *bi, size_t *n)
 {
-	char *found = NULL, *msg = NULL;
-	*id = NULL;
-	if (known_get(bi, ref, false, &found)) {
-		*id = found;
-		return found ? 0 : -ENOENT;
+	char **refs = NULL;
+	size_t cap = 0;
+	*n = 0;
+	pthread_mutex_lock(&bi->lock);
+	time_t now = now_mono();
+	for (struct known_image *k = bi->known; k && now >= bi->down_until; k = k->next) {
+		if (k->checked && now - k->checked < BUILD_IMAGE_TTL_SECONDS)
+			continue;
+		if (*n == cap) {
+			size_t ncap = cap ? cap * 2 : 8;
+			char **nr = realloc(refs, ncap * sizeof(*nr));
+			if (!nr)
+				break;
+			refs = nr;
+			cap = ncap;
+		}
+		if (!(refs[*n] = strdup(k->ref)))
+			break;
+		(*n)++;
 	}
-	pthread_mutex_lock(&bi->client_lock);
-	if (!bi->client)
-		bi->client = docker_new(NULL, NULL);
-	int rc = bi->client ? inspect(bi, bi->client, ref, &found, &msg) : -ENOMEM;
-	pthread_mutex_unlock(&bi->client_lock);
-	if (rc < 0 && rc != -ENOENT) {
-		/* daemon down: what was last known stands */
-		free(found);
-		found = NULL;
-		if (known_get(bi, ref, true, &found))
-			rc = found ? 0 : -ENOENT;
-		else if (errmsg && !*errmsg)
-			*errmsg = msg ? strdup(msg) : NULL;
+	pthread_mutex_unlock(&bi->lock);
+	return refs;
+}
+
+int build_images_refresh(struct build_images *bi, struct docker *d)
+{
+	size_t n;
+	char **refs = refs_to_refresh(bi, &n);
+	int rc = 0;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		char *id = NULL, *msg = NULL;
+		rc = inspect(bi, d, refs[i], &id, &msg);
+		if (rc == -ENOENT) {
+			rc = 0;
+		} else if (rc < 0 && daemon_unreachable(rc)) {
+			log_warn("Docker daemon at %s does not answer (%s); using what is known of its"
+				 " images for %d s", docker_endpoint(d), msg ? msg : strerror(-rc),
+				 DAEMON_DOWN_SECONDS);
+			pthread_mutex_lock(&bi->lock);
+			bi->down_until = now_mono() + DAEMON_DOWN_SECONDS;
+			pthread_mutex_unlock(&bi->lock);
+		} else if (rc < 0) {
+			log_warn("cannot inspect image %s: %s", refs[i], msg ? msg : strerror(-rc));
+			rc = 0; /* this ref only */
+		}
+		free(id);
+		free(msg);
 	}
-	free(msg);
-	*id = rc == 0 ? found : NULL;
-	if (rc < 0)
-		free(found);
+	str_list_free(refs, n);
 	return rc;
 }
 
 int build_images_lookup(struct build_images *bi, const struct catalog *cat,
-			const struct cat_package *pkg, char **ref, char **id, char **errmsg)
+			const struct cat_package *pkg, char **ref, char **id, bool *current)
 {
 	char *names[2];
 	int rc = build_image_names(cat, pkg, &names[0], &names[1]);
+	bool all_current = true;
 	*ref = *id = NULL;
 	if (rc < 0)
 		return rc;
 	rc = -ENOENT;
 	for (int i = 0; i < 2 && names[i] && rc == -ENOENT; i++) {
-		rc = build_images_id(bi, names[i], id, errmsg);
-		if (rc == 0)
+		bool cur;
+		if (build_images_known(bi, names[i], id, &cur) == IMAGE_KNOWN_PRESENT) {
 			*ref = strdup(names[i]);
+			rc = *ref ? 0 : -ENOMEM;
+		}
+		all_current = all_current && cur;
 	}
 	free(names[0]);
 	free(names[1]);
+	if (current)
+		*current = all_current;
 	return rc;
 }
 

@@ -7,10 +7,16 @@
  * previous_major_version.  The image ID is an input of every package built
  * with it, so rebuilding a build image invalidates its packages.
  *
- * Freshness checks run on every open, so IDs found by inspect are cached for
- * a short while (BUILD_IMAGE_TTL_SECONDS); when the daemon cannot be reached
- * the last known ID is used, so cached packages stay readable while Docker is
- * down (a build then fails with a clear error).
+ * Freshness checks run in FUSE request threads, which must never wait on the
+ * network: they only read what is known of an image (build_images_known),
+ * and every ref they ask about is remembered.  A checker or build thread
+ * brings what is remembered up to date (build_images_refresh, or an inspect
+ * in build_images_ensure).  Knowledge older than BUILD_IMAGE_TTL_SECONDS is
+ * "not current": a freshness check that depends on it hands the decision to
+ * a thread that may ask the daemon.  A daemon that does not answer is
+ * remembered as such for DAEMON_DOWN_SECONDS: refreshes then ask nothing and
+ * the last known IDs stand, so cached packages stay readable while Docker is
+ * down or hung (a build then fails with a clear error).
  * Thread-safe.
  */
 #ifndef SEBSFS_BUILDIMAGE_H
@@ -22,6 +28,7 @@
 #include "docker.h"
 
 #define BUILD_IMAGE_TTL_SECONDS 2
+#define DAEMON_DOWN_SECONDS 10
 
 struct build_images;
 
@@ -34,16 +41,25 @@ void build_images_free(struct build_images *bi);
 int build_image_names(const struct catalog *cat, const struct cat_package *pkg,
 		      char **current, char **previous);
 
-/* The ID of any image ref (a tag or an ID), through the shared client and
- * the same short-lived cache: 0 and *id (malloc'd), -ENOENT when absent. */
-int build_images_id(struct build_images *bi, const char *ref, char **id, char **errmsg);
+enum image_known { IMAGE_KNOWN_PRESENT, IMAGE_KNOWN_ABSENT, IMAGE_UNKNOWN };
 
-/* Resolves pkg's build image by inspecting the candidates (no pull) through
- * the shared client: *ref and *id malloc'd.  -ENOENT when neither exists,
- * -ECONNREFUSED/-ENOENT-like errors when the daemon is down and no ID was
- * ever known. */
+/* What is known of ref (a tag or an ID) without asking anyone: PRESENT with
+ * *id (malloc'd; id may be NULL), ABSENT, or UNKNOWN.  *current (may be NULL)
+ * is false when the knowledge is missing or older than the TTL; the ref is then
+ * remembered for the next build_images_refresh. */
+enum image_known build_images_known(struct build_images *bi, const char *ref, char **id,
+				    bool *current);
+
+/* pkg's build image from what is known (no network): the first candidate
+ * known to be present, *ref and *id malloc'd; -ENOENT when none is.  *current
+ * is false when any candidate's knowledge is not current. */
 int build_images_lookup(struct build_images *bi, const struct catalog *cat,
-			const struct cat_package *pkg, char **ref, char **id, char **errmsg);
+			const struct cat_package *pkg, char **ref, char **id, bool *current);
+
+/* Asks the daemon, through d, about every remembered ref whose knowledge is
+ * not current.  Asks nothing while the daemon is remembered as not answering.
+ * 0, or -errno of the daemon (then it is remembered as not answering). */
+int build_images_refresh(struct build_images *bi, struct docker *d);
 
 /* Like lookup, through d, but pulls the candidates when absent (current tag
  * first); progress goes to log_fd.  The error names both tags. */

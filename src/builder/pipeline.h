@@ -23,6 +23,8 @@
 #ifndef SEBSFS_PIPELINE_H
 #define SEBSFS_PIPELINE_H
 
+#include <time.h>
+
 #include "catalog.h"
 
 enum installer_kind { INSTALLER_NONE, INSTALLER_HOST, INSTALLER_DOCKER };
@@ -41,6 +43,9 @@ struct pipeline_request {
 	const char *workdir;           /* an empty folder owned by this build */
 	int out_fd;                    /* the zip is written here */
 	int log_fd;                    /* build log */
+	int cancel_fd;                 /* readable once the build is cancelled; -1: never */
+	const struct timespec *deadline; /* CLOCK_MONOTONIC end of the build; NULL: none */
+	unsigned timeout;              /* the build's time limit in seconds, for messages */
 };
 
 /* Steps 2-5 only: the work folder a function image is built from.

@@ -25,11 +25,11 @@ static const char *repository_of(const struct builder *b, const struct catalog *
 	return b->repository ? b->repository : cat->docker_repository;
 }
 
-int image_identity(struct builder *b, const struct cat_package *pkg, char **identity)
+int image_identity(struct builder *b, const struct cat_package *pkg, char **identity,
+		   bool *known_current)
 {
 	char *base_id = NULL, *current = NULL, *previous = NULL;
-	if (build_images_id(b->images, pkg->runtime->base_image, &base_id, NULL) < 0)
-		base_id = NULL;
+	build_images_known(b->images, pkg->runtime->base_image, &base_id, known_current);
 	build_image_names(b->cat, pkg, &current, &previous);
 	const char *repo = repository_of(b, b->cat);
 	*identity = str_printf("kind=image;base=%s@%s;builder_image=%s;repository=%s;registry=%s",
@@ -40,16 +40,6 @@ int image_identity(struct builder *b, const struct cat_package *pkg, char **iden
 	free(current);
 	free(previous);
 	return *identity ? 0 : -ENOMEM;
-}
-
-bool image_target_present(struct builder *b, const char *image_id)
-{
-	char *id = NULL;
-	if (!image_id)
-		return false;
-	bool present = build_images_id(b->images, image_id, &id, NULL) == 0;
-	free(id);
-	return present;
 }
 
 char *image_document(const struct record *rec)
@@ -100,9 +90,11 @@ static int ensure_base_image(struct docker *client, const char *base, int log_fd
 
 /* A row whose image vanished from the daemon, inputs unchanged, and a pushed
  * digest: pull it back instead of rebuilding.  0 when that worked. */
-static int restore_from_registry(struct builder *b, struct job *job, struct docker *client,
-				 int log_fd, struct cache_entry *out)
+static int restore_from_registry(struct builder *b, struct build_ctx *ctx, struct cache_entry *out)
 {
+	struct job *job = ctx->job;
+	struct docker *client = ctx->client;
+	int log_fd = ctx->log_fd;
 	struct record *rec = &b->records[job->target];
 	pthread_mutex_lock(&b->lock);
 	bool same = rec->has_package && rec->digest && strcmp(rec->input_hash, job->input_hash) == 0;
@@ -146,19 +138,46 @@ static int restore_from_registry(struct builder *b, struct job *job, struct dock
 	return rc;
 }
 
-int image_target_build(struct builder *b, struct job *job, struct docker *client,
-		       const struct catalog *now, const struct cat_package *now_pkg, int log_fd,
-		       struct cache_entry *out, char **errmsg)
+/* The build arguments of Dockerfile.function (SEBS.md section 7); malloc'd
+ * strings in args[0..IMAGE_BUILDARGS-1], args[IMAGE_BUILDARGS] NULL. */
+#define IMAGE_BUILDARGS 5
+static int image_buildargs(const struct catalog *now, const struct cat_package *pkg,
+			   char *args[IMAGE_BUILDARGS + 1])
 {
+	const struct cat_runtime *rt = pkg->runtime;
+	char *current = NULL, *previous = NULL;
+	build_image_names(now, pkg, &current, &previous);
+	args[0] = str_printf("VERSION=%s", rt->version);
+	args[1] = str_printf("BASE_IMAGE=%s", rt->base_image);
+	args[2] = str_printf("TARGET_ARCHITECTURE=%s", rt->arch);
+	args[3] = str_printf("BASE_IMAGE_BUILDER=%s", current ? current : "");
+	args[4] = str_printf("BASE_REPOSITORY=%s", now->docker_repository ? now->docker_repository : "");
+	args[IMAGE_BUILDARGS] = NULL;
+	free(current);
+	free(previous);
+	for (int i = 0; i < IMAGE_BUILDARGS; i++)
+		if (!args[i])
+			return -ENOMEM;
+	return 0;
+}
+
+int image_target_build(struct builder *b, struct build_ctx *ctx, struct cache_entry *out,
+		       char **errmsg)
+{
+	struct job *job = ctx->job;
+	struct docker *client = ctx->client;
+	const struct cat_package *now_pkg = ctx->now_pkg;
+	const struct catalog *now = ctx->now;
 	const struct cat_runtime *rt = now_pkg->runtime;
+	int log_fd = ctx->log_fd;
 	double t0 = builder_now_seconds();
 	const char *repo = repository_of(b, now);
 	char *dockerfile = str_printf("%s/dockerfiles/%s/%s/Dockerfile.function", now->root,
 				      now_pkg->platform->name, rt->language);
 	char *tag = image_function_tag(now_pkg->platform->name, now_pkg->benchmark->name,
 				       rt->language, rt->version, rt->arch);
-	char *current = NULL, *previous = NULL, *workdir = NULL;
-	char *args[6] = { NULL };
+	char *workdir = NULL, *version = NULL, *msg = NULL;
+	char *args[IMAGE_BUILDARGS + 1] = { NULL };
 	struct image_build_result res = { 0 };
 	int rc = 0;
 
@@ -175,39 +194,57 @@ int image_target_build(struct builder *b, struct job *job, struct docker *client
 	} else if (!path_is_file(dockerfile)) {
 		rc = -ENOENT;
 		*errmsg = str_printf("%s is missing", dockerfile);
-	} else if (restore_from_registry(b, job, client, log_fd, out) == 0) {
+	} else if ((rc = docker_ping(client, &version, &msg)) < 0) {
+		*errmsg = str_printf("Docker daemon at %s does not answer: %s", docker_endpoint(client),
+				     msg ? msg : strerror(-rc));
+	} else if (restore_from_registry(b, ctx, out) == 0) {
 		goto out;
 	} else if ((rc = ensure_base_image(client, rt->base_image, log_fd, errmsg)) == 0) {
 		/* the base image may have just arrived: its ID is part of the inputs */
+		build_images_refresh(b->images, client);
 		free(job->manifest_json);
 		job->manifest_json = NULL;
-		rc = target_check_inputs(b, job->target, job->input_hash, &job->manifest_json);
+		rc = target_check_inputs(b, job->target, job->input_hash, &job->manifest_json, NULL,
+					 errmsg);
 	}
-	if (rc == 0 && (rc = cache_make_workdir(b->cache, &workdir)) < 0)
-		*errmsg = str_printf("cannot create a work folder: %s", strerror(-rc));
-	if (rc == 0) {
-		struct pipeline_request req = { .cat = now, .pkg = now_pkg, .installer = INSTALLER_NONE,
-						.workdir = workdir, .out_fd = -1, .log_fd = log_fd };
-		rc = pipeline_prepare(&req, errmsg);
-	}
-	if (rc == 0) {
-		build_image_names(now, now_pkg, &current, &previous);
-		args[0] = str_printf("VERSION=%s", rt->version);
-		args[1] = str_printf("BASE_IMAGE=%s", rt->base_image);
-		args[2] = str_printf("TARGET_ARCHITECTURE=%s", rt->arch);
-		args[3] = str_printf("BASE_IMAGE_BUILDER=%s", current ? current : "");
-		args[4] = str_printf("BASE_REPOSITORY=%s", now->docker_repository ? now->docker_repository : "");
-		for (int i = 0; i < 5; i++)
-			if (!args[i])
-				rc = -ENOMEM;
-	}
-	if (rc == 0) {
-		struct image_build_request req = {
-			.docker = client, .context_dir = workdir, .dockerfile = dockerfile,
-			.buildargs = (const char *const *)args, .repository = repo, .tag = tag,
-			.registry = b->registry, .log_fd = log_fd,
-		};
-		rc = image_build(&req, &res, errmsg);
+	if (rc == 0)
+		rc = image_buildargs(now, now_pkg, args);
+	/* inputs that change during the build: see zip_build */
+	for (int attempt = 1; rc == 0; attempt++) {
+		if ((rc = cache_make_workdir(b->cache, &workdir)) < 0) {
+			*errmsg = str_printf("cannot create a work folder: %s", strerror(-rc));
+			break;
+		}
+		struct pipeline_request preq = { .cat = now, .pkg = now_pkg,
+						 .installer = INSTALLER_NONE, .workdir = workdir,
+						 .out_fd = -1, .log_fd = log_fd,
+						 .cancel_fd = ctx->cancel_fd, .deadline = ctx->deadline,
+						 .timeout = ctx->timeout };
+		rc = pipeline_prepare(&preq, errmsg);
+		if (rc == 0) {
+			struct image_build_request req = {
+				.docker = client, .context_dir = workdir, .dockerfile = dockerfile,
+				.buildargs = (const char *const *)args, .repository = repo, .tag = tag,
+				.registry = b->registry, .log_fd = log_fd,
+			};
+			image_build_result_clear(&res);
+			rc = image_build(&req, &res, errmsg);
+		}
+		if (rc == 0)
+			rc = build_cancelled(ctx, errmsg);
+		rm_rf(workdir);
+		free(workdir);
+		workdir = NULL;
+		int moved = rc == 0 ? target_inputs_moved(b, ctx, errmsg) : 0;
+		if (moved < 0)
+			rc = moved;
+		if (moved != 1 || attempt > 1) {
+			if (moved == 1)
+				build_log(log_fd, "warning: the build changes its own inputs; the image"
+					  " is recorded as built from them as they are now");
+			break;
+		}
+		build_log(log_fd, "building again from the inputs as they are now");
 	}
 	if (rc == 0) {
 		struct cache_key key;
@@ -224,12 +261,12 @@ int image_target_build(struct builder *b, struct job *job, struct docker *client
 out:
 	if (workdir)
 		rm_rf(workdir);
-	for (int i = 0; i < 5; i++)
+	for (int i = 0; i < IMAGE_BUILDARGS; i++)
 		free(args[i]);
 	image_build_result_clear(&res);
 	free(workdir);
-	free(current);
-	free(previous);
+	free(version);
+	free(msg);
 	free(dockerfile);
 	free(tag);
 	return rc;

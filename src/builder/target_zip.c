@@ -3,22 +3,26 @@
  * one (pipeline steps 2-7, then publish into the cache).
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "builder_int.h"
+#include "docker.h"
 #include "fsutil.h"
 
-int zip_identity(struct builder *b, const struct cat_package *pkg, char **identity)
+int zip_identity(struct builder *b, const struct cat_package *pkg, char **identity, bool *current)
 {
+	if (current)
+		*current = true;
 	if (b->installer != INSTALLER_DOCKER || !catalog_has_build_image(b->cat, pkg)) {
 		*identity = str_printf("builder=%s", installer_name(b->installer));
 		return *identity ? 0 : -ENOMEM;
 	}
 	char *ref = NULL, *id = NULL;
-	int rc = build_images_lookup(b->images, b->cat, pkg, &ref, &id, NULL);
+	int rc = build_images_lookup(b->images, b->cat, pkg, &ref, &id, current);
 	/* unresolved: never equal to a built package's identity, so a build
 	 * runs and reports why the image cannot be had */
 	*identity = rc == 0 ? str_printf("builder=docker;image=%s@%s", ref, id)
@@ -28,79 +32,119 @@ int zip_identity(struct builder *b, const struct cat_package *pkg, char **identi
 	return *identity ? 0 : -ENOMEM;
 }
 
-/* For the docker builder: makes sure the build image is here (pulling it if
- * need be), then re-checks the inputs so the recorded input hash names the
- * image actually used. */
-static int prepare_build_image(struct builder *b, struct job *job, struct docker *client,
-			       const struct catalog *now, const struct cat_package *now_pkg,
-			       int log_fd, char **image, char **errmsg)
+/* For the docker builder: makes sure the daemon answers and the build image
+ * is here (pulling it if need be), then re-checks the inputs so the recorded
+ * input hash names the image actually used. */
+static int prepare_build_image(struct builder *b, struct build_ctx *ctx, char **image,
+			       char **errmsg)
 {
-	char *id = NULL;
-	if (!client) {
+	char *id = NULL, *version = NULL, *msg = NULL;
+	if (!ctx->client) {
 		*errmsg = strdup("cannot create a Docker client");
 		return -ENOMEM;
 	}
-	int rc = build_images_ensure(b->images, client, now, now_pkg, log_fd, image, &id, errmsg);
+	int rc = docker_ping(ctx->client, &version, &msg);
+	if (rc < 0)
+		*errmsg = str_printf("Docker daemon at %s does not answer: %s",
+				     docker_endpoint(ctx->client), msg ? msg : strerror(-rc));
+	else
+		rc = build_images_ensure(b->images, ctx->client, ctx->now, ctx->now_pkg, ctx->log_fd,
+					 image, &id, errmsg);
 	if (rc == 0) {
-		build_log(log_fd, "build image %s (%s)", *image, id);
-		free(job->manifest_json);
-		job->manifest_json = NULL;
-		rc = target_check_inputs(b, job->target, job->input_hash, &job->manifest_json);
-		if (rc < 0)
-			*errmsg = str_printf("cannot read inputs: %s", strerror(-rc));
+		build_log(ctx->log_fd, "build image %s (%s)", *image, id);
+		free(ctx->job->manifest_json);
+		ctx->job->manifest_json = NULL;
+		rc = target_check_inputs(b, ctx->job->target, ctx->job->input_hash,
+					 &ctx->job->manifest_json, NULL, errmsg);
 	}
 	free(id);
+	free(version);
+	free(msg);
 	return rc;
 }
 
-int zip_build(struct builder *b, struct job *job, struct docker *client,
-	      const struct catalog *now, const struct cat_package *now_pkg, int log_fd,
-	      struct cache_entry *out, char **errmsg)
+/* One run of the pipeline into a new temp file: *tmp (malloc'd) and *fd
+ * (open read-write) on success. */
+static int build_once(struct builder *b, struct build_ctx *ctx, const char *image, char **tmp,
+		      int *fd, char **errmsg)
 {
-	struct cache_key key;
-	target_key(b, job->target, &key);
-	double t0 = builder_now_seconds();
-	char *workdir = NULL, *tmp = NULL, *image = NULL;
-	int out_fd = -1, rc = 0;
-
-	if (b->installer == INSTALLER_DOCKER && catalog_has_build_image(now, now_pkg))
-		rc = prepare_build_image(b, job, client, now, now_pkg, log_fd, &image, errmsg);
+	char *workdir = NULL;
+	int rc = cache_make_workdir(b->cache, &workdir);
+	*fd = -1;
 	if (rc < 0) {
-		/* errmsg says why */
-	} else if ((rc = cache_make_workdir(b->cache, &workdir)) < 0) {
 		*errmsg = str_printf("cannot create a work folder: %s", strerror(-rc));
-	} else if (!(tmp = cache_tmp_path(b->cache, ".zip"))) {
+	} else if (!(*tmp = cache_tmp_path(b->cache, ".zip"))) {
 		rc = -ENOMEM;
-	} else if ((out_fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) < 0) {
+	} else if ((*fd = open(*tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0) {
 		rc = -errno;
-		*errmsg = str_printf("cannot create %s: %s", tmp, strerror(errno));
+		*errmsg = str_printf("cannot create %s: %s", *tmp, strerror(errno));
 	} else {
 		struct pipeline_request req = {
-			.cat = now, .pkg = now_pkg, .installer = b->installer,
-			.installer_note = b->installer_note, .docker = client, .build_image = image,
-			.workdir = workdir, .out_fd = out_fd, .log_fd = log_fd,
+			.cat = ctx->now, .pkg = ctx->now_pkg, .installer = b->installer,
+			.installer_note = b->installer_note, .docker = ctx->client,
+			.build_image = image, .workdir = workdir, .out_fd = *fd,
+			.log_fd = ctx->log_fd, .cancel_fd = ctx->cancel_fd,
+			.deadline = ctx->deadline, .timeout = ctx->timeout,
 		};
 		rc = pipeline_build_zip(&req, errmsg);
-		if (close(out_fd) < 0 && rc == 0)
-			rc = -errno;
-		out_fd = -1;
 	}
-	if (rc == 0) {
-		rc = cache_publish(b->cache, &key, tmp, job->input_hash, job->manifest_json,
-				   builder_now_seconds() - t0, out);
-		if (rc < 0)
-			*errmsg = str_printf("cannot publish the package: %s", strerror(-rc));
-		else
-			build_log(log_fd, "build succeeded in %.2f s: %lld bytes, sha256 %s",
-				  out->build_seconds, (long long)out->size, out->sha256);
-	} else if (tmp) {
-		unlink(tmp);
-	}
-	if (out_fd >= 0)
-		close(out_fd);
+	if (rc == 0)
+		rc = build_cancelled(ctx, errmsg);
 	if (workdir)
 		rm_rf(workdir);
 	free(workdir);
+	return rc;
+}
+
+int zip_build(struct builder *b, struct build_ctx *ctx, struct cache_entry *out, char **errmsg)
+{
+	struct cache_key key;
+	target_key(b, ctx->job->target, &key);
+	double t0 = builder_now_seconds();
+	char *tmp = NULL, *image = NULL;
+	int fd = -1, rc = 0;
+
+	if (b->installer == INSTALLER_DOCKER && catalog_has_build_image(ctx->now, ctx->now_pkg))
+		rc = prepare_build_image(b, ctx, &image, errmsg);
+	/* Inputs that change while the build runs: once, it may be someone's
+	 * edit, so the build runs again from the new inputs; twice, it is the
+	 * build itself (an init.sh writing into its own folder), and the package
+	 * is recorded under the inputs as they are after it, so that reading it
+	 * does not rebuild it every time. */
+	for (int attempt = 1; rc == 0; attempt++) {
+		rc = build_once(b, ctx, image, &tmp, &fd, errmsg);
+		int moved = rc == 0 ? target_inputs_moved(b, ctx, errmsg) : 0;
+		if (moved < 0)
+			rc = moved;
+		if (moved != 1 || attempt > 1) {
+			if (moved == 1)
+				build_log(ctx->log_fd, "warning: the build changes its own inputs; the package"
+					  " is recorded as built from them as they are now");
+			break;
+		}
+		build_log(ctx->log_fd, "building again from the inputs as they are now");
+		close(fd);
+		fd = -1;
+		unlink(tmp);
+		free(tmp);
+		tmp = NULL;
+	}
+	if (rc == 0) {
+		rc = cache_publish(b->cache, &key, tmp, ctx->job->input_hash, ctx->job->manifest_json,
+				   builder_now_seconds() - t0, out);
+		if (rc < 0) {
+			*errmsg = str_printf("cannot publish the package: %s", strerror(-rc));
+		} else {
+			build_log(ctx->log_fd, "build succeeded in %.2f s: %lld bytes, sha256 %s",
+				  out->build_seconds, (long long)out->size, out->sha256);
+			ctx->package_fd = fd;
+			fd = -1;
+		}
+	} else if (tmp) {
+		unlink(tmp);
+	}
+	if (fd >= 0)
+		close(fd);
 	free(tmp);
 	free(image);
 	return rc;

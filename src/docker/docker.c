@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -39,7 +40,10 @@
 #define CLIENT_API_MAJOR 1
 #define CLIENT_API_MINOR 43
 #define CONNECT_TIMEOUT_S 5L
-#define CONTROL_TIMEOUT_S 60L
+/* Control calls (inspect, create, start, remove, tag) answer in well under a
+ * second on a healthy daemon; a daemon that accepts and never answers must
+ * fail a build within a bounded time. */
+#define CONTROL_TIMEOUT_S 20L
 /* Bounds a buffered (control or error) response; inspect output is far smaller. */
 #define MAX_BUFFERED (16u << 20)
 
@@ -50,6 +54,9 @@ struct docker {
 	char *base_url;     /* http://localhost or http://host:port */
 	char *api_version;  /* "1.41" once negotiated, else NULL */
 	atomic_bool cancelled;
+	/* CLOCK_MONOTONIC ns after which streaming calls stop (0: none) */
+	_Atomic int64_t deadline_ns;
+	long control_timeout;   /* seconds */
 	char curl_err[CURL_ERROR_SIZE];
 };
 
@@ -186,6 +193,7 @@ struct docker *docker_new(const char *host, char **errmsg)
 	if (!d)
 		goto oom;
 	atomic_init(&d->cancelled, false);
+	d->control_timeout = CONTROL_TIMEOUT_S;
 	d->endpoint = strdup(host);
 	if (!d->endpoint)
 		goto oom;
@@ -249,6 +257,34 @@ const char *docker_endpoint(const struct docker *d)
 void docker_cancel(struct docker *d)
 {
 	atomic_store(&d->cancelled, true);
+}
+
+void docker_set_control_timeout(struct docker *d, long seconds)
+{
+	d->control_timeout = seconds > 0 ? seconds : CONTROL_TIMEOUT_S;
+}
+
+void docker_reset_cancel(struct docker *d)
+{
+	atomic_store(&d->cancelled, false);
+}
+
+void docker_set_deadline(struct docker *d, const struct timespec *deadline)
+{
+	int64_t ns = deadline ? (int64_t)deadline->tv_sec * 1000000000 + deadline->tv_nsec : 0;
+
+	atomic_store(&d->deadline_ns, ns);
+}
+
+static bool past_deadline(const struct docker *d)
+{
+	int64_t deadline = atomic_load(&d->deadline_ns);
+	struct timespec now;
+
+	if (deadline == 0)
+		return false;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (int64_t)now.tv_sec * 1000000000 + now.tv_nsec >= deadline;
 }
 
 /* ---- the request engine --------------------------------------------------- */
@@ -399,7 +435,7 @@ static int xferinfo_cb(void *userp, curl_off_t dltotal, curl_off_t dlnow, curl_o
 {
 	struct request *r = userp;
 
-	return atomic_load(&r->d->cancelled) ? 1 : 0;
+	return atomic_load(&r->d->cancelled) || past_deadline(r->d) ? 1 : 0;
 }
 
 /* The daemon's error text: {"message": ...} when it sent JSON, else the body's
@@ -496,7 +532,7 @@ static int do_request(struct docker *d, struct request *r, char **errmsg)
 	/* Signals and threads do not mix; timeouts then rely on the poll loop. */
 	curl_easy_setopt(d->curl, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(d->curl, CURLOPT_CONNECTTIMEOUT, CONNECT_TIMEOUT_S);
-	curl_easy_setopt(d->curl, CURLOPT_TIMEOUT, r->streaming ? 0L : CONTROL_TIMEOUT_S);
+	curl_easy_setopt(d->curl, CURLOPT_TIMEOUT, r->streaming ? 0L : d->control_timeout);
 	curl_easy_setopt(d->curl, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(d->curl, CURLOPT_WRITEFUNCTION, write_cb);
 	curl_easy_setopt(d->curl, CURLOPT_WRITEDATA, r);
@@ -562,6 +598,9 @@ static int do_request(struct docker *d, struct request *r, char **errmsg)
 	} else if (cc == CURLE_ABORTED_BY_CALLBACK && atomic_load(&d->cancelled)) {
 		rc = -ECANCELED;
 		set_err(errmsg, "%s: cancelled", r->what);
+	} else if (cc == CURLE_ABORTED_BY_CALLBACK && past_deadline(d)) {
+		rc = -ETIMEDOUT;
+		set_err(errmsg, "%s: build time limit reached", r->what);
 	} else if (r->status >= 400 && (cc == CURLE_OK || r->resp_len > 0)) {
 		json_t *root;
 		const char *msg = daemon_message(r, &root);

@@ -17,7 +17,7 @@
  * missing: -ENOENT is reserved for "no such image/container"),
  * 404 -ENOENT, 409 -EEXIST, other 4xx -EINVAL, 5xx -EIO, bad JSON -EPROTO,
  * an error inside a progress stream -EIO, cancelled -ECANCELED.
- * Control calls have bounded timeouts (connect 5 s, total 60 s); pull, wait
+ * Control calls have bounded timeouts (connect 5 s, total 20 s); pull, wait
  * and logs(follow) have none (builds can be long) but stop when
  * docker_cancel() is called from another thread.
  */
@@ -40,6 +40,17 @@ const char *docker_endpoint(const struct docker *d);
 /* Makes every running and future streaming call of d return -ECANCELED.
  * Safe to call from another thread. */
 void docker_cancel(struct docker *d);
+/* The total timeout of d's control calls from now on (default 20 s): a
+ * caller that must not wait long for a daemon that does not answer (the
+ * start-up probe, the freshness checker) asks for less. */
+void docker_set_control_timeout(struct docker *d, long seconds);
+/* Undoes docker_cancel for the calls that follow (a worker's next build). */
+void docker_reset_cancel(struct docker *d);
+/* Streaming calls of d stop with -ETIMEDOUT once CLOCK_MONOTONIC passes
+ * *deadline (NULL: no deadline).  Control calls keep their own bounded
+ * timeout, so cleanup (removing a container) still works after the deadline. */
+struct timespec;
+void docker_set_deadline(struct docker *d, const struct timespec *deadline);
 
 /* GET /_ping then GET /version; fills *api_version (malloc'd, may be NULL). */
 int docker_ping(struct docker *d, char **api_version, char **errmsg);

@@ -3,11 +3,25 @@
  *
  * Every callback replies exactly once.  open (and, with -o stat_builds,
  * lookup/getattr) of a package that is not fresh hands a reply context to
- * the builder and returns; the builder's worker replies when the build ends,
- * after invalidating the inode so the kernel drops the old size and pages.
+ * the builder and returns; the builder's worker replies when the build ends.
+ * A request interrupted while it waits (its process was killed) is answered
+ * EINTR at once and dropped from the build's waiters; the build goes on.
  * Reads are spliced from the package file descriptor (fuse_reply_data with an
- * fd buffer), and pages are kept across opens (keep_cache) because every
- * change of content goes through a build and therefore an invalidation.
+ * fd buffer).
+ *
+ * What the kernel caches of a package, and how it is kept true without ever
+ * invalidating page cache from the daemon (which waits for page locks that
+ * readers hold while their READ requests wait for daemon threads: under load
+ * that deadlocked the mount):
+ *  - pages: each node remembers the content (the package's digest) of its
+ *    last open reply; an open of the same content keeps the kernel's pages
+ *    (keep_cache), an open of other content does not, and the kernel then
+ *    drops them itself, in the opening process;
+ *  - size: a node remembers the size last told to the kernel; when a reply
+ *    serves another size, the inode's attributes (only: offset -1, no pages)
+ *    are invalidated before the reply, so the next read asks for the size.
+ *    An eviction does not change the size shown (see builder_status), so a
+ *    reader that still holds the evicted package keeps reading all of it.
  *
  * Timeouts: the tree never changes during a mount, so entries and directory
  * attributes are cached long.  A package's size is the last good build's
@@ -46,9 +60,10 @@ struct node {
 	size_t first_child;
 	size_t n_children;
 	size_t pkg;            /* NODE_ZIP, NODE_LOG, NODE_IMAGE, NODE_IMAGE_LOG */
-	/* The package size last given to the kernel (-1: none yet); see
-	 * invalidate_if_needed(). */
+	/* The package size last given to the kernel (-1: none yet), and the
+	 * content of the last open reply (0: none); see the file comment. */
 	_Atomic int64_t reported_size;
+	_Atomic uint64_t served_content;
 };
 
 static struct {
@@ -198,7 +213,8 @@ static double node_attr(const struct node *n, struct stat *st)
 	st->st_nlink = 1;
 	if (is_log(n)) {
 		struct stat log;
-		if (stat(builder_log_path(fs.builder, n->pkg, kind_of(n)), &log) == 0) {
+		const char *log_path = builder_log_path(fs.builder, n->pkg, kind_of(n));
+		if (log_path && stat(log_path, &log) == 0) {
 			st->st_size = log.st_size;
 			st->st_mtim = st->st_ctim = log.st_mtim;
 		}
@@ -207,7 +223,7 @@ static double node_attr(const struct node *n, struct stat *st)
 	struct builder_status bs;
 	builder_status(fs.builder, n->pkg, kind_of(n), false, &bs);
 	st->st_size = bs.size;
-	((struct node *)n)->reported_size = bs.size;
+	atomic_store(&((struct node *)n)->reported_size, bs.size);
 	st->st_blocks = (bs.size + 511) / 512;
 	if (bs.has_package) {
 		st->st_mtim.tv_sec = st->st_ctim.tv_sec = bs.built_at;
@@ -225,29 +241,36 @@ static void fill_entry(const struct node *n, struct fuse_entry_param *e)
 	e->entry_timeout = TREE_TIMEOUT;
 }
 
-/* Invalidates what the kernel caches of a package; ENOENT means the kernel
+/* Makes the kernel ask for the package's attributes again before it trusts
+ * its size.  Attributes only (offset -1): no page is touched, so this never
+ * waits on a page lock and is safe in any thread.  ENOENT means the kernel
  * holds no inode for it (nothing to drop). */
-static void invalidate_package(fuse_ino_t ino)
+static void invalidate_attributes(fuse_ino_t ino)
 {
-	int rc = fuse_lowlevel_notify_inval_inode(fs.se, ino, 0, 0);
+	int rc = fuse_lowlevel_notify_inval_inode(fs.se, ino, -1, 0);
 	if (rc < 0 && rc != -ENOENT)
 		log_warn("cannot invalidate inode %" PRIu64 ": %s", (uint64_t)ino, strerror(-rc));
 }
 
-/*
- * Before the kernel reads a package it must drop attributes and pages that
- * belong to other content: after every build, and when it was last told
- * another size (a zero attribute timeout still lets it trust a size for the
- * rest of the jiffy).  But an invalidation also makes the kernel discard the
- * replies to getattr requests already in flight, so a reader racing with it
- * can be left with the old size: invalidate once per build (for its first
- * waiter, before any waiter's open is answered) and never when not needed.
- */
-static void invalidate_if_needed(struct node *n, const struct builder_result *res)
+/* Before a reply that serves size bytes: the kernel must not go on with
+ * another size it was told.  (A zero attribute timeout does not suffice: the
+ * kernel trusts a size for the rest of the jiffy.) */
+static void tell_size(struct node *n, int64_t size)
 {
-	int64_t told = atomic_exchange(&n->reported_size, res->size);
-	if ((res->built && res->first) || (!res->built && told != res->size))
-		invalidate_package(ino_of(n));
+	int64_t told = atomic_exchange(&n->reported_size, size);
+	if (told >= 0 && told != size)
+		invalidate_attributes(ino_of(n));
+}
+
+/* A 64-bit name for the content an open serves: the package's digest, or a
+ * hash of an image's document. */
+static uint64_t content_id(const struct builder_result *res)
+{
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+	const char *text = res->document ? res->document : res->sha256;
+	for (const char *c = text; c && *c; c++)
+		h = (h ^ (unsigned char)*c) * 1099511628211ULL;
+	return h ? h : 1;
 }
 
 /* ---- open files ---------------------------------------------------------- */
@@ -281,8 +304,11 @@ static void reply_when_built(void *ctx, const struct builder_result *res)
 {
 	struct pending *p = ctx;
 	struct node *n = node_of(p->ino);
+	/* from here on an interrupt can no longer answer for us (it waits for a
+	 * running interrupt callback, which then finds no waiter) */
+	fuse_req_interrupt_func(p->req, NULL, NULL);
 	if (res->status == 0)
-		invalidate_if_needed(n, res);
+		tell_size(n, res->size);
 	if (p->kind == REPLY_OPEN) {
 		int fd = -1;
 		if (res->status == 0 && res->document)
@@ -292,8 +318,9 @@ static void reply_when_built(void *ctx, const struct builder_result *res)
 		if (fd < 0) {
 			fuse_reply_err(p->req, EIO);
 		} else {
+			uint64_t id = content_id(res);
 			p->fi.fh = (uint64_t)fd;
-			p->fi.keep_cache = 1;
+			p->fi.keep_cache = atomic_exchange(&n->served_content, id) == id;
 			if (fuse_reply_open(p->req, &p->fi) != 0)
 				close(fd); /* the opener went away (interrupted) */
 		}
@@ -307,6 +334,20 @@ static void reply_when_built(void *ctx, const struct builder_result *res)
 		fill_entry(n, &e);
 		fuse_reply_entry(p->req, &e);
 	}
+	free(p);
+}
+
+/* The waiting request's process was interrupted (killed): when it still
+ * waits for a build, it leaves the build's waiters and is answered EINTR
+ * here.  Runs with the request's lock held, so it must not (un)register
+ * interrupt callbacks itself; replying is fine. */
+static void interrupted_while_waiting(fuse_req_t req, void *data)
+{
+	struct pending *p = data;
+	const struct node *n = node_of(p->ino);
+	if (!builder_forget_waiter(fs.builder, n->pkg, kind_of(n), p))
+		return; /* being answered by the build already */
+	fuse_reply_err(req, EINTR);
 	free(p);
 }
 
@@ -324,6 +365,7 @@ static void build_then_reply(fuse_req_t req, const struct node *n, enum reply_ki
 	p->ino = ino_of(n);
 	if (fi)
 		p->fi = *fi;
+	fuse_req_interrupt_func(req, interrupted_while_waiting, p);
 	builder_ensure(fs.builder, n->pkg, kind_of(n), reply_when_built, p);
 }
 
@@ -452,7 +494,12 @@ static void sfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	/* a log: may not exist yet (never built); read as empty then */
-	int fd = open(builder_log_path(fs.builder, n->pkg, kind_of(n)), O_RDONLY | O_CLOEXEC);
+	const char *log_path = builder_log_path(fs.builder, n->pkg, kind_of(n));
+	int fd = log_path ? open(log_path, O_RDONLY | O_CLOEXEC) : -1;
+	if (!log_path) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
 	if (fd < 0 && errno != ENOENT) {
 		fuse_reply_err(req, errno);
 		return;
@@ -486,6 +533,11 @@ static void sfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 	fuse_reply_err(req, 0);
 }
 
+static void unlink_done(void *ctx, int status)
+{
+	fuse_reply_err(ctx, status < 0 ? -status : 0);
+}
+
 static void sfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	const struct node *dir = node_of(parent);
@@ -498,10 +550,16 @@ static void sfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, EROFS);
 		return;
 	}
-	int rc = builder_evict(fs.builder, n->pkg, kind_of(n));
-	if (rc == 0)
-		invalidate_package(ino_of(n));
-	fuse_reply_err(req, rc < 0 ? -rc : 0);
+	/* Eviction makes the next reader wait for a build that runs as the
+	 * mount's owner: only the owner (or root) may ask for it. */
+	uid_t uid = fuse_req_ctx(req)->uid;
+	if (uid != fs.uid && uid != 0) {
+		fuse_reply_err(req, EACCES);
+		return;
+	}
+	/* Nothing to invalidate: the size shown stays, and the rebuild's first
+	 * open drops the kernel's pages when the content differs. */
+	builder_evict(fs.builder, n->pkg, kind_of(n), unlink_done, req);
 }
 
 /* ---- extended attributes ------------------------------------------------- */

@@ -22,6 +22,8 @@
 #include "log.h"
 #include "options.h"
 
+#define AUTO_PROBE_TIMEOUT_S 3L
+
 static void syslog_backend(enum log_level level, const char *msg)
 {
 	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
@@ -34,6 +36,8 @@ static enum installer_kind resolve_auto_builder(char *note, size_t len)
 {
 	char *msg = NULL, *version = NULL;
 	struct docker *d = docker_new(NULL, &msg);
+	if (d) /* a daemon that accepts and never answers must not hold up the mount */
+		docker_set_control_timeout(d, AUTO_PROBE_TIMEOUT_S);
 	int rc = d ? docker_ping(d, &version, &msg) : -ENOMEM;
 	if (rc == 0)
 		snprintf(note, len, "auto: Docker daemon at %s answered, API %s", docker_endpoint(d),
@@ -126,7 +130,8 @@ int main(int argc, char *argv[])
 	struct builder_config bcfg = { .arch = opts.arch, .installer = opts.installer,
 				       .installer_note = builder_note[0] ? builder_note : NULL,
 				       .repository = opts.repository, .registry = opts.registry,
-				       .jobs = opts.jobs };
+				       .jobs = opts.jobs, .build_timeout = opts.build_timeout,
+				       .verify = opts.verify };
 	builder = builder_new(cat, cache, &bcfg, &err);
 	if (!builder)
 		goto out_cache;

@@ -13,6 +13,10 @@
 #include <unistd.h>
 
 #include "config.h"
+
+/* Long enough for a cold Node.js install in a build container; a build that
+ * still runs after half an hour is hung. */
+#define DEFAULT_BUILD_TIMEOUT 1800u
 #include "fsutil.h"
 
 struct raw_opts {
@@ -22,6 +26,8 @@ struct raw_opts {
 	char *arch;
 	char *repository;
 	char *registry;
+	char *build_timeout;
+	char *verify;
 	int stat_builds;
 	int show_help;
 	int show_version;
@@ -37,6 +43,8 @@ static const struct fuse_opt sebsfs_opts[] = {
 	{ "arch=%s", offsetof(struct raw_opts, arch), 0 },
 	{ "repository=%s", offsetof(struct raw_opts, repository), 0 },
 	{ "registry=%s", offsetof(struct raw_opts, registry), 0 },
+	{ "build_timeout=%s", offsetof(struct raw_opts, build_timeout), 0 },
+	{ "verify=%s", offsetof(struct raw_opts, verify), 0 },
 	OPT("stat_builds", stat_builds),
 	{ "no_stat_builds", offsetof(struct raw_opts, stat_builds), 0 },
 	OPT("-h", show_help),
@@ -81,8 +89,15 @@ static void usage(const char *prog)
 	       "                           systems.json general.docker_repository)\n"
 	       "    -o registry=HOST[:PORT][/PATH]\n"
 	       "                           push function images there (credentials from\n"
-	       "                           ~/.docker/config.json); default: no push\n\n",
-	       prog);
+	       "                           ~/.docker/config.json); default: no push\n"
+	       "    -o build_timeout=SECS  a build that takes longer is stopped (its programs\n"
+	       "                           and containers killed) and fails; 0: no limit\n"
+	       "                           (default %u)\n"
+	       "    -o verify=MODE         check a cached package against its SHA-256: first\n"
+	       "                           (default: the first time it is served after\n"
+	       "                           start-up), always (every open) or size (only its\n"
+	       "                           size, which is checked on every open anyway)\n\n",
+	       prog, DEFAULT_BUILD_TIMEOUT);
 }
 
 static int fail(const char *fmt, const char *a, const char *b)
@@ -166,6 +181,23 @@ static int parse_values(struct raw_opts *raw, struct sebsfs_options *opts)
 		opts->jobs = (unsigned)n;
 	}
 	opts->stat_builds = raw->stat_builds;
+	opts->build_timeout = DEFAULT_BUILD_TIMEOUT;
+	if (raw->build_timeout) {
+		char *end;
+		errno = 0;
+		long n = strtol(raw->build_timeout, &end, 10);
+		if (errno || *end || end == raw->build_timeout || n < 0 || n > 7 * 24 * 3600)
+			return fail("build_timeout=%s%s: expected seconds, from 0 (no limit) to 604800",
+				    raw->build_timeout, "");
+		opts->build_timeout = (unsigned)n;
+	}
+	opts->verify = VERIFY_FIRST;
+	if (raw->verify && strcmp(raw->verify, "always") == 0)
+		opts->verify = VERIFY_ALWAYS;
+	else if (raw->verify && strcmp(raw->verify, "size") == 0)
+		opts->verify = VERIFY_SIZE;
+	else if (raw->verify && strcmp(raw->verify, "first") != 0)
+		return fail("verify=%s%s: expected first, always or size", raw->verify, "");
 	if (raw->repository && (!*raw->repository || strchr(raw->repository, ':') ||
 				strchr(raw->repository, '@')))
 		return fail("repository=%s%s: expected a repository name without tag or digest",
@@ -228,6 +260,8 @@ int options_parse(int argc, char *argv[], struct fuse_args *args, struct sebsfs_
 	free(raw.arch);
 	free(raw.repository);
 	free(raw.registry);
+	free(raw.build_timeout);
+	free(raw.verify);
 	return rc;
 }
 

@@ -13,6 +13,7 @@
 #include <fuse_lowlevel.h>
 #include <stdbool.h>
 
+#include "builder.h"
 #include "pipeline.h"
 
 struct sebsfs_options {
@@ -25,6 +26,8 @@ struct sebsfs_options {
 	bool stat_builds;
 	char *repository;    /* function images: NULL = systems.json docker_repository */
 	char *registry;      /* function images: push target, NULL = none */
+	unsigned build_timeout; /* seconds; 0 = no limit */
+	enum verify_mode verify;
 	struct fuse_cmdline_opts cmd; /* mountpoint, foreground, debug, singlethread, ... */
 };
 

@@ -23,6 +23,8 @@
 #ifndef SEBSFS_PIPELINE_H
 #define SEBSFS_PIPELINE_H
 
+#include <time.h>
+
 #include "catalog.h"
 
 enum installer_kind { INSTALLER_NONE, INSTALLER_HOST, INSTALLER_DOCKER };
@@ -41,6 +43,8 @@ struct pipeline_request {
 	const char *workdir;           /* an empty folder owned by this build */
 	int out_fd;                    /* the zip is written here */
 	int log_fd;                    /* build log */
+	int cancel_fd;                 /* spawn_opts.cancel_fd of every program run; -1 = none */
+	const struct timespec *deadline; /* spawn_opts.deadline of every program run; NULL = none */
 };
 
 /* Steps 2-5 only: the work folder a function image is built from.

@@ -187,7 +187,8 @@ int image_target_build(struct builder *b, struct job *job, struct docker *client
 		*errmsg = str_printf("cannot create a work folder: %s", strerror(-rc));
 	if (rc == 0) {
 		struct pipeline_request req = { .cat = now, .pkg = now_pkg, .installer = INSTALLER_NONE,
-						.workdir = workdir, .out_fd = -1, .log_fd = log_fd };
+						.workdir = workdir, .out_fd = -1, .log_fd = log_fd,
+						.cancel_fd = -1 };
 		rc = pipeline_prepare(&req, errmsg);
 	}
 	if (rc == 0) {

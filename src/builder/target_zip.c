@@ -78,7 +78,7 @@ int zip_build(struct builder *b, struct job *job, struct docker *client,
 		struct pipeline_request req = {
 			.cat = now, .pkg = now_pkg, .installer = b->installer,
 			.installer_note = b->installer_note, .docker = client, .build_image = image,
-			.workdir = workdir, .out_fd = out_fd, .log_fd = log_fd,
+			.workdir = workdir, .out_fd = out_fd, .log_fd = log_fd, .cancel_fd = -1,
 		};
 		rc = pipeline_build_zip(&req, errmsg);
 		if (close(out_fd) < 0 && rc == 0)

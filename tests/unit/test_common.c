@@ -679,7 +679,7 @@ START_TEST(spawn_exit_codes)
 	ck_assert_int_eq(run(f, NULL, &st), 0);
 	ck_assert_int_eq(st, 1);
 	const char *e3[] = { "sh", "-c", "exit 3", NULL };
-	struct spawn_opts o = { .out_fd = -1 };
+	struct spawn_opts o = { .out_fd = -1, .cancel_fd = -1 };
 	ck_assert_int_eq(run(e3, &o, &st), 0);
 	ck_assert_int_eq(st, 3);
 	const char *abs[] = { "/bin/sh", "-c", "exit 200", NULL };
@@ -711,7 +711,7 @@ START_TEST(spawn_missing_binary)
 	ck_assert_int_eq(run(ma, NULL, &st), -ENOENT);
 	/* A bad cwd is a start failure too, not a child exit code. */
 	const char *t[] = { "true", NULL };
-	struct spawn_opts o = { .cwd = tp("no-such-dir"), .out_fd = -1 };
+	struct spawn_opts o = { .cwd = tp("no-such-dir"), .out_fd = -1, .cancel_fd = -1 };
 	ck_assert_int_eq(run(t, &o, &st), -ENOENT);
 	const char *empty[] = { NULL };
 	ck_assert_int_eq(run(empty, NULL, &st), -EINVAL);
@@ -726,7 +726,7 @@ START_TEST(spawn_output_to_fd)
 	ck_assert_int_ge(fd, 0);
 	int st;
 	const char *sh[] = { "sh", "-c", "echo out; echo err >&2; echo out2", NULL };
-	struct spawn_opts o = { .out_fd = fd };
+	struct spawn_opts o = { .out_fd = fd, .cancel_fd = -1 };
 	ck_assert_int_eq(run(sh, &o, &st), 0);
 	ck_assert_int_eq(st, 0);
 	/* stdin is /dev/null: cat must see EOF at once, not block. */
@@ -742,7 +742,7 @@ START_TEST(spawn_output_to_fd)
 	free(s);
 
 	/* out_fd < 0 discards output. */
-	struct spawn_opts quiet = { .out_fd = -1 };
+	struct spawn_opts quiet = { .out_fd = -1, .cancel_fd = -1 };
 	const char *echo[] = { "echo", "lost", NULL };
 	ck_assert_int_eq(run(echo, &quiet, &st), 0);
 	ck_assert_int_eq(st, 0);
@@ -759,7 +759,7 @@ START_TEST(spawn_cwd)
 
 	int st;
 	const char *pwd[] = { "pwd", "-P", NULL };
-	struct spawn_opts o = { .cwd = tp("work dir"), .out_fd = fd };
+	struct spawn_opts o = { .cwd = tp("work dir"), .out_fd = fd, .cancel_fd = -1 };
 	ck_assert_int_eq(run(pwd, &o, &st), 0);
 	ck_assert_int_eq(st, 0);
 	/* A relative path in argv resolves against the child's cwd. */
@@ -788,7 +788,7 @@ START_TEST(spawn_env_add)
 	int fd = open(tp("env.txt"), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 	int st;
 	const char *env[] = { "env", NULL };
-	struct spawn_opts o = { .env_add = add, .out_fd = fd };
+	struct spawn_opts o = { .env_add = add, .out_fd = fd, .cancel_fd = -1 };
 	ck_assert_int_eq(run(env, &o, &st), 0);
 	ck_assert_int_eq(st, 0);
 	close(fd);
@@ -850,7 +850,7 @@ START_TEST(spawn_child_hygiene)
 	pthread_sigmask(SIG_BLOCK, &block, &old);
 	int fd = open(tp("status.txt"), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 	const char *grep[] = { "grep", "-E", "^Sig(Ign|Blk):", "/proc/self/status", NULL };
-	struct spawn_opts o = { .out_fd = fd };
+	struct spawn_opts o = { .out_fd = fd, .cancel_fd = -1 };
 	ck_assert_int_eq(run(grep, &o, &st), 0);
 	ck_assert_int_eq(st, 0);
 	close(fd);
@@ -884,7 +884,7 @@ static void *spawn_thread(void *p)
 	int fd = open(out, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 	const char *env_add[] = { envv, NULL };
 	const char *argv[] = { "sh", "-c", "echo \"$SEBSFS_T_ID $(pwd -P)\"", NULL };
-	struct spawn_opts o = { .cwd = dir, .env_add = env_add, .out_fd = fd };
+	struct spawn_opts o = { .cwd = dir, .env_add = env_add, .out_fd = fd, .cancel_fd = -1 };
 	for (int i = 0; i < SPAWN_RUNS; i++) {
 		int st = -1;
 		if (spawn_wait(argv, &o, &st) != 0 || st != 0)

@@ -26,9 +26,12 @@
  *          |  pidfd(guard)      |  pidfd(program)       \___ one process group
  *          +---- ctl socket ----+
  *
- * - The guard stays in sebsfs's group and the program leads a new one (both
- *   call setpgid, so the group exists whichever runs first), so the guard
- *   can SIGKILL the whole group and still live to report the status.
+ * - The program leads a new group (it and the guard both call setpgid, so
+ *   the group exists whichever runs first) and the guard leads another one:
+ *   the guard can SIGKILL the program's whole group and still live to report
+ *   the status, and a SIGKILL sent to sebsfs's own group (a shell's
+ *   `kill -9 %1`, Check's timeout) ends sebsfs but not the guard, which then
+ *   cleans up as for any death of sebsfs.
  * - It learns that sebsfs died from its end of a socketpair: when the last
  *   copy of sebsfs's end closes (sebsfs dies, however), the guard reads EOF.
  *   Unlike PR_SET_PDEATHSIG this is per process rather than per thread, has
@@ -50,8 +53,8 @@
  * - The guard exits with the program's exit code, or 128+signal when the
  *   program was killed by a signal: the value spawn_wait reports anyway.
  * - The guard keeps every signal blocked (the mask spawn_wait sets around
- *   fork), so a stray SIGTERM/SIGINT/SIGHUP sent to sebsfs's group cannot
- *   end it and orphan the program; the program gets an empty mask.  It uses
+ *   fork), so a stray SIGTERM/SIGINT/SIGHUP cannot end it and orphan the
+ *   program; the program gets an empty mask.  It uses
  *   _Fork(), the async-signal-safe fork (no atfork handlers, no locks).
  * Processes that leave the group on purpose (setsid, setpgid) escape all of
  * this; so does the group if the guard alone is SIGKILLed by someone else.
@@ -316,6 +319,8 @@ static void run_guard(const struct guard_plan *plan)
 	for (int sig = 1; sig < NSIG; sig++)
 		sigaction(sig, &sa, NULL);
 
+	if (setpgid(0, 0) < 0)
+		child_fail(plan->err_fd, errno);
 	setup_stdio(plan->out_fd, plan->err_fd);
 	if (close_fds_except(plan->err_fd, plan->ctl_fd) < 0)
 		child_fail(plan->err_fd, errno);

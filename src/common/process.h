@@ -17,8 +17,8 @@
  *  - when this process dies in any way, SIGKILL included: at once, SIGKILL.
  * When spawn_wait returns, no process of the group is left: all are reaped
  * (one stuck in an uninterruptible sleep delays the return until it dies).
- * Each run costs one extra small process, the guard (see process.c), which
- * stays in this process's group; the group id is the program's pid.
+ * The group id is the program's pid.  Each run costs one extra small process,
+ * the guard (see process.c), which leads a process group of its own.
  */
 #ifndef SEBSFS_PROCESS_H
 #define SEBSFS_PROCESS_H

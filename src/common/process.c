@@ -54,7 +54,7 @@
  *   program was killed by a signal: the value spawn_wait reports anyway.
  * - The guard keeps every signal blocked (the mask spawn_wait sets around
  *   fork), so a stray SIGTERM/SIGINT/SIGHUP cannot end it and orphan the
- *   program; the program gets an empty mask.  It uses
+ *   program; the program gets an empty mask.  It forks the program with
  *   _Fork(), the async-signal-safe fork (no atfork handlers, no locks).
  * Processes that leave the group on purpose (setsid, setpgid) escape all of
  * this; so does the group if the guard alone is SIGKILLed by someone else.
@@ -137,7 +137,6 @@ static char **build_env(const char *const *env_add)
 	envp[n] = NULL;
 	return envp;
 }
-
 
 /* Moves fd above the std fds so the child's dup2s onto 0-2 cannot clobber it;
  * returns the (possibly new) O_CLOEXEC fd, or -errno (fd is then closed). */

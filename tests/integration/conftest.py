@@ -24,6 +24,14 @@ MOUNT_DEADLINE = 10.0
 SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "runtime error")
 
 
+def mounted(path):
+    """True when path is a mount point, also when its FUSE daemon died (then
+    os.path.ismount cannot stat it: "Transport endpoint is not connected")."""
+    target = os.path.realpath(path)
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split()[4] == target for line in f)
+
+
 class Mount:
     """One running `sebsfs -f` process and its mount point."""
 
@@ -75,7 +83,7 @@ class Mount:
         problems = self.problems
         if self.proc is None:
             return problems
-        if os.path.ismount(self.mnt):
+        if mounted(self.mnt):
             subprocess.run(["fusermount3", "-u", "-z", str(self.mnt)],
                            capture_output=True, timeout=30)
         try:

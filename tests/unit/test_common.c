@@ -1014,9 +1014,13 @@ static void assert_group_gone(pid_t pgid, const pid_t sleeps[2])
 		ck_assert_msg(!process_alive(sleeps[i]), "grandchild %d survived", (int)sleeps[i]);
 }
 
-START_TEST(spawn_deadline_kills_group)
+/* Runs prologue + GROUP_SCRIPT + "wait" with a deadline 1 s away, checks that
+ * it timed out and left nothing behind, and returns how long it took. */
+static double run_script_past_deadline(const char *prologue)
 {
-	const char *argv[] = { "bash", "-c", GROUP_SCRIPT "wait\n", "bash", tmpdir, NULL };
+	char script[1024];
+	snprintf(script, sizeof(script), "%s" GROUP_SCRIPT "wait\n", prologue);
+	const char *argv[] = { "bash", "-c", script, "bash", tmpdir, NULL };
 	struct timespec deadline = in_seconds(1.0);
 	struct spawn_opts o = { .out_fd = -1, .cancel_fd = -1, .deadline = &deadline };
 	int st;
@@ -1024,11 +1028,17 @@ START_TEST(spawn_deadline_kills_group)
 	ck_assert_int_eq(run(argv, &o, &st), -ETIMEDOUT);
 	double took = now_seconds() - t0;
 	ck_assert_int_eq(st, -1);
-	/* bash and sleep die of the SIGTERM; no SIGKILL grace period needed. */
-	ck_assert_msg(took < 1.0 + SPAWN_STOP_GRACE_MS / 1000.0, "took %.2f s", took);
 	pid_t sleeps[2];
 	pid_t pgid = script_group(tmpdir, sleeps, false);
 	assert_group_gone(pgid, sleeps);
+	return took;
+}
+
+START_TEST(spawn_deadline_kills_group)
+{
+	double took = run_script_past_deadline("");
+	/* bash and sleep die of the SIGTERM; no SIGKILL grace period needed. */
+	ck_assert_msg(took < 1.0 + SPAWN_STOP_GRACE_MS / 1000.0, "took %.2f s", took);
 }
 END_TEST
 
@@ -1083,21 +1093,11 @@ END_TEST
 
 START_TEST(spawn_sigterm_ignored_gets_sigkill)
 {
-	const char *argv[] = { "bash", "-c", "trap '' TERM\n" GROUP_SCRIPT "wait\n", "bash", tmpdir,
-			       NULL };
-	struct timespec deadline = in_seconds(1.0);
-	struct spawn_opts o = { .out_fd = -1, .cancel_fd = -1, .deadline = &deadline };
-	int st;
-	double t0 = now_seconds();
-	ck_assert_int_eq(run(argv, &o, &st), -ETIMEDOUT);
-	double took = now_seconds() - t0;
-	/* Nothing here dies of SIGTERM, so only the SIGKILL after the grace
-	 * period can have ended the run. */
+	double took = run_script_past_deadline("trap '' TERM\n");
+	/* Nothing here dies of SIGTERM (sleep inherits the ignored signal), so
+	 * only the SIGKILL after the grace period can have ended the run. */
 	ck_assert_msg(took >= 1.0 + SPAWN_STOP_GRACE_MS / 1000.0, "took %.2f s", took);
 	ck_assert_msg(took < 1.0 + SPAWN_STOP_GRACE_MS / 1000.0 + 5, "took %.2f s", took);
-	pid_t sleeps[2];
-	pid_t pgid = script_group(tmpdir, sleeps, false);
-	assert_group_gone(pgid, sleeps);
 }
 END_TEST
 

@@ -18,18 +18,10 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from sebsfs_testlib import SUITE_SOURCE, offline_env, sebsfs_bin  # noqa: E402
+from sebsfs_testlib import SUITE_SOURCE, mounted, offline_env, sebsfs_bin  # noqa: E402
 
 MOUNT_DEADLINE = 10.0
 SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "runtime error")
-
-
-def mounted(path):
-    """True when path is a mount point, also when its FUSE daemon died (then
-    os.path.ismount cannot stat it: "Transport endpoint is not connected")."""
-    target = os.path.realpath(path)
-    with open("/proc/self/mountinfo") as f:
-        return any(line.split()[4] == target for line in f)
 
 
 class Mount:

@@ -5,8 +5,7 @@ import signal
 import subprocess
 import threading
 
-from conftest import mounted
-from sebsfs_testlib import BENCH_DIRS, DYNAMIC_HTML, wait_for
+from sebsfs_testlib import BENCH_DIRS, DYNAMIC_HTML, mounted, wait_for
 
 # Records, atomically, its own pid, the process group the kernel put it in
 # and the pid of a grandchild, then never ends.

@@ -977,6 +977,18 @@ static long wait_number_file(const char *path)
 	return -1;
 }
 
+/* Open descriptors of this process: spawn_wait must leave none behind. */
+static int count_open_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	ck_assert_ptr_nonnull(d);
+	int n = 0;
+	for (struct dirent *e; (e = readdir(d));)
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
 static bool group_alive(pid_t pgid)
 {
 	return kill(-pgid, 0) == 0;
@@ -1063,6 +1075,7 @@ static void *cancel_when_running(void *p)
 
 START_TEST(spawn_cancel_kills_group)
 {
+	int fds_before = count_open_fds();
 	int cancel[2];
 	ck_assert_int_eq(pipe2(cancel, O_CLOEXEC), 0);
 	const char *argv[] = { "bash", "-c", GROUP_SCRIPT "wait\n", "bash", tmpdir, NULL };
@@ -1088,6 +1101,7 @@ START_TEST(spawn_cancel_kills_group)
 	ck_assert(!path_exists(tp("started")));
 	close(cancel[0]);
 	close(cancel[1]);
+	ck_assert_int_eq(count_open_fds(), fds_before);
 }
 END_TEST
 
@@ -1163,6 +1177,7 @@ END_TEST
 
 START_TEST(spawn_stop_options_when_not_fired)
 {
+	int fds_before = count_open_fds();
 	int cancel[2];
 	ck_assert_int_eq(pipe2(cancel, O_CLOEXEC), 0);
 	struct timespec deadline = in_seconds(600);
@@ -1193,6 +1208,7 @@ START_TEST(spawn_stop_options_when_not_fired)
 	struct spawn_opts bad = { .out_fd = -1, .cancel_fd = cancel[0] };
 	ck_assert_int_eq(run(touch, &bad, &st), -EBADF);
 	ck_assert(!path_exists(tp("started")));
+	ck_assert_int_eq(count_open_fds(), fds_before);
 }
 END_TEST
 

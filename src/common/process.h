@@ -50,7 +50,7 @@ struct spawn_opts {
  *   -errno      the program could not be started at all (e.g. -ENOENT for a
  *               missing binary or cwd).
  * A run already cancelled or past its deadline starts nothing.  When the
- * program ends and the stop arrive together, the program's own end wins.
+ * program ends at the moment of the stop, the program's own end wins.
  * opts may be NULL: no cwd, no env_add, output discarded, no cancel_fd, no
  * deadline.  Thread-safe; needs Linux >= 5.9 (pidfd_open, close_range). */
 int spawn_wait(const char *const argv[], const struct spawn_opts *opts, int *exit_status);

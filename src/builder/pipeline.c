@@ -121,7 +121,8 @@ static int copy_code(const struct pipeline_request *req, char **errmsg)
 static int run_program(const struct pipeline_request *req, char **errmsg, const char *const argv[],
 		       const char *cwd, const char *const env[], const char *what)
 {
-	struct spawn_opts opts = { .cwd = cwd, .env_add = env, .out_fd = req->log_fd };
+	struct spawn_opts opts = { .cwd = cwd, .env_add = env, .out_fd = req->log_fd,
+				   .cancel_fd = req->cancel_fd, .deadline = req->deadline };
 	int status = 0;
 	int rc = spawn_wait(argv, &opts, &status);
 	if (rc < 0)

@@ -43,8 +43,8 @@ struct pipeline_request {
 	const char *workdir;           /* an empty folder owned by this build */
 	int out_fd;                    /* the zip is written here */
 	int log_fd;                    /* build log */
-	int cancel_fd;                 /* readable once the build is cancelled; -1: never */
-	const struct timespec *deadline; /* CLOCK_MONOTONIC end of the build; NULL: none */
+	int cancel_fd;                 /* spawn_opts.cancel_fd of every program run; -1 = none (0 is stdin) */
+	const struct timespec *deadline; /* spawn_opts.deadline of every program run; NULL = none */
 	unsigned timeout;              /* the build's time limit in seconds, for messages */
 };
 

@@ -3,35 +3,98 @@
  *
  * DESIGN
  * Builds run in parallel worker threads, so nothing here changes this
- * process's cwd, environ or signal dispositions: the child is set up between
- * fork() and execvpe().  That window runs in a copy of a multi-threaded
+ * process's cwd, environ or signal dispositions: children are set up between
+ * fork() and execvpe().  That code runs in a copy of a multi-threaded
  * process, so it uses only async-signal-safe calls (open, dup2, chdir,
- * sigaction, close_range, execvpe, write, _exit) and no malloc; everything
- * that allocates (the envp array) is prepared before fork().  environ is
- * only read, so no thread may setenv() while builds run.
+ * sigaction, sigprocmask, setpgid, close_range, prctl, _Fork, pidfd_open,
+ * poll, read, kill, waitpid, clock_gettime, execvpe, write, _exit: plain
+ * system calls or documented as safe) and no malloc; everything that
+ * allocates (the envp array) is prepared before fork().  environ is only
+ * read, so no thread may setenv() while builds run.
  *
  * fork+exec rather than posix_spawn(): the child must close every inherited
- * descriptor (close_range below), which posix_spawn's file actions cannot
- * express portably.
+ * descriptor (close_range below), and the guard below is not a program.
  *
- * Exec failures are reported through a close-on-exec pipe: the child writes
- * errno and exits; a successful exec closes the pipe, so the parent reads EOF.
- * This turns a missing binary into -ENOENT instead of exit status 127.
+ * The guard.  A program must not outlive its build: not when it never ends,
+ * not when the build is cancelled, not when sebsfs is killed, SIGKILL
+ * included.  A process group holds the program and everything it starts, but
+ * only a live process can kill a group, and PR_SET_PDEATHSIG reaches just the
+ * direct child (and fires when the forking *thread* ends).  So the forked
+ * child stays our own code, the guard:
  *
- * The child gets default signal dispositions and an empty mask (the FUSE
+ *     sebsfs thread --fork--> guard --_Fork--> program (group leader) --> ...
+ *          |  pidfd(guard)      |  pidfd(program)       \___ one process group
+ *          +---- ctl socket ----+
+ *
+ * - The program leads a new group (it and the guard both call setpgid, so
+ *   the group exists whichever runs first) and the guard leads another one:
+ *   the guard can SIGKILL the program's whole group and still live to report
+ *   the status, and a SIGKILL sent to sebsfs's own group (a shell's
+ *   `kill -9 %1`, Check's timeout) ends sebsfs but not the guard, which then
+ *   cleans up as for any death of sebsfs.
+ * - It learns that sebsfs died from its end of a socketpair: when the last
+ *   copy of sebsfs's end closes (sebsfs dies, however), the guard reads EOF.
+ *   Unlike PR_SET_PDEATHSIG this is per process rather than per thread, has
+ *   no race with a parent that died before the guard ran (the EOF is already
+ *   there), and needs no signal handler.  A guard forked concurrently by
+ *   another thread inherits a copy of our end for the few instructions until
+ *   its close_range, which can delay that EOF by as much and no more.
+ * - A stop request is one byte on the same socket (send with MSG_NOSIGNAL:
+ *   the guard may have just exited).  Stop = SIGTERM to the group, then
+ *   SIGKILL SPAWN_STOP_GRACE_MS later; EOF = SIGKILL at once (nobody is left
+ *   to wait for a clean end).
+ * - When the program ends, the rest of the group is SIGKILLed before the
+ *   program is reaped: until then its pid, which is the group id, cannot be
+ *   reused, so the kill cannot reach a stranger.  The guard is a child
+ *   subreaper (PR_SET_CHILD_SUBREAPER), so group members orphaned by the
+ *   program's death become its children, and it reaps them (waitpid on the
+ *   group) before it exits: when spawn_wait returns, kill(-pgid, 0) fails
+ *   with ESRCH, not even zombies are left.
+ * - The guard exits with the program's exit code, or 128+signal when the
+ *   program was killed by a signal: the value spawn_wait reports anyway.
+ * - The guard keeps every signal blocked (the mask spawn_wait sets around
+ *   fork), so a stray SIGTERM/SIGINT/SIGHUP cannot end it and orphan the
+ *   program; the program gets an empty mask.  It forks the program with
+ *   _Fork(), the async-signal-safe fork (no atfork handlers, no locks).
+ * Processes that leave the group on purpose (setsid, setpgid) escape all of
+ * this; so does the group if the guard alone is SIGKILLed by someone else.
+ *
+ * Waiting.  The spawning thread polls a pidfd of the guard, the caller's
+ * cancel_fd and the time left to the deadline (ppoll on CLOCK_MONOTONIC).
+ * Cancel or deadline: one stop request, then wait for the guard, which ends
+ * within the grace period plus the time the SIGKILLed group takes to die;
+ * the result is -ECANCELED or -ETIMEDOUT whatever the program's status.  If
+ * the guard ends in the same poll as the stop, its end wins.  cancel_fd is
+ * never read (it may be shared by many runs); once it fired it is dropped
+ * from the poll set.  Timing lives in the waiting thread, the escalation in
+ * the guard: sebsfs dying mid-grace still gets the group killed.
+ *
+ * Exec failures are reported through a close-on-exec pipe: the program (or
+ * the guard, for its own setup) writes errno and exits; a successful exec
+ * closes the program's copy and the guard closes its own after the fork.
+ * The read end is non-blocking and read after the guard is reaped, so a
+ * missing binary becomes -ENOENT instead of exit status 127.
+ *
+ * The program gets default signal dispositions and an empty mask (the FUSE
  * daemon ignores SIGPIPE and workers may block signals; pip must not inherit
  * either), and descriptors >= 3 are closed (a library fd opened without
  * O_CLOEXEC, such as /dev/fuse, must never be held by a lingering child).
+ * The guard closes them too: it must not hold sebsfs's end of the socket.
  */
 #include "process.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/pidfd.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -87,30 +150,61 @@ static int fd_above_std(int fd)
 	return rc;
 }
 
+/* The time from now to deadline in *left; false when it has passed.
+ * Async-signal-safe (the guard uses it). */
+static bool time_left(const struct timespec *deadline, struct timespec *left)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	left->tv_sec = deadline->tv_sec - now.tv_sec;
+	left->tv_nsec = deadline->tv_nsec - now.tv_nsec;
+	if (left->tv_nsec < 0) {
+		left->tv_nsec += 1000000000L;
+		left->tv_sec--;
+	}
+	return left->tv_sec > 0 || (left->tv_sec == 0 && left->tv_nsec > 0);
+}
+
+/* Everything the guard and the program need, prepared before fork(). */
+struct guard_plan {
+	const char *const *argv;
+	char **envp;
+	const char *cwd;
+	int out_fd; /* >= 3, or -1 for /dev/null */
+	int err_fd; /* >= 3: the exec-failure pipe */
+	int ctl_fd; /* >= 3: the guard's end of the control socket */
+};
+
 static void child_fail(int err_fd, int err)
 {
-	/* Nothing useful can be done if this fails: the parent then sees EOF
-	 * and reports exit status 127. */
+	/* Nothing useful can be done if this fails: the parent then sees no
+	 * errno and reports exit status 127. */
 	ssize_t r = write(err_fd, &err, sizeof(err));
 	(void)r;
 	_exit(127);
 }
 
-/* Runs in the forked child; never returns. */
-static void child_exec(const char *const argv[], const char *cwd, int out_fd,
-		       int err_fd, char **envp)
+/* Runs in the program's process (forked by the guard); never returns. */
+static void exec_program(const struct guard_plan *plan)
 {
-	struct sigaction sa;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = SIG_DFL;
-	sigemptyset(&sa.sa_mask);
-	/* Errors ignored: SIGKILL/SIGSTOP and libc-reserved signals refuse. */
-	for (int sig = 1; sig < NSIG; sig++)
-		sigaction(sig, &sa, NULL);
+	/* The guard calls setpgid for us as well; whoever is first creates the
+	 * group, so it exists before either signals it. */
+	if (setpgid(0, 0) < 0)
+		child_fail(plan->err_fd, errno);
+	close(plan->ctl_fd);
+	if (plan->cwd && chdir(plan->cwd) < 0)
+		child_fail(plan->err_fd, errno);
+	/* A stop that arrived since the fork is pending and acts here. */
 	sigset_t none;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
+	execvpe(plan->argv[0], (char *const *)plan->argv, plan->envp);
+	child_fail(plan->err_fd, errno);
+}
 
+/* stdin from /dev/null, stdout+stderr to out_fd; the program inherits them. */
+static void setup_stdio(int out_fd, int err_fd)
+{
 	int in = open("/dev/null", O_RDONLY);
 	if (in < 0)
 		child_fail(err_fd, errno);
@@ -132,33 +226,209 @@ static void child_exec(const char *const argv[], const char *cwd, int out_fd,
 		child_fail(err_fd, errno);
 	if (out_fd != STDERR_FILENO && dup2(out_fd, STDERR_FILENO) < 0)
 		child_fail(err_fd, errno);
+}
 
-	if (cwd && chdir(cwd) < 0)
-		child_fail(err_fd, errno);
+/* Closes every descriptor >= 3 except a and b (both >= 3, distinct).  The
+ * guard never execs, so O_CLOEXEC does not help here: a failure is fatal. */
+static int close_fds_except(int a, int b)
+{
+	unsigned lo = (unsigned)(a < b ? a : b), hi = (unsigned)(a < b ? b : a);
+	if (lo > STDERR_FILENO + 1 && close_range(STDERR_FILENO + 1, lo - 1, 0) < 0)
+		return -1;
+	if (hi > lo + 1 && close_range(lo + 1, hi - 1, 0) < 0)
+		return -1;
+	return close_range(hi + 1, ~0U, 0);
+}
 
-	/* Keep only 0-2 and the error pipe (which closes itself on exec).
-	 * Without close_range (old kernel) we rely on O_CLOEXEC alone. */
-	if (err_fd > STDERR_FILENO + 1)
-		close_range(STDERR_FILENO + 1, (unsigned)err_fd - 1, 0);
-	close_range((unsigned)err_fd + 1, ~0U, 0);
+/* Reaps the program, after killing whatever of its group is left, then every
+ * other member that became our child; returns the program's wait status. */
+static int reap_group(pid_t prog)
+{
+	/* prog is a zombie or alive: its pid still names our group. */
+	kill(-prog, SIGKILL);
+	int status = 0;
+	while (waitpid(prog, &status, 0) < 0 && errno == EINTR)
+		;
+	while (waitpid(-prog, NULL, 0) > 0 || errno == EINTR)
+		;
+	return status;
+}
 
-	execvpe(argv[0], (char *const *)argv, envp);
-	child_fail(err_fd, errno);
+/* Until the program ends: a stop byte on ctl_fd starts SIGTERM + grace +
+ * SIGKILL, EOF on it (spawn_wait's process is gone) SIGKILLs at once. */
+static void guard_watch(pid_t prog, int prog_fd, int ctl_fd)
+{
+	struct pollfd fds[2] = {
+		{ .fd = prog_fd, .events = POLLIN },
+		{ .fd = ctl_fd, .events = POLLIN },
+	};
+	struct timespec kill_at, left;
+	bool in_grace = false;
+
+	for (;;) {
+		int timeout_ms = -1;
+		if (in_grace) {
+			if (!time_left(&kill_at, &left)) {
+				kill(-prog, SIGKILL);
+				in_grace = false;
+				continue;
+			}
+			timeout_ms = (int)(left.tv_sec * 1000 + (left.tv_nsec + 999999) / 1000000);
+		}
+		if (poll(fds, 2, timeout_ms) < 0) {
+			if (errno == EINTR)
+				continue;
+			/* Cannot watch any more: end the run rather than spin. */
+			kill(-prog, SIGKILL);
+			return;
+		}
+		if (fds[0].revents)
+			return;
+		if (!fds[1].revents)
+			continue;
+		char byte;
+		ssize_t n = read(ctl_fd, &byte, 1);
+		if (n > 0 && !in_grace) {
+			kill(-prog, SIGTERM);
+			clock_gettime(CLOCK_MONOTONIC, &kill_at);
+			kill_at.tv_sec += SPAWN_STOP_GRACE_MS / 1000;
+			kill_at.tv_nsec += (SPAWN_STOP_GRACE_MS % 1000) * 1000000L;
+			if (kill_at.tv_nsec >= 1000000000L) {
+				kill_at.tv_nsec -= 1000000000L;
+				kill_at.tv_sec++;
+			}
+			in_grace = true;
+		} else if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) {
+			kill(-prog, SIGKILL);
+			in_grace = false;
+			fds[1].fd = -1;
+		}
+	}
+}
+
+/* Runs in the forked child; never returns.  See "The guard" above. */
+static void run_guard(const struct guard_plan *plan)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_DFL;
+	sigemptyset(&sa.sa_mask);
+	/* Errors ignored: SIGKILL/SIGSTOP and libc-reserved signals refuse.
+	 * The mask stays full until the program clears its own. */
+	for (int sig = 1; sig < NSIG; sig++)
+		sigaction(sig, &sa, NULL);
+
+	if (setpgid(0, 0) < 0)
+		child_fail(plan->err_fd, errno);
+	setup_stdio(plan->out_fd, plan->err_fd);
+	if (close_fds_except(plan->err_fd, plan->ctl_fd) < 0)
+		child_fail(plan->err_fd, errno);
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
+		child_fail(plan->err_fd, errno);
+
+	pid_t prog = _Fork();
+	if (prog < 0)
+		child_fail(plan->err_fd, errno);
+	if (prog == 0)
+		exec_program(plan);
+	/* EACCES (it already exec'd) or ESRCH mean it did so itself. */
+	setpgid(prog, prog);
+
+	int prog_fd = pidfd_open(prog, 0);
+	if (prog_fd < 0) {
+		int err = errno;
+		reap_group(prog);
+		child_fail(plan->err_fd, err);
+	}
+	close(plan->err_fd);
+	guard_watch(prog, prog_fd, plan->ctl_fd);
+	int status = reap_group(prog);
+	if (WIFSIGNALED(status))
+		_exit(128 + WTERMSIG(status));
+	_exit(WEXITSTATUS(status));
+}
+
+/* Asks the guard to stop the program.  The guard may have exited meanwhile,
+ * hence MSG_NOSIGNAL; nothing else can go wrong that retrying would fix. */
+static void request_stop(int ctl_fd)
+{
+	ssize_t r = send(ctl_fd, "s", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+	(void)r;
+}
+
+/* 0 when the run may start, else why not (-ECANCELED, -ETIMEDOUT, -EBADF). */
+static int check_not_stopped(const struct spawn_opts *opts)
+{
+	if (opts->cancel_fd >= 0) {
+		if (fcntl(opts->cancel_fd, F_GETFD) < 0)
+			return -errno;
+		struct pollfd p = { .fd = opts->cancel_fd, .events = POLLIN };
+		if (poll(&p, 1, 0) > 0)
+			return -ECANCELED;
+	}
+	struct timespec left;
+	if (opts->deadline && !time_left(opts->deadline, &left))
+		return -ETIMEDOUT;
+	return 0;
+}
+
+/* Waits until the guard has exited (it is not reaped).  Returns 0 when the
+ * program ended by itself, -ECANCELED or -ETIMEDOUT when a stop was requested,
+ * or -errno when polling failed (a stop was requested then too, and the
+ * caller's waitpid does the waiting). */
+static int await_guard(int guard_fd, int ctl_fd, const struct spawn_opts *opts)
+{
+	struct pollfd fds[2] = {
+		{ .fd = guard_fd, .events = POLLIN },
+		{ .fd = opts->cancel_fd, .events = POLLIN },
+	};
+	int stop = 0;
+	for (;;) {
+		struct timespec left, *timeout = NULL;
+		if (!stop && opts->deadline) {
+			if (!time_left(opts->deadline, &left)) {
+				stop = -ETIMEDOUT;
+				request_stop(ctl_fd);
+				continue;
+			}
+			timeout = &left;
+		}
+		/* After a stop only the guard's end matters. */
+		if (ppoll(fds, stop ? 1 : 2, timeout, NULL) < 0) {
+			if (errno == EINTR)
+				continue;
+			if (!stop) {
+				stop = -errno;
+				request_stop(ctl_fd);
+			}
+			return stop;
+		}
+		if (fds[0].revents)
+			return stop;
+		if (!stop && fds[1].revents) {
+			stop = -ECANCELED;
+			request_stop(ctl_fd);
+		}
+	}
 }
 
 int spawn_wait(const char *const argv[], const struct spawn_opts *opts, int *exit_status)
 {
-	static const struct spawn_opts no_opts = { .out_fd = -1 };
+	static const struct spawn_opts no_opts = { .out_fd = -1, .cancel_fd = -1 };
 	if (!opts)
 		opts = &no_opts;
 	if (exit_status)
 		*exit_status = -1;
 	if (!argv || !argv[0])
 		return -EINVAL;
+	int rc = check_not_stopped(opts);
+	if (rc < 0)
+		return rc;
 
-	int rc;
 	int out_fd = -1;
-	int pipefd[2] = { -1, -1 };
+	int err_pipe[2] = { -1, -1 };
+	int ctl[2] = { -1, -1 };
+	int guard_fd = -1;
 	char **envp = NULL;
 	bool mask_saved = false;
 	sigset_t all, old_mask;
@@ -174,47 +444,67 @@ int spawn_wait(const char *const argv[], const struct spawn_opts *opts, int *exi
 		rc = -ENOMEM;
 		goto out;
 	}
-	if (pipe2(pipefd, O_CLOEXEC) < 0) {
+	if (pipe2(err_pipe, O_CLOEXEC) < 0 ||
+	    fcntl(err_pipe[0], F_SETFL, O_NONBLOCK) < 0 ||
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ctl) < 0) {
 		rc = -errno;
 		goto out;
 	}
-	pipefd[1] = fd_above_std(pipefd[1]);
-	if (pipefd[1] < 0) {
-		rc = pipefd[1];
+	err_pipe[1] = fd_above_std(err_pipe[1]);
+	ctl[1] = fd_above_std(ctl[1]);
+	if (err_pipe[1] < 0 || ctl[1] < 0) {
+		rc = err_pipe[1] < 0 ? err_pipe[1] : ctl[1];
 		goto out;
 	}
+	struct guard_plan plan = {
+		.argv = argv, .envp = envp, .cwd = opts->cwd,
+		.out_fd = out_fd, .err_fd = err_pipe[1], .ctl_fd = ctl[1],
+	};
 
 	/* Blocked across fork so no signal runs this process's handlers in the
-	 * child before it has reset them. */
+	 * child before it has reset them; the guard keeps them blocked. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old_mask);
 	mask_saved = true;
 
-	pid_t pid = fork();
-	if (pid == 0)
-		child_exec(argv, opts->cwd, out_fd, pipefd[1], envp);
+	pid_t guard = fork();
+	if (guard == 0)
+		run_guard(&plan);
 	int fork_errno = errno;
 	pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
 	mask_saved = false;
-	if (pid < 0) {
+	if (guard < 0) {
 		rc = -fork_errno;
 		goto out;
 	}
+	close(err_pipe[1]);
+	err_pipe[1] = -1;
+	close(ctl[1]);
+	ctl[1] = -1;
 
-	close(pipefd[1]);
-	pipefd[1] = -1;
-	int child_err = 0;
-	ssize_t n;
-	do {
-		n = read(pipefd[0], &child_err, sizeof(child_err));
-	} while (n < 0 && errno == EINTR);
+	guard_fd = pidfd_open(guard, 0);
+	int stop;
+	if (guard_fd < 0) {
+		/* Closing our end below makes the guard SIGKILL the group. */
+		stop = -errno;
+		close(ctl[0]);
+		ctl[0] = -1;
+	} else {
+		stop = await_guard(guard_fd, ctl[0], opts);
+	}
 
-	int status;
-	while (waitpid(pid, &status, 0) < 0) {
+	int status = 0;
+	while (waitpid(guard, &status, 0) < 0) {
 		if (errno != EINTR) {
 			rc = -errno;
 			goto out;
 		}
+	}
+	int child_err = 0;
+	ssize_t n = read(err_pipe[0], &child_err, sizeof(child_err));
+	if (stop < 0) {
+		rc = stop;
+		goto out;
 	}
 	if (n == (ssize_t)sizeof(child_err) && child_err > 0) {
 		rc = -child_err;
@@ -230,10 +520,14 @@ int spawn_wait(const char *const argv[], const struct spawn_opts *opts, int *exi
 out:
 	if (mask_saved)
 		pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
-	if (pipefd[0] >= 0)
-		close(pipefd[0]);
-	if (pipefd[1] >= 0)
-		close(pipefd[1]);
+	if (guard_fd >= 0)
+		close(guard_fd);
+	for (int i = 0; i < 2; i++) {
+		if (err_pipe[i] >= 0)
+			close(err_pipe[i]);
+		if (ctl[i] >= 0)
+			close(ctl[i]);
+	}
 	free(envp);
 	if (out_fd >= 0)
 		close(out_fd);

@@ -18,7 +18,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from sebsfs_testlib import SUITE_SOURCE, offline_env, sebsfs_bin  # noqa: E402
+from sebsfs_testlib import SUITE_SOURCE, mounted, offline_env, sebsfs_bin  # noqa: E402
 
 MOUNT_DEADLINE = 10.0
 SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "runtime error")
@@ -75,7 +75,7 @@ class Mount:
         problems = self.problems
         if self.proc is None:
             return problems
-        if os.path.ismount(self.mnt):
+        if mounted(self.mnt):
             subprocess.run(["fusermount3", "-u", "-z", str(self.mnt)],
                            capture_output=True, timeout=30)
         try:

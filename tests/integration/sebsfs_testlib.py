@@ -56,6 +56,14 @@ def sebsfs_bin():
     return b
 
 
+def mounted(path):
+    """True when path is a mount point, also when its FUSE daemon died (then
+    os.path.ismount cannot stat it: "Transport endpoint is not connected")."""
+    target = os.path.realpath(path)
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split()[4] == target for line in f)
+
+
 def offline_env(tmp_path):
     """Environment for sebsfs and its builders: strictly offline, no user caches."""
     env = dict(os.environ)

@@ -14,10 +14,14 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fsutil.h"
@@ -679,7 +683,7 @@ START_TEST(spawn_exit_codes)
 	ck_assert_int_eq(run(f, NULL, &st), 0);
 	ck_assert_int_eq(st, 1);
 	const char *e3[] = { "sh", "-c", "exit 3", NULL };
-	struct spawn_opts o = { .out_fd = -1 };
+	struct spawn_opts o = { .out_fd = -1, .cancel_fd = -1 };
 	ck_assert_int_eq(run(e3, &o, &st), 0);
 	ck_assert_int_eq(st, 3);
 	const char *abs[] = { "/bin/sh", "-c", "exit 200", NULL };
@@ -711,7 +715,7 @@ START_TEST(spawn_missing_binary)
 	ck_assert_int_eq(run(ma, NULL, &st), -ENOENT);
 	/* A bad cwd is a start failure too, not a child exit code. */
 	const char *t[] = { "true", NULL };
-	struct spawn_opts o = { .cwd = tp("no-such-dir"), .out_fd = -1 };
+	struct spawn_opts o = { .cwd = tp("no-such-dir"), .out_fd = -1, .cancel_fd = -1 };
 	ck_assert_int_eq(run(t, &o, &st), -ENOENT);
 	const char *empty[] = { NULL };
 	ck_assert_int_eq(run(empty, NULL, &st), -EINVAL);
@@ -726,7 +730,7 @@ START_TEST(spawn_output_to_fd)
 	ck_assert_int_ge(fd, 0);
 	int st;
 	const char *sh[] = { "sh", "-c", "echo out; echo err >&2; echo out2", NULL };
-	struct spawn_opts o = { .out_fd = fd };
+	struct spawn_opts o = { .out_fd = fd, .cancel_fd = -1 };
 	ck_assert_int_eq(run(sh, &o, &st), 0);
 	ck_assert_int_eq(st, 0);
 	/* stdin is /dev/null: cat must see EOF at once, not block. */
@@ -742,7 +746,7 @@ START_TEST(spawn_output_to_fd)
 	free(s);
 
 	/* out_fd < 0 discards output. */
-	struct spawn_opts quiet = { .out_fd = -1 };
+	struct spawn_opts quiet = { .out_fd = -1, .cancel_fd = -1 };
 	const char *echo[] = { "echo", "lost", NULL };
 	ck_assert_int_eq(run(echo, &quiet, &st), 0);
 	ck_assert_int_eq(st, 0);
@@ -759,7 +763,7 @@ START_TEST(spawn_cwd)
 
 	int st;
 	const char *pwd[] = { "pwd", "-P", NULL };
-	struct spawn_opts o = { .cwd = tp("work dir"), .out_fd = fd };
+	struct spawn_opts o = { .cwd = tp("work dir"), .out_fd = fd, .cancel_fd = -1 };
 	ck_assert_int_eq(run(pwd, &o, &st), 0);
 	ck_assert_int_eq(st, 0);
 	/* A relative path in argv resolves against the child's cwd. */
@@ -788,7 +792,7 @@ START_TEST(spawn_env_add)
 	int fd = open(tp("env.txt"), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 	int st;
 	const char *env[] = { "env", NULL };
-	struct spawn_opts o = { .env_add = add, .out_fd = fd };
+	struct spawn_opts o = { .env_add = add, .out_fd = fd, .cancel_fd = -1 };
 	ck_assert_int_eq(run(env, &o, &st), 0);
 	ck_assert_int_eq(st, 0);
 	close(fd);
@@ -850,7 +854,7 @@ START_TEST(spawn_child_hygiene)
 	pthread_sigmask(SIG_BLOCK, &block, &old);
 	int fd = open(tp("status.txt"), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 	const char *grep[] = { "grep", "-E", "^Sig(Ign|Blk):", "/proc/self/status", NULL };
-	struct spawn_opts o = { .out_fd = fd };
+	struct spawn_opts o = { .out_fd = fd, .cancel_fd = -1 };
 	ck_assert_int_eq(run(grep, &o, &st), 0);
 	ck_assert_int_eq(st, 0);
 	close(fd);
@@ -884,7 +888,7 @@ static void *spawn_thread(void *p)
 	int fd = open(out, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 	const char *env_add[] = { envv, NULL };
 	const char *argv[] = { "sh", "-c", "echo \"$SEBSFS_T_ID $(pwd -P)\"", NULL };
-	struct spawn_opts o = { .cwd = dir, .env_add = env_add, .out_fd = fd };
+	struct spawn_opts o = { .cwd = dir, .env_add = env_add, .out_fd = fd, .cancel_fd = -1 };
 	for (int i = 0; i < SPAWN_RUNS; i++) {
 		int st = -1;
 		if (spawn_wait(argv, &o, &st) != 0 || st != 0)
@@ -920,6 +924,291 @@ START_TEST(spawn_concurrent_threads)
 		ck_assert_str_eq(s, want);
 		free(s);
 	}
+}
+END_TEST
+
+/* ---------------------------------------------------------------- spawn: groups, cancel, deadline */
+
+/* A script that starts two grandchildren and records, in the folder given as
+ * $1, the process group it runs in (field 5 of /proc/$$/stat: the kernel's
+ * view, not what spawn_wait claims) and the grandchildren's pids.  "pgid"
+ * appears last and atomically, once everything runs. */
+#define GROUP_SCRIPT                                                     \
+	"read -r _ _ _ _ pgid _ < /proc/$$/stat\n"                       \
+	"sleep 1000 & echo $! > \"$1/sleep1\"\n"                          \
+	"sleep 1000 & echo $! > \"$1/sleep2\"\n"                          \
+	"echo $pgid > \"$1/pgid.tmp\" && mv \"$1/pgid.tmp\" \"$1/pgid\"\n"
+
+static double now_seconds(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static struct timespec in_seconds(double s)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	long long ns = ts.tv_nsec + (long long)(s * 1e9);
+	ts.tv_sec += ns / 1000000000LL;
+	ts.tv_nsec = ns % 1000000000LL;
+	return ts;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+}
+
+/* The number in file path once it exists (waits up to 20 s), or -1. */
+static long wait_number_file(const char *path)
+{
+	for (int i = 0; i < 2000; i++) {
+		char *s = NULL;
+		if (read_file(path, &s, NULL) == 0) {
+			long v = strtol(s, NULL, 10);
+			free(s);
+			return v;
+		}
+		sleep_ms(10);
+	}
+	return -1;
+}
+
+/* Open descriptors of this process: spawn_wait must leave none behind. */
+static int count_open_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	ck_assert_ptr_nonnull(d);
+	int n = 0;
+	for (struct dirent *e; (e = readdir(d));)
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+static bool group_alive(pid_t pgid)
+{
+	return kill(-pgid, 0) == 0;
+}
+
+static bool process_alive(pid_t pid)
+{
+	return kill(pid, 0) == 0;
+}
+
+/* The pgid and grandchildren the GROUP_SCRIPT in dir reported, checked to be
+ * a group of its own and, while alive, to hold the grandchildren. */
+static pid_t script_group(const char *dir, pid_t sleeps[2], bool running)
+{
+	char p[PATH_MAX + 16];
+	snprintf(p, sizeof(p), "%s/pgid", dir);
+	pid_t pgid = (pid_t)wait_number_file(p);
+	ck_assert_int_gt(pgid, 1);
+	ck_assert_int_ne(pgid, getpgrp());
+	for (int i = 0; i < 2; i++) {
+		snprintf(p, sizeof(p), "%s/sleep%d", dir, i + 1);
+		sleeps[i] = (pid_t)wait_number_file(p);
+		ck_assert_int_gt(sleeps[i], 1);
+		if (running)
+			ck_assert_int_eq(getpgid(sleeps[i]), pgid);
+	}
+	return pgid;
+}
+
+static void assert_group_gone(pid_t pgid, const pid_t sleeps[2])
+{
+	errno = 0;
+	ck_assert_msg(kill(-pgid, 0) == -1 && errno == ESRCH, "process group %d survived", (int)pgid);
+	for (int i = 0; i < 2; i++)
+		ck_assert_msg(!process_alive(sleeps[i]), "grandchild %d survived", (int)sleeps[i]);
+}
+
+/* Runs prologue + GROUP_SCRIPT + "wait" with a deadline 1 s away, checks that
+ * it timed out and left nothing behind, and returns how long it took. */
+static double run_script_past_deadline(const char *prologue)
+{
+	char script[1024];
+	snprintf(script, sizeof(script), "%s" GROUP_SCRIPT "wait\n", prologue);
+	const char *argv[] = { "bash", "-c", script, "bash", tmpdir, NULL };
+	struct timespec deadline = in_seconds(1.0);
+	struct spawn_opts o = { .out_fd = -1, .cancel_fd = -1, .deadline = &deadline };
+	int st;
+	double t0 = now_seconds();
+	ck_assert_int_eq(run(argv, &o, &st), -ETIMEDOUT);
+	double took = now_seconds() - t0;
+	ck_assert_int_eq(st, -1);
+	pid_t sleeps[2];
+	pid_t pgid = script_group(tmpdir, sleeps, false);
+	assert_group_gone(pgid, sleeps);
+	return took;
+}
+
+START_TEST(spawn_deadline_kills_group)
+{
+	double took = run_script_past_deadline("");
+	/* bash and sleep die of the SIGTERM; no SIGKILL grace period needed. */
+	ck_assert_msg(took < 1.0 + SPAWN_STOP_GRACE_MS / 1000.0, "took %.2f s", took);
+}
+END_TEST
+
+struct canceller {
+	const char *dir;
+	int cancel_w;
+	bool saw_group;
+};
+
+/* Waits for the script's group, checks it runs, then cancels. */
+static void *cancel_when_running(void *p)
+{
+	struct canceller *c = p;
+	char path[PATH_MAX + 16];
+	snprintf(path, sizeof(path), "%s/pgid", c->dir);
+	long pgid = wait_number_file(path);
+	c->saw_group = pgid > 1 && group_alive((pid_t)pgid);
+	ssize_t r = write(c->cancel_w, "x", 1);
+	(void)r;
+	return NULL;
+}
+
+START_TEST(spawn_cancel_kills_group)
+{
+	int fds_before = count_open_fds();
+	int cancel[2];
+	ck_assert_int_eq(pipe2(cancel, O_CLOEXEC), 0);
+	const char *argv[] = { "bash", "-c", GROUP_SCRIPT "wait\n", "bash", tmpdir, NULL };
+	/* A far deadline must not turn the cancel into a timeout. */
+	struct timespec deadline = in_seconds(600);
+	struct spawn_opts o = { .out_fd = -1, .cancel_fd = cancel[0], .deadline = &deadline };
+	struct canceller c = { .dir = tmpdir, .cancel_w = cancel[1] };
+	pthread_t th;
+	pthread_create(&th, NULL, cancel_when_running, &c);
+	int st;
+	ck_assert_int_eq(run(argv, &o, &st), -ECANCELED);
+	pthread_join(th, NULL);
+	ck_assert_int_eq(st, -1);
+	ck_assert(c.saw_group);
+	pid_t sleeps[2];
+	pid_t pgid = script_group(tmpdir, sleeps, false);
+	assert_group_gone(pgid, sleeps);
+
+	/* The cancel fd was not read: it still cancels, and a cancelled run
+	 * starts nothing. */
+	const char *touch[] = { "touch", tp("started"), NULL };
+	ck_assert_int_eq(run(touch, &o, &st), -ECANCELED);
+	ck_assert(!path_exists(tp("started")));
+	close(cancel[0]);
+	close(cancel[1]);
+	ck_assert_int_eq(count_open_fds(), fds_before);
+}
+END_TEST
+
+START_TEST(spawn_sigterm_ignored_gets_sigkill)
+{
+	double took = run_script_past_deadline("trap '' TERM\n");
+	/* Nothing here dies of SIGTERM (sleep inherits the ignored signal), so
+	 * only the SIGKILL after the grace period can have ended the run. */
+	ck_assert_msg(took >= 1.0 + SPAWN_STOP_GRACE_MS / 1000.0, "took %.2f s", took);
+	ck_assert_msg(took < 1.0 + SPAWN_STOP_GRACE_MS / 1000.0 + 5, "took %.2f s", took);
+}
+END_TEST
+
+/* SIGKILL of the process that called spawn_wait (alone, or with its whole
+ * process group, as a shell's `kill -9 %1` does) kills the program's group. */
+START_TEST(spawn_kill9_of_spawner_kills_group)
+{
+	/* The orphaned guard comes to us, so it is reaped here. */
+	ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), 0);
+	for (int whole_group = 0; whole_group < 2; whole_group++) {
+		char dir[PATH_MAX];
+		snprintf(dir, sizeof(dir), "%s/run%d", tmpdir, whole_group);
+		ck_assert_int_eq(mkdir(dir, 0755), 0);
+		pid_t spawner = fork();
+		ck_assert_int_ge(spawner, 0);
+		if (spawner == 0) {
+			if (whole_group)
+				setpgid(0, 0);
+			const char *argv[] = { "bash", "-c", GROUP_SCRIPT "wait\n", "bash", dir, NULL };
+			int st;
+			spawn_wait(argv, NULL, &st);
+			_exit(0);
+		}
+		pid_t sleeps[2];
+		pid_t pgid = script_group(dir, sleeps, true);
+		ck_assert(group_alive(pgid));
+		ck_assert_int_eq(kill(whole_group ? -spawner : spawner, SIGKILL), 0);
+		int st;
+		ck_assert_int_eq(waitpid(spawner, &st, 0), spawner);
+
+		bool gone = false;
+		for (int i = 0; i < 500 && !gone; i++) {
+			gone = !group_alive(pgid);
+			if (!gone)
+				sleep_ms(10);
+		}
+		assert_group_gone(pgid, sleeps);
+		/* And the guard, which is not in the group, ends too. */
+		pid_t reaped = 0;
+		for (int i = 0; i < 500 && reaped == 0; i++) {
+			reaped = waitpid(-1, &st, WNOHANG);
+			if (reaped == 0)
+				sleep_ms(10);
+		}
+		ck_assert_int_gt(reaped, 0);
+	}
+}
+END_TEST
+
+START_TEST(spawn_leftovers_die_with_program)
+{
+	/* The program ends at once, leaving its grandchildren behind. */
+	const char *argv[] = { "bash", "-c", GROUP_SCRIPT "exit 4\n", "bash", tmpdir, NULL };
+	struct spawn_opts o = { .out_fd = -1, .cancel_fd = -1 };
+	int st;
+	ck_assert_int_eq(run(argv, &o, &st), 0);
+	ck_assert_int_eq(st, 4);
+	pid_t sleeps[2];
+	pid_t pgid = script_group(tmpdir, sleeps, false);
+	assert_group_gone(pgid, sleeps);
+}
+END_TEST
+
+START_TEST(spawn_stop_options_when_not_fired)
+{
+	int fds_before = count_open_fds();
+	int cancel[2];
+	ck_assert_int_eq(pipe2(cancel, O_CLOEXEC), 0);
+	struct timespec deadline = in_seconds(600);
+	struct spawn_opts o = { .out_fd = -1, .cancel_fd = cancel[0], .deadline = &deadline };
+	int st;
+	const char *e5[] = { "sh", "-c", "exit 5", NULL };
+	ck_assert_int_eq(run(e5, &o, &st), 0);
+	ck_assert_int_eq(st, 5);
+	const char *term[] = { "sh", "-c", "kill -TERM $$", NULL };
+	ck_assert_int_eq(run(term, &o, &st), 0);
+	ck_assert_int_eq(st, 128 + SIGTERM);
+	const char *m[] = { "sebsfs-no-such-binary-xyz", NULL };
+	ck_assert_int_eq(run(m, &o, &st), -ENOENT);
+	ck_assert_int_eq(st, -1);
+	/* The write end closed without a byte: EOF is readable too. */
+	close(cancel[1]);
+	ck_assert_int_eq(run(e5, &o, &st), -ECANCELED);
+	close(cancel[0]);
+
+	/* A deadline already past starts nothing. */
+	struct timespec past = in_seconds(-1);
+	struct spawn_opts late = { .out_fd = -1, .cancel_fd = -1, .deadline = &past };
+	const char *touch[] = { "touch", tp("started"), NULL };
+	ck_assert_int_eq(run(touch, &late, &st), -ETIMEDOUT);
+	ck_assert(!path_exists(tp("started")));
+
+	/* A closed descriptor is a caller bug, not a cancel. */
+	struct spawn_opts bad = { .out_fd = -1, .cancel_fd = cancel[0] };
+	ck_assert_int_eq(run(touch, &bad, &st), -EBADF);
+	ck_assert(!path_exists(tp("started")));
+	ck_assert_int_eq(count_open_fds(), fds_before);
 }
 END_TEST
 
@@ -968,6 +1257,12 @@ static Suite *common_suite(void)
 	tcase_add_test(tc, spawn_env_add);
 	tcase_add_test(tc, spawn_child_hygiene);
 	tcase_add_test(tc, spawn_concurrent_threads);
+	tcase_add_test(tc, spawn_deadline_kills_group);
+	tcase_add_test(tc, spawn_cancel_kills_group);
+	tcase_add_test(tc, spawn_sigterm_ignored_gets_sigkill);
+	tcase_add_test(tc, spawn_kill9_of_spawner_kills_group);
+	tcase_add_test(tc, spawn_leftovers_die_with_program);
+	tcase_add_test(tc, spawn_stop_options_when_not_fired);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -792,7 +792,7 @@ static void import_busybox(void)
 	ck_assert_int_eq(write_file_atomic(tarpath, mb.p, mb.len), 0);
 
 	const char *const argv[] = { "docker", "import", tarpath, BUSYBOX_IMAGE, NULL };
-	struct spawn_opts opts = { .out_fd = -1 };
+	struct spawn_opts opts = { .out_fd = -1, .cancel_fd = -1 };
 
 	ck_assert_msg(spawn_wait(argv, &opts, &status) == 0, "cannot run the docker CLI");
 	/* No daemon is a failure, not a skip: CI provides one. */

@@ -208,7 +208,8 @@ static char *build(const char *platform, const char *runtime, const char *bench,
 	int out = open(zip, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	int logfd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
 	struct pipeline_request req = { .cat = cat, .pkg = pkg, .installer = INSTALLER_NONE,
-					.workdir = work, .out_fd = out, .log_fd = logfd };
+					.workdir = work, .out_fd = out, .log_fd = logfd,
+					.cancel_fd = -1 };
 	int rc = pipeline_build_zip(&req, err);
 	close(out);
 	close(logfd);

@@ -125,6 +125,12 @@ static int run_program(const struct pipeline_request *req, char **errmsg, const 
 				   .cancel_fd = req->cancel_fd, .deadline = req->deadline };
 	int status = 0;
 	int rc = spawn_wait(argv, &opts, &status);
+	if (rc == -ETIMEDOUT)
+		return fail(req, errmsg, rc, "%s: timed out: the build took longer than build_timeout=%u s"
+			    " (its processes were killed)", what, req->timeout);
+	if (rc == -ECANCELED)
+		return fail(req, errmsg, rc, "%s: cancelled: sebsfs is stopping (its processes were killed)",
+			    what);
 	if (rc < 0)
 		return fail(req, errmsg, rc, "%s: cannot run %s: %s", what, argv[0], strerror(-rc));
 	if (status != 0)

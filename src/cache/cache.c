@@ -757,20 +757,25 @@ static int claim_dir(const char *dir)
 	char why[512] = "";
 	int state = classify_dir(dir, why, sizeof(why));
 	if (state == DIR_MISSING) {
-		char *parent = strdup(dir);
-		if (!parent)
+		char *path = strdup(dir);
+		if (!path)
 			return -ENOMEM;
-		char *slash = strrchr(parent, '/');
+		size_t len = strlen(path);
+		while (len > 1 && path[len - 1] == '/')
+			path[--len] = '\0';
+		char *slash = strrchr(path, '/');
 		int ret = 0;
-		if (slash && slash != parent) {
+		if (slash && slash != path) {
 			*slash = '\0';
-			ret = mkdir_p(parent, 0755);
+			ret = mkdir_p(path, 0755);
+			*slash = '/';
 		}
-		if (ret == 0 && mkdir(dir, DIR_MODE) < 0)
+		/* Only the folder itself is the cache: it alone gets DIR_MODE. */
+		if (ret == 0 && mkdir(path, DIR_MODE) < 0)
 			ret = -errno;
-		free(parent);
+		free(path);
 		if (ret == 0) {
-			log_info("cache: created %s", dir);
+			log_debug("cache: created %s", dir);
 			return mark_dir(dir);
 		}
 		if (ret != -EEXIST) {
@@ -985,6 +990,7 @@ struct cache *cache_open(const char *dir, int *err)
 	int ret, rc;
 
 	if (!dir || !*dir) {
+		log_err("cache: no cache directory given");
 		ret = -EINVAL;
 		goto fail;
 	}
@@ -1087,8 +1093,6 @@ struct cache *cache_open(const char *dir, int *err)
 fail:
 	if (ret == -ENOMEM)
 		log_err("cache: out of memory opening %s", dir ? dir : "(null)");
-	else if (ret == -EINVAL)
-		log_err("cache: no cache directory given");
 	free(db_path);
 	cache_close(c);
 	if (err)

@@ -1391,6 +1391,22 @@ START_TEST(test_creates_missing_folder_private)
 }
 END_TEST
 
+/* Missing parents are ordinary folders; only the cache itself is private,
+ * also when its name ends in a slash. */
+START_TEST(test_creates_missing_folder_trailing_slash)
+{
+	umask(022);
+	strcat(cdir, "/");
+	cache_close(open_ok());
+	assert_marked();
+	assert_mode("", 0700);
+	char *parent = NULL;
+	ck_assert_int_ge(asprintf(&parent, "%s/cache", root), 0);
+	ck_assert_int_eq(mode_of(parent), 0755);
+	free(parent);
+}
+END_TEST
+
 /* A cache of the sebsfs before markers (0755 folders, 0644 files) is adopted,
  * marked and tightened. */
 START_TEST(test_adopts_legacy_cache)
@@ -1590,6 +1606,7 @@ static Suite *cache_suite(void)
 	tcase_add_test(tc, test_refuses_foreign_marker);
 	tcase_add_test(tc, test_adopts_empty_folder);
 	tcase_add_test(tc, test_creates_missing_folder_private);
+	tcase_add_test(tc, test_creates_missing_folder_trailing_slash);
 	tcase_add_test(tc, test_adopts_legacy_cache);
 	tcase_add_test(tc, test_marked_without_database);
 	tcase_add_test(tc, test_interrupted_logs);

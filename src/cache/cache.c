@@ -32,6 +32,7 @@
  *
  * Lock order: c->lock is a leaf lock; nothing else is taken while holding it.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -56,6 +57,19 @@
 #define CACHE_BUSY_TIMEOUT_MS 10000
 #define PACKAGES_SUBDIR "packages"
 #define IMAGE_KIND "image"
+#define DB_NAME "sebsfs.db"
+#define MARKER_NAME ".sebsfs-cache"
+/* Format of the marker file; a newer one is refused like a newer schema. */
+#define MARKER_FORMAT 1
+#define MARKER_PREFIX "sebsfs-cache "
+#define CACHEDIR_TAG_NAME "CACHEDIR.TAG"
+#define DIR_MODE 0700
+#define FILE_MODE 0600
+/* A build log line is at most 4 KiB (build_log's buffer); twice that is
+ * enough to see the whole last line of any log whose last line matters. */
+#define LOG_TAIL_MAX 8192
+/* logs/<platform>/<runtime>/<file>: deeper entries are not sebsfs's. */
+#define LOG_TREE_DEPTH 3
 
 struct cache {
 	char *dir;          /* absolute path of DIR */
@@ -452,7 +466,7 @@ static int reset_dir(const char *dir)
 {
 	int ret = rm_rf(dir);
 	if (ret == 0)
-		ret = mkdir_p(dir, 0755);
+		ret = mkdir_p(dir, DIR_MODE);
 	if (ret)
 		log_err("cache: cannot empty %s: %s", dir, strerror(-ret));
 	return ret;
@@ -550,13 +564,414 @@ out:
 	return ret;
 }
 
+static const char MARKER_TEXT[] =
+	MARKER_PREFIX "1\n"
+	"# This folder is a sebsfs package cache.  sebsfs empties its tmp/ and\n"
+	"# work/ and deletes unreferenced files in packages/ when it starts.\n";
+
+static const char CACHEDIR_TAG_TEXT[] =
+	"Signature: 8a477f597d28d172789f06886806bc55\n"
+	"# This file is a cache directory tag created by sebsfs.\n"
+	"# For information about cache directory tags, see:\n"
+	"#\thttps://bford.info/cachedir/\n";
+
+/* What a folder is, as far as cache_open() is concerned. */
+enum dir_state { DIR_MISSING, DIR_EMPTY, DIR_MARKED, DIR_LEGACY };
+
+/* 1 when path is a marker file, 0 when there is none, else -errno with why. */
+static int read_marker(const char *path, char *why, size_t why_len)
+{
+	char buf[64];
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		int e = errno;
+		if (e == ENOENT)
+			return 0;
+		snprintf(why, why_len, MARKER_NAME ": %s", e == ELOOP ?
+			 "a symbolic link, not a sebsfs marker; move it away if this is no sebsfs cache" :
+			 strerror(e));
+		return e == ELOOP ? -EINVAL : -e;
+	}
+	struct stat st;
+	ssize_t n = -1;
+	int e = 0;
+	if (fstat(fd, &st) < 0)
+		e = errno;
+	else if (S_ISREG(st.st_mode) && (n = read(fd, buf, sizeof(buf) - 1)) < 0)
+		e = errno;
+	close(fd);
+	if (e) {
+		snprintf(why, why_len, MARKER_NAME ": %s", strerror(e));
+		return -e;
+	}
+	char *end = NULL;
+	unsigned long format = 0;
+	if (n > 0) {
+		buf[n] = '\0';
+		if (strncmp(buf, MARKER_PREFIX, strlen(MARKER_PREFIX)) == 0) {
+			const char *num = buf + strlen(MARKER_PREFIX);
+			errno = 0;
+			if (*num >= '0' && *num <= '9')
+				format = strtoul(num, &end, 10);
+			if (errno || (end && *end != '\n' && *end != '\0'))
+				end = NULL;
+		}
+	}
+	if (!end || format < 1) {
+		snprintf(why, why_len, "its " MARKER_NAME " is not a sebsfs marker (first line"
+			 " \"" MARKER_PREFIX "%d\" expected); use another folder", MARKER_FORMAT);
+		return -EINVAL;
+	}
+	if (format > MARKER_FORMAT) {
+		snprintf(why, why_len, "marked as a cache of a newer sebsfs (marker format %lu,"
+			 " this sebsfs knows %d); use a newer sebsfs or another folder",
+			 format, MARKER_FORMAT);
+		return -EPROTO;
+	}
+	return 1;
+}
+
+/* 1 when dir has no entries, 0 when it has some, -errno on failure. */
+static int dir_is_empty(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return -errno;
+	int ret = 1;
+	struct dirent *de;
+	errno = 0;
+	while ((de = readdir(d))) {
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) {
+			ret = 0;
+			break;
+		}
+	}
+	if (ret == 1 && errno)
+		ret = -errno;
+	closedir(d);
+	return ret;
+}
+
+/* A cache written by a sebsfs that made no marker: an SQLite database file
+ * next to a packages/ folder.  Checking the file's header keeps a folder
+ * that merely has a file of that name from passing. */
+static bool is_legacy_cache(const char *dir)
+{
+	static const char sqlite_magic[16] = "SQLite format 3";
+	char *db = path_join(dir, DB_NAME);
+	char *pkgs = path_join(dir, PACKAGES_SUBDIR);
+	bool ok = false;
+	struct stat st;
+	if (db && pkgs && lstat(pkgs, &st) == 0 && S_ISDIR(st.st_mode)) {
+		int fd = open(db, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		char head[16];
+		if (fd >= 0) {
+			ok = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+			     read(fd, head, sizeof(head)) == (ssize_t)sizeof(head) &&
+			     memcmp(head, sqlite_magic, sizeof(head)) == 0;
+			close(fd);
+		}
+	}
+	free(db);
+	free(pkgs);
+	return ok;
+}
+
+/* Classifies dir, reading only: a dir_state, or -errno with why filled. */
+static int classify_dir(const char *dir, char *why, size_t why_len)
+{
+	struct stat st;
+	if (stat(dir, &st) < 0) {
+		int e = errno;
+		if (e == ENOENT)
+			return DIR_MISSING;
+		snprintf(why, why_len, "%s", strerror(e));
+		return -e;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		snprintf(why, why_len, "not a folder");
+		return -ENOTDIR;
+	}
+	char *marker = path_join(dir, MARKER_NAME);
+	if (!marker) {
+		snprintf(why, why_len, "%s", strerror(ENOMEM));
+		return -ENOMEM;
+	}
+	int ret = read_marker(marker, why, why_len);
+	free(marker);
+	if (ret < 0)
+		return ret;
+	if (ret == 1)
+		return DIR_MARKED;
+	if ((ret = dir_is_empty(dir)) < 0) {
+		snprintf(why, why_len, "%s", strerror(-ret));
+		return ret;
+	}
+	if (ret == 1)
+		return DIR_EMPTY;
+	if (is_legacy_cache(dir))
+		return DIR_LEGACY;
+	snprintf(why, why_len, "not empty and not a sebsfs cache (no " MARKER_NAME " marker);"
+		 " sebsfs deletes files in its cache folder, so it only takes a missing or empty"
+		 " folder or a cache it marked: give another folder");
+	return -ENOTEMPTY;
+}
+
+int cache_dir_check(const char *dir, char *why, size_t why_len)
+{
+	char scratch[1];
+	if (!why || why_len == 0) {
+		why = scratch;
+		why_len = sizeof(scratch);
+	}
+	why[0] = '\0';
+	if (!dir || !*dir) {
+		snprintf(why, why_len, "no folder given");
+		return -EINVAL;
+	}
+	int state = classify_dir(dir, why, why_len);
+	return state < 0 ? state : 0;
+}
+
+/* Writes the marker, then a CACHEDIR.TAG unless one exists.  The marker
+ * goes first: a crash in between leaves a marked folder, not an unmarked
+ * non-empty one that the next start would refuse. */
+static int mark_dir(const char *dir)
+{
+	char *marker = path_join(dir, MARKER_NAME);
+	char *tag = path_join(dir, CACHEDIR_TAG_NAME);
+	int ret = marker && tag ? 0 : -ENOMEM;
+	if (ret == 0 && (ret = write_file_atomic(marker, MARKER_TEXT, strlen(MARKER_TEXT))))
+		log_err("cache: cannot write %s: %s", marker, strerror(-ret));
+	if (ret == 0 && !path_exists(tag) &&
+	    (ret = write_file_atomic(tag, CACHEDIR_TAG_TEXT, strlen(CACHEDIR_TAG_TEXT))))
+		log_err("cache: cannot write %s: %s", tag, strerror(-ret));
+	free(marker);
+	free(tag);
+	return ret;
+}
+
+/* Makes dir a marked cache folder, or refuses it untouched (see cache.h). */
+static int claim_dir(const char *dir)
+{
+	char why[512] = "";
+	int state = classify_dir(dir, why, sizeof(why));
+	if (state == DIR_MISSING) {
+		char *path = strdup(dir);
+		if (!path)
+			return -ENOMEM;
+		size_t len = strlen(path);
+		while (len > 1 && path[len - 1] == '/')
+			path[--len] = '\0';
+		char *slash = strrchr(path, '/');
+		int ret = 0;
+		if (slash && slash != path) {
+			*slash = '\0';
+			ret = mkdir_p(path, 0755);
+			*slash = '/';
+		}
+		/* Only the folder itself is the cache: it alone gets DIR_MODE. */
+		if (ret == 0 && mkdir(path, DIR_MODE) < 0)
+			ret = -errno;
+		free(path);
+		if (ret == 0) {
+			log_debug("cache: created %s", dir);
+			return mark_dir(dir);
+		}
+		if (ret != -EEXIST) {
+			log_err("cache: cannot create %s: %s", dir, strerror(-ret));
+			return ret;
+		}
+		/* Created meanwhile by someone else: judge what is there now. */
+		state = classify_dir(dir, why, sizeof(why));
+		if (state == DIR_MISSING)
+			state = -ENOENT;
+	}
+	if (state < 0) {
+		log_err("cache: %s: %s", dir, why[0] ? why : strerror(-state));
+		return state;
+	}
+	if (state == DIR_EMPTY)
+		log_info("cache: %s is empty: making it a sebsfs cache", dir);
+	else if (state == DIR_LEGACY)
+		log_info("cache: %s is a cache of an older sebsfs: marking it", dir);
+	return state == DIR_MARKED ? 0 : mark_dir(dir);
+}
+
+/* Sets the mode of an existing path to mode; a missing path is fine.  A
+ * failure is only logged: the cache works without it (e.g. on filesystems
+ * without modes), it is just less private. */
+static void tighten_mode(const char *path, mode_t mode)
+{
+	struct stat st;
+	if (lstat(path, &st) < 0) {
+		if (errno != ENOENT)
+			log_warn("cache: cannot stat %s: %s", path, strerror(errno));
+		return;
+	}
+	if (S_ISLNK(st.st_mode) || (st.st_mode & 07777) == mode)
+		return;
+	if (chmod(path, mode) < 0)
+		log_warn("cache: cannot set the mode of %s to %04o: %s", path, (unsigned)mode,
+			 strerror(errno));
+}
+
+/* Older caches were made 0755/0644: the folder, its database (with SQLite's
+ * side files) and lock are set to the modes of cache.h; logs are done by
+ * finish_logs(). */
+static void tighten_modes(struct cache *c, const char *db_path)
+{
+	const char *dirs[] = { c->dir, c->packages_dir, c->logs_dir };
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
+		tighten_mode(dirs[i], DIR_MODE);
+	const char *suffixes[] = { "", "-wal", "-shm", "-journal" };
+	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+		char *p = str_printf("%s%s", db_path, suffixes[i]);
+		if (p)
+			tighten_mode(p, FILE_MODE);
+		free(p);
+	}
+	char *lock = path_join(c->dir, "sebsfs.lock");
+	if (lock)
+		tighten_mode(lock, FILE_MODE);
+	free(lock);
+}
+
+/* Creates the database file with FILE_MODE before SQLite opens it, since
+ * SQLite creates files with 0644 and gives -wal and -shm the database's mode. */
+static int create_db_file(const char *db_path)
+{
+	int fd = open(db_path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, FILE_MODE);
+	if (fd < 0) {
+		int e = errno;
+		log_err("cache: cannot open %s: %s", db_path, strerror(e));
+		return -e;
+	}
+	close(fd);
+	return 0;
+}
+
+/* Whether the tail of a log (the whole log when whole) ends with a line that
+ * closes a build: succeeded, failed, or already marked interrupted. */
+static bool log_tail_finished(const char *buf, size_t n, bool whole)
+{
+	static const char *const end_lines[] = {
+		"[sebsfs] build succeeded", "[sebsfs] build failed", CACHE_LOG_INTERRUPTED,
+	};
+	/* A last line without its newline was cut short mid-write. */
+	if (n == 0 || buf[n - 1] != '\n')
+		return false;
+	size_t end = n - 1, start = end;
+	while (start > 0 && buf[start - 1] != '\n')
+		start--;
+	if (start == 0 && !whole)
+		return false; /* longer than the tail: longer than any end line */
+	for (size_t i = 0; i < sizeof(end_lines) / sizeof(end_lines[0]); i++) {
+		size_t len = strlen(end_lines[i]);
+		if (end - start >= len && memcmp(buf + start, end_lines[i], len) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Tightens one log's mode and appends CACHE_LOG_INTERRUPTED when its build
+ * never ended.  Returns 1 when it appended, 0 when not, -errno on failure. */
+static int finish_log(const char *path)
+{
+	char buf[LOG_TAIL_MAX];
+	int ret = 0;
+	int fd = open(path, O_RDWR | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	struct stat st;
+	if (fstat(fd, &st) < 0) {
+		ret = -errno;
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode))
+		goto out;
+	if ((st.st_mode & 07777) != FILE_MODE && fchmod(fd, FILE_MODE) < 0)
+		log_warn("cache: cannot set the mode of %s to %04o: %s", path, FILE_MODE,
+			 strerror(errno));
+	size_t n = st.st_size < (off_t)sizeof(buf) ? (size_t)st.st_size : sizeof(buf);
+	ssize_t got = pread(fd, buf, n, st.st_size - (off_t)n);
+	if (got < 0) {
+		ret = -errno;
+		goto out;
+	}
+	if (log_tail_finished(buf, (size_t)got, (off_t)got == st.st_size))
+		goto out;
+	/* One write, with a newline first when the log stopped mid-line. */
+	const char *line = "\n" CACHE_LOG_INTERRUPTED "\n";
+	if (got == 0 || buf[got - 1] == '\n')
+		line++;
+	size_t len = strlen(line);
+	ssize_t w = write(fd, line, len);
+	if (w < 0)
+		ret = -errno;
+	else
+		ret = (size_t)w == len ? 1 : -EIO;
+out:
+	close(fd);
+	return ret;
+}
+
+/* Walks logs/ (folders 0700, logs via finish_log).  Failures are logged and
+ * skipped: a log that cannot be fixed up must not keep the cache from
+ * opening.  Symbolic links are not followed. */
+static void finish_logs_in(const char *dir, int depth, size_t *n_marked)
+{
+	char **names = NULL;
+	size_t n = 0;
+	int ret = list_dir_sorted(dir, &names, &n);
+	if (ret) {
+		log_warn("cache: cannot list %s: %s", dir, strerror(-ret));
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char *p = path_join(dir, names[i]);
+		struct stat st;
+		if (!p) {
+			log_warn("cache: out of memory checking logs in %s", dir);
+			break;
+		}
+		if (lstat(p, &st) < 0) {
+			log_warn("cache: cannot stat %s: %s", p, strerror(errno));
+		} else if (S_ISDIR(st.st_mode) && depth > 1) {
+			tighten_mode(p, DIR_MODE);
+			finish_logs_in(p, depth - 1, n_marked);
+		} else if (S_ISREG(st.st_mode)) {
+			size_t len = strlen(names[i]);
+			if (len > 4 && strcmp(names[i] + len - 4, ".log") == 0) {
+				ret = finish_log(p);
+				if (ret < 0)
+					log_warn("cache: cannot check build log %s: %s", p,
+						 strerror(-ret));
+				else if (ret == 1)
+					(*n_marked)++;
+			}
+		}
+		free(p);
+	}
+	str_list_free(names, n);
+}
+
+static void finish_logs(struct cache *c)
+{
+	size_t n_marked = 0;
+	finish_logs_in(c->logs_dir, LOG_TREE_DEPTH, &n_marked);
+	if (n_marked)
+		log_info("cache: %zu build log(s) ended mid-build; marked them interrupted",
+			 n_marked);
+}
+
 static int take_dir_lock(struct cache *c)
 {
 	char *p = path_join(c->dir, "sebsfs.lock");
 	if (!p)
 		return -ENOMEM;
 	int ret = 0;
-	c->lock_fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	c->lock_fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, FILE_MODE);
 	if (c->lock_fd < 0) {
 		ret = -errno;
 		log_err("cache: cannot open %s: %s", p, strerror(errno));
@@ -575,6 +990,7 @@ struct cache *cache_open(const char *dir, int *err)
 	int ret, rc;
 
 	if (!dir || !*dir) {
+		log_err("cache: no cache directory given");
 		ret = -EINVAL;
 		goto fail;
 	}
@@ -590,10 +1006,8 @@ struct cache *cache_open(const char *dir, int *err)
 		ret = -ret;
 		goto fail;
 	}
-	if ((ret = mkdir_p(dir, 0755))) {
-		log_err("cache: cannot create %s: %s", dir, strerror(-ret));
+	if ((ret = claim_dir(dir)))
 		goto fail;
-	}
 	/* Entries promise absolute package paths, whatever the caller passed. */
 	if (!(c->dir = realpath(dir, NULL))) {
 		ret = -errno;
@@ -604,7 +1018,7 @@ struct cache *cache_open(const char *dir, int *err)
 	c->tmp_dir = path_join(c->dir, "tmp");
 	c->logs_dir = path_join(c->dir, "logs");
 	c->work_dir = path_join(c->dir, "work");
-	db_path = path_join(c->dir, "sebsfs.db");
+	db_path = path_join(c->dir, DB_NAME);
 	if (!c->packages_dir || !c->tmp_dir || !c->logs_dir || !c->work_dir || !db_path) {
 		ret = -ENOMEM;
 		goto fail;
@@ -612,12 +1026,14 @@ struct cache *cache_open(const char *dir, int *err)
 
 	const char *dirs[] = { c->packages_dir, c->tmp_dir, c->logs_dir, c->work_dir };
 	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
-		if ((ret = mkdir_p(dirs[i], 0755))) {
+		if ((ret = mkdir_p(dirs[i], DIR_MODE))) {
 			log_err("cache: cannot create %s: %s", dirs[i], strerror(-ret));
 			goto fail;
 		}
 	}
 	if ((ret = take_dir_lock(c)))
+		goto fail;
+	if ((ret = create_db_file(db_path)))
 		goto fail;
 
 	/* NOMUTEX: c->lock already serialises the connection. */
@@ -635,6 +1051,7 @@ struct cache *cache_open(const char *dir, int *err)
 	 * refused (newer) cache is left exactly as it was. */
 	if ((ret = migrate(c->db, db_path)))
 		goto fail;
+	tighten_modes(c, db_path);
 
 	sqlite3_stmt *st = NULL;
 	rc = sqlite3_prepare_v2(c->db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
@@ -667,6 +1084,7 @@ struct cache *cache_open(const char *dir, int *err)
 		goto fail;
 	if ((ret = sweep_packages(c)))
 		goto fail;
+	finish_logs(c);
 
 	free(db_path);
 	if (err)
@@ -675,8 +1093,6 @@ struct cache *cache_open(const char *dir, int *err)
 fail:
 	if (ret == -ENOMEM)
 		log_err("cache: out of memory opening %s", dir ? dir : "(null)");
-	else if (ret == -EINVAL)
-		log_err("cache: no cache directory given");
 	free(db_path);
 	cache_close(c);
 	if (err)
@@ -740,23 +1156,63 @@ int cache_make_workdir(struct cache *c, char **out)
 	return ret;
 }
 
+static char *log_parent(const struct cache *c, const struct cache_key *key)
+{
+	return str_printf("%s/%s/%s-%s-%s", c->logs_dir, key->platform, key->language,
+			  key->version, key->arch);
+}
+
+/* Pure: listing the mount asks for every log's path, and must not create
+ * folders (cache_log_open does, when a build starts). */
 char *cache_log_path(struct cache *c, const struct cache_key *key)
 {
 	if (!c || !key_ok(key))
 		return NULL;
-	char *parent = str_printf("%s/%s/%s-%s-%s", c->logs_dir, key->platform, key->language,
-				  key->version, key->arch);
+	char *parent = log_parent(c, key);
 	if (!parent)
 		return NULL;
-	int ret = mkdir_p(parent, 0755);
-	if (ret) {
-		log_err("cache: cannot create %s: %s", parent, strerror(-ret));
-		free(parent);
-		return NULL;
-	}
 	char *p = str_printf("%s/%s.%s.log", parent, key->benchmark, key->kind);
 	free(parent);
 	return p;
+}
+
+int cache_log_open(struct cache *c, const struct cache_key *key)
+{
+	if (!c || !key_ok(key)) {
+		log_err("cache: cannot open a build log: bad key");
+		return -EINVAL;
+	}
+	char *parent = log_parent(c, key);
+	char *path = parent ? str_printf("%s/%s.%s.log", parent, key->benchmark, key->kind) : NULL;
+	int ret;
+	if (!path) {
+		log_err("cache: out of memory opening the build log of %s/%s", key->platform,
+			key->benchmark);
+		ret = -ENOMEM;
+		goto out;
+	}
+	if ((ret = mkdir_p(parent, DIR_MODE))) {
+		log_err("cache: cannot create %s: %s", parent, strerror(-ret));
+		goto out;
+	}
+	ret = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_NOFOLLOW | O_CLOEXEC,
+		   FILE_MODE);
+	if (ret < 0) {
+		ret = -errno;
+		log_err("cache: cannot open build log %s: %s", path, strerror(-ret));
+		goto out;
+	}
+	/* A log made by an older sebsfs keeps its mode through O_TRUNC.  As in
+	 * tighten_mode(), failing to change it only costs privacy. */
+	struct stat st;
+	if (fstat(ret, &st) == 0 && (st.st_mode & 07777) != FILE_MODE &&
+	    fchmod(ret, FILE_MODE) < 0)
+		log_warn("cache: cannot set the mode of %s to %04o: %s", path, FILE_MODE,
+			 strerror(errno));
+out:
+	free(parent);
+	free(path);
+	return ret;
 }
 
 int cache_get(struct cache *c, const struct cache_key *key, struct cache_entry *out)

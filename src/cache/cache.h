@@ -2,7 +2,10 @@
  * cache.h - the package cache: one SQLite database plus package files.
  *
  * Layout of the cache directory DIR:
+ *   DIR/.sebsfs-cache        marker: this folder is a sebsfs cache (see below)
+ *   DIR/CACHEDIR.TAG         Cache Directory Tagging spec: backup tools skip DIR
  *   DIR/sebsfs.db            SQLite, WAL mode, schema versioned by PRAGMA user_version
+ *   DIR/sebsfs.lock          flock of the process using the cache
  *   DIR/packages/<sha256>.zip  published packages (content-addressed, read-only 0444)
  *                            (image rows, kind "image", have no file: the image
  *                            lives in the Docker daemon / registry)
@@ -15,6 +18,32 @@
  * commits.  A crash before the commit leaves an unreferenced file that
  * cache_open() removes; it never leaves a partial file under packages/.
  *
+ * Which folder is a cache.  cache_open() deletes things in DIR (tmp/, work/,
+ * unreferenced files in packages/), so it only works in a folder sebsfs owns:
+ * one whose marker file DIR/.sebsfs-cache starts with the line
+ * "sebsfs-cache <format>".  cache_open() accepts DIR when it is
+ *   - missing: created (0700; missing parents 0755) and marked;
+ *   - an empty folder: adopted (marked);
+ *   - marked: used as it is.  A marked folder is sebsfs's whatever else it
+ *     holds: a missing database or subfolder is recreated empty, and the
+ *     sweep then deletes the files in packages/ that no row of the new
+ *     database references (so deleting sebsfs.db empties the cache).  Files
+ *     outside tmp/, work/ and packages/ that sebsfs does not know are left
+ *     alone;
+ *   - a cache of a sebsfs that wrote no marker (DIR/sebsfs.db is an SQLite
+ *     file and DIR/packages/ a folder): adopted (marked).
+ * Anything else is refused before anything in it is touched or created: a
+ * non-empty folder without the marker (-ENOTEMPTY), a marker of a newer
+ * format (-EPROTO), a .sebsfs-cache that is not a marker (-EINVAL), a file
+ * (-ENOTDIR).  Marking writes DIR/.sebsfs-cache, then DIR/CACHEDIR.TAG when
+ * there is none; CACHEDIR.TAG alone does not make a folder a sebsfs cache
+ * (other tools write it too).
+ *
+ * Modes: DIR and its subfolders 0700; sebsfs.db (whose -wal and -shm files
+ * SQLite creates with the database's mode), sebsfs.lock and build logs 0600;
+ * package files 0444 (inside the 0700 folder).  cache_open() tightens the
+ * folders, database files, lock and logs of an existing cache to these modes.
+ *
  * Thread safety: every function may be called from any thread; calls are
  * serialised internally on one connection (SQLite statements are short;
  * no lock is held across anything but SQLite and file renames).
@@ -25,6 +54,7 @@
 #define SEBSFS_CACHE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "sha256.h"
@@ -78,10 +108,25 @@ struct cache_image_info {
 	int64_t size;
 };
 
-/* Opens (creating if needed) the cache in dir, migrates the schema, removes
- * leftovers (tmp/, work/, package files no row references).
- * On failure returns NULL, *err = -errno, and logs the reason. */
+/* The last line cache_open() appends to a build log that ends without a
+ * "[sebsfs] build succeeded" or "[sebsfs] build failed" line: its build was
+ * cut short (sebsfs crashed or was killed). */
+#define CACHE_LOG_INTERRUPTED "[sebsfs] build interrupted: sebsfs stopped before the build ended"
+
+/* Opens the cache in dir (creating, adopting or refusing the folder as
+ * described above), migrates the schema, tightens modes, removes leftovers
+ * (tmp/, work/, package files no row references) and appends
+ * CACHE_LOG_INTERRUPTED to every log under logs/ that lacks an end line
+ * (reading only each log's tail; a log that already ends with it is left
+ * as it is).  On failure returns NULL, *err = -errno, and logs the reason. */
 struct cache *cache_open(const char *dir, int *err);
+
+/* Says whether cache_open() would accept dir as a cache folder, without
+ * creating or changing anything: 0 when it would (missing, empty, marked or
+ * a marker-less sebsfs cache), else the -errno cache_open() would fail with
+ * and, in why, a one-line reason (without dir itself) saying what to do.
+ * For checking an option before mounting; logs nothing. */
+int cache_dir_check(const char *dir, char *why, size_t why_len);
 void cache_close(struct cache *c);   /* NULL is a no-op */
 
 const char *cache_dir(const struct cache *c);
@@ -92,8 +137,15 @@ char *cache_tmp_path(struct cache *c, const char *suffix);
 int cache_make_workdir(struct cache *c, char **out);
 
 /* Path of the build log of a key, malloc'd ("DIR/logs/<platform>/<lang>-<ver>-<arch>/<benchmark>.<kind>.log").
- * Its parent folders are created. */
+ * Pure: touches no file (the log and its folders may not exist).  NULL only
+ * for a bad key or ENOMEM. */
 char *cache_log_path(struct cache *c, const struct cache_key *key);
+
+/* Opens the build log of key for a new build: creates its parent folders
+ * (0700) and opens the log O_WRONLY|O_APPEND|O_CREAT|O_TRUNC|O_CLOEXEC (not
+ * following a symlink) with mode 0600, also when it existed with another
+ * mode.  Returns the fd, owned by the caller, or -errno (logged). */
+int cache_log_open(struct cache *c, const struct cache_key *key);
 
 /* Reads the row of key.  -ENOENT when there is none. */
 int cache_get(struct cache *c, const struct cache_key *key, struct cache_entry *out);

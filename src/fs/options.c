@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cache.h"
 #include "config.h"
 
 /* Long enough for a cold Node.js install in a build container; a build that
@@ -76,7 +77,8 @@ static void usage(const char *prog)
 	       "    -h   --help            print this help and exit\n"
 	       "    -V   --version         print the version and exit\n"
 	       "    -o cache=DIR           cache directory (default $XDG_CACHE_HOME/sebsfs,\n"
-	       "                           else ~/.cache/sebsfs)\n"
+	       "                           else ~/.cache/sebsfs); a missing or empty folder,\n"
+	       "                           or one sebsfs marked as its cache\n"
 	       "    -o builder=KIND        how dependencies are installed: auto (default:\n"
 	       "                           docker when a daemon answers, else host),\n"
 	       "                           docker (SeBS build images), host (pip3/npm on\n"
@@ -208,10 +210,18 @@ static int parse_values(struct raw_opts *raw, struct sebsfs_options *opts)
 	opts->repository = raw->repository ? strdup(raw->repository) : NULL;
 	opts->registry = raw->registry ? strdup(raw->registry) : NULL;
 
+	/* An empty value would mean the current folder, which the cache's
+	 * start-up sweep must never get. */
+	if (raw->cache && !*raw->cache)
+		return fail("cache=%s%s: empty; give a folder, or leave cache= out for the default",
+			    "", "");
 	char *cache = raw->cache ? absolute_path(raw->cache) : default_cache_dir();
 	if (!cache)
 		return fail("%s%s", "no cache directory: set -o cache=DIR, XDG_CACHE_HOME or HOME", "");
 	opts->cache_dir = cache;
+	char why[512];
+	if (cache_dir_check(cache, why, sizeof(why)) < 0)
+		return fail("cache=%s: %s", cache, why);
 	return 0;
 }
 

@@ -79,6 +79,37 @@ def offline_env(tmp_path):
     return env
 
 
+def run_sebsfs(tmp_path, *args, timeout=20, cwd=None):
+    """Runs sebsfs in the foreground (in cwd) for a start that should fail;
+    "@MNT@" in args is a fresh mount point.  A run that mounts instead is
+    unmounted and reported."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir(exist_ok=True)
+    argv = [sebsfs_bin(), *[str(a).replace("@MNT@", str(mnt)) for a in args]]
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+                           env=offline_env(tmp_path), stdin=subprocess.DEVNULL, cwd=cwd)
+    except subprocess.TimeoutExpired:
+        subprocess.run(["fusermount3", "-u", "-z", str(mnt)], capture_output=True)
+        pytest.fail(f"{argv} did not exit within {timeout} s (did it mount?)")
+    mounted = os.path.ismount(mnt)
+    if mounted:
+        subprocess.run(["fusermount3", "-u", "-z", str(mnt)], capture_output=True)
+    assert not mounted, f"{argv} left a mount behind"
+    return r
+
+
+def one_line_error(r, *words):
+    """r (from run_sebsfs) failed with exit 1 and one "sebsfs: " line holding words."""
+    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("sebsfs: "), lines[0]
+    for w in words:
+        assert w in lines[0], (w, lines[0])
+    assert "AddressSanitizer" not in r.stderr
+
+
 # ----------------------------------------------------------------- xattrs, io
 
 def xattr(path, name):

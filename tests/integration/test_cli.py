@@ -1,46 +1,15 @@
 """Command line: help, version, and errors reported before mounting."""
 
-import os
 import re
-import subprocess
 
 import pytest
 
-from sebsfs_testlib import SOURCE_ROOT, SUITE_SOURCE, offline_env, sebsfs_bin
+from sebsfs_testlib import SOURCE_ROOT, SUITE_SOURCE, one_line_error, run_sebsfs
 
 
 def project_version():
     text = (SOURCE_ROOT / "meson.build").read_text()
     return re.search(r"version\s*:\s*'([^']+)'", text).group(1)
-
-
-def run_sebsfs(tmp_path, *args, timeout=20):
-    """Runs sebsfs in the foreground; a run that mounts instead of failing is
-    unmounted and reported."""
-    mnt = tmp_path / "mnt"
-    mnt.mkdir(exist_ok=True)
-    argv = [sebsfs_bin(), *[str(a).replace("@MNT@", str(mnt)) for a in args]]
-    try:
-        r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
-                           env=offline_env(tmp_path), stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        subprocess.run(["fusermount3", "-u", "-z", str(mnt)], capture_output=True)
-        pytest.fail(f"{argv} did not exit within {timeout} s (did it mount?)")
-    mounted = os.path.ismount(mnt)
-    if mounted:
-        subprocess.run(["fusermount3", "-u", "-z", str(mnt)], capture_output=True)
-    assert not mounted, f"{argv} left a mount behind"
-    return r
-
-
-def one_line_error(r, *words):
-    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1, r.stderr
-    assert lines[0].startswith("sebsfs: "), lines[0]
-    for w in words:
-        assert w in lines[0], (w, lines[0])
-    assert "AddressSanitizer" not in r.stderr
 
 
 def test_help(tmp_path):

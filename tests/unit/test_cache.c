@@ -676,18 +676,15 @@ END_TEST
 
 START_TEST(test_not_a_database)
 {
-	char *p = NULL;
-	ck_assert_int_ge(asprintf(&p, "%s/cache", root), 0);
-	ck_assert_int_eq(mkdir(p, 0700), 0);
-	free(p);
-	ck_assert_int_eq(mkdir(cdir, 0700), 0);
+	/* A marked cache whose database was replaced by garbage. */
+	cache_close(open_ok());
 	char *dbp = sub("sebsfs.db");
 	write_bytes(dbp, "this is definitely not an SQLite database, just some text padding it out....");
 	free(dbp);
 	int err = 0;
 	struct cache *c = cache_open(cdir, &err);
 	ck_assert_ptr_null(c);
-	ck_assert_int_lt(err, 0);
+	ck_assert_int_eq(err, -EIO);
 }
 END_TEST
 
@@ -732,11 +729,12 @@ START_TEST(test_paths)
 	ck_assert_ptr_nonnull(l);
 	char *expect = sub("logs/aws/python-3.11-arm64/110.dynamic-html.zip.log");
 	ck_assert_str_eq(l, expect);
-	char *parent = sub("logs/aws/python-3.11-arm64");
+	/* Asking for a path touches nothing: listing the mount asks for all. */
+	ck_assert_int_eq(count_entries("logs"), 0);
+	char *platform_dir = sub("logs/aws");
+	ck_assert(!exists(platform_dir));
+	free(platform_dir);
 	struct stat st;
-	ck_assert_int_eq(stat(parent, &st), 0);
-	ck_assert(S_ISDIR(st.st_mode));
-	free(parent);
 	free(expect);
 	free(l);
 
@@ -1193,6 +1191,388 @@ START_TEST(test_migration_is_atomic)
 }
 END_TEST
 
+
+/* ---------------------------------------------------------- the cache folder */
+
+static mode_t mode_of(const char *p)
+{
+	struct stat st;
+	ck_assert_msg(lstat(p, &st) == 0, "%s: %s", p, strerror(errno));
+	return st.st_mode & 07777;
+}
+
+static void assert_mode(const char *rel, mode_t want)
+{
+	char *p = sub(rel);
+	mode_t got = mode_of(p);
+	ck_assert_msg(got == want, "%s has mode %04o, expected %04o", p, (unsigned)got,
+		      (unsigned)want);
+	free(p);
+}
+
+static char *read_text(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	ck_assert_msg(f != NULL, "%s: %s", path, strerror(errno));
+	char *buf = NULL;
+	size_t cap = 0;
+	ssize_t n = getdelim(&buf, &cap, '\0', f);
+	fclose(f);
+	if (n < 0) { /* empty file */
+		free(buf);
+		buf = strdup("");
+	}
+	ck_assert_ptr_nonnull(buf);
+	return buf;
+}
+
+static void mkdirs_of_cdir(void)
+{
+	char *p = NULL;
+	ck_assert_int_ge(asprintf(&p, "%s/cache", root), 0);
+	ck_assert_int_eq(mkdir(p, 0755), 0);
+	free(p);
+	ck_assert_int_eq(mkdir(cdir, 0755), 0);
+}
+
+static void assert_marked(void)
+{
+	char *m = sub(".sebsfs-cache");
+	char *text = read_text(m);
+	ck_assert_msg(strncmp(text, "sebsfs-cache 1\n", 15) == 0, "marker: %s", text);
+	free(text);
+	free(m);
+	char *t = sub("CACHEDIR.TAG");
+	text = read_text(t);
+	ck_assert_msg(strncmp(text, "Signature: 8a477f597d28d172789f06886806bc55", 43) == 0,
+		      "CACHEDIR.TAG: %s", text);
+	free(text);
+	free(t);
+}
+
+/* An existing non-empty folder without the marker ($HOME, a project) is
+ * refused: nothing in it changes and nothing is created in it. */
+START_TEST(test_refuses_unmarked_folder)
+{
+	mkdirs_of_cdir();
+	const char *dirs[] = { "tmp", "work", "packages", "logs" };
+	for (int i = 0; i < 4; i++) {
+		char *d = sub(dirs[i]);
+		ck_assert_int_eq(mkdir(d, 0755), 0);
+		free(d);
+	}
+	const char *files[] = { "notes.txt", "tmp/draft", "work/project.c", "packages/x",
+				"logs/old.log", "CACHEDIR.TAG" };
+	for (int i = 0; i < 6; i++) {
+		char *f = sub(files[i]);
+		write_bytes(f, files[i]);
+		free(f);
+	}
+
+	char why[512] = "";
+	ck_assert_int_eq(cache_dir_check(cdir, why, sizeof(why)), -ENOTEMPTY);
+	ck_assert_msg(strstr(why, "not a sebsfs cache") != NULL, "why: %s", why);
+	ck_assert(strchr(why, '\n') == NULL);
+	int err = 0;
+	ck_assert_ptr_null(cache_open(cdir, &err));
+	ck_assert_int_eq(err, -ENOTEMPTY);
+
+	for (int i = 0; i < 6; i++) {
+		char *f = sub(files[i]);
+		char *text = read_text(f);
+		ck_assert_str_eq(text, files[i]);
+		free(text);
+		free(f);
+	}
+	ck_assert_int_eq(count_entries(""), 6); /* notes.txt, CACHEDIR.TAG, 4 folders */
+	ck_assert_int_eq(count_entries("tmp"), 1);
+	ck_assert_int_eq(count_entries("work"), 1);
+	ck_assert_int_eq(count_entries("packages"), 1);
+	ck_assert_int_eq(count_entries("logs"), 1);
+	assert_mode("", 0755);
+	assert_mode("logs/old.log", 0644);
+}
+END_TEST
+
+START_TEST(test_refuses_foreign_marker)
+{
+	mkdirs_of_cdir();
+	char *m = sub(".sebsfs-cache");
+	char *other = sub("other");
+	write_bytes(other, "keep me");
+
+	write_bytes(m, "something else\n");
+	int err = 0;
+	ck_assert_ptr_null(cache_open(cdir, &err));
+	ck_assert_int_eq(err, -EINVAL);
+	/* A newer sebsfs's cache is not this one's to change. */
+	write_bytes(m, "sebsfs-cache 7\n");
+	char why[512] = "";
+	ck_assert_int_eq(cache_dir_check(cdir, why, sizeof(why)), -EPROTO);
+	ck_assert_msg(strstr(why, "newer") != NULL, "why: %s", why);
+	ck_assert_ptr_null(cache_open(cdir, &err));
+	ck_assert_int_eq(err, -EPROTO);
+	ck_assert_int_eq(count_entries(""), 2);
+	char *text = read_text(other);
+	ck_assert_str_eq(text, "keep me");
+	free(text);
+	free(other);
+	free(m);
+}
+END_TEST
+
+START_TEST(test_adopts_empty_folder)
+{
+	mkdirs_of_cdir();
+	char why[512] = "x";
+	ck_assert_int_eq(cache_dir_check(cdir, why, sizeof(why)), 0);
+	ck_assert_int_eq(count_entries(""), 0); /* the check created nothing */
+	struct cache *c = open_ok();
+	cache_close(c);
+	assert_marked();
+	assert_mode("", 0700);
+	assert_mode("packages", 0700);
+	/* Marked now: reopening works even though it is no longer empty. */
+	ck_assert_int_eq(cache_dir_check(cdir, why, sizeof(why)), 0);
+	cache_close(open_ok());
+}
+END_TEST
+
+START_TEST(test_creates_missing_folder_private)
+{
+	umask(022);
+	char why[512] = "";
+	ck_assert_int_eq(cache_dir_check(cdir, why, sizeof(why)), 0);
+	ck_assert(!exists(cdir));
+	struct cache *c = open_ok();
+	assert_marked();
+	assert_mode("", 0700);
+	const char *dirs[] = { "packages", "tmp", "logs", "work" };
+	for (int i = 0; i < 4; i++)
+		assert_mode(dirs[i], 0700);
+	/* A write, so SQLite has its -wal and -shm files. */
+	struct cache_entry a = publish_ok(c, &KEY_A, "private", "ih");
+	assert_mode("sebsfs.db", 0600);
+	assert_mode("sebsfs.db-wal", 0600);
+	assert_mode("sebsfs.db-shm", 0600);
+	assert_mode("sebsfs.lock", 0600);
+
+	int fd = cache_log_open(c, &KEY_B);
+	ck_assert_msg(fd >= 0, "cache_log_open: %s", strerror(-fd));
+	ck_assert_int_eq(write(fd, "hello\n", 6), 6);
+	ck_assert_int_eq(close(fd), 0);
+	assert_mode("logs/aws", 0700);
+	assert_mode("logs/aws/python-3.11-arm64", 0700);
+	assert_mode("logs/aws/python-3.11-arm64/110.dynamic-html.zip.log", 0600);
+	char *lp = cache_log_path(c, &KEY_B);
+	char *text = read_text(lp);
+	ck_assert_str_eq(text, "hello\n");
+	free(text);
+
+	/* A new build truncates the log and appends; an old 0644 log becomes 0600. */
+	ck_assert_int_eq(chmod(lp, 0644), 0);
+	fd = cache_log_open(c, &KEY_B);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(fcntl(fd, F_GETFL) & (O_ACCMODE | O_APPEND), O_WRONLY | O_APPEND);
+	ck_assert_int_ne(fcntl(fd, F_GETFD) & FD_CLOEXEC, 0);
+	ck_assert_int_eq(write(fd, "second\n", 7), 7);
+	ck_assert_int_eq(close(fd), 0);
+	text = read_text(lp);
+	ck_assert_str_eq(text, "second\n");
+	free(text);
+	assert_mode("logs/aws/python-3.11-arm64/110.dynamic-html.zip.log", 0600);
+
+	struct cache_key bad = KEY_A;
+	bad.arch = "..";
+	ck_assert_int_eq(cache_log_open(c, &bad), -EINVAL);
+	free(lp);
+	cache_entry_clear(&a);
+	cache_close(c);
+}
+END_TEST
+
+/* Missing parents are ordinary folders; only the cache itself is private,
+ * also when its name ends in a slash. */
+START_TEST(test_creates_missing_folder_trailing_slash)
+{
+	umask(022);
+	strcat(cdir, "/");
+	cache_close(open_ok());
+	assert_marked();
+	assert_mode("", 0700);
+	char *parent = NULL;
+	ck_assert_int_ge(asprintf(&parent, "%s/cache", root), 0);
+	ck_assert_int_eq(mode_of(parent), 0755);
+	free(parent);
+}
+END_TEST
+
+/* A cache of the sebsfs before markers (0755 folders, 0644 files) is adopted,
+ * marked and tightened. */
+START_TEST(test_adopts_legacy_cache)
+{
+	umask(022);
+	char sha[65];
+	char *pkg = make_v1_cache("legacy bytes", sha);
+	char *d1 = sub("logs/aws");
+	char *d2 = sub("logs/aws/python-3.11-x64");
+	ck_assert_int_eq(mkdir(d1, 0755), 0);
+	ck_assert_int_eq(mkdir(d2, 0755), 0);
+	char *log = sub("logs/aws/python-3.11-x64/110.dynamic-html.zip.log");
+	write_bytes(log, "[sebsfs] build succeeded in 1.00 s: 3 bytes\n");
+	ck_assert_int_eq(chmod(log, 0644), 0);
+	ck_assert_int_eq(chmod(cdir, 0755), 0);
+	char *dbp = sub("sebsfs.db");
+	ck_assert_int_eq(chmod(dbp, 0644), 0);
+	char *marker = sub(".sebsfs-cache");
+	ck_assert(!exists(marker));
+
+	char why[512] = "";
+	ck_assert_int_eq(cache_dir_check(cdir, why, sizeof(why)), 0);
+	struct cache *c = open_ok();
+	assert_marked();
+	assert_mode("", 0700);
+	assert_mode("packages", 0700);
+	assert_mode("logs", 0700);
+	assert_mode("logs/aws", 0700);
+	assert_mode("logs/aws/python-3.11-x64", 0700);
+	assert_mode("logs/aws/python-3.11-x64/110.dynamic-html.zip.log", 0600);
+	assert_mode("sebsfs.db", 0600);
+	assert_mode("sebsfs.db-wal", 0600); /* created (0644) by the migration */
+	struct cache_entry e;
+	ck_assert_int_eq(cache_get(c, &KEY_A, &e), 0);
+	ck_assert(e.has_package);
+	ck_assert_str_eq(e.path, pkg);
+	cache_entry_clear(&e);
+	cache_close(c);
+	char *text = read_text(log);
+	ck_assert_str_eq(text, "[sebsfs] build succeeded in 1.00 s: 3 bytes\n");
+	free(text);
+	free(d1);
+	free(d2);
+	free(log);
+	free(dbp);
+	free(marker);
+	free(pkg);
+}
+END_TEST
+
+/* The marker makes the folder sebsfs's: a lost database is recreated and
+ * the package files it no longer references are swept (cache.h). */
+START_TEST(test_marked_without_database)
+{
+	struct cache *c = open_ok();
+	struct cache_entry a = publish_ok(c, &KEY_A, "orphaned by the lost db", "ih");
+	cache_close(c);
+	const char *gone[] = { "sebsfs.db", "sebsfs.db-wal", "sebsfs.db-shm" };
+	for (int i = 0; i < 3; i++) {
+		char *p = sub(gone[i]);
+		ck_assert(unlink(p) == 0 || errno == ENOENT);
+		free(p);
+	}
+	char *other = sub("notes.txt");
+	write_bytes(other, "mine");
+
+	c = open_ok();
+	struct cache_entry e;
+	ck_assert_int_eq(cache_get(c, &KEY_A, &e), -ENOENT);
+	ck_assert(!exists(a.path));
+	ck_assert(exists(other));
+	assert_mode("sebsfs.db", 0600);
+	cache_close(c);
+	free(other);
+	cache_entry_clear(&a);
+}
+END_TEST
+
+/* Writes a log (mode 0644, as older sebsfs did) with the given content. */
+static char *put_log(const char *rel, const char *content)
+{
+	char *p = sub(rel);
+	char *dir = strdup(p);
+	*strrchr(dir, '/') = '\0';
+	char *up = strdup(dir);
+	*strrchr(up, '/') = '\0';
+	ck_assert(mkdir(up, 0755) == 0 || errno == EEXIST);
+	ck_assert(mkdir(dir, 0755) == 0 || errno == EEXIST);
+	write_bytes(p, content);
+	ck_assert_int_eq(chmod(p, 0644), 0);
+	free(dir);
+	free(up);
+	return p;
+}
+
+/* A string of n bytes of c (malloc'd). */
+static char *filled(size_t n, char ch)
+{
+	char *s = malloc(n + 1);
+	ck_assert_ptr_nonnull(s);
+	memset(s, ch, n);
+	s[n] = '\0';
+	return s;
+}
+
+START_TEST(test_interrupted_logs)
+{
+	cache_close(open_ok());
+	const char *END = CACHE_LOG_INTERRUPTED "\n";
+	char *pad = filled(20000, 'p');
+	char *long_line = filled(10000, 'L');
+	char *long_ok = NULL, *long_cut = NULL;
+	ck_assert_int_ge(asprintf(&long_ok, "%s\n[sebsfs] build succeeded in 1 s\n", pad), 0);
+	ck_assert_int_ge(asprintf(&long_cut, "%s\n%s\n", pad, long_line), 0);
+	struct {
+		const char *rel, *content;
+		bool interrupted;
+	} logs[] = {
+		{ "logs/aws/python-3.11-x64/a.zip.log", "[sebsfs] installing\nhalf a li", true },
+		{ "logs/aws/python-3.11-x64/b.zip.log", "out\n[sebsfs] build succeeded in 1.0 s: 1 bytes\n", false },
+		{ "logs/aws/python-3.11-x64/c.zip.log", "[sebsfs] error: x\n[sebsfs] build failed: x\n", false },
+		{ "logs/aws/python-3.11-x64/d.zip.log", "", true },
+		{ "logs/aws/python-3.11-x64/e.zip.log", "[sebsfs] build: step\n", true },
+		{ "logs/gcp/nodejs-20-x64/f.image.log", "[sebsfs] building image x\n", true },
+		{ "logs/gcp/nodejs-20-x64/g.zip.log", long_ok, false },
+		{ "logs/gcp/nodejs-20-x64/h.zip.log", long_cut, true },
+		/* "build failed" inside, not at the start of, the last line */
+		{ "logs/gcp/nodejs-20-x64/i.zip.log", "npm: build failed\n", true },
+	};
+	size_t n = sizeof(logs) / sizeof(logs[0]);
+	char *paths[16];
+	for (size_t i = 0; i < n; i++)
+		paths[i] = put_log(logs[i].rel, logs[i].content);
+	char *notes = put_log("logs/aws/python-3.11-x64/notes.txt", "not a log");
+
+	for (int round = 0; round < 2; round++) {
+		/* The second open must not add a second line. */
+		cache_close(open_ok());
+		for (size_t i = 0; i < n; i++) {
+			char *text = read_text(paths[i]);
+			char *want = NULL;
+			size_t len = strlen(logs[i].content);
+			const char *sep = len && logs[i].content[len - 1] != '\n' ? "\n" : "";
+			ck_assert_int_ge(asprintf(&want, "%s%s%s", logs[i].content, sep,
+						  logs[i].interrupted ? END : ""), 0);
+			ck_assert_msg(strcmp(text, want) == 0, "%s (round %d): got ...%s",
+				      logs[i].rel, round,
+				      strlen(text) > 200 ? text + strlen(text) - 200 : text);
+			assert_mode(logs[i].rel, 0600);
+			free(want);
+			free(text);
+		}
+		char *text = read_text(notes);
+		ck_assert_str_eq(text, "not a log");
+		free(text);
+	}
+	for (size_t i = 0; i < n; i++)
+		free(paths[i]);
+	free(notes);
+	free(pad);
+	free(long_line);
+	free(long_ok);
+	free(long_cut);
+}
+END_TEST
+
 static Suite *cache_suite(void)
 {
 	Suite *s = suite_create("cache");
@@ -1222,6 +1602,14 @@ static Suite *cache_suite(void)
 	tcase_add_test(tc, test_image_persistence_and_sweep);
 	tcase_add_test(tc, test_migrate_v1_to_v2);
 	tcase_add_test(tc, test_migration_is_atomic);
+	tcase_add_test(tc, test_refuses_unmarked_folder);
+	tcase_add_test(tc, test_refuses_foreign_marker);
+	tcase_add_test(tc, test_adopts_empty_folder);
+	tcase_add_test(tc, test_creates_missing_folder_private);
+	tcase_add_test(tc, test_creates_missing_folder_trailing_slash);
+	tcase_add_test(tc, test_adopts_legacy_cache);
+	tcase_add_test(tc, test_marked_without_database);
+	tcase_add_test(tc, test_interrupted_logs);
 	suite_add_tcase(s, tc);
 	return s;
 }

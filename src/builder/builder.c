@@ -270,23 +270,13 @@ int build_cancelled(const struct build_ctx *ctx, char **errmsg)
 	return -ECANCELED;
 }
 
-/* Opens the build log for a new build (truncated), creating its folder. */
+/* Opens the build log for a new build (truncated), creating its folder;
+ * -errno (logged by the cache) when it cannot. */
 static int open_build_log(struct builder *b, size_t target)
 {
 	struct cache_key key;
 	target_key(b, target, &key);
-	int fd = -ENOENT;
-	char *path = b->records[target].log_path;
-	char *dir = path ? strndup(path, (size_t)(strrchr(path, '/') - path)) : NULL;
-	if (dir && mkdir_p(dir, 0700) == 0) {
-		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
-		fd = fd < 0 ? -errno : fd;
-	}
-	free(dir);
-	if (fd < 0)
-		log_warn("cannot write the build log of %s/%s-%s-%s/%s.%s: %s", key.platform,
-			 key.language, key.version, key.arch, key.benchmark, key.kind, strerror(-fd));
-	return fd;
+	return cache_log_open(b->cache, &key);
 }
 
 /* Runs one build in a worker; fills *out with the new row on success. */

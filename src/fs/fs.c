@@ -6,8 +6,8 @@
  * the builder and returns; the builder's worker replies when the build ends.
  * A request interrupted while it waits (its process was killed) is answered
  * EINTR at once and dropped from the build's waiters; the build goes on.
- * Reads are spliced from the package file descriptor (fuse_reply_data with an
- * fd buffer).
+ * Reads are answered from the package file descriptor (fuse_reply_data with
+ * an fd buffer, copied: see sfs_init for why not spliced).
  *
  * What the kernel caches of a package, and how it is kept true without ever
  * invalidating page cache from the daemon (which waits for page locks that
@@ -275,7 +275,7 @@ static uint64_t content_id(const struct builder_result *res)
 
 /* ---- open files ---------------------------------------------------------- */
 
-/* fi->fh is a descriptor read with splice replies: the package file, the log,
+/* fi->fh is the descriptor reads are answered from: the package file, the log,
  * or for an image a memfd holding its JSON document (one read path for all;
  * a reply never points into memory that a concurrent release could free).
  * -1: an empty file (a log that does not exist yet). */
@@ -383,9 +383,12 @@ static bool stat_must_build(const struct node *n)
 
 static void sfs_init(void *userdata, struct fuse_conn_info *conn)
 {
-	/* libfuse 3.14 copies instead of splicing unless these are asked for */
-	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
-		conn->want |= FUSE_CAP_SPLICE_WRITE;
+	/* No splice replies.  libfuse 3.14 frees a request whose splice into
+	 * /dev/fuse fails without answering it; under concurrent reads and
+	 * evictions the kernel refused such splices (EINVAL), and the READ left
+	 * unanswered kept its page locked, which hung every later lookup of the
+	 * inode (tests/integration/test_load.py).  Copying replies always answer. */
+	conn->want &= ~(FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
 		conn->want |= FUSE_CAP_READDIRPLUS;
 }

@@ -486,14 +486,6 @@ static void assert_file(const char *path, const char *content, mode_t mode)
 	free(s);
 }
 
-static void assert_link(const char *path, const char *target)
-{
-	char buf[PATH_MAX];
-	ssize_t n = readlink(path, buf, sizeof(buf) - 1);
-	ck_assert_msg(n >= 0, "not a symlink: %s", path);
-	buf[n] = '\0';
-	ck_assert_str_eq(buf, target);
-}
 
 START_TEST(fs_copy_tree)
 {
@@ -505,49 +497,95 @@ START_TEST(fs_copy_tree)
 	put_file(tp("src/run.sh"), "#!/bin/sh\n", 0755);
 	put_file(tp("src/nested/deeper/data.txt"), "deep", 0640);
 	ck_assert_int_eq(symlink("nested/deeper/data.txt", tp("src/rel-link")), 0);
-	ck_assert_int_eq(symlink("/etc/hostname", tp("src/nested/abs-link")), 0);
-	ck_assert_int_eq(symlink("missing-target", tp("src/dangling")), 0);
 	ck_assert_int_eq(symlink("deeper", tp("src/nested/dir-link")), 0);
 	ck_assert_int_eq(mkdir(tp("src/ro"), 0755), 0);
 	put_file(tp("src/ro/f"), "ro", 0444);
 	ck_assert_int_eq(chmod(tp("src/ro"), 0555), 0);
-	ck_assert_int_eq(mkfifo(tp("src/fifo"), 0644), 0);
 
-	ck_assert_int_eq(copy_tree(tp("src"), tp("dst")), 0);
+	char *err = NULL;
+	ck_assert_int_eq(copy_tree(tp("src"), tp("dst"), NULL, &err), 0);
+	ck_assert_ptr_null(err);
 
 	assert_file(tp("dst/.env"), "SECRET=1\n", 0600);
 	assert_file(tp("dst/.git/HEAD"), "ref\n", 0644);
 	assert_file(tp("dst/run.sh"), "#!/bin/sh\n", 0755);
 	assert_file(tp("dst/nested/deeper/data.txt"), "deep", 0640);
 	assert_file(tp("dst/ro/f"), "ro", 0444);
-	assert_link(tp("dst/rel-link"), "nested/deeper/data.txt");
-	assert_link(tp("dst/nested/abs-link"), "/etc/hostname");
-	assert_link(tp("dst/dangling"), "missing-target");
-	assert_link(tp("dst/nested/dir-link"), "deeper");
+	/* links inside the tree are followed: their targets' content is copied */
+	assert_file(tp("dst/rel-link"), "deep", 0640);
+	assert_file(tp("dst/nested/dir-link/data.txt"), "deep", 0640);
 	struct stat st;
 	ck_assert_int_eq(stat(tp("dst/empty"), &st), 0);
 	ck_assert(S_ISDIR(st.st_mode));
 	ck_assert_int_eq(st.st_mode & 07777, 0710);
+	/* folders are always owner-writable, so the copy can be filled and removed */
 	ck_assert_int_eq(stat(tp("dst/ro"), &st), 0);
-	ck_assert_int_eq(st.st_mode & 07777, 0555);
-	ck_assert(!path_exists(tp("dst/fifo")));
+	ck_assert_int_eq(st.st_mode & 07777, 0755);
 
 	char **names;
 	size_t n;
 	ck_assert_int_eq(list_dir_sorted(tp("dst"), &names, &n), 0);
-	const char *want[] = { ".env", ".git", "dangling", "empty", "nested", "rel-link", "ro", "run.sh" };
+	const char *want[] = { ".env", ".git", "empty", "nested", "rel-link", "ro", "run.sh" };
 	ck_assert_uint_eq(n, sizeof(want) / sizeof(want[0]));
 	for (size_t i = 0; i < n; i++)
 		ck_assert_str_eq(names[i], want[i]);
 	str_list_free(names, n);
 
-	/* Into an existing directory, replacing a symlink without writing
-	 * through it. */
-	ck_assert_int_eq(copy_tree(tp("src/nested"), tp("dst/nested")), 0);
-	assert_link(tp("dst/nested/dir-link"), "deeper");
+	/* Into an existing tree: a symlink at the destination is replaced,
+	 * never written through. */
+	put_file(tp("victim"), "untouched", 0644);
+	ck_assert_int_eq(unlink(tp("dst/run.sh")), 0);
+	ck_assert_int_eq(symlink(tp("victim"), tp("dst/run.sh")), 0);
+	ck_assert_int_eq(copy_tree(tp("src"), tp("dst"), NULL, NULL), 0);
+	assert_file(tp("dst/run.sh"), "#!/bin/sh\n", 0755);
+	assert_file(tp("victim"), "untouched", 0644);
 
-	ck_assert_int_eq(copy_tree(tp("src/run.sh"), tp("x")), -ENOTDIR);
-	ck_assert_int_eq(copy_tree(tp("nope"), tp("x")), -ENOENT);
+	/* a single file, a missing source */
+	ck_assert_int_eq(copy_tree(tp("src/run.sh"), tp("x"), tp("src"), NULL), 0);
+	assert_file(tp("x"), "#!/bin/sh\n", 0755);
+	ck_assert_int_eq(copy_tree(tp("nope"), tp("y"), NULL, &err), -ENOENT);
+	ck_assert_ptr_nonnull(strstr(err, "nope"));
+	free(err);
+}
+END_TEST
+
+/* Each refusal names the entry (and a link's target) and copies nothing of it. */
+START_TEST(fs_copy_tree_refuses)
+{
+	static const struct {
+		const char *target;   /* a symlink src/bad -> target, or NULL: a FIFO */
+		int rc;
+		const char *words;
+	} cases[] = {
+		{ "/etc/hostname", -EPERM, "bad -> /etc/hostname points outside" },
+		{ "../outside.txt", -EPERM, "bad -> ../outside.txt points outside" },
+		{ "missing", -ENOENT, "bad -> missing is dangling" },
+		{ NULL, -EINVAL, "bad is a FIFO" },
+	};
+	put_file(tp("outside.txt"), "host", 0644);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		remove_tree(tp("src"));
+		remove_tree(tp("dst"));
+		ck_assert_int_eq(mkdir(tp("src"), 0755), 0);
+		put_file(tp("src/a.txt"), "a", 0644);
+		if (cases[i].target)
+			ck_assert_int_eq(symlink(cases[i].target, tp("src/bad")), 0);
+		else
+			ck_assert_int_eq(mkfifo(tp("src/bad"), 0644), 0);
+		char *err = NULL;
+		ck_assert_int_eq(copy_tree(tp("src"), tp("dst"), NULL, &err), cases[i].rc);
+		ck_assert_msg(err && strstr(err, cases[i].words), "case %zu: %s", i, err);
+		ck_assert_msg(!strchr(err, '\n'), "one line: %s", err);
+		ck_assert(!path_exists(tp("dst/bad")));
+		free(err);
+	}
+	/* the source itself may be a link, but only to somewhere inside `within` */
+	ck_assert_int_eq(symlink(tp("outside.txt"), tp("src/file-link")), 0);
+	char *err = NULL;
+	ck_assert_int_eq(copy_tree(tp("src/file-link"), tp("z"), tp("src"), &err), -EPERM);
+	ck_assert_msg(strstr(err, "points outside") != NULL, "%s", err);
+	ck_assert(!path_exists(tp("z")));
+	free(err);
 }
 END_TEST
 
@@ -952,6 +990,7 @@ static Suite *common_suite(void)
 	tcase_add_test(tc, fs_rm_rf_tree_without_following_links);
 	tcase_add_test(tc, fs_copy_file);
 	tcase_add_test(tc, fs_copy_tree);
+	tcase_add_test(tc, fs_copy_tree_refuses);
 	tcase_add_test(tc, fs_read_file);
 	tcase_add_test(tc, fs_write_file_atomic);
 	tcase_add_test(tc, fs_list_dir_sorted);

@@ -255,7 +255,7 @@ out:
 }
 
 /* Checks, visits and (for a folder) walks the entry dfd/name. */
-static int walk_entry(struct walker *w, int dfd, const char *rel, const char *real,
+static int visit_entry(struct walker *w, int dfd, const char *rel, const char *real,
 		      const char *name, int depth)
 {
 	struct walk_entry e = { .name = name, .dirfd = dfd, .depth = depth };
@@ -341,7 +341,7 @@ static int walk_dir(struct walker *w, int dfd, const char *rel, const char *real
 			       strerror(-rc));
 	for (size_t i = 0; rc == 0 && !w->stop && i < count; i++)
 		if (!skipped(w, names[i], depth))
-			rc = walk_entry(w, dfd, rel, real, names[i], depth);
+			rc = visit_entry(w, dfd, rel, real, names[i], depth);
 	str_list_free(names, count);
 	return rc;
 }

@@ -162,31 +162,16 @@ static void age(struct input_manifest *m)
 	m->stat_ns += 10LL * 1000000000LL;
 }
 
-/* A file whose stat key is unchanged and not racy is not re-read: the fast path. */
-START_TEST(stat_fast_path)
-{
-	struct input_manifest first, second;
-	char h1[65], h2[65], poisoned[65];
-	hash_of("aws", "python", BENCH_110, NULL, &first, h1);
-	ck_assert_int_gt(first.stat_ns, 0);
-	age(&first);
-	poison(&first);
-	inputs_hash(&first, poisoned);
-	hash_of("aws", "python", BENCH_110, &first, &second, h2);
-	ck_assert_str_eq(h2, poisoned);
-	inputs_clear(&first);
-	inputs_clear(&second);
-}
-END_TEST
-
-/* git's racy rule: a stat taken within INPUTS_RACY_SLACK_NS of its file's
+/* The fast path: a file whose stat key is unchanged is not re-read; but by
+ * git's racy rule, a stat taken within INPUTS_RACY_SLACK_NS of its file's
  * mtime/ctime proves nothing, even when the next stat is identical. */
-START_TEST(racy_stat_is_rehashed)
+START_TEST(stat_fast_path_and_racy_rule)
 {
 	struct input_manifest first, second, third;
 	char h1[65], h2[65], h3[65], poisoned[65];
 	/* the suite was copied just now: every entry of first is racy */
 	hash_of("aws", "python", BENCH_110, NULL, &first, h1);
+	ck_assert_int_gt(first.stat_ns, 0);
 	poison(&first);
 	hash_of("aws", "python", BENCH_110, &first, &second, h2);
 	ck_assert_str_eq(h1, h2);
@@ -452,6 +437,42 @@ START_TEST(missing_wrapper_fails_build)
 }
 END_TEST
 
+/* Steps 2 and 4 refuse a symlink that leads out of the benchmark folder (the
+ * wrapper folder), naming the link and its target; the input walk refuses
+ * it first, with the same words. */
+START_TEST(symlink_out_of_tree_fails_build)
+{
+	static const struct {
+		const char *link, *platform, *words;
+	} cases[] = {
+		{ BENCH_110 "/python/leak.py", "aws",
+		  "python/leak.py -> /etc/hostname points outside " },
+		{ "benchmarks/wrappers/aws/python/storage.py", "aws",
+		  "wrappers/aws/python/storage.py -> /etc/hostname points outside " },
+	};
+	char *link = path_join(root, cases[_i].link);
+	unlink(link);
+	ck_assert_int_eq(symlink("/etc/hostname", link), 0);
+
+	char *err = NULL;
+	char *zip = build(cases[_i].platform, "python-3.11", "110.dynamic-html", &err);
+	ck_assert_ptr_null(zip);
+	ck_assert_msg(err && strstr(err, cases[_i].words), "got: %s", err);
+	free(err);
+
+	struct input_manifest m;
+	struct input_spec spec = {
+		.root = root, .benchmark_dir = BENCH_110, .platform = cases[_i].platform,
+		.language = "python", .version = "3.11", .arch = "x64",
+	};
+	err = NULL;
+	ck_assert_int_eq(inputs_collect(&spec, NULL, &m, &err), -EPERM);
+	ck_assert_msg(err && strstr(err, cases[_i].words), "got: %s", err);
+	free(err);
+	free(link);
+}
+END_TEST
+
 START_TEST(same_inputs_same_zip)
 {
 	char *err = NULL;
@@ -480,8 +501,7 @@ int main(void)
 	tcase_add_loop_test(tc, edit_changes_hash, 0, sizeof(edits) / sizeof(edits[0]));
 	tcase_add_test(tc, benchmark_data_and_new_files_change_hash);
 	tcase_add_test(tc, unrelated_edits_keep_hash);
-	tcase_add_test(tc, stat_fast_path);
-	tcase_add_test(tc, racy_stat_is_rehashed);
+	tcase_add_test(tc, stat_fast_path_and_racy_rule);
 	tcase_add_test(tc, same_size_edit_with_restored_mtime_is_seen);
 	tcase_add_test(tc, manifest_json);
 	suite_add_tcase(s, tc);
@@ -494,6 +514,7 @@ int main(void)
 	tcase_add_test(tc, wrappers_never_overwrite);
 	tcase_add_test(tc, failing_init_fails_build);
 	tcase_add_test(tc, missing_wrapper_fails_build);
+	tcase_add_loop_test(tc, symlink_out_of_tree_fails_build, 0, 2);
 	tcase_add_test(tc, same_inputs_same_zip);
 	suite_add_tcase(s, tc);
 

@@ -263,6 +263,7 @@ START_TEST(manifest_json)
 	ck_assert_int_eq(back.stat_ns, 0);
 	hash_of("aws", "python", BENCH_110, &back, &next, h3);
 	ck_assert_str_eq(h1, h3); /* every file was re-read */
+	inputs_clear(&back);
 
 	ck_assert_int_eq(inputs_from_json("{\"files\": 3}", &back), -EINVAL);
 	json_decref(j);

@@ -2,8 +2,9 @@
  * imagebuild.c - build (and push) a function image: SEBS.md section 7.
  *
  * DESIGN: the build context never exists as a file or a buffer.  A producer
- * thread walks the prepared work folder (openat/fstatat/readlinkat, entries
- * sorted by name, directories, regular files and symlinks) and writes it as a
+ * thread walks the prepared work folder (walk_tree under WALK_KEEP: entries
+ * sorted by name, depth first; directories, regular files and symlinks that
+ * stay inside the folder, anything else fails the build) and writes it as a
  * pax tar stream with libarchive into a pipe; the calling thread hands the
  * pipe's read end to docker_image_build(), which uploads it with chunked
  * encoding.  Every entry gets mtime 0, uid/gid 0, no user/group names and
@@ -26,7 +27,6 @@
  *    cut, the daemon then reads either a short entry or a header with a bad
  *    checksum, and the build fails.  The producer's message is reported.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -46,6 +46,7 @@
 #include "fsutil.h"
 #include "imagebuild.h"
 #include "pipeline.h"
+#include "walk.h"
 
 /* The Dockerfile's name inside the context: cannot collide with a benchmark's files. */
 #define CONTEXT_DOCKERFILE ".sebsfs.Dockerfile.function"
@@ -213,103 +214,33 @@ out:
 	return rc;
 }
 
-static int cmp_names(const void *a, const void *b)
+/* One entry of the work folder (WALK_KEEP: links are written as links, and
+ * walk_tree has refused other file types and links leading out of it). */
+static int add_entry(const struct walk_entry *e, void *ctx)
 {
-	return strcmp(*(char *const *)a, *(char *const *)b);
+	struct producer *p = ctx;
+
+	if (S_ISDIR(e->st.st_mode))
+		return write_header(p, e->path, AE_IFDIR, 0755, 0, NULL);
+	if (S_ISREG(e->st.st_mode))
+		return add_file(p, e->dirfd, e->name, e->path);
+	return write_header(p, e->path, AE_IFLNK, 0777, 0, e->link);
 }
 
-/* Adds the entries of the directory dfd (entry path prefix, "" at the root),
- * sorted by name, recursively.  Takes ownership of dfd. */
-static int add_dir(struct producer *p, int dfd, const char *prefix)
+/* The work folder, sorted by name, depth first. */
+static int add_tree(struct producer *p)
 {
-	DIR *dir = fdopendir(dfd);
-	char **names = NULL;
-	size_t count = 0, cap = 0;
-	struct dirent *de;
-	int rc = 0;
+	/* ours are added first; a benchmark file of that name would duplicate it */
+	static const char *const ours[] = { CONTEXT_DOCKERFILE, DOCKERIGNORE, NULL };
+	struct walk_options opts = { .links = WALK_KEEP, .skip_top = ours };
+	char *msg = NULL;
+	int rc = walk_tree(p->context_dir, &opts, add_entry, p, &msg);
 
-	if (!dir) {
-		rc = prod_fail(p, -errno, "%s/%s: %s", p->context_dir, prefix, strerror(errno));
-		close(dfd);
-		return rc;
-	}
-	for (errno = 0; (de = readdir(dir)) != NULL; errno = 0) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		/* ours are added first; a benchmark file of that name would duplicate it */
-		if (!*prefix && (strcmp(de->d_name, CONTEXT_DOCKERFILE) == 0 ||
-				 strcmp(de->d_name, DOCKERIGNORE) == 0))
-			continue;
-		if (count == cap) {
-			size_t ncap = cap ? cap * 2 : 32;
-			char **nn = realloc(names, ncap * sizeof(*names));
-
-			if (!nn) {
-				rc = prod_fail(p, -ENOMEM, "out of memory");
-				goto out;
-			}
-			names = nn;
-			cap = ncap;
-		}
-		if (!(names[count] = strdup(de->d_name))) {
-			rc = prod_fail(p, -ENOMEM, "out of memory");
-			goto out;
-		}
-		count++;
-	}
-	if (errno != 0) {
-		rc = prod_fail(p, -errno, "%s/%s: %s", p->context_dir, prefix, strerror(errno));
-		goto out;
-	}
-	if (count > 1)
-		qsort(names, count, sizeof(*names), cmp_names);
-
-	for (size_t i = 0; i < count && rc == 0; i++) {
-		struct stat st;
-		char *path = str_printf("%s%s%s", prefix, *prefix ? "/" : "", names[i]);
-
-		if (!path) {
-			rc = prod_fail(p, -ENOMEM, "out of memory");
-			break;
-		}
-		if (fstatat(dirfd(dir), names[i], &st, AT_SYMLINK_NOFOLLOW) < 0) {
-			rc = prod_fail(p, -errno, "%s/%s: %s", p->context_dir, path, strerror(errno));
-		} else if (S_ISDIR(st.st_mode)) {
-			int sub = openat(dirfd(dir), names[i],
-					 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-
-			if (sub < 0)
-				rc = prod_fail(p, -errno, "%s/%s: %s", p->context_dir, path, strerror(errno));
-			else if ((rc = write_header(p, path, AE_IFDIR, 0755, 0, NULL)) == 0)
-				rc = add_dir(p, sub, path);
-			else
-				close(sub);
-		} else if (S_ISREG(st.st_mode)) {
-			rc = add_file(p, dirfd(dir), names[i], path);
-		} else if (S_ISLNK(st.st_mode)) {
-			size_t len = st.st_size > 0 ? (size_t)st.st_size : 255;
-			char *target = malloc(len + 1);
-			ssize_t n = target ? readlinkat(dirfd(dir), names[i], target, len + 1) : -1;
-
-			if (!target)
-				rc = prod_fail(p, -ENOMEM, "out of memory");
-			else if (n < 0)
-				rc = prod_fail(p, -errno, "%s/%s: %s", p->context_dir, path, strerror(errno));
-			else if ((size_t)n > len)
-				rc = prod_fail(p, -EIO, "%s/%s changed while being read", p->context_dir, path);
-			else {
-				target[n] = '\0';
-				rc = write_header(p, path, AE_IFLNK, 0777, 0, target);
-			}
-			free(target);
-		}
-		/* sockets, fifos and devices have no place in a build context: skipped */
-		free(path);
-	}
-out:
-	closedir(dir);
-	str_list_free(names, count);
-	return rc;
+	/* a failure of add_entry is already recorded with its own message */
+	if (rc < 0)
+		prod_fail(p, rc, "%s", msg ? msg : strerror(-rc));
+	free(msg);
+	return rc < 0 ? p->rc : 0;
 }
 
 /* The root .dockerignore: the folder's own (a regular file), if any, plus a
@@ -404,10 +335,9 @@ static void *producer_main(void *arg)
 	rc = add_file(p, AT_FDCWD, p->dockerfile, CONTEXT_DOCKERFILE);
 	if (rc == 0)
 		rc = add_dockerignore(p, dfd);
+	close(dfd);
 	if (rc == 0)
-		rc = add_dir(p, dfd, "");  /* closes dfd */
-	else
-		close(dfd);
+		rc = add_tree(p);
 	if (rc == 0 && (archive_write_close(p->a) != ARCHIVE_OK || p->write_errno))
 		rc = archive_fail(p, "the end of the archive");
 out:

@@ -5,7 +5,9 @@
  * platform's Dockerfile.function, written as a tar stream with libarchive by a
  * producer thread into a pipe that docker_image_build() uploads: no copy of
  * the context is held in memory or on disk.  Entries are sorted with fixed
- * metadata, so the same context gives the same tar bytes.
+ * metadata, so the same context gives the same tar bytes.  The work folder is
+ * walked under the WALK_KEEP policy of walk.h: a symlink that is absolute or
+ * leads out of the folder, a loop, a FIFO, socket or device fails the build.
  * The image is tagged <repository>:function.<platform>.<benchmark>.<lang>-<ver>[-arm64];
  * with a registry, it is also tagged <registry>/<repository>:<same tag> and
  * pushed.  A failed push does not fail the build: the result has no digest

@@ -2,9 +2,13 @@
  * inputs.c - input manifests and hashes (see inputs.h for what counts).
  *
  * The walk is the cost of every freshness check, so it only stats: content is
- * hashed when a file is new or its (size, mtime_ns, inode) moved.  mtime alone
- * would miss an edit within the same timestamp granularity that keeps the
- * size; inode catches editors that replace files by rename.
+ * hashed when a file is new, its (size, mtime_ns, ctime_ns, inode, device)
+ * moved, or its previous stat was racy.  mtime alone misses an edit that
+ * keeps the size and restores the mtime (cp -p, rsync -a, touch -r), which
+ * the ctime catches; inode catches editors that replace files by rename, the
+ * device a folder swapped for another filesystem's copy.  An edit within the
+ * same timestamp tick as the recorded stat changes none of them: the racy
+ * rule (inputs.h) re-hashes such a file on the next check.
  */
 #include "inputs.h"
 
@@ -15,18 +19,21 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fsutil.h"
+#include "walk.h"
 
 #define SYSTEMS_JSON "configs/systems.json"
-#define MAX_DEPTH 32
 
 static const char *const known_languages[] = { "python", "nodejs", "java", "cpp" };
+#define N_LANGUAGES (sizeof(known_languages) / sizeof(known_languages[0]))
 
 struct collector {
 	const struct input_spec *spec;
 	const struct input_manifest *previous;
+	const char *dir;  /* the folder being walked, relative to the root */
 	struct input_file *files;
 	size_t n, cap;
 	char **errmsg;
@@ -58,6 +65,24 @@ static int set_err(char **errmsg, int rc, const char *what, const char *path)
 	return rc;
 }
 
+static int64_t ns_of(struct timespec ts)
+{
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* Whether the previous entry old still vouches for a file now stat'ed as f. */
+static bool unchanged(const struct input_manifest *prev, const struct input_file *old,
+		      const struct input_file *f)
+{
+	/* Racy: changed again within the tick of the recorded stat, it would
+	 * look the same; only a stat clearly older than the recording counts. */
+	int64_t horizon = prev->stat_ns - INPUTS_RACY_SLACK_NS;
+	if (prev->stat_ns <= 0 || old->mtime_ns >= horizon || old->ctime_ns >= horizon)
+		return false;
+	return old->size == f->size && old->mtime_ns == f->mtime_ns &&
+	       old->ctime_ns == f->ctime_ns && old->ino == f->ino && old->dev == f->dev;
+}
+
 /* Appends rel (owned by the caller) with its stat; hashes unless unchanged. */
 static int add_file(struct collector *col, const char *rel, const struct stat *st,
 		    bool systems_subtree)
@@ -76,12 +101,14 @@ static int add_file(struct collector *col, const char *rel, const struct stat *s
 	if (!f->path)
 		return -ENOMEM;
 	f->size = st->st_size;
-	f->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec;
+	f->mtime_ns = ns_of(st->st_mtim);
+	f->ctime_ns = ns_of(st->st_ctim);
 	f->ino = st->st_ino;
+	f->dev = st->st_dev;
 	col->n++;
 
 	const struct input_file *old = previous_entry(col->previous, rel);
-	if (old && old->size == f->size && old->mtime_ns == f->mtime_ns && old->ino == f->ino) {
+	if (old && unchanged(col->previous, old, f)) {
 		memcpy(f->sha256, old->sha256, sizeof(f->sha256));
 		return 0;
 	}
@@ -97,54 +124,27 @@ static int add_file(struct collector *col, const char *rel, const struct stat *s
 	return rc;
 }
 
-static bool is_other_language(const struct collector *col, const char *name)
+static int collect_entry(const struct walk_entry *e, void *ctx)
 {
-	for (size_t i = 0; i < sizeof(known_languages) / sizeof(known_languages[0]); i++)
-		if (strcmp(name, known_languages[i]) == 0)
-			return strcmp(name, col->spec->language) != 0;
-	return false;
+	struct collector *col = ctx;
+	if (!S_ISREG(e->st.st_mode))
+		return 0;
+	char *rel = path_join(col->dir, e->path);
+	int rc = rel ? add_file(col, rel, &e->st, false) : -ENOMEM;
+	free(rel);
+	return rc;
 }
 
-/* Walks root/rel recursively.  At depth 0 of a benchmark folder, other
- * languages' folders are skipped. */
-static int walk(struct collector *col, const char *rel, int depth, bool benchmark_top)
+/* Walks root/dir (a missing folder contributes nothing), leaving out the
+ * root-level names in skip_top (may be NULL). */
+static int walk_inputs(struct collector *col, const char *dir, const char *const *skip_top)
 {
-	if (depth > MAX_DEPTH)
-		return set_err(col->errmsg, -ELOOP, "too deep (symlink loop?)", rel);
-	char *abs = path_join(col->spec->root, rel);
-	if (!abs)
-		return -ENOMEM;
-	char **names = NULL;
-	size_t count = 0;
-	int rc = list_dir_sorted(abs, &names, &count);
-	if (rc == -ENOENT && depth > 0) {
-		rc = 0; /* vanished while walking: the next check sees it */
-	} else if (rc == -ENOENT) {
-		rc = 0; /* an absent wrappers folder simply contributes nothing */
-	} else if (rc < 0) {
-		set_err(col->errmsg, rc, "cannot list", abs);
-	}
-	for (size_t i = 0; rc == 0 && i < count; i++) {
-		if (benchmark_top && is_other_language(col, names[i]))
-			continue;
-		char *child = path_join(rel, names[i]);
-		char *child_abs = path_join(abs, names[i]);
-		struct stat st;
-		if (!child || !child_abs) {
-			rc = -ENOMEM;
-		} else if (stat(child_abs, &st) < 0) {
-			/* dangling symlinks and races: not an input */
-			if (errno != ENOENT)
-				rc = set_err(col->errmsg, -errno, "cannot stat", child_abs);
-		} else if (S_ISDIR(st.st_mode)) {
-			rc = walk(col, child, depth + 1, false);
-		} else if (S_ISREG(st.st_mode)) {
-			rc = add_file(col, child, &st, false);
-		}
-		free(child);
-		free(child_abs);
-	}
-	str_list_free(names, count);
+	char *abs = path_join(col->spec->root, dir);
+	struct walk_options opts = {
+		.links = WALK_FOLLOW, .label = dir, .skip_top = skip_top, .missing_ok = true,
+	};
+	col->dir = dir;
+	int rc = abs ? walk_tree(abs, &opts, collect_entry, col, col->errmsg) : -ENOMEM;
 	free(abs);
 	return rc;
 }
@@ -158,16 +158,25 @@ int inputs_collect(const struct input_spec *spec, const struct input_manifest *p
 		   struct input_manifest *out, char **errmsg)
 {
 	struct collector col = { .spec = spec, .previous = previous, .errmsg = errmsg };
+	const char *other_languages[N_LANGUAGES + 1] = { NULL };
+	size_t n_other = 0;
+	struct timespec now;
 	memset(out, 0, sizeof(*out));
-	int rc = walk(&col, spec->benchmark_dir, 0, true);
+	/* taken before any stat: a change after it gets a later timestamp */
+	clock_gettime(CLOCK_REALTIME, &now);
+	for (size_t i = 0; i < N_LANGUAGES; i++)
+		if (strcmp(known_languages[i], spec->language) != 0)
+			other_languages[n_other++] = known_languages[i];
+
+	int rc = walk_inputs(&col, spec->benchmark_dir, other_languages);
 	char *wrappers = NULL;
 	if (rc == 0) {
 		wrappers = str_printf("benchmarks/wrappers/%s/%s", spec->platform, spec->language);
-		rc = wrappers ? walk(&col, wrappers, 0, false) : -ENOMEM;
+		rc = wrappers ? walk_inputs(&col, wrappers, NULL) : -ENOMEM;
 	}
 	free(wrappers);
 	if (rc == 0 && spec->extra_dir)
-		rc = walk(&col, spec->extra_dir, 0, false);
+		rc = walk_inputs(&col, spec->extra_dir, NULL);
 	if (rc == 0) {
 		char *abs = path_join(spec->root, SYSTEMS_JSON);
 		struct stat st;
@@ -181,6 +190,7 @@ int inputs_collect(const struct input_spec *spec, const struct input_manifest *p
 	}
 	out->files = col.files;
 	out->n_files = col.n;
+	out->stat_ns = ns_of(now);
 	if (rc == 0) {
 		qsort(out->files, out->n_files, sizeof(*out->files), cmp_file);
 		out->identity = str_printf("sebsfs-inputs-v1;platform=%s;language=%s;version=%s;arch=%s;%s",
@@ -213,15 +223,20 @@ void inputs_hash(const struct input_manifest *m, char hex[SHA256_HEX_LEN + 1])
 char *inputs_to_json(const struct input_manifest *m)
 {
 	json_t *files = json_array();
-	json_t *root = json_pack("{s:s, s:o}", "identity", m->identity ? m->identity : "",
-				 "files", files);
+	json_t *root = json_pack("{s:s, s:I, s:o}", "identity", m->identity ? m->identity : "",
+				 "stat_ns", (json_int_t)m->stat_ns, "files", files);
 	if (!root)
 		return NULL;
 	for (size_t i = 0; i < m->n_files; i++) {
 		const struct input_file *f = &m->files[i];
-		json_array_append_new(files, json_pack("{s:s, s:I, s:I, s:I, s:s}",
+		json_t *entry = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:s}",
 			"path", f->path, "size", (json_int_t)f->size, "mtime_ns", (json_int_t)f->mtime_ns,
-			"ino", (json_int_t)f->ino, "sha256", f->sha256));
+			"ctime_ns", (json_int_t)f->ctime_ns, "ino", (json_int_t)f->ino,
+			"dev", (json_int_t)f->dev, "sha256", f->sha256);
+		if (json_array_append_new(files, entry) < 0) {
+			json_decref(root);
+			return NULL;
+		}
 	}
 	char *text = json_dumps(root, JSON_COMPACT);
 	json_decref(root);
@@ -240,19 +255,26 @@ int inputs_from_json(const char *text, struct input_manifest *out)
 	}
 	int rc = 0;
 	size_t n = json_array_size(files);
+	/* Written before the racy rule: no stat_ns, and every entry untrusted. */
+	json_t *stat_ns = json_object_get(root, "stat_ns");
+	bool stats_complete = json_is_integer(stat_ns);
 	out->files = calloc(n ? n : 1, sizeof(*out->files));
 	out->identity = strdup(identity);
 	if (!out->files || !out->identity)
 		rc = -ENOMEM;
 	for (size_t i = 0; rc == 0 && i < n; i++) {
 		const char *path, *sha;
-		json_int_t size, mtime, ino;
-		if (json_unpack(json_array_get(files, i), "{s:s, s:I, s:I, s:I, s:s}", "path", &path,
-				"size", &size, "mtime_ns", &mtime, "ino", &ino, "sha256", &sha) < 0 ||
+		json_int_t size, mtime, ino, ctime = 0, dev = 0;
+		json_t *entry = json_array_get(files, i);
+		if (json_unpack(entry, "{s:s, s:I, s:I, s:I, s:s, s?I, s?I}", "path", &path,
+				"size", &size, "mtime_ns", &mtime, "ino", &ino, "sha256", &sha,
+				"ctime_ns", &ctime, "dev", &dev) < 0 ||
 		    strlen(sha) != SHA256_HEX_LEN) {
 			rc = -EINVAL;
 			break;
 		}
+		if (!json_object_get(entry, "ctime_ns") || !json_object_get(entry, "dev"))
+			stats_complete = false;
 		struct input_file *f = &out->files[out->n_files];
 		f->path = strdup(path);
 		if (!f->path) {
@@ -261,10 +283,13 @@ int inputs_from_json(const char *text, struct input_manifest *out)
 		}
 		f->size = size;
 		f->mtime_ns = mtime;
+		f->ctime_ns = ctime;
 		f->ino = (uint64_t)ino;
+		f->dev = (uint64_t)dev;
 		memcpy(f->sha256, sha, SHA256_HEX_LEN + 1);
 		out->n_files++;
 	}
+	out->stat_ns = stats_complete ? (int64_t)json_integer_value(stat_ns) : 0;
 	json_decref(root);
 	if (rc == 0)
 		qsort(out->files, out->n_files, sizeof(*out->files), cmp_file);

@@ -3,8 +3,18 @@
  *
  * A package's output is a function of its inputs; the input hash names them.
  * The manifest lists every input file with the stat fields that tell whether
- * it may have changed (size, mtime_ns, inode) and its content hash, so that a
- * freshness check only stats files and re-hashes the ones whose stat changed.
+ * it may have changed (size, mtime_ns, ctime_ns, inode, device) and its
+ * content hash, so that a freshness check only stats files and re-hashes the
+ * ones whose stat changed.  ctime is in the key because tools that restore
+ * mtimes (cp -p, rsync -a, tar -x, touch -r) cannot restore it.
+ *
+ * The racy-timestamp rule (as git's index): the manifest records when its
+ * stats were taken (stat_ns).  A file whose mtime or ctime is not older than
+ * stat_ns - INPUTS_RACY_SLACK_NS may still have been changed within the same
+ * timestamp tick after it was hashed, so its stat proves nothing: it is
+ * re-hashed at the next check (and trusted once the stat is older).  A
+ * manifest without stat_ns or the ctime/device fields (written by an older
+ * sebsfs) trusts no entry: every file is re-hashed once.
  *
  * Inputs of (platform, language, version, arch, benchmark):
  *  - every file below the benchmark folder, except the folders of other
@@ -17,7 +27,12 @@
  *    invalidate this package);
  *  - an identity string: pipeline version, builder kind, arch, version, and
  *    anything the builder adds (later: the build image's ID).
- * Symlinks are followed (their targets are inputs).  Directory walks are
+ * The folders are walked with walk_tree under WALK_FOLLOW (walk.h): a symlink
+ * counts as its target's content under the link's own path, and its target
+ * must lie inside the folder walked (the benchmark folder, the wrapper
+ * folder, the dockerfiles folder).  A link leading outside (host files would
+ * become inputs and be shipped), a dangling link, a loop, a FIFO, socket or
+ * device make inputs_collect fail with a message naming it.  Walks are
  * sorted, so added, removed and renamed files change the hash.
  */
 #ifndef SEBSFS_INPUTS_H
@@ -28,11 +43,18 @@
 
 #include "sha256.h"
 
+/* Timestamps this close to the time a stat was recorded are "racy": covers
+ * the kernel's coarse file timestamps (a clock tick behind the real time) and
+ * filesystems with coarse granularity (FAT: 2 s). */
+#define INPUTS_RACY_SLACK_NS (2LL * 1000000000LL)
+
 struct input_file {
 	char *path;          /* relative to SEBS_ROOT */
 	int64_t size;
 	int64_t mtime_ns;
+	int64_t ctime_ns;
 	uint64_t ino;
+	uint64_t dev;
 	char sha256[SHA256_HEX_LEN + 1];
 };
 
@@ -40,6 +62,7 @@ struct input_manifest {
 	struct input_file *files;  /* sorted by path */
 	size_t n_files;
 	char *identity;
+	int64_t stat_ns;     /* CLOCK_REALTIME before the stats were taken; 0: unknown */
 };
 
 struct input_spec {
@@ -54,17 +77,19 @@ struct input_spec {
 				  * dockerfiles folder of an image); may be NULL */
 };
 
-/* Collects the manifest of spec into *out.  Files whose (size, mtime_ns, ino)
- * equal their entry in previous (may be NULL) reuse its sha256 instead of
- * being read again.  Returns 0 or -errno; *errmsg (may be NULL) gets a
- * malloc'd reason naming the file on failure. */
+/* Collects the manifest of spec into *out.  Files whose (size, mtime_ns,
+ * ctime_ns, ino, dev) equal their entry in previous (may be NULL), and whose
+ * entry was not racy there, reuse its sha256 instead of being read again.
+ * Returns 0 or -errno; *errmsg (may be NULL) gets a malloc'd one-line reason
+ * naming the file (for a symlink: the link and its target) on failure. */
 int inputs_collect(const struct input_spec *spec, const struct input_manifest *previous,
 		   struct input_manifest *out, char **errmsg);
 
 /* The input hash: sha256 over the identity and the sorted (path, sha256) list. */
 void inputs_hash(const struct input_manifest *m, char hex[SHA256_HEX_LEN + 1]);
 
-/* Serialises to / parses from JSON text (malloc'd / into *out). */
+/* Serialises to / parses from JSON text (malloc'd / into *out).  Missing
+ * stat_ns, ctime_ns or dev fields (older manifests) parse, as stat_ns 0. */
 char *inputs_to_json(const struct input_manifest *m);
 int inputs_from_json(const char *text, struct input_manifest *out);
 

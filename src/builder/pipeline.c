@@ -20,6 +20,7 @@
 #include "docker.h"
 #include "layout.h"
 #include "process.h"
+#include "walk.h"
 #include "ziptree.h"
 
 const char *installer_name(enum installer_kind kind)
@@ -77,27 +78,41 @@ static char *language_dir(const struct pipeline_request *req)
 	return path_join(req->pkg->benchmark->path, req->pkg->runtime->language);
 }
 
-/* Step 2. */
+struct code_copy {
+	const struct pipeline_request *req;
+	const char *langdir;
+	char *errmsg;  /* the first failure, for the walk */
+};
+
+static int copy_code_file(const struct walk_entry *e, void *ctx)
+{
+	struct code_copy *c = ctx;
+	if (S_ISDIR(e->st.st_mode))
+		return WALK_PRUNE; /* only the folder's own files; init.sh copies data */
+	if (!is_code_file(c->req->pkg->runtime->language, e->name))
+		return 0;
+	char *src = path_join(c->langdir, e->name);
+	char *dst = path_join(c->req->workdir, e->name);
+	int rc = (src && dst) ? copy_file(src, dst) : -ENOMEM;
+	if (rc < 0 && !c->errmsg)
+		c->errmsg = str_printf("cannot copy %s: %s", src ? src : e->name, strerror(-rc));
+	free(src);
+	free(dst);
+	return rc;
+}
+
+/* Step 2.  The language folder is walked under the WALK_FOLLOW policy with
+ * the benchmark folder as containment: a code file that is a symlink to
+ * anything outside it fails the build instead of shipping a host file. */
 static int copy_code(const struct pipeline_request *req, char **errmsg)
 {
 	const struct cat_runtime *rt = req->pkg->runtime;
 	char *langdir = language_dir(req);
-	char **names = NULL;
-	size_t count = 0;
-	int rc = langdir ? list_dir_sorted(langdir, &names, &count) : -ENOMEM;
+	struct code_copy c = { .req = req, .langdir = langdir };
+	struct walk_options opts = { .links = WALK_FOLLOW, .within = req->pkg->benchmark->path };
+	int rc = langdir ? walk_tree(langdir, &opts, copy_code_file, &c, &c.errmsg) : -ENOMEM;
 	if (rc < 0)
-		rc = fail(req, errmsg, rc, "cannot list %s: %s", langdir, strerror(-rc));
-	for (size_t i = 0; rc == 0 && i < count; i++) {
-		char *src = path_join(langdir, names[i]);
-		char *dst = path_join(req->workdir, names[i]);
-		if (!src || !dst)
-			rc = -ENOMEM;
-		else if (is_code_file(rt->language, names[i]) && path_is_file(src) &&
-			 (rc = copy_file(src, dst)) < 0)
-			rc = fail(req, errmsg, rc, "cannot copy %s: %s", src, strerror(-rc));
-		free(src);
-		free(dst);
-	}
+		rc = fail(req, errmsg, rc, "%s", c.errmsg ? c.errmsg : strerror(-rc));
 	if (rc == 0 && strcmp(rt->language, "nodejs") == 0) {
 		char *name = str_printf("package.json.%s", rt->version);
 		char *src = name ? path_join(langdir, name) : NULL;
@@ -113,7 +128,7 @@ static int copy_code(const struct pipeline_request *req, char **errmsg)
 		free(src);
 		free(dst);
 	}
-	str_list_free(names, count);
+	free(c.errmsg);
 	free(langdir);
 	return rc;
 }
@@ -188,14 +203,18 @@ static int add_wrappers(const struct pipeline_request *req, char **errmsg)
 		}
 		char *src = path_join(wrapdir, name);
 		char *dst = path_join(req->workdir, name);
+		char *msg = NULL;
+		struct stat st;
 		if (!src || !dst)
 			rc = -ENOMEM;
-		else if (path_exists(dst))
+		else if (lstat(dst, &st) == 0)
 			build_log(req->log_fd, "step 4: %s: the benchmark's own file is kept", name);
-		else if (!path_exists(src))
+		else if (lstat(src, &st) < 0)
 			rc = fail(req, errmsg, -ENOENT, "wrapper %s is missing", src);
-		else if ((rc = path_is_dir(src) ? copy_tree(src, dst) : copy_file(src, dst)) < 0)
-			rc = fail(req, errmsg, rc, "cannot copy wrapper %s: %s", src, strerror(-rc));
+		else if ((rc = copy_tree(src, dst, wrapdir, &msg)) < 0)
+			rc = fail(req, errmsg, rc, "cannot copy wrapper %s: %s", src,
+				  msg ? msg : strerror(-rc));
+		free(msg);
 		free(src);
 		free(dst);
 	}
@@ -400,26 +419,29 @@ static void log_container_output(void *ctx, int stream, const char *data, size_t
 	}
 }
 
-/* Finds the first entry below dir not owned by uid; *who gets its path. */
-static int find_foreign_owner(const char *dir, uid_t uid, char **who)
+struct owner_check {
+	const char *dir;
+	uid_t uid;
+	char *who;
+};
+
+static int check_owner(const struct walk_entry *e, void *ctx)
 {
-	char **names = NULL;
-	size_t count = 0;
-	int rc = list_dir_sorted(dir, &names, &count);
-	for (size_t i = 0; rc == 0 && !*who && i < count; i++) {
-		char *p = path_join(dir, names[i]);
-		struct stat st;
-		if (!p)
-			rc = -ENOMEM;
-		else if (lstat(p, &st) < 0)
-			rc = -errno;
-		else if (st.st_uid != uid)
-			*who = str_printf("%s (uid %u)", p, (unsigned)st.st_uid);
-		else if (S_ISDIR(st.st_mode))
-			rc = find_foreign_owner(p, uid, who);
-		free(p);
-	}
-	str_list_free(names, count);
+	struct owner_check *c = ctx;
+	if (e->st.st_uid == c->uid)
+		return 0;
+	c->who = str_printf("%s/%s (uid %u)", c->dir, e->path, (unsigned)e->st.st_uid);
+	return c->who ? WALK_STOP : -ENOMEM;
+}
+
+/* Finds the first entry below dir not owned by uid; *who gets its path.  The
+ * work folder is an output tree: walked under WALK_KEEP, links not followed. */
+static int find_foreign_owner(const char *dir, uid_t uid, char **who, char **msg)
+{
+	struct owner_check c = { .dir = dir, .uid = uid };
+	struct walk_options opts = { .links = WALK_KEEP };
+	int rc = walk_tree(dir, &opts, check_owner, &c, msg);
+	*who = c.who;
 	return rc;
 }
 
@@ -482,14 +504,16 @@ static int install_in_container(const struct pipeline_request *req, const char *
 	    S_ISREG(st.st_mode) && st.st_size == 0)
 		unlink(placeholder);
 	if (rc == 0) {
-		char *who = NULL;
-		int orc = find_foreign_owner(req->workdir, getuid(), &who);
+		char *who = NULL, *wmsg = NULL;
+		int orc = find_foreign_owner(req->workdir, getuid(), &who, &wmsg);
 		if (orc < 0)
-			rc = fail(req, errmsg, orc, "cannot check the work folder: %s", strerror(-orc));
+			rc = fail(req, errmsg, orc, "cannot check the work folder: %s",
+				  wmsg ? wmsg : strerror(-orc));
 		else if (who)
 			rc = fail(req, errmsg, -EPERM, "the build container left %s, not owned by uid %u: the image must honour CONTAINER_UID/CONTAINER_GID",
 				  who, (unsigned)getuid());
 		free(who);
+		free(wmsg);
 	}
 	free(id);
 	free(msg);

@@ -1,11 +1,12 @@
 /*
  * ziptree.c - write a directory tree as a reproducible zip (see ziptree.h).
  *
- * The tree is walked here with openat/fstatat/readlinkat rather than with
+ * The tree is walked with walk_tree (WALK_KEEP) rather than with
  * libarchive's disk reader, which would fetch ACLs and xattrs of every file
  * and put owners, times and inode order into the output.  All entries are
- * collected first, sorted bytewise, then written with every header field set
- * explicitly.
+ * collected first, sorted bytewise by archive path (the walker's per-folder
+ * order is not that: "a-b" sorts before "a/"), then written with every
+ * header field set explicitly.
  *
  * Caveats of libarchive's zip writer (3.6) that shape this file:
  *  - the DOS date/time is computed with localtime(), so a fixed mtime of
@@ -23,7 +24,6 @@
 
 #include <archive.h>
 #include <archive_entry.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
@@ -36,6 +36,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "walk.h"
 
 /* Fixed deflate level: zlib's default, the best time/size trade-off measured
  * (PERF-NOTES: -9 costs ~70% more time for 0.3% size). */
@@ -156,136 +158,42 @@ static bool zt_valid_utf8(const char *s)
 	return true;
 }
 
-/* rel: path of dirfd's directory relative to the root ("" for the root). */
-static int zt_walk(int rootfd, const char *rel, struct zt_list *l, char **errmsg)
+struct zt_walk {
+	struct zt_list *l;
+	char **errmsg;
+};
+
+/* Collects one entry of the walk (WALK_KEEP: links are kept as links, and
+ * walk_tree has refused other file types and links leading out of the tree). */
+static int zt_visit(const struct walk_entry *e, void *ctx)
 {
-	int fd, rc = 0;
-	DIR *d;
-	struct dirent *de;
-	char **names = NULL;
-	size_t n = 0, cap = 0;
+	struct zt_walk *w = ctx;
+	char *path, *link = NULL;
 
-	fd = *rel ? openat(rootfd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-		  : openat(rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0) {
-		rc = -errno;
-		zt_set_err(errmsg, "open %s: %s", *rel ? rel : ".", strerror(-rc));
-		return rc;
+	if (!zt_valid_utf8(e->path)) {
+		zt_set_err(w->errmsg, "%s: name is not valid UTF-8", e->path);
+		return -EILSEQ;
 	}
-	d = fdopendir(fd);
-	if (!d) {
-		rc = -errno;
-		close(fd);
-		zt_set_err(errmsg, "opendir %s: %s", *rel ? rel : ".", strerror(-rc));
-		return rc;
+	if (S_ISDIR(e->st.st_mode)) {
+		if (asprintf(&path, "%s/", e->path) < 0)
+			return -ENOMEM;
+		return zt_list_add(w->l, path, NULL, S_IFDIR, 0755);
 	}
-	/* Names are collected and the directory closed before recursing, so
-	 * the walk holds one descriptor whatever the depth. */
-	errno = 0;
-	while ((de = readdir(d))) {
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		if (n == cap) {
-			size_t ncap = cap ? cap * 2 : 32;
-			char **v = realloc(names, ncap * sizeof(*v));
-
-			if (!v) {
-				rc = -ENOMEM;
-				break;
-			}
-			names = v;
-			cap = ncap;
-		}
-		if (asprintf(&names[n], "%s%s", rel, de->d_name) < 0) {
-			rc = -ENOMEM;
-			break;
-		}
-		n++;
-		errno = 0;
+	if (S_ISLNK(e->st.st_mode) && !zt_valid_utf8(e->link)) {
+		zt_set_err(w->errmsg, "%s: link target is not valid UTF-8", e->path);
+		return -EILSEQ;
 	}
-	if (!rc && errno) {
-		rc = -errno;
-		zt_set_err(errmsg, "readdir %s: %s", *rel ? rel : ".", strerror(-rc));
+	path = strdup(e->path);
+	if (e->link)
+		link = strdup(e->link);
+	if (!path || (e->link && !link)) {
+		free(path);
+		free(link);
+		return -ENOMEM;
 	}
-	closedir(d);
-
-	for (size_t i = 0; i < n && !rc; i++) {
-		struct stat st;
-		char *path = names[i], *link = NULL;
-
-		if (fstatat(rootfd, path, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-			rc = -errno;
-			zt_set_err(errmsg, "stat %s: %s", path, strerror(-rc));
-			break;
-		}
-		if (!zt_valid_utf8(path)) {
-			rc = -EILSEQ;
-			zt_set_err(errmsg, "%s: name is not valid UTF-8", path);
-			break;
-		}
-		if (S_ISDIR(st.st_mode)) {
-			char *dpath;
-
-			if (asprintf(&dpath, "%s/", path) < 0) {
-				rc = -ENOMEM;
-				break;
-			}
-			rc = zt_list_add(l, dpath, NULL, S_IFDIR, 0755);
-			if (!rc)
-				rc = zt_walk(rootfd, dpath, l, errmsg);
-		} else if (S_ISREG(st.st_mode)) {
-			names[i] = NULL;
-			rc = zt_list_add(l, path, NULL, S_IFREG,
-					 (st.st_mode & 0111) ? 0755 : 0644);
-		} else if (S_ISLNK(st.st_mode)) {
-			size_t sz = st.st_size > 0 ? (size_t)st.st_size + 1 : 256;
-			ssize_t len;
-
-			for (;;) {
-				link = malloc(sz);
-				if (!link) {
-					rc = -ENOMEM;
-					break;
-				}
-				len = readlinkat(rootfd, path, link, sz);
-				if (len < 0) {
-					rc = -errno;
-					zt_set_err(errmsg, "readlink %s: %s", path,
-						   strerror(-rc));
-					break;
-				}
-				if ((size_t)len < sz) {
-					link[len] = '\0';
-					break;
-				}
-				/* target grew since the stat: retry larger */
-				free(link);
-				link = NULL;
-				sz *= 2;
-			}
-			if (rc) {
-				free(link);
-				break;
-			}
-			if (!zt_valid_utf8(link)) {
-				free(link);
-				rc = -EILSEQ;
-				zt_set_err(errmsg, "%s: link target is not valid UTF-8",
-					   path);
-				break;
-			}
-			names[i] = NULL;
-			rc = zt_list_add(l, path, link, S_IFLNK, 0777);
-		} else {
-			rc = -EINVAL;
-			zt_set_err(errmsg, "%s: unsupported file type (not a file, "
-				   "directory or symlink)", path);
-		}
-	}
-	for (size_t i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
-	return rc;
+	if (link)
+		return zt_list_add(w->l, path, link, S_IFLNK, 0777);
+	return zt_list_add(w->l, path, NULL, S_IFREG, (e->st.st_mode & 0111) ? 0755 : 0644);
 }
 
 static int zt_cmp(const void *a, const void *b)
@@ -394,21 +302,23 @@ int ziptree_write(const char *dir, int out_fd, char **errmsg)
 	struct archive *a = NULL;
 	struct archive_entry *ae = NULL;
 	char *buf = NULL;
-	int rootfd, rc;
+	int rootfd = -1, rc;
 
 	if (errmsg)
 		*errmsg = NULL;
 	pthread_once(&zt_malloc_once, zt_tune_malloc);
 
+	struct zt_walk w = { &l, errmsg };
+	struct walk_options opts = { .links = WALK_KEEP };
+	rc = walk_tree(dir, &opts, zt_visit, &w, errmsg);
+	if (rc)
+		goto out;
 	rootfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (rootfd < 0) {
 		rc = -errno;
 		zt_set_err(errmsg, "open %s: %s", dir, strerror(-rc));
-		return rc;
-	}
-	rc = zt_walk(rootfd, "", &l, errmsg);
-	if (rc)
 		goto out;
+	}
 	if (l.n > 1)
 		qsort(l.v, l.n, sizeof(*l.v), zt_cmp);
 
@@ -479,6 +389,7 @@ out:
 	archive_entry_free(ae);
 	free(buf);
 	zt_list_free(&l);
-	close(rootfd);
+	if (rootfd >= 0)
+		close(rootfd);
 	return rc;
 }

@@ -11,7 +11,11 @@
  *  - modes: directories 0755, regular files 0755 when any execute bit is set
  *    on disk else 0644, symlinks 0777 (stored as links, target unchanged);
  *  - deflate at a fixed level; no ACLs or xattrs are read.
- * Other file types (fifos, sockets, devices) fail with -EINVAL; names or
+ * The tree is walked under the WALK_KEEP policy of walk.h: symlinks are
+ * stored as links and never followed, and one whose target is absolute or
+ * leads out of the tree fails with -EPERM (an absolute link would make the
+ * package point into whatever host extracts it); a symlink loop fails with
+ * -ELOOP, other file types (fifos, sockets, devices) with -EINVAL.  Names or
  * symlink targets that are not valid UTF-8 fail with -EILSEQ (the zip's
  * UTF-8 flag is always set for non-ASCII names, whatever the locale).
  */

@@ -8,11 +8,11 @@
  * never redirect the deletion elsewhere.
  */
 #include "fsutil.h"
+#include "walk.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -232,8 +232,11 @@ int copy_file(const char *src, const char *dst)
 	}
 
 	/* Created private; the real mode is set once the content is in place,
-	 * and fchmod (unlike open's mode) ignores the umask. */
-	out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	 * and fchmod (unlike open's mode) ignores the umask.  A symlink at dst
+	 * is replaced, never written through. */
+	out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (out < 0 && errno == ELOOP && unlink(dst) == 0)
+		out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (out < 0) {
 		rc = -errno;
 		goto out;
@@ -252,93 +255,65 @@ out:
 	return rc;
 }
 
-static int copy_symlink(const char *src, const char *dst, off_t size_hint)
+/* A folder of the copy: created owner-writable (so it can be filled and later
+ * deleted, whatever the source's mode); an existing folder is merged into. */
+static int make_copy_dir(const char *dst, mode_t src_mode)
 {
-	size_t cap = size_hint > 0 ? (size_t)size_hint + 1 : PATH_MAX;
-	char *target = NULL;
-	int rc;
-	for (;;) {
-		char *nt = realloc(target, cap);
-		if (!nt) {
-			rc = -ENOMEM;
-			goto out;
-		}
-		target = nt;
-		ssize_t n = readlink(src, target, cap);
-		if (n < 0) {
-			rc = -errno;
-			goto out;
-		}
-		if ((size_t)n < cap) {
-			target[n] = '\0';
-			break;
-		}
-		cap *= 2;
+	if (mkdir(dst, 0700) < 0) {
+		struct stat st;
+		if (errno != EEXIST)
+			return -errno;
+		if (lstat(dst, &st) < 0)
+			return -errno;
+		return S_ISDIR(st.st_mode) ? 0 : -EEXIST;
 	}
-	if (symlink(target, dst) < 0) {
-		if (errno != EEXIST) {
-			rc = -errno;
-			goto out;
-		}
-		/* Copying over an existing tree: replace, never write through. */
-		if (unlink(dst) < 0 || symlink(target, dst) < 0) {
-			rc = -errno;
-			goto out;
-		}
-	}
-	rc = 0;
-out:
-	free(target);
+	return chmod(dst, (src_mode & 0777) | S_IRWXU) < 0 ? -errno : 0;
+}
+
+struct copy_walk {
+	const char *src, *dst;
+	char **errmsg;
+};
+
+static int copy_entry(const struct walk_entry *e, void *ctx)
+{
+	const struct copy_walk *c = ctx;
+	char *s = path_join(c->src, e->path);
+	char *d = path_join(c->dst, e->path);
+	int rc = (s && d) ? 0 : -ENOMEM;
+	/* walk_tree has checked the entry: a folder or a regular file, links
+	 * resolved inside the containment folder; opening s follows them. */
+	if (rc == 0)
+		rc = S_ISDIR(e->st.st_mode) ? make_copy_dir(d, e->st.st_mode) : copy_file(s, d);
+	if (rc < 0 && c->errmsg && !*c->errmsg)
+		*c->errmsg = str_printf("cannot copy %s to %s: %s", s ? s : e->path, d ? d : "?",
+					strerror(-rc));
+	free(s);
+	free(d);
 	return rc;
 }
 
-int copy_tree(const char *src, const char *dst)
+int copy_tree(const char *src, const char *dst, const char *within, char **errmsg)
 {
 	struct stat st;
-	if (lstat(src, &st) < 0)
-		return -errno;
-	if (!S_ISDIR(st.st_mode))
-		return -ENOTDIR;
-
-	/* Owner-writable while filling it; the source mode is applied at the end
-	 * so read-only source dirs still copy. */
-	if (mkdir(dst, 0700) < 0) {
-		int e = errno;
-		if (e != EEXIST)
-			return -e;
-		if (!path_is_dir(dst))
-			return -EEXIST;
-	}
-
-	char **names = NULL;
-	size_t count = 0;
-	int rc = list_dir_sorted(src, &names, &count);
+	int rc = walk_resolve(src, within ? within : src, &st, errmsg);
 	if (rc < 0)
 		return rc;
-
-	for (size_t i = 0; i < count && rc == 0; i++) {
-		char *s = path_join(src, names[i]);
-		char *d = path_join(dst, names[i]);
-		struct stat est;
-		if (!s || !d) {
-			rc = -ENOMEM;
-		} else if (lstat(s, &est) < 0) {
-			rc = errno == ENOENT ? 0 : -errno; /* vanished meanwhile */
-		} else if (S_ISDIR(est.st_mode)) {
-			rc = copy_tree(s, d);
-		} else if (S_ISREG(est.st_mode)) {
-			rc = copy_file(s, d);
-		} else if (S_ISLNK(est.st_mode)) {
-			rc = copy_symlink(s, d, est.st_size);
-		}
-		/* Sockets, fifos and devices have no place in a package: skipped. */
-		free(s);
-		free(d);
+	if (!S_ISDIR(st.st_mode)) {
+		rc = copy_file(src, dst);
+		if (rc < 0 && errmsg && !*errmsg)
+			*errmsg = str_printf("cannot copy %s to %s: %s", src, dst, strerror(-rc));
+		return rc;
 	}
-	str_list_free(names, count);
-	if (rc == 0 && chmod(dst, st.st_mode & 07777) < 0)
-		rc = -errno;
-	return rc;
+	rc = make_copy_dir(dst, st.st_mode);
+	if (rc < 0) {
+		if (errmsg && !*errmsg)
+			*errmsg = str_printf("cannot create %s: %s", dst, strerror(-rc));
+		return rc;
+	}
+	struct copy_walk c = { .src = src, .dst = dst, .errmsg = errmsg };
+	struct walk_options opts = { .links = WALK_FOLLOW, .within = within ? within : src };
+	return walk_tree(src, &opts, copy_entry, &c, errmsg);
 }
 
 int read_file(const char *path, char **out, size_t *len_out)
@@ -459,12 +434,14 @@ static int cmp_names(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int list_dir_sorted(const char *dir, char ***names, size_t *count)
+int list_dirfd_sorted(int dfd, char ***names, size_t *count)
 {
 	*names = NULL;
 	*count = 0;
 
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	/* fdopendir takes over the descriptor it is given: hand it a duplicate
+	 * so the caller keeps dfd for its *at() calls. */
+	int fd = fcntl(dfd, F_DUPFD_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
 	DIR *d = fdopendir(fd);
@@ -473,6 +450,8 @@ int list_dir_sorted(const char *dir, char ***names, size_t *count)
 		close(fd);
 		return rc;
 	}
+	/* A duplicate shares the offset: start from the top whatever was read. */
+	rewinddir(d);
 
 	char **list = NULL;
 	size_t n = 0, cap = 0;
@@ -514,6 +493,19 @@ int list_dir_sorted(const char *dir, char ***names, size_t *count)
 	*names = list;
 	*count = n;
 	return 0;
+}
+
+int list_dir_sorted(const char *dir, char ***names, size_t *count)
+{
+	*names = NULL;
+	*count = 0;
+
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	int rc = list_dirfd_sorted(fd, names, count);
+	close(fd);
+	return rc;
 }
 
 void str_list_free(char **list, size_t count)

@@ -26,10 +26,17 @@ int mkdir_p(const char *path, mode_t mode);
 /* rm -rf; a missing path is success.  Never follows symlinks. */
 int rm_rf(const char *path);
 
-/* Copies a regular file (content and mode bits); dst is created or truncated. */
+/* Copies a regular file (content and mode bits); dst is created or truncated.
+ * A symlink at dst is replaced, never written through. */
 int copy_file(const char *src, const char *dst);
-/* cp -r: copies a directory tree (regular files, dirs, symlinks as symlinks). */
-int copy_tree(const char *src, const char *dst);
+/* Copies src, a folder (recursively) or a file, to dst under the WALK_FOLLOW
+ * policy of walk.h: symlinks are followed, their targets' content is copied,
+ * and every one must resolve inside `within` (NULL: src itself); FIFOs,
+ * sockets and devices are refused.  Files keep their mode bits; folders are
+ * created with the source's mode plus u+rwx, and an existing dst folder is
+ * merged into.  On failure *errmsg (may be NULL; set only when still NULL)
+ * gets a malloc'd one-line reason naming the entry. */
+int copy_tree(const char *src, const char *dst, const char *within, char **errmsg);
 
 /* Reads a whole file into a NUL-terminated malloc'd buffer; *len_out may be NULL. */
 int read_file(const char *path, char **out, size_t *len_out);
@@ -43,6 +50,8 @@ int fsync_dir(const char *dir);
 /* A sorted list of the entry names in dir (no "." / "..").  *names is a
  * malloc'd array of malloc'd strings; free with str_list_free. */
 int list_dir_sorted(const char *dir, char ***names, size_t *count);
+/* The same for the directory open at dfd, which stays open and unchanged. */
+int list_dirfd_sorted(int dfd, char ***names, size_t *count);
 void str_list_free(char **list, size_t count);
 
 /* Creates a fresh unique directory "<parent>/<prefix>XXXXXX"; *out malloc'd. */

@@ -177,6 +177,11 @@ def open_errno(path):
     return with_timeout(go, READ_TIMEOUT, f"opening {path}")
 
 
+def log_text(mount, platform, runtime, bench):
+    """The package's .zip.log as text."""
+    return read(mount.log(platform, runtime, bench)).decode(errors="replace")
+
+
 def zip_of(data):
     return zipfile.ZipFile(io.BytesIO(data))
 

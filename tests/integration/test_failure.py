@@ -4,17 +4,13 @@ import errno
 import hashlib
 import os
 
-from sebsfs_testlib import (BENCH_DIRS, COMPRESSION, DYNAMIC_HTML, builds, open_errno, read,
-                            sha256, state, xattr)
+from sebsfs_testlib import (BENCH_DIRS, COMPRESSION, DYNAMIC_HTML, builds, log_text, open_errno,
+                            read, sha256, state, xattr)
 
 FAILING_INIT = """#!/bin/bash
 echo "fetching the data set failed: boom-marker" >&2
 exit 1
 """
-
-
-def log_text(mount, platform, runtime, bench):
-    return read(mount.log(platform, runtime, bench)).decode(errors="replace")
 
 
 def assert_failed(mount, platform, runtime, bench, expected_builds, marker=None):

@@ -19,7 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -28,6 +30,7 @@
 #include "log.h"
 #include "sha256.h"
 #include "process.h"
+#include "walk.h"
 
 /* Per-run root, made and removed by main(): Check exits a failed test's
  * process without running its teardown, so cleanup must not depend on it. */
@@ -490,15 +493,6 @@ static void assert_file(const char *path, const char *content, mode_t mode)
 	free(s);
 }
 
-static void assert_link(const char *path, const char *target)
-{
-	char buf[PATH_MAX];
-	ssize_t n = readlink(path, buf, sizeof(buf) - 1);
-	ck_assert_msg(n >= 0, "not a symlink: %s", path);
-	buf[n] = '\0';
-	ck_assert_str_eq(buf, target);
-}
-
 START_TEST(fs_copy_tree)
 {
 	ck_assert_int_eq(mkdir_p(tp("src/nested/deeper"), 0755), 0);
@@ -509,49 +503,95 @@ START_TEST(fs_copy_tree)
 	put_file(tp("src/run.sh"), "#!/bin/sh\n", 0755);
 	put_file(tp("src/nested/deeper/data.txt"), "deep", 0640);
 	ck_assert_int_eq(symlink("nested/deeper/data.txt", tp("src/rel-link")), 0);
-	ck_assert_int_eq(symlink("/etc/hostname", tp("src/nested/abs-link")), 0);
-	ck_assert_int_eq(symlink("missing-target", tp("src/dangling")), 0);
 	ck_assert_int_eq(symlink("deeper", tp("src/nested/dir-link")), 0);
 	ck_assert_int_eq(mkdir(tp("src/ro"), 0755), 0);
 	put_file(tp("src/ro/f"), "ro", 0444);
 	ck_assert_int_eq(chmod(tp("src/ro"), 0555), 0);
-	ck_assert_int_eq(mkfifo(tp("src/fifo"), 0644), 0);
 
-	ck_assert_int_eq(copy_tree(tp("src"), tp("dst")), 0);
+	char *err = NULL;
+	ck_assert_int_eq(copy_tree(tp("src"), tp("dst"), NULL, &err), 0);
+	ck_assert_ptr_null(err);
 
 	assert_file(tp("dst/.env"), "SECRET=1\n", 0600);
 	assert_file(tp("dst/.git/HEAD"), "ref\n", 0644);
 	assert_file(tp("dst/run.sh"), "#!/bin/sh\n", 0755);
 	assert_file(tp("dst/nested/deeper/data.txt"), "deep", 0640);
 	assert_file(tp("dst/ro/f"), "ro", 0444);
-	assert_link(tp("dst/rel-link"), "nested/deeper/data.txt");
-	assert_link(tp("dst/nested/abs-link"), "/etc/hostname");
-	assert_link(tp("dst/dangling"), "missing-target");
-	assert_link(tp("dst/nested/dir-link"), "deeper");
+	/* links inside the tree are followed: their targets' content is copied */
+	assert_file(tp("dst/rel-link"), "deep", 0640);
+	assert_file(tp("dst/nested/dir-link/data.txt"), "deep", 0640);
 	struct stat st;
 	ck_assert_int_eq(stat(tp("dst/empty"), &st), 0);
 	ck_assert(S_ISDIR(st.st_mode));
 	ck_assert_int_eq(st.st_mode & 07777, 0710);
+	/* folders are always owner-writable, so the copy can be filled and removed */
 	ck_assert_int_eq(stat(tp("dst/ro"), &st), 0);
-	ck_assert_int_eq(st.st_mode & 07777, 0555);
-	ck_assert(!path_exists(tp("dst/fifo")));
+	ck_assert_int_eq(st.st_mode & 07777, 0755);
 
 	char **names;
 	size_t n;
 	ck_assert_int_eq(list_dir_sorted(tp("dst"), &names, &n), 0);
-	const char *want[] = { ".env", ".git", "dangling", "empty", "nested", "rel-link", "ro", "run.sh" };
+	const char *want[] = { ".env", ".git", "empty", "nested", "rel-link", "ro", "run.sh" };
 	ck_assert_uint_eq(n, sizeof(want) / sizeof(want[0]));
 	for (size_t i = 0; i < n; i++)
 		ck_assert_str_eq(names[i], want[i]);
 	str_list_free(names, n);
 
-	/* Into an existing directory, replacing a symlink without writing
-	 * through it. */
-	ck_assert_int_eq(copy_tree(tp("src/nested"), tp("dst/nested")), 0);
-	assert_link(tp("dst/nested/dir-link"), "deeper");
+	/* Into an existing tree: a symlink at the destination is replaced,
+	 * never written through. */
+	put_file(tp("victim"), "untouched", 0644);
+	ck_assert_int_eq(unlink(tp("dst/run.sh")), 0);
+	ck_assert_int_eq(symlink(tp("victim"), tp("dst/run.sh")), 0);
+	ck_assert_int_eq(copy_tree(tp("src"), tp("dst"), NULL, NULL), 0);
+	assert_file(tp("dst/run.sh"), "#!/bin/sh\n", 0755);
+	assert_file(tp("victim"), "untouched", 0644);
 
-	ck_assert_int_eq(copy_tree(tp("src/run.sh"), tp("x")), -ENOTDIR);
-	ck_assert_int_eq(copy_tree(tp("nope"), tp("x")), -ENOENT);
+	/* a single file, a missing source */
+	ck_assert_int_eq(copy_tree(tp("src/run.sh"), tp("x"), tp("src"), NULL), 0);
+	assert_file(tp("x"), "#!/bin/sh\n", 0755);
+	ck_assert_int_eq(copy_tree(tp("nope"), tp("y"), NULL, &err), -ENOENT);
+	ck_assert_ptr_nonnull(strstr(err, "nope"));
+	free(err);
+}
+END_TEST
+
+/* Each refusal names the entry (and a link's target) and copies nothing of it. */
+START_TEST(fs_copy_tree_refuses)
+{
+	static const struct {
+		const char *target;   /* a symlink src/bad -> target, or NULL: a FIFO */
+		int rc;
+		const char *words;
+	} cases[] = {
+		{ "/etc/hostname", -EPERM, "bad -> /etc/hostname points outside" },
+		{ "../outside.txt", -EPERM, "bad -> ../outside.txt points outside" },
+		{ "missing", -ENOENT, "bad -> missing is dangling" },
+		{ NULL, -EINVAL, "bad is a FIFO" },
+	};
+	put_file(tp("outside.txt"), "host", 0644);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		remove_tree(tp("src"));
+		remove_tree(tp("dst"));
+		ck_assert_int_eq(mkdir(tp("src"), 0755), 0);
+		put_file(tp("src/a.txt"), "a", 0644);
+		if (cases[i].target)
+			ck_assert_int_eq(symlink(cases[i].target, tp("src/bad")), 0);
+		else
+			ck_assert_int_eq(mkfifo(tp("src/bad"), 0644), 0);
+		char *err = NULL;
+		ck_assert_int_eq(copy_tree(tp("src"), tp("dst"), NULL, &err), cases[i].rc);
+		ck_assert_msg(err && strstr(err, cases[i].words), "case %zu: %s", i, err);
+		ck_assert_msg(!strchr(err, '\n'), "one line: %s", err);
+		ck_assert(!path_exists(tp("dst/bad")));
+		free(err);
+	}
+	/* the source itself may be a link, but only to somewhere inside `within` */
+	ck_assert_int_eq(symlink(tp("outside.txt"), tp("src/file-link")), 0);
+	char *err = NULL;
+	ck_assert_int_eq(copy_tree(tp("src/file-link"), tp("z"), tp("src"), &err), -EPERM);
+	ck_assert_msg(strstr(err, "points outside") != NULL, "%s", err);
+	ck_assert(!path_exists(tp("z")));
+	free(err);
 }
 END_TEST
 
@@ -1209,6 +1249,255 @@ START_TEST(spawn_stop_options_when_not_fired)
 	ck_assert_int_eq(run(touch, &bad, &st), -EBADF);
 	ck_assert(!path_exists(tp("started")));
 	ck_assert_int_eq(count_open_fds(), fds_before);
+
+/* ---------------------------------------------------------------- walk */
+
+/* What a walk saw: "path" per entry, "path>link" for a kept link, "path@"
+ * for a followed one; prune and stop at the named paths. */
+struct seen {
+	char text[4096];
+	const char *prune, *stop;
+	mode_t types[64];
+	size_t n;
+};
+
+static int record(const struct walk_entry *e, void *ctx)
+{
+	struct seen *s = ctx;
+	size_t len = strlen(s->text);
+	snprintf(s->text + len, sizeof(s->text) - len, "%s%s%s%s", len ? "," : "", e->path,
+		 e->link && S_ISLNK(e->st.st_mode) ? ">" : e->link ? "@" : "",
+		 e->link && S_ISLNK(e->st.st_mode) ? e->link : "");
+	if (s->n < 64)
+		s->types[s->n++] = e->st.st_mode & S_IFMT;
+	if (s->prune && strcmp(e->path, s->prune) == 0)
+		return WALK_PRUNE;
+	if (s->stop && strcmp(e->path, s->stop) == 0)
+		return WALK_STOP;
+	return 0;
+}
+
+/* Walks tp(root) with label "T"; returns the walk's result, *err its message. */
+static int walk_seen(const char *root, enum walk_links links, const char *within,
+		     struct seen *s, char **err)
+{
+	struct walk_options opts = { .links = links, .within = within, .label = "T" };
+	*err = NULL;
+	return walk_tree(tp(root), &opts, record, s, err);
+}
+
+static void assert_refused(const char *root, enum walk_links links, int rc, const char *words)
+{
+	struct seen s = { 0 };
+	char *err;
+	ck_assert_int_eq(walk_seen(root, links, NULL, &s, &err), rc);
+	ck_assert_msg(err && strstr(err, words), "expected \"%s\" in: %s", words, err);
+	ck_assert_msg(!strchr(err, '\n'), "one line: %s", err);
+	free(err);
+}
+
+START_TEST(walk_sorted_preorder_prune_stop)
+{
+	ck_assert_int_eq(mkdir_p(tp("t/b/c"), 0755), 0);
+	ck_assert_int_eq(mkdir_p(tp("t/a"), 0755), 0);
+	put_file(tp("t/a/z"), "", 0644);
+	put_file(tp("t/a/y"), "", 0644);
+	put_file(tp("t/a-b"), "", 0644);
+	put_file(tp("t/A"), "", 0644);
+	put_file(tp("t/\xc3\xa9"), "", 0644);
+	put_file(tp("t/b/c/d"), "", 0644);
+
+	struct seen s = { 0 };
+	char *err;
+	ck_assert_int_eq(walk_seen("t", WALK_KEEP, NULL, &s, &err), 0);
+	/* bytewise per folder ('-' < '/' does not matter: a folder's entries
+	 * follow it), directories before their contents */
+	ck_assert_str_eq(s.text, "A,a,a/y,a/z,a-b,b,b/c,b/c/d,\xc3\xa9");
+	ck_assert_int_eq(s.types[1], S_IFDIR);
+	ck_assert_int_eq(s.types[2], S_IFREG);
+
+	struct seen p = { .prune = "b" };
+	ck_assert_int_eq(walk_seen("t", WALK_FOLLOW, NULL, &p, &err), 0);
+	ck_assert_str_eq(p.text, "A,a,a/y,a/z,a-b,b,\xc3\xa9");
+
+	struct seen q = { .stop = "a/y" };
+	ck_assert_int_eq(walk_seen("t", WALK_FOLLOW, NULL, &q, &err), 0);
+	ck_assert_str_eq(q.text, "A,a,a/y");
+
+	/* skip_top leaves root entries out unchecked; missing roots */
+	ck_assert_int_eq(mkfifo(tp("t/fifo"), 0644), 0);
+	const char *skip[] = { "fifo", "b", NULL };
+	struct walk_options opts = { .links = WALK_KEEP, .skip_top = skip };
+	struct seen k = { 0 };
+	ck_assert_int_eq(walk_tree(tp("t"), &opts, record, &k, &err), 0);
+	ck_assert_str_eq(k.text, "A,a,a/y,a/z,a-b,\xc3\xa9");
+	ck_assert_int_eq(walk_tree(tp("none"), &opts, record, &k, &err), -ENOENT);
+	ck_assert_ptr_nonnull(strstr(err, "none"));
+	free(err);
+	err = NULL;
+	opts.missing_ok = true;
+	ck_assert_int_eq(walk_tree(tp("none"), &opts, record, &k, &err), 0);
+	ck_assert_ptr_null(err);
+	put_file(tp("file"), "", 0644);
+	ck_assert_int_eq(walk_tree(tp("file"), &opts, record, &k, &err), -ENOTDIR);
+	free(err);
+}
+END_TEST
+
+START_TEST(walk_follow_inside)
+{
+	ck_assert_int_eq(mkdir_p(tp("t/lib/pkg"), 0755), 0);
+	put_file(tp("t/lib/pkg/m.py"), "m", 0644);
+	put_file(tp("t/lib/x.py"), "x", 0644);
+	ck_assert_int_eq(symlink("lib/x.py", tp("t/alias.py")), 0);
+	ck_assert_int_eq(symlink("../lib/pkg", tp("t/lib/pkg-link")), 0);
+	ck_assert_int_eq(symlink("lib-dir", tp("t/chain")), 0);
+	ck_assert_int_eq(symlink("lib", tp("t/lib-dir")), 0);
+
+	struct seen s = { 0 };
+	char *err;
+	ck_assert_int_eq(walk_seen("t", WALK_FOLLOW, NULL, &s, &err), 0);
+	/* links are visited under their own path, with the target's type */
+	ck_assert_str_eq(s.text, "alias.py@,chain@,chain/pkg,chain/pkg/m.py,chain/pkg-link@,"
+			 "chain/pkg-link/m.py,chain/x.py,lib,lib/pkg,lib/pkg/m.py,lib/pkg-link@,"
+			 "lib/pkg-link/m.py,lib/x.py,lib-dir@,lib-dir/pkg,lib-dir/pkg/m.py,"
+			 "lib-dir/pkg-link@,lib-dir/pkg-link/m.py,lib-dir/x.py");
+	ck_assert_int_eq(s.types[0], S_IFREG);
+	ck_assert_int_eq(s.types[1], S_IFDIR);
+
+	/* the same tree kept: links are links */
+	struct seen k = { 0 };
+	ck_assert_int_eq(walk_seen("t", WALK_KEEP, NULL, &k, &err), 0);
+	ck_assert_str_eq(k.text, "alias.py>lib/x.py,chain>lib-dir,lib,lib/pkg,lib/pkg/m.py,"
+			 "lib/pkg-link>../lib/pkg,lib/x.py,lib-dir>lib");
+	ck_assert_int_eq(k.types[0], S_IFLNK);
+
+	/* a wider containment folder admits a sibling of the root */
+	ck_assert_int_eq(mkdir(tp("shared"), 0755), 0);
+	put_file(tp("shared/s.py"), "s", 0644);
+	ck_assert_int_eq(symlink("../../shared/s.py", tp("t/lib/s.py")), 0);
+	struct seen w = { .prune = "lib-dir" };
+	ck_assert_int_eq(walk_seen("t/lib", WALK_FOLLOW, tp(""), &w, &err), 0);
+	ck_assert_ptr_nonnull(strstr(w.text, "s.py@"));
+	assert_refused("t/lib", WALK_FOLLOW, -EPERM,
+		       "symlink T/s.py -> ../../shared/s.py points outside T (it resolves to ");
+}
+END_TEST
+
+START_TEST(walk_refuses_links_leading_out)
+{
+	ck_assert_int_eq(mkdir_p(tp("t/sub"), 0755), 0);
+	put_file(tp("outside.txt"), "host", 0644);
+	ck_assert_int_eq(mkdir(tp("outdir"), 0755), 0);
+	put_file(tp("outdir/o.txt"), "host", 0644);
+
+	/* absolute, in both modes */
+	ck_assert_int_eq(symlink("/etc/hostname", tp("t/sub/leak.py")), 0);
+	assert_refused("t", WALK_FOLLOW, -EPERM,
+		       "symlink T/sub/leak.py -> /etc/hostname points outside T");
+	assert_refused("t", WALK_KEEP, -EPERM,
+		       "symlink T/sub/leak.py -> /etc/hostname points outside T");
+	ck_assert_int_eq(unlink(tp("t/sub/leak.py")), 0);
+
+	/* relative, climbing out */
+	ck_assert_int_eq(symlink("../../outside.txt", tp("t/sub/leak.py")), 0);
+	assert_refused("t", WALK_FOLLOW, -EPERM, "symlink T/sub/leak.py -> ../../outside.txt points outside T");
+	assert_refused("t", WALK_KEEP, -EPERM, "symlink T/sub/leak.py -> ../../outside.txt points outside T");
+	ck_assert_int_eq(unlink(tp("t/sub/leak.py")), 0);
+
+	/* a folder outside is not walked: the error names the link */
+	ck_assert_int_eq(symlink(tp("outdir"), tp("t/docs")), 0);
+	struct seen s = { 0 };
+	char *err;
+	ck_assert_int_eq(walk_seen("t", WALK_FOLLOW, NULL, &s, &err), -EPERM);
+	ck_assert_ptr_null(strstr(s.text, "o.txt"));
+	ck_assert_ptr_nonnull(strstr(err, "symlink T/docs -> "));
+	free(err);
+	ck_assert_int_eq(unlink(tp("t/docs")), 0);
+
+	/* KEEP: each link lexically inside, together leading out */
+	ck_assert_int_eq(symlink(".", tp("t/self")), 0);
+	ck_assert_int_eq(symlink("self/..", tp("t/up")), 0);
+	assert_refused("t", WALK_KEEP, -EPERM, "symlink T/up -> self/.. points outside T (it resolves to ");
+	ck_assert_int_eq(unlink(tp("t/up")), 0);
+	/* ...and one that climbs back in is fine */
+	ck_assert_int_eq(symlink("../sub/../self", tp("t/sub/back")), 0);
+	ck_assert_int_eq(walk_seen("t", WALK_KEEP, NULL, &s, &err), 0);
+}
+END_TEST
+
+START_TEST(walk_refuses_loops_dangling_and_special_files)
+{
+	ck_assert_int_eq(mkdir_p(tp("t/sub"), 0755), 0);
+	put_file(tp("t/sub/f"), "", 0644);
+
+	/* a cycle of links */
+	ck_assert_int_eq(symlink("loop-b", tp("t/loop-a")), 0);
+	ck_assert_int_eq(symlink("loop-a", tp("t/loop-b")), 0);
+	assert_refused("t", WALK_FOLLOW, -ELOOP, "symlink T/loop-a -> loop-b: a loop of symlinks");
+	assert_refused("t", WALK_KEEP, -ELOOP, "symlink T/loop-a -> loop-b: a loop of symlinks");
+	ck_assert_int_eq(unlink(tp("t/loop-a")), 0);
+	ck_assert_int_eq(unlink(tp("t/loop-b")), 0);
+
+	/* a folder link to an ancestor: a loop when followed, a link when kept */
+	ck_assert_int_eq(symlink("..", tp("t/sub/up")), 0);
+	assert_refused("t", WALK_FOLLOW, -ELOOP, "symlink T/sub/up -> .. is a loop: it leads back to T/.");
+	struct seen s = { 0 };
+	char *err;
+	ck_assert_int_eq(walk_seen("t", WALK_KEEP, NULL, &s, &err), 0);
+	ck_assert_str_eq(s.text, "sub,sub/f,sub/up>..");
+	ck_assert_int_eq(unlink(tp("t/sub/up")), 0);
+
+	/* dangling: an error when followed; kept when it points inside */
+	ck_assert_int_eq(symlink("missing", tp("t/sub/gone")), 0);
+	assert_refused("t", WALK_FOLLOW, -ENOENT, "symlink T/sub/gone -> missing is dangling");
+	struct seen d = { 0 };
+	ck_assert_int_eq(walk_seen("t", WALK_KEEP, NULL, &d, &err), 0);
+	ck_assert_str_eq(d.text, "sub,sub/f,sub/gone>missing");
+	ck_assert_int_eq(unlink(tp("t/sub/gone")), 0);
+
+	/* FIFOs and sockets, directly or behind a link */
+	ck_assert_int_eq(mkfifo(tp("t/sub/pipe"), 0644), 0);
+	assert_refused("t", WALK_FOLLOW, -EINVAL, "T/sub/pipe is a FIFO");
+	assert_refused("t", WALK_KEEP, -EINVAL, "T/sub/pipe is a FIFO");
+	ck_assert_int_eq(rename(tp("t/sub/pipe"), tp("pipe")), 0);
+	ck_assert_int_eq(symlink("../../pipe", tp("t/sub/p")), 0);
+	struct walk_options opts = { .links = WALK_FOLLOW, .within = tp(""), .label = "T" };
+	err = NULL;
+	ck_assert_int_eq(walk_tree(tp("t"), &opts, record, &s, &err), -EINVAL);
+	ck_assert_msg(strstr(err, "symlink T/sub/p -> ../../pipe leads to a FIFO"), "%s", err);
+	free(err);
+	ck_assert_int_eq(unlink(tp("t/sub/p")), 0);
+
+	int sock = socket(AF_UNIX, SOCK_STREAM, 0);
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", tp("t/sock"));
+	ck_assert_int_eq(bind(sock, (struct sockaddr *)&addr, sizeof(addr)), 0);
+	assert_refused("t", WALK_KEEP, -EINVAL, "T/sock is a socket");
+	close(sock);
+}
+END_TEST
+
+START_TEST(walk_depth_limit_and_resolve)
+{
+	char rel[PATH_MAX] = "t";
+	for (int i = 0; i <= WALK_MAX_DEPTH; i++)
+		strncat(rel, "/d", sizeof(rel) - strlen(rel) - 1);
+	ck_assert_int_eq(mkdir_p(tp(rel), 0755), 0);
+	assert_refused("t", WALK_KEEP, -ELOOP, "levels of folders");
+
+	/* one path on its own */
+	ck_assert_int_eq(mkdir(tp("in"), 0755), 0);
+	put_file(tp("in/f"), "f", 0644);
+	ck_assert_int_eq(symlink("f", tp("in/ok")), 0);
+	ck_assert_int_eq(symlink("/etc/hostname", tp("in/leak")), 0);
+	struct stat st;
+	char *err = NULL;
+	ck_assert_int_eq(walk_resolve(tp("in/ok"), tp("in"), &st, &err), 0);
+	ck_assert(S_ISREG(st.st_mode));
+	ck_assert_int_eq(walk_resolve(tp("in/leak"), tp("in"), &st, &err), -EPERM);
+	ck_assert_msg(strstr(err, "in/leak -> /etc/hostname points outside "), "%s", err);
+	free(err);
 }
 END_TEST
 
@@ -1241,10 +1530,20 @@ static Suite *common_suite(void)
 	tcase_add_test(tc, fs_rm_rf_tree_without_following_links);
 	tcase_add_test(tc, fs_copy_file);
 	tcase_add_test(tc, fs_copy_tree);
+	tcase_add_test(tc, fs_copy_tree_refuses);
 	tcase_add_test(tc, fs_read_file);
 	tcase_add_test(tc, fs_write_file_atomic);
 	tcase_add_test(tc, fs_list_dir_sorted);
 	tcase_add_test(tc, fs_make_temp_dir);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("walk");
+	tcase_add_checked_fixture(tc, setup_tmp, teardown_tmp);
+	tcase_add_test(tc, walk_sorted_preorder_prune_stop);
+	tcase_add_test(tc, walk_follow_inside);
+	tcase_add_test(tc, walk_refuses_links_leading_out);
+	tcase_add_test(tc, walk_refuses_loops_dangling_and_special_files);
+	tcase_add_test(tc, walk_depth_limit_and_resolve);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("spawn");

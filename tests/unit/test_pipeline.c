@@ -31,7 +31,7 @@ static void setup(void)
 	char tmpl[] = "/tmp/test_pipeline.XXXXXX";
 	ck_assert_ptr_nonnull(mkdtemp(tmpl));
 	snprintf(root, sizeof(root), "%s/suite", tmpl);
-	ck_assert_int_eq(copy_tree(SOURCE_ROOT "/examples/suite", root), 0);
+	ck_assert_int_eq(copy_tree(SOURCE_ROOT "/examples/suite", root, NULL, NULL), 0);
 }
 
 static void teardown(void)
@@ -148,43 +148,130 @@ START_TEST(unrelated_edits_keep_hash)
 }
 END_TEST
 
-/* With a previous manifest, a file whose size, mtime and inode are unchanged
- * is not re-read: the fast path.  Without one, the content counts. */
-START_TEST(stat_fast_path)
+/* Pretends every recorded hash is wrong: a hash that survives a collection
+ * was reused from the stat alone, one that is right again was re-read. */
+static void poison(struct input_manifest *m)
+{
+	for (size_t i = 0; i < m->n_files; i++)
+		memset(m->files[i].sha256, '0', SHA256_HEX_LEN);
+}
+
+/* Moves the recorded stat time 10 s on, so no entry is racy any more. */
+static void age(struct input_manifest *m)
+{
+	m->stat_ns += 10LL * 1000000000LL;
+}
+
+/* The fast path: a file whose stat key is unchanged is not re-read; but by
+ * git's racy rule, a stat taken within INPUTS_RACY_SLACK_NS of its file's
+ * mtime/ctime proves nothing, even when the next stat is identical. */
+START_TEST(stat_fast_path_and_racy_rule)
 {
 	struct input_manifest first, second, third;
-	char h1[65], h2[65], h3[65];
+	char h1[65], h2[65], h3[65], poisoned[65];
+	/* the suite was copied just now: every entry of first is racy */
 	hash_of("aws", "python", BENCH_110, NULL, &first, h1);
-
-	char *p = path_join(root, BENCH_110 "/python/function.py");
-	struct stat st;
-	ck_assert_int_eq(stat(p, &st), 0);
-	int fd = open(p, O_WRONLY);
-	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(pwrite(fd, "X", 1, 0), 1); /* same size, same inode */
-	struct timespec times[2] = { st.st_atim, st.st_mtim };
-	ck_assert_int_eq(futimens(fd, times), 0);
-	close(fd);
-
+	ck_assert_int_gt(first.stat_ns, 0);
+	poison(&first);
 	hash_of("aws", "python", BENCH_110, &first, &second, h2);
 	ck_assert_str_eq(h1, h2);
-	hash_of("aws", "python", BENCH_110, NULL, &third, h3);
-	ck_assert_str_ne(h1, h3);
-
-	/* manifests survive a JSON round trip */
-	char *text = inputs_to_json(&third);
-	struct input_manifest back;
-	char h4[65];
-	ck_assert_int_eq(inputs_from_json(text, &back), 0);
-	inputs_hash(&back, h4);
-	ck_assert_str_eq(h3, h4);
-	inputs_clear(&back);
-	ck_assert_int_eq(inputs_from_json("{\"files\": 3}", &back), -EINVAL);
-	free(text);
-	free(p);
+	/* recorded long enough after the last change, the same stats are trusted */
+	age(&second);
+	poison(&second);
+	inputs_hash(&second, poisoned);
+	hash_of("aws", "python", BENCH_110, &second, &third, h3);
+	ck_assert_str_eq(h3, poisoned);
 	inputs_clear(&first);
 	inputs_clear(&second);
 	inputs_clear(&third);
+}
+END_TEST
+
+/* cp -p, rsync -a, tar -x, touch -r restore the mtime; the ctime moves anyway. */
+START_TEST(same_size_edit_with_restored_mtime_is_seen)
+{
+	struct input_manifest first, second;
+	char h1[65], h2[65], h3[65];
+	hash_of("aws", "python", BENCH_110, NULL, &first, h1);
+	age(&first); /* rule out the racy rule: only the stat key can tell */
+
+	char *p = path_join(root, BENCH_110 "/python/function.py");
+	struct stat before, after;
+	ck_assert_int_eq(stat(p, &before), 0);
+	int fd = open(p, O_WRONLY);
+	ck_assert_int_ge(fd, 0);
+	/* the ctime has the kernel's coarse tick: edit until it moved */
+	for (int i = 0; i < 1000; i++) {
+		ck_assert_int_eq(pwrite(fd, i % 2 ? "Y" : "X", 1, 0), 1); /* same size, same inode */
+		struct timespec times[2] = { before.st_atim, before.st_mtim };
+		ck_assert_int_eq(futimens(fd, times), 0);
+		ck_assert_int_eq(fstat(fd, &after), 0);
+		if (after.st_ctim.tv_sec != before.st_ctim.tv_sec ||
+		    after.st_ctim.tv_nsec != before.st_ctim.tv_nsec)
+			break;
+		usleep(2000);
+	}
+	close(fd);
+	ck_assert_int_eq(after.st_size, before.st_size);
+	ck_assert_int_eq(after.st_mtim.tv_nsec, before.st_mtim.tv_nsec);
+	ck_assert_int_eq(after.st_mtim.tv_sec, before.st_mtim.tv_sec);
+
+	hash_of("aws", "python", BENCH_110, &first, &second, h2);
+	ck_assert_str_ne(h1, h2);
+	python_hash(h3);
+	ck_assert_str_eq(h2, h3);
+	free(p);
+	inputs_clear(&first);
+	inputs_clear(&second);
+}
+END_TEST
+
+/* Manifests survive a JSON round trip; one written before ctime, dev and
+ * stat_ns existed still parses, and trusts no entry. */
+START_TEST(manifest_json)
+{
+	struct input_manifest m, back, next;
+	char h1[65], h2[65], h3[65];
+	hash_of("aws", "python", BENCH_110, NULL, &m, h1);
+	age(&m);
+	char *text = inputs_to_json(&m);
+	ck_assert_int_eq(inputs_from_json(text, &back), 0);
+	inputs_hash(&back, h2);
+	ck_assert_str_eq(h1, h2);
+	ck_assert_int_eq(back.stat_ns, m.stat_ns);
+	ck_assert_uint_eq(back.n_files, m.n_files);
+	for (size_t i = 0; i < m.n_files; i++) {
+		ck_assert_int_eq(back.files[i].ctime_ns, m.files[i].ctime_ns);
+		ck_assert_uint_eq(back.files[i].dev, m.files[i].dev);
+		ck_assert_uint_eq(back.files[i].ino, m.files[i].ino);
+	}
+	inputs_clear(&back);
+
+	/* the old format: drop the new fields, poison the hashes */
+	json_t *j = json_loads(text, 0, NULL);
+	ck_assert_ptr_nonnull(j);
+	json_object_del(j, "stat_ns");
+	size_t i;
+	json_t *f;
+	json_array_foreach(json_object_get(j, "files"), i, f) {
+		json_object_del(f, "ctime_ns");
+		json_object_del(f, "dev");
+		json_object_set_new(f, "sha256", json_string("0000000000000000000000000000000000000000000000000000000000000000"));
+	}
+	char *old = json_dumps(j, JSON_COMPACT);
+	ck_assert_int_eq(inputs_from_json(old, &back), 0);
+	ck_assert_int_eq(back.stat_ns, 0);
+	hash_of("aws", "python", BENCH_110, &back, &next, h3);
+	ck_assert_str_eq(h1, h3); /* every file was re-read */
+	inputs_clear(&back);
+
+	ck_assert_int_eq(inputs_from_json("{\"files\": 3}", &back), -EINVAL);
+	json_decref(j);
+	free(old);
+	free(text);
+	inputs_clear(&m);
+	inputs_clear(&back);
+	inputs_clear(&next);
 }
 END_TEST
 
@@ -352,6 +439,42 @@ START_TEST(missing_wrapper_fails_build)
 }
 END_TEST
 
+/* Steps 2 and 4 refuse a symlink that leads out of the benchmark folder (the
+ * wrapper folder), naming the link and its target; the input walk refuses
+ * it first, with the same words. */
+START_TEST(symlink_out_of_tree_fails_build)
+{
+	static const struct {
+		const char *link, *platform, *words;
+	} cases[] = {
+		{ BENCH_110 "/python/leak.py", "aws",
+		  "python/leak.py -> /etc/hostname points outside " },
+		{ "benchmarks/wrappers/aws/python/storage.py", "aws",
+		  "wrappers/aws/python/storage.py -> /etc/hostname points outside " },
+	};
+	char *link = path_join(root, cases[_i].link);
+	unlink(link);
+	ck_assert_int_eq(symlink("/etc/hostname", link), 0);
+
+	char *err = NULL;
+	char *zip = build(cases[_i].platform, "python-3.11", "110.dynamic-html", &err);
+	ck_assert_ptr_null(zip);
+	ck_assert_msg(err && strstr(err, cases[_i].words), "got: %s", err);
+	free(err);
+
+	struct input_manifest m;
+	struct input_spec spec = {
+		.root = root, .benchmark_dir = BENCH_110, .platform = cases[_i].platform,
+		.language = "python", .version = "3.11", .arch = "x64",
+	};
+	err = NULL;
+	ck_assert_int_eq(inputs_collect(&spec, NULL, &m, &err), -EPERM);
+	ck_assert_msg(err && strstr(err, cases[_i].words), "got: %s", err);
+	free(err);
+	free(link);
+}
+END_TEST
+
 START_TEST(same_inputs_same_zip)
 {
 	char *err = NULL;
@@ -380,7 +503,9 @@ int main(void)
 	tcase_add_loop_test(tc, edit_changes_hash, 0, sizeof(edits) / sizeof(edits[0]));
 	tcase_add_test(tc, benchmark_data_and_new_files_change_hash);
 	tcase_add_test(tc, unrelated_edits_keep_hash);
-	tcase_add_test(tc, stat_fast_path);
+	tcase_add_test(tc, stat_fast_path_and_racy_rule);
+	tcase_add_test(tc, same_size_edit_with_restored_mtime_is_seen);
+	tcase_add_test(tc, manifest_json);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("build");
@@ -391,6 +516,7 @@ int main(void)
 	tcase_add_test(tc, wrappers_never_overwrite);
 	tcase_add_test(tc, failing_init_fails_build);
 	tcase_add_test(tc, missing_wrapper_fails_build);
+	tcase_add_loop_test(tc, symlink_out_of_tree_fails_build, 0, 2);
 	tcase_add_test(tc, same_inputs_same_zip);
 	suite_add_tcase(s, tc);
 

@@ -1249,6 +1249,8 @@ START_TEST(spawn_stop_options_when_not_fired)
 	ck_assert_int_eq(run(touch, &bad, &st), -EBADF);
 	ck_assert(!path_exists(tp("started")));
 	ck_assert_int_eq(count_open_fds(), fds_before);
+}
+END_TEST
 
 /* ---------------------------------------------------------------- walk */
 

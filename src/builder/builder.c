@@ -628,6 +628,33 @@ static void remove_tag(struct docker *client, const char *image)
 	free(msg);
 }
 
+/* One pass of the background scrub: every package served since start-up is
+ * hashed again; one that no longer matches its name is forgotten, so its next
+ * open rebuilds it instead of serving it. */
+static void scrub_pass(struct builder *b)
+{
+	size_t n_targets = b->cat->n_packages * TARGET_KINDS;
+	for (size_t t = 0; t < n_targets; t++) {
+		struct record *rec = &b->records[t];
+		char sha[SHA256_HEX_LEN + 1];
+		pthread_mutex_lock(&b->lock);
+		bool due = !b->stopping && target_kind_of(t) == TARGET_ZIP && rec->has_package &&
+			   rec->verified && rec->path;
+		char *path = due ? strdup(rec->path) : NULL;
+		memcpy(sha, rec->sha256, sizeof(sha));
+		pthread_mutex_unlock(&b->lock);
+		if (!path)
+			continue;
+		if (!package_verified(path, sha)) {
+			pthread_mutex_lock(&b->lock);
+			if (rec->path && strcmp(rec->path, path) == 0 && strcmp(rec->sha256, sha) == 0)
+				record_forget_package(rec);
+			pthread_mutex_unlock(&b->lock);
+		}
+		free(path);
+	}
+}
+
 /* The checker thread: jobs of the check queue, and tags to remove.  It is
  * the one place besides the workers that talks to the daemon, with the
  * client's bounded control timeouts. */
@@ -637,12 +664,28 @@ static void *checker_main(void *arg)
 	struct docker *client = docker_new(NULL, NULL);
 	if (client)
 		docker_set_control_timeout(client, CHECK_DOCKER_TIMEOUT_S);
+	struct timespec next_scrub;
+	clock_gettime(CLOCK_REALTIME, &next_scrub);
+	next_scrub.tv_sec += b->scrub_interval;
 	pthread_mutex_lock(&b->lock);
 	for (;;) {
-		while (!b->check_head && !b->untag && !b->stopping)
-			pthread_cond_wait(&b->work, &b->lock);
+		int wait_rc = 0;
+		while (!b->check_head && !b->untag && !b->stopping && wait_rc != ETIMEDOUT) {
+			if (b->scrub_interval)
+				wait_rc = pthread_cond_timedwait(&b->work, &b->lock, &next_scrub);
+			else
+				pthread_cond_wait(&b->work, &b->lock);
+		}
 		if (b->stopping)
 			break;
+		if (wait_rc == ETIMEDOUT) {
+			pthread_mutex_unlock(&b->lock);
+			scrub_pass(b);
+			clock_gettime(CLOCK_REALTIME, &next_scrub);
+			next_scrub.tv_sec += b->scrub_interval;
+			pthread_mutex_lock(&b->lock);
+			continue;
+		}
 		struct untag *u = b->untag;
 		if (u) {
 			b->untag = u->next;
@@ -684,6 +727,7 @@ struct builder *builder_new(const struct catalog *cat, struct cache *cache,
 		b->installer = cfg->installer;
 		b->build_timeout = cfg->build_timeout;
 		b->verify = cfg->verify;
+		b->scrub_interval = cfg->scrub_interval;
 		b->arch = strdup(cfg->arch);
 		b->installer_note = cfg->installer_note ? strdup(cfg->installer_note) : NULL;
 		b->repository = cfg->repository ? strdup(cfg->repository) : NULL;

@@ -68,6 +68,8 @@ struct builder_config {
 	unsigned jobs;               /* parallel builds, >= 1 */
 	unsigned build_timeout;      /* seconds a build may take; 0: no limit */
 	enum verify_mode verify;
+	unsigned scrub_interval;     /* seconds between background re-hashes of the
+				      * packages served since start-up; 0: none */
 };
 
 enum package_state { PKG_ABSENT, PKG_FRESH, PKG_STALE, PKG_BUILDING, PKG_FAILED };

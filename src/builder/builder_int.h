@@ -100,6 +100,7 @@ struct builder {
 	struct build_images *images;
 	unsigned build_timeout;
 	enum verify_mode verify;
+	unsigned scrub_interval;     /* seconds between scrub passes; 0: none */
 	pthread_mutex_t lock;
 	pthread_cond_t work;         /* signalled when a queue grows or on stop */
 	struct job *queue_head, *queue_tail; /* protected by lock: builds */

@@ -131,7 +131,8 @@ int main(int argc, char *argv[])
 				       .installer_note = builder_note[0] ? builder_note : NULL,
 				       .repository = opts.repository, .registry = opts.registry,
 				       .jobs = opts.jobs, .build_timeout = opts.build_timeout,
-				       .verify = opts.verify };
+				       .verify = opts.verify,
+				       .scrub_interval = opts.scrub };
 	builder = builder_new(cat, cache, &bcfg, &err);
 	if (!builder)
 		goto out_cache;

@@ -18,6 +18,9 @@
 /* Long enough for a cold Node.js install in a build container; a build that
  * still runs after half an hour is hung. */
 #define DEFAULT_BUILD_TIMEOUT 1800u
+/* An hourly re-hash of what was served costs little and bounds how long a
+ * package damaged on disk can be served. */
+#define DEFAULT_SCRUB 3600u
 #include "fsutil.h"
 
 struct raw_opts {
@@ -29,6 +32,7 @@ struct raw_opts {
 	char *registry;
 	char *build_timeout;
 	char *verify;
+	char *scrub;
 	int stat_builds;
 	int show_help;
 	int show_version;
@@ -46,6 +50,7 @@ static const struct fuse_opt sebsfs_opts[] = {
 	{ "registry=%s", offsetof(struct raw_opts, registry), 0 },
 	{ "build_timeout=%s", offsetof(struct raw_opts, build_timeout), 0 },
 	{ "verify=%s", offsetof(struct raw_opts, verify), 0 },
+	{ "scrub=%s", offsetof(struct raw_opts, scrub), 0 },
 	OPT("stat_builds", stat_builds),
 	{ "no_stat_builds", offsetof(struct raw_opts, stat_builds), 0 },
 	OPT("-h", show_help),
@@ -98,8 +103,11 @@ static void usage(const char *prog)
 	       "    -o verify=MODE         check a cached package against its SHA-256: first\n"
 	       "                           (default: the first time it is served after\n"
 	       "                           start-up), always (every open) or size (only its\n"
-	       "                           size, which is checked on every open anyway)\n\n",
-	       prog, DEFAULT_BUILD_TIMEOUT);
+	       "                           size, which is checked on every open anyway)\n"
+	       "    -o scrub=SECS          re-hash the packages served since start-up every\n"
+	       "                           SECS seconds and forget damaged ones; 0: never\n"
+	       "                           (default %u)\n\n",
+	       prog, DEFAULT_BUILD_TIMEOUT, DEFAULT_SCRUB);
 }
 
 static int fail(const char *fmt, const char *a, const char *b)
@@ -193,6 +201,15 @@ static int parse_values(struct raw_opts *raw, struct sebsfs_options *opts)
 				    raw->build_timeout, "");
 		opts->build_timeout = (unsigned)n;
 	}
+	opts->scrub = DEFAULT_SCRUB;
+	if (raw->scrub) {
+		char *end;
+		errno = 0;
+		long n = strtol(raw->scrub, &end, 10);
+		if (errno || *end || end == raw->scrub || n < 0 || n > 7 * 24 * 3600)
+			return fail("scrub=%s%s: expected seconds, from 0 (never) to 604800", raw->scrub, "");
+		opts->scrub = (unsigned)n;
+	}
 	opts->verify = VERIFY_FIRST;
 	if (raw->verify && strcmp(raw->verify, "always") == 0)
 		opts->verify = VERIFY_ALWAYS;
@@ -272,6 +289,7 @@ int options_parse(int argc, char *argv[], struct fuse_args *args, struct sebsfs_
 	free(raw.registry);
 	free(raw.build_timeout);
 	free(raw.verify);
+	free(raw.scrub);
 	return rc;
 }
 

@@ -28,6 +28,7 @@ struct sebsfs_options {
 	char *registry;      /* function images: push target, NULL = none */
 	unsigned build_timeout; /* seconds; 0 = no limit */
 	enum verify_mode verify;
+	unsigned scrub;      /* seconds; 0 = no background scrub */
 	struct fuse_cmdline_opts cmd; /* mountpoint, foreground, debug, singlethread, ... */
 };
 

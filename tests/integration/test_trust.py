@@ -74,6 +74,17 @@ def test_verify_always_catches_same_size_overwrite_while_mounted(sebsfs):
     assert builds(z) == 2
 
 
+def test_scrub_forgets_a_package_damaged_while_mounted(sebsfs):
+    m = sebsfs(options=("builder=none", "scrub=1"))
+    z = m.zip("azure", "python-3.11", DYNAMIC_HTML)
+    good = read(z)
+    overwrite(package_file(m, z), bytes(len(good)))
+    # within a scrub pass or two the damaged file is no longer the package
+    assert wait_for(lambda: state(z) == "absent", 10), state(z)
+    assert read(z) == good
+    assert builds(z) == 2
+
+
 # ------------------------------------------------------------------ item 7
 
 class SilentDaemon:

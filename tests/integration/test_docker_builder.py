@@ -8,6 +8,7 @@ tests fail (scripts/test and .ci/run provide both).
 import grp
 import os
 import pwd
+import shutil
 import socket
 import subprocess
 import time
@@ -18,7 +19,7 @@ import pytest
 
 from conftest import Mount
 from sebsfs_testlib import (BENCH_DIRS, DYNAMIC_HTML, append, builds, edit_json, member, names,
-                            open_errno, read, run, state, systems)
+                            open_errno, read, run, sebsfs_bin, state, systems)
 
 SP = ".python_packages/lib/site-packages/"
 TEST_USER = "sebsfs-test"
@@ -201,9 +202,14 @@ def test_image_that_ignores_uid_fails_the_build(sebsfs, suite, private_repo):
 class UserMount(Mount):
     """A mount whose sebsfs runs as the unprivileged TEST_USER (in the docker group)."""
 
-    def __init__(self, *args, user, **kw):
+    def __init__(self, *args, user, binary, **kw):
         super().__init__(*args, **kw)
         self.user = user
+        self.binary = binary
+
+    @property
+    def argv(self):
+        return [str(self.binary), *super().argv[1:]]
 
     def start(self):
         pw = pwd.getpwnam(self.user)
@@ -245,9 +251,16 @@ def start_as_test_user(sebsfs, suite, options):
             break
         os.chmod(p, os.stat(p).st_mode | 0o755)
     subprocess.run(["chmod", "-R", "a+rX", str(suite)], check=True)
+    # The build tree may lie where the user cannot reach it (a checkout in
+    # /root, mode 0700): the user runs a copy of the binary from below base.
+    binary = base / "bin-user" / "sebsfs"
+    if not binary.exists():
+        binary.parent.mkdir(mode=0o755)
+        shutil.copy(sebsfs_bin(), binary)
+        binary.chmod(0o755)
     cache = base / "cache-user"
     m = UserMount(base, suite, cache, (*options, "allow_other"), f"user{len(sebsfs.mounts)}",
-                  user=TEST_USER)
+                  user=TEST_USER, binary=binary)
     sebsfs.mounts.append(m)
     return m.start()
 

@@ -1,9 +1,10 @@
 /*
  * test_catalog.c - Check suite for src/builder/catalog.c.
  *
- * The "real" cases load a temp SEBS_ROOT built from SHARED_DATA (the suite's
- * real systems.json and benchmark config.json files) and assert facts read
- * off those files by hand, so a parser that drops a quirk fails here.  The
+ * The "real" cases load a temp SEBS_ROOT built from SEBS_DATA
+ * (tests/fixtures/sebs-data: copies of SeBS's real systems.json and benchmark
+ * config.json files) and assert facts read off those files by hand, so a
+ * parser that drops a quirk fails here.  The
  * "malformed" cases build small trees by hand.  Warnings are captured through
  * log_set_backend() so skipped entries can be checked for a message naming
  * the offending file.
@@ -85,16 +86,16 @@ static void copy_to_rel(const char *src, const char *rel)
 	free(data);
 }
 
-/* Copies SHARED_DATA into tmpdir laid out as a SEBS_ROOT. */
+/* Copies SEBS_DATA into tmpdir laid out as a SEBS_ROOT. */
 static void copy_real_tree(void)
 {
-	const char *bdir = SHARED_DATA "/benchmarks";
+	const char *bdir = SEBS_DATA "/benchmarks";
 	char src[2048], rel[2048], gpath[1024];
 	struct dirent *g, *b;
 	DIR *gd, *bd;
 	int count = 0;
 
-	copy_to_rel(SHARED_DATA "/systems.json", "configs/systems.json");
+	copy_to_rel(SEBS_DATA "/systems.json", "configs/systems.json");
 	gd = opendir(bdir);
 	ck_assert_ptr_nonnull(gd);
 	while ((g = readdir(gd))) {

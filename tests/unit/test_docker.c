@@ -4,8 +4,10 @@
  * Two halves.  "streams", "auth" and "client" need no daemon: the decoders
  * are fed captured bytes at every split point, registry credentials come from
  * a temporary DOCKER_CONFIG, and connection errors use endpoints that cannot
- * answer.  "dockerd" talks to the real daemon on /var/run/docker.sock (or
- * DOCKER_HOST) and fails, never skips, when it is absent: CI provides one.
+ * answer.  "dockerd" (tagged "dockerd"; meson runs it as the "docker-daemon"
+ * test of the "docker" suite) talks to the real daemon on
+ * /var/run/docker.sock (or DOCKER_HOST) and fails, never skips, when it is
+ * absent: CI provides one.
  * Its unchecked fixture runs once in the parent process: it imports a tiny
  * busybox image (made from /bin/busybox with a hand-written ustar archive,
  * via `docker import`) and starts a loopback docker-registry for the push
@@ -1299,6 +1301,9 @@ static Suite *docker_suite(void)
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("dockerd");
+	/* meson runs this case alone in the "docker" suite (CK_INCLUDE_TAGS) and
+	 * the rest in "unit" (CK_EXCLUDE_TAGS): only the former needs a daemon. */
+	tcase_set_tags(tc, "dockerd");
 	tcase_add_unchecked_fixture(tc, setup_dockerd, teardown_dockerd);
 	tcase_add_test(tc, test_ping);
 	tcase_add_test(tc, test_inspect);

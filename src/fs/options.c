@@ -164,6 +164,25 @@ static int validate_root(struct sebsfs_options *opts, const char *given)
 	return 0;
 }
 
+#define MAX_SECONDS (7 * 24 * 3600)
+
+/* name=text as a whole number in [min, max] into *out; text NULL keeps *out. */
+static int parse_number(const char *name, const char *text, long min, long max,
+			const char *expected, unsigned *out)
+{
+	if (!text)
+		return 0;
+	char *end;
+	errno = 0;
+	long n = strtol(text, &end, 10);
+	if (errno || *end || end == text || n < min || n > max) {
+		fprintf(stderr, "sebsfs: %s=%s: expected %s\n", name, text, expected);
+		return -1;
+	}
+	*out = (unsigned)n;
+	return 0;
+}
+
 static int parse_values(struct raw_opts *raw, struct sebsfs_options *opts)
 {
 	opts->builder = strdup(raw->builder ? raw->builder : "auto");
@@ -182,34 +201,15 @@ static int parse_values(struct raw_opts *raw, struct sebsfs_options *opts)
 
 	long cores = sysconf(_SC_NPROCESSORS_ONLN);
 	opts->jobs = cores > 0 ? (unsigned)cores : 1;
-	if (raw->jobs) {
-		char *end;
-		errno = 0;
-		long n = strtol(raw->jobs, &end, 10);
-		if (errno || *end || end == raw->jobs || n < 1 || n > 1024)
-			return fail("jobs=%s%s: expected a number from 1 to 1024", raw->jobs, "");
-		opts->jobs = (unsigned)n;
-	}
 	opts->stat_builds = raw->stat_builds;
 	opts->build_timeout = DEFAULT_BUILD_TIMEOUT;
-	if (raw->build_timeout) {
-		char *end;
-		errno = 0;
-		long n = strtol(raw->build_timeout, &end, 10);
-		if (errno || *end || end == raw->build_timeout || n < 0 || n > 7 * 24 * 3600)
-			return fail("build_timeout=%s%s: expected seconds, from 0 (no limit) to 604800",
-				    raw->build_timeout, "");
-		opts->build_timeout = (unsigned)n;
-	}
 	opts->scrub = DEFAULT_SCRUB;
-	if (raw->scrub) {
-		char *end;
-		errno = 0;
-		long n = strtol(raw->scrub, &end, 10);
-		if (errno || *end || end == raw->scrub || n < 0 || n > 7 * 24 * 3600)
-			return fail("scrub=%s%s: expected seconds, from 0 (never) to 604800", raw->scrub, "");
-		opts->scrub = (unsigned)n;
-	}
+	if (parse_number("jobs", raw->jobs, 1, 1024, "a number from 1 to 1024", &opts->jobs) ||
+	    parse_number("build_timeout", raw->build_timeout, 0, MAX_SECONDS,
+			 "seconds, from 0 (no limit) to 604800", &opts->build_timeout) ||
+	    parse_number("scrub", raw->scrub, 0, MAX_SECONDS, "seconds, from 0 (never) to 604800",
+			 &opts->scrub))
+		return -1;
 	opts->verify = VERIFY_FIRST;
 	if (raw->verify && strcmp(raw->verify, "always") == 0)
 		opts->verify = VERIFY_ALWAYS;

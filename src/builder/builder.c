@@ -771,6 +771,17 @@ struct builder *builder_new(const struct catalog *cat, struct cache *cache,
 	return b;
 }
 
+/* Takes the jobs of a queue out of their records (they no longer run);
+ * caller holds b->lock.  Their waiters are told by fail_jobs. */
+static struct job *take_queue(struct builder *b, struct job **head, struct job **tail)
+{
+	struct job *jobs = *head;
+	*head = *tail = NULL;
+	for (struct job *j = jobs; j; j = j->next)
+		b->records[j->target].job = NULL;
+	return jobs;
+}
+
 static void fail_jobs(struct job *job)
 {
 	struct builder_result res = { .status = -EIO, .fd = -1 };
@@ -783,17 +794,16 @@ static void fail_jobs(struct job *job)
 	}
 }
 
-void builder_free(struct builder *b)
+void builder_stop(struct builder *b)
 {
-	if (!b)
-		return;
 	pthread_mutex_lock(&b->lock);
 	b->stopping = true;
-	struct job *queued = b->queue_head, *checks = b->check_head;
-	b->queue_head = b->queue_tail = b->check_head = b->check_tail = NULL;
+	struct job *queued = take_queue(b, &b->queue_head, &b->queue_tail);
+	struct job *checks = take_queue(b, &b->check_head, &b->check_tail);
 	pthread_cond_broadcast(&b->work);
 	/* running builds end their programs and Docker calls now; each worker
-	 * then removes its container and work folder and publishes nothing */
+	 * then removes its container and work folder, publishes nothing and
+	 * answers its waiters */
 	for (unsigned i = 0; i < b->n_workers; i++) {
 		struct worker *w = &b->workers[i];
 		uint64_t one = 1;
@@ -803,14 +813,21 @@ void builder_free(struct builder *b)
 			docker_cancel(w->client);
 	}
 	pthread_mutex_unlock(&b->lock);
+	fail_jobs(queued);
+	fail_jobs(checks);
+}
+
+void builder_free(struct builder *b)
+{
+	if (!b)
+		return;
+	builder_stop(b);
 	if (b->checker_started)
 		pthread_join(b->checker, NULL);
 	for (unsigned i = 0; i < b->n_workers; i++) {
 		pthread_join(b->workers[i].thread, NULL);
 		close(b->workers[i].cancel_fd);
 	}
-	fail_jobs(queued);
-	fail_jobs(checks);
 	size_t n_targets = b->cat->n_packages * TARGET_KINDS;
 	for (size_t i = 0; b->records && i < n_targets; i++) {
 		struct record *rec = &b->records[i];

@@ -94,8 +94,12 @@ typedef void (*builder_done_fn)(void *ctx, const struct builder_result *res);
  * workers: call after fork/daemonize.  NULL + *err on failure. */
 struct builder *builder_new(const struct catalog *cat, struct cache *cache,
 			    const struct builder_config *cfg, int *err);
-/* Stops taking work, cancels running build containers, waits for running
- * builds, fails queued waiters. */
+/* Stops taking work: new requests and queued ones are answered EIO, running
+ * builds are cancelled (their programs and containers stopped within
+ * seconds; their waiters answered EIO).  Returns at once; idempotent.  For
+ * a mount that went away while builds ran. */
+void builder_stop(struct builder *b);
+/* builder_stop, then waits for the workers and frees everything. */
 void builder_free(struct builder *b);
 
 /* Makes package id fresh, then calls done(ctx, res) exactly once: at once in

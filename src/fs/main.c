@@ -8,11 +8,14 @@
  * after fuse_daemonize() forks: neither survives a fork.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <time.h>
 
 #include "builder.h"
 #include "cache.h"
@@ -23,6 +26,123 @@
 #include "options.h"
 
 #define AUTO_PROBE_TIMEOUT_S 3L
+
+/* ---- the mount watcher ----------------------------------------------------
+ * A busy FUSE mount cannot be unmounted, and after `fusermount3 -u -z` the
+ * kernel keeps the connection until every pending request is answered:
+ * readers waiting for a build would keep it (and the build's programs) alive
+ * until the build ends.  So a thread notices that the mount point is gone from
+ * /proc/self/mountinfo (reading it never touches our own filesystem) and
+ * stops the builder: running builds are cancelled, waiters answered, and the
+ * kernel can then end the session. */
+#define WATCH_INTERVAL_S 1
+
+struct watcher {
+	char *mountpoint;        /* as mountinfo writes it (octal escapes undone) */
+	struct builder *builder;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	bool stop;               /* protected by lock */
+	bool started;
+};
+
+/* Undoes mountinfo's octal escapes (\040 for a space ...) in place. */
+static void unescape_octal(char *s)
+{
+	char *out = s;
+	for (char *in = s; *in; in++) {
+		if (in[0] == '\\' && in[1] >= '0' && in[1] <= '3' && in[2] >= '0' && in[2] <= '7' &&
+		    in[3] >= '0' && in[3] <= '7') {
+			*out++ = (char)((in[1] - '0') * 64 + (in[2] - '0') * 8 + (in[3] - '0'));
+			in += 3;
+		} else {
+			*out++ = *in;
+		}
+	}
+	*out = '\0';
+}
+
+/* Is a fuse filesystem mounted at mountpoint (per /proc/self/mountinfo)?
+ * -errno when mountinfo cannot be read. */
+static int fuse_mounted_at(const char *mountpoint)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	if (!f)
+		return -errno;
+	char *line = NULL;
+	size_t cap = 0;
+	int found = 0;
+	while (!found && getline(&line, &cap, f) > 0) {
+		/* id parent major:minor root mountpoint options ... - fstype source ... */
+		char *save = NULL, *field = strtok_r(line, " ", &save);
+		for (int i = 0; field && i < 4; i++)
+			field = strtok_r(NULL, " ", &save);
+		char *sep = field ? strstr(save, " - ") : NULL;
+		if (!field || !sep)
+			continue;
+		unescape_octal(field);
+		found = strcmp(field, mountpoint) == 0 && strncmp(sep + 3, "fuse", 4) == 0;
+	}
+	free(line);
+	fclose(f);
+	return found;
+}
+
+static void *watch_mount(void *arg)
+{
+	struct watcher *w = arg;
+	pthread_mutex_lock(&w->lock);
+	while (!w->stop) {
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += WATCH_INTERVAL_S;
+		pthread_cond_timedwait(&w->wake, &w->lock, &until);
+		if (w->stop)
+			break;
+		pthread_mutex_unlock(&w->lock);
+		int mounted = fuse_mounted_at(w->mountpoint);
+		pthread_mutex_lock(&w->lock);
+		if (mounted == 0) {
+			log_info("%s is no longer mounted: stopping the builds", w->mountpoint);
+			builder_stop(w->builder);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&w->lock);
+	return NULL;
+}
+
+static int watcher_start(struct watcher *w, const char *mountpoint, struct builder *b)
+{
+	memset(w, 0, sizeof(*w));
+	/* absolute already (fuse_parse_cmdline resolves it); never resolve it
+	 * here: that would stat our own mount before anyone serves it */
+	w->mountpoint = strdup(mountpoint);
+	w->builder = b;
+	if (!w->mountpoint)
+		return -ENOMEM;
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->wake, NULL);
+	int rc = -pthread_create(&w->thread, NULL, watch_mount, w);
+	w->started = rc == 0;
+	return rc;
+}
+
+static void watcher_stop(struct watcher *w)
+{
+	if (w->started) {
+		pthread_mutex_lock(&w->lock);
+		w->stop = true;
+		pthread_cond_signal(&w->wake);
+		pthread_mutex_unlock(&w->lock);
+		pthread_join(w->thread, NULL);
+		pthread_mutex_destroy(&w->lock);
+		pthread_cond_destroy(&w->wake);
+	}
+	free(w->mountpoint);
+	w->mountpoint = NULL;
+}
 
 static void syslog_backend(enum log_level level, const char *msg)
 {
@@ -141,7 +261,13 @@ int main(int argc, char *argv[])
 		 cat->root, cat->n_packages, opts.cmd.mountpoint, opts.cache_dir, opts.builder,
 		 installer_name(opts.installer), opts.jobs);
 
+	struct watcher watcher;
+	int wrc = watcher_start(&watcher, opts.cmd.mountpoint, builder);
+	if (wrc < 0)
+		log_warn("cannot watch %s: %s; a lazy unmount will wait for running builds",
+			 opts.cmd.mountpoint, strerror(-wrc));
 	status = run_loop(se, &opts) == 0 ? 0 : 1;
+	watcher_stop(&watcher);
 
 	builder_free(builder);
 out_cache:

@@ -71,7 +71,8 @@ class Mount:
 
     def stop(self):
         """Unmounts and ends the process; returns the problems seen so far
-        (sanitizer reports, a process that would not exit)."""
+        (sanitizer reports, a process that would not exit or that died from a
+        signal before this stopped it, i.e. crashed)."""
         problems = self.problems
         if self.proc is None:
             return problems
@@ -79,7 +80,14 @@ class Mount:
             subprocess.run(["fusermount3", "-u", "-z", str(self.mnt)],
                            capture_output=True, timeout=30)
         try:
-            self.proc.wait(timeout=5)
+            rc = self.proc.wait(timeout=5)
+            if rc < 0:
+                try:
+                    name = signal.Signals(-rc).name
+                except ValueError:
+                    name = f"signal {-rc}"
+                problems.append(f"sebsfs died from {name} (nothing here signalled it):\n"
+                                f"argv: {self.argv}\n{self.stderr()[-4000:]}")
         except subprocess.TimeoutExpired:
             self.proc.send_signal(signal.SIGTERM)
             try:

@@ -37,6 +37,7 @@ class Mount:
         self.env = offline_env(tmp_path)
         self.problems = []
         self.proc = None
+        self.signalled = None
 
     @property
     def argv(self):
@@ -69,6 +70,12 @@ class Mount:
             time.sleep(0.02)
         return self
 
+    def signal(self, sig):
+        """Sends sig to sebsfs on purpose (a test of what survives a kill):
+        dying from it is then no crash."""
+        self.signalled = sig
+        self.proc.send_signal(sig)
+
     def stop(self):
         """Unmounts and ends the process; returns the problems seen so far
         (sanitizer reports, a process that would not exit or that died from a
@@ -81,7 +88,7 @@ class Mount:
                            capture_output=True, timeout=30)
         try:
             rc = self.proc.wait(timeout=5)
-            if rc < 0:
+            if rc < 0 and -rc != self.signalled:
                 try:
                     name = signal.Signals(-rc).name
                 except ValueError:

@@ -100,7 +100,7 @@ def test_killed_build_log_says_interrupted(sebsfs, suite, tmp_path):
     try:
         assert wait_for(lambda: pid_file.exists() and "init started" in log.read_text(), 60), \
             m.stderr()
-        m.proc.send_signal(signal.SIGKILL)
+        m.signal(signal.SIGKILL)
         m.proc.wait(timeout=10)
         reader.join(timeout=10)
         assert not reader.is_alive()

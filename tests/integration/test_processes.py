@@ -55,7 +55,7 @@ def test_kill9_of_sebsfs_kills_init_sh_and_its_children(sebsfs, suite, tmp_path)
         assert pgid != os.getpgrp(), "init.sh must run in a process group of its own"
         assert group_alive(pgid) and alive(sleep_pid)
 
-        m.proc.send_signal(signal.SIGKILL)
+        m.signal(signal.SIGKILL)
         m.proc.wait(timeout=10)
         gone = wait_for(lambda: not group_alive(pgid), 5)
         assert gone, f"process group {pgid} of init.sh still alive 5 s after kill -9 of sebsfs"

@@ -183,6 +183,18 @@ static int parse_number(const char *name, const char *text, long min, long max,
 	return 0;
 }
 
+/* A mount point libfuse would refuse gets sebsfs's own one-line error
+ * (libfuse's says "fuse: bad mount point"). */
+static int validate_mountpoint(const char *mnt)
+{
+	struct stat st;
+	if (stat(mnt, &st) < 0)
+		return fail("mount point %s: %s", mnt, strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return fail("mount point %s: %s", mnt, "not a directory");
+	return 0;
+}
+
 static int parse_values(struct raw_opts *raw, struct sebsfs_options *opts)
 {
 	opts->builder = strdup(raw->builder ? raw->builder : "auto");
@@ -272,6 +284,8 @@ int options_parse(int argc, char *argv[], struct fuse_args *args, struct sebsfs_
 		rc = validate_root(opts, root);
 		if (rc == 0)
 			rc = parse_values(&raw, opts);
+		if (rc == 0)
+			rc = validate_mountpoint(mnt);
 		if (rc == 0 && fuse_opt_add_arg(args, mnt) < 0)
 			rc = fail("%s%s", "out of memory", "");
 		if (rc == 0 && fuse_parse_cmdline(args, &opts->cmd) != 0)

@@ -64,6 +64,16 @@ def test_missing_mountpoint_argument(tmp_path):
     assert r.stderr.strip()
 
 
+def test_missing_or_bad_mountpoint(tmp_path):
+    missing = tmp_path / "no-such-mnt"
+    r = run_sebsfs(tmp_path, "-f", "-o", f"cache={tmp_path / 'cache'}", SUITE_SOURCE, missing)
+    one_line_error(r, "mount point", str(missing), "No such file or directory")
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x\n")
+    r = run_sebsfs(tmp_path, "-f", "-o", f"cache={tmp_path / 'cache'}", SUITE_SOURCE, a_file)
+    one_line_error(r, "mount point", str(a_file), "not a directory")
+
+
 def test_unreadable_cache_dir_is_an_error(tmp_path):
     blocker = tmp_path / "blocker"
     blocker.write_text("a file where the cache folder should be\n")

@@ -197,8 +197,10 @@ static char *describe_changes(const char *old_json, const char *new_json)
 		snprintf(buf, sizeof(buf), "(the input lists cannot be compared)");
 		goto out;
 	}
-	if (strcmp(a.identity, b.identity) != 0)
-		snprintf(buf, sizeof(buf), "the builder identity (%s)", b.identity), shown++;
+	if (strcmp(a.identity, b.identity) != 0) {
+		snprintf(buf, sizeof(buf), "the builder identity (%s)", b.identity);
+		shown++;
+	}
 	while (i < a.n_files || j < b.n_files) {
 		int c = i == a.n_files ? 1 : j == b.n_files ? -1
 			: strcmp(a.files[i].path, b.files[j].path);

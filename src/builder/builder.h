@@ -31,7 +31,7 @@
  * folder.  A waiter may leave before its build ends (builder_forget_waiter,
  * for interrupted requests); the build goes on for the cache.
  *
- * Locking: b->lock protects the records' job/state fields and the queue; it
+ * Locking: b->lock protects the records' job/state fields and the queues; it
  * is never held across a build, a program, SQLite, a Docker call or a
  * callback.  A record's check_lock serialises freshness checks of that one
  * package (it guards the stat cache manifest), so it is held across the stat

@@ -182,33 +182,56 @@ static int resolve_inside(const char *at, const char *shown, const char *link,
 }
 
 /* The WALK_KEEP rule for the link at (physical) with target text link, in a
- * folder depth levels below the root. */
+ * folder depth levels below the root.  The lexical test alone trusts that
+ * "x/.." undoes "x", which is false when x is itself a link ("self/../y"
+ * with self -> "." climbs out), so the target is then followed the way the
+ * kernel would, one name at a time, and every folder it passes through must
+ * lie inside the root: outside it, the names are those of whatever machine
+ * unpacks the package, even when the path comes back in by name or its
+ * last name is missing here (a dangling link stops at its first missing
+ * name, which is fine inside the root). */
 static int keep_inside(struct walker *w, const char *at, const char *shown, const char *link,
 		       int depth)
 {
 	if (!stays_inside(depth, link))
 		return set_err(w->errmsg, -EPERM, "symlink %s -> %s points outside %s", shown, link,
 			       w->label);
-	struct stat st;
-	if (stat(at, &st) < 0) {
-		if (errno == ELOOP)
-			return set_err(w->errmsg, -ELOOP, "symlink %s -> %s: a loop of symlinks",
-				       shown, link);
-		if (errno == ENOENT || errno == ENOTDIR)
-			return 0; /* dangling, but pointing into the tree */
-		return set_err(w->errmsg, -errno, "cannot resolve symlink %s -> %s: %s", shown, link,
-			       strerror(errno));
+	const char *slash = strrchr(at, '/');
+	char *cur = strndup(at, slash > at ? (size_t)(slash - at) : 1);
+	int rc = cur ? 0 : set_err(w->errmsg, -ENOMEM, "out of memory");
+	for (const char *p = link; rc == 0 && *p;) {
+		size_t len = strcspn(p, "/");
+		if (len == 2 && p[0] == '.' && p[1] == '.') {
+			char *up = strrchr(cur, '/');
+			up[up == cur ? 1 : 0] = '\0';
+		} else if (len > 0 && !(len == 1 && p[0] == '.')) {
+			char *next = str_printf("%s/%.*s", strcmp(cur, "/") ? cur : "", (int)len, p);
+			char *res = next ? realpath(next, NULL) : NULL;
+			int err = errno;
+			free(next);
+			if (!next)
+				rc = set_err(w->errmsg, -ENOMEM, "out of memory");
+			else if (!res && (err == ENOENT || err == ENOTDIR))
+				break; /* dangling from here on, but inside so far */
+			else if (!res && err == ELOOP)
+				rc = set_err(w->errmsg, -ELOOP, "symlink %s -> %s: a loop of symlinks",
+					     shown, link);
+			else if (!res)
+				rc = set_err(w->errmsg, -err, "cannot resolve symlink %s -> %s: %s",
+					     shown, link, strerror(err));
+			if (!res)
+				break;
+			free(cur);
+			cur = res;
+		}
+		p += len;
+		while (*p == '/')
+			p++;
+		if (!inside(cur, w->root_real))
+			rc = set_err(w->errmsg, -EPERM, "symlink %s -> %s points outside %s (it %s %s)",
+				     shown, link, w->label, *p ? "passes through" : "resolves to", cur);
 	}
-	/* Lexically inside, but other links on the way may still lead out. */
-	char *res = realpath(at, NULL);
-	if (!res)
-		return set_err(w->errmsg, -errno, "cannot resolve symlink %s -> %s: %s", shown, link,
-			       strerror(errno));
-	int rc = 0;
-	if (!inside(res, w->root_real))
-		rc = set_err(w->errmsg, -EPERM, "symlink %s -> %s points outside %s (it resolves to %s)",
-			     shown, link, w->label, res);
-	free(res);
+	free(cur);
 	return rc;
 }
 

@@ -1422,6 +1422,16 @@ START_TEST(walk_refuses_links_leading_out)
 	ck_assert_int_eq(symlink("self/..", tp("t/up")), 0);
 	assert_refused("t", WALK_KEEP, -EPERM, "symlink T/up -> self/.. points outside T (it resolves to ");
 	ck_assert_int_eq(unlink(tp("t/up")), 0);
+	/* ...also when its last name is missing (found by tests/fuzz/fuzz_paths.c)
+	 * or it comes back in by name: unpacked elsewhere, both lead out */
+	ck_assert_int_eq(symlink("self/../missing", tp("t/up")), 0);
+	assert_refused("t", WALK_KEEP, -EPERM,
+		       "symlink T/up -> self/../missing points outside T (it passes through ");
+	ck_assert_int_eq(unlink(tp("t/up")), 0);
+	ck_assert_int_eq(symlink("self/../t/sub/f", tp("t/up")), 0);
+	assert_refused("t", WALK_KEEP, -EPERM,
+		       "symlink T/up -> self/../t/sub/f points outside T (it passes through ");
+	ck_assert_int_eq(unlink(tp("t/up")), 0);
 	/* ...and one that climbs back in is fine */
 	ck_assert_int_eq(symlink("../sub/../self", tp("t/sub/back")), 0);
 	ck_assert_int_eq(walk_seen("t", WALK_KEEP, NULL, &s, &err), 0);

@@ -1377,35 +1377,17 @@ static json_t *find_auth_entry(json_t *auths, const char *registry)
 	return NULL;
 }
 
-int docker_registry_auth(const char *registry, char **auth, char **errmsg)
+int docker_registry_auth_parse(const char *text, size_t len, const char *path,
+			       const char *registry, char **auth, char **errmsg)
 {
-	const char *dir = getenv("DOCKER_CONFIG");
-	const char *home = getenv("HOME");
-	char *path = NULL, *text = NULL, *userpass = NULL, *user = NULL, *dumped = NULL;
+	char *userpass = NULL, *user = NULL, *dumped = NULL;
 	const char *pass = NULL;
 	json_t *root = NULL, *entry, *cred = NULL;
 	json_error_t jerr;
 	int rc;
 
 	*auth = NULL;
-	if (dir && *dir)
-		path = path_join(dir, "config.json");
-	else if (home && *home)
-		path = str_printf("%s/.docker/config.json", home);
-	else {
-		set_err(errmsg, "registry auth %s: neither DOCKER_CONFIG nor HOME is set", registry);
-		return -ENOENT;
-	}
-	if (!path) {
-		set_err(errmsg, "registry auth %s: out of memory", registry);
-		return -ENOMEM;
-	}
-	rc = read_file(path, &text, NULL);
-	if (rc != 0) {
-		set_err(errmsg, "%s: %s", path, strerror(-rc));
-		goto out;
-	}
-	root = json_loads(text, 0, &jerr);
+	root = json_loadb(text, len, 0, &jerr);
 	if (!json_is_object(root)) {
 		rc = -EPROTO;
 		set_err(errmsg, "%s:%d: %s", path, jerr.line, root ? "not an object" : jerr.text);
@@ -1467,6 +1449,37 @@ out:
 	if (dumped)
 		explicit_bzero(dumped, strlen(dumped));
 	free(dumped);
+	return rc;
+}
+
+int docker_registry_auth(const char *registry, char **auth, char **errmsg)
+{
+	const char *dir = getenv("DOCKER_CONFIG");
+	const char *home = getenv("HOME");
+	char *path = NULL, *text = NULL;
+	size_t len = 0;
+	int rc;
+
+	*auth = NULL;
+	if (dir && *dir)
+		path = path_join(dir, "config.json");
+	else if (home && *home)
+		path = str_printf("%s/.docker/config.json", home);
+	else {
+		set_err(errmsg, "registry auth %s: neither DOCKER_CONFIG nor HOME is set", registry);
+		return -ENOENT;
+	}
+	if (!path) {
+		set_err(errmsg, "registry auth %s: out of memory", registry);
+		return -ENOMEM;
+	}
+	rc = read_file(path, &text, &len);
+	if (rc != 0)
+		set_err(errmsg, "%s: %s", path, strerror(-rc));
+	else
+		rc = docker_registry_auth_parse(text, len, path, registry, auth, errmsg);
+	if (text)
+		explicit_bzero(text, len);
 	free(text);
 	free(path);
 	return rc;

@@ -30,4 +30,10 @@ int docker_base64_decode(const char *text, char **out, size_t *out_len);
  * "latest").  Both malloc'd. */
 int docker_split_ref(const char *ref, char **repo, char **tag);
 
+/* The parsing half of docker_registry_auth: text (len bytes, need not be
+ * NUL-terminated) is the content of a Docker config.json, path only names it
+ * in messages.  Same results and messages as docker_registry_auth. */
+int docker_registry_auth_parse(const char *text, size_t len, const char *path,
+			       const char *registry, char **auth, char **errmsg);
+
 #endif

@@ -229,6 +229,18 @@ static int add_runtimes(struct cat_platform *p, const char *sysfile, const char 
 			return -ENOMEM;
 		}
 		p->runtimes = nr;
+		/* A version "3.11-arm64" of the default architecture and "3.11" of
+		 * the other one name the same folder: the first one keeps it. */
+		size_t same = 0;
+		while (same < p->n_runtimes && strcmp(p->runtimes[same].dirname, rt.dirname) != 0)
+			same++;
+		if (same < p->n_runtimes) {
+			log_warn("%s: %s.languages.%s.base_images.%s.%s: folder %s is already taken by base_images.%s.%s, skipped",
+				 sysfile, p->name, lang, arch, version, rt.dirname,
+				 p->runtimes[same].arch, p->runtimes[same].version);
+			runtime_clear(&rt);
+			continue;
+		}
 		p->runtimes[p->n_runtimes++] = rt;
 	}
 	return 0;

@@ -1,8 +1,9 @@
 /*
  * replay.c - runs saved inputs through a fuzz target without libFuzzer.
  *
- * Usage: replay-<target> PATH...  Each PATH is an input file or a folder of
- * them (not recursive; dot files are skipped).  Every input goes through
+ * Usage: replay_<target> PATH...  Each PATH is an input file or a folder of
+ * them (not recursive; dot files are skipped); a PATH after the first may be
+ * missing (a target without saved crashers has no regressions folder).  Every input goes through
  * LLVMFuzzerTestOneInput once; a broken property aborts, as under libFuzzer.
  * Built with the normal compiler for the unit suite, so every run of the
  * tests replays the corpus and the regressions.
@@ -46,6 +47,11 @@ int main(int argc, char **argv)
 		size_t n = 0;
 		int rc;
 
+		if (!path_exists(argv[i]) && i > 1) {
+			/* regressions/<target>/ exists once a crasher was saved */
+			fprintf(stderr, "replay: %s: none\n", argv[i]);
+			continue;
+		}
 		if (!path_is_dir(argv[i])) {
 			if (replay_file(argv[i]) != 0)
 				return 1;

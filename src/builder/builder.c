@@ -695,6 +695,10 @@ static void run_build(struct worker *w, struct job *job)
 		.timeout = b->build_timeout, .package_fd = -1,
 	};
 	int rc = build_target(b, &ctx, &entry);
+	/* Before the waiters are answered, so that once a read returns, the
+	 * cache is within cache_max again; a pass costs milliseconds. */
+	if (rc == 0 && target_kind_of(target) == TARGET_ZIP)
+		trim_cache(b, target);
 	if (w->client)
 		docker_set_deadline(w->client, NULL);
 	if (ctx.log_fd >= 0)
@@ -731,9 +735,6 @@ static void run_build(struct worker *w, struct job *job)
 		close(ctx.package_fd);
 	free(document);
 	cache_entry_clear(&entry);
-	/* after the waiters are answered: they need not wait for evictions */
-	if (rc == 0 && target_kind_of(target) == TARGET_ZIP)
-		trim_cache(b, target);
 }
 
 /* The checker's verdict on one job: serve the good package it finds, or

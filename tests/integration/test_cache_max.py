@@ -5,6 +5,7 @@ that holds an evicted package open reads all of it."""
 import os
 import random
 import threading
+import time
 
 import pytest
 
@@ -124,12 +125,17 @@ def test_reads_during_evictions_are_whole(sebsfs):
         expected[z] = data
     failures = []
     rng = random.Random(8)
-    plans = [[rng.choice(pkgs) for _ in range(6)] for _ in range(3)]
+    # (package, pause between open and read): a pause lets builds of other
+    # readers evict the package while it is open and not yet read
+    plans = [[(rng.choice(pkgs), rng.uniform(0, 0.6)) for _ in range(6)] for _ in range(3)]
 
     def reader(plan):
-        for z in plan:
+        for z, pause in plan:
             try:
                 with open(z, "rb") as f:
+                    time.sleep(pause)
+                    # read from sebsfs, not from pages an earlier read left
+                    os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
                     got = f.read()
             except OSError as e:
                 failures.append(f"{z}: {e}")

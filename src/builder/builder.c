@@ -608,7 +608,7 @@ static void trim_cache(struct builder *b, size_t keep)
 	}
 	format_size(b->cache_max, limit, sizeof(limit));
 	const struct cache_lru_file *kept = NULL;
-	bool skipped_busy = false;
+	bool skipped_busy = false, failed = false;
 	for (size_t i = 0; i < n_files && total > b->cache_max; i++) {
 		const struct cache_lru_file *f = &files[i];
 		bool is_kept = false;
@@ -638,6 +638,7 @@ static void trim_cache(struct builder *b, size_t keep)
 				skipped_busy = true;
 			} else if (rc != -ESTALE) {
 				log_warn("cache_max: cannot evict %s: %s", name, strerror(-rc));
+				failed = true;
 			}
 		}
 	}
@@ -650,9 +651,10 @@ static void trim_cache(struct builder *b, size_t keep)
 			log_warn("%s alone is %s, more than cache_max %s: it is served and kept"
 				 " until a later build evicts it", name, size, limit);
 		} else {
-			log_warn("cache %s stays over cache_max %s: what is left is %s", have, limit,
-				 skipped_busy ? "being built or checked, or just built"
-					      : "the package just built");
+			log_warn("cache %s stays over cache_max %s:%s%s%s", have, limit,
+				 kept ? " the package just built is kept;" : "",
+				 skipped_busy ? " packages being built or checked are kept;" : "",
+				 failed ? " evictions failed (see above);" : "");
 		}
 	}
 out:

@@ -76,6 +76,7 @@ static void record_set_package(struct record *rec, const struct cache_entry *e)
 		snprintf(rec->input_hash, sizeof(rec->input_hash), "%s", e->input_hash ? e->input_hash : "");
 		rec->built_at = e->built_at;
 		rec->build_seconds = e->build_seconds;
+		rec->last_used_ms = rec->saved_used_ms = e->last_used_ms;
 	}
 	if (rec->has_package && rec->path) {
 		rec->shown_size = rec->size;
@@ -130,6 +131,54 @@ static void record_load(struct builder *b, size_t target)
 	rec->loaded = true;
 	pthread_mutex_unlock(&b->lock);
 	cache_entry_clear(&e);
+}
+
+/* Last use of a package, for LRU eviction.  Serving a package notes the
+ * time in its record, in memory; the cache row is written only when what it
+ * holds is more than USE_WRITE_BACK_MS older.  So a package opened in a tight
+ * loop costs one SQLite write a minute instead of one per open, and a sebsfs
+ * that dies uncleanly (kill -9) loses at most a minute of any package's
+ * ranking.  Every newer use is written back before each LRU pass (so
+ * eviction ranks by exact times) and in builder_free. */
+#define USE_WRITE_BACK_MS 60000
+
+/* Notes that rec's package is served now.  Returns the time to write back
+ * to the cache (write_back_use), or 0.  Caller holds b->lock. */
+static int64_t note_use_locked(struct record *rec)
+{
+	int64_t now = cache_now_ms();
+	if (now > rec->last_used_ms)
+		rec->last_used_ms = now;
+	if (rec->last_used_ms - rec->saved_used_ms < USE_WRITE_BACK_MS)
+		return 0;
+	rec->saved_used_ms = rec->last_used_ms;
+	return rec->last_used_ms;
+}
+
+/* Writes a noted use to the cache (no lock held; a failure is logged by the
+ * cache and costs only ranking). */
+static void write_back_use(struct builder *b, size_t target, int64_t used_ms)
+{
+	if (!used_ms)
+		return;
+	struct cache_key key;
+	target_key(b, target, &key);
+	cache_touch(b->cache, &key, used_ms);
+}
+
+/* Writes back every use not yet in the cache. */
+static void flush_uses(struct builder *b)
+{
+	size_t n_targets = b->cat->n_packages * TARGET_KINDS;
+	for (size_t t = 0; t < n_targets; t++) {
+		struct record *rec = &b->records[t];
+		pthread_mutex_lock(&b->lock);
+		int64_t used = 0;
+		if (rec->has_package && rec->last_used_ms > rec->saved_used_ms)
+			used = rec->saved_used_ms = rec->last_used_ms;
+		pthread_mutex_unlock(&b->lock);
+		write_back_use(b, t, used);
+	}
 }
 
 int target_check_inputs(struct builder *b, size_t target, char hash[SHA256_HEX_LEN + 1],
@@ -441,10 +490,183 @@ static bool needs_verify(const struct builder *b, const struct record *rec, enum
 	       (b->verify == VERIFY_ALWAYS || (b->verify == VERIFY_FIRST && !rec->verified));
 }
 
+/* ---- eviction: rm, and the least recently used beyond cache_max ---------- */
+
+/* Evicts the target's cached package, the way rm does: the cache row and
+ * (when no other row shares it) the file go, the record forgets the package
+ * but keeps the size it shows, so readers holding the file open read on.
+ * With sha256, only while the package is still that file (-ESTALE when it
+ * was rebuilt or evicted meanwhile) and no job builds or checks it (-EBUSY);
+ * *freed (may be NULL) gets the bytes unlinked.  *image (may be NULL) gets
+ * the image reference of an image target. */
+static int evict_target(struct builder *b, size_t target, const char *sha256, int64_t *freed,
+			char **image)
+{
+	struct record *rec = &b->records[target];
+	struct cache_key key;
+	target_key(b, target, &key);
+	pthread_mutex_lock(&rec->check_lock);
+	record_load(b, target);
+	pthread_mutex_lock(&b->lock);
+	bool busy = sha256 && rec->job;
+	if (image)
+		*image = rec->image ? strdup(rec->image) : NULL;
+	pthread_mutex_unlock(&b->lock);
+	int rc = busy ? -EBUSY : sha256 ? cache_evict_package(b->cache, &key, sha256, freed)
+				       : cache_evict(b->cache, &key);
+	if (rc == 0) {
+		pthread_mutex_lock(&b->lock);
+		record_forget_package(rec);
+		pthread_mutex_unlock(&b->lock);
+	}
+	pthread_mutex_unlock(&rec->check_lock);
+	return rc;
+}
+
+/* The zip target of a cache key, or SIZE_MAX when the tree has no such
+ * package (a row left from an older tree or another arch). */
+static size_t zip_target_of(const struct builder *b, const struct cache_key *key)
+{
+	if (strcmp(key->kind, kind_names[TARGET_ZIP]) != 0)
+		return SIZE_MAX;
+	for (size_t i = 0; i < b->cat->n_packages; i++) {
+		const struct cat_package *pkg = &b->cat->packages[i];
+		if (strcmp(pkg->benchmark->name, key->benchmark) == 0 &&
+		    strcmp(pkg->platform->name, key->platform) == 0 &&
+		    strcmp(pkg->runtime->language, key->language) == 0 &&
+		    strcmp(pkg->runtime->version, key->version) == 0 &&
+		    strcmp(pkg->runtime->arch, key->arch) == 0)
+			return target_of(i, TARGET_ZIP);
+	}
+	return SIZE_MAX;
+}
+
+/* "612 MiB", "40 KiB", "1.5 GiB", "900 B". */
+static void format_size(int64_t bytes, char *buf, size_t len)
+{
+	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	double v = (double)bytes;
+	size_t u = 0;
+	while (v >= 1024 && u + 1 < sizeof(units) / sizeof(units[0])) {
+		v /= 1024;
+		u++;
+	}
+	if (u == 0 || v == (double)(int64_t)v)
+		snprintf(buf, len, "%lld %s", (long long)v, units[u]);
+	else
+		snprintf(buf, len, "%.1f %s", v, units[u]);
+}
+
+/* Mount-relative name of a cached package for log lines. */
+static void package_name(const struct builder *b, size_t target, const struct cache_key *key,
+			 char *buf, size_t len)
+{
+	if (target != SIZE_MAX) {
+		const struct cat_package *pkg = &b->cat->packages[target_package(target)];
+		snprintf(buf, len, "%s/%s/%s.%s", pkg->platform->name, pkg->runtime->dirname,
+			 pkg->benchmark->name, key->kind);
+	} else {
+		snprintf(buf, len, "%s/%s-%s-%s/%s.%s (no longer in the tree)", key->platform,
+			 key->language, key->version, key->arch, key->benchmark, key->kind);
+	}
+}
+
+/* Whether a job builds or checks one of the targets of file f. */
+static bool file_busy(struct builder *b, const struct cache_lru_file *f)
+{
+	bool busy = false;
+	for (size_t k = 0; k < f->n_keys && !busy; k++) {
+		size_t t = zip_target_of(b, &f->keys[k]);
+		if (t == SIZE_MAX)
+			continue;
+		pthread_mutex_lock(&b->lock);
+		busy = b->records[t].job != NULL;
+		pthread_mutex_unlock(&b->lock);
+	}
+	return busy;
+}
+
+/* One LRU pass (see builder.h): writes back the uses noted in memory, then,
+ * with a cache_max, evicts the least recently used package files until the
+ * total is at most cache_max.  keep is the target just built (SIZE_MAX:
+ * none): its file is never evicted, nor one a job builds or checks. */
+static void trim_cache(struct builder *b, size_t keep)
+{
+	struct cache_lru_file *files = NULL;
+	size_t n_files = 0;
+	int64_t total = 0;
+	char have[32], limit[32], name[512];
+
+	pthread_mutex_lock(&b->trim_lock);
+	flush_uses(b);
+	if (!b->cache_max)
+		goto out;
+	int rc = cache_lru(b->cache, &files, &n_files, &total);
+	if (rc < 0) {
+		log_warn("cache_max: cannot list the cache: %s; nothing evicted", strerror(-rc));
+		goto out;
+	}
+	format_size(b->cache_max, limit, sizeof(limit));
+	const struct cache_lru_file *kept = NULL;
+	bool skipped_busy = false, failed = false;
+	for (size_t i = 0; i < n_files && total > b->cache_max; i++) {
+		const struct cache_lru_file *f = &files[i];
+		bool is_kept = false;
+		for (size_t k = 0; k < f->n_keys && keep != SIZE_MAX; k++)
+			is_kept = is_kept || zip_target_of(b, &f->keys[k]) == keep;
+		if (is_kept) {
+			kept = f;
+			continue;
+		}
+		if (file_busy(b, f)) {
+			skipped_busy = true;
+			continue;
+		}
+		for (size_t k = 0; k < f->n_keys; k++) {
+			const struct cache_key *key = &f->keys[k];
+			size_t t = zip_target_of(b, key);
+			int64_t freed = 0;
+			rc = t != SIZE_MAX ? evict_target(b, t, f->sha256, &freed, NULL)
+					   : cache_evict_package(b->cache, key, f->sha256, &freed);
+			package_name(b, t, key, name, sizeof(name));
+			if (rc == 0) {
+				format_size(total, have, sizeof(have));
+				log_info("evicted %s (least recently used, cache %s > cache_max %s)",
+					 name, have, limit);
+				total -= freed;
+			} else if (rc == -EBUSY) {
+				skipped_busy = true;
+			} else if (rc != -ESTALE) {
+				log_warn("cache_max: cannot evict %s: %s", name, strerror(-rc));
+				failed = true;
+			}
+		}
+	}
+	if (total > b->cache_max) {
+		format_size(total, have, sizeof(have));
+		if (kept && kept->size > b->cache_max) {
+			char size[32];
+			format_size(kept->size, size, sizeof(size));
+			package_name(b, keep, &kept->keys[0], name, sizeof(name));
+			log_warn("%s alone is %s, more than cache_max %s: it is served and kept"
+				 " until a later build evicts it", name, size, limit);
+		} else {
+			log_warn("cache %s stays over cache_max %s:%s%s%s", have, limit,
+				 kept ? " the package just built is kept;" : "",
+				 skipped_busy ? " packages being built or checked are kept;" : "",
+				 failed ? " evictions failed (see above);" : "");
+		}
+	}
+out:
+	pthread_mutex_unlock(&b->trim_lock);
+	cache_lru_free(files, n_files);
+}
+
 static void run_build(struct worker *w, struct job *job)
 {
 	struct builder *b = w->b;
-	struct record *rec = &b->records[job->target];
+	size_t target = job->target; /* the job is gone once its waiters are told */
+	struct record *rec = &b->records[target];
 	struct cache_entry entry;
 	struct timespec deadline;
 	uint64_t drained;
@@ -475,6 +697,10 @@ static void run_build(struct worker *w, struct job *job)
 		.timeout = b->build_timeout, .package_fd = -1,
 	};
 	int rc = build_target(b, &ctx, &entry);
+	/* Before the waiters are answered, so that once a read returns, the
+	 * cache is within cache_max again; a pass costs milliseconds. */
+	if (rc == 0 && target_kind_of(target) == TARGET_ZIP)
+		trim_cache(b, target);
 	if (w->client)
 		docker_set_deadline(w->client, NULL);
 	if (ctx.log_fd >= 0)
@@ -565,6 +791,7 @@ static void check_job(struct builder *b, struct job *job, struct docker *client)
 		fresh = rec->has_package && strcmp(rec->input_hash, hash) == 0;
 	if (fresh) {
 		char *document = kind == TARGET_IMAGE ? image_document(rec) : NULL;
+		int64_t used = kind == TARGET_ZIP ? note_use_locked(rec) : 0;
 		struct builder_result res = {
 			.status = (kind == TARGET_ZIP || document) ? 0 : -ENOMEM, .fd = fd,
 			.document = document,
@@ -575,6 +802,7 @@ static void check_job(struct builder *b, struct job *job, struct docker *client)
 		if (fd >= 0)
 			close(fd);
 		free(document);
+		write_back_use(b, target, used);
 	} else {
 		job->checking = false;
 		enqueue(&b->queue_head, &b->queue_tail, job);
@@ -730,6 +958,7 @@ struct builder *builder_new(const struct catalog *cat, struct cache *cache,
 		b->build_timeout = cfg->build_timeout;
 		b->verify = cfg->verify;
 		b->scrub_interval = cfg->scrub_interval;
+		b->cache_max = cfg->cache_max;
 		b->arch = strdup(cfg->arch);
 		b->installer_note = cfg->installer_note ? strdup(cfg->installer_note) : NULL;
 		b->repository = cfg->repository ? strdup(cfg->repository) : NULL;
@@ -738,6 +967,7 @@ struct builder *builder_new(const struct catalog *cat, struct cache *cache,
 		b->records = calloc(n_targets ? n_targets : 1, sizeof(*b->records));
 		b->workers = calloc(jobs, sizeof(*b->workers));
 		pthread_mutex_init(&b->lock, NULL);
+		pthread_mutex_init(&b->trim_lock, NULL);
 		pthread_cond_init(&b->work, NULL);
 		if (!b->arch || !b->images || !b->records || !b->workers ||
 		    (cfg->installer_note && !b->installer_note) ||
@@ -770,6 +1000,9 @@ struct builder *builder_new(const struct catalog *cat, struct cache *cache,
 		*err = rc;
 		return NULL;
 	}
+	/* a cache left over the limit (cache_max lowered since, or a crash
+	 * before a pass) is trimmed before anything is served */
+	trim_cache(b, SIZE_MAX);
 	return b;
 }
 
@@ -830,6 +1063,8 @@ void builder_free(struct builder *b)
 		pthread_join(b->workers[i].thread, NULL);
 		close(b->workers[i].cancel_fd);
 	}
+	if (b->records)
+		flush_uses(b);
 	size_t n_targets = b->cat->n_packages * TARGET_KINDS;
 	for (size_t i = 0; b->records && i < n_targets; i++) {
 		struct record *rec = &b->records[i];
@@ -839,6 +1074,7 @@ void builder_free(struct builder *b)
 		pthread_mutex_destroy(&rec->check_lock);
 	}
 	pthread_mutex_destroy(&b->lock);
+	pthread_mutex_destroy(&b->trim_lock);
 	pthread_cond_destroy(&b->work);
 	free(b->records);
 	free(b->workers);
@@ -861,9 +1097,11 @@ static void reply_now(builder_done_fn done, void *ctx, int status, int fd, const
 
 /* Replies at once with the record's good package built from hash.  Called
  * with b->lock held; releases it when it replied (returns true). */
-static bool reply_if_fresh(struct builder *b, struct record *rec, enum target_kind kind,
-			   const char *hash, builder_done_fn done, void *ctx)
+static bool reply_if_fresh(struct builder *b, size_t target, const char *hash,
+			   builder_done_fn done, void *ctx)
 {
+	struct record *rec = &b->records[target];
+	enum target_kind kind = target_kind_of(target);
 	if (kind == TARGET_IMAGE) {
 		if (!rec->has_package || strcmp(rec->input_hash, hash) != 0)
 			return false;
@@ -880,9 +1118,11 @@ static bool reply_if_fresh(struct builder *b, struct record *rec, enum target_ki
 	int64_t size = rec->size;
 	char sha256[SHA256_HEX_LEN + 1];
 	memcpy(sha256, rec->sha256, sizeof(sha256));
+	int64_t used = note_use_locked(rec);
 	pthread_mutex_unlock(&b->lock);
 	reply_now(done, ctx, 0, fd, NULL, size, sha256);
 	close(fd);
+	write_back_use(b, target, used);
 	return true;
 }
 
@@ -941,7 +1181,7 @@ void builder_ensure(struct builder *b, size_t id, enum target_kind kind, builder
 	bool matches = rc == 0 && rec->has_package && strcmp(rec->input_hash, hash) == 0;
 	bool verify = matches && needs_verify(b, rec, kind);
 	if (matches && current && image == IMAGE_KNOWN_PRESENT && !verify &&
-	    reply_if_fresh(b, rec, kind, hash, done, ctx)) {
+	    reply_if_fresh(b, target, hash, done, ctx)) {
 		free(w);
 		goto out;
 	}
@@ -1062,22 +1302,8 @@ const char *builder_log_path(struct builder *b, size_t id, enum target_kind kind
 void builder_evict(struct builder *b, size_t id, enum target_kind kind, builder_evicted_fn done,
 		   void *ctx)
 {
-	size_t target = target_of(id, kind);
-	struct record *rec = &b->records[target];
-	struct cache_key key;
-	target_key(b, target, &key);
-	pthread_mutex_lock(&rec->check_lock);
-	record_load(b, target);
-	pthread_mutex_lock(&b->lock);
-	char *image = rec->image ? strdup(rec->image) : NULL;
-	pthread_mutex_unlock(&b->lock);
-	int rc = cache_evict(b->cache, &key);
-	if (rc == 0) {
-		pthread_mutex_lock(&b->lock);
-		record_forget_package(rec);
-		pthread_mutex_unlock(&b->lock);
-	}
-	pthread_mutex_unlock(&rec->check_lock);
+	char *image = NULL;
+	int rc = evict_target(b, target_of(id, kind), NULL, NULL, &image);
 	struct untag *u = rc == 0 && image ? calloc(1, sizeof(*u)) : NULL;
 	if (u) {
 		*u = (struct untag){ .image = image, .done = done, .ctx = ctx };

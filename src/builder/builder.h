@@ -35,8 +35,20 @@
  * is never held across a build, a program, SQLite, a Docker call or a
  * callback.  A record's check_lock serialises freshness checks of that one
  * package (it guards the stat cache manifest), so it is held across the stat
- * walk, the first cache_get and an eviction, never across a build.  Lock
- * order: check_lock, then b->lock.
+ * walk, the first cache_get and an eviction, never across a build.  trim_lock
+ * serialises LRU passes.  Lock order: trim_lock, then check_lock, then
+ * b->lock.
+ *
+ * Size limit (cache_max): after each published package (and in builder_new,
+ * for a cache that is already over), the least recently used package files
+ * are evicted, the way builder_evict evicts, until the package files total
+ * at most cache_max bytes.  Never evicted: the package just built (also
+ * when it alone is bigger than cache_max: it is served, a warning is logged,
+ * and the next publish evicts it when it is then the least recently used),
+ * and any package a job builds or checks.  "Used" means served by an open;
+ * uses are noted in memory and written back to the cache now and then (see
+ * note_use_locked), and all of them before each pass and in builder_free.
+ * Function images take no local space and are never evicted for size.
  */
 #ifndef SEBSFS_BUILDER_H
 #define SEBSFS_BUILDER_H
@@ -70,6 +82,8 @@ struct builder_config {
 	enum verify_mode verify;
 	unsigned scrub_interval;     /* seconds between background re-hashes of the
 				      * packages served since start-up; 0: none */
+	int64_t cache_max;           /* bytes of package files to keep (LRU
+				      * eviction); 0: no limit */
 };
 
 enum package_state { PKG_ABSENT, PKG_FRESH, PKG_STALE, PKG_BUILDING, PKG_FAILED };

@@ -70,6 +70,10 @@ struct record {
 	char failed_hash[SHA256_HEX_LEN + 1];
 	struct job *job;
 	unsigned builds;
+	/* zip: when its package was last served (unix ms), and the value last
+	 * written to the cache row (see note_use_locked in builder.c) */
+	int64_t last_used_ms;
+	int64_t saved_used_ms;
 };
 
 /* A local image tag the checker removes (after an eviction: the unlink
@@ -101,6 +105,8 @@ struct builder {
 	unsigned build_timeout;
 	enum verify_mode verify;
 	unsigned scrub_interval;     /* seconds between scrub passes; 0: none */
+	int64_t cache_max;           /* bytes of package files to keep; 0: no limit */
+	pthread_mutex_t trim_lock;   /* one LRU pass at a time (trim_cache) */
 	pthread_mutex_t lock;
 	pthread_cond_t work;         /* signalled when a queue grows or on stop */
 	struct job *queue_head, *queue_tail; /* protected by lock: builds */

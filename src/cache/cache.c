@@ -53,7 +53,7 @@
 #include "log.h"
 
 /* Highest schema this code understands; bump with a migration step. */
-#define CACHE_SCHEMA_VERSION 2
+#define CACHE_SCHEMA_VERSION 3
 #define CACHE_BUSY_TIMEOUT_MS 10000
 #define PACKAGES_SUBDIR "packages"
 #define IMAGE_KIND "image"
@@ -90,6 +90,8 @@ struct cache {
 	sqlite3_stmt *st_delete;     /* protected by lock */
 	sqlite3_stmt *st_refs;       /* protected by lock */
 	sqlite3_stmt *st_clear_path; /* protected by lock */
+	sqlite3_stmt *st_touch;      /* protected by lock */
+	sqlite3_stmt *st_lru;        /* protected by lock */
 };
 
 /* The current schema, used as is for a fresh database.  Its column order is
@@ -119,6 +121,9 @@ static const char SCHEMA_CURRENT[] =
 	" digest TEXT,"               /* "registry/repo@sha256:...", NULL if not pushed */
 	" registry TEXT,"
 	" image_size INTEGER,"
+	/* v3: when the package was last served (unix ms), for LRU eviction;
+	 * NULL for image rows and rows without a package */
+	" last_used_ms INTEGER,"
 	" PRIMARY KEY (platform, language, version, arch, benchmark, kind)"
 	");"
 	/* Reference counting of shared package files queries by path. */
@@ -134,13 +139,20 @@ static const char MIGRATE_V1_TO_V2[] =
 	"ALTER TABLE packages ADD COLUMN registry TEXT;"
 	"ALTER TABLE packages ADD COLUMN image_size INTEGER;";
 
+/* A package served before v3 counts as last used when it was built. */
+static const char MIGRATE_V2_TO_V3[] =
+	"ALTER TABLE packages ADD COLUMN last_used_ms INTEGER;"
+	"UPDATE packages SET last_used_ms = built_at * 1000"
+	" WHERE path IS NOT NULL AND built_at IS NOT NULL AND kind <> '" IMAGE_KIND "';";
+
 static const char *const MIGRATIONS[CACHE_SCHEMA_VERSION] = {
 	[1] = MIGRATE_V1_TO_V2,
+	[2] = MIGRATE_V2_TO_V3,
 };
 
 #define PKG_COLS "input_hash, path, size, sha256, built_at, build_seconds, manifest," \
 		 " last_failed, last_error, failed_input_hash," \
-		 " image, image_id, digest, registry, image_size"
+		 " image, image_id, digest, registry, image_size, last_used_ms"
 #define KEY_WHERE "platform = ?1 AND language = ?2 AND version = ?3 AND arch = ?4" \
 		  " AND benchmark = ?5 AND kind = ?6"
 
@@ -149,26 +161,27 @@ static const char SQL_GET_PATH[] = "SELECT path FROM packages WHERE " KEY_WHERE;
 static const char SQL_UPSERT[] =
 	"INSERT INTO packages (platform, language, version, arch, benchmark, kind, " PKG_COLS ")"
 	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 0, NULL, NULL,"
-	" NULL, NULL, NULL, NULL, NULL)"
+	" NULL, NULL, NULL, NULL, NULL, ?14)"
 	" ON CONFLICT (platform, language, version, arch, benchmark, kind) DO UPDATE SET"
 	" input_hash = excluded.input_hash, path = excluded.path, size = excluded.size,"
 	" sha256 = excluded.sha256, built_at = excluded.built_at,"
 	" build_seconds = excluded.build_seconds, manifest = excluded.manifest,"
 	" last_failed = 0, last_error = NULL, failed_input_hash = NULL,"
-	" image = NULL, image_id = NULL, digest = NULL, registry = NULL, image_size = NULL";
+	" image = NULL, image_id = NULL, digest = NULL, registry = NULL, image_size = NULL,"
+	" last_used_ms = excluded.last_used_ms";
 /* ?7 input_hash, ?8 built_at, ?9 build_seconds, ?10 manifest, ?11 image,
  * ?12 image_id, ?13 digest, ?14 registry, ?15 image_size; no file columns. */
 static const char SQL_UPSERT_IMAGE[] =
 	"INSERT INTO packages (platform, language, version, arch, benchmark, kind, " PKG_COLS ")"
 	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, NULL, NULL, ?8, ?9, ?10, 0, NULL, NULL,"
-	" ?11, ?12, ?13, ?14, ?15)"
+	" ?11, ?12, ?13, ?14, ?15, NULL)"
 	" ON CONFLICT (platform, language, version, arch, benchmark, kind) DO UPDATE SET"
 	" input_hash = excluded.input_hash, path = NULL, size = NULL, sha256 = NULL,"
 	" built_at = excluded.built_at, build_seconds = excluded.build_seconds,"
 	" manifest = excluded.manifest,"
 	" last_failed = 0, last_error = NULL, failed_input_hash = NULL,"
 	" image = excluded.image, image_id = excluded.image_id, digest = excluded.digest,"
-	" registry = excluded.registry, image_size = excluded.image_size";
+	" registry = excluded.registry, image_size = excluded.image_size, last_used_ms = NULL";
 static const char SQL_FAIL[] =
 	"INSERT INTO packages (platform, language, version, arch, benchmark, kind,"
 	" last_failed, last_error, failed_input_hash)"
@@ -177,10 +190,23 @@ static const char SQL_FAIL[] =
 	" last_failed = 1, last_error = excluded.last_error,"
 	" failed_input_hash = excluded.failed_input_hash";
 static const char SQL_DELETE[] = "DELETE FROM packages WHERE " KEY_WHERE;
+/* Only ever moves forward: a late write of an older use must not make a
+ * package look less recently used than it is. */
+static const char SQL_TOUCH[] =
+	"UPDATE packages SET last_used_ms = ?7 WHERE " KEY_WHERE
+	" AND path IS NOT NULL AND (last_used_ms IS NULL OR last_used_ms < ?7)";
+/* Package files, least recently used first; the rows of one file (identical
+ * bytes built for several keys) are adjacent and share the latest use of any
+ * of them, since the file only goes when all of them go. */
+static const char SQL_LRU[] =
+	"SELECT platform, language, version, arch, benchmark, kind, sha256, size,"
+	" MAX(COALESCE(last_used_ms, built_at * 1000, 0)) OVER (PARTITION BY path) AS used"
+	" FROM packages WHERE path IS NOT NULL AND kind <> '" IMAGE_KIND "'"
+	" ORDER BY used, path, platform, language, version, arch, benchmark, kind";
 static const char SQL_REFS[] = "SELECT count(*) FROM packages WHERE path = ?1";
 static const char SQL_CLEAR_PATH[] =
 	"UPDATE packages SET input_hash = NULL, path = NULL, size = NULL, sha256 = NULL,"
-	" built_at = NULL, build_seconds = NULL, manifest = NULL"
+	" built_at = NULL, build_seconds = NULL, manifest = NULL, last_used_ms = NULL"
 	" WHERE path = ?1 AND kind <> '" IMAGE_KIND "'";
 
 /* Logs a SQLite failure with its message and maps it to -errno. */
@@ -261,16 +287,25 @@ static int refs_locked(struct cache *c, const char *rel_path)
 	return ret;
 }
 
-/* Unlinks a package file once no row references it.  Failures only cost
- * disk space until the next start-up sweep, so they are logged, not returned. */
-static void unlink_if_unreferenced_locked(struct cache *c, const char *rel_path)
+/* Unlinks a package file once no row references it; returns the bytes that
+ * freed (0 when the file stays or was not there).  Failures only cost disk
+ * space until the next start-up sweep, so they are logged, not returned. */
+static int64_t unlink_if_unreferenced_locked(struct cache *c, const char *rel_path)
 {
 	if (!rel_path || refs_locked(c, rel_path) != 0)
-		return;
+		return 0;
 	char *p = abs_path(c, rel_path);
-	if (p && unlink(p) < 0 && errno != ENOENT)
-		log_warn("cache: cannot remove %s: %s", p, strerror(errno));
+	struct stat st;
+	int64_t freed = 0;
+	if (p && lstat(p, &st) == 0)
+		freed = st.st_size;
+	if (p && unlink(p) < 0) {
+		if (errno != ENOENT)
+			log_warn("cache: cannot remove %s: %s", p, strerror(errno));
+		freed = 0;
+	}
 	free(p);
+	return freed;
 }
 
 /* Forgets the package of every row pointing at rel_path (its file is gone). */
@@ -325,6 +360,7 @@ static int get_locked(struct cache *c, const struct cache_key *key, struct cache
 	e.digest = dup_col(st, 12, &ret);
 	e.registry = dup_col(st, 13, &ret);
 	e.image_size = sqlite3_column_int64(st, 14);
+	e.last_used_ms = sqlite3_column_int64(st, 15);
 	if (ret)
 		goto out;
 	stmt_done(st);
@@ -353,6 +389,7 @@ static int get_locked(struct cache *c, const struct cache_key *key, struct cache
 			e.sha256[0] = '\0';
 			e.built_at = 0;
 			e.build_seconds = 0;
+			e.last_used_ms = 0;
 		} else {
 			e.has_package = true;
 		}
@@ -1077,7 +1114,9 @@ struct cache *cache_open(const char *dir, int *err)
 	    (ret = prepare(c, SQL_FAIL, &c->st_fail)) ||
 	    (ret = prepare(c, SQL_DELETE, &c->st_delete)) ||
 	    (ret = prepare(c, SQL_REFS, &c->st_refs)) ||
-	    (ret = prepare(c, SQL_CLEAR_PATH, &c->st_clear_path)))
+	    (ret = prepare(c, SQL_CLEAR_PATH, &c->st_clear_path)) ||
+	    (ret = prepare(c, SQL_TOUCH, &c->st_touch)) ||
+	    (ret = prepare(c, SQL_LRU, &c->st_lru)))
 		goto fail;
 
 	if ((ret = reset_dir(c->tmp_dir)) || (ret = reset_dir(c->work_dir)))
@@ -1112,6 +1151,8 @@ void cache_close(struct cache *c)
 	sqlite3_finalize(c->st_delete);
 	sqlite3_finalize(c->st_refs);
 	sqlite3_finalize(c->st_clear_path);
+	sqlite3_finalize(c->st_touch);
+	sqlite3_finalize(c->st_lru);
 	if (c->db) {
 		int rc = sqlite3_close(c->db);
 		if (rc != SQLITE_OK)
@@ -1281,7 +1322,7 @@ int cache_publish(struct cache *c, const struct cache_key *key, const char *tmp_
 {
 	char sha[SHA256_HEX_LEN + 1];
 	char *rel = NULL, *dst = NULL, *old_rel = NULL;
-	int64_t size = 0, built_at = (int64_t)time(NULL);
+	int64_t size = 0, built_at = (int64_t)time(NULL), used_ms = cache_now_ms();
 	bool locked = false, renamed = false;
 	int ret, rc;
 
@@ -1343,6 +1384,8 @@ int cache_publish(struct cache *c, const struct cache_key *key, const char *tmp_
 		rc = manifest ? sqlite3_bind_text(st, 13, manifest, -1, SQLITE_STATIC)
 			      : sqlite3_bind_null(st, 13);
 	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 14, used_ms);
+	if (rc == SQLITE_OK)
 		rc = sqlite3_step(st);
 	if (rc != SQLITE_DONE) {
 		ret = db_err(c->db, rc, "committing a published package");
@@ -1366,6 +1409,7 @@ int cache_publish(struct cache *c, const struct cache_key *key, const char *tmp_
 		memcpy(out->sha256, sha, sizeof(out->sha256));
 		out->built_at = built_at;
 		out->build_seconds = build_seconds;
+		out->last_used_ms = used_ms;
 		out->manifest = manifest ? strdup(manifest) : NULL;
 		if (!out->input_hash || (manifest && !out->manifest)) {
 			log_err("cache: out of memory after publishing %s", out->path);
@@ -1508,13 +1552,20 @@ int cache_record_failure(struct cache *c, const struct cache_key *key,
 	return ret;
 }
 
-int cache_evict(struct cache *c, const struct cache_key *key)
+/* Forgets key's row (only when its package file is still sha256, when that
+ * is given) and unlinks the file when no other row references it. */
+static int evict_locked(struct cache *c, const struct cache_key *key, const char *sha256,
+			int64_t *freed)
 {
-	if (!c || !key_ok(key))
-		return -EINVAL;
-	char *rel = NULL;
-	pthread_mutex_lock(&c->lock);
+	char *rel = NULL, *expected = NULL;
 	int ret = get_path_locked(c, key, &rel);
+	if (ret == 0 && sha256) {
+		expected = str_printf(PACKAGES_SUBDIR "/%s.%s", sha256, key->kind);
+		if (!expected)
+			ret = -ENOMEM;
+		else if (!rel || strcmp(rel, expected) != 0)
+			ret = -ESTALE;
+	}
 	if (ret == 0) {
 		sqlite3_stmt *st = c->st_delete;
 		int rc = bind_key(st, key);
@@ -1524,9 +1575,161 @@ int cache_evict(struct cache *c, const struct cache_key *key)
 			ret = db_err(c->db, rc, "evicting a package");
 		stmt_done(st);
 	}
-	if (ret == 0)
-		unlink_if_unreferenced_locked(c, rel);
-	pthread_mutex_unlock(&c->lock);
+	if (ret == 0) {
+		int64_t n = unlink_if_unreferenced_locked(c, rel);
+		if (freed)
+			*freed = n;
+	}
 	free(rel);
+	free(expected);
 	return ret;
+}
+
+int cache_evict(struct cache *c, const struct cache_key *key)
+{
+	if (!c || !key_ok(key))
+		return -EINVAL;
+	pthread_mutex_lock(&c->lock);
+	int ret = evict_locked(c, key, NULL, NULL);
+	pthread_mutex_unlock(&c->lock);
+	return ret;
+}
+
+int cache_evict_package(struct cache *c, const struct cache_key *key, const char *sha256,
+			int64_t *freed)
+{
+	if (freed)
+		*freed = 0;
+	if (!c || !key_ok(key) || is_image_kind(key) || !sha256 ||
+	    strlen(sha256) != SHA256_HEX_LEN || strchr(sha256, '/'))
+		return -EINVAL;
+	pthread_mutex_lock(&c->lock);
+	int ret = evict_locked(c, key, sha256, freed);
+	pthread_mutex_unlock(&c->lock);
+	return ret;
+}
+
+int64_t cache_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int cache_touch(struct cache *c, const struct cache_key *key, int64_t used_ms)
+{
+	if (!c || !key_ok(key))
+		return -EINVAL;
+	if (is_image_kind(key))
+		return 0; /* an image row has no local file to rank */
+	int ret = 0;
+	pthread_mutex_lock(&c->lock);
+	sqlite3_stmt *st = c->st_touch;
+	int rc = bind_key(st, key);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 7, used_ms);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE)
+		ret = db_err(c->db, rc, "recording when a package was used");
+	stmt_done(st);
+	pthread_mutex_unlock(&c->lock);
+	return ret;
+}
+
+static void lru_file_clear(struct cache_lru_file *f)
+{
+	for (size_t i = 0; i < f->n_keys; i++) {
+		struct cache_key *k = &f->keys[i];
+		free((char *)k->platform);
+		free((char *)k->language);
+		free((char *)k->version);
+		free((char *)k->arch);
+		free((char *)k->benchmark);
+		free((char *)k->kind);
+	}
+	free(f->keys);
+	memset(f, 0, sizeof(*f));
+}
+
+void cache_lru_free(struct cache_lru_file *files, size_t n)
+{
+	for (size_t i = 0; files && i < n; i++)
+		lru_file_clear(&files[i]);
+	free(files);
+}
+
+/* Appends the key of the current row of st to f; -ENOMEM on failure. */
+static int lru_add_key(struct cache_lru_file *f, sqlite3_stmt *st)
+{
+	struct cache_key *keys = realloc(f->keys, (f->n_keys + 1) * sizeof(*keys));
+	if (!keys)
+		return -ENOMEM;
+	f->keys = keys;
+	int ret = 0;
+	struct cache_key *k = &keys[f->n_keys++];
+	k->platform = dup_col(st, 0, &ret);
+	k->language = dup_col(st, 1, &ret);
+	k->version = dup_col(st, 2, &ret);
+	k->arch = dup_col(st, 3, &ret);
+	k->benchmark = dup_col(st, 4, &ret);
+	k->kind = dup_col(st, 5, &ret);
+	return ret;
+}
+
+int cache_lru(struct cache *c, struct cache_lru_file **files, size_t *n_files, int64_t *total)
+{
+	if (!c || !files || !n_files)
+		return -EINVAL;
+	struct cache_lru_file *list = NULL;
+	size_t n = 0, cap = 0;
+	int64_t sum = 0;
+	int ret = 0, rc;
+	*files = NULL;
+	*n_files = 0;
+	if (total)
+		*total = 0;
+
+	pthread_mutex_lock(&c->lock);
+	sqlite3_stmt *st = c->st_lru;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *sha = (const char *)sqlite3_column_text(st, 6);
+		if (!sha)
+			continue; /* a path without a digest is not a package sebsfs wrote */
+		if (n == 0 || strcmp(list[n - 1].sha256, sha) != 0) {
+			if (n == cap) {
+				size_t ncap = cap ? cap * 2 : 16;
+				struct cache_lru_file *l = realloc(list, ncap * sizeof(*l));
+				if (!l) {
+					ret = -ENOMEM;
+					break;
+				}
+				list = l;
+				cap = ncap;
+			}
+			struct cache_lru_file *f = &list[n++];
+			memset(f, 0, sizeof(*f));
+			snprintf(f->sha256, sizeof(f->sha256), "%s", sha);
+			f->size = sqlite3_column_int64(st, 7);
+			f->last_used_ms = sqlite3_column_int64(st, 8);
+			sum += f->size;
+		}
+		if ((ret = lru_add_key(&list[n - 1], st)))
+			break;
+	}
+	if (ret == 0 && rc != SQLITE_DONE)
+		ret = db_err(c->db, rc, "listing packages by last use");
+	stmt_done(st);
+	pthread_mutex_unlock(&c->lock);
+	if (ret) {
+		if (ret == -ENOMEM)
+			log_err("cache: out of memory listing packages by last use");
+		cache_lru_free(list, n);
+		return ret;
+	}
+	*files = list;
+	*n_files = n;
+	if (total)
+		*total = sum;
+	return 0;
 }

@@ -13,6 +13,12 @@
  *   DIR/logs/                build logs (one file per package key, see cache_log_path)
  *   DIR/work/                builder work folders; emptied by cache_open()
  *
+ * Size: what the cache holds locally is the package files under packages/
+ * (counted once per file, however many rows share it).  Image rows take no
+ * local space but their row: the image lives in Docker, and its JSON
+ * document is made from the row.  So cache_lru() and the LRU eviction built
+ * on it (-o cache_max, see builder.h) deal in package files only.
+ *
  * Publishing is crash-safe: the package is written under DIR/tmp, fsynced,
  * renamed into DIR/packages, the directory fsynced, and only then the row
  * commits.  A crash before the commit leaves an unreferenced file that
@@ -96,6 +102,9 @@ struct cache_entry {
 	char *digest;         /* pushed "registry/repo@sha256:...", or NULL */
 	char *registry;       /* registry pushed to, or NULL */
 	int64_t image_size;   /* bytes, as reported by the daemon */
+	/* zip rows with a package: when it was last served, unix ms, as last
+	 * recorded (cache_publish, cache_touch); 0 unknown */
+	int64_t last_used_ms;
 };
 
 /* Description of a built image for cache_publish_image().  image and
@@ -180,5 +189,39 @@ int cache_record_failure(struct cache *c, const struct cache_key *key,
  * references it (open file descriptors keep reading it).  An image row is
  * only deleted (the image itself is not touched).  Missing row: 0. */
 int cache_evict(struct cache *c, const struct cache_key *key);
+
+/* Like cache_evict, but only when key's package is still the file named
+ * sha256 (a zip row): -ESTALE, and nothing changes, when the row is gone or
+ * has another or no package (it was rebuilt or evicted meanwhile).  *freed
+ * (may be NULL) gets the bytes unlinked: the file's size, or 0 when another
+ * row still references it.  For LRU eviction, which decides from a listing
+ * (cache_lru) that may be out of date by the time it evicts. */
+int cache_evict_package(struct cache *c, const struct cache_key *key, const char *sha256,
+			int64_t *freed);
+
+/* Wall-clock time in unix milliseconds, the unit of last_used_ms. */
+int64_t cache_now_ms(void);
+
+/* Records that key's package was served at used_ms (unix ms).  The recorded
+ * value only moves forward; a key without a package, a missing row and an
+ * image row are no-ops (0).  One SQLite write: callers keep hot packages'
+ * uses in memory and write them back now and then (see builder.c). */
+int cache_touch(struct cache *c, const struct cache_key *key, int64_t used_ms);
+
+/* A package file and the rows that reference it (usually one). */
+struct cache_lru_file {
+	char sha256[SHA256_HEX_LEN + 1];
+	int64_t size;           /* bytes, as recorded */
+	int64_t last_used_ms;   /* the latest use of any of its rows (unix ms) */
+	size_t n_keys;
+	struct cache_key *keys; /* strings owned by the list */
+};
+
+/* Lists the package files of the cache, least recently used first (a row
+ * without a recorded use counts as used when it was built), and their total
+ * size in *total (may be NULL).  Image rows are not listed (no file).
+ * Release with cache_lru_free. */
+int cache_lru(struct cache *c, struct cache_lru_file **files, size_t *n_files, int64_t *total);
+void cache_lru_free(struct cache_lru_file *files, size_t n);
 
 #endif

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +42,64 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
+}
+
+/*
+ * Warnings about the tree are logged when they appear, not again by every
+ * later load of the same tree (the mount's tree watcher and every build load
+ * it): a load logs a warning unless the previous load to finish had the same
+ * one.  So a problem is one log line, and it is logged again once it was
+ * gone for a load.
+ */
+struct warn_set {
+	uint64_t *hashes;
+	size_t n, cap;
+};
+static pthread_mutex_t warn_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct warn_set warn_previous;       /* protected by warn_lock */
+static __thread struct warn_set *warn_current;
+
+static void tree_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void tree_warn(const char *fmt, ...)
+{
+	char msg[2048];
+	uint64_t h = 1469598103934665603ULL;
+	bool seen = false;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	for (const char *p = msg; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	struct warn_set *cur = warn_current;
+	if (cur && cur->n == cur->cap) {
+		size_t cap = cur->cap ? cur->cap * 2 : 16;
+		uint64_t *nh = realloc(cur->hashes, cap * sizeof(*nh));
+		if (nh) {
+			cur->hashes = nh;
+			cur->cap = cap;
+		}
+	}
+	if (cur && cur->n < cur->cap)
+		cur->hashes[cur->n++] = h;
+	pthread_mutex_lock(&warn_lock);
+	for (size_t i = 0; i < warn_previous.n && !seen; i++)
+		seen = warn_previous.hashes[i] == h;
+	pthread_mutex_unlock(&warn_lock);
+	if (!seen)
+		log_warn("%s", msg);
+}
+
+/* The load that set cur ended: its warnings are the ones not to repeat. */
+static void warn_load_done(struct warn_set *cur)
+{
+	pthread_mutex_lock(&warn_lock);
+	free(warn_previous.hashes);
+	warn_previous = *cur;
+	pthread_mutex_unlock(&warn_lock);
+	warn_current = NULL;
 }
 
 /* Names become path components of the mount, so they must be harmless and,
@@ -248,12 +307,12 @@ static int add_runtimes(struct cat_platform *p, const char *sysfile, const char 
 
 		/* the folder "<lang>-<version><suffix>" must fit in NAME_MAX */
 		if (!valid_name_max(version, NAME_MAX - strlen(lang) - 1 - strlen(suffix))) {
-			log_warn("%s: %s.languages.%s.base_images.%s: invalid version name \"%s\", skipped",
+			tree_warn("%s: %s.languages.%s.base_images.%s: invalid version name \"%s\", skipped",
 				 sysfile, p->name, lang, arch, printable(version, shown, sizeof(shown)));
 			continue;
 		}
 		if (!json_is_string(image)) {
-			log_warn("%s: %s.languages.%s.base_images.%s.%s: not a string, skipped",
+			tree_warn("%s: %s.languages.%s.base_images.%s.%s: not a string, skipped",
 				 sysfile, p->name, lang, arch, version);
 			continue;
 		}
@@ -302,7 +361,7 @@ static int load_platform(struct cat_platform *p, const char *sysfile, const json
 
 	snprintf(suffix, sizeof(suffix), "-%s", other_arch);
 	if (langs && !json_is_object(langs))
-		log_warn("%s: %s.languages is not an object, platform has no runtimes",
+		tree_warn("%s: %s.languages is not an object, platform has no runtimes",
 			 sysfile, p->name);
 	for (i = 0; i < sizeof(served_languages) / sizeof(served_languages[0]); i++) {
 		const char *lang = served_languages[i];
@@ -311,7 +370,7 @@ static int load_platform(struct cat_platform *p, const char *sysfile, const json
 		if (!lcfg)
 			continue;
 		if (!json_is_object(lcfg)) {
-			log_warn("%s: %s.languages.%s is not an object, skipped",
+			tree_warn("%s: %s.languages.%s is not an object, skipped",
 				 sysfile, p->name, lang);
 			continue;
 		}
@@ -351,12 +410,12 @@ static int load_platforms(struct catalog *cat, const char *sysfile)
 		if (!valid_name(key)) {
 			char shown[512];
 
-			log_warn("%s: invalid platform name \"%s\", skipped", sysfile,
+			tree_warn("%s: invalid platform name \"%s\", skipped", sysfile,
 				 printable(key, shown, sizeof(shown)));
 			continue;
 		}
 		if (!json_is_object(val)) {
-			log_warn("%s: platform \"%s\" is not an object, skipped", sysfile, key);
+			tree_warn("%s: platform \"%s\" is not an object, skipped", sysfile, key);
 			continue;
 		}
 		p = &cat->platforms[cat->n_platforms++];
@@ -400,7 +459,7 @@ static const char *language_of_entry(const char *cfgpath, size_t idx, const json
 	variants = json_object_get(entry, "variants");
 	if (json_is_array(variants) && !json_array_has_string(variants, "default")) {
 		/* a deliberate choice of the benchmark, not a mistake */
-		log_warn("%s: languages[%zu] (%s) has no \"default\" variant, ignored",
+		tree_warn("%s: languages[%zu] (%s) has no \"default\" variant, ignored",
 			 cfgpath, idx, lang);
 		return NULL;
 	}
@@ -474,13 +533,13 @@ static int load_benchmark(struct cat_benchmark *b, const char *group, const char
 		goto broken;
 	}
 	if (n_problems)
-		log_warn("%s: %s%s, ignored", cfgpath, first_problem,
+		tree_warn("%s: %s%s, ignored", cfgpath, first_problem,
 			 n_problems > 1 ? " (and more entries of the wrong type)" : "");
 
 	arr = json_object_get(cfg, "modules");
 	json_array_foreach(arr, i, v) {
 		if (!json_is_string(v)) {
-			log_warn("%s: modules[%zu] is not a string, ignored", cfgpath, i);
+			tree_warn("%s: modules[%zu] is not a string, ignored", cfgpath, i);
 			continue;
 		}
 		if (str_list_add_unique(&b->modules, &b->n_modules, json_string_value(v)) < 0)
@@ -489,7 +548,7 @@ static int load_benchmark(struct cat_benchmark *b, const char *group, const char
 	rc = 0;
 	goto out;
 broken:
-	log_warn("%s; benchmark not served", msg);
+	tree_warn("%s; benchmark not served", msg);
 	*reason = strdup(msg);
 	rc = *reason ? 1 : -ENOMEM;
 out:
@@ -548,13 +607,13 @@ static int add_benchmark(struct catalog *cat, size_t *cap, const char *group, co
 	int lr;
 
 	if (!valid_name_max(name, BENCHMARK_NAME_MAX)) {
-		log_warn("%s: invalid benchmark name (allowed: up to %zu of A-Z a-z 0-9 . _ + -), skipped",
+		tree_warn("%s: invalid benchmark name (allowed: up to %zu of A-Z a-z 0-9 . _ + -), skipped",
 			 printable(dir, shown, sizeof(shown)), (size_t)BENCHMARK_NAME_MAX);
 		return 0;
 	}
 	dup = benchmark_folder_of(cat, name);
 	if (dup) {
-		log_warn("%s: benchmark name already used by %s, skipped", dir, dup);
+		tree_warn("%s: benchmark name already used by %s, skipped", dir, dup);
 		return 0;
 	}
 	if (cat->n_benchmarks == *cap) {
@@ -591,7 +650,7 @@ static int load_benchmarks(struct catalog *cat, char *err, size_t errlen)
 		return -ENOMEM;
 	if (!path_is_dir(bdir)) {
 		/* A tree without benchmarks is odd but still has a valid catalog. */
-		log_warn("%s: not a directory, no benchmarks", bdir);
+		tree_warn("%s: not a directory, no benchmarks", bdir);
 		free(bdir);
 		return 0;
 	}
@@ -623,14 +682,14 @@ static int load_benchmarks(struct catalog *cat, char *err, size_t errlen)
 		/* a group's name is part of every path and message about its
 		 * benchmarks */
 		if (!valid_name(groups[g])) {
-			log_warn("%s: invalid group name (allowed: A-Z a-z 0-9 . _ + -), skipped",
+			tree_warn("%s: invalid group name (allowed: A-Z a-z 0-9 . _ + -), skipped",
 				 printable(gdir, shown, sizeof(shown)));
 			free(gdir);
 			continue;
 		}
 		rc = list_dir_sorted(gdir, &names, &n_names);
 		if (rc < 0) {
-			log_warn("%s: %s, group skipped", gdir, strerror(-rc));
+			tree_warn("%s: %s, group skipped", gdir, strerror(-rc));
 			free(gdir);
 			rc = 0;
 			continue;
@@ -702,8 +761,8 @@ static int build_packages(struct catalog *cat)
 
 /* ---- load ------------------------------------------------------------- */
 
-struct catalog *catalog_load(const char *root, const char *default_arch,
-			     char *err, size_t errlen)
+static struct catalog *load_tree(const char *root, const char *default_arch,
+				 char *err, size_t errlen)
 {
 	struct catalog *cat = NULL;
 	char *sysfile = NULL;
@@ -753,7 +812,7 @@ struct catalog *catalog_load(const char *root, const char *default_arch,
 
 	general = json_object_get(cat->systems, "general");
 	if (general && !json_is_object(general))
-		log_warn("%s: \"general\" is not an object, ignored", sysfile);
+		tree_warn("%s: \"general\" is not an object, ignored", sysfile);
 	cat->docker_repository = dup_json_string(general, "docker_repository");
 	cat->sebs_version = dup_json_string(general, "SeBS_version");
 	cat->previous_major_version = dup_json_string(general, "previous_major_version");
@@ -871,6 +930,18 @@ void catalog_stamp(const char *root, struct catalog_stamp *out)
 	if (bfd >= 0)
 		close(bfd);
 	close(rootfd);
+}
+
+struct catalog *catalog_load(const char *root, const char *default_arch,
+			     char *err, size_t errlen)
+{
+	struct warn_set mine = { 0 };
+	struct catalog *cat;
+
+	warn_current = &mine;
+	cat = load_tree(root, default_arch, err, errlen);
+	warn_load_done(&mine);
+	return cat;
 }
 
 /* ---- lookups ---------------------------------------------------------- */

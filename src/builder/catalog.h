@@ -113,7 +113,9 @@ struct catalog {
 					* when deployment.files is missing */
 };
 
-/* Loads SEBS_ROOT.  default_arch is "x64" or "arm64".  On failure returns NULL
+/* Loads SEBS_ROOT.  Warnings about the tree are logged once: a warning the
+ * previous load (of any thread) logged too is not repeated.  default_arch is
+ * "x64" or "arm64".  On failure returns NULL
  * and writes a one-line reason into err (size errlen), e.g.
  * "/x/configs/systems.json: line 3: '}' expected". */
 struct catalog *catalog_load(const char *root, const char *default_arch,

@@ -873,6 +873,36 @@ START_TEST(test_stamp_follows_changes)
 }
 END_TEST
 
+static int count_of(const char *hay, const char *needle)
+{
+	int n = 0;
+
+	for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle))
+		n++;
+	return n;
+}
+
+/* A tree loaded again and again (the mount's watcher, every build) logs
+ * each problem once, and again after it was gone for a load. */
+START_TEST(test_warnings_once)
+{
+	const char *msg = "2.bad/config.json: \"languages\" is not an array";
+
+	write_rel("configs/systems.json", mini_systems);
+	write_rel("benchmarks/1.g/1.ok/config.json", "{\"languages\": [\"python\"]}");
+	write_rel("benchmarks/1.g/2.bad/config.json", "{\"languages\": 5}");
+	for (int i = 0; i < 3; i++)
+		catalog_free(load_ok("x64"));
+	ck_assert_msg(count_of(logbuf, msg) == 1, "%s", logbuf);
+	write_rel("benchmarks/1.g/2.bad/config.json", "{\"languages\": []}");
+	catalog_free(load_ok("x64"));
+	write_rel("benchmarks/1.g/2.bad/config.json", "{\"languages\": 5}");
+	catalog_free(load_ok("x64"));
+	catalog_free(load_ok("x64"));
+	ck_assert_msg(count_of(logbuf, msg) == 2, "%s", logbuf);
+}
+END_TEST
+
 START_TEST(test_free_null)
 {
 	catalog_free(NULL);
@@ -910,6 +940,7 @@ static Suite *catalog_suite(void)
 	tcase_add_test(bad, test_odd_config_values);
 	tcase_add_test(bad, test_hostile_names);
 	tcase_add_test(bad, test_stamp_follows_changes);
+	tcase_add_test(bad, test_warnings_once);
 	tcase_add_test(bad, test_free_null);
 	suite_add_tcase(s, bad);
 	return s;

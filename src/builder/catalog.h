@@ -3,7 +3,8 @@
  *
  * catalog_load() parses configs/systems.json and every
  * benchmarks/<group>/<benchmark>/config.json (layout: ../shared/SEBS.md 1-3)
- * into an immutable snapshot: platforms, their runtimes, benchmarks, and the
+ * into an immutable snapshot (a mount reloads it when the tree changes, see
+ * catalog_stamp): platforms, their runtimes, benchmarks, and the
  * flat list of packages (platform x runtime x benchmark) that sebsfs serves.
  *
  * Rules:

@@ -23,8 +23,9 @@
  *    An eviction does not change the size shown (see builder_status), so a
  *    reader that still holds the evicted package keeps reading all of it.
  *
- * Timeouts: the tree never changes during a mount, so entries and directory
- * attributes are cached long.  A package's size is the last good build's
+ * Timeouts: the tree changes only when the SeBS tree does, and then the
+ * watcher tells the kernel which entries left (see fs.h), so entries and
+ * directory attributes are cached long.  A package's size is the last good build's
  * size; while none exists it is 0 with a zero attribute timeout, so the first
  * open that builds it is followed by a fresh getattr.
  */

@@ -3,8 +3,10 @@ contained with one log line naming the file (odd bytes escaped), and the rest
 of the tree is still served, at mount time and when they appear while
 mounted."""
 
+import json
 import os
 import shutil
+import time
 
 import pytest
 
@@ -65,7 +67,7 @@ def check_tree(m, suite):
     for name in BROKEN:
         assert f"{name}.log" in folder, name
         assert f"{name}.zip" not in folder, name
-    for raw, shown in SKIPPED.items():
+    for shown in SKIPPED.values():
         assert not any(shown[:8] in f for f in folder), shown
     assert not any(f.startswith("401.x") for f in os.listdir(m.path("gcp", "nodejs-20")))
     assert {f"{DYNAMIC_HTML}.zip", f"{COMPRESSION}.zip"} <= folder
@@ -91,8 +93,9 @@ def check_tree(m, suite):
 
 def check_log(m):
     err = m.stderr()
-    for raw, shown in SKIPPED.items():
-        lines = [line for line in err.splitlines() if f"300.utilities/{shown}: invalid benchmark name" in line]
+    for shown in SKIPPED.values():
+        lines = [line for line in err.splitlines()
+                 if f"300.utilities/{shown}: invalid benchmark name" in line]
         assert len(lines) == 1, (shown, err)
     assert len([line for line in err.splitlines()
                 if "400.bad\\x0agroup: invalid group name" in line]) == 1, err
@@ -108,8 +111,7 @@ def test_hostile_tree_at_mount_time(sebsfs, suite):
     plant(suite)
     m = sebsfs()
     check_tree(m, suite)
-    # the watcher's reloads do not repeat the warnings
-    wait_for(lambda: False, 3.0)
+    time.sleep(3)  # the watcher's reloads in the meantime must not repeat the warnings
     check_log(m)
 
 
@@ -122,7 +124,7 @@ def test_hostile_tree_appearing_while_mounted(mount, suite):
     assert wait_for(lambda: f"{LONGEST}.zip" in os.listdir(mount.path("azure", "python-3.10")),
                     TREE_DELAY)
     check_tree(mount, suite)
-    wait_for(lambda: False, 3.0)
+    time.sleep(3)  # the watcher's reloads in the meantime must not repeat the warnings
     check_log(mount)
     assert read(z) == data and builds(z) == 1
 
@@ -130,7 +132,6 @@ def test_hostile_tree_appearing_while_mounted(mount, suite):
 @pytest.mark.parametrize("name", ["..", "."])
 def test_dot_names_in_systems_json(sebsfs, suite, name):
     """Platform and version keys that would be path tricks are skipped."""
-    import json
     sysfile = suite / "configs" / "systems.json"
     data = json.loads(sysfile.read_text())
     data[name] = data["local"]

@@ -4,6 +4,7 @@
  */
 #include "builder_int.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -43,15 +44,56 @@ static size_t target_of(size_t id, enum target_kind kind)
 	return id * TARGET_KINDS + kind;
 }
 
-void target_key(const struct builder *b, size_t target, struct cache_key *key)
+void target_key(struct builder *b, size_t target, struct cache_key *key)
 {
-	const struct cat_package *pkg = &b->cat->packages[target_package(target)];
-	key->platform = pkg->platform->name;
-	key->language = pkg->runtime->language;
-	key->version = pkg->runtime->version;
-	key->arch = pkg->runtime->arch;
-	key->benchmark = pkg->benchmark->name;
+	const struct package_key *k = &record_of(b, target)->key;
+	key->platform = k->platform;
+	key->language = k->language;
+	key->version = k->version;
+	key->arch = k->arch;
+	key->benchmark = k->benchmark;
 	key->kind = kind_names[target_kind_of(target)];
+}
+
+struct catalog_gen *catalog_acquire(struct builder *b)
+{
+	pthread_mutex_lock(&b->gen_lock);
+	struct catalog_gen *gen = b->gen;
+	gen->refs++;
+	pthread_mutex_unlock(&b->gen_lock);
+	return gen;
+}
+
+static void gen_unref_locked(struct catalog_gen *gen, struct catalog_gen **to_free)
+{
+	*to_free = --gen->refs == 0 ? gen : NULL;
+}
+
+static void gen_free(struct catalog_gen *gen)
+{
+	if (!gen)
+		return;
+	if (gen->owned)
+		catalog_free(gen->cat);
+	free(gen);
+}
+
+void catalog_release(struct builder *b, struct catalog_gen *gen)
+{
+	struct catalog_gen *dead;
+	pthread_mutex_lock(&b->gen_lock);
+	gen_unref_locked(gen, &dead);
+	pthread_mutex_unlock(&b->gen_lock);
+	gen_free(dead);
+}
+
+/* The package of the current tree that target's record names, or NULL when
+ * it is no longer in the tree. */
+static const struct cat_package *package_now(struct builder *b, const struct catalog *cat,
+					     size_t target)
+{
+	const struct package_key *k = &record_of(b, target)->key;
+	return catalog_package(cat, k->platform, k->runtime, k->benchmark);
 }
 
 static void replace_str(char **dst, const char *src)
@@ -108,7 +150,7 @@ static void record_forget_package(struct record *rec)
  * without b->lock (SQLite is not called under it). */
 static void record_load(struct builder *b, size_t target)
 {
-	struct record *rec = &b->records[target];
+	struct record *rec = record_of(b, target);
 	pthread_mutex_lock(&b->lock);
 	bool loaded = rec->loaded;
 	pthread_mutex_unlock(&b->lock);
@@ -169,9 +211,9 @@ static void write_back_use(struct builder *b, size_t target, int64_t used_ms)
 /* Writes back every use not yet in the cache. */
 static void flush_uses(struct builder *b)
 {
-	size_t n_targets = b->cat->n_packages * TARGET_KINDS;
+	size_t n_targets = atomic_load(&b->n_targets);
 	for (size_t t = 0; t < n_targets; t++) {
-		struct record *rec = &b->records[t];
+		struct record *rec = record_of(b, t);
 		pthread_mutex_lock(&b->lock);
 		int64_t used = 0;
 		if (rec->has_package && rec->last_used_ms > rec->saved_used_ms)
@@ -184,25 +226,35 @@ static void flush_uses(struct builder *b)
 int target_check_inputs(struct builder *b, size_t target, char hash[SHA256_HEX_LEN + 1],
 			char **manifest_json, bool *current, char **errmsg)
 {
-	const struct cat_package *pkg = &b->cat->packages[target_package(target)];
 	bool image = target_kind_of(target) == TARGET_IMAGE;
-	struct record *rec = &b->records[target];
+	struct record *rec = record_of(b, target);
+	const struct package_key *k = &rec->key;
+	/* the tree as it is now: the benchmark may have moved to another group,
+	 * or left the tree (a reader may still ask about its package) */
+	struct catalog_gen *gen = catalog_acquire(b);
+	const struct cat_package *pkg = package_now(b, gen->cat, target);
 	char *identity = NULL;
-	char *bench_dir = str_printf("benchmarks/%s/%s", pkg->benchmark->group, pkg->benchmark->name);
-	char *dockerfiles = image ? str_printf("dockerfiles/%s/%s", pkg->platform->name,
-					       pkg->runtime->language) : NULL;
-	int rc = image ? image_identity(b, pkg, &identity, current)
-		       : zip_identity(b, pkg, &identity, current);
+	char *bench_dir = pkg ? str_printf("benchmarks/%s/%s", pkg->benchmark->group,
+					   pkg->benchmark->name) : NULL;
+	char *dockerfiles = pkg && image ? str_printf("dockerfiles/%s/%s", k->platform,
+						      k->language) : NULL;
+	char *why = NULL;
+	int rc = !pkg ? -ENOENT
+		 : image ? image_identity(b, gen->cat, pkg, &identity, current)
+		 : zip_identity(b, gen->cat, pkg, &identity, current);
+	catalog_release(b, gen);
+	if (rc == -ENOENT)
+		why = str_printf("%s/%s/%s is no longer in the tree", k->platform, k->runtime,
+				 k->benchmark);
 	if (rc == 0 && (!bench_dir || (image && !dockerfiles)))
 		rc = -ENOMEM;
 	struct input_spec spec = {
-		.root = b->cat->root, .benchmark_dir = bench_dir,
-		.platform = pkg->platform->name, .language = pkg->runtime->language,
-		.version = pkg->runtime->version, .arch = pkg->runtime->arch,
+		.root = b->root, .benchmark_dir = bench_dir,
+		.platform = k->platform, .language = k->language,
+		.version = k->version, .arch = k->arch,
 		.identity = identity, .extra_dir = dockerfiles,
 	};
 	struct input_manifest fresh;
-	char *why = NULL;
 
 	pthread_mutex_lock(&rec->check_lock);
 	record_load(b, target);
@@ -219,9 +271,8 @@ int target_check_inputs(struct builder *b, size_t target, char hash[SHA256_HEX_L
 	pthread_mutex_unlock(&rec->check_lock);
 	if (rc < 0) {
 		char *line = str_printf("cannot read the inputs: %s", why ? why : strerror(-rc));
-		log_debug("%s/%s/%s.%s: %s", pkg->platform->name, pkg->runtime->dirname,
-			  pkg->benchmark->name, kind_names[target_kind_of(target)],
-			  line ? line : strerror(-rc));
+		log_debug("%s/%s/%s.%s: %s", k->platform, k->runtime, k->benchmark,
+			  kind_names[target_kind_of(target)], line ? line : strerror(-rc));
 		if (errmsg && !*errmsg)
 			*errmsg = line;
 		else
@@ -334,7 +385,7 @@ static int open_build_log(struct builder *b, size_t target)
 static int build_target(struct builder *b, struct build_ctx *ctx, struct cache_entry *out)
 {
 	struct job *job = ctx->job;
-	const struct cat_package *pkg = &b->cat->packages[target_package(job->target)];
+	const struct package_key *k = &record_of(b, job->target)->key;
 	enum target_kind kind = target_kind_of(job->target);
 	char *errmsg = NULL;
 	char catalog_err[512];
@@ -342,25 +393,24 @@ static int build_target(struct builder *b, struct build_ctx *ctx, struct cache_e
 	int rc;
 
 	if (job->input_error) {
-		build_log(ctx->log_fd, "building %s/%s/%s.%s", pkg->platform->name,
-			  pkg->runtime->dirname, pkg->benchmark->name, kind_names[kind]);
+		build_log(ctx->log_fd, "building %s/%s/%s.%s", k->platform, k->runtime, k->benchmark,
+			  kind_names[kind]);
 		rc = -EIO;
 		errmsg = strdup(job->input_error);
 		goto out;
 	}
 	/* Build from the tree as it is now, not as it was at mount time: an
 	 * edited systems.json must change what steps 4 and 5 add. */
-	now = catalog_load(b->cat->root, b->arch, catalog_err, sizeof(catalog_err));
+	now = catalog_load(b->root, b->arch, catalog_err, sizeof(catalog_err));
 	ctx->now = now;
-	ctx->now_pkg = now ? catalog_package(now, pkg->platform->name, pkg->runtime->dirname,
-					     pkg->benchmark->name) : NULL;
+	ctx->now_pkg = now ? catalog_package(now, k->platform, k->runtime, k->benchmark) : NULL;
 	if (!now) {
 		rc = -EINVAL;
 		errmsg = strdup(catalog_err);
 	} else if (!ctx->now_pkg) {
 		rc = -ENOENT;
 		errmsg = str_printf("%s/%s/%s is no longer in the tree (systems.json or config.json changed)",
-				    pkg->platform->name, pkg->runtime->dirname, pkg->benchmark->name);
+				    k->platform, k->runtime, k->benchmark);
 	} else if (kind == TARGET_IMAGE) {
 		rc = image_target_build(b, ctx, out, &errmsg);
 	} else {
@@ -378,8 +428,8 @@ out:
 			build_log(ctx->log_fd, "build failed: %s", why);
 			cache_record_failure(b->cache, &key, job->input_hash, why);
 		}
-		log_warn("build of %s/%s/%s.%s failed: %s", pkg->platform->name, pkg->runtime->dirname,
-			 pkg->benchmark->name, kind_names[kind], why);
+		log_warn("build of %s/%s/%s.%s failed: %s", k->platform, k->runtime, k->benchmark,
+			 kind_names[kind], why);
 	}
 	free(errmsg);
 	catalog_free(now);
@@ -437,7 +487,7 @@ static struct job *dequeue(struct job **head, struct job **tail)
  * are borrowed by the callbacks).  Caller holds b->lock; it is released. */
 static void finish_job_unlock(struct builder *b, struct job *job, struct builder_result *res)
 {
-	struct record *rec = &b->records[job->target];
+	struct record *rec = record_of(b, job->target);
 	struct waiter *w = job->waiters;
 	job->waiters = NULL;
 	rec->job = NULL;
@@ -502,7 +552,7 @@ static bool needs_verify(const struct builder *b, const struct record *rec, enum
 static int evict_target(struct builder *b, size_t target, const char *sha256, int64_t *freed,
 			char **image)
 {
-	struct record *rec = &b->records[target];
+	struct record *rec = record_of(b, target);
 	struct cache_key key;
 	target_key(b, target, &key);
 	pthread_mutex_lock(&rec->check_lock);
@@ -523,20 +573,22 @@ static int evict_target(struct builder *b, size_t target, const char *sha256, in
 	return rc;
 }
 
-/* The zip target of a cache key, or SIZE_MAX when the tree has no such
- * package (a row left from an older tree or another arch). */
-static size_t zip_target_of(const struct builder *b, const struct cache_key *key)
+/* The zip target of a cache key, or SIZE_MAX when no package of this mount
+ * ever had that key (a row left from an older tree or another arch).  A
+ * package that left the tree keeps its target (ids are never reused). */
+static size_t zip_target_of(struct builder *b, const struct cache_key *key)
 {
 	if (strcmp(key->kind, kind_names[TARGET_ZIP]) != 0)
 		return SIZE_MAX;
-	for (size_t i = 0; i < b->cat->n_packages; i++) {
-		const struct cat_package *pkg = &b->cat->packages[i];
-		if (strcmp(pkg->benchmark->name, key->benchmark) == 0 &&
-		    strcmp(pkg->platform->name, key->platform) == 0 &&
-		    strcmp(pkg->runtime->language, key->language) == 0 &&
-		    strcmp(pkg->runtime->version, key->version) == 0 &&
-		    strcmp(pkg->runtime->arch, key->arch) == 0)
-			return target_of(i, TARGET_ZIP);
+	size_t n_targets = atomic_load(&b->n_targets);
+	for (size_t t = target_of(0, TARGET_ZIP); t < n_targets; t += TARGET_KINDS) {
+		const struct package_key *k = &record_of(b, t)->key;
+		if (strcmp(k->benchmark, key->benchmark) == 0 &&
+		    strcmp(k->platform, key->platform) == 0 &&
+		    strcmp(k->language, key->language) == 0 &&
+		    strcmp(k->version, key->version) == 0 &&
+		    strcmp(k->arch, key->arch) == 0)
+			return t;
 	}
 	return SIZE_MAX;
 }
@@ -558,13 +610,12 @@ static void format_size(int64_t bytes, char *buf, size_t len)
 }
 
 /* Mount-relative name of a cached package for log lines. */
-static void package_name(const struct builder *b, size_t target, const struct cache_key *key,
+static void package_name(struct builder *b, size_t target, const struct cache_key *key,
 			 char *buf, size_t len)
 {
 	if (target != SIZE_MAX) {
-		const struct cat_package *pkg = &b->cat->packages[target_package(target)];
-		snprintf(buf, len, "%s/%s/%s.%s", pkg->platform->name, pkg->runtime->dirname,
-			 pkg->benchmark->name, key->kind);
+		const struct package_key *k = &record_of(b, target)->key;
+		snprintf(buf, len, "%s/%s/%s.%s", k->platform, k->runtime, k->benchmark, key->kind);
 	} else {
 		snprintf(buf, len, "%s/%s-%s-%s/%s.%s (no longer in the tree)", key->platform,
 			 key->language, key->version, key->arch, key->benchmark, key->kind);
@@ -580,7 +631,7 @@ static bool file_busy(struct builder *b, const struct cache_lru_file *f)
 		if (t == SIZE_MAX)
 			continue;
 		pthread_mutex_lock(&b->lock);
-		busy = b->records[t].job != NULL;
+		busy = record_of(b, t)->job != NULL;
 		pthread_mutex_unlock(&b->lock);
 	}
 	return busy;
@@ -666,7 +717,7 @@ static void run_build(struct worker *w, struct job *job)
 {
 	struct builder *b = w->b;
 	size_t target = job->target; /* the job is gone once its waiters are told */
-	struct record *rec = &b->records[target];
+	struct record *rec = record_of(b, target);
 	struct cache_entry entry;
 	struct timespec deadline;
 	uint64_t drained;
@@ -745,7 +796,7 @@ static void check_job(struct builder *b, struct job *job, struct docker *client)
 {
 	size_t target = job->target;
 	enum target_kind kind = target_kind_of(target);
-	struct record *rec = &b->records[target];
+	struct record *rec = record_of(b, target);
 	char hash[SHA256_HEX_LEN + 1];
 	char *manifest = NULL, *why = NULL, *image_id = NULL, *path = NULL;
 	char sha[SHA256_HEX_LEN + 1] = "";
@@ -863,9 +914,9 @@ static void remove_tag(struct docker *client, const char *image)
  * open rebuilds it instead of serving it. */
 static void scrub_pass(struct builder *b)
 {
-	size_t n_targets = b->cat->n_packages * TARGET_KINDS;
+	size_t n_targets = atomic_load(&b->n_targets);
 	for (size_t t = 0; t < n_targets; t++) {
-		struct record *rec = &b->records[t];
+		struct record *rec = record_of(b, t);
 		char sha[SHA256_HEX_LEN + 1];
 		pthread_mutex_lock(&b->lock);
 		bool due = !b->stopping && target_kind_of(t) == TARGET_ZIP && rec->has_package &&
@@ -944,15 +995,143 @@ static void *checker_main(void *arg)
 	return NULL;
 }
 
+/* ---- package ids -------------------------------------------------------
+ * A package key (platform, runtime folder, benchmark) keeps its id for the
+ * whole mount: packages that appear get new ids at the end, packages that
+ * leave keep theirs (and their records), and come back under it. */
+
+static int key_cmp(const struct package_key *a, const char *platform, const char *runtime,
+		   const char *benchmark)
+{
+	int c = strcmp(a->platform, platform);
+	if (c == 0)
+		c = strcmp(a->runtime, runtime);
+	if (c == 0)
+		c = strcmp(a->benchmark, benchmark);
+	return c;
+}
+
+/* Position of pkg's key in ids_by_key; *found tells whether it is there. */
+static size_t id_position(struct builder *b, const struct cat_package *pkg, bool *found)
+{
+	size_t lo = 0, hi = b->n_ids;
+	*found = false;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		const struct package_key *k = &record_of(b, target_of(b->ids_by_key[mid], 0))->key;
+		int c = key_cmp(k, pkg->platform->name, pkg->runtime->dirname, pkg->benchmark->name);
+		if (c == 0) {
+			*found = true;
+			return mid;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static void key_clear(struct package_key *k)
+{
+	free(k->platform);
+	free(k->runtime);
+	free(k->language);
+	free(k->version);
+	free(k->arch);
+	free(k->benchmark);
+}
+
+static int key_set(struct package_key *k, const struct cat_package *pkg)
+{
+	*k = (struct package_key){
+		.platform = strdup(pkg->platform->name), .runtime = strdup(pkg->runtime->dirname),
+		.language = strdup(pkg->runtime->language), .version = strdup(pkg->runtime->version),
+		.arch = strdup(pkg->runtime->arch), .benchmark = strdup(pkg->benchmark->name),
+	};
+	if (k->platform && k->runtime && k->language && k->version && k->arch && k->benchmark)
+		return 0;
+	key_clear(k);
+	return -ENOMEM;
+}
+
+/* Gives pkg an id: its key's, or the next one with new records.  Only one
+ * thread at a time (builder_new, then builder_update_catalog's caller). */
+static int assign_id(struct builder *b, struct cat_package *pkg)
+{
+	bool found;
+	size_t pos = id_position(b, pkg, &found);
+	if (found) {
+		pkg->id = b->ids_by_key[pos];
+		return 0;
+	}
+	size_t first = atomic_load(&b->n_targets);
+	size_t chunk = first / RECORD_CHUNK;
+	static_assert(RECORD_CHUNK % TARGET_KINDS == 0, "a package's targets share a chunk");
+	if (chunk >= MAX_RECORD_CHUNKS)
+		return -ENOSPC;
+	if (!b->record_chunks[chunk] &&
+	    !(b->record_chunks[chunk] = calloc(RECORD_CHUNK, sizeof(struct record))))
+		return -ENOMEM;
+	size_t *ids = realloc(b->ids_by_key, (b->n_ids + 1) * sizeof(*ids));
+	if (!ids)
+		return -ENOMEM;
+	b->ids_by_key = ids;
+	for (size_t kind = 0; kind < TARGET_KINDS; kind++) {
+		struct record *rec = record_of(b, first + kind);
+		if (key_set(&rec->key, pkg) < 0) {
+			while (kind-- > 0)
+				key_clear(&record_of(b, first + kind)->key);
+			return -ENOMEM;
+		}
+	}
+	for (size_t kind = 0; kind < TARGET_KINDS; kind++)
+		pthread_mutex_init(&record_of(b, first + kind)->check_lock, NULL);
+	memmove(&ids[pos + 1], &ids[pos], (b->n_ids - pos) * sizeof(*ids));
+	ids[pos] = target_package(first);
+	b->n_ids++;
+	pkg->id = target_package(first);
+	/* the records are complete before any thread can be given their id */
+	atomic_store(&b->n_targets, first + TARGET_KINDS);
+	return 0;
+}
+
+int builder_update_catalog(struct builder *b, struct catalog *cat)
+{
+	for (size_t i = 0; i < cat->n_packages; i++) {
+		int rc = assign_id(b, &cat->packages[i]);
+		if (rc < 0) {
+			log_err("cannot add %s/%s/%s: %s", cat->packages[i].platform->name,
+				cat->packages[i].runtime->dirname, cat->packages[i].benchmark->name,
+				strerror(-rc));
+			return rc;
+		}
+	}
+	struct catalog_gen *gen = calloc(1, sizeof(*gen)), *dead;
+	if (!gen)
+		return -ENOMEM;
+	*gen = (struct catalog_gen){ .cat = cat, .refs = 1, .owned = true };
+	pthread_mutex_lock(&b->gen_lock);
+	struct catalog_gen *old = b->gen;
+	b->gen = gen;
+	gen_unref_locked(old, &dead);
+	pthread_mutex_unlock(&b->gen_lock);
+	gen_free(dead);
+	return 0;
+}
+
 struct builder *builder_new(const struct catalog *cat, struct cache *cache,
 			    const struct builder_config *cfg, int *err)
 {
 	struct builder *b = calloc(1, sizeof(*b));
-	size_t n_targets = cat->n_packages * TARGET_KINDS;
 	unsigned jobs = cfg->jobs ? cfg->jobs : 1;
 	int rc = b ? 0 : -ENOMEM;
 	if (rc == 0) {
-		b->cat = cat;
+		pthread_mutex_init(&b->gen_lock, NULL);
+		b->gen = calloc(1, sizeof(*b->gen));
+		if (b->gen)
+			*b->gen = (struct catalog_gen){ .cat = (struct catalog *)cat, .refs = 1 };
+		b->root = strdup(cat->root);
 		b->cache = cache;
 		b->installer = cfg->installer;
 		b->build_timeout = cfg->build_timeout;
@@ -964,18 +1143,23 @@ struct builder *builder_new(const struct catalog *cat, struct cache *cache,
 		b->repository = cfg->repository ? strdup(cfg->repository) : NULL;
 		b->registry = cfg->registry ? strdup(cfg->registry) : NULL;
 		b->images = build_images_new();
-		b->records = calloc(n_targets ? n_targets : 1, sizeof(*b->records));
 		b->workers = calloc(jobs, sizeof(*b->workers));
 		pthread_mutex_init(&b->lock, NULL);
 		pthread_mutex_init(&b->trim_lock, NULL);
 		pthread_cond_init(&b->work, NULL);
-		if (!b->arch || !b->images || !b->records || !b->workers ||
+		if (!b->gen || !b->root || !b->arch || !b->images || !b->workers ||
 		    (cfg->installer_note && !b->installer_note) ||
 		    (cfg->repository && !b->repository) || (cfg->registry && !b->registry))
 			rc = -ENOMEM;
 	}
-	for (size_t i = 0; rc == 0 && i < n_targets; i++)
-		pthread_mutex_init(&b->records[i].check_lock, NULL);
+	/* the mount-time packages: ids 0..n-1 in catalog order, as fs.c numbered
+	 * them (assign_id hands out ids in order to keys it has not seen) */
+	for (size_t i = 0; rc == 0 && i < cat->n_packages; i++) {
+		struct cat_package probe = cat->packages[i];
+		rc = assign_id(b, &probe);
+		if (rc == 0 && probe.id != cat->packages[i].id)
+			rc = -EINVAL;
+	}
 	for (unsigned i = 0; rc == 0 && i < jobs; i++) {
 		struct worker *w = &b->workers[i];
 		w->b = b;
@@ -1013,7 +1197,7 @@ static struct job *take_queue(struct builder *b, struct job **head, struct job *
 	struct job *jobs = *head;
 	*head = *tail = NULL;
 	for (struct job *j = jobs; j; j = j->next)
-		b->records[j->target].job = NULL;
+		record_of(b, j->target)->job = NULL;
 	return jobs;
 }
 
@@ -1063,20 +1247,26 @@ void builder_free(struct builder *b)
 		pthread_join(b->workers[i].thread, NULL);
 		close(b->workers[i].cancel_fd);
 	}
-	if (b->records)
-		flush_uses(b);
-	size_t n_targets = b->cat->n_packages * TARGET_KINDS;
-	for (size_t i = 0; b->records && i < n_targets; i++) {
-		struct record *rec = &b->records[i];
+	flush_uses(b);
+	size_t n_targets = atomic_load(&b->n_targets);
+	for (size_t i = 0; i < n_targets; i++) {
+		struct record *rec = record_of(b, i);
 		inputs_clear(&rec->seen);
 		record_forget_package(rec);
 		free(rec->log_path);
+		key_clear(&rec->key);
 		pthread_mutex_destroy(&rec->check_lock);
 	}
+	for (size_t c = 0; c < MAX_RECORD_CHUNKS && b->record_chunks[c]; c++)
+		free(b->record_chunks[c]);
+	free(b->ids_by_key);
+	if (b->gen)
+		catalog_release(b, b->gen);
+	pthread_mutex_destroy(&b->gen_lock);
 	pthread_mutex_destroy(&b->lock);
 	pthread_mutex_destroy(&b->trim_lock);
 	pthread_cond_destroy(&b->work);
-	free(b->records);
+	free(b->root);
 	free(b->workers);
 	free(b->arch);
 	free(b->installer_note);
@@ -1100,7 +1290,7 @@ static void reply_now(builder_done_fn done, void *ctx, int status, int fd, const
 static bool reply_if_fresh(struct builder *b, size_t target, const char *hash,
 			   builder_done_fn done, void *ctx)
 {
-	struct record *rec = &b->records[target];
+	struct record *rec = record_of(b, target);
 	enum target_kind kind = target_kind_of(target);
 	if (kind == TARGET_IMAGE) {
 		if (!rec->has_package || strcmp(rec->input_hash, hash) != 0)
@@ -1140,7 +1330,7 @@ void builder_ensure(struct builder *b, size_t id, enum target_kind kind, builder
 		    void *ctx)
 {
 	size_t target = target_of(id, kind);
-	struct record *rec = &b->records[target];
+	struct record *rec = record_of(b, target);
 	struct waiter *w = calloc(1, sizeof(*w));
 	char hash[SHA256_HEX_LEN + 1] = "";
 	char *manifest = NULL, *why = NULL, *image_id = NULL;
@@ -1220,7 +1410,7 @@ out:
 
 bool builder_forget_waiter(struct builder *b, size_t id, enum target_kind kind, void *ctx)
 {
-	struct record *rec = &b->records[target_of(id, kind)];
+	struct record *rec = record_of(b, target_of(id, kind));
 	bool found = false;
 	pthread_mutex_lock(&b->lock);
 	for (struct waiter **p = rec->job ? &rec->job->waiters : NULL; p && *p; p = &(*p)->next) {
@@ -1240,7 +1430,7 @@ int builder_status(struct builder *b, size_t id, enum target_kind kind, bool che
 		   struct builder_status *out)
 {
 	size_t target = target_of(id, kind);
-	struct record *rec = &b->records[target];
+	struct record *rec = record_of(b, target);
 	char hash[SHA256_HEX_LEN + 1] = "";
 	memset(out, 0, sizeof(*out));
 	if (check) {
@@ -1279,7 +1469,7 @@ int builder_status(struct builder *b, size_t id, enum target_kind kind, bool che
 char *builder_image_document(struct builder *b, size_t id)
 {
 	size_t target = target_of(id, TARGET_IMAGE);
-	struct record *rec = &b->records[target];
+	struct record *rec = record_of(b, target);
 	pthread_mutex_lock(&rec->check_lock);
 	record_load(b, target);
 	pthread_mutex_unlock(&rec->check_lock);
@@ -1292,7 +1482,7 @@ char *builder_image_document(struct builder *b, size_t id)
 const char *builder_log_path(struct builder *b, size_t id, enum target_kind kind)
 {
 	size_t target = target_of(id, kind);
-	struct record *rec = &b->records[target];
+	struct record *rec = record_of(b, target);
 	pthread_mutex_lock(&rec->check_lock);
 	record_load(b, target);
 	pthread_mutex_unlock(&rec->check_lock);

@@ -2,7 +2,7 @@
  * builder.h - the job table: one build at a time per package, up to `jobs`
  * packages in parallel, and the freshness check that decides whether to build.
  *
- * DESIGN.  Each package of the catalog has a record (lazily loaded from the
+ * DESIGN.  Each package of the catalog (ever seen during this mount) has a record (lazily loaded from the
  * cache): its last good package, the manifest it was built from, and the job
  * building it now, if any.  builder_ensure() is the only entry point that
  * builds: when the package is fresh it calls back at once, in the caller's
@@ -104,10 +104,22 @@ struct builder_result {
 
 typedef void (*builder_done_fn)(void *ctx, const struct builder_result *res);
 
-/* cat and cache are borrowed and must outlive the builder.  Starts the
- * workers: call after fork/daemonize.  NULL + *err on failure. */
+/* cat (the mount-time tree; package ids are its indices) and cache are
+ * borrowed and must outlive the builder.  Starts the workers: call after
+ * fork/daemonize.  NULL + *err on failure. */
 struct builder *builder_new(const struct catalog *cat, struct cache *cache,
 			    const struct builder_config *cfg, int *err);
+
+/* The SeBS tree changed: cat (loaded from the same root and arch) becomes
+ * the tree that freshness checks look at, and the builder owns it.  Each of
+ * its packages gets its stable id in cat->packages[i].id: the id its key
+ * (platform, runtime folder, benchmark) had before in this mount, or a new
+ * one (records are added; ids are never reused).  A package that left the
+ * tree keeps its id and record: status and logs still answer, and a build
+ * of it fails with "no longer in the tree".  cat stays valid for the caller
+ * until its next call or builder_free.  One caller at a time.  0, or -errno
+ * (then cat is not taken, though some of its ids may be set). */
+int builder_update_catalog(struct builder *b, struct catalog *cat);
 /* Stops taking work: new requests and queued ones are answered EIO, running
  * builds are cancelled (their programs and containers stopped within
  * seconds; their waiters answered EIO).  Returns at once; idempotent.  For

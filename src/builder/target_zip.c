@@ -13,16 +13,17 @@
 #include "docker.h"
 #include "fsutil.h"
 
-int zip_identity(struct builder *b, const struct cat_package *pkg, char **identity, bool *current)
+int zip_identity(struct builder *b, const struct catalog *cat, const struct cat_package *pkg,
+		 char **identity, bool *current)
 {
 	if (current)
 		*current = true;
-	if (b->installer != INSTALLER_DOCKER || !catalog_has_build_image(b->cat, pkg)) {
+	if (b->installer != INSTALLER_DOCKER || !catalog_has_build_image(cat, pkg)) {
 		*identity = str_printf("builder=%s", installer_name(b->installer));
 		return *identity ? 0 : -ENOMEM;
 	}
 	char *ref = NULL, *id = NULL;
-	int rc = build_images_lookup(b->images, b->cat, pkg, &ref, &id, current);
+	int rc = build_images_lookup(b->images, cat, pkg, &ref, &id, current);
 	/* unresolved: never equal to a built package's identity, so a build
 	 * runs and reports why the image cannot be had */
 	*identity = rc == 0 ? str_printf("builder=docker;image=%s@%s", ref, id)

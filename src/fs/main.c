@@ -270,6 +270,7 @@ int main(int argc, char *argv[])
 	status = run_loop(se, &opts) == 0 ? 0 : 1;
 	watcher_stop(&watcher);
 
+	fs_detach_builder();
 	builder_free(builder);
 out_cache:
 	cache_close(cache);

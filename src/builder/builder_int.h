@@ -112,6 +112,7 @@ struct builder {
 	pthread_t checker;
 	bool checker_started;
 	struct record *records;      /* one per target */
+	char *container_labels[3];   /* of every container created: see containers.c */
 };
 
 static inline size_t target_package(size_t target)
@@ -133,6 +134,17 @@ void target_key(const struct builder *b, size_t target, struct cache_key *key);
  * On failure *errmsg (may be NULL) gets a one-line reason. */
 int target_check_inputs(struct builder *b, size_t target, char hash[SHA256_HEX_LEN + 1],
 			char **manifest_json, bool *current, char **errmsg);
+
+/* containers.c: the labels of the containers this process creates, and the
+ * sweep of those that a dead sebsfs on the same cache left behind. */
+#define CONTAINER_LABEL_CACHE "sebsfs.cache"
+#define CONTAINER_LABEL_OWNER "sebsfs.owner"
+int container_labels_init(struct builder *b);
+void container_labels_free(struct builder *b);
+/* Removes every container labelled with this cache whose owner process is
+ * gone.  0 when all of them are gone; else -errno (*errmsg, malloc'd, says
+ * why; the daemon did not answer, or a removal failed). */
+int containers_sweep(struct builder *b, struct docker *client, char **errmsg);
 
 /* Identity strings (the non-file inputs) of a target; *current as above. */
 int zip_identity(struct builder *b, const struct cat_package *pkg, char **identity, bool *current);

@@ -535,9 +535,10 @@ out:
 	return rc;
 }
 
-/* Field 22 (starttime) of /proc/<pid>/stat.  The command name (field 2) may
- * hold spaces and parentheses, so the fields are counted after its last ')'. */
-static int process_start_time(pid_t pid, unsigned long long *start)
+/* Fields 3 (state) and 22 (starttime) of /proc/<pid>/stat.  The command
+ * name (field 2) may hold spaces and parentheses, so the fields are counted
+ * after its last ')'. */
+static int process_stat(pid_t pid, char *state, unsigned long long *start)
 {
 	char path[64], buf[1024];
 	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
@@ -554,6 +555,7 @@ static int process_start_time(pid_t pid, unsigned long long *start)
 	if (!p)
 		return -EPROTO;
 	p++;
+	*state = p[1];
 	/* after ")": field 3 (state) is the first; starttime is the 20th */
 	for (int field = 3; field < 22; field++) {
 		p = strchr(p + 1, ' ');
@@ -581,13 +583,16 @@ static int boot_id(char out[64])
 	return out[0] && !strchr(out, '/') ? 0 : -EPROTO;
 }
 
+/* A process that died but was not reaped yet (a zombie) is gone too. */
 int process_instance_id(pid_t pid, char *buf, size_t len)
 {
-	char boot[64];
+	char boot[64], state = '?';
 	unsigned long long start;
 	int rc = boot_id(boot);
 	if (rc == 0)
-		rc = process_start_time(pid, &start);
+		rc = process_stat(pid, &state, &start);
+	if (rc == 0 && (state == 'Z' || state == 'X'))
+		rc = -ESRCH;
 	if (rc < 0)
 		return rc;
 	int n = snprintf(buf, len, "%s/%ld/%llu", boot, (long)pid, start);

@@ -63,10 +63,11 @@ int spawn_wait(const char *const argv[], const struct spawn_opts *opts, int *exi
  * clock ticks since boot, field 22 of /proc/<pid>/stat).  For marking what a
  * process owns outside itself (labels of Docker containers), so that a later
  * process can tell whether the owner still runs.  0, or -errno when /proc
- * cannot say (-ENOSPC: buf too small). */
+ * cannot say (-ENOSPC: buf too small; -ESRCH: pid is a zombie, i.e. gone). */
 int process_instance_id(pid_t pid, char *buf, size_t len);
 /* Whether the process named by id (from process_instance_id) still runs on
- * this machine: the same boot, and its pid started at the same time.  An id
+ * this machine: the same boot, and its pid started at the same time and is
+ * no zombie (dead, not yet reaped by its parent).  An id
  * of another boot, or one that does not parse, names a process that is gone. */
 bool process_instance_alive(const char *id);
 

@@ -352,13 +352,13 @@ class Reader(threading.Thread):
 
 
 class KillTest:
-    def __init__(self, sebsfs, suite, ctl, cache, marker, repo, registry, rng):
+    def __init__(self, sebsfs, suite, ctl, cache, marker, repo, registry):
         self.sebsfs, self.suite, self.ctl, self.cache = sebsfs, suite, ctl, cache
-        self.marker, self.repo, self.registry, self.rng = marker, repo, registry, rng
+        self.marker, self.repo, self.registry = marker, repo, registry
         self.mount = None
         self.builder = None
         self.hits = []          # (target, builder, aimed step, step hit, seconds)
-        self.before_fix = {"containers": 0, "processes": 0}
+        self.found = {"containers": 0, "processes": 0}  # what the killed ones ran
 
     def options(self, builder):
         return (f"builder={builder}", f"repository={self.repo}", f"registry={self.registry}")
@@ -427,11 +427,13 @@ class KillTest:
         if seen != step:
             return False
         if step == "install-container":
-            labelled, binding = containers_of(self.cache)
-            return bool(binding)
+            return bool(containers_of(self.cache)[1])
         return True
 
-    def kill_once(self, target, builder, step):
+    def kill_once(self, target, builder, step, delay, extra_fraction):
+        """delay: seconds after the read for a random kill; extra_fraction: how
+        far into a long step an aimed kill goes (both drawn up front from the
+        seed, so a seed replays them whatever the timing)."""
         m = self.ensure_mount(builder)
         bench, path = self.target(target)
         aimed = step != "random"
@@ -445,7 +447,6 @@ class KillTest:
                 os.unlink(path)
             reader = Reader(path)
             started = time.monotonic()
-            delay = self.rng.uniform(0.05, 4.0 if target == "zip" else 2.0)
             extra = None
             while reader.is_alive() or not aimed:
                 assert m.proc.poll() is None, f"sebsfs died on its own:\n{m.stderr()}"
@@ -457,7 +458,7 @@ class KillTest:
                     # a random moment inside a long step, at once in a short one
                     if extra is None and step in ("init.sh", "install-container",
                                                   "install-host", "image-build"):
-                        extra = time.monotonic() + self.rng.uniform(0, SLEEP_S / 2)
+                        extra = time.monotonic() + extra_fraction * SLEEP_S / 2
                     if extra is not None and time.monotonic() < extra:
                         time.sleep(0.005)
                         continue
@@ -498,8 +499,8 @@ class KillTest:
         assert wait_for(lambda: not live_members(groups), 5), \
             f"processes in the groups of the killed sebsfs's programs survive: " \
             f"{live_members(groups)}"
-        self.before_fix["processes"] += len(procs)
-        self.before_fix["containers"] += len(set(labelled) | set(binding))
+        self.found["processes"] += len(procs)
+        self.found["containers"] += len(set(labelled) | set(binding))
         # restart on the same cache
         m = self.ensure_mount(builder)
         row = check_cache(self.cache, (bench, target))
@@ -559,11 +560,13 @@ def test_kill9_at_every_step_leaves_nothing_behind(sebsfs, kill_suite, tmp_path,
     assert r.returncode == 0, f"no Docker daemon (run scripts/services start): {r.stderr}"
     seed = int(os.environ.get("SEBSFS_KILL_SEED") or random.SystemRandom().randrange(1 << 32))
     print(f"kill test seed {seed} (SEBSFS_KILL_SEED={seed} replays the random delays)")
-    kt = KillTest(sebsfs, suite, ctl, tmp_path / "cache", marker, repo, registry,
-                  random.Random(seed))
+    rng = random.Random(seed)
+    draws = [(rng.uniform(0.05, 4.0 if target == "zip" else 2.0), rng.random())
+             for target, _, _ in PLAN]
+    kt = KillTest(sebsfs, suite, ctl, tmp_path / "cache", marker, repo, registry)
     t0 = time.monotonic()
-    for target, builder, step in PLAN:
-        kt.kill_once(target, builder, step)
+    for (target, builder, step), (delay, extra) in zip(PLAN, draws):
+        kt.kill_once(target, builder, step, delay, extra)
     total = time.monotonic() - t0
     if kt.mount is not None:
         assert kt.mount.stop() == []
@@ -572,8 +575,8 @@ def test_kill9_at_every_step_leaves_nothing_behind(sebsfs, kill_suite, tmp_path,
         hit[seen] = hit.get(seen, 0) + 1
     print(f"kill test: {len(kt.hits)} kills in {total:.0f} s; per step hit: "
           + ", ".join(f"{k} {v}" for k, v in sorted(hit.items()))
-          + f"; the killed sebsfs had {kt.before_fix['containers']} container(s) and "
-          f"{kt.before_fix['processes']} process(es) running")
+          + f"; the killed sebsfs had {kt.found['containers']} container(s) and "
+          f"{kt.found['processes']} process(es) running")
     assert len(kt.hits) >= 20
     missing = REQUIRED_STEPS - set(hit)
     assert not missing, f"no kill hit {sorted(missing)} (seed {seed})"

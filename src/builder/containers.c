@@ -16,7 +16,10 @@
  * mounted by another live sebsfs keeps its containers, and containers this
  * process creates while the sweep runs are never touched.  With a remote
  * daemon (DOCKER_HOST=tcp://) shared by several machines, an owner on another
- * machine counts as gone: give each machine its own cache folder.
+ * machine counts as gone: give each machine its own cache folder.  One race
+ * is left open: a create request that the dead sebsfs sent may complete in
+ * the daemon after the sweep listed the containers; that container (created,
+ * never started) is removed by the next start's sweep.
  *
  * Function images need nothing of the kind: POST /build runs in the daemon,
  * which cancels the build and removes its intermediate containers (forcerm)

@@ -103,8 +103,8 @@ REQUIRED_STEPS = {"copy", "init.sh", "install-container", "install-host", "zip",
 SLOW_FILES = {"init.sh": ["slow-init"], "install-container": ["slow-install"],
               "install-host": ["slow-install"], "image-build": ["slow-image"],
               "push": ["slow-push"]}
-# for how long an aimed run keeps trying to catch its step before it lets the
-# build end and tries again (the copy and publish windows are short)
+# how many builds an aimed run may watch for its step (a build whose step went
+# by unseen ends and is evicted; the copy and publish windows are short)
 ATTEMPTS = 4
 
 

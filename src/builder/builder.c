@@ -23,6 +23,9 @@
 /* How long the checker waits for the daemon before it goes on with what is
  * known (and remembers that the daemon does not answer). */
 #define CHECK_DOCKER_TIMEOUT_S 5L
+/* How often the checker tries again to sweep leftover containers while the
+ * daemon does not answer. */
+#define SWEEP_RETRY_S 30
 
 static const char *const kind_names[TARGET_KINDS] = { "zip", "image" };
 
@@ -939,27 +942,72 @@ static void scrub_pass(struct builder *b)
 /* The checker thread: jobs of the check queue, and tags to remove.  It is
  * the one place besides the workers that talks to the daemon, with the
  * client's bounded control timeouts. */
+static bool time_reached(const struct timespec *t)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	return now.tv_sec > t->tv_sec || (now.tv_sec == t->tv_sec && now.tv_nsec >= t->tv_nsec);
+}
+
+/* The sweep of containers left by a dead sebsfs (containers.c).  Returns
+ * true when it is done; a daemon that does not answer is tried again later,
+ * and said once in the log. */
+static bool sweep_containers(struct builder *b, struct docker *client, bool *warned)
+{
+	char *msg = NULL;
+	int rc = client ? containers_sweep(b, client, &msg) : -ENOMEM;
+	/* No daemon (no socket, or nobody listening) runs no container now; the
+	 * retry finds them once it is back.  Anything else is worth a line. */
+	if (rc == -ECONNREFUSED)
+		log_debug("no Docker daemon to look for leftover containers: %s",
+			  msg ? msg : strerror(-rc));
+	else if (rc < 0 && !*warned)
+		log_warn("cannot look for containers left by an earlier sebsfs on this cache"
+			 " (retrying every %d s): %s", SWEEP_RETRY_S, msg ? msg : strerror(-rc));
+	*warned = *warned || (rc < 0 && rc != -ECONNREFUSED);
+	free(msg);
+	return rc == 0;
+}
+
 static void *checker_main(void *arg)
 {
 	struct builder *b = arg;
 	struct docker *client = docker_new(NULL, NULL);
 	if (client)
 		docker_set_control_timeout(client, CHECK_DOCKER_TIMEOUT_S);
-	struct timespec next_scrub;
+	struct timespec next_scrub, next_sweep;
 	clock_gettime(CLOCK_REALTIME, &next_scrub);
+	next_sweep = next_scrub; /* at once */
 	next_scrub.tv_sec += b->scrub_interval;
+	bool sweep_pending = true, sweep_warned = false, next_sweep_first = true;
 	pthread_mutex_lock(&b->lock);
 	for (;;) {
 		int wait_rc = 0;
 		while (!b->check_head && !b->untag && !b->stopping && wait_rc != ETIMEDOUT) {
-			if (b->scrub_interval)
-				wait_rc = pthread_cond_timedwait(&b->work, &b->lock, &next_scrub);
+			const struct timespec *until = sweep_pending ? &next_sweep : NULL;
+			if (b->scrub_interval && (!until || next_scrub.tv_sec < until->tv_sec))
+				until = &next_scrub;
+			if (until)
+				wait_rc = pthread_cond_timedwait(&b->work, &b->lock, until);
 			else
 				pthread_cond_wait(&b->work, &b->lock);
 		}
 		if (b->stopping)
 			break;
-		if (wait_rc == ETIMEDOUT) {
+		/* the first sweep comes before any check; a retry (the daemon did
+		 * not answer) waits until no reader waits for the checker */
+		bool first_sweep = sweep_pending && next_sweep_first;
+		if (sweep_pending && time_reached(&next_sweep) &&
+		    (first_sweep || (!b->check_head && !b->untag))) {
+			next_sweep_first = false;
+			pthread_mutex_unlock(&b->lock);
+			sweep_pending = !sweep_containers(b, client, &sweep_warned);
+			clock_gettime(CLOCK_REALTIME, &next_sweep);
+			next_sweep.tv_sec += SWEEP_RETRY_S;
+			pthread_mutex_lock(&b->lock);
+			continue;
+		}
+		if (b->scrub_interval && time_reached(&next_scrub)) {
 			pthread_mutex_unlock(&b->lock);
 			scrub_pass(b);
 			clock_gettime(CLOCK_REALTIME, &next_scrub);
@@ -967,6 +1015,8 @@ static void *checker_main(void *arg)
 			pthread_mutex_lock(&b->lock);
 			continue;
 		}
+		if (!b->check_head && !b->untag)
+			continue;
 		struct untag *u = b->untag;
 		if (u) {
 			b->untag = u->next;
@@ -1160,6 +1210,8 @@ struct builder *builder_new(const struct catalog *cat, struct cache *cache,
 		if (rc == 0 && probe.id != cat->packages[i].id)
 			rc = -EINVAL;
 	}
+	if (rc == 0)
+		rc = container_labels_init(b);
 	for (unsigned i = 0; rc == 0 && i < jobs; i++) {
 		struct worker *w = &b->workers[i];
 		w->b = b;
@@ -1273,6 +1325,7 @@ void builder_free(struct builder *b)
 	free(b->repository);
 	free(b->registry);
 	build_images_free(b->images);
+	container_labels_free(b);
 	free(b);
 }
 

@@ -155,6 +155,7 @@ struct builder {
 	 * builder_update_catalog (one thread at a time) touch it */
 	size_t *ids_by_key;
 	size_t n_ids;
+	char *container_labels[3];   /* of every container created: see containers.c */
 };
 
 static inline struct record *record_of(struct builder *b, size_t target)
@@ -185,6 +186,17 @@ void catalog_release(struct builder *b, struct catalog_gen *gen);
  * On failure *errmsg (may be NULL) gets a one-line reason. */
 int target_check_inputs(struct builder *b, size_t target, char hash[SHA256_HEX_LEN + 1],
 			char **manifest_json, bool *current, char **errmsg);
+
+/* containers.c: the labels of the containers this process creates, and the
+ * sweep of those that a dead sebsfs on the same cache left behind. */
+#define CONTAINER_LABEL_CACHE "sebsfs.cache"
+#define CONTAINER_LABEL_OWNER "sebsfs.owner"
+int container_labels_init(struct builder *b);
+void container_labels_free(struct builder *b);
+/* Removes every container labelled with this cache whose owner process is
+ * gone.  0 when all of them are gone; else -errno (*errmsg, malloc'd, says
+ * why; the daemon did not answer, or a removal failed). */
+int containers_sweep(struct builder *b, struct docker *client, char **errmsg);
 
 /* Identity strings (the non-file inputs) of a target, pkg of catalog cat;
  * *current as above. */

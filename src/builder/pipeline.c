@@ -472,7 +472,8 @@ static int install_in_container(const struct pipeline_request *req, const char *
 	if (rc == 0 && (strchr(req->workdir, ':') || (mount_package_sh && strchr(package_sh, ':'))))
 		rc = fail(req, errmsg, -EINVAL, "cannot bind-mount a path containing ':' (%s)", req->workdir);
 
-	struct docker_container_spec spec = { .image = req->build_image, .env = cenv, .binds = binds };
+	struct docker_container_spec spec = { .image = req->build_image, .env = cenv, .binds = binds,
+					      .labels = req->container_labels };
 	if (rc == 0) {
 		build_log(req->log_fd, "step 6: build container %s (uid %u, gid %u)", req->build_image,
 			  (unsigned)getuid(), (unsigned)getgid());

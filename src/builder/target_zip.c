@@ -83,7 +83,9 @@ static int build_once(struct builder *b, struct build_ctx *ctx, const char *imag
 		struct pipeline_request req = {
 			.cat = ctx->now, .pkg = ctx->now_pkg, .installer = b->installer,
 			.installer_note = b->installer_note, .docker = ctx->client,
-			.build_image = image, .workdir = workdir, .out_fd = *fd,
+			.build_image = image,
+			.container_labels = (const char *const *)b->container_labels,
+			.workdir = workdir, .out_fd = *fd,
 			.log_fd = ctx->log_fd, .cancel_fd = ctx->cancel_fd,
 			.deadline = ctx->deadline, .timeout = ctx->timeout,
 		};

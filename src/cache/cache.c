@@ -42,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -58,6 +59,7 @@
 #define PACKAGES_SUBDIR "packages"
 #define IMAGE_KIND "image"
 #define DB_NAME "sebsfs.db"
+#define ID_NAME "sebsfs.id"
 #define MARKER_NAME ".sebsfs-cache"
 /* Format of the marker file; a newer one is refused like a newer schema. */
 #define MARKER_FORMAT 1
@@ -78,6 +80,7 @@ struct cache {
 	char *logs_dir;
 	char *work_dir;
 	int lock_fd;        /* holds the flock on DIR/sebsfs.lock, -1 if none */
+	char id[CACHE_ID_LEN + 1];
 	atomic_ulong tmp_seq; /* makes cache_tmp_path names unique */
 
 	pthread_mutex_t lock;
@@ -1020,6 +1023,60 @@ static int take_dir_lock(struct cache *c)
 	return ret;
 }
 
+static bool is_cache_id(const char *s, size_t len)
+{
+	if (len != CACHE_ID_LEN)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	return true;
+}
+
+/* Reads DIR/sebsfs.id, or makes a new random id there when it is missing or
+ * not an id (a damaged file only costs the leftovers it labelled).  Called
+ * under the flock, so two processes cannot make two ids. */
+static int load_cache_id(struct cache *c)
+{
+	char *p = path_join(c->dir, ID_NAME);
+	char *text = NULL;
+	size_t len = 0;
+	int ret = p ? read_file(p, &text, &len) : -ENOMEM;
+	if (ret == 0 && len > 0 && text[len - 1] == '\n')
+		len--;
+	if (ret == 0 && is_cache_id(text, len)) {
+		memcpy(c->id, text, CACHE_ID_LEN);
+		c->id[CACHE_ID_LEN] = '\0';
+		goto out;
+	}
+	if (ret == 0)
+		log_warn("cache: %s is not a cache id; making a new one", p);
+	else if (ret != -ENOENT && p)
+		log_warn("cache: cannot read %s (%s); making a new id", p, strerror(-ret));
+	if (!p) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	unsigned char raw[CACHE_ID_LEN / 2];
+	if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw)) {
+		ret = -errno;
+		log_err("cache: no random bytes for the cache id: %s", strerror(errno));
+		goto out;
+	}
+	for (size_t i = 0; i < sizeof(raw); i++)
+		snprintf(c->id + 2 * i, 3, "%02x", raw[i]);
+	char line[CACHE_ID_LEN + 2];
+	snprintf(line, sizeof(line), "%s\n", c->id);
+	if ((ret = write_file_atomic(p, line, CACHE_ID_LEN + 1)))
+		log_err("cache: cannot write %s: %s", p, strerror(-ret));
+	else
+		tighten_mode(p, FILE_MODE);
+out:
+	free(text);
+	free(p);
+	return ret;
+}
+
 struct cache *cache_open(const char *dir, int *err)
 {
 	struct cache *c = NULL;
@@ -1069,6 +1126,8 @@ struct cache *cache_open(const char *dir, int *err)
 		}
 	}
 	if ((ret = take_dir_lock(c)))
+		goto fail;
+	if ((ret = load_cache_id(c)))
 		goto fail;
 	if ((ret = create_db_file(db_path)))
 		goto fail;
@@ -1172,6 +1231,11 @@ void cache_close(struct cache *c)
 const char *cache_dir(const struct cache *c)
 {
 	return c ? c->dir : NULL;
+}
+
+const char *cache_id(const struct cache *c)
+{
+	return c ? c->id : NULL;
 }
 
 char *cache_tmp_path(struct cache *c, const char *suffix)

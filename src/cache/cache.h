@@ -6,6 +6,7 @@
  *   DIR/CACHEDIR.TAG         Cache Directory Tagging spec: backup tools skip DIR
  *   DIR/sebsfs.db            SQLite, WAL mode, schema versioned by PRAGMA user_version
  *   DIR/sebsfs.lock          flock of the process using the cache
+ *   DIR/sebsfs.id            a random id of this cache folder (see cache_id)
  *   DIR/packages/<sha256>.zip  published packages (content-addressed, read-only 0444)
  *                            (image rows, kind "image", have no file: the image
  *                            lives in the Docker daemon / registry)
@@ -139,6 +140,13 @@ int cache_dir_check(const char *dir, char *why, size_t why_len);
 void cache_close(struct cache *c);   /* NULL is a no-op */
 
 const char *cache_dir(const struct cache *c);
+
+/* A random id of this cache folder (CACHE_ID_LEN hex digits), made when the
+ * folder is first opened and kept in DIR/sebsfs.id: things a sebsfs leaves
+ * outside the folder (Docker containers) are labelled with it, so that the
+ * next sebsfs on the same cache can find them after a crash. */
+#define CACHE_ID_LEN 32
+const char *cache_id(const struct cache *c);
 
 /* Fresh paths inside the cache, malloc'd: a unique temp file name under tmp/
  * (not created) and a unique work folder under work/ (created, empty). */

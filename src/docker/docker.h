@@ -85,6 +85,7 @@ struct docker_container_spec {
 	const char *working_dir;    /* NULL: the image's */
 	const char *user;           /* NULL: the image's */
 	const char *name;           /* NULL: daemon-chosen */
+	const char *const *labels;  /* "name=value", NULL-terminated, may be NULL */
 };
 
 /* POST /containers/create.  *id malloc'd. */
@@ -99,6 +100,21 @@ int docker_container_logs(struct docker *d, const char *id, bool follow, docker_
 			  void *ctx, char **errmsg);
 /* DELETE /containers/{id}?force=1&v=1 when force. */
 int docker_container_remove(struct docker *d, const char *id, bool force, char **errmsg);
+
+/* One container of GET /containers/json. */
+struct docker_container_summary {
+	char *id;
+	char *state;           /* "created", "running", "exited", ... ("" when not said) */
+	char **labels;         /* "name=value", NULL-terminated (may be empty) */
+};
+/* GET /containers/json?all=1&filters={"label":[label]}: every container, in
+ * any state, that carries label ("name" or "name=value"; NULL: all).
+ * *list (malloc'd, *n entries) is freed with docker_container_list_free. */
+int docker_container_list(struct docker *d, const char *label,
+			  struct docker_container_summary **list, size_t *n, char **errmsg);
+void docker_container_list_free(struct docker_container_summary *list, size_t n);
+/* The value of label name among labels ("name=value", NULL-terminated), or NULL. */
+const char *docker_label_value(char *const *labels, const char *name);
 
 /* ---- images (function images) -------------------------------------------- */
 

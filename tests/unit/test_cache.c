@@ -308,6 +308,34 @@ static char *make_v1_cache(const char *content, char sha[65])
 	return pkg;
 }
 
+/* The folder's id: CACHE_ID_LEN hex digits, kept across opens in a private
+ * file, and made anew when that file is damaged. */
+START_TEST(test_cache_id_is_kept)
+{
+	struct cache *c = open_ok();
+	char first[CACHE_ID_LEN + 1];
+	snprintf(first, sizeof(first), "%s", cache_id(c));
+	ck_assert_uint_eq(strlen(first), CACHE_ID_LEN);
+	ck_assert_uint_eq(strspn(first, "0123456789abcdef"), CACHE_ID_LEN);
+	cache_close(c);
+
+	char *idf = sub("sebsfs.id");
+	struct stat st;
+	ck_assert_int_eq(stat(idf, &st), 0);
+	ck_assert_uint_eq(st.st_mode & 07777, 0600);
+	c = open_ok();
+	ck_assert_str_eq(cache_id(c), first);
+	cache_close(c);
+
+	write_bytes(idf, "not an id\n");
+	c = open_ok();
+	ck_assert_uint_eq(strlen(cache_id(c)), CACHE_ID_LEN);
+	ck_assert_str_ne(cache_id(c), first);
+	cache_close(c);
+	free(idf);
+}
+END_TEST
+
 START_TEST(test_open_creates_schema)
 {
 	struct cache *c = open_ok();
@@ -1847,6 +1875,7 @@ static Suite *cache_suite(void)
 	tcase_add_unchecked_fixture(tc, suite_setup, suite_teardown);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_open_creates_schema);
+	tcase_add_test(tc, test_cache_id_is_kept);
 	tcase_add_test(tc, test_publish_then_get);
 	tcase_add_test(tc, test_publish_null_manifest_and_out);
 	tcase_add_test(tc, test_republish_replaces);

@@ -43,6 +43,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -183,12 +184,19 @@ static const char SQL_CLEAR_PATH[] =
 	" built_at = NULL, build_seconds = NULL, manifest = NULL"
 	" WHERE path = ?1 AND kind <> '" IMAGE_KIND "'";
 
-/* Logs a SQLite failure with its message and maps it to -errno. */
+/* Logs a SQLite failure with its message and maps it to -errno.  A full
+ * disk is -ENOSPC and says so in the words of every other write that fails
+ * for lack of room ("database or disk is full" alone is easily misread). */
 static int db_err(sqlite3 *db, int rc, const char *what)
 {
+	if ((rc & 0xff) == SQLITE_FULL) {
+		log_err("cache: %s: %s (SQLite: %s)", what, strerror(ENOSPC),
+			db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+		return -ENOSPC;
+	}
 	log_err("cache: %s: %s (%s)", what, db ? sqlite3_errmsg(db) : "no connection",
 		sqlite3_errstr(rc));
-	return rc == SQLITE_NOMEM ? -ENOMEM : -EIO;
+	return (rc & 0xff) == SQLITE_NOMEM ? -ENOMEM : -EIO;
 }
 
 static void stmt_done(sqlite3_stmt *st)
@@ -410,7 +418,7 @@ static int pragma_int(sqlite3 *db, const char *sql, int *val)
  * old sebsfs never scribbles over a layout it does not understand. */
 static int migrate(sqlite3 *db, const char *db_path)
 {
-	int ver, ret;
+	int ver = 0, ret;
 
 	/* IMMEDIATE: a second process opening a fresh cache waits here instead
 	 * of racing on CREATE TABLE. */
@@ -1126,6 +1134,22 @@ void cache_close(struct cache *c)
 	free(c->logs_dir);
 	free(c->work_dir);
 	free(c);
+}
+
+char *cache_space_note(const struct cache *c)
+{
+	struct statvfs st;
+	if (!c || statvfs(c->dir, &st) < 0)
+		return NULL;
+	unsigned long long free_bytes = (unsigned long long)st.f_bavail * st.f_frsize;
+	bool no_inodes = st.f_files > 0 && st.f_favail == 0;
+	if (free_bytes >= CACHE_LOW_SPACE_BYTES && !no_inodes)
+		return NULL;
+	if (no_inodes)
+		return str_printf("the filesystem of the cache folder %s has no free inodes"
+				  " (%s)", c->dir, strerror(ENOSPC));
+	return str_printf("the filesystem of the cache folder %s has only %llu bytes free (%s)",
+			  c->dir, free_bytes, strerror(ENOSPC));
 }
 
 const char *cache_dir(const struct cache *c)

@@ -131,6 +131,19 @@ void cache_close(struct cache *c);   /* NULL is a no-op */
 
 const char *cache_dir(const struct cache *c);
 
+/* Below this much free space in the cache folder's filesystem, a failed
+ * build is reported as possibly short of room (see cache_space_note). */
+#define CACHE_LOW_SPACE_BYTES (1 << 20)
+
+/* For the reason of a failed build: when the cache folder's filesystem has
+ * less than CACHE_LOW_SPACE_BYTES or no inodes left, a malloc'd sentence
+ * saying so that ends "(No space left on device)"; else NULL.  A program of
+ * the build (init.sh, pip) that fails for lack of room only says so in its
+ * own output, if at all; this puts it in the reason sebsfs logs.  A full
+ * disk seen by sebsfs's own writes (work folder, package, database) is
+ * -ENOSPC from the call itself. */
+char *cache_space_note(const struct cache *c);
+
 /* Fresh paths inside the cache, malloc'd: a unique temp file name under tmp/
  * (not created) and a unique work folder under work/ (created, empty). */
 char *cache_tmp_path(struct cache *c, const char *suffix);

@@ -1,0 +1,169 @@
+"""Faults of issue 8 through real mounts, no Docker needed: a cache folder
+that runs out of space (while a build writes its package, while the database
+commits), and a database or package file that is truncated, overwritten or
+deleted while sebsfs is mounted and while it is not.  (Docker daemon and
+registry faults: test_faults_docker.py.)
+
+The promise checked everywhere: never a wrong or partial package.  A fault
+gives EIO with a log line that names it, or a rebuild; the previous good
+package stays intact, the mount answers throughout, and once the fault is
+gone the next open works."""
+
+import errno
+import os
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from sebsfs_testlib import (BENCH_DIRS, DYNAMIC_HTML, builds, open_errno, read, run, sha256,
+                            state, wait_for, xattr, zip_of)
+
+PLATFORM, RUNTIME = "aws", "python-3.11"
+TMPFS_SIZE = 8 << 20
+
+
+# ------------------------------------------------------------------ helpers
+
+def function_py(suite):
+    return suite / BENCH_DIRS[DYNAMIC_HTML] / "python" / "function.py"
+
+
+def change_function(suite, tag):
+    """An input edit that changes the package's bytes."""
+    with open(function_py(suite), "a") as f:
+        f.write(f"\n# {tag}\n")
+
+
+def package_file(m, z):
+    return m.cache / "packages" / f"{xattr(z, 'user.sebs.sha256')}.zip"
+
+
+def answers(m):
+    """The mount answers listing, stat and xattrs (what must keep working
+    while builds fail)."""
+    runtime = m.path(PLATFORM, RUNTIME)
+    assert f"{DYNAMIC_HTML}.zip" in os.listdir(runtime)
+    os.stat(m.zip(PLATFORM, RUNTIME, DYNAMIC_HTML))
+    assert state(m.zip(PLATFORM, RUNTIME, DYNAMIC_HTML)) is not None
+
+
+def zip_log(m):
+    return read(m.log(PLATFORM, RUNTIME, DYNAMIC_HTML)).decode(errors="replace")
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+    """A tmpfs of TMPFS_SIZE bytes at tmp_path/small (unmounted at teardown)."""
+    where = tmp_path / "small"
+    where.mkdir()
+    r = run(["mount", "-t", "tmpfs", "-o", f"size={TMPFS_SIZE},mode=0700", "sebsfs-test-enospc",
+             str(where)])
+    assert r.returncode == 0, f"cannot mount a tmpfs (run as root): {r.stderr}"
+    yield where
+    run(["umount", "-l", str(where)])
+
+
+def free_bytes(path):
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize
+
+
+def fill(fs, leave):
+    """Fills fs with one file so that about `leave` bytes stay free."""
+    filler = fs / "filler"
+    with open(filler, "ab") as f:
+        need = free_bytes(fs) - leave
+        assert need > 0, f"{fs} has only {free_bytes(fs)} bytes free"
+        os.posix_fallocate(f.fileno(), os.fstat(f.fileno()).st_size, need)
+    assert free_bytes(fs) <= leave + 4096, free_bytes(fs)
+    return filler
+
+
+def says_no_space(text):
+    return "no space left on device" in text.lower()
+
+
+# ------------------------------------------------------------ a full cache
+
+def test_cache_fills_while_the_package_is_written(sebsfs, suite, small_fs):
+    """No room for the build's work folder and package: EIO, both logs say
+    "No space left on device", the old package is served again once the
+    input edit is undone, and after freeing space the build works."""
+    m = sebsfs(cache=small_fs / "cache", options=("builder=none",))
+    z = m.zip(PLATFORM, RUNTIME, DYNAMIC_HTML)
+    good = read(z)
+    good_file = package_file(m, z)
+    original = function_py(suite).read_bytes()
+
+    change_function(suite, "edit 1")
+    filler = fill(small_fs, 16 << 10)
+    assert open_errno(z) == errno.EIO
+    answers(m)
+    assert state(z) == "failed"
+    assert says_no_space(zip_log(m)), zip_log(m)
+    assert says_no_space(m.stderr()), m.stderr()
+    # nothing half-written took the old package's place
+    assert good_file.read_bytes() == good
+    assert xattr(z, "user.sebs.sha256") == sha256(good)
+    assert not any((m.cache / "tmp").iterdir())
+    assert not any((m.cache / "work").iterdir())
+    # undoing the edit serves the previous good package again, still no room
+    function_py(suite).write_bytes(original)
+    assert read(z) == good
+    assert builds(z) == 2
+
+    change_function(suite, "edit 2")
+    filler.unlink()
+    data = read(z)
+    assert data != good
+    assert any(b"# edit 2" in zip_of(data).read(n) for n in zip_of(data).namelist()
+               if n.endswith("function.py"))
+    assert xattr(z, "user.sebs.sha256") == sha256(data)
+    assert state(z) == "fresh"
+    assert builds(z) == 3
+
+
+def many_input_files(suite, n):
+    """n input files that are not copied into the package: they make the
+    input manifest (stored in the database row) large while the package
+    stays as it is."""
+    notes = suite / BENCH_DIRS[DYNAMIC_HTML] / "notes"
+    notes.mkdir()
+    for i in range(n):
+        (notes / f"a-rather-long-file-name-for-a-large-input-manifest-{i:05d}.txt").write_text("")
+
+
+def test_cache_fills_while_the_database_commits(sebsfs, suite, small_fs):
+    """The package file fits but the database row (its manifest) does not:
+    the commit fails with EIO and "No space left on device", the old row and
+    package stay, and after freeing space the next open publishes."""
+    m = sebsfs(cache=small_fs / "cache", options=("builder=none",))
+    z = m.zip(PLATFORM, RUNTIME, DYNAMIC_HTML)
+    good = read(z)
+    good_file = package_file(m, z)
+    good_hash = xattr(z, "user.sebs.input_hash")
+
+    many_input_files(suite, 4000)
+    filler = fill(small_fs, 3 * len(good) + (64 << 10))
+    assert open_errno(z) == errno.EIO
+    answers(m)
+    assert says_no_space(m.stderr()), m.stderr()
+    assert "commit" in m.stderr()
+    assert says_no_space(zip_log(m)), zip_log(m)
+    assert good_file.read_bytes() == good
+    assert xattr(z, "user.sebs.input_hash") == good_hash
+    with sqlite3.connect(f"file:{m.cache / 'sebsfs.db'}?mode=ro", uri=True) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+    filler.unlink()
+    assert read(z) == good   # the notes are inputs only: same bytes
+    assert xattr(z, "user.sebs.input_hash") != good_hash
+    assert state(z) == "fresh"
+    m.stop()
+    # the row really is in the database
+    m2 = sebsfs(cache=small_fs / "cache", options=("builder=none",))
+    z2 = m2.zip(PLATFORM, RUNTIME, DYNAMIC_HTML)
+    assert read(z2) == good
+    assert builds(z2) == 0

@@ -48,7 +48,8 @@
  * serialised internally on one connection (SQLite statements are short;
  * no lock is held across anything but SQLite and file renames).
  * Errors: 0 or -errno (SQLite failures map to -EIO and are logged once with
- * the SQLite message).
+ * the SQLite message; a full disk is -ENOSPC, a database found damaged while
+ * in use -EUCLEAN: see cache_strerror).
  */
 #ifndef SEBSFS_CACHE_H
 #define SEBSFS_CACHE_H
@@ -114,7 +115,11 @@ struct cache_image_info {
 #define CACHE_LOG_INTERRUPTED "[sebsfs] build interrupted: sebsfs stopped before the build ended"
 
 /* Opens the cache in dir (creating, adopting or refusing the folder as
- * described above), migrates the schema, tightens modes, removes leftovers
+ * described above), checks the database (PRAGMA quick_check: a database that
+ * SQLite finds damaged or not a database is renamed DIR/sebsfs.db.damaged,
+ * with its WAL, replacing an older one, a warning says so, and an empty one
+ * takes its place, so the sweep then removes every package file and all are
+ * built again), migrates the schema, tightens modes, removes leftovers
  * (tmp/, work/, package files no row references) and appends
  * CACHE_LOG_INTERRUPTED to every log under logs/ that lacks an end line
  * (reading only each log's tail; a log that already ends with it is left
@@ -130,6 +135,10 @@ int cache_dir_check(const char *dir, char *why, size_t why_len);
 void cache_close(struct cache *c);   /* NULL is a no-op */
 
 const char *cache_dir(const struct cache *c);
+
+/* Words for an error of this module in a build's reason: strerror, except
+ * -EUCLEAN, which says that the database is damaged.  Static string. */
+const char *cache_strerror(int err);
 
 /* Below this much free space in the cache folder's filesystem, a failed
  * build is reported as possibly short of room (see cache_space_note). */

@@ -167,3 +167,151 @@ def test_cache_fills_while_the_database_commits(sebsfs, suite, small_fs):
     z2 = m2.zip(PLATFORM, RUNTIME, DYNAMIC_HTML)
     assert read(z2) == good
     assert builds(z2) == 0
+
+
+# ------------------------------------------------- a damaged database
+
+DB_DAMAGE = ("truncated-to-0", "truncated-to-half", "garbage", "deleted")
+
+
+def damage_db(cache, how):
+    """Damages DIR/sebsfs.db (WAL and shared-memory files left as they are)."""
+    db = cache / "sebsfs.db"
+    size = db.stat().st_size
+    if how == "truncated-to-0":
+        os.truncate(db, 0)
+    elif how == "truncated-to-half":
+        os.truncate(db, size // 2)
+    elif how == "garbage":
+        with open(db, "r+b") as f:
+            f.write(os.urandom(size))
+    elif how == "deleted":
+        db.unlink()
+    else:
+        raise ValueError(how)
+
+
+def integrity_ok(cache):
+    with sqlite3.connect(f"file:{cache / 'sebsfs.db'}?mode=ro", uri=True) as db:
+        return db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def reference(sebsfs, tmp_path, suite, bench=DYNAMIC_HTML):
+    """The package as a mount with an untouched cache builds it now."""
+    m = sebsfs(cache=tmp_path / "reference-cache", options=("builder=none",))
+    try:
+        return read(m.zip(PLATFORM, RUNTIME, bench))
+    finally:
+        m.stop()
+
+
+@pytest.mark.parametrize("how", DB_DAMAGE)
+def test_database_damaged_while_unmounted(sebsfs, tmp_path, suite, how):
+    """A damaged database at start-up is moved aside (a warning says so) and
+    sebsfs starts with an empty one: every package is rebuilt, none is
+    served from a row it cannot trust."""
+    m = sebsfs(options=("builder=none",))
+    z = m.zip(PLATFORM, RUNTIME, DYNAMIC_HTML)
+    good = read(z)
+    m.stop()
+    damage_db(m.cache, how)
+
+    m2 = sebsfs(options=("builder=none",))
+    answers(m2)
+    z = m2.zip(PLATFORM, RUNTIME, DYNAMIC_HTML)
+    assert read(z) == good
+    assert xattr(z, "user.sebs.sha256") == sha256(good)
+    if how in ("garbage", "truncated-to-half"):
+        assert "damaged" in m2.stderr() and "moved" in m2.stderr(), m2.stderr()
+        assert list(m.cache.glob("sebsfs.db.damaged*")), list(m.cache.iterdir())
+    m2.stop()
+    assert integrity_ok(m.cache)
+    # and the new database keeps what was built
+    m3 = sebsfs(options=("builder=none",))
+    z = m3.zip(PLATFORM, RUNTIME, DYNAMIC_HTML)
+    assert read(z) == good
+    assert builds(z) == 0
+
+
+@pytest.mark.parametrize("how", DB_DAMAGE)
+def test_database_damaged_while_mounted(sebsfs, tmp_path, suite, how):
+    """Damage while mounted: what was verified stays served from the intact
+    package file; a build that must write to the damaged database fails with
+    EIO and says why (or succeeds); nothing wrong or partial is served, and
+    the next start repairs."""
+    first = sebsfs(options=("builder=none",))
+    good = read(first.zip(PLATFORM, RUNTIME, DYNAMIC_HTML))
+    first.stop()   # the rows are now in sebsfs.db itself, not only in its WAL
+    m = sebsfs(options=("builder=none",))
+    z = m.zip(PLATFORM, RUNTIME, DYNAMIC_HTML)
+    assert read(z) == good
+    damage_db(m.cache, how)
+    answers(m)
+    assert read(z) == good
+
+    change_function(suite, "edited while the database is damaged")
+    try:
+        data = read(z)
+    except OSError as e:
+        assert e.errno == errno.EIO
+        data = None
+        text = m.stderr()
+        assert "cache database" in text and "damaged" in text, text
+        assert "the cache database is damaged" in zip_log(m), zip_log(m)
+    answers(m)
+    m.stop()
+
+    expected = reference(sebsfs, tmp_path, suite)
+    if data is not None:
+        assert data == expected
+    m2 = sebsfs(options=("builder=none",))
+    z = m2.zip(PLATFORM, RUNTIME, DYNAMIC_HTML)
+    assert read(z) == expected
+    m2.stop()
+    assert integrity_ok(m.cache)
+
+
+# -------------------------------------------- a damaged package file
+
+PKG_DAMAGE = ("truncated", "overwritten-same-size", "deleted")
+
+
+def damage_package(path, how):
+    if how == "deleted":
+        path.unlink()
+        return
+    path.chmod(0o644)
+    data = path.read_bytes()
+    if how == "truncated":
+        path.write_bytes(data[:len(data) // 2])
+    elif how == "overwritten-same-size":
+        path.write_bytes(bytes(reversed(data)))
+    else:
+        raise ValueError(how)
+
+
+@pytest.mark.parametrize("how", PKG_DAMAGE)
+@pytest.mark.parametrize("when", ("unmounted", "mounted"))
+def test_package_file_damaged(sebsfs, how, when):
+    """verify=first (default) checks the hash on the first open after start;
+    a damage while mounted after that first open is caught by the size check
+    (truncated, deleted) or, for a same-size overwrite, by verify=always (and
+    by the scrub: test_trust.py).  Either way: a rebuild, never the damaged
+    bytes."""
+    options = ("builder=none",) if when == "unmounted" else ("builder=none", "verify=always")
+    m = sebsfs(options=options)
+    z = m.zip(PLATFORM, RUNTIME, DYNAMIC_HTML)
+    good = read(z)
+    f = package_file(m, z)
+    if when == "unmounted":
+        m.stop()
+        damage_package(f, how)
+        m = sebsfs(options=options)
+        z = m.zip(PLATFORM, RUNTIME, DYNAMIC_HTML)
+    else:
+        damage_package(f, how)
+    answers(m)
+    assert read(z) == good
+    assert builds(z) == (1 if when == "unmounted" else 2)
+    assert "rebuilding" in m.stderr() or (how == "deleted" and when == "unmounted"), m.stderr()
+    assert f.read_bytes() == good

@@ -482,6 +482,13 @@ static int curl_errno(struct docker *d, CURLcode cc, char **errmsg)
 	case CURLE_OPERATION_TIMEDOUT:
 		set_err(errmsg, "%s: timed out (%s)", d->endpoint, detail);
 		return -ETIMEDOUT;
+	case CURLE_GOT_NOTHING:
+	case CURLE_PARTIAL_FILE:
+	case CURLE_RECV_ERROR:
+	case CURLE_SEND_ERROR:
+		/* The daemon went away mid-request (stopped, crashed, restarted). */
+		set_err(errmsg, "%s: connection to the Docker daemon lost (%s)", d->endpoint, detail);
+		return -ECONNRESET;
 	case CURLE_OUT_OF_MEMORY:
 		set_err(errmsg, "%s: out of memory", d->endpoint);
 		return -ENOMEM;

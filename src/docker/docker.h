@@ -14,7 +14,8 @@
  *   "unix:///var/run/docker.sock: Cannot connect (No such file or directory)"
  *   "image inspect foo:bar: No such image: foo:bar (404)".
  * Mapping: any connection failure -ECONNREFUSED (also when the socket is
- * missing: -ENOENT is reserved for "no such image/container"),
+ * missing: -ENOENT is reserved for "no such image/container"), a connection
+ * lost mid-request (the daemon stopped or crashed) -ECONNRESET,
  * 404 -ENOENT, 409 -EEXIST, other 4xx -EINVAL, 5xx -EIO, bad JSON -EPROTO,
  * an error inside a progress stream -EIO, cancelled -ECANCELED.
  * Control calls have bounded timeouts (connect 5 s, total 20 s); pull, wait

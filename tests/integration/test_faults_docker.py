@@ -423,3 +423,45 @@ def test_registry_killed_while_pushing(sebsfs, tmp_path, fault_suite, daemon, re
     assert doc["digest"] and doc["digest"].startswith(f"{registry.addr}/{repo}@sha256:")
     assert registry.manifest(repo, doc["digest"].split("@")[1]) == 200
     assert state(img) == "fresh"
+
+
+# ------------------------------------------- a full cache, image documents
+
+@pytest.fixture
+def small_fs(tmp_path):
+    where = tmp_path / "small"
+    where.mkdir()
+    r = run(["mount", "-t", "tmpfs", "-o", "size=8m,mode=0700", "sebsfs-test-enospc", str(where)])
+    assert r.returncode == 0, f"cannot mount a tmpfs (run as root): {r.stderr}"
+    yield where
+    run(["umount", "-l", str(where)])
+
+
+def test_cache_fills_while_an_image_row_commits(sebsfs, suite, small_fs):
+    """The function image builds in the shared daemon, but its row (the
+    document's source, with the input manifest) finds no room in the cache:
+    EIO, "No space left on device" in both logs, the previous image's row
+    stays, and once there is room the next read records the image."""
+    from test_faults import fill, many_input_files, says_no_space
+    repo = f"{REPO}/enospc{os.getpid()}"
+    m = sebsfs(cache=small_fs / "cache", options=("builder=host", f"repository={repo}"))
+    img = m.path(PLATFORM, RUNTIME, f"{DYNAMIC_HTML}.image")
+    try:
+        good = json.loads(read(img))
+        many_input_files(suite, 4000)
+        filler = fill(small_fs, 256 << 10)
+        data, err = OpenInBackground(img).result()
+        assert err == errno.EIO, f"open gave {err}: {data!r}"
+        answers(m, img)
+        assert says_no_space(log_of(img)), log_of(img)
+        assert says_no_space(m.stderr()), m.stderr()
+        assert "committing" in m.stderr(), m.stderr()   # the row, not the build
+        assert xattr(img, "user.sebs.input_hash") == good["input_hash"]
+
+        filler.unlink()
+        doc = json.loads(read(img))
+        assert doc["input_hash"] != good["input_hash"]
+        assert xattr(img, "user.sebs.input_hash") == doc["input_hash"]
+        assert state(img) == "fresh"
+    finally:
+        docker("rmi", "-f", f"{repo}:function.{PLATFORM}.{DYNAMIC_HTML}.{RUNTIME}", check=False)

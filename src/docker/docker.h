@@ -53,7 +53,9 @@ void docker_reset_cancel(struct docker *d);
 struct timespec;
 void docker_set_deadline(struct docker *d, const struct timespec *deadline);
 
-/* GET /_ping then GET /version; fills *api_version (malloc'd, may be NULL). */
+/* GET /_ping (on a new connection, so a daemon that is shutting down and
+ * only serves its old ones does not count) then GET /version; fills
+ * *api_version (malloc'd, may be NULL). */
 int docker_ping(struct docker *d, char **api_version, char **errmsg);
 
 /* GET /images/{ref}/json.  -ENOENT when absent.  *id gets "sha256:..." (malloc'd). */

@@ -156,6 +156,12 @@ class PrivateDockerd:
                 os.kill(pid, signal.SIGKILL)
         self.proc.wait(timeout=30)
 
+    def terminate(self):
+        """The daemon is stopped as an init stops it (SIGTERM, waiting)."""
+        self.note_helpers()
+        end_process(self.proc.pid, timeout=60)
+        self.proc.wait(timeout=30)
+
     def stop(self):
         if self.proc and self.proc.poll() is None:
             self.note_helpers()
@@ -204,6 +210,12 @@ class PrivateRegistry:
     def kill(self):
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(timeout=10)
+
+    def terminate(self):
+        """The daemon is stopped as an init stops it (SIGTERM, waiting)."""
+        self.note_helpers()
+        end_process(self.proc.pid, timeout=60)
+        self.proc.wait(timeout=30)
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
@@ -334,6 +346,7 @@ def test_dockerd_killed_while_pulling_the_build_image(sebsfs, tmp_path, fault_su
     opener = OpenInBackground(z)
     assert wait_for(lambda: "Pulling" in log_of(z) or "Downloading" in log_of(z), 60, 0.1), \
         log_of(z)
+    answers(m, z)
     time.sleep(1)
     daemon.kill()
     answers(m, z)
@@ -353,7 +366,10 @@ def test_dockerd_killed_while_pulling_the_build_image(sebsfs, tmp_path, fault_su
     assert xattr(z, "user.sebs.sha256") == sha256(data)
 
 
-def test_dockerd_killed_while_the_build_container_runs(sebsfs, tmp_path, fault_suite, daemon):
+@pytest.mark.parametrize("how", ("SIGKILL", "SIGTERM"))
+def test_dockerd_killed_while_the_build_container_runs(sebsfs, tmp_path, fault_suite, daemon, how):
+    """SIGKILL: the daemon crashes; SIGTERM: it is stopped (`systemctl stop
+    docker`), stopping the build container on its way out."""
     m = private_mount(sebsfs, tmp_path, fault_suite, daemon, ("builder=docker",), "build")
     z = m.zip(PLATFORM, RUNTIME, DYNAMIC_HTML)
     good = read(z)
@@ -367,7 +383,11 @@ def test_dockerd_killed_while_the_build_container_runs(sebsfs, tmp_path, fault_s
     opener = OpenInBackground(z)
     assert wait_for(lambda: list((m.cache / "work").glob("*/.container-started")), 120, 0.1), \
         log_of(z)
-    daemon.kill()
+    answers(m, z)
+    if how == "SIGKILL":
+        daemon.kill()
+    else:
+        daemon.terminate()
     answers(m, z)
     data, err = opener.result()
     assert err == errno.EIO, f"open gave {err}, {len(data or b'')} bytes"

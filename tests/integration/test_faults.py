@@ -12,13 +12,11 @@ gone the next open works."""
 import errno
 import os
 import sqlite3
-import subprocess
-from pathlib import Path
 
 import pytest
 
 from sebsfs_testlib import (BENCH_DIRS, DYNAMIC_HTML, builds, open_errno, read, run, sha256,
-                            state, wait_for, xattr, zip_of)
+                            state, xattr, zip_of)
 
 PLATFORM, RUNTIME = "aws", "python-3.11"
 TMPFS_SIZE = 8 << 20
@@ -87,10 +85,17 @@ def says_no_space(text):
 
 # ------------------------------------------------------------ a full cache
 
-def test_cache_fills_while_the_package_is_written(sebsfs, suite, small_fs):
-    """No room for the build's work folder and package: EIO, both logs say
-    "No space left on device", the old package is served again once the
-    input edit is undone, and after freeing space the build works."""
+def work_folder_bytes(package):
+    """Room the work folder of package takes on a tmpfs (whole pages)."""
+    return sum(-(-i.file_size // 4096) * 4096 for i in zip_of(package).infolist())
+
+
+@pytest.mark.parametrize("where", ("work-folder", "package-file"))
+def test_cache_fills_during_a_build(sebsfs, suite, small_fs, where):
+    """No room for the build's work folder (init.sh's copy fails), or room
+    for it but not for the zip: EIO, both logs say "No space left on
+    device", the old package is served again once the input edit is undone,
+    and after freeing space the build works."""
     m = sebsfs(cache=small_fs / "cache", options=("builder=none",))
     z = m.zip(PLATFORM, RUNTIME, DYNAMIC_HTML)
     good = read(z)
@@ -98,8 +103,14 @@ def test_cache_fills_while_the_package_is_written(sebsfs, suite, small_fs):
     original = function_py(suite).read_bytes()
 
     change_function(suite, "edit 1")
-    filler = fill(small_fs, 16 << 10)
+    if where == "work-folder":
+        filler = fill(small_fs, 16 << 10)
+    else:
+        # the work folder and the log fit, half the package does not
+        filler = fill(small_fs, work_folder_bytes(good) + 4096 + len(good) // 2)
     assert open_errno(z) == errno.EIO
+    if where == "package-file":
+        assert "step 7" in zip_log(m) and "init.sh exited" not in zip_log(m), zip_log(m)
     answers(m)
     assert state(z) == "failed"
     assert says_no_space(zip_log(m)), zip_log(m)

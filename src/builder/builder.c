@@ -420,6 +420,19 @@ static int build_target(struct builder *b, struct build_ctx *ctx, struct cache_e
 		rc = zip_build(b, ctx, out, &errmsg);
 	}
 out:
+	if (rc < 0 && rc != -ECANCELED && !(errmsg && strstr(errmsg, strerror(ENOSPC)))) {
+		/* A step that failed on a full cache folder often says so only in
+		 * its own output (cp, pip); the reason must say it. */
+		char *note = cache_space_note(b->cache);
+		if (note) {
+			char *with = str_printf("%s; %s", errmsg ? errmsg : strerror(-rc), note);
+			if (with) {
+				free(errmsg);
+				errmsg = with;
+			}
+			free(note);
+		}
+	}
 	if (rc < 0) {
 		struct cache_key key;
 		target_key(b, job->target, &key);

@@ -253,7 +253,7 @@ int image_target_build(struct builder *b, struct build_ctx *ctx, struct cache_en
 		rc = cache_publish_image(b->cache, &key, job->input_hash, job->manifest_json,
 					 builder_now_seconds() - t0, &info, out);
 		if (rc < 0)
-			*errmsg = str_printf("cannot record the image: %s", strerror(-rc));
+			*errmsg = str_printf("cannot record the image: %s", cache_strerror(rc));
 	}
 	if (rc == 0)
 		build_log(log_fd, "build succeeded in %.2f s: image %s (%s), %s", out->build_seconds,

@@ -136,7 +136,7 @@ int zip_build(struct builder *b, struct build_ctx *ctx, struct cache_entry *out,
 		rc = cache_publish(b->cache, &key, tmp, ctx->job->input_hash, ctx->job->manifest_json,
 				   builder_now_seconds() - t0, out);
 		if (rc < 0) {
-			*errmsg = str_printf("cannot publish the package: %s", strerror(-rc));
+			*errmsg = str_printf("cannot publish the package: %s", cache_strerror(rc));
 		} else {
 			build_log(ctx->log_fd, "build succeeded in %.2f s: %lld bytes, sha256 %s",
 				  out->build_seconds, (long long)out->size, out->sha256);

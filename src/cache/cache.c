@@ -44,6 +44,7 @@
 #include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -212,12 +213,29 @@ static const char SQL_CLEAR_PATH[] =
 	" built_at = NULL, build_seconds = NULL, manifest = NULL, last_used_ms = NULL"
 	" WHERE path = ?1 AND kind <> '" IMAGE_KIND "'";
 
-/* Logs a SQLite failure with its message and maps it to -errno. */
+/* Logs a SQLite failure with its message and maps it to -errno.  A full
+ * disk is -ENOSPC and says so in the words of every other write that fails
+ * for lack of room ("database or disk is full" alone is easily misread). */
 static int db_err(sqlite3 *db, int rc, const char *what)
 {
+	if ((rc & 0xff) == SQLITE_FULL) {
+		log_err("cache: %s: %s (SQLite: %s)", what, strerror(ENOSPC),
+			db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+		return -ENOSPC;
+	}
+	if ((rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB) {
+		/* Damaged while mounted (start-up checks it): what is in memory
+		 * and the package files stay good, writes fail until a restart
+		 * sets the file aside. */
+		log_err("cache: %s: the cache database %s is damaged (%s); sebsfs moves it aside"
+			" and starts an empty one when it next starts", what,
+			db && sqlite3_db_filename(db, "main") ? sqlite3_db_filename(db, "main") : DB_NAME,
+			db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+		return -EUCLEAN;
+	}
 	log_err("cache: %s: %s (%s)", what, db ? sqlite3_errmsg(db) : "no connection",
 		sqlite3_errstr(rc));
-	return rc == SQLITE_NOMEM ? -ENOMEM : -EIO;
+	return (rc & 0xff) == SQLITE_NOMEM ? -ENOMEM : -EIO;
 }
 
 static void stmt_done(sqlite3_stmt *st)
@@ -450,7 +468,7 @@ static int pragma_int(sqlite3 *db, const char *sql, int *val)
  * old sebsfs never scribbles over a layout it does not understand. */
 static int migrate(sqlite3 *db, const char *db_path)
 {
-	int ver, ret;
+	int ver = 0, ret;
 
 	/* IMMEDIATE: a second process opening a fresh cache waits here instead
 	 * of racing on CREATE TABLE. */
@@ -891,6 +909,97 @@ static int create_db_file(const char *db_path)
 	return 0;
 }
 
+/* Whether the database is damaged: 1 with the reason in why, 0 when
+ * PRAGMA quick_check finds nothing, or -errno (logged) when it cannot
+ * tell (a read error of the disk is no reason to throw the cache away). */
+static int db_damaged(sqlite3 *db, char *why, size_t why_len)
+{
+	sqlite3_stmt *st = NULL;
+	int ret = 0;
+	int rc = sqlite3_prepare_v2(db, "PRAGMA quick_check(1)", -1, &st, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if ((rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB) {
+		snprintf(why, why_len, "%s", sqlite3_errmsg(db));
+		ret = 1;
+	} else if (rc != SQLITE_ROW) {
+		ret = db_err(db, rc, "checking the database");
+	} else {
+		const char *res = (const char *)sqlite3_column_text(st, 0);
+		if (!res || strcmp(res, "ok") != 0) {
+			snprintf(why, why_len, "%s", res ? res : "quick_check gave no answer");
+			ret = 1;
+		}
+	}
+	sqlite3_finalize(st);
+	return ret;
+}
+
+/* Moves a damaged database and its WAL aside (DIR/sebsfs.db.damaged,
+ * replacing an older one) and drops its shared-memory index: a WAL left
+ * next to a new database would be replayed into it. */
+static int set_db_aside(const char *db_path, const char *why)
+{
+	static const char *const suffixes[] = { "", "-wal" };
+	int ret = 0;
+	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]) && ret == 0; i++) {
+		char *from = str_printf("%s%s", db_path, suffixes[i]);
+		char *to = str_printf("%s.damaged%s", db_path, suffixes[i]);
+		if (!from || !to)
+			ret = -ENOMEM;
+		else if (rename(from, to) < 0 && errno != ENOENT) {
+			ret = -errno;
+			log_err("cache: cannot move the damaged database %s aside: %s", from,
+				strerror(errno));
+		}
+		free(from);
+		free(to);
+	}
+	char *shm = str_printf("%s-shm", db_path);
+	if (!shm)
+		ret = ret ? ret : -ENOMEM;
+	else if (unlink(shm) < 0 && errno != ENOENT)
+		log_warn("cache: cannot remove %s: %s", shm, strerror(errno));
+	free(shm);
+	if (ret == 0)
+		log_warn("cache: the database %s is damaged (%s); moved it to %s.damaged and started"
+			 " an empty one: every package is built again when it is next read",
+			 db_path, why, db_path);
+	return ret;
+}
+
+/* Opens (creating) the database; a damaged one is set aside once and an
+ * empty one opened in its place.  The cache holds nothing that cannot be
+ * built again, so starting empty is the repair; refusing to start would
+ * only make the user delete the file by hand. */
+static int open_db(struct cache *c, const char *db_path)
+{
+	char why[512];
+	int ret = 0;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		if ((ret = create_db_file(db_path)))
+			return ret;
+		/* NOMUTEX: c->lock already serialises the connection. */
+		int rc = sqlite3_open_v2(db_path, &c->db,
+					 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+					 SQLITE_OPEN_NOMUTEX, NULL);
+		if (rc != SQLITE_OK)
+			return db_err(c->db, rc, db_path);
+		sqlite3_extended_result_codes(c->db, 1);
+		sqlite3_busy_timeout(c->db, CACHE_BUSY_TIMEOUT_MS);
+		if ((ret = db_damaged(c->db, why, sizeof(why))) <= 0)
+			return ret;
+		if (attempt > 0)
+			break;
+		sqlite3_close(c->db);
+		c->db = NULL;
+		if ((ret = set_db_aside(db_path, why)))
+			return ret;
+	}
+	log_err("cache: %s is damaged even after starting an empty one: %s", db_path, why);
+	return -EIO;
+}
+
 /* Whether the tail of a log (the whole log when whole) ends with a line that
  * closes a build: succeeded, failed, or already marked interrupted. */
 static bool log_tail_finished(const char *buf, size_t n, bool whole)
@@ -1129,19 +1238,8 @@ struct cache *cache_open(const char *dir, int *err)
 		goto fail;
 	if ((ret = load_cache_id(c)))
 		goto fail;
-	if ((ret = create_db_file(db_path)))
+	if ((ret = open_db(c, db_path)))
 		goto fail;
-
-	/* NOMUTEX: c->lock already serialises the connection. */
-	rc = sqlite3_open_v2(db_path, &c->db,
-			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-			     NULL);
-	if (rc != SQLITE_OK) {
-		ret = db_err(c->db, rc, db_path);
-		goto fail;
-	}
-	sqlite3_extended_result_codes(c->db, 1);
-	sqlite3_busy_timeout(c->db, CACHE_BUSY_TIMEOUT_MS);
 
 	/* The schema check comes before anything that writes or sweeps, so a
 	 * refused (newer) cache is left exactly as it was. */
@@ -1226,6 +1324,29 @@ void cache_close(struct cache *c)
 	free(c->logs_dir);
 	free(c->work_dir);
 	free(c);
+}
+
+const char *cache_strerror(int err)
+{
+	if (err == -EUCLEAN)
+		return "the cache database is damaged (sebsfs sets it aside when it next starts)";
+	return strerror(err < 0 ? -err : err);
+}
+
+char *cache_space_note(const struct cache *c)
+{
+	struct statvfs st;
+	if (!c || statvfs(c->dir, &st) < 0)
+		return NULL;
+	unsigned long long free_bytes = (unsigned long long)st.f_bavail * st.f_frsize;
+	bool no_inodes = st.f_files > 0 && st.f_favail == 0;
+	if (free_bytes >= CACHE_LOW_SPACE_BYTES && !no_inodes)
+		return NULL;
+	if (no_inodes)
+		return str_printf("the filesystem of the cache folder %s has no free inodes"
+				  " (%s)", c->dir, strerror(ENOSPC));
+	return str_printf("the filesystem of the cache folder %s has only %llu bytes free (%s)",
+			  c->dir, free_bytes, strerror(ENOSPC));
 }
 
 const char *cache_dir(const struct cache *c)

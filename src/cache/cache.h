@@ -55,7 +55,8 @@
  * serialised internally on one connection (SQLite statements are short;
  * no lock is held across anything but SQLite and file renames).
  * Errors: 0 or -errno (SQLite failures map to -EIO and are logged once with
- * the SQLite message).
+ * the SQLite message; a full disk is -ENOSPC, a database found damaged while
+ * in use -EUCLEAN: see cache_strerror).
  */
 #ifndef SEBSFS_CACHE_H
 #define SEBSFS_CACHE_H
@@ -124,7 +125,11 @@ struct cache_image_info {
 #define CACHE_LOG_INTERRUPTED "[sebsfs] build interrupted: sebsfs stopped before the build ended"
 
 /* Opens the cache in dir (creating, adopting or refusing the folder as
- * described above), migrates the schema, tightens modes, removes leftovers
+ * described above), checks the database (PRAGMA quick_check: a database that
+ * SQLite finds damaged or not a database is renamed DIR/sebsfs.db.damaged,
+ * with its WAL, replacing an older one, a warning says so, and an empty one
+ * takes its place, so the sweep then removes every package file and all are
+ * built again), migrates the schema, tightens modes, removes leftovers
  * (tmp/, work/, package files no row references) and appends
  * CACHE_LOG_INTERRUPTED to every log under logs/ that lacks an end line
  * (reading only each log's tail; a log that already ends with it is left
@@ -147,6 +152,23 @@ const char *cache_dir(const struct cache *c);
  * next sebsfs on the same cache can find them after a crash. */
 #define CACHE_ID_LEN 32
 const char *cache_id(const struct cache *c);
+
+/* Words for an error of this module in a build's reason: strerror, except
+ * -EUCLEAN, which says that the database is damaged.  Static string. */
+const char *cache_strerror(int err);
+
+/* Below this much free space in the cache folder's filesystem, a failed
+ * build is reported as possibly short of room (see cache_space_note). */
+#define CACHE_LOW_SPACE_BYTES (1 << 20)
+
+/* For the reason of a failed build: when the cache folder's filesystem has
+ * less than CACHE_LOW_SPACE_BYTES or no inodes left, a malloc'd sentence
+ * saying so that ends "(No space left on device)"; else NULL.  A program of
+ * the build (init.sh, pip) that fails for lack of room only says so in its
+ * own output, if at all; this puts it in the reason sebsfs logs.  A full
+ * disk seen by sebsfs's own writes (work folder, package, database) is
+ * -ENOSPC from the call itself. */
+char *cache_space_note(const struct cache *c);
 
 /* Fresh paths inside the cache, malloc'd: a unique temp file name under tmp/
  * (not created) and a unique work folder under work/ (created, empty). */

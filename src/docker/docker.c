@@ -298,6 +298,7 @@ struct request {
 	const char *what;          /* names the operation in messages */
 	bool unversioned;          /* /_ping and /version */
 	bool streaming;            /* no total timeout; honours docker_cancel */
+	bool fresh;                /* a new connection, not a kept-alive one */
 	const char *body;          /* JSON body, or NULL */
 	int upload_fd;             /* chunked tar upload, or -1 */
 	const char *registry_auth; /* X-Registry-Auth value, or NULL */
@@ -482,6 +483,13 @@ static int curl_errno(struct docker *d, CURLcode cc, char **errmsg)
 	case CURLE_OPERATION_TIMEDOUT:
 		set_err(errmsg, "%s: timed out (%s)", d->endpoint, detail);
 		return -ETIMEDOUT;
+	case CURLE_GOT_NOTHING:
+	case CURLE_PARTIAL_FILE:
+	case CURLE_RECV_ERROR:
+	case CURLE_SEND_ERROR:
+		/* The daemon went away mid-request (stopped, crashed, restarted). */
+		set_err(errmsg, "%s: connection to the Docker daemon lost (%s)", d->endpoint, detail);
+		return -ECONNRESET;
 	case CURLE_OUT_OF_MEMORY:
 		set_err(errmsg, "%s: out of memory", d->endpoint);
 		return -ENOMEM;
@@ -534,6 +542,8 @@ static int do_request(struct docker *d, struct request *r, char **errmsg)
 	curl_easy_setopt(d->curl, CURLOPT_CONNECTTIMEOUT, CONNECT_TIMEOUT_S);
 	curl_easy_setopt(d->curl, CURLOPT_TIMEOUT, r->streaming ? 0L : d->control_timeout);
 	curl_easy_setopt(d->curl, CURLOPT_TCP_KEEPALIVE, 1L);
+	if (r->fresh)
+		curl_easy_setopt(d->curl, CURLOPT_FRESH_CONNECT, 1L);
 	curl_easy_setopt(d->curl, CURLOPT_WRITEFUNCTION, write_cb);
 	curl_easy_setopt(d->curl, CURLOPT_WRITEDATA, r);
 	if (r->streaming) {
@@ -698,8 +708,11 @@ out:
 
 int docker_ping(struct docker *d, char **api_version, char **errmsg)
 {
+	/* A fresh connection: a daemon that is shutting down has closed its
+	 * listener but still serves the connections it had. */
 	struct request r = { .method = "GET", .path = "/_ping", .what = "ping",
-			     .unversioned = true, .upload_fd = -1, .sink = SINK_BUFFER };
+			     .unversioned = true, .fresh = true, .upload_fd = -1,
+			     .sink = SINK_BUFFER };
 	int rc;
 
 	if (api_version)

@@ -14,7 +14,8 @@
  *   "unix:///var/run/docker.sock: Cannot connect (No such file or directory)"
  *   "image inspect foo:bar: No such image: foo:bar (404)".
  * Mapping: any connection failure -ECONNREFUSED (also when the socket is
- * missing: -ENOENT is reserved for "no such image/container"),
+ * missing: -ENOENT is reserved for "no such image/container"), a connection
+ * lost mid-request (the daemon stopped or crashed) -ECONNRESET,
  * 404 -ENOENT, 409 -EEXIST, other 4xx -EINVAL, 5xx -EIO, bad JSON -EPROTO,
  * an error inside a progress stream -EIO, cancelled -ECANCELED.
  * Control calls have bounded timeouts (connect 5 s, total 20 s); pull, wait
@@ -52,7 +53,9 @@ void docker_reset_cancel(struct docker *d);
 struct timespec;
 void docker_set_deadline(struct docker *d, const struct timespec *deadline);
 
-/* GET /_ping then GET /version; fills *api_version (malloc'd, may be NULL). */
+/* GET /_ping (on a new connection, so a daemon that is shutting down and
+ * only serves its old ones does not count) then GET /version; fills
+ * *api_version (malloc'd, may be NULL). */
 int docker_ping(struct docker *d, char **api_version, char **errmsg);
 
 /* GET /images/{ref}/json.  -ENOENT when absent.  *id gets "sha256:..." (malloc'd). */

@@ -705,15 +705,31 @@ END_TEST
 
 START_TEST(test_not_a_database)
 {
-	/* A marked cache whose database was replaced by garbage. */
-	cache_close(open_ok());
+	/* A marked cache whose database was replaced by garbage: set aside,
+	 * started empty, and the package files it referenced are swept. */
+	static const char garbage[] =
+		"this is definitely not an SQLite database, just some text padding it out....";
+	struct cache *c = open_ok();
+	struct cache_entry a = publish_ok(c, &KEY_A, "the good one", "ih-good");
+	cache_close(c);
 	char *dbp = sub("sebsfs.db");
-	write_bytes(dbp, "this is definitely not an SQLite database, just some text padding it out....");
-	free(dbp);
+	char *aside = sub("sebsfs.db.damaged");
+	write_bytes(dbp, garbage);
 	int err = 0;
-	struct cache *c = cache_open(cdir, &err);
-	ck_assert_ptr_null(c);
-	ck_assert_int_eq(err, -EIO);
+	c = cache_open(cdir, &err);
+	ck_assert_ptr_nonnull(c);
+	ck_assert_int_eq(err, 0);
+	ck_assert(exists(aside));
+	struct stat st;
+	ck_assert_int_eq(stat(aside, &st), 0);
+	ck_assert_int_eq(st.st_size, (off_t)strlen(garbage));
+	struct cache_entry e;
+	ck_assert_int_eq(cache_get(c, &KEY_A, &e), -ENOENT);
+	ck_assert(!exists(a.path));
+	cache_close(c);
+	free(dbp);
+	free(aside);
+	cache_entry_clear(&a);
 }
 END_TEST
 

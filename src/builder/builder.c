@@ -4,6 +4,7 @@
  */
 #include "builder_int.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -22,6 +23,9 @@
 /* How long the checker waits for the daemon before it goes on with what is
  * known (and remembers that the daemon does not answer). */
 #define CHECK_DOCKER_TIMEOUT_S 5L
+/* How often the checker tries again to sweep leftover containers while the
+ * daemon does not answer. */
+#define SWEEP_RETRY_S 30
 
 static const char *const kind_names[TARGET_KINDS] = { "zip", "image" };
 
@@ -43,15 +47,56 @@ static size_t target_of(size_t id, enum target_kind kind)
 	return id * TARGET_KINDS + kind;
 }
 
-void target_key(const struct builder *b, size_t target, struct cache_key *key)
+void target_key(struct builder *b, size_t target, struct cache_key *key)
 {
-	const struct cat_package *pkg = &b->cat->packages[target_package(target)];
-	key->platform = pkg->platform->name;
-	key->language = pkg->runtime->language;
-	key->version = pkg->runtime->version;
-	key->arch = pkg->runtime->arch;
-	key->benchmark = pkg->benchmark->name;
+	const struct package_key *k = &record_of(b, target)->key;
+	key->platform = k->platform;
+	key->language = k->language;
+	key->version = k->version;
+	key->arch = k->arch;
+	key->benchmark = k->benchmark;
 	key->kind = kind_names[target_kind_of(target)];
+}
+
+struct catalog_gen *catalog_acquire(struct builder *b)
+{
+	pthread_mutex_lock(&b->gen_lock);
+	struct catalog_gen *gen = b->gen;
+	gen->refs++;
+	pthread_mutex_unlock(&b->gen_lock);
+	return gen;
+}
+
+static void gen_unref_locked(struct catalog_gen *gen, struct catalog_gen **to_free)
+{
+	*to_free = --gen->refs == 0 ? gen : NULL;
+}
+
+static void gen_free(struct catalog_gen *gen)
+{
+	if (!gen)
+		return;
+	if (gen->owned)
+		catalog_free(gen->cat);
+	free(gen);
+}
+
+void catalog_release(struct builder *b, struct catalog_gen *gen)
+{
+	struct catalog_gen *dead;
+	pthread_mutex_lock(&b->gen_lock);
+	gen_unref_locked(gen, &dead);
+	pthread_mutex_unlock(&b->gen_lock);
+	gen_free(dead);
+}
+
+/* The package of the current tree that target's record names, or NULL when
+ * it is no longer in the tree. */
+static const struct cat_package *package_now(struct builder *b, const struct catalog *cat,
+					     size_t target)
+{
+	const struct package_key *k = &record_of(b, target)->key;
+	return catalog_package(cat, k->platform, k->runtime, k->benchmark);
 }
 
 static void replace_str(char **dst, const char *src)
@@ -76,6 +121,7 @@ static void record_set_package(struct record *rec, const struct cache_entry *e)
 		snprintf(rec->input_hash, sizeof(rec->input_hash), "%s", e->input_hash ? e->input_hash : "");
 		rec->built_at = e->built_at;
 		rec->build_seconds = e->build_seconds;
+		rec->last_used_ms = rec->saved_used_ms = e->last_used_ms;
 	}
 	if (rec->has_package && rec->path) {
 		rec->shown_size = rec->size;
@@ -107,7 +153,7 @@ static void record_forget_package(struct record *rec)
  * without b->lock (SQLite is not called under it). */
 static void record_load(struct builder *b, size_t target)
 {
-	struct record *rec = &b->records[target];
+	struct record *rec = record_of(b, target);
 	pthread_mutex_lock(&b->lock);
 	bool loaded = rec->loaded;
 	pthread_mutex_unlock(&b->lock);
@@ -132,28 +178,86 @@ static void record_load(struct builder *b, size_t target)
 	cache_entry_clear(&e);
 }
 
+/* Last use of a package, for LRU eviction.  Serving a package notes the
+ * time in its record, in memory; the cache row is written only when what it
+ * holds is more than USE_WRITE_BACK_MS older.  So a package opened in a tight
+ * loop costs one SQLite write a minute instead of one per open, and a sebsfs
+ * that dies uncleanly (kill -9) loses at most a minute of any package's
+ * ranking.  Every newer use is written back before each LRU pass (so
+ * eviction ranks by exact times) and in builder_free. */
+#define USE_WRITE_BACK_MS 60000
+
+/* Notes that rec's package is served now.  Returns the time to write back
+ * to the cache (write_back_use), or 0.  Caller holds b->lock. */
+static int64_t note_use_locked(struct record *rec)
+{
+	int64_t now = cache_now_ms();
+	if (now > rec->last_used_ms)
+		rec->last_used_ms = now;
+	if (rec->last_used_ms - rec->saved_used_ms < USE_WRITE_BACK_MS)
+		return 0;
+	rec->saved_used_ms = rec->last_used_ms;
+	return rec->last_used_ms;
+}
+
+/* Writes a noted use to the cache (no lock held; a failure is logged by the
+ * cache and costs only ranking). */
+static void write_back_use(struct builder *b, size_t target, int64_t used_ms)
+{
+	if (!used_ms)
+		return;
+	struct cache_key key;
+	target_key(b, target, &key);
+	cache_touch(b->cache, &key, used_ms);
+}
+
+/* Writes back every use not yet in the cache. */
+static void flush_uses(struct builder *b)
+{
+	size_t n_targets = atomic_load(&b->n_targets);
+	for (size_t t = 0; t < n_targets; t++) {
+		struct record *rec = record_of(b, t);
+		pthread_mutex_lock(&b->lock);
+		int64_t used = 0;
+		if (rec->has_package && rec->last_used_ms > rec->saved_used_ms)
+			used = rec->saved_used_ms = rec->last_used_ms;
+		pthread_mutex_unlock(&b->lock);
+		write_back_use(b, t, used);
+	}
+}
+
 int target_check_inputs(struct builder *b, size_t target, char hash[SHA256_HEX_LEN + 1],
 			char **manifest_json, bool *current, char **errmsg)
 {
-	const struct cat_package *pkg = &b->cat->packages[target_package(target)];
 	bool image = target_kind_of(target) == TARGET_IMAGE;
-	struct record *rec = &b->records[target];
+	struct record *rec = record_of(b, target);
+	const struct package_key *k = &rec->key;
+	/* the tree as it is now: the benchmark may have moved to another group,
+	 * or left the tree (a reader may still ask about its package) */
+	struct catalog_gen *gen = catalog_acquire(b);
+	const struct cat_package *pkg = package_now(b, gen->cat, target);
 	char *identity = NULL;
-	char *bench_dir = str_printf("benchmarks/%s/%s", pkg->benchmark->group, pkg->benchmark->name);
-	char *dockerfiles = image ? str_printf("dockerfiles/%s/%s", pkg->platform->name,
-					       pkg->runtime->language) : NULL;
-	int rc = image ? image_identity(b, pkg, &identity, current)
-		       : zip_identity(b, pkg, &identity, current);
+	char *bench_dir = pkg ? str_printf("benchmarks/%s/%s", pkg->benchmark->group,
+					   pkg->benchmark->name) : NULL;
+	char *dockerfiles = pkg && image ? str_printf("dockerfiles/%s/%s", k->platform,
+						      k->language) : NULL;
+	char *why = NULL;
+	int rc = !pkg ? -ENOENT
+		 : image ? image_identity(b, gen->cat, pkg, &identity, current)
+		 : zip_identity(b, gen->cat, pkg, &identity, current);
+	catalog_release(b, gen);
+	if (rc == -ENOENT)
+		why = str_printf("%s/%s/%s is no longer in the tree", k->platform, k->runtime,
+				 k->benchmark);
 	if (rc == 0 && (!bench_dir || (image && !dockerfiles)))
 		rc = -ENOMEM;
 	struct input_spec spec = {
-		.root = b->cat->root, .benchmark_dir = bench_dir,
-		.platform = pkg->platform->name, .language = pkg->runtime->language,
-		.version = pkg->runtime->version, .arch = pkg->runtime->arch,
+		.root = b->root, .benchmark_dir = bench_dir,
+		.platform = k->platform, .language = k->language,
+		.version = k->version, .arch = k->arch,
 		.identity = identity, .extra_dir = dockerfiles,
 	};
 	struct input_manifest fresh;
-	char *why = NULL;
 
 	pthread_mutex_lock(&rec->check_lock);
 	record_load(b, target);
@@ -170,9 +274,8 @@ int target_check_inputs(struct builder *b, size_t target, char hash[SHA256_HEX_L
 	pthread_mutex_unlock(&rec->check_lock);
 	if (rc < 0) {
 		char *line = str_printf("cannot read the inputs: %s", why ? why : strerror(-rc));
-		log_debug("%s/%s/%s.%s: %s", pkg->platform->name, pkg->runtime->dirname,
-			  pkg->benchmark->name, kind_names[target_kind_of(target)],
-			  line ? line : strerror(-rc));
+		log_debug("%s/%s/%s.%s: %s", k->platform, k->runtime, k->benchmark,
+			  kind_names[target_kind_of(target)], line ? line : strerror(-rc));
 		if (errmsg && !*errmsg)
 			*errmsg = line;
 		else
@@ -285,7 +388,7 @@ static int open_build_log(struct builder *b, size_t target)
 static int build_target(struct builder *b, struct build_ctx *ctx, struct cache_entry *out)
 {
 	struct job *job = ctx->job;
-	const struct cat_package *pkg = &b->cat->packages[target_package(job->target)];
+	const struct package_key *k = &record_of(b, job->target)->key;
 	enum target_kind kind = target_kind_of(job->target);
 	char *errmsg = NULL;
 	char catalog_err[512];
@@ -293,31 +396,43 @@ static int build_target(struct builder *b, struct build_ctx *ctx, struct cache_e
 	int rc;
 
 	if (job->input_error) {
-		build_log(ctx->log_fd, "building %s/%s/%s.%s", pkg->platform->name,
-			  pkg->runtime->dirname, pkg->benchmark->name, kind_names[kind]);
+		build_log(ctx->log_fd, "building %s/%s/%s.%s", k->platform, k->runtime, k->benchmark,
+			  kind_names[kind]);
 		rc = -EIO;
 		errmsg = strdup(job->input_error);
 		goto out;
 	}
 	/* Build from the tree as it is now, not as it was at mount time: an
 	 * edited systems.json must change what steps 4 and 5 add. */
-	now = catalog_load(b->cat->root, b->arch, catalog_err, sizeof(catalog_err));
+	now = catalog_load(b->root, b->arch, catalog_err, sizeof(catalog_err));
 	ctx->now = now;
-	ctx->now_pkg = now ? catalog_package(now, pkg->platform->name, pkg->runtime->dirname,
-					     pkg->benchmark->name) : NULL;
+	ctx->now_pkg = now ? catalog_package(now, k->platform, k->runtime, k->benchmark) : NULL;
 	if (!now) {
 		rc = -EINVAL;
 		errmsg = strdup(catalog_err);
 	} else if (!ctx->now_pkg) {
 		rc = -ENOENT;
 		errmsg = str_printf("%s/%s/%s is no longer in the tree (systems.json or config.json changed)",
-				    pkg->platform->name, pkg->runtime->dirname, pkg->benchmark->name);
+				    k->platform, k->runtime, k->benchmark);
 	} else if (kind == TARGET_IMAGE) {
 		rc = image_target_build(b, ctx, out, &errmsg);
 	} else {
 		rc = zip_build(b, ctx, out, &errmsg);
 	}
 out:
+	if (rc < 0 && rc != -ECANCELED && !(errmsg && strstr(errmsg, strerror(ENOSPC)))) {
+		/* A step that failed on a full cache folder often says so only in
+		 * its own output (cp, pip); the reason must say it. */
+		char *note = cache_space_note(b->cache);
+		if (note) {
+			char *with = str_printf("%s; %s", errmsg ? errmsg : strerror(-rc), note);
+			if (with) {
+				free(errmsg);
+				errmsg = with;
+			}
+			free(note);
+		}
+	}
 	if (rc < 0) {
 		struct cache_key key;
 		target_key(b, job->target, &key);
@@ -329,8 +444,8 @@ out:
 			build_log(ctx->log_fd, "build failed: %s", why);
 			cache_record_failure(b->cache, &key, job->input_hash, why);
 		}
-		log_warn("build of %s/%s/%s.%s failed: %s", pkg->platform->name, pkg->runtime->dirname,
-			 pkg->benchmark->name, kind_names[kind], why);
+		log_warn("build of %s/%s/%s.%s failed: %s", k->platform, k->runtime, k->benchmark,
+			 kind_names[kind], why);
 	}
 	free(errmsg);
 	catalog_free(now);
@@ -388,7 +503,7 @@ static struct job *dequeue(struct job **head, struct job **tail)
  * are borrowed by the callbacks).  Caller holds b->lock; it is released. */
 static void finish_job_unlock(struct builder *b, struct job *job, struct builder_result *res)
 {
-	struct record *rec = &b->records[job->target];
+	struct record *rec = record_of(b, job->target);
 	struct waiter *w = job->waiters;
 	job->waiters = NULL;
 	rec->job = NULL;
@@ -441,10 +556,184 @@ static bool needs_verify(const struct builder *b, const struct record *rec, enum
 	       (b->verify == VERIFY_ALWAYS || (b->verify == VERIFY_FIRST && !rec->verified));
 }
 
+/* ---- eviction: rm, and the least recently used beyond cache_max ---------- */
+
+/* Evicts the target's cached package, the way rm does: the cache row and
+ * (when no other row shares it) the file go, the record forgets the package
+ * but keeps the size it shows, so readers holding the file open read on.
+ * With sha256, only while the package is still that file (-ESTALE when it
+ * was rebuilt or evicted meanwhile) and no job builds or checks it (-EBUSY);
+ * *freed (may be NULL) gets the bytes unlinked.  *image (may be NULL) gets
+ * the image reference of an image target. */
+static int evict_target(struct builder *b, size_t target, const char *sha256, int64_t *freed,
+			char **image)
+{
+	struct record *rec = record_of(b, target);
+	struct cache_key key;
+	target_key(b, target, &key);
+	pthread_mutex_lock(&rec->check_lock);
+	record_load(b, target);
+	pthread_mutex_lock(&b->lock);
+	bool busy = sha256 && rec->job;
+	if (image)
+		*image = rec->image ? strdup(rec->image) : NULL;
+	pthread_mutex_unlock(&b->lock);
+	int rc = busy ? -EBUSY : sha256 ? cache_evict_package(b->cache, &key, sha256, freed)
+				       : cache_evict(b->cache, &key);
+	if (rc == 0) {
+		pthread_mutex_lock(&b->lock);
+		record_forget_package(rec);
+		pthread_mutex_unlock(&b->lock);
+	}
+	pthread_mutex_unlock(&rec->check_lock);
+	return rc;
+}
+
+/* The zip target of a cache key, or SIZE_MAX when no package of this mount
+ * ever had that key (a row left from an older tree or another arch).  A
+ * package that left the tree keeps its target (ids are never reused). */
+static size_t zip_target_of(struct builder *b, const struct cache_key *key)
+{
+	if (strcmp(key->kind, kind_names[TARGET_ZIP]) != 0)
+		return SIZE_MAX;
+	size_t n_targets = atomic_load(&b->n_targets);
+	for (size_t t = target_of(0, TARGET_ZIP); t < n_targets; t += TARGET_KINDS) {
+		const struct package_key *k = &record_of(b, t)->key;
+		if (strcmp(k->benchmark, key->benchmark) == 0 &&
+		    strcmp(k->platform, key->platform) == 0 &&
+		    strcmp(k->language, key->language) == 0 &&
+		    strcmp(k->version, key->version) == 0 &&
+		    strcmp(k->arch, key->arch) == 0)
+			return t;
+	}
+	return SIZE_MAX;
+}
+
+/* "612 MiB", "40 KiB", "1.5 GiB", "900 B". */
+static void format_size(int64_t bytes, char *buf, size_t len)
+{
+	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	double v = (double)bytes;
+	size_t u = 0;
+	while (v >= 1024 && u + 1 < sizeof(units) / sizeof(units[0])) {
+		v /= 1024;
+		u++;
+	}
+	if (u == 0 || v == (double)(int64_t)v)
+		snprintf(buf, len, "%lld %s", (long long)v, units[u]);
+	else
+		snprintf(buf, len, "%.1f %s", v, units[u]);
+}
+
+/* Mount-relative name of a cached package for log lines. */
+static void package_name(struct builder *b, size_t target, const struct cache_key *key,
+			 char *buf, size_t len)
+{
+	if (target != SIZE_MAX) {
+		const struct package_key *k = &record_of(b, target)->key;
+		snprintf(buf, len, "%s/%s/%s.%s", k->platform, k->runtime, k->benchmark, key->kind);
+	} else {
+		snprintf(buf, len, "%s/%s-%s-%s/%s.%s (no longer in the tree)", key->platform,
+			 key->language, key->version, key->arch, key->benchmark, key->kind);
+	}
+}
+
+/* Whether a job builds or checks one of the targets of file f. */
+static bool file_busy(struct builder *b, const struct cache_lru_file *f)
+{
+	bool busy = false;
+	for (size_t k = 0; k < f->n_keys && !busy; k++) {
+		size_t t = zip_target_of(b, &f->keys[k]);
+		if (t == SIZE_MAX)
+			continue;
+		pthread_mutex_lock(&b->lock);
+		busy = record_of(b, t)->job != NULL;
+		pthread_mutex_unlock(&b->lock);
+	}
+	return busy;
+}
+
+/* One LRU pass (see builder.h): writes back the uses noted in memory, then,
+ * with a cache_max, evicts the least recently used package files until the
+ * total is at most cache_max.  keep is the target just built (SIZE_MAX:
+ * none): its file is never evicted, nor one a job builds or checks. */
+static void trim_cache(struct builder *b, size_t keep)
+{
+	struct cache_lru_file *files = NULL;
+	size_t n_files = 0;
+	int64_t total = 0;
+	char have[32], limit[32], name[512];
+
+	pthread_mutex_lock(&b->trim_lock);
+	flush_uses(b);
+	if (!b->cache_max)
+		goto out;
+	int rc = cache_lru(b->cache, &files, &n_files, &total);
+	if (rc < 0) {
+		log_warn("cache_max: cannot list the cache: %s; nothing evicted", strerror(-rc));
+		goto out;
+	}
+	format_size(b->cache_max, limit, sizeof(limit));
+	const struct cache_lru_file *kept = NULL;
+	bool skipped_busy = false, failed = false;
+	for (size_t i = 0; i < n_files && total > b->cache_max; i++) {
+		const struct cache_lru_file *f = &files[i];
+		bool is_kept = false;
+		for (size_t k = 0; k < f->n_keys && keep != SIZE_MAX; k++)
+			is_kept = is_kept || zip_target_of(b, &f->keys[k]) == keep;
+		if (is_kept) {
+			kept = f;
+			continue;
+		}
+		if (file_busy(b, f)) {
+			skipped_busy = true;
+			continue;
+		}
+		for (size_t k = 0; k < f->n_keys; k++) {
+			const struct cache_key *key = &f->keys[k];
+			size_t t = zip_target_of(b, key);
+			int64_t freed = 0;
+			rc = t != SIZE_MAX ? evict_target(b, t, f->sha256, &freed, NULL)
+					   : cache_evict_package(b->cache, key, f->sha256, &freed);
+			package_name(b, t, key, name, sizeof(name));
+			if (rc == 0) {
+				format_size(total, have, sizeof(have));
+				log_info("evicted %s (least recently used, cache %s > cache_max %s)",
+					 name, have, limit);
+				total -= freed;
+			} else if (rc == -EBUSY) {
+				skipped_busy = true;
+			} else if (rc != -ESTALE) {
+				log_warn("cache_max: cannot evict %s: %s", name, strerror(-rc));
+				failed = true;
+			}
+		}
+	}
+	if (total > b->cache_max) {
+		format_size(total, have, sizeof(have));
+		if (kept && kept->size > b->cache_max) {
+			char size[32];
+			format_size(kept->size, size, sizeof(size));
+			package_name(b, keep, &kept->keys[0], name, sizeof(name));
+			log_warn("%s alone is %s, more than cache_max %s: it is served and kept"
+				 " until a later build evicts it", name, size, limit);
+		} else {
+			log_warn("cache %s stays over cache_max %s:%s%s%s", have, limit,
+				 kept ? " the package just built is kept;" : "",
+				 skipped_busy ? " packages being built or checked are kept;" : "",
+				 failed ? " evictions failed (see above);" : "");
+		}
+	}
+out:
+	pthread_mutex_unlock(&b->trim_lock);
+	cache_lru_free(files, n_files);
+}
+
 static void run_build(struct worker *w, struct job *job)
 {
 	struct builder *b = w->b;
-	struct record *rec = &b->records[job->target];
+	size_t target = job->target; /* the job is gone once its waiters are told */
+	struct record *rec = record_of(b, target);
 	struct cache_entry entry;
 	struct timespec deadline;
 	uint64_t drained;
@@ -475,6 +764,10 @@ static void run_build(struct worker *w, struct job *job)
 		.timeout = b->build_timeout, .package_fd = -1,
 	};
 	int rc = build_target(b, &ctx, &entry);
+	/* Before the waiters are answered, so that once a read returns, the
+	 * cache is within cache_max again; a pass costs milliseconds. */
+	if (rc == 0 && target_kind_of(target) == TARGET_ZIP)
+		trim_cache(b, target);
 	if (w->client)
 		docker_set_deadline(w->client, NULL);
 	if (ctx.log_fd >= 0)
@@ -519,7 +812,7 @@ static void check_job(struct builder *b, struct job *job, struct docker *client)
 {
 	size_t target = job->target;
 	enum target_kind kind = target_kind_of(target);
-	struct record *rec = &b->records[target];
+	struct record *rec = record_of(b, target);
 	char hash[SHA256_HEX_LEN + 1];
 	char *manifest = NULL, *why = NULL, *image_id = NULL, *path = NULL;
 	char sha[SHA256_HEX_LEN + 1] = "";
@@ -565,6 +858,7 @@ static void check_job(struct builder *b, struct job *job, struct docker *client)
 		fresh = rec->has_package && strcmp(rec->input_hash, hash) == 0;
 	if (fresh) {
 		char *document = kind == TARGET_IMAGE ? image_document(rec) : NULL;
+		int64_t used = kind == TARGET_ZIP ? note_use_locked(rec) : 0;
 		struct builder_result res = {
 			.status = (kind == TARGET_ZIP || document) ? 0 : -ENOMEM, .fd = fd,
 			.document = document,
@@ -575,6 +869,7 @@ static void check_job(struct builder *b, struct job *job, struct docker *client)
 		if (fd >= 0)
 			close(fd);
 		free(document);
+		write_back_use(b, target, used);
 	} else {
 		job->checking = false;
 		enqueue(&b->queue_head, &b->queue_tail, job);
@@ -635,9 +930,9 @@ static void remove_tag(struct docker *client, const char *image)
  * open rebuilds it instead of serving it. */
 static void scrub_pass(struct builder *b)
 {
-	size_t n_targets = b->cat->n_packages * TARGET_KINDS;
+	size_t n_targets = atomic_load(&b->n_targets);
 	for (size_t t = 0; t < n_targets; t++) {
-		struct record *rec = &b->records[t];
+		struct record *rec = record_of(b, t);
 		char sha[SHA256_HEX_LEN + 1];
 		pthread_mutex_lock(&b->lock);
 		bool due = !b->stopping && target_kind_of(t) == TARGET_ZIP && rec->has_package &&
@@ -660,27 +955,72 @@ static void scrub_pass(struct builder *b)
 /* The checker thread: jobs of the check queue, and tags to remove.  It is
  * the one place besides the workers that talks to the daemon, with the
  * client's bounded control timeouts. */
+static bool time_reached(const struct timespec *t)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	return now.tv_sec > t->tv_sec || (now.tv_sec == t->tv_sec && now.tv_nsec >= t->tv_nsec);
+}
+
+/* The sweep of containers left by a dead sebsfs (containers.c).  Returns
+ * true when it is done; a daemon that does not answer is tried again later,
+ * and said once in the log. */
+static bool sweep_containers(struct builder *b, struct docker *client, bool *warned)
+{
+	char *msg = NULL;
+	int rc = client ? containers_sweep(b, client, &msg) : -ENOMEM;
+	/* No daemon (no socket, or nobody listening) runs no container now; the
+	 * retry finds them once it is back.  Anything else is worth a line. */
+	if (rc == -ECONNREFUSED)
+		log_debug("no Docker daemon to look for leftover containers: %s",
+			  msg ? msg : strerror(-rc));
+	else if (rc < 0 && !*warned)
+		log_warn("cannot look for containers left by an earlier sebsfs on this cache"
+			 " (retrying every %d s): %s", SWEEP_RETRY_S, msg ? msg : strerror(-rc));
+	*warned = *warned || (rc < 0 && rc != -ECONNREFUSED);
+	free(msg);
+	return rc == 0;
+}
+
 static void *checker_main(void *arg)
 {
 	struct builder *b = arg;
 	struct docker *client = docker_new(NULL, NULL);
 	if (client)
 		docker_set_control_timeout(client, CHECK_DOCKER_TIMEOUT_S);
-	struct timespec next_scrub;
+	struct timespec next_scrub, next_sweep;
 	clock_gettime(CLOCK_REALTIME, &next_scrub);
+	next_sweep = next_scrub; /* at once */
 	next_scrub.tv_sec += b->scrub_interval;
+	bool sweep_pending = true, sweep_warned = false, next_sweep_first = true;
 	pthread_mutex_lock(&b->lock);
 	for (;;) {
 		int wait_rc = 0;
 		while (!b->check_head && !b->untag && !b->stopping && wait_rc != ETIMEDOUT) {
-			if (b->scrub_interval)
-				wait_rc = pthread_cond_timedwait(&b->work, &b->lock, &next_scrub);
+			const struct timespec *until = sweep_pending ? &next_sweep : NULL;
+			if (b->scrub_interval && (!until || next_scrub.tv_sec < until->tv_sec))
+				until = &next_scrub;
+			if (until)
+				wait_rc = pthread_cond_timedwait(&b->work, &b->lock, until);
 			else
 				pthread_cond_wait(&b->work, &b->lock);
 		}
 		if (b->stopping)
 			break;
-		if (wait_rc == ETIMEDOUT) {
+		/* the first sweep comes before any check; a retry (the daemon did
+		 * not answer) waits until no reader waits for the checker */
+		bool first_sweep = sweep_pending && next_sweep_first;
+		if (sweep_pending && time_reached(&next_sweep) &&
+		    (first_sweep || (!b->check_head && !b->untag))) {
+			next_sweep_first = false;
+			pthread_mutex_unlock(&b->lock);
+			sweep_pending = !sweep_containers(b, client, &sweep_warned);
+			clock_gettime(CLOCK_REALTIME, &next_sweep);
+			next_sweep.tv_sec += SWEEP_RETRY_S;
+			pthread_mutex_lock(&b->lock);
+			continue;
+		}
+		if (b->scrub_interval && time_reached(&next_scrub)) {
 			pthread_mutex_unlock(&b->lock);
 			scrub_pass(b);
 			clock_gettime(CLOCK_REALTIME, &next_scrub);
@@ -688,6 +1028,8 @@ static void *checker_main(void *arg)
 			pthread_mutex_lock(&b->lock);
 			continue;
 		}
+		if (!b->check_head && !b->untag)
+			continue;
 		struct untag *u = b->untag;
 		if (u) {
 			b->untag = u->next;
@@ -716,36 +1058,173 @@ static void *checker_main(void *arg)
 	return NULL;
 }
 
+/* ---- package ids -------------------------------------------------------
+ * A package key (platform, runtime folder, benchmark) keeps its id for the
+ * whole mount: packages that appear get new ids at the end, packages that
+ * leave keep theirs (and their records), and come back under it. */
+
+static int key_cmp(const struct package_key *a, const char *platform, const char *runtime,
+		   const char *benchmark)
+{
+	int c = strcmp(a->platform, platform);
+	if (c == 0)
+		c = strcmp(a->runtime, runtime);
+	if (c == 0)
+		c = strcmp(a->benchmark, benchmark);
+	return c;
+}
+
+/* Position of pkg's key in ids_by_key; *found tells whether it is there. */
+static size_t id_position(struct builder *b, const struct cat_package *pkg, bool *found)
+{
+	size_t lo = 0, hi = b->n_ids;
+	*found = false;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		const struct package_key *k = &record_of(b, target_of(b->ids_by_key[mid], 0))->key;
+		int c = key_cmp(k, pkg->platform->name, pkg->runtime->dirname, pkg->benchmark->name);
+		if (c == 0) {
+			*found = true;
+			return mid;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static void key_clear(struct package_key *k)
+{
+	free(k->platform);
+	free(k->runtime);
+	free(k->language);
+	free(k->version);
+	free(k->arch);
+	free(k->benchmark);
+}
+
+static int key_set(struct package_key *k, const struct cat_package *pkg)
+{
+	*k = (struct package_key){
+		.platform = strdup(pkg->platform->name), .runtime = strdup(pkg->runtime->dirname),
+		.language = strdup(pkg->runtime->language), .version = strdup(pkg->runtime->version),
+		.arch = strdup(pkg->runtime->arch), .benchmark = strdup(pkg->benchmark->name),
+	};
+	if (k->platform && k->runtime && k->language && k->version && k->arch && k->benchmark)
+		return 0;
+	key_clear(k);
+	return -ENOMEM;
+}
+
+/* Gives pkg an id: its key's, or the next one with new records.  Only one
+ * thread at a time (builder_new, then builder_update_catalog's caller). */
+static int assign_id(struct builder *b, struct cat_package *pkg)
+{
+	bool found;
+	size_t pos = id_position(b, pkg, &found);
+	if (found) {
+		pkg->id = b->ids_by_key[pos];
+		return 0;
+	}
+	size_t first = atomic_load(&b->n_targets);
+	size_t chunk = first / RECORD_CHUNK;
+	static_assert(RECORD_CHUNK % TARGET_KINDS == 0, "a package's targets share a chunk");
+	if (chunk >= MAX_RECORD_CHUNKS)
+		return -ENOSPC;
+	if (!b->record_chunks[chunk] &&
+	    !(b->record_chunks[chunk] = calloc(RECORD_CHUNK, sizeof(struct record))))
+		return -ENOMEM;
+	size_t *ids = realloc(b->ids_by_key, (b->n_ids + 1) * sizeof(*ids));
+	if (!ids)
+		return -ENOMEM;
+	b->ids_by_key = ids;
+	for (size_t kind = 0; kind < TARGET_KINDS; kind++) {
+		struct record *rec = record_of(b, first + kind);
+		if (key_set(&rec->key, pkg) < 0) {
+			while (kind-- > 0)
+				key_clear(&record_of(b, first + kind)->key);
+			return -ENOMEM;
+		}
+	}
+	for (size_t kind = 0; kind < TARGET_KINDS; kind++)
+		pthread_mutex_init(&record_of(b, first + kind)->check_lock, NULL);
+	memmove(&ids[pos + 1], &ids[pos], (b->n_ids - pos) * sizeof(*ids));
+	ids[pos] = target_package(first);
+	b->n_ids++;
+	pkg->id = target_package(first);
+	/* the records are complete before any thread can be given their id */
+	atomic_store(&b->n_targets, first + TARGET_KINDS);
+	return 0;
+}
+
+int builder_update_catalog(struct builder *b, struct catalog *cat)
+{
+	for (size_t i = 0; i < cat->n_packages; i++) {
+		int rc = assign_id(b, &cat->packages[i]);
+		if (rc < 0) {
+			log_err("cannot add %s/%s/%s: %s", cat->packages[i].platform->name,
+				cat->packages[i].runtime->dirname, cat->packages[i].benchmark->name,
+				strerror(-rc));
+			return rc;
+		}
+	}
+	struct catalog_gen *gen = calloc(1, sizeof(*gen)), *dead;
+	if (!gen)
+		return -ENOMEM;
+	*gen = (struct catalog_gen){ .cat = cat, .refs = 1, .owned = true };
+	pthread_mutex_lock(&b->gen_lock);
+	struct catalog_gen *old = b->gen;
+	b->gen = gen;
+	gen_unref_locked(old, &dead);
+	pthread_mutex_unlock(&b->gen_lock);
+	gen_free(dead);
+	return 0;
+}
+
 struct builder *builder_new(const struct catalog *cat, struct cache *cache,
 			    const struct builder_config *cfg, int *err)
 {
 	struct builder *b = calloc(1, sizeof(*b));
-	size_t n_targets = cat->n_packages * TARGET_KINDS;
 	unsigned jobs = cfg->jobs ? cfg->jobs : 1;
 	int rc = b ? 0 : -ENOMEM;
 	if (rc == 0) {
-		b->cat = cat;
+		pthread_mutex_init(&b->gen_lock, NULL);
+		b->gen = calloc(1, sizeof(*b->gen));
+		if (b->gen)
+			*b->gen = (struct catalog_gen){ .cat = (struct catalog *)cat, .refs = 1 };
+		b->root = strdup(cat->root);
 		b->cache = cache;
 		b->installer = cfg->installer;
 		b->build_timeout = cfg->build_timeout;
 		b->verify = cfg->verify;
 		b->scrub_interval = cfg->scrub_interval;
+		b->cache_max = cfg->cache_max;
 		b->arch = strdup(cfg->arch);
 		b->installer_note = cfg->installer_note ? strdup(cfg->installer_note) : NULL;
 		b->repository = cfg->repository ? strdup(cfg->repository) : NULL;
 		b->registry = cfg->registry ? strdup(cfg->registry) : NULL;
 		b->images = build_images_new();
-		b->records = calloc(n_targets ? n_targets : 1, sizeof(*b->records));
 		b->workers = calloc(jobs, sizeof(*b->workers));
 		pthread_mutex_init(&b->lock, NULL);
+		pthread_mutex_init(&b->trim_lock, NULL);
 		pthread_cond_init(&b->work, NULL);
-		if (!b->arch || !b->images || !b->records || !b->workers ||
+		if (!b->gen || !b->root || !b->arch || !b->images || !b->workers ||
 		    (cfg->installer_note && !b->installer_note) ||
 		    (cfg->repository && !b->repository) || (cfg->registry && !b->registry))
 			rc = -ENOMEM;
 	}
-	for (size_t i = 0; rc == 0 && i < n_targets; i++)
-		pthread_mutex_init(&b->records[i].check_lock, NULL);
+	/* the mount-time packages: ids 0..n-1 in catalog order, as fs.c numbered
+	 * them (assign_id hands out ids in order to keys it has not seen) */
+	for (size_t i = 0; rc == 0 && i < cat->n_packages; i++) {
+		struct cat_package probe = cat->packages[i];
+		rc = assign_id(b, &probe);
+		if (rc == 0 && probe.id != cat->packages[i].id)
+			rc = -EINVAL;
+	}
+	if (rc == 0)
+		rc = container_labels_init(b);
 	for (unsigned i = 0; rc == 0 && i < jobs; i++) {
 		struct worker *w = &b->workers[i];
 		w->b = b;
@@ -770,6 +1249,9 @@ struct builder *builder_new(const struct catalog *cat, struct cache *cache,
 		*err = rc;
 		return NULL;
 	}
+	/* a cache left over the limit (cache_max lowered since, or a crash
+	 * before a pass) is trimmed before anything is served */
+	trim_cache(b, SIZE_MAX);
 	return b;
 }
 
@@ -780,7 +1262,7 @@ static struct job *take_queue(struct builder *b, struct job **head, struct job *
 	struct job *jobs = *head;
 	*head = *tail = NULL;
 	for (struct job *j = jobs; j; j = j->next)
-		b->records[j->target].job = NULL;
+		record_of(b, j->target)->job = NULL;
 	return jobs;
 }
 
@@ -830,23 +1312,33 @@ void builder_free(struct builder *b)
 		pthread_join(b->workers[i].thread, NULL);
 		close(b->workers[i].cancel_fd);
 	}
-	size_t n_targets = b->cat->n_packages * TARGET_KINDS;
-	for (size_t i = 0; b->records && i < n_targets; i++) {
-		struct record *rec = &b->records[i];
+	flush_uses(b);
+	size_t n_targets = atomic_load(&b->n_targets);
+	for (size_t i = 0; i < n_targets; i++) {
+		struct record *rec = record_of(b, i);
 		inputs_clear(&rec->seen);
 		record_forget_package(rec);
 		free(rec->log_path);
+		key_clear(&rec->key);
 		pthread_mutex_destroy(&rec->check_lock);
 	}
+	for (size_t c = 0; c < MAX_RECORD_CHUNKS && b->record_chunks[c]; c++)
+		free(b->record_chunks[c]);
+	free(b->ids_by_key);
+	if (b->gen)
+		catalog_release(b, b->gen);
+	pthread_mutex_destroy(&b->gen_lock);
 	pthread_mutex_destroy(&b->lock);
+	pthread_mutex_destroy(&b->trim_lock);
 	pthread_cond_destroy(&b->work);
-	free(b->records);
+	free(b->root);
 	free(b->workers);
 	free(b->arch);
 	free(b->installer_note);
 	free(b->repository);
 	free(b->registry);
 	build_images_free(b->images);
+	container_labels_free(b);
 	free(b);
 }
 
@@ -861,9 +1353,11 @@ static void reply_now(builder_done_fn done, void *ctx, int status, int fd, const
 
 /* Replies at once with the record's good package built from hash.  Called
  * with b->lock held; releases it when it replied (returns true). */
-static bool reply_if_fresh(struct builder *b, struct record *rec, enum target_kind kind,
-			   const char *hash, builder_done_fn done, void *ctx)
+static bool reply_if_fresh(struct builder *b, size_t target, const char *hash,
+			   builder_done_fn done, void *ctx)
 {
+	struct record *rec = record_of(b, target);
+	enum target_kind kind = target_kind_of(target);
 	if (kind == TARGET_IMAGE) {
 		if (!rec->has_package || strcmp(rec->input_hash, hash) != 0)
 			return false;
@@ -880,9 +1374,11 @@ static bool reply_if_fresh(struct builder *b, struct record *rec, enum target_ki
 	int64_t size = rec->size;
 	char sha256[SHA256_HEX_LEN + 1];
 	memcpy(sha256, rec->sha256, sizeof(sha256));
+	int64_t used = note_use_locked(rec);
 	pthread_mutex_unlock(&b->lock);
 	reply_now(done, ctx, 0, fd, NULL, size, sha256);
 	close(fd);
+	write_back_use(b, target, used);
 	return true;
 }
 
@@ -900,7 +1396,7 @@ void builder_ensure(struct builder *b, size_t id, enum target_kind kind, builder
 		    void *ctx)
 {
 	size_t target = target_of(id, kind);
-	struct record *rec = &b->records[target];
+	struct record *rec = record_of(b, target);
 	struct waiter *w = calloc(1, sizeof(*w));
 	char hash[SHA256_HEX_LEN + 1] = "";
 	char *manifest = NULL, *why = NULL, *image_id = NULL;
@@ -941,7 +1437,7 @@ void builder_ensure(struct builder *b, size_t id, enum target_kind kind, builder
 	bool matches = rc == 0 && rec->has_package && strcmp(rec->input_hash, hash) == 0;
 	bool verify = matches && needs_verify(b, rec, kind);
 	if (matches && current && image == IMAGE_KNOWN_PRESENT && !verify &&
-	    reply_if_fresh(b, rec, kind, hash, done, ctx)) {
+	    reply_if_fresh(b, target, hash, done, ctx)) {
 		free(w);
 		goto out;
 	}
@@ -980,7 +1476,7 @@ out:
 
 bool builder_forget_waiter(struct builder *b, size_t id, enum target_kind kind, void *ctx)
 {
-	struct record *rec = &b->records[target_of(id, kind)];
+	struct record *rec = record_of(b, target_of(id, kind));
 	bool found = false;
 	pthread_mutex_lock(&b->lock);
 	for (struct waiter **p = rec->job ? &rec->job->waiters : NULL; p && *p; p = &(*p)->next) {
@@ -1000,7 +1496,7 @@ int builder_status(struct builder *b, size_t id, enum target_kind kind, bool che
 		   struct builder_status *out)
 {
 	size_t target = target_of(id, kind);
-	struct record *rec = &b->records[target];
+	struct record *rec = record_of(b, target);
 	char hash[SHA256_HEX_LEN + 1] = "";
 	memset(out, 0, sizeof(*out));
 	if (check) {
@@ -1039,7 +1535,7 @@ int builder_status(struct builder *b, size_t id, enum target_kind kind, bool che
 char *builder_image_document(struct builder *b, size_t id)
 {
 	size_t target = target_of(id, TARGET_IMAGE);
-	struct record *rec = &b->records[target];
+	struct record *rec = record_of(b, target);
 	pthread_mutex_lock(&rec->check_lock);
 	record_load(b, target);
 	pthread_mutex_unlock(&rec->check_lock);
@@ -1052,7 +1548,7 @@ char *builder_image_document(struct builder *b, size_t id)
 const char *builder_log_path(struct builder *b, size_t id, enum target_kind kind)
 {
 	size_t target = target_of(id, kind);
-	struct record *rec = &b->records[target];
+	struct record *rec = record_of(b, target);
 	pthread_mutex_lock(&rec->check_lock);
 	record_load(b, target);
 	pthread_mutex_unlock(&rec->check_lock);
@@ -1062,22 +1558,8 @@ const char *builder_log_path(struct builder *b, size_t id, enum target_kind kind
 void builder_evict(struct builder *b, size_t id, enum target_kind kind, builder_evicted_fn done,
 		   void *ctx)
 {
-	size_t target = target_of(id, kind);
-	struct record *rec = &b->records[target];
-	struct cache_key key;
-	target_key(b, target, &key);
-	pthread_mutex_lock(&rec->check_lock);
-	record_load(b, target);
-	pthread_mutex_lock(&b->lock);
-	char *image = rec->image ? strdup(rec->image) : NULL;
-	pthread_mutex_unlock(&b->lock);
-	int rc = cache_evict(b->cache, &key);
-	if (rc == 0) {
-		pthread_mutex_lock(&b->lock);
-		record_forget_package(rec);
-		pthread_mutex_unlock(&b->lock);
-	}
-	pthread_mutex_unlock(&rec->check_lock);
+	char *image = NULL;
+	int rc = evict_target(b, target_of(id, kind), NULL, NULL, &image);
 	struct untag *u = rc == 0 && image ? calloc(1, sizeof(*u)) : NULL;
 	if (u) {
 		*u = (struct untag){ .image = image, .done = done, .ctx = ctx };

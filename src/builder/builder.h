@@ -2,7 +2,7 @@
  * builder.h - the job table: one build at a time per package, up to `jobs`
  * packages in parallel, and the freshness check that decides whether to build.
  *
- * DESIGN.  Each package of the catalog has a record (lazily loaded from the
+ * DESIGN.  Each package of the catalog (ever seen during this mount) has a record (lazily loaded from the
  * cache): its last good package, the manifest it was built from, and the job
  * building it now, if any.  builder_ensure() is the only entry point that
  * builds: when the package is fresh it calls back at once, in the caller's
@@ -35,8 +35,20 @@
  * is never held across a build, a program, SQLite, a Docker call or a
  * callback.  A record's check_lock serialises freshness checks of that one
  * package (it guards the stat cache manifest), so it is held across the stat
- * walk, the first cache_get and an eviction, never across a build.  Lock
- * order: check_lock, then b->lock.
+ * walk, the first cache_get and an eviction, never across a build.  trim_lock
+ * serialises LRU passes.  Lock order: trim_lock, then check_lock, then
+ * b->lock.
+ *
+ * Size limit (cache_max): after each published package (and in builder_new,
+ * for a cache that is already over), the least recently used package files
+ * are evicted, the way builder_evict evicts, until the package files total
+ * at most cache_max bytes.  Never evicted: the package just built (also
+ * when it alone is bigger than cache_max: it is served, a warning is logged,
+ * and the next publish evicts it when it is then the least recently used),
+ * and any package a job builds or checks.  "Used" means served by an open;
+ * uses are noted in memory and written back to the cache now and then (see
+ * note_use_locked), and all of them before each pass and in builder_free.
+ * Function images take no local space and are never evicted for size.
  */
 #ifndef SEBSFS_BUILDER_H
 #define SEBSFS_BUILDER_H
@@ -70,6 +82,8 @@ struct builder_config {
 	enum verify_mode verify;
 	unsigned scrub_interval;     /* seconds between background re-hashes of the
 				      * packages served since start-up; 0: none */
+	int64_t cache_max;           /* bytes of package files to keep (LRU
+				      * eviction); 0: no limit */
 };
 
 enum package_state { PKG_ABSENT, PKG_FRESH, PKG_STALE, PKG_BUILDING, PKG_FAILED };
@@ -90,10 +104,22 @@ struct builder_result {
 
 typedef void (*builder_done_fn)(void *ctx, const struct builder_result *res);
 
-/* cat and cache are borrowed and must outlive the builder.  Starts the
- * workers: call after fork/daemonize.  NULL + *err on failure. */
+/* cat (the mount-time tree; package ids are its indices) and cache are
+ * borrowed and must outlive the builder.  Starts the workers: call after
+ * fork/daemonize.  NULL + *err on failure. */
 struct builder *builder_new(const struct catalog *cat, struct cache *cache,
 			    const struct builder_config *cfg, int *err);
+
+/* The SeBS tree changed: cat (loaded from the same root and arch) becomes
+ * the tree that freshness checks look at, and the builder owns it.  Each of
+ * its packages gets its stable id in cat->packages[i].id: the id its key
+ * (platform, runtime folder, benchmark) had before in this mount, or a new
+ * one (records are added; ids are never reused).  A package that left the
+ * tree keeps its id and record: status and logs still answer, and a build
+ * of it fails with "no longer in the tree".  cat stays valid for the caller
+ * until its next call or builder_free.  One caller at a time.  0, or -errno
+ * (then cat is not taken, though some of its ids may be set). */
+int builder_update_catalog(struct builder *b, struct catalog *cat);
 /* Stops taking work: new requests and queued ones are answered EIO, running
  * builds are cancelled (their programs and containers stopped within
  * seconds; their waiters answered EIO).  Returns at once; idempotent.  For

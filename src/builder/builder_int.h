@@ -4,11 +4,15 @@
  * images).  Not for use outside src/builder.
  *
  * A target is (package id, kind); its index is id * TARGET_KINDS + kind.
+ * Package ids are stable for the whole mount (builder_update_catalog): the
+ * record table only grows, in chunks that never move, so a record pointer
+ * stays valid while other threads add packages.
  */
 #ifndef SEBSFS_BUILDER_INT_H
 #define SEBSFS_BUILDER_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <time.h>
 
@@ -45,7 +49,20 @@ struct build_ctx {
 	const struct cat_package *now_pkg;
 };
 
+/* What names a package in the cache, copied from the catalog that first
+ * listed it: it outlives that catalog (and the package's presence in the
+ * tree: a benchmark removed while a reader holds its package). */
+struct package_key {
+	char *platform;
+	char *runtime;               /* runtime folder, "python-3.11-arm64" */
+	char *language;
+	char *version;
+	char *arch;
+	char *benchmark;
+};
+
 struct record {
+	struct package_key key;      /* immutable */
 	pthread_mutex_t check_lock;
 	struct input_manifest seen;  /* protected by check_lock: last stat of the inputs */
 	bool seen_valid;             /* protected by check_lock */
@@ -70,6 +87,10 @@ struct record {
 	char failed_hash[SHA256_HEX_LEN + 1];
 	struct job *job;
 	unsigned builds;
+	/* zip: when its package was last served (unix ms), and the value last
+	 * written to the cache row (see note_use_locked in builder.c) */
+	int64_t last_used_ms;
+	int64_t saved_used_ms;
 };
 
 /* A local image tag the checker removes (after an eviction: the unlink
@@ -89,8 +110,21 @@ struct worker {
 	bool busy;                   /* protected by builder.lock */
 };
 
+/* One loaded state of the SeBS tree.  Whoever reads it holds a reference
+ * (catalog_acquire); the builder holds one for the current generation. */
+struct catalog_gen {
+	struct catalog *cat;
+	unsigned refs;               /* protected by builder.gen_lock */
+	bool owned;                  /* false: the mount-time catalog, freed by main */
+};
+
+#define RECORD_CHUNK 256
+#define MAX_RECORD_CHUNKS 16384      /* 4M targets */
+
 struct builder {
-	const struct catalog *cat;
+	char *root;                  /* SEBS_ROOT, absolute */
+	pthread_mutex_t gen_lock;    /* a leaf lock */
+	struct catalog_gen *gen;     /* protected by gen_lock: the current tree */
 	struct cache *cache;
 	char *arch;
 	enum installer_kind installer;
@@ -101,6 +135,8 @@ struct builder {
 	unsigned build_timeout;
 	enum verify_mode verify;
 	unsigned scrub_interval;     /* seconds between scrub passes; 0: none */
+	int64_t cache_max;           /* bytes of package files to keep; 0: no limit */
+	pthread_mutex_t trim_lock;   /* one LRU pass at a time (trim_cache) */
 	pthread_mutex_t lock;
 	pthread_cond_t work;         /* signalled when a queue grows or on stop */
 	struct job *queue_head, *queue_tail; /* protected by lock: builds */
@@ -111,8 +147,21 @@ struct builder {
 	unsigned n_workers;
 	pthread_t checker;
 	bool checker_started;
-	struct record *records;      /* one per target */
+	/* one record per target; slots [0, n_targets) are initialised, and
+	 * chunk pointers are written before n_targets grows past them */
+	struct record *record_chunks[MAX_RECORD_CHUNKS];
+	_Atomic size_t n_targets;
+	/* ids sorted by their package key; only builder_new and
+	 * builder_update_catalog (one thread at a time) touch it */
+	size_t *ids_by_key;
+	size_t n_ids;
+	char *container_labels[3];   /* of every container created: see containers.c */
 };
+
+static inline struct record *record_of(struct builder *b, size_t target)
+{
+	return &b->record_chunks[target / RECORD_CHUNK][target % RECORD_CHUNK];
+}
 
 static inline size_t target_package(size_t target)
 {
@@ -124,8 +173,12 @@ static inline enum target_kind target_kind_of(size_t target)
 	return (enum target_kind)(target % TARGET_KINDS);
 }
 
-/* Fills key for a target (borrowed strings of the mount-time catalog). */
-void target_key(const struct builder *b, size_t target, struct cache_key *key);
+/* Fills key for a target (borrowed strings of its record). */
+void target_key(struct builder *b, size_t target, struct cache_key *key);
+
+/* The current tree, referenced until catalog_release. */
+struct catalog_gen *catalog_acquire(struct builder *b);
+void catalog_release(struct builder *b, struct catalog_gen *gen);
 
 /* The target's input hash (and manifest JSON, when manifest_json is not NULL)
  * from a stat walk and what is known of Docker images, without network.
@@ -134,10 +187,23 @@ void target_key(const struct builder *b, size_t target, struct cache_key *key);
 int target_check_inputs(struct builder *b, size_t target, char hash[SHA256_HEX_LEN + 1],
 			char **manifest_json, bool *current, char **errmsg);
 
-/* Identity strings (the non-file inputs) of a target; *current as above. */
-int zip_identity(struct builder *b, const struct cat_package *pkg, char **identity, bool *current);
-int image_identity(struct builder *b, const struct cat_package *pkg, char **identity,
-		   bool *current);
+/* containers.c: the labels of the containers this process creates, and the
+ * sweep of those that a dead sebsfs on the same cache left behind. */
+#define CONTAINER_LABEL_CACHE "sebsfs.cache"
+#define CONTAINER_LABEL_OWNER "sebsfs.owner"
+int container_labels_init(struct builder *b);
+void container_labels_free(struct builder *b);
+/* Removes every container labelled with this cache whose owner process is
+ * gone.  0 when all of them are gone; else -errno (*errmsg, malloc'd, says
+ * why; the daemon did not answer, or a removal failed). */
+int containers_sweep(struct builder *b, struct docker *client, char **errmsg);
+
+/* Identity strings (the non-file inputs) of a target, pkg of catalog cat;
+ * *current as above. */
+int zip_identity(struct builder *b, const struct catalog *cat, const struct cat_package *pkg,
+		 char **identity, bool *current);
+int image_identity(struct builder *b, const struct catalog *cat, const struct cat_package *pkg,
+		   char **identity, bool *current);
 
 /* Builds one target of the right kind in a worker and publishes it; on
  * success fills *out with the new row. */

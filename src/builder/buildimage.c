@@ -150,7 +150,8 @@ static int inspect(struct build_images *bi, struct docker *d, const char *ref, c
 
 static bool daemon_unreachable(int rc)
 {
-	return rc == -ECONNREFUSED || rc == -ETIMEDOUT || rc == -EHOSTUNREACH || rc == -ECANCELED;
+	return rc == -ECONNREFUSED || rc == -ECONNRESET || rc == -ETIMEDOUT || rc == -EHOSTUNREACH ||
+	       rc == -ECANCELED;
 }
 
 /* The refs to ask about now (malloc'd list), or none while the daemon is
@@ -279,8 +280,11 @@ int build_images_ensure(struct build_images *bi, struct docker *d, const struct 
 			rc = -ENOENT; /* this tag cannot be had: try the next */
 	}
 	if (rc < 0 && errmsg && !*errmsg) {
-		if (rc != -ENOENT)
-			*errmsg = str_printf("Docker daemon at %s: %s", docker_endpoint(d),
+		const char *endpoint = docker_endpoint(d);
+		if (rc != -ENOENT && why[0] && strncmp(why[0], endpoint, strlen(endpoint)) == 0)
+			*errmsg = str_printf("Docker daemon at %s", why[0]);
+		else if (rc != -ENOENT)
+			*errmsg = str_printf("Docker daemon at %s: %s", endpoint,
 					     why[0] ? why[0] : strerror(-rc));
 		else if (!names[1])
 			*errmsg = str_printf("no build image: %s is not present and cannot be pulled (%s)",

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,10 +44,69 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* Names become path components of the mount, so they must be harmless. */
-static bool valid_name(const char *s)
+/*
+ * Warnings about the tree are logged when they appear, not again by every
+ * later load of the same tree (the mount's tree watcher and every build load
+ * it): a load logs a warning unless the previous load to finish had the same
+ * one.  So a problem is one log line, and it is logged again once it was
+ * gone for a load.
+ */
+struct warn_set {
+	uint64_t *hashes;
+	size_t n, cap;
+};
+static pthread_mutex_t warn_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct warn_set warn_previous;       /* protected by warn_lock */
+static __thread struct warn_set *warn_current;
+
+static void tree_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void tree_warn(const char *fmt, ...)
 {
-	if (!s || !*s || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+	char msg[2048];
+	uint64_t h = 1469598103934665603ULL;
+	bool seen = false;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	for (const char *p = msg; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	struct warn_set *cur = warn_current;
+	if (cur && cur->n == cur->cap) {
+		size_t cap = cur->cap ? cur->cap * 2 : 16;
+		uint64_t *nh = realloc(cur->hashes, cap * sizeof(*nh));
+		if (nh) {
+			cur->hashes = nh;
+			cur->cap = cap;
+		}
+	}
+	if (cur && cur->n < cur->cap)
+		cur->hashes[cur->n++] = h;
+	pthread_mutex_lock(&warn_lock);
+	for (size_t i = 0; i < warn_previous.n && !seen; i++)
+		seen = warn_previous.hashes[i] == h;
+	pthread_mutex_unlock(&warn_lock);
+	if (!seen)
+		log_warn("%s", msg);
+}
+
+/* The load that set cur ended: its warnings are the ones not to repeat. */
+static void warn_load_done(struct warn_set *cur)
+{
+	pthread_mutex_lock(&warn_lock);
+	free(warn_previous.hashes);
+	warn_previous = *cur;
+	pthread_mutex_unlock(&warn_lock);
+	warn_current = NULL;
+}
+
+/* Names become path components of the mount, so they must be harmless and,
+ * with the longest suffix sebsfs adds to them, fit in NAME_MAX. */
+static bool valid_name_max(const char *s, size_t max)
+{
+	if (!s || !*s || strcmp(s, ".") == 0 || strcmp(s, "..") == 0 || strlen(s) > max)
 		return false;
 	for (const char *p = s; *p; p++) {
 		char c = *p;
@@ -56,6 +116,30 @@ static bool valid_name(const char *s)
 			return false;
 	}
 	return true;
+}
+
+static bool valid_name(const char *s)
+{
+	return valid_name_max(s, NAME_MAX);
+}
+
+/* A benchmark's longest file name is "<name>.image.log". */
+#define BENCHMARK_NAME_MAX (NAME_MAX - sizeof(".image.log") + 1)
+
+/* s made safe for a one-line log message or a .log file: bytes outside
+ * printable ASCII become \xNN, and the copy is cut to fit buf. */
+static const char *printable(const char *s, char *buf, size_t len)
+{
+	size_t used = 0;
+
+	for (const unsigned char *p = (const unsigned char *)s; *p && used + 5 < len; p++) {
+		if (*p >= 0x20 && *p < 0x7f && *p != '\\')
+			buf[used++] = (char)*p;
+		else
+			used += (size_t)snprintf(buf + used, len - used, "\\x%02x", *p);
+	}
+	buf[used] = '\0';
+	return buf;
 }
 
 static bool is_served_language(const char *lang)
@@ -105,9 +189,12 @@ static int str_list_add_unique(char ***list, size_t *n, const char *s)
 /*
  * Parses a JSON file opened O_CLOEXEC.  On failure returns NULL and puts
  * "<path>: <reason>" (with jansson's line/column for syntax errors) in msg.
+ * jansson quotes the text near a syntax error, which may hold any byte: it
+ * is made printable.
  */
 static json_t *load_json_file(const char *path, char *msg, size_t msglen)
 {
+	char near[256];
 	json_error_t jerr;
 	json_t *root;
 	int fd;
@@ -120,11 +207,12 @@ static json_t *load_json_file(const char *path, char *msg, size_t msglen)
 	root = json_loadfd(fd, 0, &jerr);
 	close(fd);
 	if (!root) {
+		printable(jerr.text, near, sizeof(near));
 		if (jerr.line > 0)
 			set_err(msg, msglen, "%s: line %d column %d: %s", path,
-				jerr.line, jerr.column, jerr.text);
+				jerr.line, jerr.column, near);
 		else
-			set_err(msg, msglen, "%s: %s", path, jerr.text);
+			set_err(msg, msglen, "%s: %s", path, near);
 	}
 	return root;
 }
@@ -145,6 +233,14 @@ static void platform_clear(struct cat_platform *p)
 		runtime_clear(&p->runtimes[i]);
 	free(p->runtimes);
 	str_list_free(p->deployments, p->n_deployments);
+}
+
+static void broken_clear(struct cat_broken *b)
+{
+	free(b->name);
+	free(b->group);
+	free(b->path);
+	free(b->reason);
 }
 
 static void benchmark_clear(struct cat_benchmark *b)
@@ -171,6 +267,9 @@ void catalog_free(struct catalog *cat)
 	for (size_t i = 0; i < cat->n_benchmarks; i++)
 		benchmark_clear(&cat->benchmarks[i]);
 	free(cat->benchmarks);
+	for (size_t i = 0; i < cat->n_broken; i++)
+		broken_clear(&cat->broken[i]);
+	free(cat->broken);
 	free(cat->packages);
 	json_decref(cat->systems);
 	json_decref(cat->empty_array);
@@ -204,14 +303,16 @@ static int add_runtimes(struct cat_platform *p, const char *sysfile, const char 
 	json_object_foreach((json_t *)images, version, image) {
 		struct cat_runtime rt = { 0 };
 		struct cat_runtime *nr;
+		char shown[512];
 
-		if (!valid_name(version)) {
-			log_warn("%s: %s.languages.%s.base_images.%s: invalid version name \"%s\", skipped",
-				 sysfile, p->name, lang, arch, version);
+		/* the folder "<lang>-<version><suffix>" must fit in NAME_MAX */
+		if (!valid_name_max(version, NAME_MAX - strlen(lang) - 1 - strlen(suffix))) {
+			tree_warn("%s: %s.languages.%s.base_images.%s: invalid version name \"%s\", skipped",
+				 sysfile, p->name, lang, arch, printable(version, shown, sizeof(shown)));
 			continue;
 		}
 		if (!json_is_string(image)) {
-			log_warn("%s: %s.languages.%s.base_images.%s.%s: not a string, skipped",
+			tree_warn("%s: %s.languages.%s.base_images.%s.%s: not a string, skipped",
 				 sysfile, p->name, lang, arch, version);
 			continue;
 		}
@@ -235,7 +336,7 @@ static int add_runtimes(struct cat_platform *p, const char *sysfile, const char 
 		while (same < p->n_runtimes && strcmp(p->runtimes[same].dirname, rt.dirname) != 0)
 			same++;
 		if (same < p->n_runtimes) {
-			log_warn("%s: %s.languages.%s.base_images.%s.%s: folder %s is already taken by base_images.%s.%s, skipped",
+			tree_warn("%s: %s.languages.%s.base_images.%s.%s: folder %s is already taken by base_images.%s.%s, skipped",
 				 sysfile, p->name, lang, arch, version, rt.dirname,
 				 p->runtimes[same].arch, p->runtimes[same].version);
 			runtime_clear(&rt);
@@ -272,7 +373,7 @@ static int load_platform(struct cat_platform *p, const char *sysfile, const json
 
 	snprintf(suffix, sizeof(suffix), "-%s", other_arch);
 	if (langs && !json_is_object(langs))
-		log_warn("%s: %s.languages is not an object, platform has no runtimes",
+		tree_warn("%s: %s.languages is not an object, platform has no runtimes",
 			 sysfile, p->name);
 	for (i = 0; i < sizeof(served_languages) / sizeof(served_languages[0]); i++) {
 		const char *lang = served_languages[i];
@@ -281,7 +382,7 @@ static int load_platform(struct cat_platform *p, const char *sysfile, const json
 		if (!lcfg)
 			continue;
 		if (!json_is_object(lcfg)) {
-			log_warn("%s: %s.languages.%s is not an object, skipped",
+			tree_warn("%s: %s.languages.%s is not an object, skipped",
 				 sysfile, p->name, lang);
 			continue;
 		}
@@ -319,11 +420,14 @@ static int load_platforms(struct catalog *cat, const char *sysfile)
 		if (strcmp(key, "general") == 0)
 			continue;
 		if (!valid_name(key)) {
-			log_warn("%s: invalid platform name \"%s\", skipped", sysfile, key);
+			char shown[512];
+
+			tree_warn("%s: invalid platform name \"%s\", skipped", sysfile,
+				 printable(key, shown, sizeof(shown)));
 			continue;
 		}
 		if (!json_is_object(val)) {
-			log_warn("%s: platform \"%s\" is not an object, skipped", sysfile, key);
+			tree_warn("%s: platform \"%s\" is not an object, skipped", sysfile, key);
 			continue;
 		}
 		p = &cat->platforms[cat->n_platforms++];
@@ -345,8 +449,10 @@ static int benchmark_cmp(const void *a, const void *b)
 		      ((const struct cat_benchmark *)b)->name);
 }
 
-/* One entry of config.json "languages": the served language it names, or NULL. */
-static const char *language_of_entry(const char *cfgpath, size_t idx, const json_t *entry)
+/* One entry of config.json "languages": the language it names, or NULL with
+ * the reason it is ignored in problem. */
+static const char *language_of_entry(const char *cfgpath, size_t idx, const json_t *entry,
+				     char *problem, size_t len)
 {
 	const char *lang;
 	const json_t *variants;
@@ -354,18 +460,18 @@ static const char *language_of_entry(const char *cfgpath, size_t idx, const json
 	if (json_is_string(entry))
 		return json_string_value(entry);
 	if (!json_is_object(entry)) {
-		log_warn("%s: languages[%zu] is neither a string nor an object, ignored",
-			 cfgpath, idx);
+		snprintf(problem, len, "languages[%zu] is neither a string nor an object", idx);
 		return NULL;
 	}
 	lang = json_string_value(json_object_get(entry, "language"));
 	if (!lang) {
-		log_warn("%s: languages[%zu] has no \"language\" string, ignored", cfgpath, idx);
+		snprintf(problem, len, "languages[%zu] has no \"language\" string", idx);
 		return NULL;
 	}
 	variants = json_object_get(entry, "variants");
 	if (json_is_array(variants) && !json_array_has_string(variants, "default")) {
-		log_warn("%s: languages[%zu] (%s) has no \"default\" variant, ignored",
+		/* a deliberate choice of the benchmark, not a mistake */
+		tree_warn("%s: languages[%zu] (%s) has no \"default\" variant, ignored",
 			 cfgpath, idx, lang);
 		return NULL;
 	}
@@ -373,13 +479,18 @@ static const char *language_of_entry(const char *cfgpath, size_t idx, const json
 }
 
 /*
- * Reads one benchmark folder into b.  Returns 0 when loaded, 1 when skipped
- * (already warned), -ENOMEM.
+ * Reads one benchmark folder (its name already checked) into b.  Returns 0
+ * when loaded; 1 when its config.json cannot be used (cannot be read, is not
+ * JSON, has no "languages" array, a "modules" that is not an array, or only
+ * invalid language entries): then *reason is a malloc'd one-line
+ * explanation, already logged; -ENOMEM.
  */
 static int load_benchmark(struct cat_benchmark *b, const char *group, const char *name,
-			  const char *dir)
+			  const char *dir, char **reason)
 {
-	char msg[512];
+	char msg[1024] = "";
+	char first_problem[128] = "";
+	size_t n_problems = 0;
 	char *cfgpath;
 	json_t *cfg = NULL;
 	const json_t *arr;
@@ -387,24 +498,26 @@ static int load_benchmark(struct cat_benchmark *b, const char *group, const char
 	json_t *v;
 	int rc = -ENOMEM;
 
+	*reason = NULL;
 	cfgpath = path_join(dir, "config.json");
 	if (!cfgpath)
 		return -ENOMEM;
-	if (!valid_name(name)) {
-		log_warn("%s: invalid benchmark name \"%s\", skipped", dir, name);
-		rc = 1;
-		goto out;
-	}
 	cfg = load_json_file(cfgpath, msg, sizeof(msg));
-	if (!cfg) {
-		log_warn("%s, benchmark skipped", msg);
-		rc = 1;
-		goto out;
-	}
+	if (!cfg)
+		goto broken;
 	if (!json_is_object(cfg)) {
-		log_warn("%s: top level is not an object, benchmark skipped", cfgpath);
-		rc = 1;
-		goto out;
+		snprintf(msg, sizeof(msg), "%s: top level is not an object", cfgpath);
+		goto broken;
+	}
+	arr = json_object_get(cfg, "languages");
+	if (!json_is_array(arr)) {
+		snprintf(msg, sizeof(msg), "%s: \"languages\" is %s", cfgpath,
+			 arr ? "not an array" : "missing");
+		goto broken;
+	}
+	if (json_object_get(cfg, "modules") && !json_is_array(json_object_get(cfg, "modules"))) {
+		snprintf(msg, sizeof(msg), "%s: \"modules\" is not an array", cfgpath);
+		goto broken;
 	}
 
 	b->name = strdup(name);
@@ -413,33 +526,127 @@ static int load_benchmark(struct cat_benchmark *b, const char *group, const char
 	if (!b->name || !b->group || !b->path)
 		goto out;
 
-	arr = json_object_get(cfg, "languages");
-	if (!json_is_array(arr))
-		log_warn("%s: \"languages\" is not an array, benchmark has no packages", cfgpath);
-	json_array_foreach((json_t *)arr, i, v) {
-		const char *lang = language_of_entry(cfgpath, i, v);
+	json_array_foreach(arr, i, v) {
+		char problem[128];
+		const char *lang = language_of_entry(cfgpath, i, v, problem, sizeof(problem));
 
-		if (lang && is_served_language(lang) &&
+		if (!lang) {
+			if (n_problems++ == 0)
+				snprintf(first_problem, sizeof(first_problem), "%s", problem);
+			continue;
+		}
+		if (is_served_language(lang) &&
 		    str_list_add_unique(&b->languages, &b->n_languages, lang) < 0)
 			goto out;
 	}
+	if (n_problems && b->n_languages == 0) {
+		snprintf(msg, sizeof(msg), "%s: %s%s", cfgpath, first_problem,
+			 n_problems > 1 ? " (and more entries of the wrong type)" : "");
+		goto broken;
+	}
+	if (n_problems)
+		tree_warn("%s: %s%s, ignored", cfgpath, first_problem,
+			 n_problems > 1 ? " (and more entries of the wrong type)" : "");
 
 	arr = json_object_get(cfg, "modules");
-	if (arr && !json_is_array(arr))
-		log_warn("%s: \"modules\" is not an array, ignored", cfgpath);
-	json_array_foreach((json_t *)arr, i, v) {
+	json_array_foreach(arr, i, v) {
 		if (!json_is_string(v)) {
-			log_warn("%s: modules[%zu] is not a string, ignored", cfgpath, i);
+			tree_warn("%s: modules[%zu] is not a string, ignored", cfgpath, i);
 			continue;
 		}
 		if (str_list_add_unique(&b->modules, &b->n_modules, json_string_value(v)) < 0)
 			goto out;
 	}
 	rc = 0;
+	goto out;
+broken:
+	tree_warn("%s; benchmark not served", msg);
+	*reason = strdup(msg);
+	rc = *reason ? 1 : -ENOMEM;
 out:
 	json_decref(cfg);
 	free(cfgpath);
 	return rc;
+}
+
+static int broken_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct cat_broken *)a)->name, ((const struct cat_broken *)b)->name);
+}
+
+/* The benchmark (working or broken) named name, or NULL: its folder. */
+static const char *benchmark_folder_of(const struct catalog *cat, const char *name)
+{
+	for (size_t k = 0; k < cat->n_benchmarks; k++)
+		if (strcmp(cat->benchmarks[k].name, name) == 0)
+			return cat->benchmarks[k].path;
+	for (size_t k = 0; k < cat->n_broken; k++)
+		if (strcmp(cat->broken[k].name, name) == 0)
+			return cat->broken[k].path;
+	return NULL;
+}
+
+static int add_broken(struct catalog *cat, const char *group, const char *name,
+		      const char *dir, char *reason)
+{
+	struct cat_broken *nb = realloc(cat->broken, (cat->n_broken + 1) * sizeof(*nb));
+	struct cat_broken *e;
+
+	if (!nb) {
+		free(reason);
+		return -ENOMEM;
+	}
+	cat->broken = nb;
+	e = &cat->broken[cat->n_broken];
+	*e = (struct cat_broken){ .name = strdup(name), .group = strdup(group),
+				  .path = strdup(dir), .reason = reason };
+	if (!e->name || !e->group || !e->path) {
+		broken_clear(e);
+		return -ENOMEM;
+	}
+	cat->n_broken++;
+	return 0;
+}
+
+/* Loads benchmark folder dir (group/name) into the catalog: working, broken
+ * or skipped (already warned).  0 or -ENOMEM. */
+static int add_benchmark(struct catalog *cat, size_t *cap, const char *group, const char *name,
+			 const char *dir)
+{
+	char shown[1024];
+	const char *dup;
+	char *reason;
+	int lr;
+
+	if (!valid_name_max(name, BENCHMARK_NAME_MAX)) {
+		tree_warn("%s: invalid benchmark name (allowed: up to %zu of A-Z a-z 0-9 . _ + -), skipped",
+			 printable(dir, shown, sizeof(shown)), (size_t)BENCHMARK_NAME_MAX);
+		return 0;
+	}
+	dup = benchmark_folder_of(cat, name);
+	if (dup) {
+		tree_warn("%s: benchmark name already used by %s, skipped", dir, dup);
+		return 0;
+	}
+	if (cat->n_benchmarks == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 32;
+		struct cat_benchmark *nb = realloc(cat->benchmarks, ncap * sizeof(*nb));
+
+		if (!nb)
+			return -ENOMEM;
+		cat->benchmarks = nb;
+		*cap = ncap;
+	}
+	memset(&cat->benchmarks[cat->n_benchmarks], 0, sizeof(*cat->benchmarks));
+	lr = load_benchmark(&cat->benchmarks[cat->n_benchmarks], group, name, dir, &reason);
+	if (lr == 0) {
+		cat->n_benchmarks++;
+		return 0;
+	}
+	benchmark_clear(&cat->benchmarks[cat->n_benchmarks]);
+	if (lr < 0)
+		return lr;
+	return add_broken(cat, group, name, dir, reason);
 }
 
 /* Scans benchmarks/<group>/<benchmark>/.  0, or -errno with err set. */
@@ -455,7 +662,7 @@ static int load_benchmarks(struct catalog *cat, char *err, size_t errlen)
 		return -ENOMEM;
 	if (!path_is_dir(bdir)) {
 		/* A tree without benchmarks is odd but still has a valid catalog. */
-		log_warn("%s: not a directory, no benchmarks", bdir);
+		tree_warn("%s: not a directory, no benchmarks", bdir);
 		free(bdir);
 		return 0;
 	}
@@ -467,6 +674,7 @@ static int load_benchmarks(struct catalog *cat, char *err, size_t errlen)
 	}
 
 	for (size_t g = 0; g < n_groups && rc == 0; g++) {
+		char shown[1024];
 		char *gdir;
 		char **names = NULL;
 		size_t n_names = 0;
@@ -483,60 +691,30 @@ static int load_benchmarks(struct catalog *cat, char *err, size_t errlen)
 			free(gdir);
 			continue;
 		}
+		/* a group's name is part of every path and message about its
+		 * benchmarks */
+		if (!valid_name(groups[g])) {
+			tree_warn("%s: invalid group name (allowed: A-Z a-z 0-9 . _ + -), skipped",
+				 printable(gdir, shown, sizeof(shown)));
+			free(gdir);
+			continue;
+		}
 		rc = list_dir_sorted(gdir, &names, &n_names);
 		if (rc < 0) {
-			log_warn("%s: %s, group skipped", gdir, strerror(-rc));
+			tree_warn("%s: %s, group skipped", gdir, strerror(-rc));
 			free(gdir);
 			rc = 0;
 			continue;
 		}
 		for (size_t i = 0; i < n_names && rc == 0; i++) {
 			char *dir = path_join(gdir, names[i]);
-			const struct cat_benchmark *dup;
-			struct cat_benchmark key = { .name = names[i] };
-			int lr;
 
 			if (!dir) {
 				rc = -ENOMEM;
 				break;
 			}
-			if (!path_is_dir(dir)) {
-				free(dir);
-				continue;
-			}
-			/* Benchmarks are unsorted until the end: a linear scan finds
-			 * duplicates across groups. */
-			dup = NULL;
-			for (size_t k = 0; k < cat->n_benchmarks; k++)
-				if (benchmark_cmp(&key, &cat->benchmarks[k]) == 0)
-					dup = &cat->benchmarks[k];
-			if (dup) {
-				log_warn("%s: benchmark name already used by %s, skipped",
-					 dir, dup->path);
-				free(dir);
-				continue;
-			}
-			if (cat->n_benchmarks == cap) {
-				size_t ncap = cap ? cap * 2 : 32;
-				struct cat_benchmark *nb =
-					realloc(cat->benchmarks, ncap * sizeof(*nb));
-				if (!nb) {
-					free(dir);
-					rc = -ENOMEM;
-					break;
-				}
-				cat->benchmarks = nb;
-				cap = ncap;
-			}
-			memset(&cat->benchmarks[cat->n_benchmarks], 0, sizeof(*cat->benchmarks));
-			lr = load_benchmark(&cat->benchmarks[cat->n_benchmarks], groups[g],
-					    names[i], dir);
-			if (lr == 0)
-				cat->n_benchmarks++;
-			else
-				benchmark_clear(&cat->benchmarks[cat->n_benchmarks]);
-			if (lr < 0)
-				rc = lr;
+			if (path_is_dir(dir))
+				rc = add_benchmark(cat, &cap, groups[g], names[i], dir);
 			free(dir);
 		}
 		str_list_free(names, n_names);
@@ -551,6 +729,8 @@ static int load_benchmarks(struct catalog *cat, char *err, size_t errlen)
 	if (cat->n_benchmarks > 1)
 		qsort(cat->benchmarks, cat->n_benchmarks, sizeof(*cat->benchmarks),
 		      benchmark_cmp);
+	if (cat->n_broken > 1)
+		qsort(cat->broken, cat->n_broken, sizeof(*cat->broken), broken_cmp);
 	return 0;
 }
 
@@ -593,8 +773,8 @@ static int build_packages(struct catalog *cat)
 
 /* ---- load ------------------------------------------------------------- */
 
-struct catalog *catalog_load(const char *root, const char *default_arch,
-			     char *err, size_t errlen)
+static struct catalog *load_tree(const char *root, const char *default_arch,
+				 char *err, size_t errlen)
 {
 	struct catalog *cat = NULL;
 	char *sysfile = NULL;
@@ -644,7 +824,7 @@ struct catalog *catalog_load(const char *root, const char *default_arch,
 
 	general = json_object_get(cat->systems, "general");
 	if (general && !json_is_object(general))
-		log_warn("%s: \"general\" is not an object, ignored", sysfile);
+		tree_warn("%s: \"general\" is not an object, ignored", sysfile);
 	cat->docker_repository = dup_json_string(general, "docker_repository");
 	cat->sebs_version = dup_json_string(general, "SeBS_version");
 	cat->previous_major_version = dup_json_string(general, "previous_major_version");
@@ -664,6 +844,116 @@ out_fail:
 	free(sysfile);
 	catalog_free(cat);
 	return NULL;
+}
+
+/* ---- stamp ------------------------------------------------------------ */
+
+static void stamp_bytes(struct catalog_stamp *st, const void *data, size_t len)
+{
+	const unsigned char *p = data;
+
+	for (size_t i = 0; i < len; i++)
+		st->hash = (st->hash ^ p[i]) * 1099511628211ULL; /* FNV-1a */
+}
+
+/* Hashes name and what fstatat says of it (or its errno). */
+static void stamp_entry(struct catalog_stamp *st, int dfd, const char *name, struct stat *out)
+{
+	struct stat sb;
+	int64_t fields[8] = { 0 };
+
+	stamp_bytes(st, name, strlen(name) + 1);
+	if (fstatat(dfd, name, &sb, 0) < 0) {
+		fields[0] = -errno;
+		memset(&sb, 0, sizeof(sb));
+	} else {
+		int64_t m = sb.st_mtim.tv_sec * 1000000000LL + sb.st_mtim.tv_nsec;
+		int64_t c = sb.st_ctim.tv_sec * 1000000000LL + sb.st_ctim.tv_nsec;
+
+		fields[1] = (int64_t)sb.st_dev;
+		fields[2] = (int64_t)sb.st_ino;
+		fields[3] = (int64_t)sb.st_size;
+		fields[4] = (int64_t)sb.st_mode;
+		fields[5] = m;
+		fields[6] = c;
+		if (m > st->newest_ns)
+			st->newest_ns = m;
+		if (c > st->newest_ns)
+			st->newest_ns = c;
+	}
+	stamp_bytes(st, fields, sizeof(fields));
+	if (out)
+		*out = sb;
+}
+
+static int open_dir_at(int dfd, const char *name)
+{
+	return openat(dfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
+void catalog_stamp(const char *root, struct catalog_stamp *out)
+{
+	int rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int bfd = -1;
+	char **groups = NULL;
+	size_t n_groups = 0;
+	struct stat sb;
+
+	out->hash = 1469598103934665603ULL;
+	out->newest_ns = 0;
+	if (rootfd < 0) {
+		int e = errno;
+
+		stamp_bytes(out, &e, sizeof(e));
+		return;
+	}
+	stamp_entry(out, rootfd, "configs/systems.json", NULL);
+	stamp_entry(out, rootfd, "benchmarks", &sb);
+	bfd = S_ISDIR(sb.st_mode) ? open_dir_at(rootfd, "benchmarks") : -1;
+	if (bfd >= 0 && list_dirfd_sorted(bfd, &groups, &n_groups) == 0) {
+		for (size_t g = 0; g < n_groups; g++) {
+			char **names = NULL;
+			size_t n_names = 0;
+			int gfd;
+
+			stamp_entry(out, bfd, groups[g], &sb);
+			if (!S_ISDIR(sb.st_mode) || strcmp(groups[g], "wrappers") == 0)
+				continue;
+			gfd = open_dir_at(bfd, groups[g]);
+			if (gfd < 0 || list_dirfd_sorted(gfd, &names, &n_names) < 0) {
+				int e = errno;
+
+				stamp_bytes(out, &e, sizeof(e));
+			}
+			for (size_t i = 0; i < n_names; i++) {
+				char *cfg = path_join(names[i], "config.json");
+
+				stamp_entry(out, gfd, names[i], &sb);
+				if (S_ISDIR(sb.st_mode) && cfg)
+					stamp_entry(out, gfd, cfg, NULL);
+				free(cfg);
+			}
+			str_list_free(names, n_names);
+			if (gfd >= 0)
+				close(gfd);
+		}
+		str_list_free(groups, n_groups);
+	}
+	if (bfd >= 0)
+		close(bfd);
+	close(rootfd);
+}
+
+struct catalog *catalog_load(const char *root, const char *default_arch,
+			     char *err, size_t errlen)
+{
+	struct warn_set mine = { 0 };
+	struct catalog *cat;
+
+	warn_current = &mine;
+	cat = load_tree(root, default_arch, err, errlen);
+	warn_load_done(&mine);
+	return cat;
 }
 
 /* ---- lookups ---------------------------------------------------------- */

@@ -3,7 +3,8 @@
  *
  * catalog_load() parses configs/systems.json and every
  * benchmarks/<group>/<benchmark>/config.json (layout: ../shared/SEBS.md 1-3)
- * into an immutable snapshot: platforms, their runtimes, benchmarks, and the
+ * into an immutable snapshot (a mount reloads it when the tree changes, see
+ * catalog_stamp): platforms, their runtimes, benchmarks, and the
  * flat list of packages (platform x runtime x benchmark) that sebsfs serves.
  *
  * Rules:
@@ -20,14 +21,25 @@
  *    language (string or {"language": ...} object form; an object whose
  *    "variants" array lacks "default" is ignored: only the default variant is
  *    built).  Language entries of any other type are ignored with a warning.
- *  - Names used as path components (platform, version, benchmark) must match
- *    [A-Za-z0-9._+-]+ and not be "." or ".."; anything else is skipped with a
- *    warning naming the file.  A benchmark folder whose config.json is missing
- *    or malformed is skipped with a warning; a missing or malformed
- *    systems.json, or one whose top level is not an object, is an error
- *    (nothing could be served).  A platform whose value is not an object, or
- *    a served language whose config is not an object, is skipped with a
- *    warning: one broken entry should not hide the rest of the suite.
+ *  - Names used as path components (platform, version, benchmark, and the
+ *    group folder) must match [A-Za-z0-9._+-]+, not be "." or "..", and fit
+ *    in NAME_MAX with what sebsfs appends (a benchmark: at most 245 bytes,
+ *    for "<name>.image.log"); anything else is skipped with one warning
+ *    naming the file (non-printable bytes shown as \xNN).
+ *  - A benchmark folder whose config.json cannot be used is *broken*: it
+ *    cannot be read (missing too), is not JSON (jansson's line, column and
+ *    message), its top level is not an object, "languages" is missing or
+ *    not an array, "modules" is present but not an array, or every entry of
+ *    "languages" has the wrong type.  It is listed in catalog->broken with
+ *    that reason (one warning), so the tree can show why it is missing.
+ *    Other values of the wrong type (a "modules" entry that is not a string,
+ *    a language entry next to valid ones) are ignored with a warning; fields
+ *    sebsfs does not use (timeout, memory ...) are not looked at.
+ *  - A missing or malformed systems.json, or one whose top level is not an
+ *    object, is an error (nothing could be served).  A platform whose value
+ *    is not an object, or a served language whose config is not an object,
+ *    is skipped with a warning: one broken entry should not hide the rest of
+ *    the suite.
  * The catalog is read-only after load and may be shared by threads.
  * Strings are owned by the catalog.  Lists are sorted by name.
  */
@@ -37,6 +49,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct cat_runtime {
 	char *language;   /* "python" | "nodejs" */
@@ -65,9 +78,18 @@ struct cat_benchmark {
 	size_t n_modules;
 };
 
+/* A benchmark folder whose config.json cannot be used (see above). */
+struct cat_broken {
+	char *name;        /* folder name, a valid benchmark name */
+	char *group;
+	char *path;        /* absolute path of the benchmark folder */
+	char *reason;      /* one line: "<path>/config.json: line 3 column 1: ..." */
+};
+
 /* One servable package: indices into the catalog's arrays. */
 struct cat_package {
-	size_t id;         /* index in catalog->packages */
+	size_t id;         /* catalog_load: index in catalog->packages; a holder of
+			    * ids that outlive one load (the builder) may renumber */
 	const struct cat_platform *platform;
 	const struct cat_runtime *runtime;
 	const struct cat_benchmark *benchmark;
@@ -84,18 +106,39 @@ struct catalog {
 	size_t n_platforms;
 	struct cat_benchmark *benchmarks;
 	size_t n_benchmarks;
+	struct cat_broken *broken;     /* benchmarks not served, sorted by name */
+	size_t n_broken;
 	struct cat_package *packages;  /* ordered by platform, runtime, benchmark */
 	size_t n_packages;
 	json_t *empty_array;           /* owned: returned by catalog_deployment_files
 					* when deployment.files is missing */
 };
 
-/* Loads SEBS_ROOT.  default_arch is "x64" or "arm64".  On failure returns NULL
+/* Loads SEBS_ROOT.  Warnings about the tree are logged once: a warning the
+ * previous load (of any thread) logged too is not repeated.  default_arch is
+ * "x64" or "arm64".  On failure returns NULL
  * and writes a one-line reason into err (size errlen), e.g.
  * "/x/configs/systems.json: line 3: '}' expected". */
 struct catalog *catalog_load(const char *root, const char *default_arch,
 			     char *err, size_t errlen);
 void catalog_free(struct catalog *cat);
+
+/*
+ * A cheap fingerprint of what catalog_load reads, to tell whether the tree
+ * may have changed without parsing it: the stat data (device, inode, size,
+ * mode, mtime, ctime) and names of configs/systems.json, benchmarks/, every
+ * group folder, every entry of a group and its config.json.  Equal hashes
+ * mean nothing catalog_load looks at changed, unless a change fell into the
+ * same timestamp tick as the stat that was compared: newest_ns (the newest
+ * mtime or ctime seen, CLOCK_REALTIME) lets the caller distrust a fingerprint
+ * taken too soon after it.  Never fails: what cannot be read is hashed as its
+ * errno.
+ */
+struct catalog_stamp {
+	uint64_t hash;
+	int64_t newest_ns;
+};
+void catalog_stamp(const char *root, struct catalog_stamp *out);
 
 const struct cat_platform *catalog_platform(const struct catalog *cat, const char *name);
 const struct cat_runtime *catalog_runtime(const struct cat_platform *p, const char *dirname);

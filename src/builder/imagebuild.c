@@ -409,9 +409,9 @@ static void set_errmsg(char **errmsg, const char *fmt, ...)
 }
 
 /* Tags ref as <registry>/<repository>:<tag> and pushes it.  On success
- * res->digest is set; a failure is only logged (the build stands). */
-static void push_image(const struct image_build_request *req, const char *ref,
-		       struct image_build_result *res)
+ * res->digest is set; on failure *errmsg says why (the image stays built). */
+static int push_image(const struct image_build_request *req, const char *ref,
+		      struct image_build_result *res, char **errmsg)
 {
 	const char *registry = req->registry;
 	char *host = strndup(registry, strcspn(registry, "/"));
@@ -445,8 +445,8 @@ out:
 	if (rc == 0)
 		build_log(log_fd, "push: pushed %s", res->digest);
 	else
-		build_log(log_fd, "push to %s failed: %s; the image is built but not pushed",
-			  registry, msg ? msg : strerror(-rc));
+		set_errmsg(errmsg, "push to %s failed: %s; %s is built but not pushed, the next"
+			   " read builds it again and pushes", registry, msg ? msg : strerror(-rc), ref);
 	if (auth)
 		explicit_bzero(auth, strlen(auth));
 	free(auth);
@@ -455,6 +455,7 @@ out:
 	free(pushed);
 	free(repo);
 	free(host);
+	return rc;
 }
 
 int image_build(const struct image_build_request *req, struct image_build_result *res,
@@ -540,8 +541,8 @@ int image_build(const struct image_build_request *req, struct image_build_result
 	res->size = info.size;
 	build_log(req->log_fd, "build: %s is %s, %lld bytes", ref, image_id, (long long)info.size);
 
-	if (req->registry && *req->registry)
-		push_image(req, ref, res);
+	if (req->registry && *req->registry && (rc = push_image(req, ref, res, errmsg)) != 0)
+		goto out;
 
 	res->image = ref;
 	res->image_id = image_id;

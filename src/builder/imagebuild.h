@@ -10,8 +10,11 @@
  * leads out of the folder, a loop, a FIFO, socket or device fails the build.
  * The image is tagged <repository>:function.<platform>.<benchmark>.<lang>-<ver>[-arm64];
  * with a registry, it is also tagged <registry>/<repository>:<same tag> and
- * pushed.  A failed push does not fail the build: the result has no digest
- * and the log says why.
+ * pushed.  A failed push fails the build (the registry may only be down for
+ * a while): the image stays built and tagged in the daemon, nothing is
+ * recorded, and the next open builds again (from the daemon's layer cache)
+ * and pushes.  Recording it without a digest would leave it unpushed until
+ * an input changed.
  */
 #ifndef SEBSFS_IMAGEBUILD_H
 #define SEBSFS_IMAGEBUILD_H
@@ -34,7 +37,7 @@ struct image_build_request {
 struct image_build_result {
 	char *image;      /* "<repository>:<tag>" */
 	char *image_id;   /* "sha256:..." */
-	char *digest;     /* "<registry>/<repository>@sha256:..." or NULL (not pushed) */
+	char *digest;     /* "<registry>/<repository>@sha256:..." or NULL (no registry) */
 	int64_t size;     /* bytes, from inspect */
 };
 

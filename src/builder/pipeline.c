@@ -445,6 +445,26 @@ static int find_foreign_owner(const char *dir, uid_t uid, char **who, char **msg
 	return rc;
 }
 
+/* A build container that exited non-zero: a daemon that is stopped kills its
+ * containers on the way out (status 137 or 143), which must not read like
+ * a failing install, so the daemon is asked whether it is still there. */
+static int container_failed(const struct pipeline_request *req, int status, char **errmsg)
+{
+	char *version = NULL, *msg = NULL;
+	int rc;
+	if (docker_ping(req->docker, &version, &msg) < 0)
+		rc = fail(req, errmsg, -ECONNRESET,
+			  "build container %s exited with status %d and the Docker daemon at %s no"
+			  " longer answers (%s): it stopped during the build", req->build_image,
+			  status, docker_endpoint(req->docker), msg ? msg : "no answer");
+	else
+		rc = fail(req, errmsg, -EIO, "build container %s exited with status %d",
+			  req->build_image, status);
+	free(version);
+	free(msg);
+	return rc;
+}
+
 /* Step 6 in the SeBS build container (SEBS.md section 6). */
 static int install_in_container(const struct pipeline_request *req, const char *const env[],
 				char **errmsg)
@@ -472,7 +492,8 @@ static int install_in_container(const struct pipeline_request *req, const char *
 	if (rc == 0 && (strchr(req->workdir, ':') || (mount_package_sh && strchr(package_sh, ':'))))
 		rc = fail(req, errmsg, -EINVAL, "cannot bind-mount a path containing ':' (%s)", req->workdir);
 
-	struct docker_container_spec spec = { .image = req->build_image, .env = cenv, .binds = binds };
+	struct docker_container_spec spec = { .image = req->build_image, .env = cenv, .binds = binds,
+					      .labels = req->container_labels };
 	if (rc == 0) {
 		build_log(req->log_fd, "step 6: build container %s (uid %u, gid %u)", req->build_image,
 			  (unsigned)getuid(), (unsigned)getgid());
@@ -489,8 +510,7 @@ static int install_in_container(const struct pipeline_request *req, const char *
 		rc = fail(req, errmsg, rc, "build container %s: %s", req->build_image,
 			  msg ? msg : strerror(-rc));
 	else if (status != 0)
-		rc = fail(req, errmsg, -EIO, "build container %s exited with status %d",
-			  req->build_image, status);
+		rc = container_failed(req, status, errmsg);
 	if (id) {
 		/* always removed, also after a failure or a cancellation */
 		char *rmsg = NULL;

@@ -40,6 +40,8 @@ struct pipeline_request {
 	const char *installer_note;    /* why this installer, for the log (may be NULL) */
 	struct docker *docker;         /* INSTALLER_DOCKER: this worker's client */
 	const char *build_image;       /* INSTALLER_DOCKER: the image to run */
+	const char *const *container_labels; /* INSTALLER_DOCKER: "name=value" labels of the
+				        * build container, NULL-terminated; may be NULL */
 	const char *workdir;           /* an empty folder owned by this build */
 	int out_fd;                    /* the zip is written here */
 	int log_fd;                    /* build log */

@@ -25,13 +25,13 @@ static const char *repository_of(const struct builder *b, const struct catalog *
 	return b->repository ? b->repository : cat->docker_repository;
 }
 
-int image_identity(struct builder *b, const struct cat_package *pkg, char **identity,
-		   bool *known_current)
+int image_identity(struct builder *b, const struct catalog *cat, const struct cat_package *pkg,
+		   char **identity, bool *known_current)
 {
 	char *base_id = NULL, *current = NULL, *previous = NULL;
 	build_images_known(b->images, pkg->runtime->base_image, &base_id, known_current);
-	build_image_names(b->cat, pkg, &current, &previous);
-	const char *repo = repository_of(b, b->cat);
+	build_image_names(cat, pkg, &current, &previous);
+	const char *repo = repository_of(b, cat);
 	*identity = str_printf("kind=image;base=%s@%s;builder_image=%s;repository=%s;registry=%s",
 			       pkg->runtime->base_image, base_id ? base_id : "unresolved",
 			       current ? current : "-", repo ? repo : "-",
@@ -95,7 +95,7 @@ static int restore_from_registry(struct builder *b, struct build_ctx *ctx, struc
 	struct job *job = ctx->job;
 	struct docker *client = ctx->client;
 	int log_fd = ctx->log_fd;
-	struct record *rec = &b->records[job->target];
+	struct record *rec = record_of(b, job->target);
 	pthread_mutex_lock(&b->lock);
 	bool same = rec->has_package && rec->digest && strcmp(rec->input_hash, job->input_hash) == 0;
 	char *digest = same ? strdup(rec->digest) : NULL;
@@ -253,7 +253,7 @@ int image_target_build(struct builder *b, struct build_ctx *ctx, struct cache_en
 		rc = cache_publish_image(b->cache, &key, job->input_hash, job->manifest_json,
 					 builder_now_seconds() - t0, &info, out);
 		if (rc < 0)
-			*errmsg = str_printf("cannot record the image: %s", strerror(-rc));
+			*errmsg = str_printf("cannot record the image: %s", cache_strerror(rc));
 	}
 	if (rc == 0)
 		build_log(log_fd, "build succeeded in %.2f s: image %s (%s), %s", out->build_seconds,

@@ -13,16 +13,17 @@
 #include "docker.h"
 #include "fsutil.h"
 
-int zip_identity(struct builder *b, const struct cat_package *pkg, char **identity, bool *current)
+int zip_identity(struct builder *b, const struct catalog *cat, const struct cat_package *pkg,
+		 char **identity, bool *current)
 {
 	if (current)
 		*current = true;
-	if (b->installer != INSTALLER_DOCKER || !catalog_has_build_image(b->cat, pkg)) {
+	if (b->installer != INSTALLER_DOCKER || !catalog_has_build_image(cat, pkg)) {
 		*identity = str_printf("builder=%s", installer_name(b->installer));
 		return *identity ? 0 : -ENOMEM;
 	}
 	char *ref = NULL, *id = NULL;
-	int rc = build_images_lookup(b->images, b->cat, pkg, &ref, &id, current);
+	int rc = build_images_lookup(b->images, cat, pkg, &ref, &id, current);
 	/* unresolved: never equal to a built package's identity, so a build
 	 * runs and reports why the image cannot be had */
 	*identity = rc == 0 ? str_printf("builder=docker;image=%s@%s", ref, id)
@@ -82,7 +83,9 @@ static int build_once(struct builder *b, struct build_ctx *ctx, const char *imag
 		struct pipeline_request req = {
 			.cat = ctx->now, .pkg = ctx->now_pkg, .installer = b->installer,
 			.installer_note = b->installer_note, .docker = ctx->client,
-			.build_image = image, .workdir = workdir, .out_fd = *fd,
+			.build_image = image,
+			.container_labels = (const char *const *)b->container_labels,
+			.workdir = workdir, .out_fd = *fd,
 			.log_fd = ctx->log_fd, .cancel_fd = ctx->cancel_fd,
 			.deadline = ctx->deadline, .timeout = ctx->timeout,
 		};
@@ -133,7 +136,7 @@ int zip_build(struct builder *b, struct build_ctx *ctx, struct cache_entry *out,
 		rc = cache_publish(b->cache, &key, tmp, ctx->job->input_hash, ctx->job->manifest_json,
 				   builder_now_seconds() - t0, out);
 		if (rc < 0) {
-			*errmsg = str_printf("cannot publish the package: %s", strerror(-rc));
+			*errmsg = str_printf("cannot publish the package: %s", cache_strerror(rc));
 		} else {
 			build_log(ctx->log_fd, "build succeeded in %.2f s: %lld bytes, sha256 %s",
 				  out->build_seconds, (long long)out->size, out->sha256);

@@ -42,7 +42,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -53,11 +55,12 @@
 #include "log.h"
 
 /* Highest schema this code understands; bump with a migration step. */
-#define CACHE_SCHEMA_VERSION 2
+#define CACHE_SCHEMA_VERSION 3
 #define CACHE_BUSY_TIMEOUT_MS 10000
 #define PACKAGES_SUBDIR "packages"
 #define IMAGE_KIND "image"
 #define DB_NAME "sebsfs.db"
+#define ID_NAME "sebsfs.id"
 #define MARKER_NAME ".sebsfs-cache"
 /* Format of the marker file; a newer one is refused like a newer schema. */
 #define MARKER_FORMAT 1
@@ -78,6 +81,7 @@ struct cache {
 	char *logs_dir;
 	char *work_dir;
 	int lock_fd;        /* holds the flock on DIR/sebsfs.lock, -1 if none */
+	char id[CACHE_ID_LEN + 1];
 	atomic_ulong tmp_seq; /* makes cache_tmp_path names unique */
 
 	pthread_mutex_t lock;
@@ -90,6 +94,8 @@ struct cache {
 	sqlite3_stmt *st_delete;     /* protected by lock */
 	sqlite3_stmt *st_refs;       /* protected by lock */
 	sqlite3_stmt *st_clear_path; /* protected by lock */
+	sqlite3_stmt *st_touch;      /* protected by lock */
+	sqlite3_stmt *st_lru;        /* protected by lock */
 };
 
 /* The current schema, used as is for a fresh database.  Its column order is
@@ -119,6 +125,9 @@ static const char SCHEMA_CURRENT[] =
 	" digest TEXT,"               /* "registry/repo@sha256:...", NULL if not pushed */
 	" registry TEXT,"
 	" image_size INTEGER,"
+	/* v3: when the package was last served (unix ms), for LRU eviction;
+	 * NULL for image rows and rows without a package */
+	" last_used_ms INTEGER,"
 	" PRIMARY KEY (platform, language, version, arch, benchmark, kind)"
 	");"
 	/* Reference counting of shared package files queries by path. */
@@ -134,13 +143,20 @@ static const char MIGRATE_V1_TO_V2[] =
 	"ALTER TABLE packages ADD COLUMN registry TEXT;"
 	"ALTER TABLE packages ADD COLUMN image_size INTEGER;";
 
+/* A package served before v3 counts as last used when it was built. */
+static const char MIGRATE_V2_TO_V3[] =
+	"ALTER TABLE packages ADD COLUMN last_used_ms INTEGER;"
+	"UPDATE packages SET last_used_ms = built_at * 1000"
+	" WHERE path IS NOT NULL AND built_at IS NOT NULL AND kind <> '" IMAGE_KIND "';";
+
 static const char *const MIGRATIONS[CACHE_SCHEMA_VERSION] = {
 	[1] = MIGRATE_V1_TO_V2,
+	[2] = MIGRATE_V2_TO_V3,
 };
 
 #define PKG_COLS "input_hash, path, size, sha256, built_at, build_seconds, manifest," \
 		 " last_failed, last_error, failed_input_hash," \
-		 " image, image_id, digest, registry, image_size"
+		 " image, image_id, digest, registry, image_size, last_used_ms"
 #define KEY_WHERE "platform = ?1 AND language = ?2 AND version = ?3 AND arch = ?4" \
 		  " AND benchmark = ?5 AND kind = ?6"
 
@@ -149,26 +165,27 @@ static const char SQL_GET_PATH[] = "SELECT path FROM packages WHERE " KEY_WHERE;
 static const char SQL_UPSERT[] =
 	"INSERT INTO packages (platform, language, version, arch, benchmark, kind, " PKG_COLS ")"
 	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 0, NULL, NULL,"
-	" NULL, NULL, NULL, NULL, NULL)"
+	" NULL, NULL, NULL, NULL, NULL, ?14)"
 	" ON CONFLICT (platform, language, version, arch, benchmark, kind) DO UPDATE SET"
 	" input_hash = excluded.input_hash, path = excluded.path, size = excluded.size,"
 	" sha256 = excluded.sha256, built_at = excluded.built_at,"
 	" build_seconds = excluded.build_seconds, manifest = excluded.manifest,"
 	" last_failed = 0, last_error = NULL, failed_input_hash = NULL,"
-	" image = NULL, image_id = NULL, digest = NULL, registry = NULL, image_size = NULL";
+	" image = NULL, image_id = NULL, digest = NULL, registry = NULL, image_size = NULL,"
+	" last_used_ms = excluded.last_used_ms";
 /* ?7 input_hash, ?8 built_at, ?9 build_seconds, ?10 manifest, ?11 image,
  * ?12 image_id, ?13 digest, ?14 registry, ?15 image_size; no file columns. */
 static const char SQL_UPSERT_IMAGE[] =
 	"INSERT INTO packages (platform, language, version, arch, benchmark, kind, " PKG_COLS ")"
 	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, NULL, NULL, ?8, ?9, ?10, 0, NULL, NULL,"
-	" ?11, ?12, ?13, ?14, ?15)"
+	" ?11, ?12, ?13, ?14, ?15, NULL)"
 	" ON CONFLICT (platform, language, version, arch, benchmark, kind) DO UPDATE SET"
 	" input_hash = excluded.input_hash, path = NULL, size = NULL, sha256 = NULL,"
 	" built_at = excluded.built_at, build_seconds = excluded.build_seconds,"
 	" manifest = excluded.manifest,"
 	" last_failed = 0, last_error = NULL, failed_input_hash = NULL,"
 	" image = excluded.image, image_id = excluded.image_id, digest = excluded.digest,"
-	" registry = excluded.registry, image_size = excluded.image_size";
+	" registry = excluded.registry, image_size = excluded.image_size, last_used_ms = NULL";
 static const char SQL_FAIL[] =
 	"INSERT INTO packages (platform, language, version, arch, benchmark, kind,"
 	" last_failed, last_error, failed_input_hash)"
@@ -177,18 +194,48 @@ static const char SQL_FAIL[] =
 	" last_failed = 1, last_error = excluded.last_error,"
 	" failed_input_hash = excluded.failed_input_hash";
 static const char SQL_DELETE[] = "DELETE FROM packages WHERE " KEY_WHERE;
+/* Only ever moves forward: a late write of an older use must not make a
+ * package look less recently used than it is. */
+static const char SQL_TOUCH[] =
+	"UPDATE packages SET last_used_ms = ?7 WHERE " KEY_WHERE
+	" AND path IS NOT NULL AND (last_used_ms IS NULL OR last_used_ms < ?7)";
+/* Package files, least recently used first; the rows of one file (identical
+ * bytes built for several keys) are adjacent and share the latest use of any
+ * of them, since the file only goes when all of them go. */
+static const char SQL_LRU[] =
+	"SELECT platform, language, version, arch, benchmark, kind, sha256, size,"
+	" MAX(COALESCE(last_used_ms, built_at * 1000, 0)) OVER (PARTITION BY path) AS used"
+	" FROM packages WHERE path IS NOT NULL AND kind <> '" IMAGE_KIND "'"
+	" ORDER BY used, path, platform, language, version, arch, benchmark, kind";
 static const char SQL_REFS[] = "SELECT count(*) FROM packages WHERE path = ?1";
 static const char SQL_CLEAR_PATH[] =
 	"UPDATE packages SET input_hash = NULL, path = NULL, size = NULL, sha256 = NULL,"
-	" built_at = NULL, build_seconds = NULL, manifest = NULL"
+	" built_at = NULL, build_seconds = NULL, manifest = NULL, last_used_ms = NULL"
 	" WHERE path = ?1 AND kind <> '" IMAGE_KIND "'";
 
-/* Logs a SQLite failure with its message and maps it to -errno. */
+/* Logs a SQLite failure with its message and maps it to -errno.  A full
+ * disk is -ENOSPC and says so in the words of every other write that fails
+ * for lack of room ("database or disk is full" alone is easily misread). */
 static int db_err(sqlite3 *db, int rc, const char *what)
 {
+	if ((rc & 0xff) == SQLITE_FULL) {
+		log_err("cache: %s: %s (SQLite: %s)", what, strerror(ENOSPC),
+			db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+		return -ENOSPC;
+	}
+	if ((rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB) {
+		/* Damaged while mounted (start-up checks it): what is in memory
+		 * and the package files stay good, writes fail until a restart
+		 * sets the file aside. */
+		log_err("cache: %s: the cache database %s is damaged (%s); sebsfs moves it aside"
+			" and starts an empty one when it next starts", what,
+			db && sqlite3_db_filename(db, "main") ? sqlite3_db_filename(db, "main") : DB_NAME,
+			db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+		return -EUCLEAN;
+	}
 	log_err("cache: %s: %s (%s)", what, db ? sqlite3_errmsg(db) : "no connection",
 		sqlite3_errstr(rc));
-	return rc == SQLITE_NOMEM ? -ENOMEM : -EIO;
+	return (rc & 0xff) == SQLITE_NOMEM ? -ENOMEM : -EIO;
 }
 
 static void stmt_done(sqlite3_stmt *st)
@@ -261,16 +308,25 @@ static int refs_locked(struct cache *c, const char *rel_path)
 	return ret;
 }
 
-/* Unlinks a package file once no row references it.  Failures only cost
- * disk space until the next start-up sweep, so they are logged, not returned. */
-static void unlink_if_unreferenced_locked(struct cache *c, const char *rel_path)
+/* Unlinks a package file once no row references it; returns the bytes that
+ * freed (0 when the file stays or was not there).  Failures only cost disk
+ * space until the next start-up sweep, so they are logged, not returned. */
+static int64_t unlink_if_unreferenced_locked(struct cache *c, const char *rel_path)
 {
 	if (!rel_path || refs_locked(c, rel_path) != 0)
-		return;
+		return 0;
 	char *p = abs_path(c, rel_path);
-	if (p && unlink(p) < 0 && errno != ENOENT)
-		log_warn("cache: cannot remove %s: %s", p, strerror(errno));
+	struct stat st;
+	int64_t freed = 0;
+	if (p && lstat(p, &st) == 0)
+		freed = st.st_size;
+	if (p && unlink(p) < 0) {
+		if (errno != ENOENT)
+			log_warn("cache: cannot remove %s: %s", p, strerror(errno));
+		freed = 0;
+	}
 	free(p);
+	return freed;
 }
 
 /* Forgets the package of every row pointing at rel_path (its file is gone). */
@@ -325,6 +381,7 @@ static int get_locked(struct cache *c, const struct cache_key *key, struct cache
 	e.digest = dup_col(st, 12, &ret);
 	e.registry = dup_col(st, 13, &ret);
 	e.image_size = sqlite3_column_int64(st, 14);
+	e.last_used_ms = sqlite3_column_int64(st, 15);
 	if (ret)
 		goto out;
 	stmt_done(st);
@@ -353,6 +410,7 @@ static int get_locked(struct cache *c, const struct cache_key *key, struct cache
 			e.sha256[0] = '\0';
 			e.built_at = 0;
 			e.build_seconds = 0;
+			e.last_used_ms = 0;
 		} else {
 			e.has_package = true;
 		}
@@ -410,7 +468,7 @@ static int pragma_int(sqlite3 *db, const char *sql, int *val)
  * old sebsfs never scribbles over a layout it does not understand. */
 static int migrate(sqlite3 *db, const char *db_path)
 {
-	int ver, ret;
+	int ver = 0, ret;
 
 	/* IMMEDIATE: a second process opening a fresh cache waits here instead
 	 * of racing on CREATE TABLE. */
@@ -851,6 +909,97 @@ static int create_db_file(const char *db_path)
 	return 0;
 }
 
+/* Whether the database is damaged: 1 with the reason in why, 0 when
+ * PRAGMA quick_check finds nothing, or -errno (logged) when it cannot
+ * tell (a read error of the disk is no reason to throw the cache away). */
+static int db_damaged(sqlite3 *db, char *why, size_t why_len)
+{
+	sqlite3_stmt *st = NULL;
+	int ret = 0;
+	int rc = sqlite3_prepare_v2(db, "PRAGMA quick_check(1)", -1, &st, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if ((rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB) {
+		snprintf(why, why_len, "%s", sqlite3_errmsg(db));
+		ret = 1;
+	} else if (rc != SQLITE_ROW) {
+		ret = db_err(db, rc, "checking the database");
+	} else {
+		const char *res = (const char *)sqlite3_column_text(st, 0);
+		if (!res || strcmp(res, "ok") != 0) {
+			snprintf(why, why_len, "%s", res ? res : "quick_check gave no answer");
+			ret = 1;
+		}
+	}
+	sqlite3_finalize(st);
+	return ret;
+}
+
+/* Moves a damaged database and its WAL aside (DIR/sebsfs.db.damaged,
+ * replacing an older one) and drops its shared-memory index: a WAL left
+ * next to a new database would be replayed into it. */
+static int set_db_aside(const char *db_path, const char *why)
+{
+	static const char *const suffixes[] = { "", "-wal" };
+	int ret = 0;
+	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]) && ret == 0; i++) {
+		char *from = str_printf("%s%s", db_path, suffixes[i]);
+		char *to = str_printf("%s.damaged%s", db_path, suffixes[i]);
+		if (!from || !to)
+			ret = -ENOMEM;
+		else if (rename(from, to) < 0 && errno != ENOENT) {
+			ret = -errno;
+			log_err("cache: cannot move the damaged database %s aside: %s", from,
+				strerror(errno));
+		}
+		free(from);
+		free(to);
+	}
+	char *shm = str_printf("%s-shm", db_path);
+	if (!shm)
+		ret = ret ? ret : -ENOMEM;
+	else if (unlink(shm) < 0 && errno != ENOENT)
+		log_warn("cache: cannot remove %s: %s", shm, strerror(errno));
+	free(shm);
+	if (ret == 0)
+		log_warn("cache: the database %s is damaged (%s); moved it to %s.damaged and started"
+			 " an empty one: every package is built again when it is next read",
+			 db_path, why, db_path);
+	return ret;
+}
+
+/* Opens (creating) the database; a damaged one is set aside once and an
+ * empty one opened in its place.  The cache holds nothing that cannot be
+ * built again, so starting empty is the repair; refusing to start would
+ * only make the user delete the file by hand. */
+static int open_db(struct cache *c, const char *db_path)
+{
+	char why[512];
+	int ret = 0;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		if ((ret = create_db_file(db_path)))
+			return ret;
+		/* NOMUTEX: c->lock already serialises the connection. */
+		int rc = sqlite3_open_v2(db_path, &c->db,
+					 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+					 SQLITE_OPEN_NOMUTEX, NULL);
+		if (rc != SQLITE_OK)
+			return db_err(c->db, rc, db_path);
+		sqlite3_extended_result_codes(c->db, 1);
+		sqlite3_busy_timeout(c->db, CACHE_BUSY_TIMEOUT_MS);
+		if ((ret = db_damaged(c->db, why, sizeof(why))) <= 0)
+			return ret;
+		if (attempt > 0)
+			break;
+		sqlite3_close(c->db);
+		c->db = NULL;
+		if ((ret = set_db_aside(db_path, why)))
+			return ret;
+	}
+	log_err("cache: %s is damaged even after starting an empty one: %s", db_path, why);
+	return -EIO;
+}
+
 /* Whether the tail of a log (the whole log when whole) ends with a line that
  * closes a build: succeeded, failed, or already marked interrupted. */
 static bool log_tail_finished(const char *buf, size_t n, bool whole)
@@ -983,6 +1132,60 @@ static int take_dir_lock(struct cache *c)
 	return ret;
 }
 
+static bool is_cache_id(const char *s, size_t len)
+{
+	if (len != CACHE_ID_LEN)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	return true;
+}
+
+/* Reads DIR/sebsfs.id, or makes a new random id there when it is missing or
+ * not an id (a damaged file only costs the leftovers it labelled).  Called
+ * under the flock, so two processes cannot make two ids. */
+static int load_cache_id(struct cache *c)
+{
+	char *p = path_join(c->dir, ID_NAME);
+	char *text = NULL;
+	size_t len = 0;
+	int ret = p ? read_file(p, &text, &len) : -ENOMEM;
+	if (ret == 0 && len > 0 && text[len - 1] == '\n')
+		len--;
+	if (ret == 0 && is_cache_id(text, len)) {
+		memcpy(c->id, text, CACHE_ID_LEN);
+		c->id[CACHE_ID_LEN] = '\0';
+		goto out;
+	}
+	if (ret == 0)
+		log_warn("cache: %s is not a cache id; making a new one", p);
+	else if (ret != -ENOENT && p)
+		log_warn("cache: cannot read %s (%s); making a new id", p, strerror(-ret));
+	if (!p) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	unsigned char raw[CACHE_ID_LEN / 2];
+	if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw)) {
+		ret = -errno;
+		log_err("cache: no random bytes for the cache id: %s", strerror(errno));
+		goto out;
+	}
+	for (size_t i = 0; i < sizeof(raw); i++)
+		snprintf(c->id + 2 * i, 3, "%02x", raw[i]);
+	char line[CACHE_ID_LEN + 2];
+	snprintf(line, sizeof(line), "%s\n", c->id);
+	if ((ret = write_file_atomic(p, line, CACHE_ID_LEN + 1)))
+		log_err("cache: cannot write %s: %s", p, strerror(-ret));
+	else
+		tighten_mode(p, FILE_MODE);
+out:
+	free(text);
+	free(p);
+	return ret;
+}
+
 struct cache *cache_open(const char *dir, int *err)
 {
 	struct cache *c = NULL;
@@ -1033,19 +1236,10 @@ struct cache *cache_open(const char *dir, int *err)
 	}
 	if ((ret = take_dir_lock(c)))
 		goto fail;
-	if ((ret = create_db_file(db_path)))
+	if ((ret = load_cache_id(c)))
 		goto fail;
-
-	/* NOMUTEX: c->lock already serialises the connection. */
-	rc = sqlite3_open_v2(db_path, &c->db,
-			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-			     NULL);
-	if (rc != SQLITE_OK) {
-		ret = db_err(c->db, rc, db_path);
+	if ((ret = open_db(c, db_path)))
 		goto fail;
-	}
-	sqlite3_extended_result_codes(c->db, 1);
-	sqlite3_busy_timeout(c->db, CACHE_BUSY_TIMEOUT_MS);
 
 	/* The schema check comes before anything that writes or sweeps, so a
 	 * refused (newer) cache is left exactly as it was. */
@@ -1077,7 +1271,9 @@ struct cache *cache_open(const char *dir, int *err)
 	    (ret = prepare(c, SQL_FAIL, &c->st_fail)) ||
 	    (ret = prepare(c, SQL_DELETE, &c->st_delete)) ||
 	    (ret = prepare(c, SQL_REFS, &c->st_refs)) ||
-	    (ret = prepare(c, SQL_CLEAR_PATH, &c->st_clear_path)))
+	    (ret = prepare(c, SQL_CLEAR_PATH, &c->st_clear_path)) ||
+	    (ret = prepare(c, SQL_TOUCH, &c->st_touch)) ||
+	    (ret = prepare(c, SQL_LRU, &c->st_lru)))
 		goto fail;
 
 	if ((ret = reset_dir(c->tmp_dir)) || (ret = reset_dir(c->work_dir)))
@@ -1112,6 +1308,8 @@ void cache_close(struct cache *c)
 	sqlite3_finalize(c->st_delete);
 	sqlite3_finalize(c->st_refs);
 	sqlite3_finalize(c->st_clear_path);
+	sqlite3_finalize(c->st_touch);
+	sqlite3_finalize(c->st_lru);
 	if (c->db) {
 		int rc = sqlite3_close(c->db);
 		if (rc != SQLITE_OK)
@@ -1128,9 +1326,37 @@ void cache_close(struct cache *c)
 	free(c);
 }
 
+const char *cache_strerror(int err)
+{
+	if (err == -EUCLEAN)
+		return "the cache database is damaged (sebsfs sets it aside when it next starts)";
+	return strerror(err < 0 ? -err : err);
+}
+
+char *cache_space_note(const struct cache *c)
+{
+	struct statvfs st;
+	if (!c || statvfs(c->dir, &st) < 0)
+		return NULL;
+	unsigned long long free_bytes = (unsigned long long)st.f_bavail * st.f_frsize;
+	bool no_inodes = st.f_files > 0 && st.f_favail == 0;
+	if (free_bytes >= CACHE_LOW_SPACE_BYTES && !no_inodes)
+		return NULL;
+	if (no_inodes)
+		return str_printf("the filesystem of the cache folder %s has no free inodes"
+				  " (%s)", c->dir, strerror(ENOSPC));
+	return str_printf("the filesystem of the cache folder %s has only %llu bytes free (%s)",
+			  c->dir, free_bytes, strerror(ENOSPC));
+}
+
 const char *cache_dir(const struct cache *c)
 {
 	return c ? c->dir : NULL;
+}
+
+const char *cache_id(const struct cache *c)
+{
+	return c ? c->id : NULL;
 }
 
 char *cache_tmp_path(struct cache *c, const char *suffix)
@@ -1281,7 +1507,7 @@ int cache_publish(struct cache *c, const struct cache_key *key, const char *tmp_
 {
 	char sha[SHA256_HEX_LEN + 1];
 	char *rel = NULL, *dst = NULL, *old_rel = NULL;
-	int64_t size = 0, built_at = (int64_t)time(NULL);
+	int64_t size = 0, built_at = (int64_t)time(NULL), used_ms = cache_now_ms();
 	bool locked = false, renamed = false;
 	int ret, rc;
 
@@ -1343,6 +1569,8 @@ int cache_publish(struct cache *c, const struct cache_key *key, const char *tmp_
 		rc = manifest ? sqlite3_bind_text(st, 13, manifest, -1, SQLITE_STATIC)
 			      : sqlite3_bind_null(st, 13);
 	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 14, used_ms);
+	if (rc == SQLITE_OK)
 		rc = sqlite3_step(st);
 	if (rc != SQLITE_DONE) {
 		ret = db_err(c->db, rc, "committing a published package");
@@ -1366,6 +1594,7 @@ int cache_publish(struct cache *c, const struct cache_key *key, const char *tmp_
 		memcpy(out->sha256, sha, sizeof(out->sha256));
 		out->built_at = built_at;
 		out->build_seconds = build_seconds;
+		out->last_used_ms = used_ms;
 		out->manifest = manifest ? strdup(manifest) : NULL;
 		if (!out->input_hash || (manifest && !out->manifest)) {
 			log_err("cache: out of memory after publishing %s", out->path);
@@ -1508,13 +1737,20 @@ int cache_record_failure(struct cache *c, const struct cache_key *key,
 	return ret;
 }
 
-int cache_evict(struct cache *c, const struct cache_key *key)
+/* Forgets key's row (only when its package file is still sha256, when that
+ * is given) and unlinks the file when no other row references it. */
+static int evict_locked(struct cache *c, const struct cache_key *key, const char *sha256,
+			int64_t *freed)
 {
-	if (!c || !key_ok(key))
-		return -EINVAL;
-	char *rel = NULL;
-	pthread_mutex_lock(&c->lock);
+	char *rel = NULL, *expected = NULL;
 	int ret = get_path_locked(c, key, &rel);
+	if (ret == 0 && sha256) {
+		expected = str_printf(PACKAGES_SUBDIR "/%s.%s", sha256, key->kind);
+		if (!expected)
+			ret = -ENOMEM;
+		else if (!rel || strcmp(rel, expected) != 0)
+			ret = -ESTALE;
+	}
 	if (ret == 0) {
 		sqlite3_stmt *st = c->st_delete;
 		int rc = bind_key(st, key);
@@ -1524,9 +1760,161 @@ int cache_evict(struct cache *c, const struct cache_key *key)
 			ret = db_err(c->db, rc, "evicting a package");
 		stmt_done(st);
 	}
-	if (ret == 0)
-		unlink_if_unreferenced_locked(c, rel);
-	pthread_mutex_unlock(&c->lock);
+	if (ret == 0) {
+		int64_t n = unlink_if_unreferenced_locked(c, rel);
+		if (freed)
+			*freed = n;
+	}
 	free(rel);
+	free(expected);
 	return ret;
+}
+
+int cache_evict(struct cache *c, const struct cache_key *key)
+{
+	if (!c || !key_ok(key))
+		return -EINVAL;
+	pthread_mutex_lock(&c->lock);
+	int ret = evict_locked(c, key, NULL, NULL);
+	pthread_mutex_unlock(&c->lock);
+	return ret;
+}
+
+int cache_evict_package(struct cache *c, const struct cache_key *key, const char *sha256,
+			int64_t *freed)
+{
+	if (freed)
+		*freed = 0;
+	if (!c || !key_ok(key) || is_image_kind(key) || !sha256 ||
+	    strlen(sha256) != SHA256_HEX_LEN || strchr(sha256, '/'))
+		return -EINVAL;
+	pthread_mutex_lock(&c->lock);
+	int ret = evict_locked(c, key, sha256, freed);
+	pthread_mutex_unlock(&c->lock);
+	return ret;
+}
+
+int64_t cache_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int cache_touch(struct cache *c, const struct cache_key *key, int64_t used_ms)
+{
+	if (!c || !key_ok(key))
+		return -EINVAL;
+	if (is_image_kind(key))
+		return 0; /* an image row has no local file to rank */
+	int ret = 0;
+	pthread_mutex_lock(&c->lock);
+	sqlite3_stmt *st = c->st_touch;
+	int rc = bind_key(st, key);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 7, used_ms);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE)
+		ret = db_err(c->db, rc, "recording when a package was used");
+	stmt_done(st);
+	pthread_mutex_unlock(&c->lock);
+	return ret;
+}
+
+static void lru_file_clear(struct cache_lru_file *f)
+{
+	for (size_t i = 0; i < f->n_keys; i++) {
+		struct cache_key *k = &f->keys[i];
+		free((char *)k->platform);
+		free((char *)k->language);
+		free((char *)k->version);
+		free((char *)k->arch);
+		free((char *)k->benchmark);
+		free((char *)k->kind);
+	}
+	free(f->keys);
+	memset(f, 0, sizeof(*f));
+}
+
+void cache_lru_free(struct cache_lru_file *files, size_t n)
+{
+	for (size_t i = 0; files && i < n; i++)
+		lru_file_clear(&files[i]);
+	free(files);
+}
+
+/* Appends the key of the current row of st to f; -ENOMEM on failure. */
+static int lru_add_key(struct cache_lru_file *f, sqlite3_stmt *st)
+{
+	struct cache_key *keys = realloc(f->keys, (f->n_keys + 1) * sizeof(*keys));
+	if (!keys)
+		return -ENOMEM;
+	f->keys = keys;
+	int ret = 0;
+	struct cache_key *k = &keys[f->n_keys++];
+	k->platform = dup_col(st, 0, &ret);
+	k->language = dup_col(st, 1, &ret);
+	k->version = dup_col(st, 2, &ret);
+	k->arch = dup_col(st, 3, &ret);
+	k->benchmark = dup_col(st, 4, &ret);
+	k->kind = dup_col(st, 5, &ret);
+	return ret;
+}
+
+int cache_lru(struct cache *c, struct cache_lru_file **files, size_t *n_files, int64_t *total)
+{
+	if (!c || !files || !n_files)
+		return -EINVAL;
+	struct cache_lru_file *list = NULL;
+	size_t n = 0, cap = 0;
+	int64_t sum = 0;
+	int ret = 0, rc;
+	*files = NULL;
+	*n_files = 0;
+	if (total)
+		*total = 0;
+
+	pthread_mutex_lock(&c->lock);
+	sqlite3_stmt *st = c->st_lru;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *sha = (const char *)sqlite3_column_text(st, 6);
+		if (!sha)
+			continue; /* a path without a digest is not a package sebsfs wrote */
+		if (n == 0 || strcmp(list[n - 1].sha256, sha) != 0) {
+			if (n == cap) {
+				size_t ncap = cap ? cap * 2 : 16;
+				struct cache_lru_file *l = realloc(list, ncap * sizeof(*l));
+				if (!l) {
+					ret = -ENOMEM;
+					break;
+				}
+				list = l;
+				cap = ncap;
+			}
+			struct cache_lru_file *f = &list[n++];
+			memset(f, 0, sizeof(*f));
+			snprintf(f->sha256, sizeof(f->sha256), "%s", sha);
+			f->size = sqlite3_column_int64(st, 7);
+			f->last_used_ms = sqlite3_column_int64(st, 8);
+			sum += f->size;
+		}
+		if ((ret = lru_add_key(&list[n - 1], st)))
+			break;
+	}
+	if (ret == 0 && rc != SQLITE_DONE)
+		ret = db_err(c->db, rc, "listing packages by last use");
+	stmt_done(st);
+	pthread_mutex_unlock(&c->lock);
+	if (ret) {
+		if (ret == -ENOMEM)
+			log_err("cache: out of memory listing packages by last use");
+		cache_lru_free(list, n);
+		return ret;
+	}
+	*files = list;
+	*n_files = n;
+	if (total)
+		*total = sum;
+	return 0;
 }

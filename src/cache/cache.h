@@ -6,12 +6,19 @@
  *   DIR/CACHEDIR.TAG         Cache Directory Tagging spec: backup tools skip DIR
  *   DIR/sebsfs.db            SQLite, WAL mode, schema versioned by PRAGMA user_version
  *   DIR/sebsfs.lock          flock of the process using the cache
+ *   DIR/sebsfs.id            a random id of this cache folder (see cache_id)
  *   DIR/packages/<sha256>.zip  published packages (content-addressed, read-only 0444)
  *                            (image rows, kind "image", have no file: the image
  *                            lives in the Docker daemon / registry)
  *   DIR/tmp/                 files being written; emptied by cache_open()
  *   DIR/logs/                build logs (one file per package key, see cache_log_path)
  *   DIR/work/                builder work folders; emptied by cache_open()
+ *
+ * Size: what the cache holds locally is the package files under packages/
+ * (counted once per file, however many rows share it).  Image rows take no
+ * local space but their row: the image lives in Docker, and its JSON
+ * document is made from the row.  So cache_lru() and the LRU eviction built
+ * on it (-o cache_max, see builder.h) deal in package files only.
  *
  * Publishing is crash-safe: the package is written under DIR/tmp, fsynced,
  * renamed into DIR/packages, the directory fsynced, and only then the row
@@ -48,7 +55,8 @@
  * serialised internally on one connection (SQLite statements are short;
  * no lock is held across anything but SQLite and file renames).
  * Errors: 0 or -errno (SQLite failures map to -EIO and are logged once with
- * the SQLite message).
+ * the SQLite message; a full disk is -ENOSPC, a database found damaged while
+ * in use -EUCLEAN: see cache_strerror).
  */
 #ifndef SEBSFS_CACHE_H
 #define SEBSFS_CACHE_H
@@ -96,6 +104,9 @@ struct cache_entry {
 	char *digest;         /* pushed "registry/repo@sha256:...", or NULL */
 	char *registry;       /* registry pushed to, or NULL */
 	int64_t image_size;   /* bytes, as reported by the daemon */
+	/* zip rows with a package: when it was last served, unix ms, as last
+	 * recorded (cache_publish, cache_touch); 0 unknown */
+	int64_t last_used_ms;
 };
 
 /* Description of a built image for cache_publish_image().  image and
@@ -114,7 +125,11 @@ struct cache_image_info {
 #define CACHE_LOG_INTERRUPTED "[sebsfs] build interrupted: sebsfs stopped before the build ended"
 
 /* Opens the cache in dir (creating, adopting or refusing the folder as
- * described above), migrates the schema, tightens modes, removes leftovers
+ * described above), checks the database (PRAGMA quick_check: a database that
+ * SQLite finds damaged or not a database is renamed DIR/sebsfs.db.damaged,
+ * with its WAL, replacing an older one, a warning says so, and an empty one
+ * takes its place, so the sweep then removes every package file and all are
+ * built again), migrates the schema, tightens modes, removes leftovers
  * (tmp/, work/, package files no row references) and appends
  * CACHE_LOG_INTERRUPTED to every log under logs/ that lacks an end line
  * (reading only each log's tail; a log that already ends with it is left
@@ -130,6 +145,30 @@ int cache_dir_check(const char *dir, char *why, size_t why_len);
 void cache_close(struct cache *c);   /* NULL is a no-op */
 
 const char *cache_dir(const struct cache *c);
+
+/* A random id of this cache folder (CACHE_ID_LEN hex digits), made when the
+ * folder is first opened and kept in DIR/sebsfs.id: things a sebsfs leaves
+ * outside the folder (Docker containers) are labelled with it, so that the
+ * next sebsfs on the same cache can find them after a crash. */
+#define CACHE_ID_LEN 32
+const char *cache_id(const struct cache *c);
+
+/* Words for an error of this module in a build's reason: strerror, except
+ * -EUCLEAN, which says that the database is damaged.  Static string. */
+const char *cache_strerror(int err);
+
+/* Below this much free space in the cache folder's filesystem, a failed
+ * build is reported as possibly short of room (see cache_space_note). */
+#define CACHE_LOW_SPACE_BYTES (1 << 20)
+
+/* For the reason of a failed build: when the cache folder's filesystem has
+ * less than CACHE_LOW_SPACE_BYTES or no inodes left, a malloc'd sentence
+ * saying so that ends "(No space left on device)"; else NULL.  A program of
+ * the build (init.sh, pip) that fails for lack of room only says so in its
+ * own output, if at all; this puts it in the reason sebsfs logs.  A full
+ * disk seen by sebsfs's own writes (work folder, package, database) is
+ * -ENOSPC from the call itself. */
+char *cache_space_note(const struct cache *c);
 
 /* Fresh paths inside the cache, malloc'd: a unique temp file name under tmp/
  * (not created) and a unique work folder under work/ (created, empty). */
@@ -180,5 +219,39 @@ int cache_record_failure(struct cache *c, const struct cache_key *key,
  * references it (open file descriptors keep reading it).  An image row is
  * only deleted (the image itself is not touched).  Missing row: 0. */
 int cache_evict(struct cache *c, const struct cache_key *key);
+
+/* Like cache_evict, but only when key's package is still the file named
+ * sha256 (a zip row): -ESTALE, and nothing changes, when the row is gone or
+ * has another or no package (it was rebuilt or evicted meanwhile).  *freed
+ * (may be NULL) gets the bytes unlinked: the file's size, or 0 when another
+ * row still references it.  For LRU eviction, which decides from a listing
+ * (cache_lru) that may be out of date by the time it evicts. */
+int cache_evict_package(struct cache *c, const struct cache_key *key, const char *sha256,
+			int64_t *freed);
+
+/* Wall-clock time in unix milliseconds, the unit of last_used_ms. */
+int64_t cache_now_ms(void);
+
+/* Records that key's package was served at used_ms (unix ms).  The recorded
+ * value only moves forward; a key without a package, a missing row and an
+ * image row are no-ops (0).  One SQLite write: callers keep hot packages'
+ * uses in memory and write them back now and then (see builder.c). */
+int cache_touch(struct cache *c, const struct cache_key *key, int64_t used_ms);
+
+/* A package file and the rows that reference it (usually one). */
+struct cache_lru_file {
+	char sha256[SHA256_HEX_LEN + 1];
+	int64_t size;           /* bytes, as recorded */
+	int64_t last_used_ms;   /* the latest use of any of its rows (unix ms) */
+	size_t n_keys;
+	struct cache_key *keys; /* strings owned by the list */
+};
+
+/* Lists the package files of the cache, least recently used first (a row
+ * without a recorded use counts as used when it was built), and their total
+ * size in *total (may be NULL).  Image rows are not listed (no file).
+ * Release with cache_lru_free. */
+int cache_lru(struct cache *c, struct cache_lru_file **files, size_t *n_files, int64_t *total);
+void cache_lru_free(struct cache_lru_file *files, size_t n);
 
 #endif

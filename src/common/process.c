@@ -88,6 +88,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/pidfd.h>
@@ -532,4 +533,84 @@ out:
 	if (out_fd >= 0)
 		close(out_fd);
 	return rc;
+}
+
+/* Fields 3 (state) and 22 (starttime) of /proc/<pid>/stat.  The command
+ * name (field 2) may hold spaces and parentheses, so the fields are counted
+ * after its last ')'. */
+static int process_stat(pid_t pid, char *state, unsigned long long *start)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	int e = errno;
+	close(fd);
+	if (n < 0)
+		return -e;
+	buf[n] = '\0';
+	char *p = strrchr(buf, ')');
+	if (!p)
+		return -EPROTO;
+	p++;
+	*state = p[1];
+	/* after ")": field 3 (state) is the first; starttime is the 20th */
+	for (int field = 3; field < 22; field++) {
+		p = strchr(p + 1, ' ');
+		if (!p)
+			return -EPROTO;
+	}
+	char *end = NULL;
+	errno = 0;
+	*start = strtoull(p + 1, &end, 10);
+	return errno || end == p + 1 ? -EPROTO : 0;
+}
+
+static int boot_id(char out[64])
+{
+	int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ssize_t n = read(fd, out, 63);
+	int e = errno;
+	close(fd);
+	if (n < 0)
+		return -e;
+	out[n] = '\0';
+	out[strcspn(out, "\n")] = '\0';
+	return out[0] && !strchr(out, '/') ? 0 : -EPROTO;
+}
+
+/* A process that died but was not reaped yet (a zombie) is gone too. */
+int process_instance_id(pid_t pid, char *buf, size_t len)
+{
+	char boot[64], state = '?';
+	unsigned long long start;
+	int rc = boot_id(boot);
+	if (rc == 0)
+		rc = process_stat(pid, &state, &start);
+	if (rc == 0 && (state == 'Z' || state == 'X'))
+		rc = -ESRCH;
+	if (rc < 0)
+		return rc;
+	int n = snprintf(buf, len, "%s/%ld/%llu", boot, (long)pid, start);
+	return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
+}
+
+bool process_instance_alive(const char *id)
+{
+	char boot[64], now[128];
+	const char *slash = strchr(id, '/');
+	char *end = NULL;
+	if (!slash || boot_id(boot) < 0 || (size_t)(slash - id) != strlen(boot) ||
+	    strncmp(id, boot, strlen(boot)) != 0)
+		return false;
+	errno = 0;
+	long pid = strtol(slash + 1, &end, 10);
+	if (errno || pid <= 0 || *end != '/')
+		return false;
+	/* the pid's current instance, compared whole */
+	return process_instance_id((pid_t)pid, now, sizeof(now)) == 0 && strcmp(now, id) == 0;
 }

@@ -23,6 +23,9 @@
 #ifndef SEBSFS_PROCESS_H
 #define SEBSFS_PROCESS_H
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
 #include <time.h>
 
 /* Between the SIGTERM and the SIGKILL of a stopped run. */
@@ -54,5 +57,18 @@ struct spawn_opts {
  * opts may be NULL: no cwd, no env_add, output discarded, no cancel_fd, no
  * deadline.  Thread-safe; needs Linux >= 5.9 (pidfd_open, close_range). */
 int spawn_wait(const char *const argv[], const struct spawn_opts *opts, int *exit_status);
+
+/* An identity of a process that a reused pid cannot take over:
+ * "<boot id>/<pid>/<start time>" (the kernel's boot_id and the start time in
+ * clock ticks since boot, field 22 of /proc/<pid>/stat).  For marking what a
+ * process owns outside itself (labels of Docker containers), so that a later
+ * process can tell whether the owner still runs.  0, or -errno when /proc
+ * cannot say (-ENOSPC: buf too small; -ESRCH: pid is a zombie, i.e. gone). */
+int process_instance_id(pid_t pid, char *buf, size_t len);
+/* Whether the process named by id (from process_instance_id) still runs on
+ * this machine: the same boot, and its pid started at the same time and is
+ * no zombie (dead, not yet reaped by its parent).  An id
+ * of another boot, or one that does not parse, names a process that is gone. */
+bool process_instance_alive(const char *id);
 
 #endif

@@ -298,6 +298,7 @@ struct request {
 	const char *what;          /* names the operation in messages */
 	bool unversioned;          /* /_ping and /version */
 	bool streaming;            /* no total timeout; honours docker_cancel */
+	bool fresh;                /* a new connection, not a kept-alive one */
 	const char *body;          /* JSON body, or NULL */
 	int upload_fd;             /* chunked tar upload, or -1 */
 	const char *registry_auth; /* X-Registry-Auth value, or NULL */
@@ -482,6 +483,13 @@ static int curl_errno(struct docker *d, CURLcode cc, char **errmsg)
 	case CURLE_OPERATION_TIMEDOUT:
 		set_err(errmsg, "%s: timed out (%s)", d->endpoint, detail);
 		return -ETIMEDOUT;
+	case CURLE_GOT_NOTHING:
+	case CURLE_PARTIAL_FILE:
+	case CURLE_RECV_ERROR:
+	case CURLE_SEND_ERROR:
+		/* The daemon went away mid-request (stopped, crashed, restarted). */
+		set_err(errmsg, "%s: connection to the Docker daemon lost (%s)", d->endpoint, detail);
+		return -ECONNRESET;
 	case CURLE_OUT_OF_MEMORY:
 		set_err(errmsg, "%s: out of memory", d->endpoint);
 		return -ENOMEM;
@@ -534,6 +542,8 @@ static int do_request(struct docker *d, struct request *r, char **errmsg)
 	curl_easy_setopt(d->curl, CURLOPT_CONNECTTIMEOUT, CONNECT_TIMEOUT_S);
 	curl_easy_setopt(d->curl, CURLOPT_TIMEOUT, r->streaming ? 0L : d->control_timeout);
 	curl_easy_setopt(d->curl, CURLOPT_TCP_KEEPALIVE, 1L);
+	if (r->fresh)
+		curl_easy_setopt(d->curl, CURLOPT_FRESH_CONNECT, 1L);
 	curl_easy_setopt(d->curl, CURLOPT_WRITEFUNCTION, write_cb);
 	curl_easy_setopt(d->curl, CURLOPT_WRITEDATA, r);
 	if (r->streaming) {
@@ -698,8 +708,11 @@ out:
 
 int docker_ping(struct docker *d, char **api_version, char **errmsg)
 {
+	/* A fresh connection: a daemon that is shutting down has closed its
+	 * listener but still serves the connections it had. */
 	struct request r = { .method = "GET", .path = "/_ping", .what = "ping",
-			     .unversioned = true, .upload_fd = -1, .sink = SINK_BUFFER };
+			     .unversioned = true, .fresh = true, .upload_fd = -1,
+			     .sink = SINK_BUFFER };
 	int rc;
 
 	if (api_version)
@@ -960,6 +973,22 @@ int docker_container_create(struct docker *d, const struct docker_container_spec
 		goto bad_arg;
 	if (spec->binds && json_object_set_new(host, "Binds", string_array(spec->binds)) != 0)
 		goto bad_arg;
+	if (spec->labels) {
+		json_t *labels = json_object();
+		if (!labels || json_object_set_new(body, "Labels", labels) != 0)
+			goto oom;
+		for (const char *const *l = spec->labels; *l; l++) {
+			const char *eq = strchr(*l, '=');
+			char *name = eq && eq != *l ? strndup(*l, (size_t)(eq - *l)) : NULL;
+			int set = name ? json_object_set_new(labels, name, json_string(eq + 1)) : -1;
+			free(name);
+			if (set != 0) {
+				rc = -EINVAL;
+				set_err(errmsg, "container create: label \"%s\" is not name=value", *l);
+				goto out;
+			}
+		}
+	}
 	if (json_object_set(body, "HostConfig", host) != 0)
 		goto oom;
 	body_text = json_dumps(body, JSON_COMPACT);
@@ -1128,6 +1157,111 @@ int docker_container_remove(struct docker *d, const char *id, bool force, char *
 			   (const char *const[]){ "force", force ? "1" : NULL, "v",
 						  force ? "1" : NULL, NULL },
 			   errmsg);
+}
+
+void docker_container_list_free(struct docker_container_summary *list, size_t n)
+{
+	for (size_t i = 0; list && i < n; i++) {
+		free(list[i].id);
+		free(list[i].state);
+		for (char **l = list[i].labels; l && *l; l++)
+			free(*l);
+		free(list[i].labels);
+	}
+	free(list);
+}
+
+const char *docker_label_value(char *const *labels, const char *name)
+{
+	size_t len = strlen(name);
+	for (; labels && *labels; labels++)
+		if (strncmp(*labels, name, len) == 0 && (*labels)[len] == '=')
+			return *labels + len + 1;
+	return NULL;
+}
+
+/* Fills s from one object of the /containers/json array. */
+static int container_summary(json_t *o, struct docker_container_summary *s)
+{
+	const char *id = json_string_value(json_object_get(o, "Id"));
+	const char *state = json_string_value(json_object_get(o, "State"));
+	json_t *labels = json_object_get(o, "Labels");
+	const char *name;
+	json_t *value;
+	size_t i = 0;
+
+	if (!id)
+		return -EPROTO;
+	s->id = strdup(id);
+	s->state = strdup(state ? state : "");
+	s->labels = calloc(json_object_size(labels) + 1, sizeof(*s->labels));
+	if (!s->id || !s->state || !s->labels)
+		return -ENOMEM;
+	json_object_foreach(labels, name, value) {
+		if (!json_is_string(value))
+			continue;
+		if (!(s->labels[i] = str_printf("%s=%s", name, json_string_value(value))))
+			return -ENOMEM;
+		i++;
+	}
+	return 0;
+}
+
+int docker_container_list(struct docker *d, const char *label,
+			  struct docker_container_summary **list, size_t *n, char **errmsg)
+{
+	struct request r = { .method = "GET", .upload_fd = -1, .sink = SINK_BUFFER };
+	json_t *filters = NULL, *root = NULL;
+	char *filters_text = NULL, *path = NULL;
+	struct docker_container_summary *out = NULL;
+	size_t count = 0;
+	int rc = -ENOMEM;
+
+	*list = NULL;
+	*n = 0;
+	if (label) {
+		filters = json_pack("{s:[s]}", "label", label);
+		if (!filters || !(filters_text = json_dumps(filters, JSON_COMPACT)))
+			goto oom;
+	}
+	path = make_path(d, "/containers/json", NULL, NULL,
+			 (const char *const[]){ "all", "1", "filters", filters_text, NULL });
+	rc = request_json(d, &r, path, "container list", &root, errmsg);
+	if (rc != 0)
+		goto out;
+	if (!json_is_array(root)) {
+		rc = -EPROTO;
+		set_err(errmsg, "container list: the daemon sent no array");
+		goto out;
+	}
+	out = calloc(json_array_size(root) + 1, sizeof(*out));
+	if (!out)
+		goto oom;
+	for (size_t i = 0; i < json_array_size(root); i++) {
+		rc = container_summary(json_array_get(root, i), &out[count++]);
+		if (rc == -ENOMEM)
+			goto oom;
+		if (rc != 0) {
+			set_err(errmsg, "container list: an entry without Id");
+			goto out;
+		}
+	}
+	*list = out;
+	*n = count;
+	out = NULL;
+	rc = 0;
+	goto out;
+oom:
+	rc = -ENOMEM;
+	set_err(errmsg, "container list: out of memory");
+out:
+	docker_container_list_free(out, count);
+	json_decref(root);
+	json_decref(filters);
+	free(filters_text);
+	free(path);
+	request_done(&r);
+	return rc;
 }
 
 int docker_image_build(struct docker *d, const char *tag, const char *const *buildargs,

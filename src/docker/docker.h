@@ -14,7 +14,8 @@
  *   "unix:///var/run/docker.sock: Cannot connect (No such file or directory)"
  *   "image inspect foo:bar: No such image: foo:bar (404)".
  * Mapping: any connection failure -ECONNREFUSED (also when the socket is
- * missing: -ENOENT is reserved for "no such image/container"),
+ * missing: -ENOENT is reserved for "no such image/container"), a connection
+ * lost mid-request (the daemon stopped or crashed) -ECONNRESET,
  * 404 -ENOENT, 409 -EEXIST, other 4xx -EINVAL, 5xx -EIO, bad JSON -EPROTO,
  * an error inside a progress stream -EIO, cancelled -ECANCELED.
  * Control calls have bounded timeouts (connect 5 s, total 20 s); pull, wait
@@ -52,7 +53,9 @@ void docker_reset_cancel(struct docker *d);
 struct timespec;
 void docker_set_deadline(struct docker *d, const struct timespec *deadline);
 
-/* GET /_ping then GET /version; fills *api_version (malloc'd, may be NULL). */
+/* GET /_ping (on a new connection, so a daemon that is shutting down and
+ * only serves its old ones does not count) then GET /version; fills
+ * *api_version (malloc'd, may be NULL). */
 int docker_ping(struct docker *d, char **api_version, char **errmsg);
 
 /* GET /images/{ref}/json.  -ENOENT when absent.  *id gets "sha256:..." (malloc'd). */
@@ -85,6 +88,7 @@ struct docker_container_spec {
 	const char *working_dir;    /* NULL: the image's */
 	const char *user;           /* NULL: the image's */
 	const char *name;           /* NULL: daemon-chosen */
+	const char *const *labels;  /* "name=value", NULL-terminated, may be NULL */
 };
 
 /* POST /containers/create.  *id malloc'd. */
@@ -99,6 +103,21 @@ int docker_container_logs(struct docker *d, const char *id, bool follow, docker_
 			  void *ctx, char **errmsg);
 /* DELETE /containers/{id}?force=1&v=1 when force. */
 int docker_container_remove(struct docker *d, const char *id, bool force, char **errmsg);
+
+/* One container of GET /containers/json. */
+struct docker_container_summary {
+	char *id;
+	char *state;           /* "created", "running", "exited", ... ("" when not said) */
+	char **labels;         /* "name=value", NULL-terminated (may be empty) */
+};
+/* GET /containers/json?all=1&filters={"label":[label]}: every container, in
+ * any state, that carries label ("name" or "name=value"; NULL: all).
+ * *list (malloc'd, *n entries) is freed with docker_container_list_free. */
+int docker_container_list(struct docker *d, const char *label,
+			  struct docker_container_summary **list, size_t *n, char **errmsg);
+void docker_container_list_free(struct docker_container_summary *list, size_t n);
+/* The value of label name among labels ("name=value", NULL-terminated), or NULL. */
+const char *docker_label_value(char *const *labels, const char *name);
 
 /* ---- images (function images) -------------------------------------------- */
 

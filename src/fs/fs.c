@@ -23,8 +23,9 @@
  *    An eviction does not change the size shown (see builder_status), so a
  *    reader that still holds the evicted package keeps reading all of it.
  *
- * Timeouts: the tree never changes during a mount, so entries and directory
- * attributes are cached long.  A package's size is the last good build's
+ * Timeouts: the tree changes only when the SeBS tree does, and then the
+ * watcher tells the kernel which entries left (see fs.h), so entries and
+ * directory attributes are cached long.  A package's size is the last good build's
  * size; while none exists it is 0 with a zero attribute timeout, so the first
  * open that builds it is followed by a fresh getattr.
  */
@@ -33,6 +34,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -48,18 +50,32 @@
 
 #define TREE_TIMEOUT 3600.0
 #define BUILT_ATTR_TIMEOUT 60.0
+/* How often the tree watcher looks for changes of the SeBS tree, and how
+ * long after a change its timestamps are not trusted to tell it apart from
+ * the next one (coarse kernel clocks; see catalog_stamp). */
+#define TREE_POLL_MS 1000
+#define TREE_RACY_NS (2 * 1000000000LL)
+
+#define NODE_CHUNK 1024
+#define MAX_NODE_CHUNKS 8192 /* 8M nodes */
 
 enum node_kind { NODE_ROOT, NODE_PLATFORM, NODE_RUNTIME, NODE_ZIP, NODE_LOG, NODE_IMAGE,
-		 NODE_IMAGE_LOG };
+		 NODE_IMAGE_LOG, NODE_CONFIG_ERROR };
 
 struct node {
+	/* immutable once the node is published */
 	enum node_kind kind;
-	const char *name;      /* borrowed from the catalog, or owned_name */
-	char *owned_name;
+	char *name;
+	size_t index;          /* inode number - 1 */
 	size_t parent;
-	size_t first_child;
-	size_t n_children;
 	size_t pkg;            /* NODE_ZIP, NODE_LOG, NODE_IMAGE, NODE_IMAGE_LOG */
+	/* not in the tree now: not listed, lookup and open ENOENT; getattr still
+	 * answers (a reader may hold the file open) */
+	_Atomic bool gone;
+	/* protected by fs.tree_lock */
+	size_t *children;      /* every child ever added, in order: readdir offsets */
+	size_t n_children, cap_children;
+	char *text;            /* NODE_CONFIG_ERROR: why the benchmark is not served */
 	/* The package size last given to the kernel (-1: none yet), and the
 	 * content of the last open reply (0: none); see the file comment. */
 	_Atomic int64_t reported_size;
@@ -67,15 +83,28 @@ struct node {
 };
 
 static struct {
-	const struct catalog *cat;
 	struct builder *builder;
 	struct fuse_session *se;
-	struct node *nodes;
-	size_t n_nodes, cap;
+	/* Nodes live in chunks that never move, so a node pointer stays valid
+	 * while the watcher adds nodes; a node index is published (n_nodes)
+	 * only once its chunk and fields are written. */
+	struct node *chunks[MAX_NODE_CHUNKS];
+	_Atomic size_t n_nodes;
+	/* children lists, gone-ness changes and error texts are written under
+	 * it; request threads read them under it (never while calling out) */
+	pthread_rwlock_t tree_lock;
 	bool stat_builds;
 	uid_t uid;
 	gid_t gid;
 	struct timespec mount_time;
+	/* the tree watcher */
+	char *root;
+	char *arch;
+	pthread_t watcher;
+	bool watcher_started;
+	pthread_mutex_t watch_lock;
+	pthread_cond_t watch_wake;
+	bool watch_stop;       /* protected by watch_lock */
 } fs;
 
 enum reply_kind { REPLY_OPEN, REPLY_ATTR, REPLY_ENTRY };
@@ -90,75 +119,275 @@ struct pending {
 
 /* ---- node table ---------------------------------------------------------- */
 
-static size_t add_node(enum node_kind kind, const char *name, char *owned, size_t parent, size_t pkg)
+static struct node *node_at(size_t index)
 {
-	if (fs.n_nodes == fs.cap) {
-		size_t cap = fs.cap ? fs.cap * 2 : 256;
-		struct node *n = realloc(fs.nodes, cap * sizeof(*n));
-		if (!n)
-			return SIZE_MAX;
-		fs.nodes = n;
-		fs.cap = cap;
-	}
-	struct node *n = &fs.nodes[fs.n_nodes];
-	*n = (struct node){ .kind = kind, .name = owned ? owned : name, .owned_name = owned,
-			    .parent = parent, .pkg = pkg, .reported_size = -1 };
-	return fs.n_nodes++;
-}
-
-/* Nodes are added level by level, so every folder's children are contiguous. */
-static int build_tree(const struct catalog *cat)
-{
-	if (add_node(NODE_ROOT, "", NULL, 0, 0) == SIZE_MAX)
-		return -ENOMEM;
-	fs.nodes[0].first_child = 1;
-	fs.nodes[0].n_children = cat->n_platforms;
-	for (size_t p = 0; p < cat->n_platforms; p++)
-		if (add_node(NODE_PLATFORM, cat->platforms[p].name, NULL, 0, 0) == SIZE_MAX)
-			return -ENOMEM;
-	for (size_t p = 0; p < cat->n_platforms; p++) {
-		const struct cat_platform *plat = &cat->platforms[p];
-		fs.nodes[1 + p].first_child = fs.n_nodes;
-		fs.nodes[1 + p].n_children = plat->n_runtimes;
-		for (size_t r = 0; r < plat->n_runtimes; r++)
-			if (add_node(NODE_RUNTIME, plat->runtimes[r].dirname, NULL, 1 + p, 0) == SIZE_MAX)
-				return -ENOMEM;
-	}
-	size_t n_dirs = fs.n_nodes;
-	for (size_t d = 1 + cat->n_platforms; d < n_dirs; d++) {
-		const struct cat_platform *plat = &cat->platforms[fs.nodes[d].parent - 1];
-		fs.nodes[d].first_child = fs.n_nodes;
-		for (size_t i = 0; i < cat->n_packages; i++) {
-			const struct cat_package *pkg = &cat->packages[i];
-			if (pkg->platform != plat || strcmp(pkg->runtime->dirname, fs.nodes[d].name) != 0)
-				continue;
-			static const struct { enum node_kind kind; const char *suffix; } files[] = {
-				{ NODE_ZIP, ".zip" }, { NODE_LOG, ".zip.log" },
-				{ NODE_IMAGE, ".image" }, { NODE_IMAGE_LOG, ".image.log" },
-			};
-			/* function images only where the platform deploys containers */
-			size_t n_files = platform_has_deployment(plat, "container") ? 4 : 2;
-			for (size_t f = 0; f < n_files; f++) {
-				char *name = str_printf("%s%s", pkg->benchmark->name, files[f].suffix);
-				if (!name || add_node(files[f].kind, NULL, name, d, i) == SIZE_MAX) {
-					free(name);
-					return -ENOMEM;
-				}
-			}
-			fs.nodes[d].n_children += n_files;
-		}
-	}
-	return 0;
+	return &fs.chunks[index / NODE_CHUNK][index % NODE_CHUNK];
 }
 
 static struct node *node_of(fuse_ino_t ino)
 {
-	return (ino >= 1 && ino <= fs.n_nodes) ? &fs.nodes[ino - 1] : NULL;
+	return (ino >= 1 && ino <= atomic_load(&fs.n_nodes)) ? node_at(ino - 1) : NULL;
 }
 
 static fuse_ino_t ino_of(const struct node *n)
 {
-	return (fuse_ino_t)(n - fs.nodes) + 1;
+	return (fuse_ino_t)n->index + 1;
+}
+
+/* Adds a node (taking name) under parent; caller holds tree_lock for
+ * writing (or is alone).  SIZE_MAX on error (name freed). */
+static size_t add_node(enum node_kind kind, char *name, size_t parent, size_t pkg, char *text)
+{
+	size_t index = atomic_load(&fs.n_nodes);
+	size_t chunk = index / NODE_CHUNK;
+	struct node *dir = index ? node_at(parent) : NULL;
+	if (chunk >= MAX_NODE_CHUNKS || !name ||
+	    (!fs.chunks[chunk] && !(fs.chunks[chunk] = calloc(NODE_CHUNK, sizeof(struct node)))))
+		goto fail;
+	if (dir && dir->n_children == dir->cap_children) {
+		size_t cap = dir->cap_children ? dir->cap_children * 2 : 8;
+		size_t *c = realloc(dir->children, cap * sizeof(*c));
+		if (!c)
+			goto fail;
+		dir->children = c;
+		dir->cap_children = cap;
+	}
+	struct node *n = node_at(index);
+	*n = (struct node){ .kind = kind, .name = name, .index = index, .parent = parent,
+			    .pkg = pkg, .text = text, .reported_size = -1 };
+	if (dir)
+		dir->children[dir->n_children++] = index;
+	atomic_store(&fs.n_nodes, index + 1);
+	return index;
+fail:
+	free(name);
+	free(text);
+	return SIZE_MAX;
+}
+
+/* What a folder should hold now: one entry per child node. */
+struct want {
+	enum node_kind kind;
+	char *name;            /* owned until a node takes it */
+	size_t pkg;
+	char *text;            /* NODE_CONFIG_ERROR, owned likewise */
+	bool matched;
+};
+
+/* An entry the kernel may still cache although it left the tree, or a
+ * folder whose attributes (link count) changed: told to the kernel once the
+ * tree lock is released. */
+struct notes {
+	struct note { fuse_ino_t parent; char *name; } *items;
+	size_t n, cap;
+};
+
+static void note_add(struct notes *nt, fuse_ino_t parent, const char *name)
+{
+	if (nt->n == nt->cap) {
+		size_t cap = nt->cap ? nt->cap * 2 : 16;
+		struct note *items = realloc(nt->items, cap * sizeof(*items));
+		if (!items)
+			return; /* the entry times out on its own (TREE_TIMEOUT) */
+		nt->items = items;
+		nt->cap = cap;
+	}
+	char *copy = name ? strdup(name) : NULL;
+	if (name && !copy)
+		return;
+	nt->items[nt->n++] = (struct note){ .parent = parent, .name = copy };
+}
+
+static bool belongs_to_package(enum node_kind kind)
+{
+	return kind == NODE_ZIP || kind == NODE_LOG || kind == NODE_IMAGE || kind == NODE_IMAGE_LOG;
+}
+
+static bool same_entry(const struct node *c, const struct want *w)
+{
+	return c->kind == w->kind && strcmp(c->name, w->name) == 0 &&
+	       (!belongs_to_package(w->kind) || c->pkg == w->pkg);
+}
+
+/* Makes dir's live children exactly wants (matched by kind, name and
+ * package): others become gone, missing ones are added or come back with
+ * their old inode.  Caller holds tree_lock for writing.  Frees the wants. */
+static void sync_children(size_t dir_index, struct want *wants, size_t n_wants, struct notes *nt)
+{
+	struct node *dir = node_at(dir_index);
+	bool changed = false;
+	for (size_t i = 0; i < dir->n_children; i++) {
+		struct node *c = node_at(dir->children[i]);
+		struct want *w = NULL;
+		for (size_t k = 0; k < n_wants && !w; k++)
+			if (!wants[k].matched && same_entry(c, &wants[k]))
+				w = &wants[k];
+		if (w) {
+			w->matched = true;
+			if (atomic_exchange(&c->gone, false))
+				changed = true;
+			if (w->text && (!c->text || strcmp(c->text, w->text) != 0)) {
+				free(c->text);
+				c->text = w->text;
+				w->text = NULL;
+			}
+		} else if (!atomic_exchange(&c->gone, true)) {
+			note_add(nt, ino_of(dir), c->name);
+			changed = true;
+		}
+	}
+	for (size_t k = 0; k < n_wants; k++) {
+		struct want *w = &wants[k];
+		if (w->matched)
+			continue;
+		bool taken = false;
+		for (size_t i = 0; i < dir->n_children && !taken; i++) {
+			const struct node *c = node_at(dir->children[i]);
+			taken = !atomic_load(&c->gone) && strcmp(c->name, w->name) == 0;
+		}
+		if (taken) {
+			/* e.g. a broken benchmark "x.zip" next to a working "x" */
+			log_warn("%s/%s: name used twice, one of them is not listed", dir->name, w->name);
+			continue;
+		}
+		if (add_node(w->kind, w->name, dir_index, w->pkg, w->text) == SIZE_MAX)
+			log_err("out of memory adding %s/%s to the tree", dir->name, w->name);
+		w->name = w->text = NULL;
+		changed = true;
+	}
+	for (size_t k = 0; k < n_wants; k++) {
+		free(wants[k].name);
+		free(wants[k].text);
+	}
+	free(wants);
+	if (changed)
+		note_add(nt, ino_of(dir), NULL);
+}
+
+/* The live child of dir named name, of a directory kind; NULL if none.
+ * Caller holds tree_lock. */
+static struct node *live_child(const struct node *dir, const char *name)
+{
+	for (size_t i = 0; i < dir->n_children; i++) {
+		struct node *c = node_at(dir->children[i]);
+		if (!atomic_load(&c->gone) && strcmp(c->name, name) == 0)
+			return c;
+	}
+	return NULL;
+}
+
+static const struct { enum node_kind kind; const char *suffix; } package_files[] = {
+	{ NODE_ZIP, ".zip" }, { NODE_LOG, ".zip.log" },
+	{ NODE_IMAGE, ".image" }, { NODE_IMAGE_LOG, ".image.log" },
+};
+
+/* A runtime folder: the files of every package of (plat, rt), and a
+ * "<benchmark>.log" for every broken benchmark (its language is unknown, so
+ * it shows in every runtime folder).  plat NULL: the folder left the tree. */
+static void sync_runtime(const struct catalog *cat, size_t dir, const struct cat_platform *plat,
+			 const struct cat_runtime *rt, struct notes *nt)
+{
+	size_t n = 0, cap = 0;
+	struct want *wants = NULL;
+	/* function images only where the platform deploys containers */
+	size_t n_files = plat && platform_has_deployment(plat, "container") ? 4 : 2;
+	for (size_t i = 0; rt && i < cat->n_packages + cat->n_broken; i++) {
+		const struct cat_package *pkg = i < cat->n_packages ? &cat->packages[i] : NULL;
+		const struct cat_broken *br = pkg ? NULL : &cat->broken[i - cat->n_packages];
+		if (pkg && (pkg->platform != plat || pkg->runtime != rt))
+			continue;
+		if (n + n_files > cap) {
+			cap = cap ? cap * 2 : 32;
+			struct want *nw = realloc(wants, cap * sizeof(*nw));
+			if (!nw) {
+				/* leave the folder as it is rather than empty it */
+				log_err("out of memory listing %s", node_at(dir)->name);
+				while (n > 0) {
+					free(wants[--n].name);
+					free(wants[n].text);
+				}
+				free(wants);
+				return;
+			}
+			wants = nw;
+		}
+		if (br) {
+			wants[n++] = (struct want){
+				.kind = NODE_CONFIG_ERROR, .name = str_printf("%s.log", br->name),
+				.text = str_printf("%s\n%s is not served until its config.json is fixed.\n",
+						   br->reason, br->name),
+			};
+			continue;
+		}
+		for (size_t f = 0; f < n_files; f++)
+			wants[n++] = (struct want){
+				.kind = package_files[f].kind, .pkg = pkg->id,
+				.name = str_printf("%s%s", pkg->benchmark->name, package_files[f].suffix),
+			};
+	}
+	for (size_t k = 0; k < n; k++)
+		if (!wants[k].name || (wants[k].kind == NODE_CONFIG_ERROR && !wants[k].text)) {
+			free(wants[k].name);
+			free(wants[k].text);
+			wants[k--] = wants[--n];
+		}
+	sync_children(dir, wants, n, nt);
+}
+
+static void sync_platform(const struct catalog *cat, size_t dir, const struct cat_platform *plat,
+			  struct notes *nt)
+{
+	size_t n = plat ? plat->n_runtimes : 0;
+	struct want *wants = calloc(n ? n : 1, sizeof(*wants));
+	if (!wants)
+		return;
+	for (size_t r = 0; r < n; r++)
+		wants[r] = (struct want){ .kind = NODE_RUNTIME, .name = strdup(plat->runtimes[r].dirname) };
+	sync_children(dir, wants, n, nt);
+	const struct node *d = node_at(dir);
+	for (size_t i = 0; i < d->n_children; i++) {
+		const struct node *c = node_at(d->children[i]);
+		bool live = plat && !atomic_load(&c->gone);
+		sync_runtime(cat, c->index, live ? plat : NULL,
+			     live ? catalog_runtime(plat, c->name) : NULL, nt);
+	}
+}
+
+/* Makes the node table show cat (its package ids already stable).  Caller
+ * holds tree_lock for writing. */
+static void sync_tree(const struct catalog *cat, struct notes *nt)
+{
+	struct want *wants = calloc(cat->n_platforms ? cat->n_platforms : 1, sizeof(*wants));
+	if (!wants)
+		return;
+	for (size_t p = 0; p < cat->n_platforms; p++)
+		wants[p] = (struct want){ .kind = NODE_PLATFORM, .name = strdup(cat->platforms[p].name) };
+	sync_children(0, wants, cat->n_platforms, nt);
+	const struct node *root = node_at(0);
+	for (size_t i = 0; i < root->n_children; i++) {
+		const struct node *c = node_at(root->children[i]);
+		sync_platform(cat, c->index,
+			      atomic_load(&c->gone) ? NULL : catalog_platform(cat, c->name), nt);
+	}
+}
+
+/* Tells the kernel what left the tree (its cached entries would otherwise
+ * stay for TREE_TIMEOUT) and which folders changed.  Never under tree_lock:
+ * the kernel takes the folder's lock, which a lookup waiting for us holds. */
+static void send_notes(struct notes *nt)
+{
+	for (size_t i = 0; i < nt->n; i++) {
+		struct note *x = &nt->items[i];
+		int rc = x->name ? fuse_lowlevel_notify_inval_entry(fs.se, x->parent, x->name,
+								     strlen(x->name))
+				 : fuse_lowlevel_notify_inval_inode(fs.se, x->parent, -1, 0);
+		if (rc < 0 && rc != -ENOENT)
+			log_warn("cannot tell the kernel that %s left the tree: %s",
+				 x->name ? x->name : "a folder", strerror(-rc));
+		free(x->name);
+	}
+	free(nt->items);
+	memset(nt, 0, sizeof(*nt));
 }
 
 static bool is_dir(const struct node *n)
@@ -182,16 +411,20 @@ static enum target_kind kind_of(const struct node *n)
 	return (n->kind == NODE_IMAGE || n->kind == NODE_IMAGE_LOG) ? TARGET_IMAGE : TARGET_ZIP;
 }
 
+static bool is_config_error(const struct node *n)
+{
+	return n->kind == NODE_CONFIG_ERROR;
+}
+
+/* The child of dir listed under name now, or NULL. */
 static struct node *child_named(const struct node *dir, const char *name)
 {
 	if (!is_dir(dir))
 		return NULL;
-	for (size_t i = 0; i < dir->n_children; i++) {
-		struct node *c = &fs.nodes[dir->first_child + i];
-		if (strcmp(c->name, name) == 0)
-			return c;
-	}
-	return NULL;
+	pthread_rwlock_rdlock(&fs.tree_lock);
+	struct node *c = live_child(dir, name);
+	pthread_rwlock_unlock(&fs.tree_lock);
+	return c;
 }
 
 /* ---- attributes ---------------------------------------------------------- */
@@ -206,11 +439,21 @@ static double node_attr(const struct node *n, struct stat *st)
 	st->st_mtim = st->st_ctim = st->st_atim = fs.mount_time;
 	if (is_dir(n)) {
 		st->st_mode = S_IFDIR | 0555;
-		st->st_nlink = 2 + (n->kind == NODE_RUNTIME ? 0 : n->n_children);
+		st->st_nlink = 2;
+		pthread_rwlock_rdlock(&fs.tree_lock);
+		for (size_t i = 0; n->kind != NODE_RUNTIME && i < n->n_children; i++)
+			st->st_nlink += !atomic_load(&node_at(n->children[i])->gone);
+		pthread_rwlock_unlock(&fs.tree_lock);
 		return TREE_TIMEOUT;
 	}
 	st->st_mode = S_IFREG | 0444;
 	st->st_nlink = 1;
+	if (is_config_error(n)) {
+		pthread_rwlock_rdlock(&fs.tree_lock);
+		st->st_size = n->text ? (off_t)strlen(n->text) : 0;
+		pthread_rwlock_unlock(&fs.tree_lock);
+		return 0.0; /* its text changes with the config.json */
+	}
 	if (is_log(n)) {
 		struct stat log;
 		const char *log_path = builder_log_path(fs.builder, n->pkg, kind_of(n));
@@ -372,7 +615,7 @@ static void build_then_reply(fuse_req_t req, const struct node *n, enum reply_ki
 /* With -o stat_builds, is this a package whose stat must wait for a build? */
 static bool stat_must_build(const struct node *n)
 {
-	if (!fs.stat_builds || !is_package(n))
+	if (!fs.stat_builds || !is_package(n) || atomic_load(&n->gone))
 		return false;
 	struct builder_status bs;
 	builder_status(fs.builder, n->pkg, kind_of(n), true, &bs);
@@ -438,13 +681,29 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, b
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	/* offsets: 0 ".", 1 "..", 2+i child i */
+	/* offsets: 0 ".", 1 "..", 2+i child i of every child ever added (so
+	 * they stay valid while the tree changes); gone children are skipped.
+	 * The list is copied: filling entries asks the builder, never under
+	 * tree_lock. */
+	pthread_rwlock_rdlock(&fs.tree_lock);
+	size_t n_children = dir->n_children;
+	size_t *children = malloc((n_children ? n_children : 1) * sizeof(*children));
+	if (children)
+		memcpy(children, dir->children, n_children * sizeof(*children));
+	pthread_rwlock_unlock(&fs.tree_lock);
+	if (!children) {
+		free(buf);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
 	size_t used = 0;
-	for (off_t i = off; i < (off_t)dir->n_children + 2; i++) {
-		const struct node *n = i == 0 ? dir : i == 1 ? &fs.nodes[dir->parent]
-					     : &fs.nodes[dir->first_child + i - 2];
+	for (off_t i = off; i < (off_t)n_children + 2; i++) {
+		const struct node *n = i == 0 ? dir : i == 1 ? node_at(dir->parent)
+					     : node_at(children[i - 2]);
 		const char *name = i == 0 ? "." : i == 1 ? ".." : n->name;
 		size_t len;
+		if (i >= 2 && atomic_load(&n->gone))
+			continue;
 		if (plus) {
 			struct fuse_entry_param e;
 			fill_entry(n, &e);
@@ -460,6 +719,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, b
 		used += len;
 	}
 	fuse_reply_buf(req, buf, used);
+	free(children);
 	free(buf);
 }
 
@@ -486,8 +746,28 @@ static void sfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, EISDIR);
 		return;
 	}
+	if (atomic_load(&n->gone)) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
 		fuse_reply_err(req, EROFS);
+		return;
+	}
+	if (is_config_error(n)) {
+		pthread_rwlock_rdlock(&fs.tree_lock);
+		char *text = n->text ? strdup(n->text) : NULL;
+		pthread_rwlock_unlock(&fs.tree_lock);
+		int fd = text ? document_fd(text, strlen(text)) : -1;
+		free(text);
+		if (fd < 0) {
+			fuse_reply_err(req, EIO);
+			return;
+		}
+		fi->fh = (uint64_t)fd;
+		fi->direct_io = 1; /* its text changes with the config.json */
+		if (fuse_reply_open(req, fi) != 0)
+			close(fd);
 		return;
 	}
 	if (is_package(n)) {
@@ -712,18 +992,102 @@ static const struct fuse_lowlevel_ops sfs_ops = {
 	.removexattr = sfs_removexattr,
 };
 
+/* ---- the tree watcher -----------------------------------------------------
+ * Polls the SeBS tree every TREE_POLL_MS: a fingerprint of what the catalog
+ * reads (catalog_stamp: a few dozen stats) and, when it changed, a new
+ * catalog, ids from the builder, and a sync of the node table.  Polling, not
+ * inotify: one watch per folder would have to follow renames and overflows,
+ * and the stat pass costs microseconds per benchmark. */
+
+static void reload_tree(void)
+{
+	static char last_error[1024];
+	char err[1024];
+	struct catalog *cat = catalog_load(fs.root, fs.arch, err, sizeof(err));
+	if (!cat) {
+		if (strcmp(err, last_error) != 0)
+			log_warn("%s; still serving the tree as it was", err);
+		snprintf(last_error, sizeof(last_error), "%s", err);
+		return;
+	}
+	last_error[0] = '\0';
+	if (builder_update_catalog(fs.builder, cat) < 0) {
+		catalog_free(cat);
+		return;
+	}
+	struct notes nt = { 0 };
+	pthread_rwlock_wrlock(&fs.tree_lock);
+	sync_tree(cat, &nt);
+	pthread_rwlock_unlock(&fs.tree_lock);
+	send_notes(&nt);
+}
+
+static int64_t realtime_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void *watch_tree(void *arg)
+{
+	struct catalog_stamp last = { 0 };
+	/* the mount-time catalog was read before any stamp: check once */
+	bool unsure = true;
+	pthread_mutex_lock(&fs.watch_lock);
+	while (!fs.watch_stop) {
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += (long)TREE_POLL_MS * 1000000L;
+		until.tv_sec += until.tv_nsec / 1000000000L;
+		until.tv_nsec %= 1000000000L;
+		pthread_cond_timedwait(&fs.watch_wake, &fs.watch_lock, &until);
+		if (fs.watch_stop)
+			break;
+		pthread_mutex_unlock(&fs.watch_lock);
+		struct catalog_stamp now;
+		int64_t taken = realtime_ns();
+		catalog_stamp(fs.root, &now);
+		bool changed = unsure || now.hash != last.hash;
+		/* a change in the same clock tick as this stamp would not show */
+		unsure = now.newest_ns >= taken - TREE_RACY_NS;
+		last = now;
+		if (changed)
+			reload_tree();
+		pthread_mutex_lock(&fs.watch_lock);
+	}
+	pthread_mutex_unlock(&fs.watch_lock);
+	return NULL;
+}
+
 struct fuse_session *fs_session_new(struct fuse_args *args, const struct catalog *cat,
 				    const struct fs_config *cfg)
 {
-	fs.cat = cat;
 	fs.stat_builds = cfg->stat_builds;
 	fs.uid = getuid();
 	fs.gid = getgid();
 	clock_gettime(CLOCK_REALTIME, &fs.mount_time);
-	if (build_tree(cat) < 0) {
+	pthread_rwlockattr_t attr;
+	pthread_rwlockattr_init(&attr);
+	/* the watcher must get its turn under a steady stream of lookups */
+	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&fs.tree_lock, &attr);
+	pthread_rwlockattr_destroy(&attr);
+	pthread_mutex_init(&fs.watch_lock, NULL);
+	pthread_cond_init(&fs.watch_wake, NULL);
+	fs.root = strdup(cat->root);
+	fs.arch = strdup(cat->default_arch);
+	/* the mount-time tree: its package ids are its indices, as the builder
+	 * numbers them */
+	struct notes nt = { 0 };
+	if (!fs.root || !fs.arch || add_node(NODE_ROOT, strdup(""), 0, 0, NULL) != 0) {
 		log_err("out of memory building the tree");
 		return NULL;
 	}
+	sync_tree(cat, &nt);
+	for (size_t i = 0; i < nt.n; i++)
+		free(nt.items[i].name);
+	free(nt.items);
 	fs.se = fuse_session_new(args, &sfs_ops, sizeof(sfs_ops), NULL);
 	return fs.se;
 }
@@ -731,12 +1095,40 @@ struct fuse_session *fs_session_new(struct fuse_args *args, const struct catalog
 void fs_attach_builder(struct builder *b)
 {
 	fs.builder = b;
+	int rc = -pthread_create(&fs.watcher, NULL, watch_tree, NULL);
+	fs.watcher_started = rc == 0;
+	if (rc < 0)
+		log_warn("cannot watch %s: %s; the tree stays as it was at mount time", fs.root,
+			 strerror(-rc));
+}
+
+void fs_detach_builder(void)
+{
+	if (fs.watcher_started) {
+		pthread_mutex_lock(&fs.watch_lock);
+		fs.watch_stop = true;
+		pthread_cond_signal(&fs.watch_wake);
+		pthread_mutex_unlock(&fs.watch_lock);
+		pthread_join(fs.watcher, NULL);
+		fs.watcher_started = false;
+	}
+	fs.builder = NULL;
 }
 
 void fs_cleanup(void)
 {
-	for (size_t i = 0; i < fs.n_nodes; i++)
-		free(fs.nodes[i].owned_name);
-	free(fs.nodes);
+	size_t n_nodes = atomic_load(&fs.n_nodes);
+	for (size_t i = 0; i < n_nodes; i++) {
+		free(node_at(i)->name);
+		free(node_at(i)->children);
+		free(node_at(i)->text);
+	}
+	for (size_t c = 0; c < MAX_NODE_CHUNKS && fs.chunks[c]; c++)
+		free(fs.chunks[c]);
+	free(fs.root);
+	free(fs.arch);
+	pthread_rwlock_destroy(&fs.tree_lock);
+	pthread_mutex_destroy(&fs.watch_lock);
+	pthread_cond_destroy(&fs.watch_wake);
 	memset(&fs, 0, sizeof(fs));
 }

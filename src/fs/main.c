@@ -252,13 +252,14 @@ int main(int argc, char *argv[])
 				       .repository = opts.repository, .registry = opts.registry,
 				       .jobs = opts.jobs, .build_timeout = opts.build_timeout,
 				       .verify = opts.verify,
-				       .scrub_interval = opts.scrub };
+				       .scrub_interval = opts.scrub, .cache_max = opts.cache_max };
 	builder = builder_new(cat, cache, &bcfg, &err);
 	if (!builder)
 		goto out_cache;
 	fs_attach_builder(builder);
-	log_info("serving %s (%zu packages) at %s; cache %s; builder=%s (%s), jobs=%u",
-		 cat->root, cat->n_packages, opts.cmd.mountpoint, opts.cache_dir, opts.builder,
+	log_info("serving %s (%zu packages) at %s; cache %s (cache_max %lld bytes%s); builder=%s (%s),"
+		 " jobs=%u", cat->root, cat->n_packages, opts.cmd.mountpoint, opts.cache_dir,
+		 (long long)opts.cache_max, opts.cache_max ? "" : ": no limit", opts.builder,
 		 installer_name(opts.installer), opts.jobs);
 
 	struct watcher watcher;
@@ -269,6 +270,7 @@ int main(int argc, char *argv[])
 	status = run_loop(se, &opts) == 0 ? 0 : 1;
 	watcher_stop(&watcher);
 
+	fs_detach_builder();
 	builder_free(builder);
 out_cache:
 	cache_close(cache);

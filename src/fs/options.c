@@ -33,6 +33,7 @@ struct raw_opts {
 	char *build_timeout;
 	char *verify;
 	char *scrub;
+	char *cache_max;
 	int stat_builds;
 	int show_help;
 	int show_version;
@@ -51,6 +52,7 @@ static const struct fuse_opt sebsfs_opts[] = {
 	{ "build_timeout=%s", offsetof(struct raw_opts, build_timeout), 0 },
 	{ "verify=%s", offsetof(struct raw_opts, verify), 0 },
 	{ "scrub=%s", offsetof(struct raw_opts, scrub), 0 },
+	{ "cache_max=%s", offsetof(struct raw_opts, cache_max), 0 },
 	OPT("stat_builds", stat_builds),
 	{ "no_stat_builds", offsetof(struct raw_opts, stat_builds), 0 },
 	OPT("-h", show_help),
@@ -106,7 +108,11 @@ static void usage(const char *prog)
 	       "                           size, which is checked on every open anyway)\n"
 	       "    -o scrub=SECS          re-hash the packages served since start-up every\n"
 	       "                           SECS seconds and forget damaged ones; 0: never\n"
-	       "                           (default %u)\n\n",
+	       "                           (default %u)\n"
+	       "    -o cache_max=SIZE      keep the package files of the cache within SIZE\n"
+	       "                           bytes (suffix K, M, G or T: 1024-based, e.g. 500M)\n"
+	       "                           by evicting the least recently used; 0: no limit\n"
+	       "                           (default)\n\n",
 	       prog, DEFAULT_BUILD_TIMEOUT, DEFAULT_SCRUB);
 }
 
@@ -183,6 +189,37 @@ static int parse_number(const char *name, const char *text, long min, long max,
 	return 0;
 }
 
+/* name=text as a size in bytes, optionally with a 1024-based suffix K, M, G
+ * or T (lower case too), into *out; text NULL keeps *out. */
+static int parse_size(const char *name, const char *text, int64_t *out)
+{
+	static const char units[] = "KMGT";
+	if (!text)
+		return 0;
+	char *end;
+	errno = 0;
+	int64_t n = -1;
+	if (*text >= '0' && *text <= '9') /* strtoll would take " 5", "-5" and "+5" */
+		n = strtoll(text, &end, 10);
+	if (n >= 0 && !errno && *end) {
+		const char *u = strchr(units, *end >= 'a' ? *end - ('a' - 'A') : *end);
+		if (!u || !*u || end[1]) {
+			n = -1;
+		} else {
+			for (const char *p = units; p <= u && n >= 0; p++)
+				n = n > INT64_MAX / 1024 ? -1 : n * 1024;
+		}
+	}
+	if (n < 0 || errno) {
+		fprintf(stderr, "sebsfs: %s=%s: expected a size in bytes, optionally with a"
+			" suffix K, M, G or T (1024-based), e.g. 500M or 2G; 0 for no limit\n",
+			name, text);
+		return -1;
+	}
+	*out = n;
+	return 0;
+}
+
 /* A mount point libfuse would refuse gets sebsfs's own one-line error
  * (libfuse's says "fuse: bad mount point"). */
 static int validate_mountpoint(const char *mnt)
@@ -220,7 +257,8 @@ static int parse_values(struct raw_opts *raw, struct sebsfs_options *opts)
 	    parse_number("build_timeout", raw->build_timeout, 0, MAX_SECONDS,
 			 "seconds, from 0 (no limit) to 604800", &opts->build_timeout) ||
 	    parse_number("scrub", raw->scrub, 0, MAX_SECONDS, "seconds, from 0 (never) to 604800",
-			 &opts->scrub))
+			 &opts->scrub) ||
+	    parse_size("cache_max", raw->cache_max, &opts->cache_max))
 		return -1;
 	opts->verify = VERIFY_FIRST;
 	if (raw->verify && strcmp(raw->verify, "always") == 0)
@@ -304,6 +342,7 @@ int options_parse(int argc, char *argv[], struct fuse_args *args, struct sebsfs_
 	free(raw.build_timeout);
 	free(raw.verify);
 	free(raw.scrub);
+	free(raw.cache_max);
 	return rc;
 }
 

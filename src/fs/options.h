@@ -12,6 +12,7 @@
 
 #include <fuse_lowlevel.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "builder.h"
 #include "pipeline.h"
@@ -29,6 +30,7 @@ struct sebsfs_options {
 	unsigned build_timeout; /* seconds; 0 = no limit */
 	enum verify_mode verify;
 	unsigned scrub;      /* seconds; 0 = no background scrub */
+	int64_t cache_max;   /* bytes of package files to keep; 0 = no limit */
 	struct fuse_cmdline_opts cmd; /* mountpoint, foreground, debug, singlethread, ... */
 };
 

@@ -128,16 +128,23 @@ def test_dockerfile_edit_rebuilds_and_broken_dockerfile_fails(sebsfs, suite, rep
     assert xattr(img, "user.sebs.input_hash") == second["input_hash"]
 
 
-def test_refused_push_keeps_built_image(sebsfs, repo):
+def test_refused_push_fails_the_open_and_keeps_the_built_image(sebsfs, repo):
+    """With a registry configured, an image that could not be pushed is no
+    good image: EIO, the log says why, nothing is recorded (the next read
+    builds and pushes again), and the built image stays in the daemon.
+    (The registry going down mid-push: test_faults_docker.py.)"""
     closed = "127.0.0.1:1"  # nothing listens there: the push is refused
     m = sebsfs(options=("builder=host", f"repository={repo}", f"registry={closed}"))
-    doc, _ = document(m, "openwhisk", "nodejs-20")
-    assert doc["digest"] is None
-    assert doc["registry"] == closed
-    assert docker("image", "inspect", doc["image"]).returncode == 0
+    img = m.path("openwhisk", "nodejs-20", f"{DYNAMIC_HTML}.image")
+    assert open_errno(img) == 5  # EIO
     log = read(m.path("openwhisk", "nodejs-20", f"{DYNAMIC_HTML}.image.log")).decode()
     assert f"push to {closed} failed" in log
-    assert "build succeeded" in log
+    assert "build failed" in log and "build succeeded" not in log
+    assert state(img) == "failed"
+    assert docker("image", "inspect", f"{repo}:function.openwhisk.{DYNAMIC_HTML}.nodejs-20"
+                  ).returncode == 0
+    assert open_errno(img) == 5
+    assert builds(img) == 2
 
 
 def test_unlink_forgets_and_vanished_image_rebuilds(sebsfs, repo):

@@ -80,10 +80,11 @@ static const struct cache_image_info IMG_INFO = {
 	.size = 123456789,
 };
 
-/* Column order of the packages table at schema v2, fresh or migrated. */
-#define V2_COLUMNS "platform,language,version,arch,benchmark,kind,input_hash,path,size," \
+/* Column order of the packages table at schema v3, fresh or migrated. */
+#define SCHEMA_VERSION 3
+#define V3_COLUMNS "platform,language,version,arch,benchmark,kind,input_hash,path,size," \
 		   "sha256,built_at,build_seconds,manifest,last_failed,last_error," \
-		   "failed_input_hash,image,image_id,digest,registry,image_size"
+		   "failed_input_hash,image,image_id,digest,registry,image_size,last_used_ms"
 
 static struct cache *open_ok(void)
 {
@@ -193,11 +194,11 @@ static char *raw_str(sqlite3 *db, const char *sql)
 	return v;
 }
 
-static void assert_columns_v2(sqlite3 *db)
+static void assert_columns_current(sqlite3 *db)
 {
 	char *cols = raw_str(db, "SELECT group_concat(name, ',') FROM"
 			     " (SELECT name FROM pragma_table_info('packages') ORDER BY cid)");
-	ck_assert_str_eq(cols, V2_COLUMNS);
+	ck_assert_str_eq(cols, V3_COLUMNS);
 	free(cols);
 	ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM pragma_table_info('packages') WHERE pk > 0"), 6);
 	ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM pragma_index_list('packages')"
@@ -307,6 +308,34 @@ static char *make_v1_cache(const char *content, char sha[65])
 	return pkg;
 }
 
+/* The folder's id: CACHE_ID_LEN hex digits, kept across opens in a private
+ * file, and made anew when that file is damaged. */
+START_TEST(test_cache_id_is_kept)
+{
+	struct cache *c = open_ok();
+	char first[CACHE_ID_LEN + 1];
+	snprintf(first, sizeof(first), "%s", cache_id(c));
+	ck_assert_uint_eq(strlen(first), CACHE_ID_LEN);
+	ck_assert_uint_eq(strspn(first, "0123456789abcdef"), CACHE_ID_LEN);
+	cache_close(c);
+
+	char *idf = sub("sebsfs.id");
+	struct stat st;
+	ck_assert_int_eq(stat(idf, &st), 0);
+	ck_assert_uint_eq(st.st_mode & 07777, 0600);
+	c = open_ok();
+	ck_assert_str_eq(cache_id(c), first);
+	cache_close(c);
+
+	write_bytes(idf, "not an id\n");
+	c = open_ok();
+	ck_assert_uint_eq(strlen(cache_id(c)), CACHE_ID_LEN);
+	ck_assert_str_ne(cache_id(c), first);
+	cache_close(c);
+	free(idf);
+}
+END_TEST
+
 START_TEST(test_open_creates_schema)
 {
 	struct cache *c = open_ok();
@@ -322,9 +351,9 @@ START_TEST(test_open_creates_schema)
 	cache_close(c);
 
 	sqlite3 *db = raw_db();
-	ck_assert_int_eq(raw_int(db, "PRAGMA user_version"), 2);
-	ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM pragma_table_info('packages')"), 21);
-	assert_columns_v2(db);
+	ck_assert_int_eq(raw_int(db, "PRAGMA user_version"), SCHEMA_VERSION);
+	ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM pragma_table_info('packages')"), 22);
+	assert_columns_current(db);
 	sqlite3_stmt *st = NULL;
 	ck_assert_int_eq(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
 	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
@@ -676,15 +705,31 @@ END_TEST
 
 START_TEST(test_not_a_database)
 {
-	/* A marked cache whose database was replaced by garbage. */
-	cache_close(open_ok());
+	/* A marked cache whose database was replaced by garbage: set aside,
+	 * started empty, and the package files it referenced are swept. */
+	static const char garbage[] =
+		"this is definitely not an SQLite database, just some text padding it out....";
+	struct cache *c = open_ok();
+	struct cache_entry a = publish_ok(c, &KEY_A, "the good one", "ih-good");
+	cache_close(c);
 	char *dbp = sub("sebsfs.db");
-	write_bytes(dbp, "this is definitely not an SQLite database, just some text padding it out....");
-	free(dbp);
+	char *aside = sub("sebsfs.db.damaged");
+	write_bytes(dbp, garbage);
 	int err = 0;
-	struct cache *c = cache_open(cdir, &err);
-	ck_assert_ptr_null(c);
-	ck_assert_int_eq(err, -EIO);
+	c = cache_open(cdir, &err);
+	ck_assert_ptr_nonnull(c);
+	ck_assert_int_eq(err, 0);
+	ck_assert(exists(aside));
+	struct stat st;
+	ck_assert_int_eq(stat(aside, &st), 0);
+	ck_assert_int_eq(st.st_size, (off_t)strlen(garbage));
+	struct cache_entry e;
+	ck_assert_int_eq(cache_get(c, &KEY_A, &e), -ENOENT);
+	ck_assert(!exists(a.path));
+	cache_close(c);
+	free(dbp);
+	free(aside);
+	cache_entry_clear(&a);
 }
 END_TEST
 
@@ -1093,7 +1138,8 @@ START_TEST(test_image_persistence_and_sweep)
 }
 END_TEST
 
-START_TEST(test_migrate_v1_to_v2)
+/* v1 -> v2 -> v3 in one open. */
+START_TEST(test_migrate_v1_to_current)
 {
 	char sha[65];
 	const char *content = "package from a v1 cache\n";
@@ -1109,6 +1155,8 @@ START_TEST(test_migrate_v1_to_v2)
 	ck_assert_str_eq(e.input_hash, "ih-v1");
 	ck_assert_str_eq(e.manifest, "{\"v\":1}");
 	ck_assert_int_eq(e.built_at, 1700000000);
+	/* a package of an older cache counts as last used when it was built */
+	ck_assert_int_eq(e.last_used_ms, 1700000000000LL);
 	ck_assert(e.build_seconds > 2.49 && e.build_seconds < 2.51);
 	ck_assert(e.last_failed);
 	ck_assert_str_eq(e.last_error, "old failure");
@@ -1131,8 +1179,8 @@ START_TEST(test_migrate_v1_to_v2)
 	cache_close(c);
 
 	sqlite3 *db = raw_db();
-	ck_assert_int_eq(raw_int(db, "PRAGMA user_version"), 2);
-	assert_columns_v2(db);
+	ck_assert_int_eq(raw_int(db, "PRAGMA user_version"), SCHEMA_VERSION);
+	assert_columns_current(db);
 	ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM packages"), 3);
 	sqlite3_close(db);
 
@@ -1184,10 +1232,273 @@ START_TEST(test_migration_is_atomic)
 	cache_entry_clear(&e);
 	cache_close(c);
 	db = raw_db();
-	ck_assert_int_eq(raw_int(db, "PRAGMA user_version"), 2);
-	assert_columns_v2(db);
+	ck_assert_int_eq(raw_int(db, "PRAGMA user_version"), SCHEMA_VERSION);
+	assert_columns_current(db);
 	sqlite3_close(db);
 	free(pkg);
+}
+END_TEST
+
+/* The v2 step as sebsfs with CACHE_SCHEMA_VERSION 2 ran it. */
+static const char MIGRATE_TO_V2[] =
+	"ALTER TABLE packages ADD COLUMN image TEXT;"
+	"ALTER TABLE packages ADD COLUMN image_id TEXT;"
+	"ALTER TABLE packages ADD COLUMN digest TEXT;"
+	"ALTER TABLE packages ADD COLUMN registry TEXT;"
+	"ALTER TABLE packages ADD COLUMN image_size INTEGER;"
+	"PRAGMA user_version = 2;";
+
+START_TEST(test_migrate_v2_to_v3)
+{
+	char sha[65];
+	char *pkg = make_v1_cache("package from a v2 cache", sha);
+	sqlite3 *db = raw_db();
+	ck_assert_int_eq(sqlite3_exec(db, MIGRATE_TO_V2, NULL, NULL, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db,
+		"INSERT INTO packages (platform, language, version, arch, benchmark, kind,"
+		" input_hash, built_at, image, image_id, image_size)"
+		" VALUES ('aws','python','3.11','x64','110.dynamic-html','image', 'ih-img',"
+		" 1700000100, 'repo:tag', 'sha256:abc', 7)", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+
+	struct cache *c = open_ok();
+	struct cache_entry e;
+	ck_assert_int_eq(cache_get(c, &KEY_A, &e), 0);
+	ck_assert(e.has_package);
+	ck_assert_int_eq(e.last_used_ms, 1700000000000LL);
+	cache_entry_clear(&e);
+	ck_assert_int_eq(cache_get(c, &KEY_B, &e), 0); /* failure-only row: no use */
+	ck_assert_int_eq(e.last_used_ms, 0);
+	cache_entry_clear(&e);
+	ck_assert_int_eq(cache_get(c, &KEY_IMG, &e), 0);
+	ck_assert(e.has_package);
+	ck_assert_int_eq(e.last_used_ms, 0); /* images are not ranked */
+	cache_entry_clear(&e);
+	cache_close(c);
+
+	db = raw_db();
+	ck_assert_int_eq(raw_int(db, "PRAGMA user_version"), SCHEMA_VERSION);
+	assert_columns_current(db);
+	ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM packages WHERE kind = 'image'"
+				 " AND last_used_ms IS NULL"), 1);
+	sqlite3_close(db);
+	free(pkg);
+}
+END_TEST
+
+START_TEST(test_publish_records_use)
+{
+	struct cache *c = open_ok();
+	int64_t before = cache_now_ms();
+	struct cache_entry a = publish_ok(c, &KEY_A, "used now", "ih");
+	int64_t after = cache_now_ms();
+	ck_assert_int_ge(a.last_used_ms, before);
+	ck_assert_int_le(a.last_used_ms, after);
+	struct cache_entry g;
+	ck_assert_int_eq(cache_get(c, &KEY_A, &g), 0);
+	ck_assert_int_eq(g.last_used_ms, a.last_used_ms);
+	/* the clock of last_used_ms is the wall clock of built_at */
+	ck_assert_int_le(g.built_at * 1000, g.last_used_ms);
+	ck_assert_int_gt(g.built_at * 1000 + 1000, g.last_used_ms);
+	cache_entry_clear(&g);
+	cache_entry_clear(&a);
+	cache_close(c);
+}
+END_TEST
+
+START_TEST(test_touch)
+{
+	struct cache *c = open_ok();
+	struct cache_entry a = publish_ok(c, &KEY_A, "touched", "ih");
+	struct cache_entry g;
+	int64_t later = a.last_used_ms + 5000;
+	ck_assert_int_eq(cache_touch(c, &KEY_A, later), 0);
+	ck_assert_int_eq(cache_get(c, &KEY_A, &g), 0);
+	ck_assert_int_eq(g.last_used_ms, later);
+	cache_entry_clear(&g);
+
+	/* an older use written late does not move it back */
+	ck_assert_int_eq(cache_touch(c, &KEY_A, later - 3000), 0);
+	ck_assert_int_eq(cache_get(c, &KEY_A, &g), 0);
+	ck_assert_int_eq(g.last_used_ms, later);
+	cache_entry_clear(&g);
+
+	/* rows without a package, missing rows and image rows: no-ops */
+	ck_assert_int_eq(cache_record_failure(c, &KEY_B, "ihb", "boom"), 0);
+	ck_assert_int_eq(cache_touch(c, &KEY_B, later), 0);
+	ck_assert_int_eq(cache_get(c, &KEY_B, &g), 0);
+	ck_assert_int_eq(g.last_used_ms, 0);
+	cache_entry_clear(&g);
+	struct cache_entry i = publish_image_ok(c, &KEY_IMG, &IMG_INFO, "ih-img");
+	ck_assert_int_eq(cache_touch(c, &KEY_IMG, later), 0);
+	ck_assert_int_eq(cache_touch(c, &KEY_IMG2, later), 0);
+	ck_assert_int_eq(cache_get(c, &KEY_IMG, &g), 0);
+	ck_assert_int_eq(g.last_used_ms, 0);
+	cache_entry_clear(&g);
+	struct cache_key bad = KEY_A;
+	bad.benchmark = "..";
+	ck_assert_int_eq(cache_touch(c, &bad, later), -EINVAL);
+	cache_close(c);
+
+	/* it is in the database, not only in this connection */
+	c = open_ok();
+	ck_assert_int_eq(cache_get(c, &KEY_A, &g), 0);
+	ck_assert_int_eq(g.last_used_ms, later);
+	cache_entry_clear(&g);
+	cache_entry_clear(&a);
+	cache_entry_clear(&i);
+	cache_close(c);
+}
+END_TEST
+
+static int64_t file_size(const char *p)
+{
+	struct stat st;
+	ck_assert_int_eq(stat(p, &st), 0);
+	return st.st_size;
+}
+
+START_TEST(test_lru_order_and_total)
+{
+	static const struct cache_key KEY_C = { "gcp", "python", "3.10", "x64", "311.compression", "zip" };
+	struct cache *c = open_ok();
+	struct cache_entry a = publish_ok(c, &KEY_A, "package A, some bytes", "ia");
+	struct cache_entry b = publish_ok(c, &KEY_B, "package B", "ib");
+	struct cache_entry k = publish_ok(c, &KEY_C, "package C has the most bytes of all", "ic");
+	struct cache_entry i = publish_image_ok(c, &KEY_IMG, &IMG_INFO, "ih-img");
+	int64_t t = cache_now_ms() + 10000;
+	ck_assert_int_eq(cache_touch(c, &KEY_A, t + 300), 0);
+	ck_assert_int_eq(cache_touch(c, &KEY_B, t + 100), 0);
+	ck_assert_int_eq(cache_touch(c, &KEY_C, t + 200), 0);
+
+	struct cache_lru_file *files = NULL;
+	size_t n = 0;
+	int64_t total = -1;
+	ck_assert_int_eq(cache_lru(c, &files, &n, &total), 0);
+	ck_assert_uint_eq(n, 3); /* the image row has no file */
+	ck_assert_str_eq(files[0].sha256, b.sha256);
+	ck_assert_str_eq(files[1].sha256, k.sha256);
+	ck_assert_str_eq(files[2].sha256, a.sha256);
+	ck_assert_int_eq(files[0].last_used_ms, t + 100);
+	ck_assert_int_eq(files[2].last_used_ms, t + 300);
+	ck_assert_int_eq(files[1].size, file_size(k.path));
+	ck_assert_uint_eq(files[1].n_keys, 1);
+	ck_assert_str_eq(files[1].keys[0].platform, "gcp");
+	ck_assert_str_eq(files[1].keys[0].benchmark, "311.compression");
+	ck_assert_str_eq(files[1].keys[0].kind, "zip");
+	ck_assert_int_eq(total, file_size(a.path) + file_size(b.path) + file_size(k.path));
+	cache_lru_free(files, n);
+
+	/* a use moves a package to the end */
+	ck_assert_int_eq(cache_touch(c, &KEY_B, t + 400), 0);
+	ck_assert_int_eq(cache_lru(c, &files, &n, NULL), 0);
+	ck_assert_uint_eq(n, 3);
+	ck_assert_str_eq(files[0].sha256, k.sha256);
+	ck_assert_str_eq(files[2].sha256, b.sha256);
+	cache_lru_free(files, n);
+
+	/* an empty cache: nothing, total 0 */
+	ck_assert_int_eq(cache_evict(c, &KEY_A), 0);
+	ck_assert_int_eq(cache_evict(c, &KEY_B), 0);
+	ck_assert_int_eq(cache_evict(c, &KEY_C), 0);
+	ck_assert_int_eq(cache_lru(c, &files, &n, &total), 0);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_int_eq(total, 0);
+	cache_lru_free(files, n);
+
+	cache_entry_clear(&a);
+	cache_entry_clear(&b);
+	cache_entry_clear(&k);
+	cache_entry_clear(&i);
+	cache_close(c);
+}
+END_TEST
+
+START_TEST(test_lru_shared_file)
+{
+	static const struct cache_key KEY_C = { "gcp", "python", "3.10", "x64", "311.compression", "zip" };
+	struct cache *c = open_ok();
+	struct cache_entry a = publish_ok(c, &KEY_A, "identical bytes", "ia");
+	struct cache_entry b = publish_ok(c, &KEY_B, "identical bytes", "ib");
+	struct cache_entry k = publish_ok(c, &KEY_C, "other bytes", "ic");
+	int64_t t = cache_now_ms() + 10000;
+	/* A is the least recently used row, but the file it shares with B was
+	 * used last: the file ranks by its latest use */
+	ck_assert_int_eq(cache_touch(c, &KEY_A, t + 100), 0);
+	ck_assert_int_eq(cache_touch(c, &KEY_C, t + 200), 0);
+	ck_assert_int_eq(cache_touch(c, &KEY_B, t + 300), 0);
+
+	struct cache_lru_file *files = NULL;
+	size_t n = 0;
+	int64_t total = 0;
+	ck_assert_int_eq(cache_lru(c, &files, &n, &total), 0);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_str_eq(files[0].sha256, k.sha256);
+	ck_assert_str_eq(files[1].sha256, a.sha256);
+	ck_assert_int_eq(files[1].last_used_ms, t + 300);
+	ck_assert_uint_eq(files[1].n_keys, 2);
+	ck_assert_str_eq(files[1].keys[0].arch, "arm64"); /* KEY_B sorts first */
+	ck_assert_str_eq(files[1].keys[1].arch, "x64");
+	/* counted once */
+	ck_assert_int_eq(total, file_size(a.path) + file_size(k.path));
+	cache_lru_free(files, n);
+	cache_entry_clear(&a);
+	cache_entry_clear(&b);
+	cache_entry_clear(&k);
+	cache_close(c);
+}
+END_TEST
+
+START_TEST(test_evict_package)
+{
+	struct cache *c = open_ok();
+	struct cache_entry a = publish_ok(c, &KEY_A, "shared content", "ia");
+	struct cache_entry b = publish_ok(c, &KEY_B, "shared content", "ib");
+	int64_t size = file_size(a.path);
+	int64_t freed = -1;
+	struct cache_entry g;
+
+	/* not (or no longer) that package: nothing happens */
+	char other[65];
+	memset(other, 'f', 64);
+	other[64] = '\0';
+	ck_assert_int_eq(cache_evict_package(c, &KEY_A, other, &freed), -ESTALE);
+	ck_assert_int_eq(freed, 0);
+	ck_assert_int_eq(cache_get(c, &KEY_A, &g), 0);
+	ck_assert(g.has_package);
+	cache_entry_clear(&g);
+	static const struct cache_key KEY_NONE = { "gcp", "python", "3.10", "x64", "010.sleep", "zip" };
+	ck_assert_int_eq(cache_evict_package(c, &KEY_NONE, a.sha256, &freed), -ESTALE);
+	ck_assert_int_eq(cache_evict_package(c, &KEY_IMG, a.sha256, &freed), -EINVAL);
+	ck_assert_int_eq(cache_evict_package(c, &KEY_A, "short", &freed), -EINVAL);
+
+	/* the file stays while B references it; an open fd reads on after */
+	int fd = open(a.path, O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(cache_evict_package(c, &KEY_A, a.sha256, &freed), 0);
+	ck_assert_int_eq(freed, 0);
+	ck_assert(exists(a.path));
+	ck_assert_int_eq(cache_get(c, &KEY_A, &g), -ENOENT);
+	ck_assert_int_eq(cache_evict_package(c, &KEY_B, a.sha256, &freed), 0);
+	ck_assert_int_eq(freed, size);
+	ck_assert(!exists(a.path));
+	ck_assert_int_eq(count_entries("packages"), 0);
+	char buf[64] = { 0 };
+	ck_assert_int_eq(read(fd, buf, sizeof(buf) - 1), size);
+	ck_assert_str_eq(buf, "shared content");
+	close(fd);
+
+	/* republished meanwhile: the listing's digest is stale */
+	struct cache_entry a2 = publish_ok(c, &KEY_A, "rebuilt with other bytes", "ia2");
+	ck_assert_int_eq(cache_evict_package(c, &KEY_A, a.sha256, &freed), -ESTALE);
+	ck_assert(exists(a2.path));
+	ck_assert_int_eq(cache_evict_package(c, &KEY_A, a2.sha256, NULL), 0);
+	ck_assert(!exists(a2.path));
+
+	cache_entry_clear(&a);
+	cache_entry_clear(&b);
+	cache_entry_clear(&a2);
+	cache_close(c);
 }
 END_TEST
 
@@ -1580,6 +1891,7 @@ static Suite *cache_suite(void)
 	tcase_add_unchecked_fixture(tc, suite_setup, suite_teardown);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_open_creates_schema);
+	tcase_add_test(tc, test_cache_id_is_kept);
 	tcase_add_test(tc, test_publish_then_get);
 	tcase_add_test(tc, test_publish_null_manifest_and_out);
 	tcase_add_test(tc, test_republish_replaces);
@@ -1600,7 +1912,13 @@ static Suite *cache_suite(void)
 	tcase_add_test(tc, test_image_record_failure);
 	tcase_add_test(tc, test_image_evict);
 	tcase_add_test(tc, test_image_persistence_and_sweep);
-	tcase_add_test(tc, test_migrate_v1_to_v2);
+	tcase_add_test(tc, test_migrate_v1_to_current);
+	tcase_add_test(tc, test_migrate_v2_to_v3);
+	tcase_add_test(tc, test_publish_records_use);
+	tcase_add_test(tc, test_touch);
+	tcase_add_test(tc, test_lru_order_and_total);
+	tcase_add_test(tc, test_lru_shared_file);
+	tcase_add_test(tc, test_evict_package);
 	tcase_add_test(tc, test_migration_is_atomic);
 	tcase_add_test(tc, test_refuses_unmarked_folder);
 	tcase_add_test(tc, test_refuses_foreign_marker);

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "catalog.h"
@@ -562,6 +563,16 @@ START_TEST(test_bad_benchmarks_skipped)
 	ck_assert_msg(strstr(logbuf, "200.h/110.good"), "%s", logbuf);
 	/* python-3.11 x 110.good, nodejs-20 x 210.fine */
 	ck_assert_uint_eq(cat->n_packages, 2);
+	/* folders whose config.json cannot be used are listed with the reason */
+	ck_assert_uint_eq(cat->n_broken, 3);
+	ck_assert_str_eq(cat->broken[0].name, "120.broken");
+	ck_assert_str_eq(cat->broken[0].group, "100.g");
+	ck_assert_msg(strstr(cat->broken[0].reason, "120.broken/config.json: line 1 column"),
+		      "%s", cat->broken[0].reason);
+	ck_assert_str_eq(cat->broken[1].name, "130.array");
+	ck_assert_ptr_nonnull(strstr(cat->broken[1].reason, "top level is not an object"));
+	ck_assert_str_eq(cat->broken[2].name, "140.noconfig");
+	ck_assert_ptr_nonnull(strstr(cat->broken[2].reason, "No such file or directory"));
 	catalog_free(cat);
 }
 END_TEST
@@ -583,7 +594,12 @@ START_TEST(test_language_forms)
 	write_rel("benchmarks/1.g/4.nolangs/config.json", "{\"languages\": \"python\"}");
 
 	cat = load_ok("x64");
-	ck_assert_uint_eq(cat->n_benchmarks, 4);
+	/* 4.nolangs: "languages" is not an array, so it is broken, not served */
+	ck_assert_uint_eq(cat->n_benchmarks, 3);
+	ck_assert_uint_eq(cat->n_broken, 1);
+	ck_assert_str_eq(cat->broken[0].name, "4.nolangs");
+	ck_assert_ptr_nonnull(strstr(cat->broken[0].reason,
+				     "4.nolangs/config.json: \"languages\" is not an array"));
 	b = catalog_benchmark(cat, "1.obj");
 	ck_assert_uint_eq(b->n_languages, 1);
 	ck_assert(benchmark_has_language(b, "nodejs"));
@@ -599,9 +615,8 @@ START_TEST(test_language_forms)
 	ck_assert(!benchmark_has_language(b, "nodejs"));
 	ck_assert(benchmark_has_language(b, "python"));
 
-	b = catalog_benchmark(cat, "4.nolangs");
-	ck_assert_uint_eq(b->n_languages, 0);
-	ck_assert_ptr_nonnull(strstr(logbuf, "languages[0] is neither"));
+	ck_assert_ptr_null(catalog_benchmark(cat, "4.nolangs"));
+	ck_assert_ptr_nonnull(strstr(logbuf, "2.mixed/config.json: languages[0] is neither"));
 	catalog_free(cat);
 }
 END_TEST
@@ -664,6 +679,230 @@ START_TEST(test_package_normalisation)
 }
 END_TEST
 
+/* Values of the wrong type: each benchmark is either served or broken with a
+ * reason naming its file, and the others are served. */
+START_TEST(test_odd_config_values)
+{
+	struct catalog *cat;
+	const struct cat_benchmark *b;
+	char *deep = malloc(20000);
+	size_t n = 0;
+
+	ck_assert_ptr_nonnull(deep);
+	for (int i = 0; i < 5000; i++)
+		deep[n++] = '[';
+	for (int i = 0; i < 5000; i++)
+		deep[n++] = ']';
+	deep[n] = '\0';
+	write_rel("configs/systems.json", mini_systems);
+	write_rel("benchmarks/1.g/1.ok/config.json", "{\"languages\": [\"python\"]}");
+	write_rel("benchmarks/1.g/2.five/config.json", "{\"languages\": 5}");
+	write_rel("benchmarks/1.g/3.junk/config.json",
+		  "{\"languages\": [null, 7, {\"language\": null}]}");
+	write_rel("benchmarks/1.g/4.modstr/config.json",
+		  "{\"languages\": [\"python\"], \"modules\": \"x\"}");
+	write_rel("benchmarks/1.g/5.deep/config.json", deep);
+	write_rel("benchmarks/1.g/6.huge/config.json",
+		  "{\"timeout\": 1e308, \"memory\": -9223372036854775807,"
+		  " \"languages\": [\"python\", {\"language\": \"nodejs\", \"x\": {\"y\": [[[null]]]}}],"
+		  " \"modules\": []}");
+	write_rel("benchmarks/1.g/6.overflow/config.json",
+		  "{\"languages\": [\"python\"], \"memory\": 99999999999999999999999}");
+	write_rel("benchmarks/1.g/7.nulls/config.json", "{\"languages\": null, \"modules\": null}");
+	write_rel("benchmarks/1.g/8.nolangs/config.json", "{}");
+	write_rel("benchmarks/1.g/9.modnull/config.json",
+		  "{\"languages\": [\"nodejs\"], \"modules\": [null, {}, \"storage\"]}");
+	free(deep);
+
+	cat = load_ok("x64");
+	ck_assert_uint_eq(cat->n_benchmarks, 3);
+	ck_assert_ptr_nonnull(catalog_package(cat, "aws", "python-3.11", "1.ok"));
+	b = catalog_benchmark(cat, "6.huge");
+	ck_assert_ptr_nonnull(b);
+	ck_assert_uint_eq(b->n_languages, 2);
+	ck_assert_ptr_nonnull(catalog_package(cat, "aws", "nodejs-20", "6.huge"));
+	b = catalog_benchmark(cat, "9.modnull");
+	ck_assert_uint_eq(b->n_modules, 1);
+	ck_assert_str_eq(b->modules[0], "storage");
+
+	static const struct { const char *name, *reason; } want[] = {
+		{ "2.five", "2.five/config.json: \"languages\" is not an array" },
+		{ "3.junk", "3.junk/config.json: languages[0] is neither a string nor an object "
+			    "(and more entries of the wrong type)" },
+		{ "4.modstr", "4.modstr/config.json: \"modules\" is not an array" },
+		{ "5.deep", "5.deep/config.json: line 1 column" },
+		{ "6.overflow", "6.overflow/config.json: line 1 column" },
+		{ "7.nulls", "7.nulls/config.json: \"languages\" is not an array" },
+		{ "8.nolangs", "8.nolangs/config.json: \"languages\" is missing" },
+	};
+	ck_assert_uint_eq(cat->n_broken, sizeof(want) / sizeof(want[0]));
+	for (size_t i = 0; i < cat->n_broken; i++) {
+		ck_assert_str_eq(cat->broken[i].name, want[i].name);
+		ck_assert_msg(strstr(cat->broken[i].reason, want[i].reason), "%s: %s",
+			      want[i].name, cat->broken[i].reason);
+		/* one warning naming the file */
+		ck_assert_msg(strstr(logbuf, want[i].reason), "%s", logbuf);
+		ck_assert_ptr_null(catalog_benchmark(cat, want[i].name));
+	}
+	catalog_free(cat);
+}
+END_TEST
+
+/* Names that cannot be path components of the mount are skipped with one
+ * warning each, shown with their odd bytes escaped; the rest is served. */
+START_TEST(test_hostile_names)
+{
+	struct catalog *cat;
+	char longest[300], too_long[300], rel[600];
+
+	memset(longest, 'a', 245);
+	longest[245] = '\0';
+	memset(too_long, 'b', 246);
+	too_long[246] = '\0';
+	write_rel("configs/systems.json",
+		  "{\"aws\": {\"languages\": {\"python\": {\"base_images\": {\"x64\": {"
+		  "\"3.11\": \"img\", \"3.\\n9\": \"img\", \"..\": \"img\", \"3\\u00e9\": \"img\"}}}}},"
+		  " \"bad\\nplatform\": {}, \"..\": {}}");
+	write_rel("benchmarks/1.g/1.ok/config.json", "{\"languages\": [\"python\"]}");
+	write_rel("benchmarks/1.g/2.a..b/config.json", "{\"languages\": [\"python\"]}");
+	write_rel("benchmarks/1.g/3.new\nline/config.json", "{\"languages\": [\"python\"]}");
+	write_rel("benchmarks/1.g/4.\xff\xfe/config.json", "{\"languages\": [\"python\"]}");
+	write_rel("benchmarks/1.g/5.\xc3\xa9t\xc3\xa9/config.json", "{\"languages\": [\"python\"]}");
+	snprintf(rel, sizeof(rel), "benchmarks/1.g/%s/config.json", longest);
+	write_rel(rel, "{\"languages\": [\"python\"]}");
+	snprintf(rel, sizeof(rel), "benchmarks/1.g/%s/config.json", too_long);
+	write_rel(rel, "{\"languages\": [\"python\"]}");
+	write_rel("benchmarks/2.bad\ngroup/7.x/config.json", "{\"languages\": [\"python\"]}");
+	write_rel("benchmarks/1.g/8.badjson/config.json", "{\"languages\": [\"python\xff\"]}");
+
+	cat = load_ok("x64");
+	ck_assert_uint_eq(cat->n_platforms, 1);
+	ck_assert_uint_eq(cat->platforms[0].n_runtimes, 1);
+	ck_assert_str_eq(cat->platforms[0].runtimes[0].dirname, "python-3.11");
+	ck_assert_uint_eq(cat->n_benchmarks, 3);
+	ck_assert_ptr_nonnull(catalog_benchmark(cat, "1.ok"));
+	ck_assert_ptr_nonnull(catalog_benchmark(cat, "2.a..b"));
+	ck_assert_ptr_nonnull(catalog_benchmark(cat, longest));
+	ck_assert_ptr_null(catalog_benchmark(cat, too_long));
+	ck_assert_uint_eq(cat->n_broken, 1);
+	ck_assert_str_eq(cat->broken[0].name, "8.badjson");
+	/* every skipped name is in one warning, escaped: no message holds a raw
+	 * newline or a byte outside printable ASCII */
+	ck_assert_msg(strstr(logbuf, "1.g/3.new\\x0aline: invalid benchmark name"), "%s", logbuf);
+	ck_assert_msg(strstr(logbuf, "1.g/4.\\xff\\xfe: invalid benchmark name"), "%s", logbuf);
+	ck_assert_msg(strstr(logbuf, "1.g/5.\\xc3\\xa9t\\xc3\\xa9: invalid"), "%s", logbuf);
+	ck_assert_msg(strstr(logbuf, too_long), "%s", logbuf);
+	ck_assert_msg(strstr(logbuf, "2.bad\\x0agroup: invalid group name"), "%s", logbuf);
+	ck_assert_msg(strstr(logbuf, "invalid platform name \"bad\\x0aplatform\""), "%s", logbuf);
+	ck_assert_msg(strstr(logbuf, "invalid version name \"3.\\x0a9\""), "%s", logbuf);
+	ck_assert_msg(strstr(logbuf, "8.badjson/config.json: line 1"), "%s", logbuf);
+	for (const unsigned char *p = (const unsigned char *)logbuf; *p; p++) {
+		ck_assert_msg(*p == '\n' || (*p >= 0x20 && *p < 0x7f), "raw byte 0x%02x in %s",
+			      *p, logbuf);
+		if (*p == '\n')
+			ck_assert_msg(p[1] == '\0' || strncmp((const char *)p + 1, "/tmp", 4) == 0 ||
+				      strncmp((const char *)p + 1, tmpdir, 4) == 0,
+				      "a message continues on a new line: %s", (const char *)p + 1);
+	}
+	catalog_free(cat);
+}
+END_TEST
+
+static struct catalog_stamp stamp_now(void)
+{
+	struct catalog_stamp st;
+
+	catalog_stamp(tmpdir, &st);
+	return st;
+}
+
+/* The fingerprint changes with every change catalog_load would see, and
+ * only then. */
+START_TEST(test_stamp_follows_changes)
+{
+	char from[1024], to[1024];
+	struct catalog_stamp a, b;
+	struct timespec now;
+
+	write_rel("configs/systems.json", mini_systems);
+	write_rel("benchmarks/1.g/1.a/config.json", "{\"languages\": [\"python\"]}");
+	write_rel("benchmarks/1.g/1.a/python/function.py", "pass\n");
+	a = stamp_now();
+	b = stamp_now();
+	ck_assert(a.hash == b.hash);
+	clock_gettime(CLOCK_REALTIME, &now);
+	ck_assert(a.newest_ns > 0 && a.newest_ns <= now.tv_sec * 1000000000LL + now.tv_nsec);
+
+	/* a code file is no business of the catalog */
+	write_rel("benchmarks/1.g/1.a/python/function.py", "pass # edited\n");
+	b = stamp_now();
+	ck_assert(a.hash == b.hash);
+
+	/* same size, same mtime: the ctime still moves */
+	write_rel("benchmarks/1.g/1.a/config.json", "{\"languages\": [\"nodejs\"]}");
+	b = stamp_now();
+	ck_assert(a.hash != b.hash);
+	a = b;
+
+	write_rel("benchmarks/1.g/2.b/config.json", "{\"languages\": [\"python\"]}");
+	b = stamp_now();
+	ck_assert(a.hash != b.hash);
+	a = b;
+
+	snprintf(from, sizeof(from), "%s/benchmarks/1.g/2.b", tmpdir);
+	snprintf(to, sizeof(to), "%s/benchmarks/1.g/2.c", tmpdir);
+	ck_assert_int_eq(rename(from, to), 0);
+	b = stamp_now();
+	ck_assert(a.hash != b.hash);
+	a = b;
+
+	write_rel("benchmarks/3.new/9.x/config.json", "{\"languages\": [\"python\"]}");
+	b = stamp_now();
+	ck_assert(a.hash != b.hash);
+	a = b;
+
+	write_rel("configs/systems.json", "{}");
+	b = stamp_now();
+	ck_assert(a.hash != b.hash);
+	a = b;
+
+	snprintf(from, sizeof(from), "%s/benchmarks/1.g/1.a/config.json", tmpdir);
+	ck_assert_int_eq(unlink(from), 0);
+	b = stamp_now();
+	ck_assert(a.hash != b.hash);
+}
+END_TEST
+
+static int count_of(const char *hay, const char *needle)
+{
+	int n = 0;
+
+	for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle))
+		n++;
+	return n;
+}
+
+/* A tree loaded again and again (the mount's watcher, every build) logs
+ * each problem once, and again after it was gone for a load. */
+START_TEST(test_warnings_once)
+{
+	const char *msg = "2.bad/config.json: \"languages\" is not an array";
+
+	write_rel("configs/systems.json", mini_systems);
+	write_rel("benchmarks/1.g/1.ok/config.json", "{\"languages\": [\"python\"]}");
+	write_rel("benchmarks/1.g/2.bad/config.json", "{\"languages\": 5}");
+	for (int i = 0; i < 3; i++)
+		catalog_free(load_ok("x64"));
+	ck_assert_msg(count_of(logbuf, msg) == 1, "%s", logbuf);
+	write_rel("benchmarks/1.g/2.bad/config.json", "{\"languages\": []}");
+	catalog_free(load_ok("x64"));
+	write_rel("benchmarks/1.g/2.bad/config.json", "{\"languages\": 5}");
+	catalog_free(load_ok("x64"));
+	catalog_free(load_ok("x64"));
+	ck_assert_msg(count_of(logbuf, msg) == 2, "%s", logbuf);
+}
+END_TEST
+
 START_TEST(test_free_null)
 {
 	catalog_free(NULL);
@@ -698,6 +937,10 @@ static Suite *catalog_suite(void)
 	tcase_add_test(bad, test_language_forms);
 	tcase_add_test(bad, test_null_packages_and_missing_files);
 	tcase_add_test(bad, test_package_normalisation);
+	tcase_add_test(bad, test_odd_config_values);
+	tcase_add_test(bad, test_hostile_names);
+	tcase_add_test(bad, test_stamp_follows_changes);
+	tcase_add_test(bad, test_warnings_once);
 	tcase_add_test(bad, test_free_null);
 	suite_add_tcase(s, bad);
 	return s;

@@ -1215,6 +1215,49 @@ START_TEST(spawn_leftovers_die_with_program)
 }
 END_TEST
 
+/* The owner identity of containers: alive while the process runs, gone
+ * once it is a zombie or reaped, and never fooled by a wrong start time,
+ * boot id or garbage. */
+START_TEST(process_instance_tracks_one_process)
+{
+	char self[160], child_id[160], forged[200];
+	ck_assert_int_eq(process_instance_id(getpid(), self, sizeof(self)), 0);
+	ck_assert(process_instance_alive(self));
+	ck_assert_int_eq(process_instance_id(getpid(), self, 8), -ENOSPC);
+
+	pid_t child = fork();
+	ck_assert_int_ge(child, 0);
+	if (child == 0) {
+		pause();
+		_exit(0);
+	}
+	ck_assert_int_eq(process_instance_id(child, child_id, sizeof(child_id)), 0);
+	ck_assert(process_instance_alive(child_id));
+	/* same pid, another start time: a reused pid */
+	char *last = strrchr(child_id, '/');
+	snprintf(forged, sizeof(forged), "%.*s/%llu", (int)(last - child_id), child_id,
+		 strtoull(last + 1, NULL, 10) + 1);
+	ck_assert(!process_instance_alive(forged));
+	/* another boot */
+	snprintf(forged, sizeof(forged), "00000000-0000-0000-0000-000000000000%s",
+		 strchr(child_id, '/'));
+	ck_assert(!process_instance_alive(forged));
+	ck_assert(!process_instance_alive(""));
+	ck_assert(!process_instance_alive("garbage"));
+
+	kill(child, SIGKILL);
+	/* a zombie (killed, not reaped) is gone, though /proc still lists it */
+	char stat_path[64];
+	snprintf(stat_path, sizeof(stat_path), "/proc/%ld/stat", (long)child);
+	for (int i = 0; i < 500 && process_instance_alive(child_id); i++)
+		usleep(10000);
+	ck_assert(access(stat_path, F_OK) == 0);
+	ck_assert(!process_instance_alive(child_id));
+	ck_assert_int_eq(waitpid(child, NULL, 0), child);
+	ck_assert(!process_instance_alive(child_id));
+}
+END_TEST
+
 START_TEST(spawn_stop_options_when_not_fired)
 {
 	int fds_before = count_open_fds();
@@ -1574,6 +1617,7 @@ static Suite *common_suite(void)
 	tcase_add_test(tc, spawn_kill9_of_spawner_kills_group);
 	tcase_add_test(tc, spawn_leftovers_die_with_program);
 	tcase_add_test(tc, spawn_stop_options_when_not_fired);
+	tcase_add_test(tc, process_instance_tracks_one_process);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1038,6 +1038,63 @@ START_TEST(test_create_missing_image)
 }
 END_TEST
 
+/* Labels go onto the container, and listing by label finds it (in any
+ * state) and nothing else. */
+START_TEST(test_container_labels_and_list)
+{
+	struct docker *d = connect_daemon();
+	struct docker_container_summary *list = NULL;
+	size_t n = 99;
+	char *err = NULL, *id = NULL;
+	char mine[96], other[96], filter[128];
+
+	snprintf(mine, sizeof(mine), "sebsfs.test.cache=c%d", (int)getpid());
+	snprintf(other, sizeof(other), "sebsfs.test.owner=o%d/x", (int)getpid());
+	const char *const labels[] = { mine, other, NULL };
+	const char *const cmd[] = { "true", NULL };
+	struct docker_container_spec spec = { .image = BUSYBOX_IMAGE, .cmd = cmd, .labels = labels };
+
+	ck_assert_msg(docker_container_create(d, &spec, &id, &err) == 0, "%s", err);
+	track_container(id);
+	ck_assert_msg(docker_container_list(d, mine, &list, &n, &err) == 0, "%s", err);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_str_eq(list[0].id, id);
+	ck_assert_str_eq(list[0].state, "created");
+	ck_assert_str_eq(docker_label_value(list[0].labels, "sebsfs.test.cache"), mine + 18);
+	ck_assert_str_eq(docker_label_value(list[0].labels, "sebsfs.test.owner"), other + 18);
+	ck_assert_ptr_null(docker_label_value(list[0].labels, "sebsfs.test"));
+	docker_container_list_free(list, n);
+
+	/* by name alone, and a value nobody has */
+	snprintf(filter, sizeof(filter), "sebsfs.test.cache");
+	ck_assert_msg(docker_container_list(d, filter, &list, &n, &err) == 0, "%s", err);
+	bool found = false;
+	for (size_t i = 0; i < n; i++)
+		found = found || strcmp(list[i].id, id) == 0;
+	ck_assert(found);
+	docker_container_list_free(list, n);
+	snprintf(filter, sizeof(filter), "%s-not", mine);
+	ck_assert_msg(docker_container_list(d, filter, &list, &n, &err) == 0, "%s", err);
+	ck_assert_uint_eq(n, 0);
+	docker_container_list_free(list, n);
+
+	/* a label that is not name=value is refused before anything is created */
+	const char *const bad[] = { "no-equals-sign", NULL };
+	spec.labels = bad;
+	ck_assert_int_eq(docker_container_create(d, &spec, NULL, &err), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "no-equals-sign"));
+	free(err);
+	err = NULL;
+
+	ck_assert_msg(docker_container_remove(d, id, true, &err) == 0, "%s", err);
+	ck_assert_msg(docker_container_list(d, mine, &list, &n, &err) == 0, "%s", err);
+	ck_assert_uint_eq(n, 0);
+	docker_container_list_free(list, n);
+	free(id);
+	docker_free(d);
+}
+END_TEST
+
 START_TEST(test_pull_unreachable)
 {
 	struct docker *d = connect_daemon();
@@ -1310,6 +1367,7 @@ static Suite *docker_suite(void)
 	tcase_add_test(tc, test_inspect_info);
 	tcase_add_test(tc, test_container_run);
 	tcase_add_test(tc, test_create_missing_image);
+	tcase_add_test(tc, test_container_labels_and_list);
 	tcase_add_test(tc, test_pull_unreachable);
 	tcase_add_test(tc, test_build);
 	tcase_add_test(tc, test_build_broken);

@@ -10,8 +10,9 @@
  * even length, arm64 for odd: loading is most of the cost); every catalog that
  * loads must keep the promises of catalog.h: names are harmless path
  * components, lists are sorted and every lookup finds the entry it was
- * made from, and the consumers (deployment packages and files, the build
- * image flag) accept every package.
+ * made from, broken benchmarks carry a one-line reason and are not also
+ * served, the consumers (deployment packages and files, the build image
+ * flag) accept every package, and loading leaves the tree's stamp alone.
  */
 #include <errno.h>
 #include <limits.h>
@@ -123,7 +124,8 @@ static void check_catalog(const struct catalog *cat, const char *arch)
 	for (size_t p = 0; p < cat->n_platforms; p++) {
 		const struct cat_platform *pl = &cat->platforms[p];
 
-		FUZZ_CHECK(harmless_name(pl->name), "platform name \"%s\"", pl->name);
+		FUZZ_CHECK(harmless_name(pl->name) && strlen(pl->name) <= NAME_MAX,
+			   "platform name \"%s\"", pl->name);
 		FUZZ_CHECK(strcmp(pl->name, "general") != 0, "\"general\" is a platform");
 		FUZZ_CHECK(p == 0 || strcmp(cat->platforms[p - 1].name, pl->name) < 0,
 			   "platforms not sorted and unique at \"%s\"", pl->name);
@@ -140,7 +142,8 @@ static void check_catalog(const struct catalog *cat, const char *arch)
 			FUZZ_CHECK(strcmp(rt->arch, "x64") == 0 || strcmp(rt->arch, "arm64") == 0,
 				   "runtime arch %s", rt->arch);
 			FUZZ_CHECK(harmless_name(rt->version), "version \"%s\"", rt->version);
-			FUZZ_CHECK(harmless_name(rt->dirname), "runtime folder \"%s\"", rt->dirname);
+			FUZZ_CHECK(harmless_name(rt->dirname) && strlen(rt->dirname) <= NAME_MAX,
+				   "runtime folder \"%s\"", rt->dirname);
 			FUZZ_CHECK(r == 0 || strcmp(pl->runtimes[r - 1].dirname, rt->dirname) < 0,
 				   "%s: runtime folders not sorted and unique at \"%s\"", pl->name,
 				   rt->dirname);
@@ -158,7 +161,9 @@ static void check_catalog(const struct catalog *cat, const char *arch)
 	for (size_t b = 0; b < cat->n_benchmarks; b++) {
 		const struct cat_benchmark *bm = &cat->benchmarks[b];
 
-		FUZZ_CHECK(harmless_name(bm->name), "benchmark name \"%s\"", bm->name);
+		/* "<name>.image.log" must fit in NAME_MAX */
+		FUZZ_CHECK(harmless_name(bm->name) && strlen(bm->name) <= NAME_MAX - 10,
+			   "benchmark name \"%s\"", bm->name);
 		FUZZ_CHECK(b == 0 || strcmp(cat->benchmarks[b - 1].name, bm->name) < 0,
 			   "benchmarks not sorted and unique at \"%s\"", bm->name);
 		FUZZ_CHECK(catalog_benchmark(cat, bm->name) == bm, "lookup of benchmark %s",
@@ -167,6 +172,18 @@ static void check_catalog(const struct catalog *cat, const char *arch)
 			FUZZ_CHECK(strcmp(bm->languages[l], "python") == 0 ||
 				   strcmp(bm->languages[l], "nodejs") == 0,
 				   "%s lists language %s", bm->name, bm->languages[l]);
+	}
+	for (size_t b = 0; b < cat->n_broken; b++) {
+		const struct cat_broken *br = &cat->broken[b];
+
+		FUZZ_CHECK(harmless_name(br->name) && strlen(br->name) <= NAME_MAX - 10,
+			   "broken benchmark name \"%s\"", br->name);
+		FUZZ_CHECK(b == 0 || strcmp(cat->broken[b - 1].name, br->name) < 0,
+			   "broken benchmarks not sorted and unique at \"%s\"", br->name);
+		FUZZ_CHECK(catalog_benchmark(cat, br->name) == NULL,
+			   "%s is both served and broken", br->name);
+		FUZZ_CHECK(br->reason && *br->reason && !strchr(br->reason, '\n'),
+			   "broken benchmark %s: reason is not one line", br->name);
 	}
 	FUZZ_CHECK(cat->n_packages == expected_packages, "%zu packages, expected %zu",
 		   cat->n_packages, expected_packages);
@@ -181,6 +198,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const char *arch = size % 2 ? "arm64" : "x64";
 	char err[512] = "";
 	struct catalog *cat;
+	struct catalog_stamp before, after;
 	char *pieces[1 + 2 * MAX_BENCHMARKS];
 	size_t lens[1 + 2 * MAX_BENCHMARKS];
 	size_t n;
@@ -189,7 +207,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		snprintf(root, sizeof(root), "%s/tree", fuzz_scratch_dir());
 	n = fuzz_split(data, size, pieces, lens, sizeof(pieces) / sizeof(pieces[0]));
 	write_tree(root, pieces, lens, n);
+	catalog_stamp(root, &before);
 	cat = catalog_load(root, arch, err, sizeof(err));
+	catalog_stamp(root, &after);
+	FUZZ_CHECK(before.hash == after.hash, "loading changed the tree's stamp");
 	if (cat)
 		check_catalog(cat, arch);
 	else

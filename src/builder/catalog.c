@@ -186,26 +186,78 @@ static int str_list_add_unique(char ***list, size_t *n, const char *s)
 	return 0;
 }
 
+/* Largest systems.json or config.json read: SeBS's are a few KiB, and a
+ * tree is read again at every change, so a huge or endless file (a FIFO, a
+ * link to /dev/zero) must not stall or swell the daemon. */
+#define MAX_JSON_FILE (4 << 20)
+
+/* Reads the regular file at path whole (one read for a file of the size
+ * fstat says; jansson's own json_loadfd reads one byte per call).  Returns 0
+ * or -errno (-EINVAL: not a regular file, -EFBIG: over MAX_JSON_FILE). */
+static int read_json_text(const char *path, char **text, size_t *len)
+{
+	struct stat st;
+	int rc = 0;
+	*text = NULL;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0)
+		rc = -errno;
+	else if (!S_ISREG(st.st_mode))
+		rc = -EINVAL;
+	else if (st.st_size > MAX_JSON_FILE)
+		rc = -EFBIG;
+	char *buf = rc ? NULL : malloc((size_t)st.st_size + 1);
+	if (!rc && !buf)
+		rc = -ENOMEM;
+	size_t have = 0;
+	while (!rc && have <= (size_t)st.st_size) {
+		/* one byte more than fstat said, to see a file that grew */
+		ssize_t n = read(fd, buf + have, (size_t)st.st_size + 1 - have);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			rc = -errno;
+		else if (n == 0)
+			break;
+		else
+			have += (size_t)n;
+	}
+	if (!rc && have > (size_t)st.st_size)
+		rc = -EAGAIN; /* written to while read: the next re-scan sees it whole */
+	close(fd);
+	if (rc) {
+		free(buf);
+		return rc;
+	}
+	*text = buf;
+	*len = have;
+	return 0;
+}
+
 /*
- * Parses a JSON file opened O_CLOEXEC.  On failure returns NULL and puts
- * "<path>: <reason>" (with jansson's line/column for syntax errors) in msg.
- * jansson quotes the text near a syntax error, which may hold any byte: it
- * is made printable.
+ * Parses a JSON file.  On failure returns NULL and puts "<path>: <reason>"
+ * (with jansson's line/column for syntax errors) in msg.  jansson quotes the
+ * text near a syntax error, which may hold any byte: it is made printable.
  */
 static json_t *load_json_file(const char *path, char *msg, size_t msglen)
 {
 	char near[256];
 	json_error_t jerr;
-	json_t *root;
-	int fd;
+	char *text;
+	size_t len = 0;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		set_err(msg, msglen, "%s: %s", path, strerror(errno));
+	int rc = read_json_text(path, &text, &len);
+	if (rc) {
+		set_err(msg, msglen, "%s: %s", path,
+			rc == -EINVAL ? "not a regular file" :
+			rc == -EFBIG ? "larger than 4 MiB" :
+			rc == -EAGAIN ? "changed while being read" : strerror(-rc));
 		return NULL;
 	}
-	root = json_loadfd(fd, 0, &jerr);
-	close(fd);
+	json_t *root = json_loadb(text, len, 0, &jerr);
+	free(text);
 	if (!root) {
 		printable(jerr.text, near, sizeof(near));
 		if (jerr.line > 0)

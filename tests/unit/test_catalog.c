@@ -577,6 +577,42 @@ START_TEST(test_bad_benchmarks_skipped)
 }
 END_TEST
 
+/* A config.json that is not a plain file (a FIFO nobody writes, a link to
+ * /dev/zero) or is huge: the benchmark is broken with a reason, and the load
+ * neither blocks nor reads without end (the watcher reloads on every change). */
+START_TEST(test_config_not_a_plain_file)
+{
+	char path[1024];
+
+	write_rel("configs/systems.json", mini_systems);
+	write_rel("benchmarks/100.g/110.good/config.json", "{\"languages\": [\"python\"]}");
+	write_rel("benchmarks/100.g/120.fifo/python/function.py", "pass\n");
+	snprintf(path, sizeof(path), "%s/benchmarks/100.g/120.fifo/config.json", tmpdir);
+	ck_assert_int_eq(mkfifo(path, 0644), 0);
+	write_rel("benchmarks/100.g/130.zero/python/function.py", "pass\n");
+	snprintf(path, sizeof(path), "%s/benchmarks/100.g/130.zero/config.json", tmpdir);
+	ck_assert_int_eq(symlink("/dev/zero", path), 0);
+	write_rel("benchmarks/100.g/140.huge/python/function.py", "pass\n");
+	snprintf(path, sizeof(path), "%s/benchmarks/100.g/140.huge/config.json", tmpdir);
+	int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(ftruncate(fd, 5 << 20), 0);
+	close(fd);
+
+	struct catalog *cat = load_ok("x64");
+	ck_assert_uint_eq(cat->n_benchmarks, 1);
+	ck_assert_str_eq(cat->benchmarks[0].name, "110.good");
+	ck_assert_uint_eq(cat->n_broken, 3);
+	ck_assert_str_eq(cat->broken[0].name, "120.fifo");
+	ck_assert_msg(strstr(cat->broken[0].reason, "not a regular file"), "%s", cat->broken[0].reason);
+	ck_assert_str_eq(cat->broken[1].name, "130.zero");
+	ck_assert_msg(strstr(cat->broken[1].reason, "not a regular file"), "%s", cat->broken[1].reason);
+	ck_assert_str_eq(cat->broken[2].name, "140.huge");
+	ck_assert_msg(strstr(cat->broken[2].reason, "larger than 4 MiB"), "%s", cat->broken[2].reason);
+	catalog_free(cat);
+}
+END_TEST
+
 START_TEST(test_language_forms)
 {
 	struct catalog *cat;
@@ -939,6 +975,7 @@ static Suite *catalog_suite(void)
 	tcase_add_test(bad, test_package_normalisation);
 	tcase_add_test(bad, test_odd_config_values);
 	tcase_add_test(bad, test_hostile_names);
+	tcase_add_test(bad, test_config_not_a_plain_file);
 	tcase_add_test(bad, test_stamp_follows_changes);
 	tcase_add_test(bad, test_warnings_once);
 	tcase_add_test(bad, test_free_null);

@@ -203,18 +203,18 @@ static char *describe_changes(const char *old_json, const char *new_json)
 	}
 	while (i < a.n_files || j < b.n_files) {
 		int c = i == a.n_files ? 1 : j == b.n_files ? -1
-			: strcmp(a.files[i].path, b.files[j].path);
+			: strcmp(inputs_path(&a, i), inputs_path(&b, j));
 		const char *what = NULL, *path = NULL;
 		if (c < 0) {
 			what = "removed";
-			path = a.files[i++].path;
+			path = inputs_path(&a, i++);
 		} else if (c > 0) {
 			what = "added";
-			path = b.files[j++].path;
+			path = inputs_path(&b, j++);
 		} else {
-			if (strcmp(a.files[i].sha256, b.files[j].sha256) != 0) {
+			if (memcmp(a.files[i].sha256, b.files[j].sha256, SHA256_DIGEST_LEN) != 0) {
 				what = "changed";
-				path = b.files[j].path;
+				path = inputs_path(&b, j);
 			}
 			i++;
 			j++;
@@ -299,6 +299,12 @@ static int build_target(struct builder *b, struct build_ctx *ctx, struct cache_e
 		errmsg = strdup(job->input_error);
 		goto out;
 	}
+	/* The inputs as the build starts, with the manifest recorded next to
+	 * the package (the checks before only hashed them). */
+	rc = target_check_inputs(b, job->target, job->input_hash, &job->manifest_json, NULL,
+				 &errmsg);
+	if (rc < 0)
+		goto out;
 	/* Build from the tree as it is now, not as it was at mount time: an
 	 * edited systems.json must change what steps 4 and 5 add. */
 	now = catalog_load(b->cat->root, b->arch, catalog_err, sizeof(catalog_err));
@@ -521,12 +527,12 @@ static void check_job(struct builder *b, struct job *job, struct docker *client)
 	enum target_kind kind = target_kind_of(target);
 	struct record *rec = &b->records[target];
 	char hash[SHA256_HEX_LEN + 1];
-	char *manifest = NULL, *why = NULL, *image_id = NULL, *path = NULL;
+	char *why = NULL, *image_id = NULL, *path = NULL;
 	char sha[SHA256_HEX_LEN + 1] = "";
 
 	if (client)
 		build_images_refresh(b->images, client);
-	int rc = target_check_inputs(b, target, hash, &manifest, NULL, &why);
+	int rc = target_check_inputs(b, target, hash, NULL, NULL, &why);
 
 	pthread_mutex_lock(&b->lock);
 	bool fresh = rc == 0 && rec->has_package && strcmp(rec->input_hash, hash) == 0;
@@ -548,9 +554,6 @@ static void check_job(struct builder *b, struct job *job, struct docker *client)
 		why = NULL;
 	} else {
 		memcpy(job->input_hash, hash, sizeof(hash));
-		free(job->manifest_json);
-		job->manifest_json = manifest;
-		manifest = NULL;
 	}
 	if (path && !verified) {
 		fresh = false;
@@ -581,7 +584,6 @@ static void check_job(struct builder *b, struct job *job, struct docker *client)
 		pthread_cond_broadcast(&b->work);
 		pthread_mutex_unlock(&b->lock);
 	}
-	free(manifest);
 	free(why);
 	free(image_id);
 	free(path);
@@ -903,7 +905,7 @@ void builder_ensure(struct builder *b, size_t id, enum target_kind kind, builder
 	struct record *rec = &b->records[target];
 	struct waiter *w = calloc(1, sizeof(*w));
 	char hash[SHA256_HEX_LEN + 1] = "";
-	char *manifest = NULL, *why = NULL, *image_id = NULL;
+	char *why = NULL, *image_id = NULL;
 	bool current = true;
 	if (!w) {
 		reply_now(done, ctx, -ENOMEM, -1, NULL, 0, NULL);
@@ -919,7 +921,8 @@ void builder_ensure(struct builder *b, size_t id, enum target_kind kind, builder
 	if (joined)
 		return;
 
-	int rc = target_check_inputs(b, target, hash, &manifest, &current, &why);
+	/* only the hash: the manifest is taken when a build starts */
+	int rc = target_check_inputs(b, target, hash, NULL, &current, &why);
 	/* an image must also still exist, as far as is known now */
 	enum image_known image = IMAGE_KNOWN_PRESENT;
 	if (rc == 0 && kind == TARGET_IMAGE) {
@@ -954,8 +957,6 @@ void builder_ensure(struct builder *b, size_t id, enum target_kind kind, builder
 	}
 	job->target = target;
 	memcpy(job->input_hash, hash, sizeof(hash));
-	job->manifest_json = manifest;
-	manifest = NULL;
 	if (rc < 0) {
 		job->input_error = why ? why : strdup(strerror(-rc));
 		why = NULL;
@@ -973,7 +974,6 @@ void builder_ensure(struct builder *b, size_t id, enum target_kind kind, builder
 	pthread_cond_broadcast(&b->work);
 	pthread_mutex_unlock(&b->lock);
 out:
-	free(manifest);
 	free(why);
 	free(image_id);
 }

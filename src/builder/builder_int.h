@@ -25,7 +25,9 @@ struct waiter {
 struct job {
 	size_t target;
 	char input_hash[SHA256_HEX_LEN + 1];
-	char *manifest_json;        /* the inputs this build starts from */
+	char *manifest_json;        /* the inputs this build starts from: NULL
+				     * until a worker takes the job (checks
+				     * only hash; see build_target) */
 	char *input_error;          /* the input check failed: the build only reports this */
 	bool checking;              /* protected by builder.lock: on the check queue */
 	struct waiter *waiters;     /* protected by builder.lock */

@@ -9,6 +9,7 @@
 #define SEBSFS_BUILDER_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <time.h>
 
@@ -51,6 +52,13 @@ struct record {
 	pthread_mutex_t check_lock;
 	struct input_manifest seen;  /* protected by check_lock: last stat of the inputs */
 	bool seen_valid;             /* protected by check_lock */
+	/* The last check's result, which the callers that queued behind it
+	 * share (see target_check_inputs).  checks_started is read before
+	 * check_lock is taken; the rest is protected by it. */
+	atomic_ulong checks_started;
+	bool shared_valid;           /* the last check succeeded */
+	char shared_hash[SHA256_HEX_LEN + 1];
+	char *shared_identity;       /* the identity it hashed */
 	/* everything below: protected by builder.lock */
 	bool loaded;
 	char *log_path;

@@ -28,7 +28,8 @@ import time
 
 import pytest
 
-from sebsfs_testlib import BENCH_DIRS, COMPRESSION, DYNAMIC_HTML, builds, read, sha256, state, zip_of
+from sebsfs_testlib import (BENCH_DIRS, COMPRESSION, DYNAMIC_HTML, builds, member, read,
+                            sha256, state, zip_of)
 
 LOAD_SECONDS = float(os.environ.get("SEBSFS_LOAD_SECONDS", "20"))
 READERS = 20
@@ -529,11 +530,11 @@ MANY_DIRS = 100
 RSS_LIMIT_KIB = 64 * 1024
 
 
-def add_many_files(suite):
-    """MANY_FILES small data files in 311.compression's resources/ (its
-    init.sh copies resources/ into the package)."""
+def add_many_files(suite, count=MANY_FILES):
+    """count small data files in 311.compression's resources/ (its init.sh
+    copies resources/ into the package)."""
     base = suite / BENCH_DIRS[COMPRESSION] / "resources" / "many"
-    per_dir = MANY_FILES // MANY_DIRS
+    per_dir = count // MANY_DIRS
     for d in range(MANY_DIRS):
         folder = base / f"d{d:03d}"
         folder.mkdir(parents=True)
@@ -593,3 +594,38 @@ def test_20000_input_files_memory_bounded(sebsfs, suite):
     figures(m, "second open after a restart", seconds)
     figures(m, "32 concurrent opens after a restart", burst(m))
     assert builds(m.mnt / rel) == 0
+
+
+def test_edit_among_concurrent_opens_is_seen(sebsfs, suite):
+    """Opens that queue behind a running input check share its result only
+    when that check began after they arrived: an edit made while other
+    processes keep opening the package is in the very next open's package."""
+    add_many_files(suite, 2000)   # a walk long enough to be overlapped
+    rel = "aws/python-3.11/311.compression.zip"
+    lorem = suite / BENCH_DIRS[COMPRESSION] / "resources" / "lorem.txt"
+    m = sebsfs()
+    read(m.mnt / rel)
+    stop = threading.Event()
+    errors = []
+
+    def opener():
+        while not stop.is_set():
+            try:
+                checked_read(m.mnt / rel)
+            except OSError as e:
+                errors.append(e)
+
+    threads = [threading.Thread(target=opener, daemon=True) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        for k in range(3):
+            time.sleep(0.3)
+            marker = f"edit {k} " * (k + 1)
+            lorem.write_text(marker)
+            assert member(read(m.mnt / rel), "function/resources/lorem.txt") == marker.encode(), k
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(READ_DEADLINE)
+    assert not errors, errors[:5]

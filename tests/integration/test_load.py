@@ -210,7 +210,14 @@ def read_report(rel, mnt, digests, problems, who):
     try:
         data, size, digest, attr = checked_read(os.path.join(mnt, rel))
     except OSError as e:
-        problems.append(f"{who}: {rel}: {errno.errorcode.get(e.errno, e.errno)} ({e})")
+        why = ""
+        if e.errno == errno.EIO:  # a failed build: its log says why (until the next build)
+            try:
+                with open(os.path.join(mnt, rel + ".log"), "rb") as f:
+                    why = "; build log:\n" + f.read().decode(errors="replace")[-1500:]
+            except OSError as e2:
+                why = f"; build log unreadable: {e2}"
+        problems.append(f"{who}: {rel}: {errno.errorcode.get(e.errno, e.errno)} ({e}){why}")
         return
     if not data:
         problems.append(f"{who}: {rel}: empty read (fstat size {size})")
@@ -360,17 +367,15 @@ def daemon_figures(pid):
 
 
 def idle_figures(pid):
-    """daemon_figures once the count of descriptors held still for 0.3 s
-    (the kernel sends RELEASE for a closed file asynchronously)."""
-    last = daemon_figures(pid)
-    deadline = time.monotonic() + 5.0
-    while time.monotonic() < deadline:
-        time.sleep(0.3)
-        now = daemon_figures(pid)
-        if now[0] == last[0]:
-            return now
-        last = now
-    return last
+    """daemon_figures of the idle daemon, with the fewest descriptors seen in
+    a second: the kernel sends RELEASE for a closed file asynchronously, and
+    a leaked descriptor stays, while one in flight is gone within it."""
+    time.sleep(0.3)
+    samples = []
+    for _ in range(10):
+        samples.append(daemon_figures(pid))
+        time.sleep(0.1)
+    return min(f[0] for f in samples), samples[-1][1], samples[-1][2]
 
 
 def test_many_readers_evictions_xattrs(sebsfs, tmp_path):

@@ -258,18 +258,36 @@ int target_check_inputs(struct builder *b, size_t target, char hash[SHA256_HEX_L
 		.identity = identity, .extra_dir = dockerfiles,
 	};
 	struct input_manifest fresh;
+	unsigned long arrived = atomic_load(&rec->checks_started);
 
 	pthread_mutex_lock(&rec->check_lock);
 	record_load(b, target);
-	if (rc == 0)
+	/* A burst of opens would walk the inputs once each, one after another.
+	 * A check that began after this caller arrived saw the inputs no
+	 * earlier than the caller asked: its hash answers the caller too (for
+	 * the same identity), so a burst costs at most two walks.  Who needs
+	 * the manifest (a build) walks on its own. */
+	bool share = rc == 0 && !manifest_json && rec->shared_valid &&
+		     atomic_load(&rec->checks_started) != arrived &&
+		     strcmp(rec->shared_identity, identity) == 0;
+	if (share) {
+		memcpy(hash, rec->shared_hash, SHA256_HEX_LEN + 1);
+	} else if (rc == 0) {
+		atomic_fetch_add(&rec->checks_started, 1);
+		rec->shared_valid = false;
 		rc = inputs_collect(&spec, rec->seen_valid ? &rec->seen : NULL, &fresh, &why);
-	if (rc == 0) {
+	}
+	if (rc == 0 && !share) {
 		inputs_hash(&fresh, hash);
 		if (manifest_json && !(*manifest_json = inputs_to_json(&fresh)))
 			rc = -ENOMEM;
 		inputs_clear(&rec->seen);
 		rec->seen = fresh;
 		rec->seen_valid = true;
+		free(rec->shared_identity);
+		rec->shared_identity = strdup(identity);
+		memcpy(rec->shared_hash, hash, SHA256_HEX_LEN + 1);
+		rec->shared_valid = rec->shared_identity != NULL;
 	}
 	pthread_mutex_unlock(&rec->check_lock);
 	if (rc < 0) {
@@ -306,18 +324,18 @@ static char *describe_changes(const char *old_json, const char *new_json)
 	}
 	while (i < a.n_files || j < b.n_files) {
 		int c = i == a.n_files ? 1 : j == b.n_files ? -1
-			: strcmp(a.files[i].path, b.files[j].path);
+			: strcmp(inputs_path(&a, i), inputs_path(&b, j));
 		const char *what = NULL, *path = NULL;
 		if (c < 0) {
 			what = "removed";
-			path = a.files[i++].path;
+			path = inputs_path(&a, i++);
 		} else if (c > 0) {
 			what = "added";
-			path = b.files[j++].path;
+			path = inputs_path(&b, j++);
 		} else {
-			if (strcmp(a.files[i].sha256, b.files[j].sha256) != 0) {
+			if (memcmp(a.files[i].sha256, b.files[j].sha256, SHA256_DIGEST_LEN) != 0) {
 				what = "changed";
-				path = b.files[j].path;
+				path = inputs_path(&b, j);
 			}
 			i++;
 			j++;
@@ -402,6 +420,12 @@ static int build_target(struct builder *b, struct build_ctx *ctx, struct cache_e
 		errmsg = strdup(job->input_error);
 		goto out;
 	}
+	/* The inputs as the build starts, with the manifest recorded next to
+	 * the package (the checks before only hashed them). */
+	rc = target_check_inputs(b, job->target, job->input_hash, &job->manifest_json, NULL,
+				 &errmsg);
+	if (rc < 0)
+		goto out;
 	/* Build from the tree as it is now, not as it was at mount time: an
 	 * edited systems.json must change what steps 4 and 5 add. */
 	now = catalog_load(b->root, b->arch, catalog_err, sizeof(catalog_err));
@@ -814,12 +838,12 @@ static void check_job(struct builder *b, struct job *job, struct docker *client)
 	enum target_kind kind = target_kind_of(target);
 	struct record *rec = record_of(b, target);
 	char hash[SHA256_HEX_LEN + 1];
-	char *manifest = NULL, *why = NULL, *image_id = NULL, *path = NULL;
+	char *why = NULL, *image_id = NULL, *path = NULL;
 	char sha[SHA256_HEX_LEN + 1] = "";
 
 	if (client)
 		build_images_refresh(b->images, client);
-	int rc = target_check_inputs(b, target, hash, &manifest, NULL, &why);
+	int rc = target_check_inputs(b, target, hash, NULL, NULL, &why);
 
 	pthread_mutex_lock(&b->lock);
 	bool fresh = rc == 0 && rec->has_package && strcmp(rec->input_hash, hash) == 0;
@@ -841,9 +865,6 @@ static void check_job(struct builder *b, struct job *job, struct docker *client)
 		why = NULL;
 	} else {
 		memcpy(job->input_hash, hash, sizeof(hash));
-		free(job->manifest_json);
-		job->manifest_json = manifest;
-		manifest = NULL;
 	}
 	if (path && !verified) {
 		fresh = false;
@@ -876,7 +897,6 @@ static void check_job(struct builder *b, struct job *job, struct docker *client)
 		pthread_cond_broadcast(&b->work);
 		pthread_mutex_unlock(&b->lock);
 	}
-	free(manifest);
 	free(why);
 	free(image_id);
 	free(path);
@@ -1317,6 +1337,7 @@ void builder_free(struct builder *b)
 	for (size_t i = 0; i < n_targets; i++) {
 		struct record *rec = record_of(b, i);
 		inputs_clear(&rec->seen);
+		free(rec->shared_identity);
 		record_forget_package(rec);
 		free(rec->log_path);
 		key_clear(&rec->key);
@@ -1399,7 +1420,7 @@ void builder_ensure(struct builder *b, size_t id, enum target_kind kind, builder
 	struct record *rec = record_of(b, target);
 	struct waiter *w = calloc(1, sizeof(*w));
 	char hash[SHA256_HEX_LEN + 1] = "";
-	char *manifest = NULL, *why = NULL, *image_id = NULL;
+	char *why = NULL, *image_id = NULL;
 	bool current = true;
 	if (!w) {
 		reply_now(done, ctx, -ENOMEM, -1, NULL, 0, NULL);
@@ -1415,7 +1436,8 @@ void builder_ensure(struct builder *b, size_t id, enum target_kind kind, builder
 	if (joined)
 		return;
 
-	int rc = target_check_inputs(b, target, hash, &manifest, &current, &why);
+	/* only the hash: the manifest is taken when a build starts */
+	int rc = target_check_inputs(b, target, hash, NULL, &current, &why);
 	/* an image must also still exist, as far as is known now */
 	enum image_known image = IMAGE_KNOWN_PRESENT;
 	if (rc == 0 && kind == TARGET_IMAGE) {
@@ -1450,8 +1472,6 @@ void builder_ensure(struct builder *b, size_t id, enum target_kind kind, builder
 	}
 	job->target = target;
 	memcpy(job->input_hash, hash, sizeof(hash));
-	job->manifest_json = manifest;
-	manifest = NULL;
 	if (rc < 0) {
 		job->input_error = why ? why : strdup(strerror(-rc));
 		why = NULL;
@@ -1469,7 +1489,6 @@ void builder_ensure(struct builder *b, size_t id, enum target_kind kind, builder
 	pthread_cond_broadcast(&b->work);
 	pthread_mutex_unlock(&b->lock);
 out:
-	free(manifest);
 	free(why);
 	free(image_id);
 }

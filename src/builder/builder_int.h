@@ -29,7 +29,9 @@ struct waiter {
 struct job {
 	size_t target;
 	char input_hash[SHA256_HEX_LEN + 1];
-	char *manifest_json;        /* the inputs this build starts from */
+	char *manifest_json;        /* the inputs this build starts from: NULL
+				     * until a worker takes the job (checks
+				     * only hash; see build_target) */
 	char *input_error;          /* the input check failed: the build only reports this */
 	bool checking;              /* protected by builder.lock: on the check queue */
 	struct waiter *waiters;     /* protected by builder.lock */
@@ -66,6 +68,13 @@ struct record {
 	pthread_mutex_t check_lock;
 	struct input_manifest seen;  /* protected by check_lock: last stat of the inputs */
 	bool seen_valid;             /* protected by check_lock */
+	/* The last check's result, which the callers that queued behind it
+	 * share (see target_check_inputs).  checks_started is read before
+	 * check_lock is taken; the rest is protected by it. */
+	atomic_ulong checks_started;
+	bool shared_valid;           /* the last check succeeded */
+	char shared_hash[SHA256_HEX_LEN + 1];
+	char *shared_identity;       /* the identity it hashed */
 	/* everything below: protected by builder.lock */
 	bool loaded;
 	char *log_path;

@@ -48,22 +48,33 @@
  * filesystems with coarse granularity (FAT: 2 s). */
 #define INPUTS_RACY_SLACK_NS (2LL * 1000000000LL)
 
+/* One input file.  Compact on purpose: a benchmark may have tens of
+ * thousands of files, and a manifest lives in memory per package (the last
+ * stat of its inputs) and per running build.  The path is an offset into the
+ * manifest's string pool, the content hash binary. */
 struct input_file {
-	char *path;          /* relative to SEBS_ROOT */
+	uint32_t path;       /* offset of the path (relative to SEBS_ROOT) in pool */
+	uint8_t sha256[SHA256_DIGEST_LEN];
 	int64_t size;
 	int64_t mtime_ns;
 	int64_t ctime_ns;
 	uint64_t ino;
 	uint64_t dev;
-	char sha256[SHA256_HEX_LEN + 1];
 };
 
 struct input_manifest {
 	struct input_file *files;  /* sorted by path */
 	size_t n_files;
+	char *pool;          /* the paths, NUL-terminated, back to back */
+	size_t pool_len;
 	char *identity;
 	int64_t stat_ns;     /* CLOCK_REALTIME before the stats were taken; 0: unknown */
 };
+
+static inline const char *inputs_path(const struct input_manifest *m, size_t i)
+{
+	return m->pool + m->files[i].path;
+}
 
 struct input_spec {
 	const char *root;        /* SEBS_ROOT */
@@ -88,8 +99,15 @@ int inputs_collect(const struct input_spec *spec, const struct input_manifest *p
 /* The input hash: sha256 over the identity and the sorted (path, sha256) list. */
 void inputs_hash(const struct input_manifest *m, char hex[SHA256_HEX_LEN + 1]);
 
-/* Serialises to / parses from JSON text (malloc'd / into *out).  Missing
- * stat_ns, ctime_ns or dev fields (older manifests) parse, as stat_ns 0. */
+/* Serialises to / parses from text (malloc'd / into *out).  The text is
+ * JSON lines, written and read one file at a time so that neither side holds
+ * a JSON tree of the whole manifest: a header object {"format": 2,
+ * "identity", "stat_ns", "files": count}, then one array per file [path,
+ * size, mtime_ns, ctime_ns, ino, dev, sha256], where a path that is not
+ * UTF-8 is an object {"hex": "<its bytes>"}.  The single JSON object of
+ * older sebsfs versions ({"identity", "stat_ns", "files": [objects]}) still
+ * parses; missing stat_ns, ctime_ns or dev fields (older still) parse as
+ * stat_ns 0.  inputs_to_json returns NULL when out of memory. */
 char *inputs_to_json(const struct input_manifest *m);
 int inputs_from_json(const char *text, struct input_manifest *out);
 

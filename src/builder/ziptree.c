@@ -26,8 +26,6 @@
 #include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <malloc.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -62,17 +60,6 @@ struct zt_out {
 	int fd;
 	int err;        /* errno of the first failed write, else 0 */
 };
-
-static pthread_once_t zt_malloc_once = PTHREAD_ONCE_INIT;
-
-/* libarchive allocates and frees a deflate state (~270 KiB) per entry; with
- * glibc's defaults every one is an mmap/munmap or a heap trim (PERF-NOTES:
- * this halves zip time).  Process-wide, hence done once. */
-static void zt_tune_malloc(void)
-{
-	mallopt(M_MMAP_THRESHOLD, 16 * 1024 * 1024);
-	mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
-}
 
 static void zt_set_err(char **errmsg, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -306,7 +293,6 @@ int ziptree_write(const char *dir, int out_fd, char **errmsg)
 
 	if (errmsg)
 		*errmsg = NULL;
-	pthread_once(&zt_malloc_once, zt_tune_malloc);
 
 	struct zt_walk w = { &l, errmsg };
 	struct walk_options opts = { .links = WALK_KEEP };

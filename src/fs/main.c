@@ -8,6 +8,7 @@
  * after fuse_daemonize() forks: neither survives a fork.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <limits.h>
@@ -26,6 +27,25 @@
 #include "options.h"
 
 #define AUTO_PROBE_TIMEOUT_S 3L
+
+/* glibc's malloc, tuned for the two allocation patterns that dominate:
+ *  - zipping: libarchive allocates and frees a deflate state (~270 KiB) per
+ *    entry; with glibc's defaults every one is an mmap/munmap or a heap trim
+ *    (PERF-NOTES: fixed thresholds above it halve zip time).
+ *  - input checks: every open stats the package's inputs into a manifest of
+ *    ~80 bytes per file plus its paths (1-3 MiB for 20,000 files), on
+ *    whichever FUSE or worker thread asked, and frees the previous one.
+ *    With the defaults the mmap threshold follows the largest block freed,
+ *    so after the first big manifest every later one comes from the thread's
+ *    arena and stays there (measured: 80 MB after 64 opens of a 20,000-file
+ *    package on 15 threads, against 28 MB with these settings).
+ * So: blocks from 1 MiB up are mmapped and go back at free; an arena keeps at
+ * most 4 MiB of free memory at its top (above the deflate state's size). */
+static void tune_malloc(void)
+{
+	mallopt(M_MMAP_THRESHOLD, 1024 * 1024);
+	mallopt(M_TRIM_THRESHOLD, 4 * 1024 * 1024);
+}
 
 /* ---- the mount watcher ----------------------------------------------------
  * A busy FUSE mount cannot be unmounted, and after `fusermount3 -u -z` the
@@ -200,6 +220,7 @@ int main(int argc, char *argv[])
 	int status = 1, err = 0;
 	char why[1024];
 
+	tune_malloc();
 	int rc = options_parse(argc, argv, &args, &opts);
 	if (rc != 0) {
 		status = rc > 0 ? 0 : 1;

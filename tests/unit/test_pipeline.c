@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,7 +154,7 @@ END_TEST
 static void poison(struct input_manifest *m)
 {
 	for (size_t i = 0; i < m->n_files; i++)
-		memset(m->files[i].sha256, '0', SHA256_HEX_LEN);
+		memset(m->files[i].sha256, 0, sizeof(m->files[i].sha256));
 }
 
 /* Moves the recorded stat time 10 s on, so no entry is racy any more. */
@@ -247,17 +248,16 @@ START_TEST(manifest_json)
 	}
 	inputs_clear(&back);
 
-	/* the old format: drop the new fields, poison the hashes */
-	json_t *j = json_loads(text, 0, NULL);
+	/* the single JSON object of older versions, without the fields added
+	 * last (ctime_ns, dev, stat_ns), and with poisoned hashes */
+	json_t *files = json_array();
+	for (size_t i = 0; i < m.n_files; i++)
+		json_array_append_new(files, json_pack("{s:s, s:I, s:I, s:I, s:s}",
+			"path", inputs_path(&m, i), "size", (json_int_t)m.files[i].size,
+			"mtime_ns", (json_int_t)m.files[i].mtime_ns, "ino", (json_int_t)m.files[i].ino,
+			"sha256", "0000000000000000000000000000000000000000000000000000000000000000"));
+	json_t *j = json_pack("{s:s, s:o}", "identity", m.identity, "files", files);
 	ck_assert_ptr_nonnull(j);
-	json_object_del(j, "stat_ns");
-	size_t i;
-	json_t *f;
-	json_array_foreach(json_object_get(j, "files"), i, f) {
-		json_object_del(f, "ctime_ns");
-		json_object_del(f, "dev");
-		json_object_set_new(f, "sha256", json_string("0000000000000000000000000000000000000000000000000000000000000000"));
-	}
 	char *old = json_dumps(j, JSON_COMPACT);
 	ck_assert_int_eq(inputs_from_json(old, &back), 0);
 	ck_assert_int_eq(back.stat_ns, 0);
@@ -272,6 +272,93 @@ START_TEST(manifest_json)
 	inputs_clear(&m);
 	inputs_clear(&back);
 	inputs_clear(&next);
+}
+END_TEST
+
+/* What the previous version stored (one JSON object, every field) parses
+ * and keeps its stat_ns, so an upgrade re-reads nothing; a name that is not
+ * UTF-8 survives the text form; a cut-off text is refused. */
+START_TEST(manifest_text_compat)
+{
+	struct input_manifest m, back;
+	char h1[65], h2[65];
+	write_text(BENCH_110 "/python/templates/caf\xe9.html", "latin-1 name\n", "w");
+	hash_of("aws", "python", BENCH_110, NULL, &m, h1);
+
+	json_t *files = json_array();
+	for (size_t i = 0; i < m.n_files; i++) {
+		char hex[65];
+		for (int k = 0; k < 32; k++)
+			snprintf(hex + 2 * k, 3, "%02x", m.files[i].sha256[k]);
+		json_t *path = json_string(inputs_path(&m, i));
+		if (!path) /* the old format could not hold it: leave it out */
+			continue;
+		json_array_append_new(files, json_pack("{s:o, s:I, s:I, s:I, s:I, s:I, s:s}",
+			"path", path, "size", (json_int_t)m.files[i].size,
+			"mtime_ns", (json_int_t)m.files[i].mtime_ns,
+			"ctime_ns", (json_int_t)m.files[i].ctime_ns, "ino", (json_int_t)m.files[i].ino,
+			"dev", (json_int_t)m.files[i].dev, "sha256", hex));
+	}
+	ck_assert_uint_eq(json_array_size(files), m.n_files - 1);
+	json_t *j = json_pack("{s:s, s:I, s:o}", "identity", m.identity, "stat_ns",
+			      (json_int_t)m.stat_ns, "files", files);
+	char *old = json_dumps(j, JSON_COMPACT);
+	ck_assert_int_eq(inputs_from_json(old, &back), 0);
+	ck_assert_int_eq(back.stat_ns, m.stat_ns);
+	ck_assert_uint_eq(back.n_files, m.n_files - 1);
+	inputs_clear(&back);
+
+	char *text = inputs_to_json(&m);
+	ck_assert_ptr_nonnull(text);
+	ck_assert_ptr_nonnull(strstr(text, "{\"hex\":"));
+	ck_assert_int_eq(inputs_from_json(text, &back), 0);
+	inputs_hash(&back, h2);
+	ck_assert_str_eq(h1, h2);
+	bool found = false;
+	for (size_t i = 0; i < back.n_files; i++)
+		found = found || strcmp(inputs_path(&back, i),
+					BENCH_110 "/python/templates/caf\xe9.html") == 0;
+	ck_assert(found);
+	inputs_clear(&back);
+
+	text[strlen(text) - 10] = '\0';
+	ck_assert_int_eq(inputs_from_json(text, &back), -EINVAL);
+	json_decref(j);
+	free(old);
+	free(text);
+	inputs_clear(&m);
+}
+END_TEST
+
+/* The input hash is that of every earlier version (a cache stays fresh
+ * across an upgrade): sha256 over identity NUL, then per file in path order
+ * path NUL hex-sha256 NUL. */
+START_TEST(hash_encoding_is_stable)
+{
+	struct input_manifest m;
+	char got[65], want[65], file_hex[65];
+	uint8_t digest[SHA256_DIGEST_LEN];
+	hash_of("aws", "python", BENCH_110, NULL, &m, got);
+	struct sha256_ctx ctx;
+	sha256_init(&ctx);
+	sha256_update(&ctx, m.identity, strlen(m.identity) + 1);
+	for (size_t i = 0; i < m.n_files; i++) {
+		const char *path = inputs_path(&m, i);
+		char *abs = path_join(root, path);
+		if (strcmp(path, "configs/systems.json") == 0)
+			ck_assert_int_eq(inputs_systems_hash(abs, "aws", "python", file_hex), 0);
+		else
+			ck_assert_int_eq(sha256_hex_file(abs, file_hex), 0);
+		if (i > 0)
+			ck_assert_int_lt(strcmp(inputs_path(&m, i - 1), path), 0);
+		sha256_update(&ctx, path, strlen(path) + 1);
+		sha256_update(&ctx, file_hex, sizeof(file_hex));
+		free(abs);
+	}
+	sha256_final(&ctx, digest);
+	sha256_to_hex(digest, want);
+	ck_assert_str_eq(got, want);
+	inputs_clear(&m);
 }
 END_TEST
 
@@ -506,6 +593,8 @@ int main(void)
 	tcase_add_test(tc, stat_fast_path_and_racy_rule);
 	tcase_add_test(tc, same_size_edit_with_restored_mtime_is_seen);
 	tcase_add_test(tc, manifest_json);
+	tcase_add_test(tc, manifest_text_compat);
+	tcase_add_test(tc, hash_encoding_is_stable);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("build");

@@ -22,6 +22,15 @@
  *    are invalidated before the reply, so the next read asks for the size.
  *    An eviction does not change the size shown (see builder_status), so a
  *    reader that still holds the evicted package keeps reading all of it.
+ *  - one inode per content: the kernel's pages and size are per inode, so
+ *    an inode never serves two contents at once.  A package node counts its
+ *    open handles and the one content they hold; an open that would serve
+ *    other content while handles are open gives the name a new node (see
+ *    supersede) and is answered ESTALE, which the kernel retries once with a
+ *    fresh lookup (LOOKUP_REVAL) that finds the new node.  The superseded
+ *    node keeps answering getattr, xattrs, reads and release for its
+ *    handles' content; lookup never returns it again.  Eviction does not
+ *    change content (rebuilds are byte-reproducible), so it keeps the inode.
  *
  * Timeouts: the tree changes only when the SeBS tree does, and then the
  * watcher tells the kernel which entries left (see fs.h), so entries and

@@ -479,7 +479,7 @@ static bool held_status(const struct node *n, struct builder_status *bs)
 /* Gives old's name a new node of the same package, in old's place in its
  * folder (same readdir offset); old stays valid for the kernel's references
  * and its open handles but is never found again.  Caller holds open_lock.
- * 0 or -ENOMEM. */
+ * 0, -ENOMEM, or -EIO (old is not in its folder's list: cannot happen). */
 static int supersede(struct node *old)
 {
 	int rc = 0;
@@ -491,8 +491,12 @@ static int supersede(struct node *old)
 		if (dir->children[i] == old->index)
 			slot = i;
 	assert(slot != SIZE_MAX);
-	size_t index = slot == SIZE_MAX ? SIZE_MAX
-		: add_node(old->kind, name, old->parent, old->pkg, NULL);
+	if (slot == SIZE_MAX) {
+		free(name);
+		rc = -EIO;
+		goto out;
+	}
+	size_t index = add_node(old->kind, name, old->parent, old->pkg, NULL);
 	if (index == SIZE_MAX) {
 		rc = -ENOMEM;
 		goto out;
@@ -505,8 +509,16 @@ static int supersede(struct node *old)
 out:
 	pthread_rwlock_unlock(&fs.tree_lock);
 	if (rc < 0)
-		log_err("out of memory giving %s a new inode", old->name);
+		log_err("cannot give %s a new inode: %s", old->name, strerror(-rc));
 	return rc;
+}
+
+static bool is_superseded(const struct node *n)
+{
+	pthread_mutex_lock(&fs.open_lock);
+	bool superseded = n->superseded;
+	pthread_mutex_unlock(&fs.open_lock);
+	return superseded;
 }
 
 /* Before an open of package node n is answered with content id (res): one
@@ -915,6 +927,11 @@ static void sfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fi->direct_io = 1; /* its text changes with the config.json */
 		if (fuse_reply_open(req, fi) != 0)
 			close(fd);
+		return;
+	}
+	if (is_package(n) && is_superseded(n)) {
+		/* the kernel retries with a fresh lookup: the name's new node */
+		fuse_reply_err(req, ESTALE);
 		return;
 	}
 	if (is_package(n)) {

@@ -176,3 +176,24 @@ def test_many_old_readers_and_many_new_readers(sebsfs, suite):
     for k in range(8):
         assert results[("old", k)] == old, f"old reader {k}"
         assert results[("new", k)] == new, f"new reader {k}"
+
+
+def test_each_of_three_contents_held_at_once_reads_whole(sebsfs, suite):
+    m, z, lorem = mount_compression(sebsfs, suite)
+    fds, contents = [], []
+    try:
+        for k, text in enumerate(["first\n", "the second text\n" * 50, "3\n"]):
+            lorem.write_text(text)
+            contents.append(read(z))
+            fds.append(os.open(z, os.O_RDONLY))
+            assert len({os.fstat(fd).st_ino for fd in fds}) == k + 1
+        assert len({sha256(c) for c in contents}) == 3
+        for fd, data in zip(reversed(fds), reversed(contents)):
+            assert whole(fd) == data
+            assert os.getxattr(fd, "user.sebs.sha256").decode() == sha256(data)
+        assert read(z) == contents[-1]
+        assert os.stat(z).st_ino == os.fstat(fds[-1]).st_ino
+    finally:
+        for fd in fds:
+            os.close(fd)
+    check_new(z, read(z), "after")

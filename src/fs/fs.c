@@ -22,6 +22,15 @@
  *    are invalidated before the reply, so the next read asks for the size.
  *    An eviction does not change the size shown (see builder_status), so a
  *    reader that still holds the evicted package keeps reading all of it.
+ *  - one inode per content: the kernel's pages and size are per inode, so
+ *    an inode never serves two contents at once.  A package node counts its
+ *    open handles and the one content they hold; an open that would serve
+ *    other content while handles are open gives the name a new node (see
+ *    supersede) and is answered ESTALE, which the kernel retries once with a
+ *    fresh lookup (LOOKUP_REVAL) that finds the new node.  The superseded
+ *    node keeps answering getattr, xattrs, reads and release for its
+ *    handles' content; lookup never returns it again.  Eviction does not
+ *    change content (rebuilds are byte-reproducible), so it keeps the inode.
  *
  * Timeouts: the tree changes only when the SeBS tree does, and then the
  * watcher tells the kernel which entries left (see fs.h), so entries and
@@ -31,6 +40,7 @@
  */
 #include "fs.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -80,6 +90,18 @@ struct node {
 	 * content of the last open reply (0: none); see the file comment. */
 	_Atomic int64_t reported_size;
 	_Atomic uint64_t served_content;
+	/* Package nodes, protected by fs.open_lock: the open handles not yet
+	 * released and the one content they all hold (its id, size, digest,
+	 * build facts), and whether another node took this one's name because
+	 * an open was to serve other content while handles were open (see the
+	 * file comment: one inode per content). */
+	unsigned open_handles;
+	bool superseded;
+	uint64_t held_content;
+	int64_t held_size;
+	int64_t held_built_at;
+	char held_sha256[SHA256_HEX_LEN + 1];
+	char held_input_hash[SHA256_HEX_LEN + 1];
 };
 
 static struct {
@@ -93,6 +115,9 @@ static struct {
 	/* children lists, gone-ness changes and error texts are written under
 	 * it; request threads read them under it (never while calling out) */
 	pthread_rwlock_t tree_lock;
+	/* the open-handle fields of package nodes; taken before tree_lock,
+	 * never while holding it */
+	pthread_mutex_t open_lock;
 	bool stat_builds;
 	uid_t uid;
 	gid_t gid;
@@ -427,6 +452,123 @@ static struct node *child_named(const struct node *dir, const char *name)
 	return c;
 }
 
+/* ---- one inode per content ---------------------------------------------- */
+
+/* When package node n has open handles, or was superseded: fills bs with
+ * the content its handles hold (size, digest, build facts; state stale when
+ * superseded, fresh otherwise) and returns true.  Otherwise false: the node
+ * shows the package as the builder has it. */
+static bool held_status(const struct node *n, struct builder_status *bs)
+{
+	bool held;
+	memset(bs, 0, sizeof(*bs));
+	pthread_mutex_lock(&fs.open_lock);
+	held = n->superseded || n->open_handles > 0;
+	if (held) {
+		bs->state = n->superseded ? PKG_STALE : PKG_FRESH;
+		bs->has_package = true;
+		bs->size = n->held_size;
+		bs->built_at = n->held_built_at;
+		memcpy(bs->sha256, n->held_sha256, sizeof(bs->sha256));
+		memcpy(bs->input_hash, n->held_input_hash, sizeof(bs->input_hash));
+	}
+	pthread_mutex_unlock(&fs.open_lock);
+	return held;
+}
+
+/* Gives old's name a new node of the same package, in old's place in its
+ * folder (same readdir offset); old stays valid for the kernel's references
+ * and its open handles but is never found again.  Caller holds open_lock.
+ * 0, -ENOMEM, or -EIO (old is not in its folder's list: cannot happen). */
+static int supersede(struct node *old)
+{
+	int rc = 0;
+	char *name = strdup(old->name);
+	pthread_rwlock_wrlock(&fs.tree_lock);
+	struct node *dir = node_at(old->parent);
+	size_t slot = SIZE_MAX;
+	for (size_t i = 0; i < dir->n_children && slot == SIZE_MAX; i++)
+		if (dir->children[i] == old->index)
+			slot = i;
+	assert(slot != SIZE_MAX);
+	if (slot == SIZE_MAX) {
+		free(name);
+		rc = -EIO;
+		goto out;
+	}
+	size_t index = add_node(old->kind, name, old->parent, old->pkg, NULL);
+	if (index == SIZE_MAX) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	/* add_node appended it: move it into old's slot */
+	dir->children[slot] = index;
+	dir->n_children--;
+	atomic_store(&node_at(index)->gone, atomic_load(&old->gone));
+	old->superseded = true;
+out:
+	pthread_rwlock_unlock(&fs.tree_lock);
+	if (rc < 0)
+		log_err("cannot give %s a new inode: %s", old->name, strerror(-rc));
+	return rc;
+}
+
+static bool is_superseded(const struct node *n)
+{
+	pthread_mutex_lock(&fs.open_lock);
+	bool superseded = n->superseded;
+	pthread_mutex_unlock(&fs.open_lock);
+	return superseded;
+}
+
+/* Before an open of package node n is answered with content id (res): one
+ * inode only ever serves one content at a time (the kernel's page cache and
+ * size are per inode).  Returns 0 and counts the handle when n may serve it;
+ * -ESTALE when n was superseded, or is now (it holds handles of other
+ * content): the kernel then retries the open once with a fresh lookup, which
+ * finds the name's new node; -ENOMEM. */
+static int admit_open(struct node *n, const struct builder_result *res, uint64_t id)
+{
+	int rc = 0;
+	struct builder_status bs;
+	builder_status(fs.builder, n->pkg, kind_of(n), false, &bs);
+	pthread_mutex_lock(&fs.open_lock);
+	if (n->superseded) {
+		rc = -ESTALE;
+	} else if (n->open_handles > 0 && n->held_content != id) {
+		rc = supersede(n);
+		if (rc == 0)
+			rc = -ESTALE;
+	} else if (n->open_handles++ == 0) {
+		n->held_content = id;
+		n->held_size = res->size;
+		memcpy(n->held_sha256, res->sha256, sizeof(n->held_sha256));
+		/* the builder may have moved on already: its facts only when they
+		 * describe this content */
+		bool same = res->sha256[0] ? strcmp(bs.sha256, res->sha256) == 0
+					   : bs.size == res->size;
+		n->held_built_at = same ? bs.built_at : fs.mount_time.tv_sec;
+		snprintf(n->held_input_hash, sizeof(n->held_input_hash), "%s",
+			 same ? bs.input_hash : "");
+		if (!res->sha256[0] && same)
+			memcpy(n->held_sha256, bs.sha256, sizeof(n->held_sha256));
+	}
+	assert(rc != 0 || n->held_content == id);
+	pthread_mutex_unlock(&fs.open_lock);
+	return rc;
+}
+
+/* A handle admit_open counted was released (or its open never reached the
+ * opener). */
+static void release_handle(struct node *n)
+{
+	pthread_mutex_lock(&fs.open_lock);
+	assert(n->open_handles > 0);
+	if (n->open_handles > 0)
+		n->open_handles--;
+	pthread_mutex_unlock(&fs.open_lock);
+}
+
 /* ---- attributes ---------------------------------------------------------- */
 
 /* Fills st for n; returns the attribute timeout to use. */
@@ -464,6 +606,14 @@ static double node_attr(const struct node *n, struct stat *st)
 		return 0.0; /* grows while a build runs */
 	}
 	struct builder_status bs;
+	if (held_status(n, &bs)) {
+		/* its handles' content, whatever the package is now */
+		st->st_size = bs.size;
+		st->st_blocks = (bs.size + 511) / 512;
+		st->st_mtim.tv_sec = st->st_ctim.tv_sec = bs.built_at;
+		st->st_mtim.tv_nsec = st->st_ctim.tv_nsec = 0;
+		return BUILT_ATTR_TIMEOUT;
+	}
 	builder_status(fs.builder, n->pkg, kind_of(n), false, &bs);
 	st->st_size = bs.size;
 	atomic_store(&((struct node *)n)->reported_size, bs.size);
@@ -550,22 +700,31 @@ static void reply_when_built(void *ctx, const struct builder_result *res)
 	/* from here on an interrupt can no longer answer for us (it waits for a
 	 * running interrupt callback, which then finds no waiter) */
 	fuse_req_interrupt_func(p->req, NULL, NULL);
-	if (res->status == 0)
+	struct builder_status held;
+	if (p->kind != REPLY_OPEN && res->status == 0 && !held_status(n, &held))
 		tell_size(n, res->size);
 	if (p->kind == REPLY_OPEN) {
+		uint64_t id = content_id(res);
+		int rc = res->status == 0 ? admit_open(n, res, id) : -EIO;
 		int fd = -1;
-		if (res->status == 0 && res->document)
+		if (rc == 0 && res->document)
 			fd = document_fd(res->document, (size_t)res->size);
-		else if (res->status == 0)
+		else if (rc == 0)
 			fd = fcntl(res->fd, F_DUPFD_CLOEXEC, 0);
-		if (fd < 0) {
-			fuse_reply_err(p->req, EIO);
+		if (rc == 0 && fd < 0) {
+			release_handle(n);
+			rc = -EIO;
+		}
+		if (rc < 0) {
+			fuse_reply_err(p->req, -rc);
 		} else {
-			uint64_t id = content_id(res);
+			tell_size(n, res->size);
 			p->fi.fh = (uint64_t)fd;
 			p->fi.keep_cache = atomic_exchange(&n->served_content, id) == id;
-			if (fuse_reply_open(p->req, &p->fi) != 0)
+			if (fuse_reply_open(p->req, &p->fi) != 0) {
 				close(fd); /* the opener went away (interrupted) */
+				release_handle(n);
+			}
 		}
 	} else if (p->kind == REPLY_ATTR) {
 		/* a failed build still answers stat: the open reports the failure */
@@ -770,6 +929,11 @@ static void sfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			close(fd);
 		return;
 	}
+	if (is_package(n) && is_superseded(n)) {
+		/* the kernel retries with a fresh lookup: the name's new node */
+		fuse_reply_err(req, ESTALE);
+		return;
+	}
 	if (is_package(n)) {
 		build_then_reply(req, n, REPLY_OPEN, fi);
 		return;
@@ -809,8 +973,11 @@ static void sfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 static void sfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	int fd = (int)(int64_t)fi->fh;
+	struct node *n = node_of(ino);
 	if (fd >= 0)
 		close(fd);
+	if (n && is_package(n))
+		release_handle(n); /* only a counted open is ever released */
 	fuse_reply_err(req, 0);
 }
 
@@ -850,11 +1017,26 @@ static const char *const xattr_names[] = {
 	"user.sebs.built_at", "user.sebs.build_seconds", "user.sebs.builds",
 };
 
-/* Formats xattr name of package pkg into buf; -ENODATA when it has no value. */
+/* Formats xattr name of package node n into buf; -ENODATA when it has no
+ * value.  A node with open handles describes its handles' content; a
+ * superseded one is "stale" (see held_status). */
 static int xattr_value(const struct node *n, const char *name, char *buf, size_t size)
 {
-	struct builder_status bs;
-	builder_status(fs.builder, n->pkg, kind_of(n), strcmp(name, "user.sebs.state") == 0, &bs);
+	struct builder_status bs, now;
+	bool held = held_status(n, &bs);
+	bool state = strcmp(name, "user.sebs.state") == 0;
+	if (!held || state || strcmp(name, "user.sebs.builds") == 0 ||
+	    strcmp(name, "user.sebs.build_seconds") == 0) {
+		builder_status(fs.builder, n->pkg, kind_of(n), state, &now);
+		if (!held)
+			bs = now;
+		else if (bs.state != PKG_STALE)
+			bs.state = now.state;
+		bs.builds = now.builds;
+		bs.build_seconds = now.build_seconds;
+	}
+	if (held && !bs.input_hash[0] && strcmp(name, "user.sebs.input_hash") == 0)
+		return -ENODATA;
 	if (strcmp(name, "user.sebs.state") == 0)
 		return snprintf(buf, size, "%s", package_state_name(bs.state));
 	if (strcmp(name, "user.sebs.builds") == 0)
@@ -1074,6 +1256,7 @@ struct fuse_session *fs_session_new(struct fuse_args *args, const struct catalog
 	pthread_rwlock_init(&fs.tree_lock, &attr);
 	pthread_rwlockattr_destroy(&attr);
 	pthread_mutex_init(&fs.watch_lock, NULL);
+	pthread_mutex_init(&fs.open_lock, NULL);
 	pthread_cond_init(&fs.watch_wake, NULL);
 	fs.root = strdup(cat->root);
 	fs.arch = strdup(cat->default_arch);
@@ -1129,6 +1312,7 @@ void fs_cleanup(void)
 	free(fs.arch);
 	pthread_rwlock_destroy(&fs.tree_lock);
 	pthread_mutex_destroy(&fs.watch_lock);
+	pthread_mutex_destroy(&fs.open_lock);
 	pthread_cond_destroy(&fs.watch_wake);
 	memset(&fs, 0, sizeof(fs));
 }

@@ -175,3 +175,24 @@ def test_vanished_pushed_image_is_pulled_back(sebsfs, repo, registry):
     log = read(m.path("openwhisk", "nodejs-20", f"{DYNAMIC_HTML}.image.log")).decode()
     assert "pulling " + doc["digest"] in log
     assert again["id"] == doc["id"] and again["digest"] == doc["digest"]
+
+
+def test_image_document_held_open_while_rebuilt_keeps_its_inode_and_bytes(sebsfs, suite, repo):
+    """One inode per content (test_replaced_content.py) for .image files: a
+    reader holding the old document reads all of it after a rebuild, the
+    new opener gets the new document on a new inode."""
+    m = sebsfs(options=("builder=host", f"repository={repo}"))
+    img = m.path("aws", "python-3.11", f"{DYNAMIC_HTML}.image")
+    first, raw_first = document(m, "aws", "python-3.11")
+    a = os.open(img, os.O_RDONLY)
+    try:
+        dockerfile = suite / "dockerfiles" / "aws" / "python" / "Dockerfile.function"
+        append(dockerfile, "\nLABEL sebsfs.test=edited-while-open\n")
+        second, raw_second = document(m, "aws", "python-3.11")
+        assert second["id"] != first["id"]
+        assert os.pread(a, 1 << 20, 0) == raw_first
+        assert os.fstat(a).st_size == len(raw_first)
+        assert os.fstat(a).st_ino != os.stat(img).st_ino
+        assert read(img) == raw_second
+    finally:
+        os.close(a)

@@ -56,6 +56,14 @@ def sebsfs_bin():
     return b
 
 
+def sanitized_build():
+    """True when the sebsfs under test is built with AddressSanitizer (.ci/run's
+    second pass): its memory figures then measure ASan's shadow memory and
+    quarantine, not sebsfs, and memory bounds cannot be checked."""
+    with open(sebsfs_bin(), "rb") as f:
+        return b"__asan_init" in f.read()
+
+
 def mounted(path):
     """True when path is a mount point, also when its FUSE daemon died (then
     os.path.ismount cannot stat it: "Transport endpoint is not connected")."""

@@ -29,7 +29,7 @@ import time
 import pytest
 
 from sebsfs_testlib import (BENCH_DIRS, COMPRESSION, DYNAMIC_HTML, builds, member, read,
-                            sha256, state, zip_of)
+                            sanitized_build, sha256, state, zip_of)
 
 LOAD_SECONDS = float(os.environ.get("SEBSFS_LOAD_SECONDS", "20"))
 READERS = 20
@@ -520,8 +520,11 @@ def test_many_readers_evictions_xattrs(sebsfs, tmp_path):
     warm = figures[WARM_ROUNDS - 1]
     last = figures[-1]
     assert last[4] <= warm[4], f"daemon descriptors grew: {warm[4]} after round {warm[0]}, {last[4]} after round {last[0]}"
-    assert last[5] - warm[5] < RSS_GROWTH_LIMIT_KIB, (
-        f"daemon RSS grew by {last[5] - warm[5]} KiB from round {warm[0]} to {last[0]}")
+    # Under AddressSanitizer RSS is mostly ASan's quarantine (it grew 16.8 MB
+    # here); the plain build of the same CI run checks the bound.
+    if not sanitized_build():
+        assert last[5] - warm[5] < RSS_GROWTH_LIMIT_KIB, (
+            f"daemon RSS grew by {last[5] - warm[5]} KiB from round {warm[0]} to {last[0]}")
 
 
 # ---------------------------------------------------------------------------
@@ -548,6 +551,7 @@ def add_many_files(suite, count=MANY_FILES):
 
 
 def test_20000_input_files_memory_bounded(sebsfs, suite):
+    sanitized = sanitized_build()
     add_many_files(suite)
     rel = "aws/python-3.11/311.compression.zip"
 
@@ -555,7 +559,8 @@ def test_20000_input_files_memory_bounded(sebsfs, suite):
         fds, rss, hwm = daemon_figures(m.proc.pid)
         print(f"{MANY_FILES} inputs: {what}: {seconds:.3f} s, VmRSS {rss} KiB, VmHWM {hwm} KiB",
               flush=True)
-        assert hwm < RSS_LIMIT_KIB, f"{what}: the daemon's peak RSS is {hwm} KiB"
+        # (not under AddressSanitizer: see sanitized_build; peak 507 MB there)
+        assert sanitized or hwm < RSS_LIMIT_KIB, f"{what}: the daemon's peak RSS is {hwm} KiB"
 
     def timed_read(m):
         t0 = time.monotonic()

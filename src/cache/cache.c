@@ -58,6 +58,9 @@
 #define CACHE_SCHEMA_VERSION 3
 #define CACHE_BUSY_TIMEOUT_MS 10000
 #define PACKAGES_SUBDIR "packages"
+#define TMP_SUBDIR "tmp"
+#define WORK_SUBDIR "work"
+#define TRASH_SUBDIR "trash"  /* scratch folders that could not be emptied */
 #define IMAGE_KIND "image"
 #define DB_NAME "sebsfs.db"
 #define ID_NAME "sebsfs.id"
@@ -519,15 +522,48 @@ static int prepare(struct cache *c, const char *sql, sqlite3_stmt **st)
 	return rc == SQLITE_OK ? 0 : db_err(c->db, rc, "preparing a statement");
 }
 
-/* Empties a scratch directory (tmp/ or work/) and recreates it. */
-static int reset_dir(const char *dir)
+/* Empties a scratch directory (tmp/ or work/) and recreates it.  A crashed
+ * sebsfs may have left a program that still writes into work/: its build
+ * container runs until the checker's sweep removes it, which is after
+ * start-up.  Such a folder cannot be emptied, and refusing to start would
+ * keep the mount down until that program ends; so the folder is moved whole
+ * into DIR/trash/ (the writer follows the rename), a fresh one is made, and
+ * the trash is emptied at a later start (empty_trash). */
+static int reset_dir(struct cache *c, const char *dir, const char *name)
 {
 	int ret = rm_rf(dir);
+	if (ret && ret != -ENOMEM) {
+		char *trash = path_join(c->dir, TRASH_SUBDIR);
+		char *aside = trash ? str_printf("%s/%s.%lld.%ld", trash, name,
+						 (long long)time(NULL), (long)getpid()) : NULL;
+		int moved = aside ? mkdir_p(trash, DIR_MODE) : -ENOMEM;
+		if (moved == 0 && rename(dir, aside) < 0)
+			moved = -errno;
+		if (moved == 0)
+			log_warn("cache: cannot empty %s (%s; a program of a sebsfs that died may"
+				 " still write into it): moved it to %s, emptied at a later start",
+				 dir, strerror(-ret), aside);
+		ret = moved == 0 ? 0 : ret;
+		free(trash);
+		free(aside);
+	}
 	if (ret == 0)
 		ret = mkdir_p(dir, DIR_MODE);
 	if (ret)
 		log_err("cache: cannot empty %s: %s", dir, strerror(-ret));
 	return ret;
+}
+
+/* Empties DIR/trash/ (what reset_dir moved aside at an earlier start); what
+ * is still in use stays for the next start. */
+static void empty_trash(struct cache *c)
+{
+	char *trash = path_join(c->dir, TRASH_SUBDIR);
+	int ret = trash ? rm_rf(trash) : -ENOMEM;
+	if (ret)
+		log_warn("cache: cannot empty %s yet: %s (tried again at the next start)",
+			 trash ? trash : TRASH_SUBDIR, strerror(-ret));
+	free(trash);
 }
 
 /* Start-up sweep of packages/: forget rows whose file is gone, then delete
@@ -1218,9 +1254,9 @@ struct cache *cache_open(const char *dir, int *err)
 		goto fail;
 	}
 	c->packages_dir = path_join(c->dir, PACKAGES_SUBDIR);
-	c->tmp_dir = path_join(c->dir, "tmp");
+	c->tmp_dir = path_join(c->dir, TMP_SUBDIR);
 	c->logs_dir = path_join(c->dir, "logs");
-	c->work_dir = path_join(c->dir, "work");
+	c->work_dir = path_join(c->dir, WORK_SUBDIR);
 	db_path = path_join(c->dir, DB_NAME);
 	if (!c->packages_dir || !c->tmp_dir || !c->logs_dir || !c->work_dir || !db_path) {
 		ret = -ENOMEM;
@@ -1276,7 +1312,9 @@ struct cache *cache_open(const char *dir, int *err)
 	    (ret = prepare(c, SQL_LRU, &c->st_lru)))
 		goto fail;
 
-	if ((ret = reset_dir(c->tmp_dir)) || (ret = reset_dir(c->work_dir)))
+	empty_trash(c);
+	if ((ret = reset_dir(c, c->tmp_dir, TMP_SUBDIR)) ||
+	    (ret = reset_dir(c, c->work_dir, WORK_SUBDIR)))
 		goto fail;
 	if ((ret = sweep_packages(c)))
 		goto fail;

@@ -13,6 +13,9 @@
  *   DIR/tmp/                 files being written; emptied by cache_open()
  *   DIR/logs/                build logs (one file per package key, see cache_log_path)
  *   DIR/work/                builder work folders; emptied by cache_open()
+ *   DIR/trash/               a tmp/ or work/ that cache_open() could not empty (a
+ *                            program of a sebsfs that died still wrote into it),
+ *                            moved aside whole; emptied by a later cache_open()
  *
  * Size: what the cache holds locally is the package files under packages/
  * (counted once per file, however many rows share it).  Image rows take no
@@ -35,7 +38,7 @@
  *     holds: a missing database or subfolder is recreated empty, and the
  *     sweep then deletes the files in packages/ that no row of the new
  *     database references (so deleting sebsfs.db empties the cache).  Files
- *     outside tmp/, work/ and packages/ that sebsfs does not know are left
+ *     outside tmp/, work/, trash/ and packages/ that sebsfs does not know are left
  *     alone;
  *   - a cache of a sebsfs that wrote no marker (DIR/sebsfs.db is an SQLite
  *     file and DIR/packages/ a folder): adopted (marked).

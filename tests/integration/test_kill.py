@@ -583,8 +583,15 @@ def test_kill9_at_every_step_leaves_nothing_behind(sebsfs, kill_suite, tmp_path,
              for target, _, _ in PLAN]
     kt = KillTest(sebsfs, suite, ctl, tmp_path / "cache", marker, repo, registry)
     t0 = time.monotonic()
-    for (target, builder, step), (delay, extra) in zip(PLAN, draws):
-        kt.kill_once(target, builder, step, delay, extra)
+    try:
+        for (target, builder, step), (delay, extra) in zip(PLAN, draws):
+            kt.kill_once(target, builder, step, delay, extra)
+    finally:
+        # a failure must not leave this cache's containers to the next tests
+        # (test_docker_builder counts the build image's containers)
+        labelled, binding = containers_of(tmp_path / "cache")
+        for cid in set(labelled + binding):
+            docker("rm", "-f", cid, check=False)
     total = time.monotonic() - t0
     if kt.mount is not None:
         assert kt.mount.stop() == []

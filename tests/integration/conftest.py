@@ -123,6 +123,18 @@ class Mount:
 
 
 @pytest.fixture
+def registry():
+    """The loopback registry scripts/test started (SEBSFS_REGISTRY), checked to
+    answer; its address."""
+    addr = os.environ.get("SEBSFS_REGISTRY")
+    assert addr, "SEBSFS_REGISTRY is not set (scripts/test starts a loopback registry)"
+    r = subprocess.run(["curl", "-fsS", f"http://{addr}/v2/"], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 0, f"no registry answers at {addr}: {r.stderr}"
+    return addr
+
+
+@pytest.fixture
 def suite(tmp_path):
     """A private, editable copy of examples/suite."""
     dst = tmp_path / "suite"

@@ -206,6 +206,23 @@ def run(argv, timeout=120, **kw):
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **kw)
 
 
+def docker(*args, check=True, timeout=300):
+    """The docker CLI on the default daemon; asserts success unless check=False."""
+    r = run(["docker", *args], timeout=timeout)
+    if check:
+        assert r.returncode == 0, f"docker {' '.join(args)}: {r.stderr}"
+    return r
+
+
+def cmdline(pid):
+    """The command line of pid as one string ("" when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
 def wait_for(pred, timeout, interval=0.05):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 
 from conftest import Mount
-from sebsfs_testlib import (BENCH_DIRS, DYNAMIC_HTML, builds, edit_json, names, read, run,
+from sebsfs_testlib import (BENCH_DIRS, DYNAMIC_HTML, builds, cmdline, edit_json, names, read, run,
                             sha256, state, wait_for, xattr)
 
 PLATFORM, RUNTIME = "aws", "python-3.11"
@@ -59,14 +59,6 @@ def pids_of_children(pid):
         return out
     except OSError:
         return []
-
-
-def cmdline(pid):
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
 
 
 def alive(pid):
@@ -210,12 +202,6 @@ class PrivateRegistry:
     def kill(self):
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(timeout=10)
-
-    def terminate(self):
-        """The daemon is stopped as an init stops it (SIGTERM, waiting)."""
-        self.note_helpers()
-        end_process(self.proc.pid, timeout=60)
-        self.proc.wait(timeout=30)
 
     def stop(self):
         if self.proc and self.proc.poll() is None:

@@ -11,25 +11,10 @@ import uuid
 
 import pytest
 
-from sebsfs_testlib import (DYNAMIC_HTML, append, builds, open_errno, read, run, state, xattr)
+from sebsfs_testlib import (DYNAMIC_HTML, append, builds, docker, open_errno, read, run, state,
+                            xattr)
 
 FIELDS = ["image", "id", "digest", "size", "built_at", "input_hash", "registry"]
-
-
-def docker(*args, check=True, timeout=300):
-    r = run(["docker", *args], timeout=timeout)
-    if check:
-        assert r.returncode == 0, f"docker {' '.join(args)}: {r.stderr}"
-    return r
-
-
-@pytest.fixture
-def registry():
-    addr = os.environ.get("SEBSFS_REGISTRY")
-    assert addr, "SEBSFS_REGISTRY is not set (scripts/test starts a loopback registry)"
-    r = run(["curl", "-fsS", f"http://{addr}/v2/"])
-    assert r.returncode == 0, f"no registry answers at {addr}: {r.stderr}"
-    return addr
 
 
 @pytest.fixture

@@ -49,8 +49,8 @@ from pathlib import Path
 import pytest
 
 from conftest import Mount
-from sebsfs_testlib import BENCH_DIRS, DYNAMIC_HTML, READ_TIMEOUT, builds, edit_json, read, run, \
-    state, wait_for, xattr
+from sebsfs_testlib import BENCH_DIRS, DYNAMIC_HTML, READ_TIMEOUT, builds, cmdline, docker, \
+    edit_json, read, run, state, wait_for, xattr
 
 GROUP = "900.kill"
 ZIP_BENCH = "910.kill-zip"
@@ -110,22 +110,6 @@ ATTEMPTS = 4
 
 # ----------------------------------------------------------------- fixtures
 
-def docker(*args, check=True, timeout=120):
-    r = run(["docker", *args], timeout=timeout)
-    if check:
-        assert r.returncode == 0, f"docker {' '.join(args)}: {r.stderr}"
-    return r
-
-
-@pytest.fixture
-def registry():
-    addr = os.environ.get("SEBSFS_REGISTRY")
-    assert addr, "SEBSFS_REGISTRY is not set (scripts/test starts a loopback registry)"
-    with urllib.request.urlopen(f"http://{addr}/v2/", timeout=10) as r:
-        assert r.status == 200
-    return addr
-
-
 @pytest.fixture
 def kill_suite(suite, tmp_path):
     """The suite copy with the two fixture benchmarks and a slowable RUN step."""
@@ -177,14 +161,6 @@ def proc_stat(pid):
         return None
     fields = text[text.rindex(")") + 2:].split()
     return fields[0], int(fields[1]), int(fields[2]), int(fields[19])
-
-
-def cmdline(pid):
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
 
 
 def descendants(root):

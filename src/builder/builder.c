@@ -122,6 +122,8 @@ static void record_set_package(struct record *rec, const struct cache_entry *e)
 		rec->built_at = e->built_at;
 		rec->build_seconds = e->build_seconds;
 		rec->last_used_ms = rec->saved_used_ms = e->last_used_ms;
+		snprintf(rec->deps_hash, sizeof(rec->deps_hash), "%s", e->deps_hash ? e->deps_hash : "");
+		rec->deps_reused = e->deps_reused;
 	}
 	if (rec->has_package && rec->path) {
 		rec->shown_size = rec->size;
@@ -702,6 +704,24 @@ static void trim_cache(struct builder *b, size_t keep)
 	bool skipped_busy = false, failed = false;
 	for (size_t i = 0; i < n_files && total > b->cache_max; i++) {
 		const struct cache_lru_file *f = &files[i];
+		if (f->layer[0]) {
+			int64_t freed = 0;
+			if (b->layers && deplayer_busy(b->layers, f->layer)) {
+				skipped_busy = true;
+				continue;
+			}
+			rc = cache_evict_layer(b->cache, f->layer, &freed);
+			format_size(total, have, sizeof(have));
+			if (rc == 0)
+				log_info("evicted dependency layer %.12s (least recently used, cache %s >"
+					 " cache_max %s)", f->layer, have, limit);
+			else
+				log_warn("cache_max: cannot evict dependency layer %.12s: %s", f->layer,
+					 strerror(-rc));
+			total -= freed;
+			failed = failed || rc < 0;
+			continue;
+		}
 		bool is_kept = false;
 		for (size_t k = 0; k < f->n_keys && keep != SIZE_MAX; k++)
 			is_kept = is_kept || zip_target_of(b, &f->keys[k]) == keep;
@@ -1226,11 +1246,13 @@ struct builder *builder_new(const struct catalog *cat, struct cache *cache,
 		b->repository = cfg->repository ? strdup(cfg->repository) : NULL;
 		b->registry = cfg->registry ? strdup(cfg->registry) : NULL;
 		b->images = build_images_new();
+		b->layers = cfg->no_dep_layers ? NULL : deplayer_store_new(cache);
 		b->workers = calloc(jobs, sizeof(*b->workers));
 		pthread_mutex_init(&b->lock, NULL);
 		pthread_mutex_init(&b->trim_lock, NULL);
 		pthread_cond_init(&b->work, NULL);
 		if (!b->gen || !b->root || !b->arch || !b->images || !b->workers ||
+		    (!cfg->no_dep_layers && !b->layers) ||
 		    (cfg->installer_note && !b->installer_note) ||
 		    (cfg->repository && !b->repository) || (cfg->registry && !b->registry))
 			rc = -ENOMEM;
@@ -1359,6 +1381,7 @@ void builder_free(struct builder *b)
 	free(b->repository);
 	free(b->registry);
 	build_images_free(b->images);
+	deplayer_store_free(b->layers);
 	container_labels_free(b);
 	free(b);
 }
@@ -1537,6 +1560,8 @@ int builder_status(struct builder *b, size_t id, enum target_kind kind, bool che
 		memcpy(out->input_hash, rec->input_hash, sizeof(out->input_hash));
 		out->built_at = rec->built_at;
 		out->build_seconds = rec->build_seconds;
+		memcpy(out->deps_hash, rec->deps_hash, sizeof(out->deps_hash));
+		out->deps_reused = rec->deps_reused;
 	}
 	bool fresh = rec->has_package && (!check || strcmp(hash, rec->input_hash) == 0);
 	if (rec->job && !rec->job->checking)

@@ -82,8 +82,10 @@ struct builder_config {
 	enum verify_mode verify;
 	unsigned scrub_interval;     /* seconds between background re-hashes of the
 				      * packages served since start-up; 0: none */
-	int64_t cache_max;           /* bytes of package files to keep (LRU
-				      * eviction); 0: no limit */
+	int64_t cache_max;           /* bytes of package files and dependency
+				      * layers to keep (LRU eviction); 0: no limit */
+	bool no_dep_layers;          /* install dependencies in each work folder
+				      * instead of through cached layers (deplayer.h) */
 };
 
 enum package_state { PKG_ABSENT, PKG_FRESH, PKG_STALE, PKG_BUILDING, PKG_FAILED };
@@ -153,6 +155,8 @@ struct builder_status {
 	int64_t built_at;
 	double build_seconds;
 	unsigned builds;   /* builds completed by this process (success or failure) */
+	char deps_hash[SHA256_HEX_LEN + 1]; /* zip: its dependency layer's key; "" none */
+	bool deps_reused;  /* zip: that layer was cached when the package was built */
 };
 int builder_status(struct builder *b, size_t id, enum target_kind kind, bool check_inputs,
 		   struct builder_status *out);

@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "buildimage.h"
+#include "deplayer.h"
 #include "builder.h"
 #include "inputs.h"
 
@@ -100,6 +101,8 @@ struct record {
 	 * written to the cache row (see note_use_locked in builder.c) */
 	int64_t last_used_ms;
 	int64_t saved_used_ms;
+	char deps_hash[SHA256_HEX_LEN + 1]; /* zip: "" without a dependency layer */
+	bool deps_reused;
 };
 
 /* A local image tag the checker removes (after an eviction: the unlink
@@ -144,7 +147,8 @@ struct builder {
 	unsigned build_timeout;
 	enum verify_mode verify;
 	unsigned scrub_interval;     /* seconds between scrub passes; 0: none */
-	int64_t cache_max;           /* bytes of package files to keep; 0: no limit */
+	int64_t cache_max;           /* bytes of package files and layers to keep; 0: no limit */
+	struct deplayer_store *layers; /* dependency layers; NULL: dep_layers=off */
 	pthread_mutex_t trim_lock;   /* one LRU pass at a time (trim_cache) */
 	pthread_mutex_t lock;
 	pthread_cond_t work;         /* signalled when a queue grows or on stop */

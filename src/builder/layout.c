@@ -56,6 +56,37 @@ static void set_err(char **errmsg, const char *fmt, ...)
 	*errmsg = s;
 }
 
+bool layout_ships_dependencies(const char *platform)
+{
+	return layout_supported(platform) && strcmp(platform, "openwhisk") != 0;
+}
+
+/* npm's bookkeeping lists absolute install details and differs run to run;
+ * it must not ship (SEBS.md section 8). */
+static int clean_dependencies(int dfd, char **errmsg)
+{
+	if (unlinkat(dfd, "node_modules/.package-lock.json", 0) < 0 &&
+	    errno != ENOENT && errno != ENOTDIR) {
+		int rc = -errno;
+		set_err(errmsg, "remove node_modules/.package-lock.json: %s", strerror(-rc));
+		return rc;
+	}
+	return 0;
+}
+
+int layout_clean_dependencies(const char *dir, char **errmsg)
+{
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0) {
+		int rc = -errno;
+		set_err(errmsg, "open %s: %s", dir, strerror(-rc));
+		return rc;
+	}
+	int rc = clean_dependencies(dfd, errmsg);
+	close(dfd);
+	return rc;
+}
+
 bool layout_supported(const char *platform)
 {
 	if (!platform)
@@ -282,14 +313,7 @@ int layout_apply(const char *platform, const char *language, const char *workdir
 	if (rc)
 		goto out;
 
-	/* npm's bookkeeping lists absolute install details and differs run to
-	 * run; it must not ship (SEBS.md section 8). */
-	if (unlinkat(wfd, "node_modules/.package-lock.json", 0) < 0 &&
-	    errno != ENOENT && errno != ENOTDIR) {
-		rc = -errno;
-		set_err(errmsg, "remove node_modules/.package-lock.json: %s",
-			strerror(-rc));
-	}
+	rc = clean_dependencies(wfd, errmsg);
 out:
 	if (rc == -ENOMEM)
 		set_err(errmsg, "out of memory");

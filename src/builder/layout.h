@@ -26,6 +26,16 @@
 /* Is platform one whose layout is known? */
 bool layout_supported(const char *platform);
 
+/* Does the platform's package keep the installed dependency folder
+ * (.python_packages, node_modules) at its top level, unchanged?  Every
+ * layout but openwhisk's does: a dependency layer's zipped entries can then
+ * be spliced into the package as they are. */
+bool layout_ships_dependencies(const char *platform);
+
+/* Removes from folder dir (holding the dependency folder at its top) the
+ * files that must not ship, as layout_apply does.  0 or -errno. */
+int layout_clean_dependencies(const char *dir, char **errmsg);
+
 /* Returns 0 or -errno; on failure *errmsg (may be NULL) gets a malloc'd reason.
  * Unknown platform: -ENOTSUP. */
 int layout_apply(const char *platform, const char *language, const char *workdir,

@@ -9,6 +9,9 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sys/mman.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,11 +19,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "deplayer.h"
 #include "fsutil.h"
 #include "docker.h"
 #include "layout.h"
 #include "process.h"
 #include "walk.h"
+#include "zipsplice.h"
 #include "ziptree.h"
 
 const char *installer_name(enum installer_kind kind)
@@ -337,24 +342,36 @@ static char *requirements_file(const struct pipeline_request *req)
 	return found;
 }
 
-/* The environment of SEBS.md section 6 (minus the CONTAINER_* ids). */
+/* The environment of SEBS.md section 6 (the CONTAINER_* ids are added by
+ * install_in_container).  For a dependency layer, which many packages
+ * share, APP (the benchmark's name) is left out, and PLATFORM too unless
+ * the language folder has a package.sh (the one program SEBS.md says may
+ * read it): SeBS's installers read neither, and what the install is given
+ * is part of the layer's key, so leaving them out is what lets one layer
+ * serve several benchmarks and platforms. */
 struct build_env {
-	char *vars[5];
+	char *vars[5];   /* NAME=value, NULL-terminated */
 };
 
-static int build_env_init(const struct pipeline_request *req, struct build_env *env)
+static int build_env_init(const struct pipeline_request *req, bool for_layer, bool has_package_sh,
+			  bool in_container, struct build_env *env)
 {
 	const struct cat_runtime *rt = req->pkg->runtime;
 	char platform_upper[64];
 	snprintf(platform_upper, sizeof(platform_upper), "%s", req->pkg->platform->name);
 	for (char *p = platform_upper; *p; p++)
 		*p = (char)toupper((unsigned char)*p);
-	env->vars[0] = str_printf("PLATFORM=%s", platform_upper);
-	env->vars[1] = str_printf("TARGET_ARCHITECTURE=%s", rt->arch);
-	env->vars[2] = str_printf("APP=%s", req->pkg->benchmark->name);
-	env->vars[3] = str_printf("PYTHON_VERSION=%s", rt->version);
-	env->vars[4] = NULL;
-	for (int i = 0; i < 4; i++)
+	int n = 0;
+	memset(env, 0, sizeof(*env));
+	if (!for_layer || has_package_sh)
+		env->vars[n++] = str_printf("PLATFORM=%s", platform_upper);
+	env->vars[n++] = str_printf("TARGET_ARCHITECTURE=%s", rt->arch);
+	if (!for_layer)
+		env->vars[n++] = str_printf("APP=%s", req->pkg->benchmark->name);
+	/* the python build images set it themselves */
+	if (!in_container)
+		env->vars[n++] = str_printf("PYTHON_VERSION=%s", rt->version);
+	for (int i = 0; i < n; i++)
 		if (!env->vars[i])
 			return -ENOMEM;
 	return 0;
@@ -362,7 +379,7 @@ static int build_env_init(const struct pipeline_request *req, struct build_env *
 
 static void build_env_clear(struct build_env *env)
 {
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; env->vars[i]; i++)
 		free(env->vars[i]);
 }
 
@@ -382,8 +399,8 @@ static char *dependency_file(const struct pipeline_request *req)
 }
 
 /* Step 6 on the host. */
-static int install_on_host(const struct pipeline_request *req, const char *depfile,
-			   const char *const env[], char **errmsg)
+static int install_on_host(const struct pipeline_request *req, const char *dir,
+			   const char *depfile, const char *const env[], char **errmsg)
 {
 	int rc = 0;
 	if (strcmp(req->pkg->runtime->language, "python") == 0) {
@@ -393,11 +410,11 @@ static int install_on_host(const struct pipeline_request *req, const char *depfi
 		const char *argv[] = { "pip3", "install", "--disable-pip-version-check",
 				       "--no-input", "-r", depfile, "-t",
 				       ".python_packages/lib/site-packages", NULL };
-		rc = run_program(req, errmsg, argv, req->workdir, env, "pip3 install");
+		rc = run_program(req, errmsg, argv, dir, env, "pip3 install");
 		if (rc == 0 && package_sh && path_is_file(package_sh)) {
 			build_log(req->log_fd, "step 6: bash %s .python_packages/lib/site-packages", package_sh);
 			const char *pargv[] = { "bash", package_sh, ".python_packages/lib/site-packages", NULL };
-			rc = run_program(req, errmsg, pargv, req->workdir, env, "package.sh");
+			rc = run_program(req, errmsg, pargv, dir, env, "package.sh");
 		}
 		free(langdir);
 		free(package_sh);
@@ -405,7 +422,7 @@ static int install_on_host(const struct pipeline_request *req, const char *depfi
 		build_log(req->log_fd, "step 6: npm install (host)");
 		const char *argv[] = { "npm", "install", "--no-audit", "--no-fund",
 				       "--no-update-notifier", NULL };
-		rc = run_program(req, errmsg, argv, req->workdir, env, "npm install");
+		rc = run_program(req, errmsg, argv, dir, env, "npm install");
 	}
 	return rc;
 }
@@ -465,13 +482,14 @@ static int container_failed(const struct pipeline_request *req, int status, char
 	return rc;
 }
 
-/* Step 6 in the SeBS build container (SEBS.md section 6). */
-static int install_in_container(const struct pipeline_request *req, const char *const env[],
-				char **errmsg)
+/* Step 6 in the SeBS build container (SEBS.md section 6), in folder dir;
+ * env: everything but the CONTAINER_* variables. */
+static int install_in_container(const struct pipeline_request *req, const char *dir,
+				const char *const env[], char **errmsg)
 {
 	char *langdir = language_dir(req);
 	char *package_sh = langdir ? path_join(langdir, "package.sh") : NULL;
-	char *placeholder = path_join(req->workdir, "package.sh");
+	char *placeholder = path_join(dir, "package.sh");
 	if (!langdir || !package_sh || !placeholder) {
 		free(langdir);
 		free(package_sh);
@@ -482,15 +500,16 @@ static int install_in_container(const struct pipeline_request *req, const char *
 	bool had_package_sh = path_exists(placeholder);
 	char *ids[] = { str_printf("CONTAINER_UID=%u", (unsigned)getuid()),
 			str_printf("CONTAINER_GID=%u", (unsigned)getgid()) };
-	const char *cenv[] = { ids[0], ids[1], "CONTAINER_USER=docker_user", env[0], env[1],
-			       env[2], NULL };
-	char *binds_s[] = { str_printf("%s:/mnt/function", req->workdir),
+	const char *cenv[8] = { ids[0], ids[1], "CONTAINER_USER=docker_user" };
+	for (int i = 0, n = 3; env[i] && n < 7; i++)
+		cenv[n++] = env[i];
+	char *binds_s[] = { str_printf("%s:/mnt/function", dir),
 			    mount_package_sh ? str_printf("%s:/mnt/function/package.sh:ro", package_sh) : NULL };
 	const char *binds[] = { binds_s[0], binds_s[1], NULL };
 	char *id = NULL, *msg = NULL;
 	int rc = (ids[0] && ids[1] && binds_s[0] && (!mount_package_sh || binds_s[1])) ? 0 : -ENOMEM;
-	if (rc == 0 && (strchr(req->workdir, ':') || (mount_package_sh && strchr(package_sh, ':'))))
-		rc = fail(req, errmsg, -EINVAL, "cannot bind-mount a path containing ':' (%s)", req->workdir);
+	if (rc == 0 && (strchr(dir, ':') || (mount_package_sh && strchr(package_sh, ':'))))
+		rc = fail(req, errmsg, -EINVAL, "cannot bind-mount a path containing ':' (%s)", dir);
 
 	struct docker_container_spec spec = { .image = req->build_image, .env = cenv, .binds = binds,
 					      .labels = req->container_labels };
@@ -525,7 +544,7 @@ static int install_in_container(const struct pipeline_request *req, const char *
 		unlink(placeholder);
 	if (rc == 0) {
 		char *who = NULL, *wmsg = NULL;
-		int orc = find_foreign_owner(req->workdir, getuid(), &who, &wmsg);
+		int orc = find_foreign_owner(dir, getuid(), &who, &wmsg);
 		if (orc < 0)
 			rc = fail(req, errmsg, orc, "cannot check the work folder: %s",
 				  wmsg ? wmsg : strerror(-orc));
@@ -547,8 +566,166 @@ static int install_in_container(const struct pipeline_request *req, const char *
 	return rc;
 }
 
-/* Step 6. */
-static int install_dependencies(const struct pipeline_request *req, char **errmsg)
+/* Where argv0 resolves through PATH, and a fingerprint of that file. */
+static char *tool_fingerprint(const char *argv0)
+{
+	const char *path = getenv("PATH");
+	char *copy = strdup(path && *path ? path : "/usr/local/bin:/usr/bin:/bin");
+	char *save = NULL, *found = NULL;
+	for (char *d = copy ? strtok_r(copy, ":", &save) : NULL; d && !found;
+	     d = strtok_r(NULL, ":", &save)) {
+		char *cand = path_join(d, argv0);
+		struct stat st;
+		if (cand && access(cand, X_OK) == 0 && stat(cand, &st) == 0 && S_ISREG(st.st_mode))
+			found = str_printf("%s:%llu:%lld:%lld.%09ld", cand, (unsigned long long)st.st_ino,
+					   (long long)st.st_size, (long long)st.st_mtim.tv_sec,
+					   st.st_mtim.tv_nsec);
+		free(cand);
+	}
+	free(copy);
+	return found ? found : str_printf("%s:missing", argv0);
+}
+
+/* The first line a `tool --version` prints, or "?" when it cannot run. */
+static char *tool_version(const char *argv0)
+{
+	int fd = memfd_create("sebsfs-tool-version", MFD_CLOEXEC);
+	const char *argv[] = { argv0, "--version", NULL };
+	struct spawn_opts opts = { .out_fd = fd, .cancel_fd = -1 };
+	int status = -1;
+	char buf[256] = "";
+	if (fd >= 0 && spawn_wait(argv, &opts, &status) == 0 && status == 0) {
+		ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+		buf[n > 0 ? n : 0] = '\0';
+		buf[strcspn(buf, "\n")] = '\0';
+	}
+	if (fd >= 0)
+		close(fd);
+	return strdup(buf[0] ? buf : "?");
+}
+
+/* The host installer's tools and their versions, for a dependency layer's
+ * key: "pip3 <version>; python3 <version>" (npm and node for nodejs).
+ * Running the tools costs a few hundred ms, so the answer is remembered per
+ * language until one of the executables changes (path, inode, size, mtime). */
+static int host_tools_identity(const char *language, char **out)
+{
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	static struct { char *fingerprint, *identity; } known[2];
+	bool python = strcmp(language, "python") == 0;
+	const char *tools[2] = { python ? "pip3" : "npm", python ? "python3" : "node" };
+	char *fp[2] = { tool_fingerprint(tools[0]), tool_fingerprint(tools[1]) };
+	char *fingerprint = fp[0] && fp[1] ? str_printf("%s;%s", fp[0], fp[1]) : NULL;
+	int rc = 0;
+	*out = NULL;
+	pthread_mutex_lock(&lock);
+	if (!fingerprint) {
+		rc = -ENOMEM;
+	} else if (known[python].fingerprint && strcmp(known[python].fingerprint, fingerprint) == 0) {
+		*out = strdup(known[python].identity);
+	} else {
+		char *v[2] = { tool_version(tools[0]), tool_version(tools[1]) };
+		*out = v[0] && v[1] ? str_printf("%s %s; %s %s", tools[0], v[0], tools[1], v[1]) : NULL;
+		if (*out) {
+			free(known[python].fingerprint);
+			free(known[python].identity);
+			known[python].fingerprint = fingerprint;
+			known[python].identity = strdup(*out);
+			fingerprint = NULL;
+		}
+		free(v[0]);
+		free(v[1]);
+	}
+	pthread_mutex_unlock(&lock);
+	if (rc == 0 && !*out)
+		rc = -ENOMEM;
+	free(fp[0]);
+	free(fp[1]);
+	free(fingerprint);
+	return rc;
+}
+
+/* The installer's part of a dependency layer's key. */
+static char *installer_identity(const struct pipeline_request *req)
+{
+	if (req->installer == INSTALLER_DOCKER)
+		return str_printf("docker %s@%s", req->build_image,
+				  req->build_image_id ? req->build_image_id : "unknown");
+	char *tools = NULL;
+	int rc = host_tools_identity(req->pkg->runtime->language, &tools);
+	char *id = rc == 0 ? str_printf("host %s", tools) : NULL;
+	free(tools);
+	return id;
+}
+
+struct install_call {
+	const struct pipeline_request *req;
+	const char *depfile;
+	const char *const *env;
+};
+
+static int install_into(void *arg, const char *dir, char **errmsg)
+{
+	struct install_call *c = arg;
+	if (c->req->installer == INSTALLER_DOCKER)
+		return install_in_container(c->req, dir, c->env, errmsg);
+	return install_on_host(c->req, dir, c->depfile, c->env, errmsg);
+}
+
+/* Step 6 through a dependency layer; *layer is held on success. */
+static int install_with_layer(const struct pipeline_request *req, const char *depfile,
+			      struct deplayer *layer, char **errmsg)
+{
+	char *langdir = language_dir(req);
+	char *package_sh = langdir ? path_join(langdir, "package.sh") : NULL;
+	bool has_package_sh = package_sh && path_is_file(package_sh);
+	bool in_container = req->installer == INSTALLER_DOCKER;
+	struct build_env env;
+	char *identity = installer_identity(req);
+	int rc = identity ? build_env_init(req, true, has_package_sh, in_container, &env) : -ENOMEM;
+	if (rc == 0) {
+		/* the key covers the environment exactly as the install gets it */
+		char *key_env[12] = { NULL };
+		char *ids[2] = { NULL, NULL };
+		int n = 0;
+		if (in_container) {
+			ids[0] = str_printf("CONTAINER_UID=%u", (unsigned)getuid());
+			ids[1] = str_printf("CONTAINER_GID=%u", (unsigned)getgid());
+			key_env[n++] = ids[0];
+			key_env[n++] = ids[1];
+			key_env[n++] = "CONTAINER_USER=docker_user";
+		}
+		for (int i = 0; env.vars[i]; i++)
+			key_env[n++] = env.vars[i];
+		struct install_call call = { req, depfile, (const char *const *)env.vars };
+		struct deplayer_request lreq = {
+			.workdir = req->workdir, .language = req->pkg->runtime->language,
+			.version = req->pkg->runtime->version, .arch = req->pkg->runtime->arch,
+			.depfile = depfile, .package_sh = has_package_sh ? package_sh : NULL,
+			.installer = identity, .env = (const char *const *)key_env,
+			.install = install_into, .install_ctx = &call,
+			.log_fd = req->log_fd, .cancel_fd = req->cancel_fd, .deadline = req->deadline,
+		};
+		rc = (in_container && (!ids[0] || !ids[1])) ? -ENOMEM
+			: deplayer_obtain(req->layers, &lreq, layer, errmsg);
+		free(ids[0]);
+		free(ids[1]);
+		build_env_clear(&env);
+	}
+	if (rc == 0 && (rc = deplayer_apply(layer, req->workdir, errmsg)) < 0) {
+		rc = fail(req, errmsg, rc, "dependency layer %.12s: %s", layer->key,
+			  errmsg && *errmsg ? *errmsg : strerror(-rc));
+		deplayer_release(req->layers, layer);
+	}
+	free(identity);
+	free(langdir);
+	free(package_sh);
+	return rc;
+}
+
+/* Step 6.  *layer (zeroed by the caller) is held when a layer was used. */
+static int install_dependencies(const struct pipeline_request *req, struct deplayer *layer,
+				char **errmsg)
 {
 	if (!catalog_has_build_image(req->cat, req->pkg)) {
 		build_log(req->log_fd, "step 6: skipped (no \"build\" image for %s/%s)",
@@ -565,13 +742,25 @@ static int install_dependencies(const struct pipeline_request *req, char **errms
 			  strcmp(req->pkg->runtime->language, "python") == 0 ? "requirements file" : "package.json");
 		return 0;
 	}
-	struct build_env env;
-	int rc = build_env_init(req, &env);
-	if (rc == 0 && req->installer == INSTALLER_DOCKER)
-		rc = install_in_container(req, (const char *const *)env.vars, errmsg);
-	else if (rc == 0)
-		rc = install_on_host(req, depfile, (const char *const *)env.vars, errmsg);
-	build_env_clear(&env);
+	const char *depname = deplayer_folder(req->pkg->runtime->language);
+	char *own = depname ? path_join(req->workdir, depname) : NULL;
+	bool has_own = own && path_exists(own);
+	free(own);
+	int rc;
+	if (req->layers && depname && !has_own) {
+		rc = install_with_layer(req, depfile, layer, errmsg);
+	} else {
+		if (req->layers && has_own)
+			build_log(req->log_fd, "step 6: the work folder already has %s/ (from the"
+				  " benchmark's files or init.sh): installing into it, without a"
+				  " dependency layer", depname);
+		struct build_env env;
+		rc = build_env_init(req, false, true, req->installer == INSTALLER_DOCKER, &env);
+		if (rc == 0)
+			rc = install_into(&(struct install_call){ req, depfile,
+						(const char *const *)env.vars }, req->workdir, errmsg);
+		build_env_clear(&env);
+	}
 	free(depfile);
 	return rc;
 }
@@ -592,24 +781,82 @@ int pipeline_prepare(const struct pipeline_request *req, char **errmsg)
 	return rc;
 }
 
+/* Step 7's zip with a dependency layer: the work folder's entries, zipped
+ * now, and the layer's, zipped when it was built, spliced in name order. */
+static int zip_with_layer(const struct pipeline_request *req, const struct deplayer *layer,
+			  char **msg)
+{
+	char *deps = deplayer_zip_path(layer);
+	char *parent = strdup(req->workdir);
+	char *slash = parent ? strrchr(parent, '/') : NULL;
+	int fds[2] = { -1, -1 };
+	struct zip_index *parts[2] = { NULL, NULL };
+	int rc = deps && slash ? 0 : -ENOMEM;
+	if (rc == 0) {
+		*slash = '\0';
+		/* unnamed, so a crash leaves nothing behind */
+		fds[0] = open(parent, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+		if (fds[0] < 0) {
+			rc = -errno;
+			*msg = str_printf("cannot create a temporary file in %s: %s", parent,
+					  strerror(errno));
+		}
+	}
+	if (rc == 0)
+		rc = ziptree_write(req->workdir, fds[0], msg);
+	if (rc == 0 && (fds[1] = open(deps, O_RDONLY | O_CLOEXEC)) < 0) {
+		rc = -errno;
+		*msg = str_printf("cannot open %s: %s", deps, strerror(errno));
+	}
+	if (rc == 0)
+		rc = zip_index_read(fds[0], &parts[0], msg);
+	if (rc == 0 && (rc = zip_index_read(fds[1], &parts[1], msg)) < 0)
+		build_log(req->log_fd, "error: %s is damaged: evict the layer (rm -r it) to build"
+			  " it again", deps);
+	if (rc == 0) {
+		build_log(req->log_fd, "step 7: %zu entries of the package and %zu of dependency"
+			  " layer %.12s, spliced without compressing them again",
+			  zip_index_count(parts[0]), zip_index_count(parts[1]), layer->key);
+		rc = zipsplice_write(req->out_fd, fds, parts, 2, msg);
+	}
+	for (int i = 0; i < 2; i++) {
+		zip_index_free(parts[i]);
+		if (fds[i] >= 0)
+			close(fds[i]);
+	}
+	free(deps);
+	free(parent);
+	return rc;
+}
+
 int pipeline_build_zip(const struct pipeline_request *req, char **errmsg)
 {
 	const struct cat_package *pkg = req->pkg;
+	struct deplayer layer = { 0 };
 	build_log(req->log_fd, "building %s/%s/%s.zip (builder: %s%s%s)", pkg->platform->name,
 		  pkg->runtime->dirname, pkg->benchmark->name, installer_name(req->installer),
 		  req->installer_note ? ", " : "", req->installer_note ? req->installer_note : "");
 	int rc = pipeline_prepare(req, errmsg);
 	if (rc == 0)
-		rc = install_dependencies(req, errmsg);
+		rc = install_dependencies(req, &layer, errmsg);
 	if (rc == 0) {
 		char *msg = NULL;
+		bool splice = layer.path && layer.has_deps &&
+			      layout_ships_dependencies(pkg->platform->name);
 		build_log(req->log_fd, "step 7: %s layout, zip", pkg->platform->name);
 		rc = layout_apply(pkg->platform->name, pkg->runtime->language, req->workdir, &msg);
 		if (rc == 0)
-			rc = ziptree_write(req->workdir, req->out_fd, &msg);
+			rc = splice ? zip_with_layer(req, &layer, &msg)
+				    : ziptree_write(req->workdir, req->out_fd, &msg);
 		if (rc < 0)
 			rc = fail(req, errmsg, rc, "packaging failed: %s", msg ? msg : strerror(-rc));
 		free(msg);
 	}
+	if (rc == 0 && layer.path && req->result) {
+		req->result->has_layer = true;
+		memcpy(req->result->deps_hash, layer.key, sizeof(layer.key));
+		req->result->deps_reused = layer.reused;
+	}
+	deplayer_release(req->layers, &layer);
 	return rc;
 }

@@ -16,22 +16,40 @@
  *    exists; done by the installer: docker (the SeBS build container of
  *    SEBS.md section 6, run through the Engine API, its output streamed into
  *    the log, always removed; afterwards every file must be owned by the
- *    caller), host (pip3 / npm on this machine) or none;
- *  7 layout (layout.h) and reproducible zip (ziptree.h) into out_fd.
+ *    caller), host (pip3 / npm on this machine) or none.  With req->layers,
+ *    the install runs once per dependency key in a folder of its own and its
+ *    result is cached (deplayer.h); the work folder gets the layer's extra
+ *    files, and its dependency folder is spliced into the zip in step 7.
+ *    Without (or when the work folder already has a dependency folder of its
+ *    own, which an isolated install could not see), it runs in the work
+ *    folder;
+ *  7 layout (layout.h) and reproducible zip (ziptree.h) into out_fd; with a
+ *    layer, the work folder's zip and the layer's deps.zip are spliced
+ *    (zipsplice.h): the bytes equal a zip of the whole tree.
  * Every step writes a "[sebsfs] " line to log_fd, and programs' output goes there.
  */
 #ifndef SEBSFS_PIPELINE_H
 #define SEBSFS_PIPELINE_H
 
+#include <stdbool.h>
 #include <time.h>
 
 #include "catalog.h"
+#include "sha256.h"
 
 enum installer_kind { INSTALLER_NONE, INSTALLER_HOST, INSTALLER_DOCKER };
 
 struct docker;
+struct deplayer_store;
 
 const char *installer_name(enum installer_kind kind);
+
+/* What a zip build used besides its inputs (for the package's row). */
+struct pipeline_result {
+	bool has_layer;             /* step 6 came from a dependency layer */
+	char deps_hash[SHA256_HEX_LEN + 1]; /* its key */
+	bool deps_reused;           /* it was cached already */
+};
 
 struct pipeline_request {
 	const struct catalog *cat;     /* a snapshot loaded for this build */
@@ -40,6 +58,10 @@ struct pipeline_request {
 	const char *installer_note;    /* why this installer, for the log (may be NULL) */
 	struct docker *docker;         /* INSTALLER_DOCKER: this worker's client */
 	const char *build_image;       /* INSTALLER_DOCKER: the image to run */
+	const char *build_image_id;    /* INSTALLER_DOCKER: its ID (a dependency layer's key) */
+	struct deplayer_store *layers; /* step 6 through dependency layers (deplayer.h);
+				        * NULL: install in the work folder itself */
+	struct pipeline_result *result; /* out (zip builds; may be NULL) */
 	const char *const *container_labels; /* INSTALLER_DOCKER: "name=value" labels of the
 				        * build container, NULL-terminated; may be NULL */
 	const char *workdir;           /* an empty folder owned by this build */

@@ -37,9 +37,9 @@ int zip_identity(struct builder *b, const struct catalog *cat, const struct cat_
  * is here (pulling it if need be), then re-checks the inputs so the recorded
  * input hash names the image actually used. */
 static int prepare_build_image(struct builder *b, struct build_ctx *ctx, char **image,
-			       char **errmsg)
+			       char **id, char **errmsg)
 {
-	char *id = NULL, *version = NULL, *msg = NULL;
+	char *version = NULL, *msg = NULL;
 	if (!ctx->client) {
 		*errmsg = strdup("cannot create a Docker client");
 		return -ENOMEM;
@@ -50,15 +50,14 @@ static int prepare_build_image(struct builder *b, struct build_ctx *ctx, char **
 				     docker_endpoint(ctx->client), msg ? msg : strerror(-rc));
 	else
 		rc = build_images_ensure(b->images, ctx->client, ctx->now, ctx->now_pkg, ctx->log_fd,
-					 image, &id, errmsg);
+					 image, id, errmsg);
 	if (rc == 0) {
-		build_log(ctx->log_fd, "build image %s (%s)", *image, id);
+		build_log(ctx->log_fd, "build image %s (%s)", *image, *id);
 		free(ctx->job->manifest_json);
 		ctx->job->manifest_json = NULL;
 		rc = target_check_inputs(b, ctx->job->target, ctx->job->input_hash,
 					 &ctx->job->manifest_json, NULL, errmsg);
 	}
-	free(id);
 	free(version);
 	free(msg);
 	return rc;
@@ -66,8 +65,9 @@ static int prepare_build_image(struct builder *b, struct build_ctx *ctx, char **
 
 /* One run of the pipeline into a new temp file: *tmp (malloc'd) and *fd
  * (open read-write) on success. */
-static int build_once(struct builder *b, struct build_ctx *ctx, const char *image, char **tmp,
-		      int *fd, char **errmsg)
+static int build_once(struct builder *b, struct build_ctx *ctx, const char *image,
+		      const char *image_id, struct pipeline_result *result, char **tmp, int *fd,
+		      char **errmsg)
 {
 	char *workdir = NULL;
 	int rc = cache_make_workdir(b->cache, &workdir);
@@ -83,7 +83,8 @@ static int build_once(struct builder *b, struct build_ctx *ctx, const char *imag
 		struct pipeline_request req = {
 			.cat = ctx->now, .pkg = ctx->now_pkg, .installer = b->installer,
 			.installer_note = b->installer_note, .docker = ctx->client,
-			.build_image = image,
+			.build_image = image, .build_image_id = image_id,
+			.layers = b->layers, .result = result,
 			.container_labels = (const char *const *)b->container_labels,
 			.workdir = workdir, .out_fd = *fd,
 			.log_fd = ctx->log_fd, .cancel_fd = ctx->cancel_fd,
@@ -104,18 +105,20 @@ int zip_build(struct builder *b, struct build_ctx *ctx, struct cache_entry *out,
 	struct cache_key key;
 	target_key(b, ctx->job->target, &key);
 	double t0 = builder_now_seconds();
-	char *tmp = NULL, *image = NULL;
+	char *tmp = NULL, *image = NULL, *image_id = NULL;
+	struct pipeline_result result = { 0 };
 	int fd = -1, rc = 0;
 
 	if (b->installer == INSTALLER_DOCKER && catalog_has_build_image(ctx->now, ctx->now_pkg))
-		rc = prepare_build_image(b, ctx, &image, errmsg);
+		rc = prepare_build_image(b, ctx, &image, &image_id, errmsg);
 	/* Inputs that change while the build runs: once, it may be someone's
 	 * edit, so the build runs again from the new inputs; twice, it is the
 	 * build itself (an init.sh writing into its own folder), and the package
 	 * is recorded under the inputs as they are after it, so that reading it
 	 * does not rebuild it every time. */
 	for (int attempt = 1; rc == 0; attempt++) {
-		rc = build_once(b, ctx, image, &tmp, &fd, errmsg);
+		memset(&result, 0, sizeof(result));
+		rc = build_once(b, ctx, image, image_id, &result, &tmp, &fd, errmsg);
 		int moved = rc == 0 ? target_inputs_moved(b, ctx, errmsg) : 0;
 		if (moved < 0)
 			rc = moved;
@@ -133,8 +136,9 @@ int zip_build(struct builder *b, struct build_ctx *ctx, struct cache_entry *out,
 		tmp = NULL;
 	}
 	if (rc == 0) {
+		struct cache_deps deps = { result.deps_hash, result.deps_reused };
 		rc = cache_publish(b->cache, &key, tmp, ctx->job->input_hash, ctx->job->manifest_json,
-				   builder_now_seconds() - t0, out);
+				   builder_now_seconds() - t0, result.has_layer ? &deps : NULL, out);
 		if (rc < 0) {
 			*errmsg = str_printf("cannot publish the package: %s", cache_strerror(rc));
 		} else {
@@ -150,5 +154,6 @@ int zip_build(struct builder *b, struct build_ctx *ctx, struct cache_entry *out,
 		close(fd);
 	free(tmp);
 	free(image);
+	free(image_id);
 	return rc;
 }

@@ -53,13 +53,15 @@
 #include "cache.h"
 #include "fsutil.h"
 #include "log.h"
+#include "walk.h"
 
 /* Highest schema this code understands; bump with a migration step. */
-#define CACHE_SCHEMA_VERSION 3
+#define CACHE_SCHEMA_VERSION 4
 #define CACHE_BUSY_TIMEOUT_MS 10000
 #define PACKAGES_SUBDIR "packages"
 #define TMP_SUBDIR "tmp"
 #define WORK_SUBDIR "work"
+#define LAYERS_SUBDIR "layers"
 #define TRASH_SUBDIR "trash"  /* scratch folders that could not be emptied */
 #define IMAGE_KIND "image"
 #define DB_NAME "sebsfs.db"
@@ -83,6 +85,7 @@ struct cache {
 	char *tmp_dir;
 	char *logs_dir;
 	char *work_dir;
+	char *layers_dir;
 	int lock_fd;        /* holds the flock on DIR/sebsfs.lock, -1 if none */
 	char id[CACHE_ID_LEN + 1];
 	atomic_ulong tmp_seq; /* makes cache_tmp_path names unique */
@@ -100,6 +103,16 @@ struct cache {
 	sqlite3_stmt *st_touch;      /* protected by lock */
 	sqlite3_stmt *st_lru;        /* protected by lock */
 };
+
+/* v4: dependency layers (DIR/layers/<key>/, see cache.h), one row each. */
+#define LAYERS_SCHEMA \
+	"CREATE TABLE layers (" \
+	" key TEXT PRIMARY KEY," \
+	" size INTEGER NOT NULL," \
+	" built_ms INTEGER NOT NULL," \
+	" build_seconds REAL," \
+	" last_used_ms INTEGER NOT NULL" \
+	");"
 
 /* The current schema, used as is for a fresh database.  Its column order is
  * exactly what the migration steps below produce from older versions (new
@@ -131,10 +144,15 @@ static const char SCHEMA_CURRENT[] =
 	/* v3: when the package was last served (unix ms), for LRU eviction;
 	 * NULL for image rows and rows without a package */
 	" last_used_ms INTEGER,"
+	/* v4: the dependency layer of a zip package (see layers.c), NULL when
+	 * it has none; deps_reused 1 when the build found the layer cached */
+	" deps_hash TEXT,"
+	" deps_reused INTEGER,"
 	" PRIMARY KEY (platform, language, version, arch, benchmark, kind)"
 	");"
 	/* Reference counting of shared package files queries by path. */
-	"CREATE INDEX packages_path ON packages(path);";
+	"CREATE INDEX packages_path ON packages(path);"
+	LAYERS_SCHEMA;
 
 /* MIGRATIONS[v] brings a database from schema v to v + 1.  Each runs inside
  * the single transaction of migrate(), together with the user_version bump,
@@ -152,14 +170,21 @@ static const char MIGRATE_V2_TO_V3[] =
 	"UPDATE packages SET last_used_ms = built_at * 1000"
 	" WHERE path IS NOT NULL AND built_at IS NOT NULL AND kind <> '" IMAGE_KIND "';";
 
+static const char MIGRATE_V3_TO_V4[] =
+	"ALTER TABLE packages ADD COLUMN deps_hash TEXT;"
+	"ALTER TABLE packages ADD COLUMN deps_reused INTEGER;"
+	LAYERS_SCHEMA;
+
 static const char *const MIGRATIONS[CACHE_SCHEMA_VERSION] = {
 	[1] = MIGRATE_V1_TO_V2,
 	[2] = MIGRATE_V2_TO_V3,
+	[3] = MIGRATE_V3_TO_V4,
 };
 
 #define PKG_COLS "input_hash, path, size, sha256, built_at, build_seconds, manifest," \
 		 " last_failed, last_error, failed_input_hash," \
-		 " image, image_id, digest, registry, image_size, last_used_ms"
+		 " image, image_id, digest, registry, image_size, last_used_ms," \
+		 " deps_hash, deps_reused"
 #define KEY_WHERE "platform = ?1 AND language = ?2 AND version = ?3 AND arch = ?4" \
 		  " AND benchmark = ?5 AND kind = ?6"
 
@@ -168,27 +193,29 @@ static const char SQL_GET_PATH[] = "SELECT path FROM packages WHERE " KEY_WHERE;
 static const char SQL_UPSERT[] =
 	"INSERT INTO packages (platform, language, version, arch, benchmark, kind, " PKG_COLS ")"
 	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 0, NULL, NULL,"
-	" NULL, NULL, NULL, NULL, NULL, ?14)"
+	" NULL, NULL, NULL, NULL, NULL, ?14, ?15, ?16)"
 	" ON CONFLICT (platform, language, version, arch, benchmark, kind) DO UPDATE SET"
 	" input_hash = excluded.input_hash, path = excluded.path, size = excluded.size,"
 	" sha256 = excluded.sha256, built_at = excluded.built_at,"
 	" build_seconds = excluded.build_seconds, manifest = excluded.manifest,"
 	" last_failed = 0, last_error = NULL, failed_input_hash = NULL,"
 	" image = NULL, image_id = NULL, digest = NULL, registry = NULL, image_size = NULL,"
-	" last_used_ms = excluded.last_used_ms";
+	" last_used_ms = excluded.last_used_ms, deps_hash = excluded.deps_hash,"
+	" deps_reused = excluded.deps_reused";
 /* ?7 input_hash, ?8 built_at, ?9 build_seconds, ?10 manifest, ?11 image,
  * ?12 image_id, ?13 digest, ?14 registry, ?15 image_size; no file columns. */
 static const char SQL_UPSERT_IMAGE[] =
 	"INSERT INTO packages (platform, language, version, arch, benchmark, kind, " PKG_COLS ")"
 	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, NULL, NULL, ?8, ?9, ?10, 0, NULL, NULL,"
-	" ?11, ?12, ?13, ?14, ?15, NULL)"
+	" ?11, ?12, ?13, ?14, ?15, NULL, NULL, NULL)"
 	" ON CONFLICT (platform, language, version, arch, benchmark, kind) DO UPDATE SET"
 	" input_hash = excluded.input_hash, path = NULL, size = NULL, sha256 = NULL,"
 	" built_at = excluded.built_at, build_seconds = excluded.build_seconds,"
 	" manifest = excluded.manifest,"
 	" last_failed = 0, last_error = NULL, failed_input_hash = NULL,"
 	" image = excluded.image, image_id = excluded.image_id, digest = excluded.digest,"
-	" registry = excluded.registry, image_size = excluded.image_size, last_used_ms = NULL";
+	" registry = excluded.registry, image_size = excluded.image_size, last_used_ms = NULL,"
+	" deps_hash = NULL, deps_reused = NULL";
 static const char SQL_FAIL[] =
 	"INSERT INTO packages (platform, language, version, arch, benchmark, kind,"
 	" last_failed, last_error, failed_input_hash)"
@@ -213,7 +240,8 @@ static const char SQL_LRU[] =
 static const char SQL_REFS[] = "SELECT count(*) FROM packages WHERE path = ?1";
 static const char SQL_CLEAR_PATH[] =
 	"UPDATE packages SET input_hash = NULL, path = NULL, size = NULL, sha256 = NULL,"
-	" built_at = NULL, build_seconds = NULL, manifest = NULL, last_used_ms = NULL"
+	" built_at = NULL, build_seconds = NULL, manifest = NULL, last_used_ms = NULL,"
+	" deps_hash = NULL, deps_reused = NULL"
 	" WHERE path = ?1 AND kind <> '" IMAGE_KIND "'";
 
 /* Logs a SQLite failure with its message and maps it to -errno.  A full
@@ -385,6 +413,8 @@ static int get_locked(struct cache *c, const struct cache_key *key, struct cache
 	e.registry = dup_col(st, 13, &ret);
 	e.image_size = sqlite3_column_int64(st, 14);
 	e.last_used_ms = sqlite3_column_int64(st, 15);
+	e.deps_hash = dup_col(st, 16, &ret);
+	e.deps_reused = sqlite3_column_int(st, 17) != 0;
 	if (ret)
 		goto out;
 	stmt_done(st);
@@ -408,7 +438,9 @@ static int get_locked(struct cache *c, const struct cache_key *key, struct cache
 			free(e.input_hash);
 			free(e.path);
 			free(e.manifest);
-			e.input_hash = e.path = e.manifest = NULL;
+			free(e.deps_hash);
+			e.input_hash = e.path = e.manifest = e.deps_hash = NULL;
+			e.deps_reused = false;
 			e.size = 0;
 			e.sha256[0] = '\0';
 			e.built_at = 0;
@@ -1222,6 +1254,79 @@ out:
 	return ret;
 }
 
+/* ---- dependency layers ------------------------------------------------------ */
+
+static bool layer_key_ok(const char *key)
+{
+	if (!key || strlen(key) != SHA256_HEX_LEN)
+		return false;
+	for (const char *p = key; *p; p++)
+		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+			return false;
+	return true;
+}
+
+/* Start-up sweep of layers/: forget rows whose folder is gone, remove
+ * folders no row names (a crash between the rename and the commit). */
+static int sweep_layers(struct cache *c)
+{
+	sqlite3_stmt *st = NULL;
+	char **names = NULL;
+	size_t n_names = 0;
+	int ret = prepare(c, "SELECT key FROM layers", &st), rc;
+	if (ret)
+		return ret;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *key = (const char *)sqlite3_column_text(st, 0);
+		char *p = key ? str_printf("%s/%s", c->layers_dir, key) : NULL;
+		if (p && !path_is_dir(p)) {
+			log_warn("cache: dependency layer %s is missing; forgetting it", p);
+			char *sql = sqlite3_mprintf("DELETE FROM layers WHERE key = %Q", key);
+			ret = sql ? exec_sql(c->db, sql, "forgetting a missing layer") : -ENOMEM;
+			sqlite3_free(sql);
+		}
+		free(p);
+		if (ret)
+			goto out;
+	}
+	if (rc != SQLITE_DONE) {
+		ret = db_err(c->db, rc, "listing layers");
+		goto out;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if ((ret = list_dir_sorted(c->layers_dir, &names, &n_names))) {
+		log_err("cache: cannot list %s: %s", c->layers_dir, strerror(-ret));
+		goto out;
+	}
+	if ((ret = prepare(c, "SELECT count(*) FROM layers WHERE key = ?1", &st)))
+		goto out;
+	for (size_t i = 0; i < n_names; i++) {
+		rc = sqlite3_bind_text(st, 1, names[i], -1, SQLITE_STATIC);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_step(st);
+		if (rc != SQLITE_ROW) {
+			ret = db_err(c->db, rc, "looking up a layer");
+			goto out;
+		}
+		bool known = sqlite3_column_int(st, 0) > 0;
+		stmt_done(st);
+		if (known)
+			continue;
+		char *p = path_join(c->layers_dir, names[i]);
+		int r = p ? rm_rf(p) : -ENOMEM;
+		if (r)
+			log_warn("cache: cannot remove stale %s: %s", p ? p : names[i], strerror(-r));
+		else
+			log_debug("cache: removed unreferenced layer %s", p);
+		free(p);
+	}
+out:
+	sqlite3_finalize(st);
+	str_list_free(names, n_names);
+	return ret;
+}
+
 struct cache *cache_open(const char *dir, int *err)
 {
 	struct cache *c = NULL;
@@ -1257,13 +1362,16 @@ struct cache *cache_open(const char *dir, int *err)
 	c->tmp_dir = path_join(c->dir, TMP_SUBDIR);
 	c->logs_dir = path_join(c->dir, "logs");
 	c->work_dir = path_join(c->dir, WORK_SUBDIR);
+	c->layers_dir = path_join(c->dir, LAYERS_SUBDIR);
 	db_path = path_join(c->dir, DB_NAME);
-	if (!c->packages_dir || !c->tmp_dir || !c->logs_dir || !c->work_dir || !db_path) {
+	if (!c->packages_dir || !c->tmp_dir || !c->logs_dir || !c->work_dir || !c->layers_dir ||
+	    !db_path) {
 		ret = -ENOMEM;
 		goto fail;
 	}
 
-	const char *dirs[] = { c->packages_dir, c->tmp_dir, c->logs_dir, c->work_dir };
+	const char *dirs[] = { c->packages_dir, c->tmp_dir, c->logs_dir, c->work_dir,
+			       c->layers_dir };
 	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
 		if ((ret = mkdir_p(dirs[i], DIR_MODE))) {
 			log_err("cache: cannot create %s: %s", dirs[i], strerror(-ret));
@@ -1316,7 +1424,7 @@ struct cache *cache_open(const char *dir, int *err)
 	if ((ret = reset_dir(c, c->tmp_dir, TMP_SUBDIR)) ||
 	    (ret = reset_dir(c, c->work_dir, WORK_SUBDIR)))
 		goto fail;
-	if ((ret = sweep_packages(c)))
+	if ((ret = sweep_packages(c)) || (ret = sweep_layers(c)))
 		goto fail;
 	finish_logs(c);
 
@@ -1361,6 +1469,7 @@ void cache_close(struct cache *c)
 	free(c->tmp_dir);
 	free(c->logs_dir);
 	free(c->work_dir);
+	free(c->layers_dir);
 	free(c);
 }
 
@@ -1503,6 +1612,7 @@ void cache_entry_clear(struct cache_entry *e)
 	free(e->image_id);
 	free(e->digest);
 	free(e->registry);
+	free(e->deps_hash);
 	memset(e, 0, sizeof(*e));
 }
 
@@ -1541,7 +1651,7 @@ out:
 
 int cache_publish(struct cache *c, const struct cache_key *key, const char *tmp_path,
 		  const char *input_hash, const char *manifest, double build_seconds,
-		  struct cache_entry *out)
+		  const struct cache_deps *deps, struct cache_entry *out)
 {
 	char sha[SHA256_HEX_LEN + 1];
 	char *rel = NULL, *dst = NULL, *old_rel = NULL;
@@ -1609,6 +1719,11 @@ int cache_publish(struct cache *c, const struct cache_key *key, const char *tmp_
 	if (rc == SQLITE_OK)
 		rc = sqlite3_bind_int64(st, 14, used_ms);
 	if (rc == SQLITE_OK)
+		rc = deps ? sqlite3_bind_text(st, 15, deps->hash, -1, SQLITE_STATIC)
+			  : sqlite3_bind_null(st, 15);
+	if (rc == SQLITE_OK)
+		rc = deps ? sqlite3_bind_int(st, 16, deps->reused) : sqlite3_bind_null(st, 16);
+	if (rc == SQLITE_OK)
 		rc = sqlite3_step(st);
 	if (rc != SQLITE_DONE) {
 		ret = db_err(c->db, rc, "committing a published package");
@@ -1634,7 +1749,9 @@ int cache_publish(struct cache *c, const struct cache_key *key, const char *tmp_
 		out->build_seconds = build_seconds;
 		out->last_used_ms = used_ms;
 		out->manifest = manifest ? strdup(manifest) : NULL;
-		if (!out->input_hash || (manifest && !out->manifest)) {
+		out->deps_hash = deps ? strdup(deps->hash) : NULL;
+		out->deps_reused = deps && deps->reused;
+		if (!out->input_hash || (manifest && !out->manifest) || (deps && !out->deps_hash)) {
 			log_err("cache: out of memory after publishing %s", out->path);
 			cache_entry_clear(out);
 			ret = -ENOMEM;
@@ -1900,6 +2017,50 @@ static int lru_add_key(struct cache_lru_file *f, sqlite3_stmt *st)
 	return ret;
 }
 
+/* Least recently used first; ties in a fixed order (packages by digest,
+ * then layers by key), so the eviction order does not depend on SQLite's. */
+static int lru_cmp(const void *a, const void *b)
+{
+	const struct cache_lru_file *x = a, *y = b;
+	if (x->last_used_ms != y->last_used_ms)
+		return x->last_used_ms < y->last_used_ms ? -1 : 1;
+	if (!x->layer[0] != !y->layer[0])
+		return x->layer[0] ? 1 : -1;
+	return x->layer[0] ? strcmp(x->layer, y->layer) : strcmp(x->sha256, y->sha256);
+}
+
+static int lru_add_layers_locked(struct cache *c, struct cache_lru_file **list, size_t *n,
+				 size_t *cap, int64_t *sum)
+{
+	sqlite3_stmt *st = NULL;
+	int ret = prepare(c, "SELECT key, size, last_used_ms FROM layers", &st), rc;
+	while (ret == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *key = (const char *)sqlite3_column_text(st, 0);
+		if (!key || !layer_key_ok(key))
+			continue;
+		if (*n == *cap) {
+			size_t ncap = *cap ? *cap * 2 : 16;
+			struct cache_lru_file *l = realloc(*list, ncap * sizeof(*l));
+			if (!l) {
+				ret = -ENOMEM;
+				break;
+			}
+			*list = l;
+			*cap = ncap;
+		}
+		struct cache_lru_file *f = &(*list)[(*n)++];
+		memset(f, 0, sizeof(*f));
+		snprintf(f->layer, sizeof(f->layer), "%s", key);
+		f->size = sqlite3_column_int64(st, 1);
+		f->last_used_ms = sqlite3_column_int64(st, 2);
+		*sum += f->size;
+	}
+	if (ret == 0 && rc != SQLITE_DONE)
+		ret = db_err(c->db, rc, "listing layers by last use");
+	sqlite3_finalize(st);
+	return ret;
+}
+
 int cache_lru(struct cache *c, struct cache_lru_file **files, size_t *n_files, int64_t *total)
 {
 	if (!c || !files || !n_files)
@@ -1943,7 +2104,11 @@ int cache_lru(struct cache *c, struct cache_lru_file **files, size_t *n_files, i
 	if (ret == 0 && rc != SQLITE_DONE)
 		ret = db_err(c->db, rc, "listing packages by last use");
 	stmt_done(st);
+	if (ret == 0)
+		ret = lru_add_layers_locked(c, &list, &n, &cap, &sum);
 	pthread_mutex_unlock(&c->lock);
+	if (ret == 0 && n > 1)
+		qsort(list, n, sizeof(*list), lru_cmp);
 	if (ret) {
 		if (ret == -ENOMEM)
 			log_err("cache: out of memory listing packages by last use");
@@ -1955,4 +2120,240 @@ int cache_lru(struct cache *c, struct cache_lru_file **files, size_t *n_files, i
 	if (total)
 		*total = sum;
 	return 0;
+}
+
+/* ---- dependency layers: public functions -------------------------------------- */
+
+void cache_layer_clear(struct cache_layer *l)
+{
+	if (!l)
+		return;
+	free(l->path);
+	memset(l, 0, sizeof(*l));
+}
+
+int cache_layer_get(struct cache *c, const char *key, struct cache_layer *out)
+{
+	if (out)
+		memset(out, 0, sizeof(*out));
+	if (!c || !layer_key_ok(key))
+		return -EINVAL;
+	char *path = str_printf("%s/%s", c->layers_dir, key);
+	if (!path)
+		return -ENOMEM;
+	pthread_mutex_lock(&c->lock);
+	sqlite3_stmt *st = NULL;
+	int ret = prepare(c, "SELECT size, built_ms, build_seconds FROM layers WHERE key = ?1", &st);
+	int rc = ret ? SQLITE_ERROR : sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	if (!ret && rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (ret) {
+		/* prepare logged it */
+	} else if (rc == SQLITE_DONE) {
+		ret = -ENOENT;
+	} else if (rc != SQLITE_ROW) {
+		ret = db_err(c->db, rc, "reading a layer row");
+	} else if (!path_is_dir(path)) {
+		/* deleted behind sebsfs's back: forget it, the caller builds it again */
+		log_warn("cache: dependency layer %s vanished; building it again", path);
+		sqlite3_finalize(st);
+		st = NULL;
+		char *sql = sqlite3_mprintf("DELETE FROM layers WHERE key = %Q", key);
+		ret = sql ? exec_sql(c->db, sql, "forgetting a vanished layer") : -ENOMEM;
+		sqlite3_free(sql);
+		if (ret == 0)
+			ret = -ENOENT;
+	} else if (out) {
+		out->size = sqlite3_column_int64(st, 0);
+		out->built_ms = sqlite3_column_int64(st, 1);
+		out->build_seconds = sqlite3_column_double(st, 2);
+		out->path = path;
+		path = NULL;
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&c->lock);
+	free(path);
+	return ret;
+}
+
+int cache_make_tmpdir(struct cache *c, char **out)
+{
+	*out = NULL;
+	char *p = cache_tmp_path(c, ".d");
+	if (!p)
+		return -ENOMEM;
+	if (mkdir(p, DIR_MODE) < 0) {
+		int e = errno;
+		free(p);
+		return -e;
+	}
+	*out = p;
+	return 0;
+}
+
+struct layer_seal {
+	int64_t size;
+	char *errmsg;
+};
+
+/* Makes one entry of a layer folder durable and read-only (directories are
+ * fsynced after their contents by the second pass below). */
+static int seal_layer_entry(const struct walk_entry *e, void *ctx)
+{
+	struct layer_seal *s = ctx;
+	if (!S_ISREG(e->st.st_mode))
+		return 0;
+	int fd = openat(e->dirfd, e->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	int ret = fd < 0 ? -errno : 0;
+	if (ret == 0 && fsync(fd) < 0)
+		ret = -errno;
+	if (ret == 0 && fchmod(fd, 0444) < 0)
+		ret = -errno;
+	if (fd >= 0)
+		close(fd);
+	if (ret < 0 && !s->errmsg)
+		s->errmsg = str_printf("%s: %s", e->path, strerror(-ret));
+	s->size += e->st.st_size;
+	return ret;
+}
+
+static int fsync_layer_dir(const struct walk_entry *e, void *ctx)
+{
+	struct layer_seal *s = ctx;
+	if (!S_ISDIR(e->st.st_mode))
+		return 0;
+	int fd = openat(e->dirfd, e->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int ret = fd < 0 ? -errno : (fsync(fd) < 0 ? -errno : 0);
+	if (fd >= 0)
+		close(fd);
+	if (ret < 0 && !s->errmsg)
+		s->errmsg = str_printf("%s: %s", e->path, strerror(-ret));
+	return ret;
+}
+
+int cache_publish_layer(struct cache *c, const char *key, const char *tmp_dir,
+			double build_seconds, struct cache_layer *out)
+{
+	if (out)
+		memset(out, 0, sizeof(*out));
+	if (!c || !layer_key_ok(key) || !tmp_dir)
+		return -EINVAL;
+	struct layer_seal seal = { 0 };
+	struct walk_options opts = { .links = WALK_KEEP };
+	char *dst = str_printf("%s/%s", c->layers_dir, key);
+	int64_t now = cache_now_ms();
+	int ret = dst ? walk_tree(tmp_dir, &opts, seal_layer_entry, &seal, &seal.errmsg) : -ENOMEM;
+	if (ret == 0)
+		ret = walk_tree(tmp_dir, &opts, fsync_layer_dir, &seal, &seal.errmsg);
+	if (ret == 0)
+		ret = fsync_dir(tmp_dir);
+	if (ret) {
+		log_err("cache: cannot publish layer %s: %s", tmp_dir,
+			seal.errmsg ? seal.errmsg : strerror(-ret));
+		goto fail;
+	}
+	pthread_mutex_lock(&c->lock);
+	/* A folder of this name without a row is a leftover of a crash between
+	 * rename and commit that no sweep has removed yet: replace it. */
+	if (rename(tmp_dir, dst) < 0 && (errno == ENOTEMPTY || errno == EEXIST)) {
+		int r = rm_rf(dst);
+		if (r == 0 && rename(tmp_dir, dst) == 0)
+			errno = 0;
+		else if (r)
+			errno = -r;
+	} else {
+		errno = 0;
+	}
+	if (errno) {
+		ret = -errno;
+		log_err("cache: cannot move %s to %s: %s", tmp_dir, dst, strerror(-ret));
+		pthread_mutex_unlock(&c->lock);
+		goto fail;
+	}
+	if ((ret = fsync_dir(c->layers_dir))) {
+		log_err("cache: cannot fsync %s: %s", c->layers_dir, strerror(-ret));
+	} else {
+		sqlite3_stmt *st = NULL;
+		ret = prepare(c, "INSERT OR REPLACE INTO layers (key, size, built_ms, build_seconds,"
+			      " last_used_ms) VALUES (?1, ?2, ?3, ?4, ?3)", &st);
+		int rc = ret ? SQLITE_ERROR : sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+		if (!ret && rc == SQLITE_OK)
+			rc = sqlite3_bind_int64(st, 2, seal.size);
+		if (!ret && rc == SQLITE_OK)
+			rc = sqlite3_bind_int64(st, 3, now);
+		if (!ret && rc == SQLITE_OK)
+			rc = sqlite3_bind_double(st, 4, build_seconds);
+		if (!ret && rc == SQLITE_OK)
+			rc = sqlite3_step(st);
+		if (!ret && rc != SQLITE_DONE)
+			ret = db_err(c->db, rc, "committing a dependency layer");
+		sqlite3_finalize(st);
+	}
+	if (ret) {
+		/* not committed: the folder must not outlive the failure */
+		rm_rf(dst);
+		pthread_mutex_unlock(&c->lock);
+		goto fail;
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (out) {
+		out->path = dst;
+		dst = NULL;
+		out->size = seal.size;
+		out->built_ms = now;
+		out->build_seconds = build_seconds;
+	}
+	free(dst);
+	free(seal.errmsg);
+	return 0;
+fail:
+	rm_rf(tmp_dir);
+	free(dst);
+	free(seal.errmsg);
+	return ret;
+}
+
+int cache_layer_touch(struct cache *c, const char *key, int64_t used_ms)
+{
+	if (!c || !layer_key_ok(key))
+		return -EINVAL;
+	pthread_mutex_lock(&c->lock);
+	char *sql = sqlite3_mprintf("UPDATE layers SET last_used_ms = %lld WHERE key = %Q"
+				    " AND last_used_ms < %lld", (long long)used_ms, key,
+				    (long long)used_ms);
+	int ret = sql ? exec_sql(c->db, sql, "recording a layer's use") : -ENOMEM;
+	sqlite3_free(sql);
+	pthread_mutex_unlock(&c->lock);
+	return ret;
+}
+
+int cache_evict_layer(struct cache *c, const char *key, int64_t *freed)
+{
+	if (freed)
+		*freed = 0;
+	if (!c || !layer_key_ok(key))
+		return -EINVAL;
+	struct cache_layer l;
+	int ret = cache_layer_get(c, key, &l);
+	if (ret == -ENOENT)
+		return 0;
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&c->lock);
+	char *sql = sqlite3_mprintf("DELETE FROM layers WHERE key = %Q", key);
+	ret = sql ? exec_sql(c->db, sql, "evicting a dependency layer") : -ENOMEM;
+	sqlite3_free(sql);
+	/* Committed first: a crash before the folder goes leaves a folder the
+	 * next start-up sweep removes, never a row without its folder. */
+	if (ret == 0) {
+		int r = rm_rf(l.path);
+		if (r)
+			log_warn("cache: cannot remove %s: %s (removed at the next start)", l.path,
+				 strerror(-r));
+		else if (freed)
+			*freed = l.size;
+	}
+	pthread_mutex_unlock(&c->lock);
+	cache_layer_clear(&l);
+	return ret;
 }

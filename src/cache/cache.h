@@ -10,6 +10,7 @@
  *   DIR/packages/<sha256>.zip  published packages (content-addressed, read-only 0444)
  *                            (image rows, kind "image", have no file: the image
  *                            lives in the Docker daemon / registry)
+ *   DIR/layers/<key>/        dependency layers (see "Dependency layers" below)
  *   DIR/tmp/                 files being written; emptied by cache_open()
  *   DIR/logs/                build logs (one file per package key, see cache_log_path)
  *   DIR/work/                builder work folders; emptied by cache_open()
@@ -18,10 +19,11 @@
  *                            moved aside whole; emptied by a later cache_open()
  *
  * Size: what the cache holds locally is the package files under packages/
- * (counted once per file, however many rows share it).  Image rows take no
+ * (counted once per file, however many rows share it) and the dependency
+ * layers under layers/.  Image rows take no
  * local space but their row: the image lives in Docker, and its JSON
  * document is made from the row.  So cache_lru() and the LRU eviction built
- * on it (-o cache_max, see builder.h) deal in package files only.
+ * on it (-o cache_max, see builder.h) deal in package files and layers.
  *
  * Publishing is crash-safe: the package is written under DIR/tmp, fsynced,
  * renamed into DIR/packages, the directory fsynced, and only then the row
@@ -110,6 +112,16 @@ struct cache_entry {
 	/* zip rows with a package: when it was last served, unix ms, as last
 	 * recorded (cache_publish, cache_touch); 0 unknown */
 	int64_t last_used_ms;
+	/* zip rows with a package: the key of the dependency layer it was
+	 * assembled from (NULL: none), and whether that layer was found cached */
+	char *deps_hash;
+	bool deps_reused;
+};
+
+/* The dependency layer a zip package was assembled from (cache_publish). */
+struct cache_deps {
+	const char *hash;   /* the layer's key */
+	bool reused;        /* found cached instead of built by this build */
 };
 
 /* Description of a built image for cache_publish_image().  image and
@@ -199,10 +211,11 @@ void cache_entry_clear(struct cache_entry *e);
  * package file when no other row references it.  On success fills *out (may be
  * NULL) with the new row.  On failure the previous row and file are untouched
  * and tmp_path is removed.  key->kind "image" is refused (-EINVAL): images are
- * published with cache_publish_image(). */
+ * published with cache_publish_image().  deps (may be NULL) is recorded
+ * with the row (user.sebs.deps_hash / deps_reused). */
 int cache_publish(struct cache *c, const struct cache_key *key, const char *tmp_path,
 		  const char *input_hash, const char *manifest, double build_seconds,
-		  struct cache_entry *out);
+		  const struct cache_deps *deps, struct cache_entry *out);
 
 /* Publishes a built image as the new good image of key (key->kind must be
  * "image"): upserts the row with input_hash, manifest, build_seconds, built_at
@@ -241,8 +254,10 @@ int64_t cache_now_ms(void);
  * uses in memory and write them back now and then (see builder.c). */
 int cache_touch(struct cache *c, const struct cache_key *key, int64_t used_ms);
 
-/* A package file and the rows that reference it (usually one). */
+/* A package file and the rows that reference it (usually one), or a
+ * dependency layer (layer set, no keys). */
 struct cache_lru_file {
+	char layer[SHA256_HEX_LEN + 1]; /* a layer's key; "" for a package file */
 	char sha256[SHA256_HEX_LEN + 1];
 	int64_t size;           /* bytes, as recorded */
 	int64_t last_used_ms;   /* the latest use of any of its rows (unix ms) */
@@ -250,11 +265,52 @@ struct cache_lru_file {
 	struct cache_key *keys; /* strings owned by the list */
 };
 
-/* Lists the package files of the cache, least recently used first (a row
- * without a recorded use counts as used when it was built), and their total
- * size in *total (may be NULL).  Image rows are not listed (no file).
+/* Lists the package files and dependency layers of the cache, least
+ * recently used first (a row without a recorded use counts as used when it
+ * was built), and their total size in *total (may be NULL).  Image rows are
+ * not listed (no file).
  * Release with cache_lru_free. */
 int cache_lru(struct cache *c, struct cache_lru_file **files, size_t *n_files, int64_t *total);
 void cache_lru_free(struct cache_lru_file *files, size_t n);
+
+/* Dependency layers.  A layer is what a dependency install produced, kept
+ * so that packages whose dependency inputs are the same reuse it instead of
+ * installing again (see src/builder/deplayer.h for what is in one and what
+ * its key covers).  Here it is an opaque folder named by its key (64
+ * lowercase hex digits): DIR/layers/<key>/, files read-only, one row each.
+ * Publishing is crash-safe like a package's: the folder is written under
+ * tmp/ (cache_make_tmpdir), its files and folders fsynced, renamed into
+ * layers/, layers/ fsynced, and only then the row commits; cache_open()
+ * removes folders without a row and rows without a folder.  A layer folder
+ * is immutable once published; eviction deletes the row first, then the
+ * folder (open descriptors keep reading). */
+struct cache_layer {
+	char *path;              /* absolute path of the layer's folder */
+	int64_t size;            /* bytes of its files */
+	int64_t built_ms;        /* unix ms */
+	double build_seconds;
+};
+void cache_layer_clear(struct cache_layer *l);
+
+/* The layer of key: 0 and *out (may be NULL), or -ENOENT when there is none
+ * (a row whose folder vanished is forgotten: -ENOENT), -EINVAL for a bad key. */
+int cache_layer_get(struct cache *c, const char *key, struct cache_layer *out);
+
+/* A fresh empty folder under tmp/ (malloc'd path in *out), for a layer
+ * being built. */
+int cache_make_tmpdir(struct cache *c, char **out);
+
+/* Publishes folder tmp_dir (under tmp/) as the layer of key, as described
+ * above; replaces an unreferenced folder of the same name.  On failure
+ * tmp_dir is removed and nothing is published. */
+int cache_publish_layer(struct cache *c, const char *key, const char *tmp_dir,
+			double build_seconds, struct cache_layer *out);
+
+/* Records a use of the layer (only moves forward); a missing layer is a no-op. */
+int cache_layer_touch(struct cache *c, const char *key, int64_t used_ms);
+
+/* Forgets the layer and removes its folder; *freed (may be NULL) gets its
+ * size.  A missing layer: 0. */
+int cache_evict_layer(struct cache *c, const char *key, int64_t *freed);
 
 #endif

@@ -1015,6 +1015,7 @@ static void sfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 static const char *const xattr_names[] = {
 	"user.sebs.state", "user.sebs.sha256", "user.sebs.input_hash",
 	"user.sebs.built_at", "user.sebs.build_seconds", "user.sebs.builds",
+	"user.sebs.deps_hash", "user.sebs.deps_reused",
 };
 
 /* Formats xattr name of package node n into buf; -ENODATA when it has no
@@ -1049,6 +1050,11 @@ static int xattr_value(const struct node *n, const char *name, char *buf, size_t
 		return snprintf(buf, size, "%s", bs.input_hash);
 	if (strcmp(name, "user.sebs.build_seconds") == 0)
 		return snprintf(buf, size, "%.3f", bs.build_seconds);
+	if (strcmp(name, "user.sebs.deps_hash") == 0)
+		return bs.deps_hash[0] ? snprintf(buf, size, "%s", bs.deps_hash) : -ENODATA;
+	if (strcmp(name, "user.sebs.deps_reused") == 0)
+		return bs.deps_hash[0] ? snprintf(buf, size, "%s", bs.deps_reused ? "yes" : "no")
+				       : -ENODATA;
 	if (strcmp(name, "user.sebs.built_at") == 0) {
 		struct tm tm;
 		time_t t = (time_t)bs.built_at;

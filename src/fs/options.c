@@ -34,6 +34,7 @@ struct raw_opts {
 	char *verify;
 	char *scrub;
 	char *cache_max;
+	char *dep_layers;
 	int stat_builds;
 	int show_help;
 	int show_version;
@@ -53,6 +54,7 @@ static const struct fuse_opt sebsfs_opts[] = {
 	{ "verify=%s", offsetof(struct raw_opts, verify), 0 },
 	{ "scrub=%s", offsetof(struct raw_opts, scrub), 0 },
 	{ "cache_max=%s", offsetof(struct raw_opts, cache_max), 0 },
+	{ "dep_layers=%s", offsetof(struct raw_opts, dep_layers), 0 },
 	OPT("stat_builds", stat_builds),
 	{ "no_stat_builds", offsetof(struct raw_opts, stat_builds), 0 },
 	OPT("-h", show_help),
@@ -109,10 +111,15 @@ static void usage(const char *prog)
 	       "    -o scrub=SECS          re-hash the packages served since start-up every\n"
 	       "                           SECS seconds and forget damaged ones; 0: never\n"
 	       "                           (default %u)\n"
-	       "    -o cache_max=SIZE      keep the package files of the cache within SIZE\n"
-	       "                           bytes (suffix K, M, G or T: 1024-based, e.g. 500M)\n"
-	       "                           by evicting the least recently used; 0: no limit\n"
-	       "                           (default)\n\n",
+	       "    -o cache_max=SIZE      keep the package files and dependency layers of the\n"
+	       "                           cache within SIZE bytes (suffix K, M, G or T:\n"
+	       "                           1024-based, e.g. 500M) by evicting the least\n"
+	       "                           recently used; 0: no limit (default)\n"
+	       "    -o dep_layers=on|off   install dependencies once per dependency key, in a\n"
+	       "                           folder holding only what the key covers, and reuse\n"
+	       "                           the result (and its zipped bytes) in every package\n"
+	       "                           with that key (default on); off: install in each\n"
+	       "                           package's work folder, as SeBS does\n\n",
 	       prog, DEFAULT_BUILD_TIMEOUT, DEFAULT_SCRUB);
 }
 
@@ -260,6 +267,10 @@ static int parse_values(struct raw_opts *raw, struct sebsfs_options *opts)
 			 &opts->scrub) ||
 	    parse_size("cache_max", raw->cache_max, &opts->cache_max))
 		return -1;
+	if (raw->dep_layers && strcmp(raw->dep_layers, "off") == 0)
+		opts->no_dep_layers = true;
+	else if (raw->dep_layers && strcmp(raw->dep_layers, "on") != 0)
+		return fail("dep_layers=%s%s: expected on or off", raw->dep_layers, "");
 	opts->verify = VERIFY_FIRST;
 	if (raw->verify && strcmp(raw->verify, "always") == 0)
 		opts->verify = VERIFY_ALWAYS;
@@ -343,6 +354,7 @@ int options_parse(int argc, char *argv[], struct fuse_args *args, struct sebsfs_
 	free(raw.verify);
 	free(raw.scrub);
 	free(raw.cache_max);
+	free(raw.dep_layers);
 	return rc;
 }
 

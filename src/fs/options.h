@@ -30,7 +30,8 @@ struct sebsfs_options {
 	unsigned build_timeout; /* seconds; 0 = no limit */
 	enum verify_mode verify;
 	unsigned scrub;      /* seconds; 0 = no background scrub */
-	int64_t cache_max;   /* bytes of package files to keep; 0 = no limit */
+	int64_t cache_max;   /* bytes of package files and layers to keep; 0 = no limit */
+	bool no_dep_layers;  /* -o dep_layers=off */
 	struct fuse_cmdline_opts cmd; /* mountpoint, foreground, debug, singlethread, ... */
 };
 

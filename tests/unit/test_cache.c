@@ -80,11 +80,12 @@ static const struct cache_image_info IMG_INFO = {
 	.size = 123456789,
 };
 
-/* Column order of the packages table at schema v3, fresh or migrated. */
-#define SCHEMA_VERSION 3
-#define V3_COLUMNS "platform,language,version,arch,benchmark,kind,input_hash,path,size," \
+/* Column order of the packages table at schema v4, fresh or migrated. */
+#define SCHEMA_VERSION 4
+#define PACKAGES_COLUMNS "platform,language,version,arch,benchmark,kind,input_hash,path,size," \
 		   "sha256,built_at,build_seconds,manifest,last_failed,last_error," \
-		   "failed_input_hash,image,image_id,digest,registry,image_size,last_used_ms"
+		   "failed_input_hash,image,image_id,digest,registry,image_size,last_used_ms," \
+		   "deps_hash,deps_reused"
 
 static struct cache *open_ok(void)
 {
@@ -141,7 +142,7 @@ static struct cache_entry publish_ok(struct cache *c, const struct cache_key *k,
 {
 	struct cache_entry e;
 	char *tmp = make_tmp(c, content);
-	int ret = cache_publish(c, k, tmp, input_hash, "{\"files\":[]}", 1.5, &e);
+	int ret = cache_publish(c, k, tmp, input_hash, "{\"files\":[]}", 1.5, NULL, &e);
 	ck_assert_msg(ret == 0, "cache_publish: %s", strerror(-ret));
 	ck_assert_msg(!exists(tmp), "tmp file %s left behind", tmp);
 	free(tmp);
@@ -198,7 +199,7 @@ static void assert_columns_current(sqlite3 *db)
 {
 	char *cols = raw_str(db, "SELECT group_concat(name, ',') FROM"
 			     " (SELECT name FROM pragma_table_info('packages') ORDER BY cid)");
-	ck_assert_str_eq(cols, V3_COLUMNS);
+	ck_assert_str_eq(cols, PACKAGES_COLUMNS);
 	free(cols);
 	ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM pragma_table_info('packages') WHERE pk > 0"), 6);
 	ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM pragma_index_list('packages')"
@@ -352,7 +353,7 @@ START_TEST(test_open_creates_schema)
 
 	sqlite3 *db = raw_db();
 	ck_assert_int_eq(raw_int(db, "PRAGMA user_version"), SCHEMA_VERSION);
-	ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM pragma_table_info('packages')"), 22);
+	ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM pragma_table_info('packages')"), 24);
 	assert_columns_current(db);
 	sqlite3_stmt *st = NULL;
 	ck_assert_int_eq(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
@@ -424,7 +425,7 @@ START_TEST(test_publish_null_manifest_and_out)
 {
 	struct cache *c = open_ok();
 	char *tmp = make_tmp(c, "xyz");
-	ck_assert_int_eq(cache_publish(c, &KEY_A, tmp, "ih", NULL, 0.0, NULL), 0);
+	ck_assert_int_eq(cache_publish(c, &KEY_A, tmp, "ih", NULL, 0.0, NULL, NULL), 0);
 	free(tmp);
 	struct cache_entry e;
 	ck_assert_int_eq(cache_get(c, &KEY_A, &e), 0);
@@ -740,7 +741,7 @@ START_TEST(test_failed_publish_keeps_old)
 
 	char *missing = cache_tmp_path(c, "zip");
 	struct cache_entry out;
-	int ret = cache_publish(c, &KEY_A, missing, "ih-new", NULL, 1.0, &out);
+	int ret = cache_publish(c, &KEY_A, missing, "ih-new", NULL, 1.0, NULL, &out);
 	ck_assert_int_eq(ret, -ENOENT);
 
 	struct cache_entry e;
@@ -756,7 +757,7 @@ START_TEST(test_failed_publish_keeps_old)
 	struct cache_key bad = KEY_A;
 	bad.benchmark = "../escape";
 	char *tmp = make_tmp(c, "rejected");
-	ck_assert_int_eq(cache_publish(c, &bad, tmp, "ih", NULL, 1.0, NULL), -EINVAL);
+	ck_assert_int_eq(cache_publish(c, &bad, tmp, "ih", NULL, 1.0, NULL, NULL), -EINVAL);
 	ck_assert(!exists(tmp));
 	ck_assert_int_eq(count_entries("packages"), 1);
 
@@ -851,7 +852,7 @@ static void *publisher(void *arg)
 			free(tmp);
 			continue;
 		}
-		if (cache_publish(w->c, &w->key, tmp, "ih", NULL, 0.1, NULL) != 0)
+		if (cache_publish(w->c, &w->key, tmp, "ih", NULL, 0.1, NULL, NULL) != 0)
 			w->failures++;
 		if (i % 3 == 0 && cache_record_failure(w->c, &w->key, "ih", "transient") != 0)
 			w->failures++;
@@ -995,7 +996,7 @@ START_TEST(test_image_argument_checks)
 
 	/* A file is never published under kind "image"; tmp_path is removed. */
 	char *tmp = make_tmp(c, "not an image");
-	ck_assert_int_eq(cache_publish(c, &KEY_IMG, tmp, "ih", NULL, 1.0, &out), -EINVAL);
+	ck_assert_int_eq(cache_publish(c, &KEY_IMG, tmp, "ih", NULL, 1.0, NULL, &out), -EINVAL);
 	ck_assert(!exists(tmp));
 	ck_assert_int_eq(count_entries("packages"), 0);
 	ck_assert_int_eq(cache_get(c, &KEY_IMG, &e), -ENOENT);

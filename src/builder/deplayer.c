@@ -1,0 +1,1009 @@
+/*
+ * deplayer.c - dependency layers (see deplayer.h): the key, the isolated
+ * install, the capture of its result, and the table that lets concurrent
+ * builds share one layer build.
+ */
+#include "deplayer.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fsutil.h"
+#include "layout.h"
+#include "log.h"
+#include "pipeline.h"
+#include "walk.h"
+#include "ziptree.h"
+
+/* Bump when what a layer holds or how its key is made changes. */
+#define DEPLAYER_FORMAT 1
+/* -r/-c files are parsed in turn; this bounds a chain (or a cycle). */
+#define MAX_REQUIREMENT_DEPTH 8
+/* A waiting build looks at its cancel fd and deadline this often. */
+#define WAIT_SLICE_NS (200 * 1000 * 1000L)
+
+/* ---- the table of layers in use ------------------------------------------------ */
+
+struct layer_use {
+	char key[SHA256_HEX_LEN + 1];
+	bool building;
+	unsigned users;
+	struct layer_use *next;
+};
+
+struct deplayer_store {
+	struct cache *cache;
+	pthread_mutex_t lock;
+	pthread_cond_t changed;     /* a build of a layer ended */
+	struct layer_use *uses;     /* protected by lock */
+};
+
+struct deplayer_store *deplayer_store_new(struct cache *cache)
+{
+	struct deplayer_store *s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->cache = cache;
+	pthread_condattr_t attr;
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->changed, &attr);
+	pthread_condattr_destroy(&attr);
+	return s;
+}
+
+void deplayer_store_free(struct deplayer_store *s)
+{
+	if (!s)
+		return;
+	while (s->uses) {
+		struct layer_use *u = s->uses;
+		s->uses = u->next;
+		free(u);
+	}
+	pthread_cond_destroy(&s->changed);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+}
+
+static struct layer_use *find_use_locked(struct deplayer_store *s, const char *key)
+{
+	for (struct layer_use *u = s->uses; u; u = u->next)
+		if (strcmp(u->key, key) == 0)
+			return u;
+	return NULL;
+}
+
+static struct layer_use *add_use_locked(struct deplayer_store *s, const char *key)
+{
+	struct layer_use *u = find_use_locked(s, key);
+	if (u)
+		return u;
+	if (!(u = calloc(1, sizeof(*u))))
+		return NULL;
+	memcpy(u->key, key, sizeof(u->key));
+	u->next = s->uses;
+	s->uses = u;
+	return u;
+}
+
+static void drop_use_locked(struct deplayer_store *s, struct layer_use *u)
+{
+	if (u->users > 0 || u->building)
+		return;
+	for (struct layer_use **p = &s->uses; *p; p = &(*p)->next) {
+		if (*p == u) {
+			*p = u->next;
+			free(u);
+			return;
+		}
+	}
+}
+
+bool deplayer_busy(struct deplayer_store *s, const char *key)
+{
+	pthread_mutex_lock(&s->lock);
+	struct layer_use *u = find_use_locked(s, key);
+	bool busy = u && (u->building || u->users > 0);
+	pthread_mutex_unlock(&s->lock);
+	return busy;
+}
+
+const char *deplayer_folder(const char *language)
+{
+	if (strcmp(language, "python") == 0)
+		return ".python_packages";
+	if (strcmp(language, "nodejs") == 0)
+		return "node_modules";
+	return NULL;
+}
+
+static void set_err(char **errmsg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_err(char **errmsg, const char *fmt, ...)
+{
+	if (!errmsg || *errmsg)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	if (vasprintf(errmsg, fmt, ap) < 0)
+		*errmsg = NULL;
+	va_end(ap);
+}
+
+/* ---- the inputs of a layer: local files the dependency file names ---------------- */
+
+/* Paths relative to the work folder, each once, in the order found. */
+struct path_list {
+	char **v;
+	size_t n;
+};
+
+static void path_list_free(struct path_list *l)
+{
+	str_list_free(l->v, l->n);
+	l->v = NULL;
+	l->n = 0;
+}
+
+static bool path_list_has(const struct path_list *l, const char *p)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (strcmp(l->v[i], p) == 0)
+			return true;
+	return false;
+}
+
+/* Makes rel (relative to folder base, itself relative to the work folder)
+ * a normalised path relative to the work folder: no ".", no "..", no empty
+ * components.  NULL when it is absolute or climbs out. */
+static char *normalize_local(const char *base, const char *rel)
+{
+	if (!*rel || rel[0] == '/' || rel[0] == '~')
+		return NULL;
+	char *joined = base && *base ? str_printf("%s/%s", base, rel) : strdup(rel);
+	char *out = joined ? malloc(strlen(joined) + 1) : NULL;
+	if (!out) {
+		free(joined);
+		return NULL;
+	}
+	size_t len = 0;
+	bool bad = false;
+	char *save = NULL;
+	for (char *c = strtok_r(joined, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+		if (strcmp(c, ".") == 0)
+			continue;
+		if (strcmp(c, "..") == 0) {
+			if (len == 0) {
+				bad = true;
+				break;
+			}
+			while (len > 0 && out[len - 1] != '/')
+				len--;
+			if (len > 0)
+				len--;
+			continue;
+		}
+		if (len)
+			out[len++] = '/';
+		memcpy(out + len, c, strlen(c));
+		len += strlen(c);
+	}
+	out[len] = '\0';
+	free(joined);
+	if (bad || len == 0) {
+		free(out);
+		return NULL;
+	}
+	return out;
+}
+
+struct local_scan {
+	const char *workdir;
+	struct path_list found;
+	char *errmsg;
+};
+
+/* Records local path rel, named in file `where` (for messages), relative to
+ * folder base.  The path must stay inside the work folder and exist. */
+static int add_local(struct local_scan *sc, const char *where, const char *base, const char *rel)
+{
+	char *norm = normalize_local(base, rel);
+	if (!norm) {
+		set_err(&sc->errmsg, "%s names %s, which is outside the work folder: a dependency"
+			" layer can only depend on files the package has (use a path below the"
+			" benchmark's folder that init.sh copies, or -o dep_layers=off)", where, rel);
+		return -EPERM;
+	}
+	if (path_list_has(&sc->found, norm)) {
+		free(norm);
+		return 0;
+	}
+	char *abs = path_join(sc->workdir, norm);
+	bool exists = abs && path_exists(abs);
+	free(abs);
+	if (!exists) {
+		set_err(&sc->errmsg, "%s names %s, which the work folder does not have", where, rel);
+		free(norm);
+		return -ENOENT;
+	}
+	char **v = realloc(sc->found.v, (sc->found.n + 1) * sizeof(*v));
+	if (!v) {
+		free(norm);
+		return -ENOMEM;
+	}
+	sc->found.v = v;
+	v[sc->found.n++] = norm;
+	return 0;
+}
+
+static bool has_scheme(const char *s)
+{
+	const char *p = s;
+	while (isalnum((unsigned char)*p) || *p == '+' || *p == '-' || *p == '.')
+		p++;
+	return p > s && strncmp(p, "://", 3) == 0;
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+	return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+static bool looks_like_archive(const char *s)
+{
+	static const char *const exts[] = { ".whl", ".tar.gz", ".tgz", ".zip", ".tar.bz2",
+					    ".tar.xz", ".tar", NULL };
+	for (const char *const *e = exts; *e; e++)
+		if (ends_with(s, *e))
+			return true;
+	return false;
+}
+
+/* A requirement or option value that names something on disk: the path,
+ * else NULL (a name, a version spec, a URL). */
+static const char *local_target(const char *v)
+{
+	if (strncmp(v, "file://", 7) == 0)
+		return v + 7;
+	if (strncmp(v, "file:", 5) == 0)
+		return v + 5;
+	if (has_scheme(v))
+		return NULL;
+	if (v[0] == '.' || v[0] == '/' || v[0] == '~' || strchr(v, '/') || looks_like_archive(v))
+		return v;
+	return NULL;
+}
+
+static int scan_requirements(struct local_scan *sc, const char *rel, int depth);
+
+/* One logical line of a requirements file (comments and continuations
+ * already handled).  base: the file's folder relative to the work folder. */
+static int scan_requirement_line(struct local_scan *sc, const char *where, const char *base,
+				 char *line, int depth)
+{
+	char *save = NULL;
+	char *tok = strtok_r(line, " \t", &save);
+	if (!tok)
+		return 0;
+	/* options with a value: "-r f", "--requirement f", "--requirement=f" */
+	static const struct { const char *opt; bool nested; } opts[] = {
+		{ "-r", true }, { "--requirement", true }, { "-c", true }, { "--constraint", true },
+		{ "-e", false }, { "--editable", false }, { "-f", false }, { "--find-links", false },
+	};
+	for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
+		size_t n = strlen(opts[i].opt);
+		const char *value = NULL;
+		if (strcmp(tok, opts[i].opt) == 0)
+			value = strtok_r(NULL, " \t", &save);
+		else if (strncmp(tok, opts[i].opt, n) == 0 && tok[n] == '=')
+			value = tok + n + 1;
+		else if (n == 2 && strncmp(tok, opts[i].opt, 2) == 0 && tok[2])
+			value = tok + 2; /* "-rfile" */
+		else
+			continue;
+		if (!value || !*value)
+			return 0; /* pip reports it */
+		const char *path = opts[i].nested ? value : local_target(value);
+		if (!path && !opts[i].nested && !has_scheme(value) && strncmp(value, "git+", 4) != 0)
+			path = value; /* -e/-f with a bare folder name */
+		if (!path)
+			return 0;
+		int rc = add_local(sc, where, base, path);
+		if (rc == 0 && opts[i].nested) {
+			char *norm = normalize_local(base, path);
+			rc = norm ? scan_requirements(sc, norm, depth + 1) : -ENOMEM;
+			free(norm);
+		}
+		return rc;
+	}
+	if (tok[0] == '-')
+		return 0; /* other options (--index-url, --no-binary, ...) are text: hashed */
+	/* "name @ file:..." (PEP 508 direct reference) */
+	char *at = strtok_r(NULL, " \t", &save);
+	if (at && strcmp(at, "@") == 0) {
+		char *url = strtok_r(NULL, " \t;", &save);
+		const char *path = url ? local_target(url) : NULL;
+		return path ? add_local(sc, where, base, path) : 0;
+	}
+	char *marker = strchr(tok, ';');
+	if (marker)
+		*marker = '\0';
+	char *at_sign = strstr(tok, "@file:");
+	const char *path = at_sign ? at_sign + 1 : tok;
+	path = local_target(path);
+	return path ? add_local(sc, where, base, path) : 0;
+}
+
+static int scan_requirements(struct local_scan *sc, const char *rel, int depth)
+{
+	if (depth > MAX_REQUIREMENT_DEPTH) {
+		set_err(&sc->errmsg, "%s: requirement files nest deeper than %d levels", rel,
+			MAX_REQUIREMENT_DEPTH);
+		return -ELOOP;
+	}
+	char *abs = path_join(sc->workdir, rel);
+	char *text = NULL;
+	int rc = abs ? read_file(abs, &text, NULL) : -ENOMEM;
+	free(abs);
+	if (rc < 0) {
+		set_err(&sc->errmsg, "cannot read %s: %s", rel, strerror(-rc));
+		return rc;
+	}
+	char *slash = strrchr(rel, '/');
+	char *base = slash ? strndup(rel, (size_t)(slash - rel)) : strdup("");
+	if (!base) {
+		free(text);
+		return -ENOMEM;
+	}
+	/* join continuation lines ("\" at the end) into one, as pip does */
+	for (char *p = text; (p = strstr(p, "\\\n")); )
+		memmove(p, p + 2, strlen(p + 2) + 1);
+	char *save = NULL;
+	int lineno = 0;
+	for (char *line = strtok_r(text, "\n", &save); line && rc == 0;
+	     line = strtok_r(NULL, "\n", &save)) {
+		lineno++;
+		/* a comment starts at "#" at the line's start or after a blank */
+		for (char *h = line; (h = strchr(h, '#')); h++) {
+			if (h == line || h[-1] == ' ' || h[-1] == '\t') {
+				*h = '\0';
+				break;
+			}
+		}
+		char where[512];
+		snprintf(where, sizeof(where), "%s line %d", rel, lineno);
+		rc = scan_requirement_line(sc, where, base, line, depth);
+	}
+	free(base);
+	free(text);
+	return rc;
+}
+
+/* npm: dependency values that are local paths. */
+static int scan_package_json(struct local_scan *sc, const char *rel)
+{
+	char *abs = path_join(sc->workdir, rel);
+	json_error_t jerr;
+	json_t *root = abs ? json_load_file(abs, 0, &jerr) : NULL;
+	free(abs);
+	if (!json_is_object(root)) {
+		set_err(&sc->errmsg, "%s: line %d: %s", rel, root ? 0 : jerr.line,
+			root ? "not a JSON object" : jerr.text);
+		json_decref(root);
+		return -EINVAL;
+	}
+	static const char *const sections[] = { "dependencies", "devDependencies",
+						"optionalDependencies", "peerDependencies", NULL };
+	int rc = 0;
+	for (const char *const *sec = sections; *sec && rc == 0; sec++) {
+		json_t *deps = json_object_get(root, *sec);
+		const char *name;
+		json_t *v;
+		json_object_foreach(deps, name, v) {
+			const char *s = json_string_value(v);
+			if (!s)
+				continue;
+			const char *path = strncmp(s, "file:", 5) == 0 ? s + 5
+					 : strncmp(s, "link:", 5) == 0 ? s + 5
+					 : (s[0] == '.' || s[0] == '/' || s[0] == '~') ? s : NULL;
+			if (!path)
+				continue;
+			char where[512];
+			snprintf(where, sizeof(where), "%s %s.%s", rel, *sec, name);
+			if ((rc = add_local(sc, where, "", path)) < 0)
+				break;
+		}
+	}
+	/* what npm reads from the folder besides package.json */
+	static const char *const npm_files[] = { "package-lock.json", "npm-shrinkwrap.json",
+						 ".npmrc", NULL };
+	for (const char *const *f = npm_files; *f && rc == 0; f++) {
+		char *p = path_join(sc->workdir, *f);
+		bool exists = p && path_exists(p);
+		free(p);
+		if (exists)
+			rc = add_local(sc, rel, "", *f);
+	}
+	json_decref(root);
+	return rc;
+}
+
+/* ---- hashing a path (file or folder) ------------------------------------------- */
+
+struct tree_hash {
+	struct sha256_ctx ctx;
+	int rootfd;
+	char *errmsg;
+};
+
+/* One entry of a folder: its path, type, exec bit, and content or target. */
+static int hash_entry(const struct walk_entry *e, void *arg)
+{
+	struct tree_hash *h = arg;
+	char kind = S_ISDIR(e->st.st_mode) ? 'd' : e->link ? 'l' : (e->st.st_mode & 0111) ? 'x' : 'f';
+	sha256_update(&h->ctx, &kind, 1);
+	sha256_update(&h->ctx, e->path, strlen(e->path) + 1);
+	if (e->link) {
+		sha256_update(&h->ctx, e->link, strlen(e->link) + 1);
+		return 0;
+	}
+	if (!S_ISREG(e->st.st_mode))
+		return 0;
+	char hex[SHA256_HEX_LEN + 1];
+	int fd = openat(e->dirfd, e->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	int rc = fd < 0 ? -errno : sha256_hex_fd(fd, hex);
+	if (fd >= 0)
+		close(fd);
+	if (rc < 0) {
+		set_err(&h->errmsg, "cannot read %s: %s", e->path, strerror(-rc));
+		return rc;
+	}
+	sha256_update(&h->ctx, hex, SHA256_HEX_LEN);
+	return 0;
+}
+
+/* The digest of workdir/rel: a file's content (with its exec bit), a
+ * folder's whole tree (links kept as links), or "missing". */
+static int hash_path(const char *dir, const char *rel, char hex[SHA256_HEX_LEN + 1],
+		     char **errmsg)
+{
+	char *abs = path_join(dir, rel);
+	struct stat st;
+	int rc = 0;
+	if (!abs)
+		return -ENOMEM;
+	if (lstat(abs, &st) < 0) {
+		snprintf(hex, SHA256_HEX_LEN + 1, "missing");
+	} else if (S_ISREG(st.st_mode)) {
+		char content[SHA256_HEX_LEN + 1];
+		rc = sha256_hex_file(abs, content);
+		if (rc == 0) {
+			char *s = str_printf("%c%s", (st.st_mode & 0111) ? 'x' : 'f', content);
+			if (s)
+				sha256_hex_buf(s, strlen(s), hex);
+			else
+				rc = -ENOMEM;
+			free(s);
+		} else {
+			set_err(errmsg, "cannot read %s: %s", abs, strerror(-rc));
+		}
+	} else {
+		struct tree_hash h = { 0 };
+		struct walk_options opts = { .links = WALK_KEEP, .label = rel };
+		uint8_t digest[SHA256_DIGEST_LEN];
+		sha256_init(&h.ctx);
+		sha256_update(&h.ctx, S_ISDIR(st.st_mode) ? "D" : "?", 1);
+		rc = S_ISDIR(st.st_mode) ? walk_tree(abs, &opts, hash_entry, &h, &h.errmsg) : -EINVAL;
+		sha256_final(&h.ctx, digest);
+		sha256_to_hex(digest, hex);
+		if (rc < 0)
+			set_err(errmsg, "cannot read %s: %s", abs, h.errmsg ? h.errmsg : strerror(-rc));
+		free(h.errmsg);
+	}
+	free(abs);
+	return rc;
+}
+
+/* ---- the key -------------------------------------------------------------------- */
+
+struct layer_inputs {
+	json_t *doc;               /* what the key covers, as JSON */
+	struct path_list paths;    /* depfile and local files, relative to workdir */
+	char **hashes;             /* hash of each path, same order */
+	char key[SHA256_HEX_LEN + 1];
+};
+
+static void layer_inputs_clear(struct layer_inputs *in)
+{
+	json_decref(in->doc);
+	for (size_t i = 0; in->hashes && i < in->paths.n; i++)
+		free(in->hashes[i]);
+	free(in->hashes);
+	path_list_free(&in->paths);
+	memset(in, 0, sizeof(*in));
+}
+
+static int collect_inputs(const struct deplayer_request *req, struct layer_inputs *in,
+			  char **errmsg)
+{
+	struct local_scan sc = { .workdir = req->workdir };
+	int rc = add_local(&sc, req->depfile, "", req->depfile);
+	if (rc == 0)
+		rc = strcmp(req->language, "python") == 0 ? scan_requirements(&sc, req->depfile, 0)
+							   : scan_package_json(&sc, req->depfile);
+	in->paths = sc.found;
+	if (rc < 0) {
+		set_err(errmsg, "%s", sc.errmsg ? sc.errmsg : strerror(-rc));
+		free(sc.errmsg);
+		return rc;
+	}
+	free(sc.errmsg);
+	in->hashes = calloc(in->paths.n ? in->paths.n : 1, sizeof(*in->hashes));
+	json_t *files = json_object();
+	json_t *env = json_array();
+	in->doc = json_object();
+	if (!in->hashes || !files || !env || !in->doc) {
+		json_decref(files);
+		json_decref(env);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < in->paths.n && rc == 0; i++) {
+		char hex[SHA256_HEX_LEN + 1];
+		if ((rc = hash_path(req->workdir, in->paths.v[i], hex, errmsg)) == 0 &&
+		    !(in->hashes[i] = strdup(hex)))
+			rc = -ENOMEM;
+		if (rc == 0)
+			json_object_set_new(files, in->paths.v[i], json_string(hex));
+	}
+	for (const char *const *e = req->env; e && *e; e++)
+		json_array_append_new(env, json_string(*e));
+	char pkgsh[SHA256_HEX_LEN + 1] = "";
+	if (rc == 0 && req->package_sh && (rc = sha256_hex_file(req->package_sh, pkgsh)) < 0)
+		set_err(errmsg, "cannot read %s: %s", req->package_sh, strerror(-rc));
+	json_object_set_new(in->doc, "format", json_integer(DEPLAYER_FORMAT));
+	json_object_set_new(in->doc, "installer", json_string(req->installer));
+	json_object_set_new(in->doc, "environment", env);
+	json_object_set_new(in->doc, "language", json_string(req->language));
+	json_object_set_new(in->doc, "version", json_string(req->version));
+	json_object_set_new(in->doc, "arch", json_string(req->arch));
+	json_object_set_new(in->doc, "dependency_file", json_string(req->depfile));
+	json_object_set_new(in->doc, "package_sh", req->package_sh ? json_string(pkgsh) : json_null());
+	json_object_set_new(in->doc, "files", files);
+	if (rc < 0)
+		return rc;
+	char *text = json_dumps(in->doc, JSON_COMPACT | JSON_SORT_KEYS);
+	if (!text)
+		return -ENOMEM;
+	sha256_hex_buf(text, strlen(text), in->key);
+	free(text);
+	return 0;
+}
+
+/* ---- building one layer ---------------------------------------------------------- */
+
+/* Copies the key's inputs (and nothing else) from the work folder into dir. */
+static int place_inputs(const struct deplayer_request *req, const struct layer_inputs *in,
+			const char *dir, char **errmsg)
+{
+	int rc = 0;
+	for (size_t i = 0; i < in->paths.n && rc == 0; i++) {
+		const char *rel = in->paths.v[i];
+		char *src = path_join(req->workdir, rel);
+		char *dst = path_join(dir, rel);
+		char *parent = dst ? strdup(dst) : NULL;
+		char *slash = parent ? strrchr(parent, '/') : NULL;
+		if (!src || !dst || !parent)
+			rc = -ENOMEM;
+		if (rc == 0 && slash) {
+			*slash = '\0';
+			rc = mkdir_p(parent, 0755);
+		}
+		char *msg = NULL;
+		if (rc == 0 && (rc = copy_tree(src, dst, req->workdir, &msg)) < 0)
+			set_err(errmsg, "cannot copy %s into the dependency layer's folder: %s", rel,
+				msg ? msg : strerror(-rc));
+		free(msg);
+		free(src);
+		free(dst);
+		free(parent);
+	}
+	return rc;
+}
+
+/* After the install ran in dir: moves its result into layer folder out
+ * (deps.zip, extra/) and describes it in out/layer.json. */
+static int capture(const struct deplayer_request *req, const struct layer_inputs *in,
+		   const char *dir, const char *out, bool *has_deps, char **errmsg)
+{
+	const char *depname = deplayer_folder(req->language);
+	char **names = NULL;
+	size_t n = 0;
+	json_t *extras = json_array(), *removed = json_array();
+	char *tree = path_join(out, "tree");
+	char *extra = path_join(out, "extra");
+	int rc = (extras && removed && tree && extra) ? list_dir_sorted(dir, &names, &n) : -ENOMEM;
+	if (rc < 0)
+		set_err(errmsg, "cannot list %s: %s", dir, strerror(-rc));
+	*has_deps = false;
+	/* inputs the install changed or removed */
+	for (size_t i = 0; rc == 0 && i < in->paths.n; i++) {
+		char hex[SHA256_HEX_LEN + 1];
+		if ((rc = hash_path(dir, in->paths.v[i], hex, errmsg)) < 0)
+			break;
+		if (strcmp(hex, in->hashes[i]) == 0)
+			continue;
+		if (strcmp(hex, "missing") == 0) {
+			json_array_append_new(removed, json_string(in->paths.v[i]));
+			continue;
+		}
+		char *src = path_join(dir, in->paths.v[i]);
+		char *dst = path_join(extra, in->paths.v[i]);
+		char *msg = NULL;
+		rc = (src && dst) ? mkdir_p(extra, 0700) : -ENOMEM;
+		if (rc == 0)
+			rc = copy_tree(src, dst, dir, &msg);
+		if (rc < 0)
+			set_err(errmsg, "cannot keep %s: %s", in->paths.v[i], msg ? msg : strerror(-rc));
+		else
+			json_array_append_new(extras, json_string(in->paths.v[i]));
+		free(msg);
+		free(src);
+		free(dst);
+	}
+	/* what the install added at the top */
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		bool is_input = false;
+		for (size_t j = 0; j < in->paths.n && !is_input; j++) {
+			size_t len = strlen(names[i]);
+			is_input = strncmp(in->paths.v[j], names[i], len) == 0 &&
+				   (in->paths.v[j][len] == '\0' || in->paths.v[j][len] == '/');
+		}
+		if (is_input)
+			continue; /* handled above, as a whole path */
+		char *src = path_join(dir, names[i]);
+		bool deps = depname && strcmp(names[i], depname) == 0;
+		char *parent = deps ? tree : extra;
+		char *dst = src ? path_join(parent, names[i]) : NULL;
+		rc = dst ? mkdir_p(parent, 0700) : -ENOMEM;
+		if (rc == 0 && rename(src, dst) < 0)
+			rc = -errno;
+		if (rc < 0)
+			set_err(errmsg, "cannot move %s into the layer: %s", names[i], strerror(-rc));
+		else if (deps)
+			*has_deps = true;
+		else
+			json_array_append_new(extras, json_string(names[i]));
+		free(src);
+		free(dst);
+	}
+	if (rc == 0 && *has_deps) {
+		char *zip = path_join(out, "deps.zip");
+		char *msg = NULL;
+		int fd = zip ? open(zip, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600) : -ENOMEM;
+		if (fd < 0) {
+			rc = zip ? -errno : -ENOMEM;
+			set_err(errmsg, "cannot create %s: %s", zip ? zip : "deps.zip", strerror(-rc));
+		} else {
+			rc = layout_clean_dependencies(tree, &msg);
+			if (rc == 0)
+				rc = ziptree_write(tree, fd, &msg);
+			if (rc == 0 && fsync(fd) < 0)
+				rc = -errno;
+			if (rc < 0)
+				set_err(errmsg, "cannot zip the dependency layer: %s",
+					msg ? msg : strerror(-rc));
+			close(fd);
+		}
+		free(msg);
+		free(zip);
+	}
+	if (rc == 0)
+		rc = rm_rf(tree);
+	if (rc == 0) {
+		json_t *doc = json_deep_copy(in->doc);
+		char *path = path_join(out, "layer.json");
+		if (doc) {
+			json_object_set_new(doc, "key", json_string(in->key));
+			json_object_set(doc, "extra", extras);
+			json_object_set(doc, "removed", removed);
+			json_object_set_new(doc, "dependency_folder",
+					    *has_deps ? json_string(depname) : json_null());
+		}
+		char *text = doc ? json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
+		rc = text && path ? write_file_atomic(path, text, strlen(text)) : -ENOMEM;
+		if (rc < 0)
+			set_err(errmsg, "cannot write layer.json: %s", strerror(-rc));
+		free(text);
+		free(path);
+		json_decref(doc);
+	}
+	json_decref(extras);
+	json_decref(removed);
+	str_list_free(names, n);
+	free(tree);
+	free(extra);
+	return rc;
+}
+
+static double now_seconds(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static char *list_paths(const struct path_list *l)
+{
+	size_t len = 1;
+	for (size_t i = 0; i < l->n; i++)
+		len += strlen(l->v[i]) + 2;
+	char *s = malloc(len);
+	if (!s)
+		return NULL;
+	s[0] = '\0';
+	for (size_t i = 0; i < l->n; i++) {
+		if (i)
+			strcat(s, ", ");
+		strcat(s, l->v[i]);
+	}
+	return s;
+}
+
+static int build_layer(struct deplayer_store *s, const struct deplayer_request *req,
+		       const struct layer_inputs *in, bool *has_deps, char **errmsg)
+{
+	char *dir = NULL, *out = NULL;
+	double t0 = now_seconds();
+	int rc = cache_make_workdir(s->cache, &dir);
+	if (rc == 0)
+		rc = cache_make_tmpdir(s->cache, &out);
+	if (rc < 0) {
+		set_err(errmsg, "cannot create a folder for the dependency layer: %s", strerror(-rc));
+		goto out;
+	}
+	char *what = list_paths(&in->paths);
+	build_log(req->log_fd, "dependency layer %.12s: not cached; installing in a folder that"
+		  " holds only %s", in->key, what ? what : "its inputs");
+	free(what);
+	if ((rc = place_inputs(req, in, dir, errmsg)) < 0)
+		goto out;
+	if ((rc = req->install(req->install_ctx, dir, errmsg)) < 0) {
+		build_log(req->log_fd, "dependency layer %.12s: the install failed; it ran with only"
+			  " the files above (a dependency install that reads other files of the"
+			  " package cannot be cached: name them in the dependency file, or use"
+			  " -o dep_layers=off)", in->key);
+		goto out;
+	}
+	if ((rc = capture(req, in, dir, out, has_deps, errmsg)) < 0)
+		goto out;
+	struct cache_layer published;
+	rc = cache_publish_layer(s->cache, in->key, out, now_seconds() - t0, &published);
+	if (rc < 0) {
+		set_err(errmsg, "cannot publish the dependency layer: %s", cache_strerror(rc));
+		goto out;
+	}
+	build_log(req->log_fd, "dependency layer %.12s: built in %.2f s, %lld bytes", in->key,
+		  published.build_seconds, (long long)published.size);
+	cache_layer_clear(&published);
+out:
+	if (dir)
+		rm_rf(dir);
+	if (out && rc < 0)
+		rm_rf(out);
+	free(dir);
+	free(out);
+	return rc;
+}
+
+/* 0, or -ECANCELED/-ETIMEDOUT once the waiting build must give up. */
+static int wait_slice_locked(struct deplayer_store *s, const struct deplayer_request *req)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	if (req->deadline && (until.tv_sec > req->deadline->tv_sec ||
+			      (until.tv_sec == req->deadline->tv_sec &&
+			       until.tv_nsec >= req->deadline->tv_nsec)))
+		return -ETIMEDOUT;
+	if (req->cancel_fd >= 0) {
+		struct pollfd p = { .fd = req->cancel_fd, .events = POLLIN };
+		if (poll(&p, 1, 0) > 0)
+			return -ECANCELED;
+	}
+	until.tv_nsec += WAIT_SLICE_NS;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_cond_timedwait(&s->changed, &s->lock, &until);
+	return 0;
+}
+
+static bool layer_has_deps(const char *path)
+{
+	char *zip = path_join(path, "deps.zip");
+	bool has = zip && path_is_file(zip);
+	free(zip);
+	return has;
+}
+
+int deplayer_obtain(struct deplayer_store *s, const struct deplayer_request *req,
+		    struct deplayer *out, char **errmsg)
+{
+	struct layer_inputs in = { 0 };
+	memset(out, 0, sizeof(*out));
+	int rc = collect_inputs(req, &in, errmsg);
+	if (rc < 0) {
+		build_log(req->log_fd, "error: dependency layer: %s",
+			  errmsg && *errmsg ? *errmsg : strerror(-rc));
+		layer_inputs_clear(&in);
+		return rc;
+	}
+	memcpy(out->key, in.key, sizeof(out->key));
+	bool waited = false, built = false;
+	struct layer_use *u = NULL;
+	pthread_mutex_lock(&s->lock);
+	for (;;) {
+		u = find_use_locked(s, in.key);
+		if (u && u->building) {
+			if (!waited)
+				build_log(req->log_fd, "dependency layer %.12s: another build is making"
+					  " it; waiting for it", in.key);
+			waited = true;
+			if ((rc = wait_slice_locked(s, req)) < 0)
+				break;
+			continue;
+		}
+		pthread_mutex_unlock(&s->lock);
+		struct cache_layer found;
+		int got = cache_layer_get(s->cache, in.key, &found);
+		pthread_mutex_lock(&s->lock);
+		if (got == 0) {
+			u = add_use_locked(s, in.key);
+			if (!u) {
+				rc = -ENOMEM;
+				cache_layer_clear(&found);
+				break;
+			}
+			u->users++;
+			out->path = found.path;
+			out->reused = !built;
+			if (!built) {
+				char when[32];
+				time_t t = (time_t)(found.built_ms / 1000);
+				struct tm tm;
+				gmtime_r(&t, &tm);
+				strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+				build_log(req->log_fd, "dependency layer %.12s: reused (built %s in"
+					  " %.2f s, %lld bytes): no install", in.key, when,
+					  found.build_seconds, (long long)found.size);
+			}
+			break;
+		}
+		if (got != -ENOENT || built) {
+			rc = got == -ENOENT ? -EIO : got;
+			set_err(errmsg, "cannot read the dependency layer %.12s: %s", in.key,
+				cache_strerror(rc));
+			break;
+		}
+		u = add_use_locked(s, in.key);
+		if (!u) {
+			rc = -ENOMEM;
+			break;
+		}
+		if (u->building)
+			continue;
+		u->building = true;
+		pthread_mutex_unlock(&s->lock);
+		bool has_deps = false;
+		rc = build_layer(s, req, &in, &has_deps, errmsg);
+		pthread_mutex_lock(&s->lock);
+		u->building = false;
+		pthread_cond_broadcast(&s->changed);
+		if (rc < 0) {
+			drop_use_locked(s, u);
+			break;
+		}
+		built = true; /* now read it back like any cached layer */
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (rc == 0) {
+		out->has_deps = layer_has_deps(out->path);
+		cache_layer_touch(s->cache, out->key, cache_now_ms());
+	} else if (errmsg && *errmsg) {
+		/* install failures were logged by the installer; this is the summary */
+		build_log(req->log_fd, "error: dependency layer %.12s: %s", in.key, *errmsg);
+	}
+	layer_inputs_clear(&in);
+	return rc;
+}
+
+int deplayer_apply(const struct deplayer *l, const char *workdir, char **errmsg)
+{
+	char *doc_path = path_join(l->path, "layer.json");
+	json_error_t jerr;
+	json_t *doc = doc_path ? json_load_file(doc_path, 0, &jerr) : NULL;
+	int rc = 0;
+	if (!json_is_object(doc)) {
+		set_err(errmsg, "%s: %s", doc_path ? doc_path : "layer.json",
+			doc ? "not a JSON object" : jerr.text);
+		rc = -EBADMSG;
+	}
+	size_t i;
+	json_t *v;
+	json_array_foreach(json_object_get(doc, "removed"), i, v) {
+		if (rc < 0)
+			break;
+		char *rel = json_is_string(v) ? normalize_local("", json_string_value(v)) : NULL;
+		char *p = rel ? path_join(workdir, rel) : NULL;
+		if (!p) {
+			rc = -EBADMSG;
+			set_err(errmsg, "%s: a bad \"removed\" entry", doc_path);
+		} else if ((rc = rm_rf(p)) < 0) {
+			set_err(errmsg, "cannot remove %s: %s", rel, strerror(-rc));
+		}
+		free(rel);
+		free(p);
+	}
+	json_array_foreach(json_object_get(doc, "extra"), i, v) {
+		char *rel = json_is_string(v) ? normalize_local("", json_string_value(v)) : NULL;
+		char *extra = path_join(l->path, "extra");
+		char *src = rel && extra ? path_join(extra, rel) : NULL;
+		char *dst = rel ? path_join(workdir, rel) : NULL;
+		char *msg = NULL;
+		if (rc == 0) {
+			if (!src || !dst) {
+				rc = -EBADMSG;
+				set_err(errmsg, "%s: a bad \"extra\" entry", doc_path);
+			} else {
+				/* a changed input replaces the work folder's copy whole */
+				rc = rm_rf(dst);
+				if (rc == 0)
+					rc = copy_tree(src, dst, extra, &msg);
+				if (rc < 0)
+					set_err(errmsg, "cannot copy %s from the dependency layer: %s", rel,
+						msg ? msg : strerror(-rc));
+			}
+		}
+		free(msg);
+		free(rel);
+		free(extra);
+		free(src);
+		free(dst);
+	}
+	json_decref(doc);
+	free(doc_path);
+	return rc;
+}
+
+char *deplayer_zip_path(const struct deplayer *l)
+{
+	return l->has_deps ? path_join(l->path, "deps.zip") : NULL;
+}
+
+void deplayer_release(struct deplayer_store *s, struct deplayer *l)
+{
+	if (!l->path)
+		return;
+	pthread_mutex_lock(&s->lock);
+	struct layer_use *u = find_use_locked(s, l->key);
+	if (u && u->users > 0) {
+		u->users--;
+		drop_use_locked(s, u);
+	}
+	pthread_mutex_unlock(&s->lock);
+	free(l->path);
+	l->path = NULL;
+}

@@ -335,7 +335,7 @@ static char *describe_changes(const char *old_json, const char *new_json)
 			what = "added";
 			path = inputs_path(&b, j++);
 		} else {
-			if (memcmp(a.files[i].sha256, b.files[j].sha256, SHA256_DIGEST_LEN) != 0) {
+			if (memcmp(a.files[i].sha256, b.files[j].sha256, SHA256_DIGEST_SIZE) != 0) {
 				what = "changed";
 				path = inputs_path(&b, j);
 			}

@@ -295,22 +295,20 @@ int inputs_collect(const struct input_spec *spec, const struct input_manifest *p
 void inputs_hash(const struct input_manifest *m, char hex[SHA256_HEX_LEN + 1])
 {
 	struct sha256_ctx ctx;
-	uint8_t digest[SHA256_DIGEST_LEN];
 	char file_hex[SHA256_HEX_LEN + 1];
 	sha256_init(&ctx);
 	const char *id = m->identity ? m->identity : "";
-	sha256_update(&ctx, id, strlen(id) + 1);
+	sha256_update(&ctx, strlen(id) + 1, (const uint8_t *)id);
 	for (size_t i = 0; i < m->n_files; i++) {
 		/* NUL separators: names cannot contain NUL, so the encoding is
 		 * unambiguous; the content hash goes in as hex, as it always has,
 		 * so that input hashes stay those of older versions */
 		const char *path = inputs_path(m, i);
-		sha256_update(&ctx, path, strlen(path) + 1);
-		hex_encode(m->files[i].sha256, SHA256_DIGEST_LEN, file_hex);
-		sha256_update(&ctx, file_hex, SHA256_HEX_LEN + 1);
+		sha256_update(&ctx, strlen(path) + 1, (const uint8_t *)path);
+		hex_encode(m->files[i].sha256, SHA256_DIGEST_SIZE, file_hex);
+		sha256_update(&ctx, SHA256_HEX_LEN + 1, (const uint8_t *)file_hex);
 	}
-	sha256_final(&ctx, digest);
-	sha256_to_hex(digest, hex);
+	sha256_digest_hex(&ctx, hex);
 }
 
 /* ---- text form ----------------------------------------------------------- */
@@ -394,7 +392,7 @@ char *inputs_to_json(const struct input_manifest *m)
 	for (size_t i = 0; rc == 0 && i < m->n_files; i++) {
 		const struct input_file *f = &m->files[i];
 		char hex[SHA256_HEX_LEN + 1];
-		hex_encode(f->sha256, SHA256_DIGEST_LEN, hex);
+		hex_encode(f->sha256, SHA256_DIGEST_SIZE, hex);
 		json_t *entry = json_pack("[o, I, I, I, I, I, s]", path_to_json(inputs_path(m, i)),
 					  (json_int_t)f->size, (json_int_t)f->mtime_ns,
 					  (json_int_t)f->ctime_ns, (json_int_t)f->ino,

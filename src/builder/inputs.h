@@ -54,7 +54,7 @@
  * manifest's string pool, the content hash binary. */
 struct input_file {
 	uint32_t path;       /* offset of the path (relative to SEBS_ROOT) in pool */
-	uint8_t sha256[SHA256_DIGEST_LEN];
+	uint8_t sha256[SHA256_DIGEST_SIZE];
 	int64_t size;
 	int64_t mtime_ns;
 	int64_t ctime_ns;

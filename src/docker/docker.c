@@ -20,6 +20,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,7 @@
 
 #include <curl/curl.h>
 #include <jansson.h>
+#include <nettle/base64.h>
 
 #include "docker.h"
 #include "docker_int.h"
@@ -1412,82 +1414,69 @@ int docker_image_remove(struct docker *d, const char *ref, bool force, char **er
 
 /* ---- registry credentials --------------------------------------------------- */
 
-static const char b64_std[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-static const char b64_url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
 char *docker_base64_encode(const void *data, size_t len, bool url)
 {
-	const unsigned char *p = data;
-	const char *tab = url ? b64_url : b64_std;
-	char *out = malloc((len + 2) / 3 * 4 + 1), *o = out;
+	struct base64_encode_ctx ctx;
+	char *out, *o;
 
+	/* BASE64_ENCODE_LENGTH computes len * 8 */
+	if (len > (SIZE_MAX - BASE64_ENCODE_FINAL_LENGTH - 1) / 8) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	out = malloc(BASE64_ENCODE_LENGTH(len) + BASE64_ENCODE_FINAL_LENGTH + 1);
 	if (!out)
 		return NULL;
-	for (size_t i = 0; i < len; i += 3) {
-		uint32_t v = (uint32_t)p[i] << 16;
-
-		if (i + 1 < len)
-			v |= (uint32_t)p[i + 1] << 8;
-		if (i + 2 < len)
-			v |= p[i + 2];
-		*o++ = tab[v >> 18 & 63];
-		*o++ = tab[v >> 12 & 63];
-		*o++ = i + 1 < len ? tab[v >> 6 & 63] : '=';
-		*o++ = i + 2 < len ? tab[v & 63] : '=';
-	}
+	if (url)
+		base64url_encode_init(&ctx);
+	else
+		base64_encode_init(&ctx);
+	o = out + base64_encode_update(&ctx, out, len, data);
+	o += base64_encode_final(&ctx, o); /* pads with '=' */
 	*o = '\0';
 	return out;
 }
 
-static int b64_value(char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+' || c == '-')
-		return 62;
-	if (c == '/' || c == '_')
-		return 63;
-	return -1;
-}
+/* Either alphabet, even mixed.  Checked up front because nettle's decoder
+ * skips whitespace, which is not base64 here. */
+static const char b64_either[] =
+	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_";
 
 int docker_base64_decode(const char *text, char **out, size_t *out_len)
 {
-	size_t len = strlen(text);
-	char *buf, *o;
-	uint32_t acc = 0;
-	int bits = 0;
+	struct base64_decode_ctx ctx;
+	size_t len = strlen(text), n = 0;
+	uint8_t *buf;
 
 	*out = NULL;
 	while (len > 0 && text[len - 1] == '=')
 		len--;
-	if (len % 4 == 1)
+	/* a lone character after the last group of four holds no whole byte */
+	if (len % 4 == 1 || strspn(text, b64_either) < len)
 		return -EINVAL;
 	buf = malloc(len / 4 * 3 + 3);
 	if (!buf)
 		return -ENOMEM;
-	o = buf;
+	base64_decode_init(&ctx);
 	for (size_t i = 0; i < len; i++) {
-		int v = b64_value(text[i]);
+		/* the URL-safe characters as their standard twins: one decoder
+		 * takes both alphabets */
+		char c = text[i] == '-' ? '+' : text[i] == '_' ? '/' : text[i];
+		int got = base64_decode_single(&ctx, buf + n, c);
 
-		if (v < 0) {
+		if (got < 0) {
 			free(buf);
 			return -EINVAL;
 		}
-		acc = acc << 6 | (uint32_t)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			*o++ = (char)(acc >> bits & 0xff);
-		}
+		n += (size_t)got;
 	}
-	*o = '\0';
+	/* No base64_decode_final: it wants the padding, which is optional
+	 * here.  The bits of a short last group that make no whole byte are
+	 * dropped, as Go's decoder does by default. */
+	buf[n] = '\0';
 	if (out_len)
-		*out_len = (size_t)(o - buf);
-	*out = buf;
+		*out_len = n;
+	*out = (char *)buf;
 	return 0;
 }
 

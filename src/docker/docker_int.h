@@ -20,8 +20,9 @@ const char *docker_error_message(void *object);
 /* RFC 4648 base64 with the URL-safe alphabet when url is true, always padded
  * (as Go's base64.URLEncoding, which dockerd decodes).  malloc'd; NULL on ENOMEM. */
 char *docker_base64_encode(const void *data, size_t len, bool url);
-/* Decodes standard or URL-safe base64 (padding optional) into a malloc'd,
- * NUL-terminated buffer.  -EINVAL on bad input. */
+/* Decodes standard or URL-safe base64 (padding optional, the alphabets may
+ * mix) into a malloc'd, NUL-terminated buffer.  -EINVAL on bad input,
+ * whitespace included. */
 int docker_base64_decode(const char *text, char **out, size_t *out_len);
 
 /* Splits an image reference into repository and tag/digest the way the

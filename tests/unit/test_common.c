@@ -278,17 +278,15 @@ START_TEST(sha256_million_a_oneshot_and_chunked)
 	static const size_t chunks[] = { 1, 3, 7, 55, 56, 63, 64, 65, 127, 1000, 4097 };
 	for (size_t c = 0; c < sizeof(chunks) / sizeof(chunks[0]); c++) {
 		struct sha256_ctx ctx;
-		uint8_t d[SHA256_DIGEST_LEN];
 		sha256_init(&ctx);
 		size_t off = 0;
 		/* Vary the step too so buffer fill levels hit every residue. */
 		for (size_t step = chunks[c]; off < len; step = step % 97 + chunks[c]) {
 			size_t n = len - off < step ? len - off : step;
-			sha256_update(&ctx, buf + off, n);
+			sha256_update(&ctx, n, (const uint8_t *)buf + off);
 			off += n;
 		}
-		sha256_final(&ctx, d);
-		sha256_to_hex(d, hex);
+		sha256_digest_hex(&ctx, hex);
 		ck_assert_msg(strcmp(hex, MILLION_A) == 0, "chunk %zu: %s", chunks[c], hex);
 	}
 	free(buf);
@@ -346,6 +344,70 @@ START_TEST(sha256_file_and_fd)
 
 	ck_assert_int_eq(sha256_hex_file(tp("missing"), hex), -ENOENT);
 	ck_assert_int_eq(sha256_hex_fd(-1, hex), -EBADF);
+}
+END_TEST
+
+/* A pipe hands sha256_hex_fd short reads of whatever size the writer chose:
+ * the million 'a' arrive in odd-sized pieces, some larger than a pipe holds. */
+START_TEST(sha256_fd_short_reads_from_pipe)
+{
+	static const size_t pieces[] = { 1, 7, 997, 4099, 65537, 300007, 13 };
+	int p[2];
+
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		static char block[300007];
+		size_t left = 1000000;
+
+		close(p[0]);
+		memset(block, 'a', sizeof(block));
+		for (size_t i = 0; left > 0; i++) {
+			size_t n = pieces[i % (sizeof(pieces) / sizeof(pieces[0]))];
+
+			n = n < left ? n : left;
+			for (size_t off = 0; off < n;) {
+				ssize_t w = write(p[1], block + off, n - off);
+				if (w <= 0)
+					_exit(1);
+				off += (size_t)w;
+			}
+			left -= n;
+		}
+		_exit(0);
+	}
+	close(p[1]);
+	char hex[SHA256_HEX_LEN + 1];
+	int status;
+	ck_assert_int_eq(sha256_hex_fd(p[0], hex), 0);
+	close(p[0]);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	ck_assert_str_eq(hex, MILLION_A);
+}
+END_TEST
+
+/* A file three read blocks and a byte long, with no repeating pattern a
+ * misplaced block could hide in; the digest is Python hashlib's. */
+START_TEST(sha256_file_spanning_read_blocks)
+{
+	size_t len = 3 * 262144 + 1;
+	uint8_t *buf = malloc(len);
+	char hex[SHA256_HEX_LEN + 1];
+
+	ck_assert_ptr_nonnull(buf);
+	for (size_t i = 0; i < len; i++)
+		buf[i] = (uint8_t)(i * 31 + (i >> 8));
+	int fd = open(tp("blocks"), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, buf, len), (ssize_t)len);
+	close(fd);
+	ck_assert_int_eq(sha256_hex_file(tp("blocks"), hex), 0);
+	ck_assert_str_eq(hex, "941d995ba994d4fb1daa86d57cf6b9bfd59425c155aa22ba39856ec93606e440");
+	sha256_hex_buf(buf, len, hex);
+	ck_assert_str_eq(hex, "941d995ba994d4fb1daa86d57cf6b9bfd59425c155aa22ba39856ec93606e440");
+	free(buf);
 }
 END_TEST
 
@@ -1575,6 +1637,8 @@ static Suite *common_suite(void)
 	tcase_add_test(tc, sha256_million_a_oneshot_and_chunked);
 	tcase_add_test(tc, sha256_padding_boundaries);
 	tcase_add_test(tc, sha256_file_and_fd);
+	tcase_add_test(tc, sha256_fd_short_reads_from_pipe);
+	tcase_add_test(tc, sha256_file_spanning_read_blocks);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("fsutil");

@@ -434,6 +434,11 @@ START_TEST(test_base64)
 		{ "f", "Zg==", "Zg==" },
 		{ "fo", "Zm8=", "Zm8=" },
 		{ "foo", "Zm9v", "Zm9v" },
+		{ "foob", "Zm9vYg==", "Zm9vYg==" },
+		{ "fooba", "Zm9vYmE=", "Zm9vYmE=" },
+		{ "foobar", "Zm9vYmFy", "Zm9vYmFy" },
+		{ "\xfb\xef", "++8=", "--8=" },
+		{ "\xff\xff", "//8=", "__8=" },
 		{ "\xfb\xff\xfe", "+//+", "-__-" },
 		{ "user:pa:ss", "dXNlcjpwYTpzcw==", "dXNlcjpwYTpzcw==" },
 	};
@@ -461,6 +466,51 @@ START_TEST(test_base64)
 	ck_assert_int_eq(docker_base64_decode("Zm9v!", &dec, NULL), -EINVAL);
 	ck_assert_int_eq(docker_base64_decode("Z", &dec, NULL), -EINVAL);
 	ck_assert_ptr_null(dec);
+}
+END_TEST
+
+/* What the decoder takes besides its own output: config.json entries written
+ * by other tools, with or without padding, in either alphabet. */
+START_TEST(test_base64_decode_forms)
+{
+	static const struct { const char *text; const char *want; size_t len; } good[] = {
+		{ "Zg", "f", 1 },
+		{ "Zm8", "fo", 2 },
+		{ "Zm9vYg", "foob", 4 },
+		{ "Zm9vYmE", "fooba", 5 },
+		{ "Zg=", "f", 1 },             /* padding is not counted */
+		{ "Zm9vYmFy=", "foobar", 6 },
+		{ "-_8", "\xfb\xff", 2 },
+		{ "+/8", "\xfb\xff", 2 },
+		{ "+_-/", "\xfb\xff\xbf", 3 },  /* alphabets mixed */
+		{ "Zh==", "f", 1 },            /* stray low bits in the last group */
+		{ "Zm9=", "fo", 2 },
+		{ "AA", "", 1 },               /* one NUL byte */
+		{ "", "", 0 },
+		{ "==", "", 0 },
+	};
+	static const char *const bad[] = {
+		"Z", "Zm9vY", "Zm9vY===", "Zm9v!", "Zm 9v", "Zm9v\n", " Zm9v", "Zm9v\tYg==",
+		"Zg==Zg==", "Zm=v", "Zm9v.", "Zm9v\xc3\xa9", "*", "Zm9v YmF", "Zm9v\r\nYg",
+	};
+
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		char *dec = NULL;
+		size_t dlen = 99;
+
+		ck_assert_msg(docker_base64_decode(good[i].text, &dec, &dlen) == 0, "\"%s\"",
+			      good[i].text);
+		ck_assert_uint_eq(dlen, good[i].len);
+		ck_assert_msg(memcmp(dec, good[i].want, dlen) == 0 && dec[dlen] == '\0',
+			      "\"%s\"", good[i].text);
+		free(dec);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *dec = (char *)"untouched";
+
+		ck_assert_msg(docker_base64_decode(bad[i], &dec, NULL) == -EINVAL, "\"%s\"", bad[i]);
+		ck_assert_ptr_null(dec);
+	}
 }
 END_TEST
 
@@ -1340,6 +1390,7 @@ static Suite *docker_suite(void)
 	tcase_add_test(tc, test_progress_lines);
 	tcase_add_test(tc, test_progress_errors);
 	tcase_add_test(tc, test_base64);
+	tcase_add_test(tc, test_base64_decode_forms);
 	tcase_add_test(tc, test_split_ref);
 	tcase_set_timeout(tc, 60);
 	suite_add_tcase(s, tc);

@@ -454,10 +454,10 @@ static int hash_entry(const struct walk_entry *e, void *arg)
 {
 	struct tree_hash *h = arg;
 	char kind = S_ISDIR(e->st.st_mode) ? 'd' : e->link ? 'l' : (e->st.st_mode & 0111) ? 'x' : 'f';
-	sha256_update(&h->ctx, &kind, 1);
-	sha256_update(&h->ctx, e->path, strlen(e->path) + 1);
+	sha256_update(&h->ctx, 1, (const uint8_t *)&kind);
+	sha256_update(&h->ctx, strlen(e->path) + 1, (const uint8_t *)e->path);
 	if (e->link) {
-		sha256_update(&h->ctx, e->link, strlen(e->link) + 1);
+		sha256_update(&h->ctx, strlen(e->link) + 1, (const uint8_t *)e->link);
 		return 0;
 	}
 	if (!S_ISREG(e->st.st_mode))
@@ -471,7 +471,7 @@ static int hash_entry(const struct walk_entry *e, void *arg)
 		set_err(&h->errmsg, "cannot read %s: %s", e->path, strerror(-rc));
 		return rc;
 	}
-	sha256_update(&h->ctx, hex, SHA256_HEX_LEN);
+	sha256_update(&h->ctx, SHA256_HEX_LEN, (const uint8_t *)hex);
 	return 0;
 }
 
@@ -503,12 +503,10 @@ static int hash_path(const char *dir, const char *rel, char hex[SHA256_HEX_LEN +
 	} else {
 		struct tree_hash h = { 0 };
 		struct walk_options opts = { .links = WALK_KEEP, .label = rel };
-		uint8_t digest[SHA256_DIGEST_LEN];
 		sha256_init(&h.ctx);
-		sha256_update(&h.ctx, S_ISDIR(st.st_mode) ? "D" : "?", 1);
+		sha256_update(&h.ctx, 1, (const uint8_t *)(S_ISDIR(st.st_mode) ? "D" : "?"));
 		rc = S_ISDIR(st.st_mode) ? walk_tree(abs, &opts, hash_entry, &h, &h.errmsg) : -EINVAL;
-		sha256_final(&h.ctx, digest);
-		sha256_to_hex(digest, hex);
+		sha256_digest_hex(&h.ctx, hex);
 		if (rc < 0)
 			set_err(errmsg, "cannot read %s: %s", abs, h.errmsg ? h.errmsg : strerror(-rc));
 		free(h.errmsg);

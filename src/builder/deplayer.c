@@ -368,14 +368,19 @@ static int scan_requirements(struct local_scan *sc, const char *rel, int depth)
 		free(text);
 		return -ENOMEM;
 	}
-	/* join continuation lines ("\" at the end) into one, as pip does */
-	for (char *p = text; (p = strstr(p, "\\\n")); )
-		memmove(p, p + 2, strlen(p + 2) + 1);
-	char *save = NULL;
+	/* a continuation line (a backslash at the end) joins the next, as in pip; the
+	 * joined line is named by its first line's number */
+	char *rest = text;
 	int lineno = 0;
-	for (char *line = strtok_r(text, "\n", &save); line && rc == 0;
-	     line = strtok_r(NULL, "\n", &save)) {
+	for (char *line; rc == 0 && (line = strsep(&rest, "\n")); ) {
 		lineno++;
+		int first = lineno;
+		size_t len;
+		while ((len = strlen(line)) > 0 && line[len - 1] == '\\' && rest) {
+			char *next = strsep(&rest, "\n");
+			lineno++;
+			memmove(line + len - 1, next, strlen(next) + 1);
+		}
 		/* a comment starts at "#" at the line's start or after a blank */
 		for (char *h = line; (h = strchr(h, '#')); h++) {
 			if (h == line || h[-1] == ' ' || h[-1] == '\t') {
@@ -384,7 +389,7 @@ static int scan_requirements(struct local_scan *sc, const char *rel, int depth)
 			}
 		}
 		char where[512];
-		snprintf(where, sizeof(where), "%s line %d", rel, lineno);
+		snprintf(where, sizeof(where), "%s line %d", rel, first);
 		rc = scan_requirement_line(sc, where, base, line, depth);
 	}
 	free(base);

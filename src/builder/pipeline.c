@@ -645,6 +645,78 @@ static int host_tools_identity(const char *language, char **out)
 	return rc;
 }
 
+extern char **environ;
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* What else configures the host's pip or npm: the environment variables
+ * they read (sorted) and the content of their configuration files.  What
+ * those point to (an index, a find-links folder) is, like the network, not
+ * covered: see deplayer.h. */
+static char *host_config_identity(const char *language)
+{
+	bool python = strcmp(language, "python") == 0;
+	static const char *const py_prefixes[] = { "PIP_", "PYTHON", NULL };
+	static const char *const js_prefixes[] = { "npm_config_", "NPM_CONFIG_", "NODE_", NULL };
+	const char *const *prefixes = python ? py_prefixes : js_prefixes;
+	size_t n = 0, cap = 16;
+	char **vars = malloc(cap * sizeof(*vars));
+	for (char **e = environ; vars && *e; e++) {
+		bool match = false;
+		for (const char *const *p = prefixes; *p && !match; p++)
+			match = strncmp(*e, *p, strlen(*p)) == 0;
+		if (!match)
+			continue;
+		if (n == cap) {
+			char **v = realloc(vars, (cap *= 2) * sizeof(*v));
+			if (!v) {
+				free(vars);
+				return NULL;
+			}
+			vars = v;
+		}
+		vars[n++] = *e;
+	}
+	if (!vars)
+		return NULL;
+	qsort(vars, n, sizeof(*vars), cmp_str);
+	struct sha256_ctx ctx;
+	sha256_init(&ctx);
+	for (size_t i = 0; i < n; i++)
+		sha256_update(&ctx, strlen(vars[i]) + 1, (const uint8_t *)vars[i]);
+	free(vars);
+	const char *home = getenv("HOME");
+	const char *xdg = getenv("XDG_CONFIG_HOME");
+	char *files[6] = { NULL };
+	if (python) {
+		files[0] = strdup("/etc/pip.conf");
+		files[1] = xdg ? str_printf("%s/pip/pip.conf", xdg)
+			       : home ? str_printf("%s/.config/pip/pip.conf", home) : NULL;
+		files[2] = home ? str_printf("%s/.pip/pip.conf", home) : NULL;
+		files[3] = getenv("PIP_CONFIG_FILE") ? strdup(getenv("PIP_CONFIG_FILE")) : NULL;
+	} else {
+		files[0] = strdup("/etc/npmrc");
+		files[1] = home ? str_printf("%s/.npmrc", home) : NULL;
+		files[2] = getenv("NPM_CONFIG_USERCONFIG") ? strdup(getenv("NPM_CONFIG_USERCONFIG")) : NULL;
+		files[3] = getenv("npm_config_userconfig") ? strdup(getenv("npm_config_userconfig")) : NULL;
+	}
+	for (int i = 0; i < 6; i++) {
+		char hex[SHA256_HEX_LEN + 1];
+		if (!files[i])
+			continue;
+		bool read_ok = sha256_hex_file(files[i], hex) == 0;
+		sha256_update(&ctx, strlen(files[i]) + 1, (const uint8_t *)files[i]);
+		sha256_update(&ctx, read_ok ? SHA256_HEX_LEN : 1, (const uint8_t *)(read_ok ? hex : "-"));
+		free(files[i]);
+	}
+	char hex[SHA256_HEX_LEN + 1];
+	sha256_digest_hex(&ctx, hex);
+	return strdup(hex);
+}
+
 /* The installer's part of a dependency layer's key. */
 static char *installer_identity(const struct pipeline_request *req)
 {
@@ -652,9 +724,11 @@ static char *installer_identity(const struct pipeline_request *req)
 		return str_printf("docker %s@%s", req->build_image,
 				  req->build_image_id ? req->build_image_id : "unknown");
 	char *tools = NULL;
-	int rc = host_tools_identity(req->pkg->runtime->language, &tools);
-	char *id = rc == 0 ? str_printf("host %s", tools) : NULL;
+	char *config = host_config_identity(req->pkg->runtime->language);
+	int rc = config ? host_tools_identity(req->pkg->runtime->language, &tools) : -ENOMEM;
+	char *id = rc == 0 ? str_printf("host %s; configuration %s", tools, config) : NULL;
 	free(tools);
+	free(config);
 	return id;
 }
 

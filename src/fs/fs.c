@@ -102,6 +102,8 @@ struct node {
 	int64_t held_built_at;
 	char held_sha256[SHA256_HEX_LEN + 1];
 	char held_input_hash[SHA256_HEX_LEN + 1];
+	char held_deps_hash[SHA256_HEX_LEN + 1];
+	bool held_deps_reused;
 };
 
 static struct {
@@ -471,6 +473,8 @@ static bool held_status(const struct node *n, struct builder_status *bs)
 		bs->built_at = n->held_built_at;
 		memcpy(bs->sha256, n->held_sha256, sizeof(bs->sha256));
 		memcpy(bs->input_hash, n->held_input_hash, sizeof(bs->input_hash));
+		memcpy(bs->deps_hash, n->held_deps_hash, sizeof(bs->deps_hash));
+		bs->deps_reused = n->held_deps_reused;
 	}
 	pthread_mutex_unlock(&fs.open_lock);
 	return held;
@@ -550,6 +554,9 @@ static int admit_open(struct node *n, const struct builder_result *res, uint64_t
 		n->held_built_at = same ? bs.built_at : fs.mount_time.tv_sec;
 		snprintf(n->held_input_hash, sizeof(n->held_input_hash), "%s",
 			 same ? bs.input_hash : "");
+		snprintf(n->held_deps_hash, sizeof(n->held_deps_hash), "%s",
+			 same ? bs.deps_hash : "");
+		n->held_deps_reused = same && bs.deps_reused;
 		if (!res->sha256[0] && same)
 			memcpy(n->held_sha256, bs.sha256, sizeof(n->held_sha256));
 	}

@@ -216,7 +216,7 @@ struct local_scan {
 };
 
 /* Records local path rel, named in file `where` (for messages), relative to
- * folder base.  The path must stay inside the work folder and exist. */
+ * folder base.  The path must stay inside the work folder (it may be missing). */
 static int add_local(struct local_scan *sc, const char *where, const char *base, const char *rel)
 {
 	char *norm = normalize_local(base, rel);
@@ -230,14 +230,9 @@ static int add_local(struct local_scan *sc, const char *where, const char *base,
 		free(norm);
 		return 0;
 	}
-	char *abs = path_join(sc->workdir, norm);
-	bool exists = abs && path_exists(abs);
-	free(abs);
-	if (!exists) {
-		set_err(&sc->errmsg, "%s names %s, which the work folder does not have", where, rel);
-		free(norm);
-		return -ENOENT;
-	}
+	/* A missing one is kept: it hashes as "missing", is not placed, and the
+	 * install fails on it with the installer's own words, as it would in
+	 * the work folder. */
 	char **v = realloc(sc->found.v, (sc->found.n + 1) * sizeof(*v));
 	if (!v) {
 		free(norm);
@@ -324,7 +319,9 @@ static int scan_requirement_line(struct local_scan *sc, const char *where, const
 		int rc = add_local(sc, where, base, path);
 		if (rc == 0 && opts[i].nested) {
 			char *norm = normalize_local(base, path);
-			rc = norm ? scan_requirements(sc, norm, depth + 1) : -ENOMEM;
+			char *abs = norm ? path_join(sc->workdir, norm) : NULL;
+			rc = !abs ? -ENOMEM : path_is_file(abs) ? scan_requirements(sc, norm, depth + 1) : 0;
+			free(abs);
 			free(norm);
 		}
 		return rc;
@@ -615,9 +612,13 @@ static int place_inputs(const struct deplayer_request *req, const struct layer_i
 			rc = mkdir_p(parent, 0755);
 		}
 		char *msg = NULL;
+		struct stat st;
+		if (rc == 0 && lstat(src, &st) < 0 && errno == ENOENT)
+			goto next; /* see add_local */
 		if (rc == 0 && (rc = copy_tree(src, dst, req->workdir, &msg)) < 0)
 			set_err(errmsg, "cannot copy %s into the dependency layer's folder: %s", rel,
 				msg ? msg : strerror(-rc));
+next:
 		free(msg);
 		free(src);
 		free(dst);

@@ -720,8 +720,10 @@ static char *host_config_identity(const char *language)
 /* The installer's part of a dependency layer's key. */
 static char *installer_identity(const struct pipeline_request *req)
 {
+	/* the image's ID, not its name: the same image tagged for several
+	 * platforms installs the same way */
 	if (req->installer == INSTALLER_DOCKER)
-		return str_printf("docker %s@%s", req->build_image,
+		return str_printf("docker image %s",
 				  req->build_image_id ? req->build_image_id : "unknown");
 	char *tools = NULL;
 	char *config = host_config_identity(req->pkg->runtime->language);

@@ -313,3 +313,56 @@ def test_daemon_unreachable_gives_clear_error_and_retry_works(sebsfs, tmp_path):
     data = read(z)
     assert SP + "sebs_example_util/__init__.py" in names(data)
     assert state(z) == "fresh"
+
+
+# ------------------------------------------------- dependency layers (deplayer.h)
+
+def layer_of(path):
+    return (os.getxattr(path, "user.sebs.deps_hash").decode(),
+            os.getxattr(path, "user.sebs.deps_reused").decode())
+
+
+def test_code_edit_reuses_the_container_installed_layer(sebsfs, suite, tmp_path):
+    """A one-line code edit starts no build container, and the package is
+    byte-identical to a cold build and to an install in the work folder."""
+    m = sebsfs(options=("builder=docker",))
+    z = m.zip("aws", "nodejs-20", DYNAMIC_HTML)
+    read(z)
+    key, reused = layer_of(z)
+    assert reused == "no"
+    append(suite / BENCH_DIRS[DYNAMIC_HTML] / "nodejs" / "function.js", "\n// edited\n")
+    rebuilt = read(z)
+    assert layer_of(z) == (key, "yes")
+    log = read(m.log("aws", "nodejs-20", DYNAMIC_HTML)).decode()
+    assert "build container" not in log, "a reused layer must not start a container"
+    # the same layer serves gcp: one image for every platform here, and no
+    # package.sh, so nothing platform-specific reaches the install
+    g = m.zip("gcp", "nodejs-20", DYNAMIC_HTML)
+    read(g)
+    assert layer_of(g) == (key, "yes")
+    m.stop()
+    cold = sebsfs(cache=tmp_path / "cold", options=("builder=docker",))
+    assert read(cold.zip("aws", "nodejs-20", DYNAMIC_HTML)) == rebuilt
+    cold.stop()
+    flat = sebsfs(cache=tmp_path / "flat", options=("builder=docker", "dep_layers=off"))
+    assert read(flat.zip("aws", "nodejs-20", DYNAMIC_HTML)) == rebuilt
+
+
+def test_build_image_id_is_in_the_layer_key(sebsfs, suite, private_repo):
+    repo, made = private_repo
+    m = sebsfs(options=("builder=docker",))
+    z = m.zip("aws", "python-3.11", DYNAMIC_HTML)
+    read(z)
+    key = layer_of(z)[0]
+    image = f"{repo}:build.aws.python.3.11-1.2.1"
+    ctx = m.cache.parent / "derived-layer-ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(f"FROM {image}\nLABEL sebsfs.test.layer=yes\n")
+    docker("build", "-q", "-t", image, str(ctx))
+    time.sleep(2.5)  # the image ID cache lives BUILD_IMAGE_TTL_SECONDS
+    read(z)
+    new_key, reused = layer_of(z)
+    assert new_key != key and reused == "no"
+    layer_json = (m.cache / "layers" / new_key / "layer.json").read_text()
+    image_id = docker("image", "inspect", "--format", "{{.Id}}", image).stdout.strip()
+    assert image_id in layer_json

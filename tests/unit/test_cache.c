@@ -1885,6 +1885,159 @@ START_TEST(test_interrupted_logs)
 }
 END_TEST
 
+
+/* ---- dependency layers ---- */
+
+#define LAYER_K1 "1111111111111111111111111111111111111111111111111111111111111111"
+#define LAYER_K2 "2222222222222222222222222222222222222222222222222222222222222222"
+
+/* A layer folder under tmp/ holding deps.zip (content) and extra/a.txt. */
+static char *make_layer_dir(struct cache *c, const char *content)
+{
+	char *dir = NULL;
+	ck_assert_int_eq(cache_make_tmpdir(c, &dir), 0);
+	char *zip, *extra, *file;
+	ck_assert_int_ge(asprintf(&zip, "%s/deps.zip", dir), 0);
+	ck_assert_int_ge(asprintf(&extra, "%s/extra", dir), 0);
+	ck_assert_int_ge(asprintf(&file, "%s/extra/a.txt", dir), 0);
+	write_bytes(zip, content);
+	ck_assert_int_eq(mkdir(extra, 0700), 0);
+	write_bytes(file, "abc");
+	free(zip);
+	free(extra);
+	free(file);
+	return dir;
+}
+
+START_TEST(test_layer_publish_get_evict)
+{
+	struct cache *c = open_ok();
+	struct cache_layer l;
+	ck_assert_int_eq(cache_layer_get(c, LAYER_K1, &l), -ENOENT);
+	ck_assert_int_eq(cache_layer_get(c, "not-a-key", &l), -EINVAL);
+	ck_assert_int_eq(cache_layer_get(c, "../../../../../../../../../../../../../../etc/passwd1234", &l),
+			 -EINVAL);
+
+	char *dir = make_layer_dir(c, "0123456789");
+	ck_assert_int_eq(cache_publish_layer(c, LAYER_K1, dir, 2.5, &l), 0);
+	ck_assert(!exists(dir));
+	char *want = sub("layers/" LAYER_K1);
+	ck_assert_str_eq(l.path, want);
+	ck_assert_int_eq(l.size, 13);
+	ck_assert(l.build_seconds == 2.5);
+	cache_layer_clear(&l);
+	free(dir);
+
+	/* files read-only, row present */
+	char *zip = sub("layers/" LAYER_K1 "/deps.zip");
+	struct stat st;
+	ck_assert_int_eq(stat(zip, &st), 0);
+	ck_assert_int_eq(st.st_mode & 0777, 0444);
+	ck_assert_int_eq(cache_layer_get(c, LAYER_K1, &l), 0);
+	ck_assert_int_eq(l.size, 13);
+	cache_layer_clear(&l);
+
+	/* the LRU lists it with the packages, and counts it */
+	struct cache_entry e = publish_ok(c, &KEY_A, "package", "ih");
+	cache_entry_clear(&e);
+	ck_assert_int_eq(cache_layer_touch(c, LAYER_K1, cache_now_ms() + 60000), 0);
+	struct cache_lru_file *files = NULL;
+	size_t n = 0;
+	int64_t total = 0;
+	ck_assert_int_eq(cache_lru(c, &files, &n, &total), 0);
+	ck_assert_int_eq(n, 2);
+	ck_assert_int_eq(total, 13 + 7);
+	ck_assert_str_eq(files[0].layer, "");  /* the package: used before the layer */
+	ck_assert_str_eq(files[1].layer, LAYER_K1);
+	ck_assert_int_eq(files[1].n_keys, 0);
+	cache_lru_free(files, n);
+
+	int64_t freed = 0;
+	ck_assert_int_eq(cache_evict_layer(c, LAYER_K1, &freed), 0);
+	ck_assert_int_eq(freed, 13);
+	ck_assert(!exists(want));
+	ck_assert_int_eq(cache_layer_get(c, LAYER_K1, &l), -ENOENT);
+	ck_assert_int_eq(cache_evict_layer(c, LAYER_K1, &freed), 0);
+	ck_assert_int_eq(freed, 0);
+	free(want);
+	free(zip);
+	cache_close(c);
+}
+END_TEST
+
+/* A crash between the rename and the commit leaves a folder without a row,
+ * a folder deleted by hand leaves a row without a folder: the next open
+ * removes both, and a vanished folder reads as no layer. */
+START_TEST(test_layer_sweep)
+{
+	struct cache *c = open_ok();
+	struct cache_layer l;
+	char *dir = make_layer_dir(c, "x");
+	ck_assert_int_eq(cache_publish_layer(c, LAYER_K1, dir, 1, NULL), 0);
+	free(dir);
+	dir = make_layer_dir(c, "y");
+	ck_assert_int_eq(cache_publish_layer(c, LAYER_K2, dir, 1, NULL), 0);
+	free(dir);
+	cache_close(c);
+
+	char *orphan = sub("layers/3333333333333333333333333333333333333333333333333333333333333333");
+	ck_assert_int_eq(mkdir(orphan, 0700), 0);
+	char *gone = sub("layers/" LAYER_K2);
+	char cmd[4300];
+	snprintf(cmd, sizeof(cmd), "chmod -R u+w '%s' && rm -r '%s'", gone, gone);
+	ck_assert_int_eq(system(cmd), 0);
+
+	c = open_ok();
+	ck_assert(!exists(orphan));
+	ck_assert_int_eq(cache_layer_get(c, LAYER_K2, &l), -ENOENT);
+	ck_assert_int_eq(cache_layer_get(c, LAYER_K1, &l), 0);
+	cache_layer_clear(&l);
+	sqlite3 *db = raw_db();
+	ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM layers"), 1);
+	sqlite3_close(db);
+
+	/* vanished while open */
+	char *k1 = sub("layers/" LAYER_K1);
+	snprintf(cmd, sizeof(cmd), "chmod -R u+w '%s' && rm -r '%s'", k1, k1);
+	ck_assert_int_eq(system(cmd), 0);
+	ck_assert_int_eq(cache_layer_get(c, LAYER_K1, &l), -ENOENT);
+	db = raw_db();
+	ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM layers"), 0);
+	sqlite3_close(db);
+	cache_close(c);
+	free(orphan);
+	free(gone);
+	free(k1);
+}
+END_TEST
+
+/* deps_hash / deps_reused travel with a published package row. */
+START_TEST(test_publish_records_deps)
+{
+	struct cache *c = open_ok();
+	char *tmp = make_tmp(c, "zip with a layer");
+	struct cache_deps deps = { LAYER_K1, true };
+	struct cache_entry e;
+	ck_assert_int_eq(cache_publish(c, &KEY_A, tmp, "ih", NULL, 1.0, &deps, &e), 0);
+	ck_assert_str_eq(e.deps_hash, LAYER_K1);
+	ck_assert(e.deps_reused);
+	cache_entry_clear(&e);
+	free(tmp);
+	cache_close(c);
+	c = open_ok();
+	ck_assert_int_eq(cache_get(c, &KEY_A, &e), 0);
+	ck_assert_str_eq(e.deps_hash, LAYER_K1);
+	ck_assert(e.deps_reused);
+	cache_entry_clear(&e);
+	/* a package without a layer clears them */
+	e = publish_ok(c, &KEY_A, "zip without", "ih2");
+	ck_assert_ptr_null(e.deps_hash);
+	ck_assert(!e.deps_reused);
+	cache_entry_clear(&e);
+	cache_close(c);
+}
+END_TEST
+
 static Suite *cache_suite(void)
 {
 	Suite *s = suite_create("cache");
@@ -1929,6 +2082,9 @@ static Suite *cache_suite(void)
 	tcase_add_test(tc, test_adopts_legacy_cache);
 	tcase_add_test(tc, test_marked_without_database);
 	tcase_add_test(tc, test_interrupted_logs);
+	tcase_add_test(tc, test_layer_publish_get_evict);
+	tcase_add_test(tc, test_layer_sweep);
+	tcase_add_test(tc, test_publish_records_deps);
 	suite_add_tcase(s, tc);
 	return s;
 }

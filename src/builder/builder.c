@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "docker.h"
+#include "buildlog.h"
 #include "fsutil.h"
 #include "log.h"
 
@@ -27,7 +28,13 @@
  * daemon does not answer. */
 #define SWEEP_RETRY_S 30
 
-static const char *const kind_names[TARGET_KINDS] = { "zip", "image" };
+
+/* The kinds of target, by enum target_kind: builder.c knows them only
+ * through their ops (target.h). */
+static const struct target_ops *const kinds[TARGET_KINDS] = {
+	[TARGET_ZIP] = &target_zip_ops,
+	[TARGET_IMAGE] = &target_image_ops,
+};
 
 const char *package_state_name(enum package_state s)
 {
@@ -35,12 +42,6 @@ const char *package_state_name(enum package_state s)
 	return names[s];
 }
 
-double builder_now_seconds(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static size_t target_of(size_t id, enum target_kind kind)
 {
@@ -55,7 +56,7 @@ void target_key(struct builder *b, size_t target, struct cache_key *key)
 	key->version = k->version;
 	key->arch = k->arch;
 	key->benchmark = k->benchmark;
-	key->kind = kind_names[target_kind_of(target)];
+	key->kind = kinds[target_kind_of(target)]->name;
 }
 
 struct catalog_gen *catalog_acquire(struct builder *b)
@@ -103,6 +104,26 @@ static void replace_str(char **dst, const char *src)
 {
 	free(*dst);
 	*dst = src ? strdup(src) : NULL;
+}
+
+/* The JSON document of a built image (malloc'd, ends in a newline), the
+ * content of its .image file; caller holds b->lock. */
+static char *image_document(const struct record *rec)
+{
+	char built_at[32] = "";
+	struct tm tm;
+	time_t t = (time_t)rec->built_at;
+	if (gmtime_r(&t, &tm))
+		strftime(built_at, sizeof(built_at), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	json_t *doc = json_pack("{s:s?, s:s?, s:s?, s:I, s:s, s:s, s:s?}",
+				"image", rec->image, "id", rec->image_id, "digest", rec->digest,
+				"size", (json_int_t)rec->size, "built_at", built_at,
+				"input_hash", rec->input_hash, "registry", rec->registry);
+	char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+	json_decref(doc);
+	char *line = text ? str_printf("%s\n", text) : NULL;
+	free(text);
+	return line;
 }
 
 /* Copies a cache row into the record; caller holds b->lock. */
@@ -231,7 +252,7 @@ static void flush_uses(struct builder *b)
 int target_check_inputs(struct builder *b, size_t target, char hash[SHA256_HEX_LEN + 1],
 			char **manifest_json, bool *current, char **errmsg)
 {
-	bool image = target_kind_of(target) == TARGET_IMAGE;
+	const struct target_ops *ops = kinds[target_kind_of(target)];
 	struct record *rec = record_of(b, target);
 	const struct package_key *k = &rec->key;
 	/* the tree as it is now: the benchmark may have moved to another group,
@@ -241,23 +262,22 @@ int target_check_inputs(struct builder *b, size_t target, char hash[SHA256_HEX_L
 	char *identity = NULL;
 	char *bench_dir = pkg ? str_printf("benchmarks/%s/%s", pkg->benchmark->group,
 					   pkg->benchmark->name) : NULL;
-	char *dockerfiles = pkg && image ? str_printf("dockerfiles/%s/%s", k->platform,
-						      k->language) : NULL;
+	bool oom = false;
+	char *extra_dir = pkg && ops->extra_dir ? ops->extra_dir(k->platform, k->language, &oom)
+						: NULL;
 	char *why = NULL;
-	int rc = !pkg ? -ENOENT
-		 : image ? image_identity(b, gen->cat, pkg, &identity, current)
-		 : zip_identity(b, gen->cat, pkg, &identity, current);
+	int rc = !pkg ? -ENOENT : ops->identity(&b->env, gen->cat, pkg, &identity, current);
 	catalog_release(b, gen);
 	if (rc == -ENOENT)
 		why = str_printf("%s/%s/%s is no longer in the tree", k->platform, k->runtime,
 				 k->benchmark);
-	if (rc == 0 && (!bench_dir || (image && !dockerfiles)))
+	if (rc == 0 && (!bench_dir || oom))
 		rc = -ENOMEM;
 	struct input_spec spec = {
 		.root = b->root, .benchmark_dir = bench_dir,
 		.platform = k->platform, .language = k->language,
 		.version = k->version, .arch = k->arch,
-		.identity = identity, .extra_dir = dockerfiles,
+		.identity = identity, .extra_dir = extra_dir,
 	};
 	struct input_manifest fresh;
 	unsigned long arrived = atomic_load(&rec->checks_started);
@@ -295,7 +315,7 @@ int target_check_inputs(struct builder *b, size_t target, char hash[SHA256_HEX_L
 	if (rc < 0) {
 		char *line = str_printf("cannot read the inputs: %s", why ? why : strerror(-rc));
 		log_debug("%s/%s/%s.%s: %s", k->platform, k->runtime, k->benchmark,
-			  kind_names[target_kind_of(target)], line ? line : strerror(-rc));
+			  kinds[target_kind_of(target)]->name, line ? line : strerror(-rc));
 		if (errmsg && !*errmsg)
 			*errmsg = line;
 		else
@@ -303,7 +323,7 @@ int target_check_inputs(struct builder *b, size_t target, char hash[SHA256_HEX_L
 	}
 	free(why);
 	free(bench_dir);
-	free(dockerfiles);
+	free(extra_dir);
 	free(identity);
 	return rc;
 }
@@ -364,12 +384,31 @@ out:
 	return strdup(buf);
 }
 
-int target_inputs_moved(struct builder *b, struct build_ctx *ctx, char **errmsg)
+/* What the job table passes to a kind's build for its callbacks. */
+struct build_job {
+	struct builder *b;
+	struct job *job;
+};
+
+/* target_build.recheck_inputs: the job's hash and manifest from the inputs
+ * as they are now. */
+static int recheck_inputs(struct target_build *tb, char **errmsg)
 {
-	struct job *job = ctx->job;
+	struct build_job *bj = tb->job;
+	free(bj->job->manifest_json);
+	bj->job->manifest_json = NULL;
+	return target_check_inputs(bj->b, bj->job->target, bj->job->input_hash,
+				   &bj->job->manifest_json, NULL, errmsg);
+}
+
+/* target_build.inputs_moved (see target.h). */
+static int inputs_moved(struct target_build *tb, char **errmsg)
+{
+	struct build_job *bj = tb->job;
+	struct job *job = bj->job;
 	char hash[SHA256_HEX_LEN + 1];
 	char *manifest = NULL;
-	int rc = target_check_inputs(b, job->target, hash, &manifest, NULL, errmsg);
+	int rc = target_check_inputs(bj->b, job->target, hash, &manifest, NULL, errmsg);
 	if (rc < 0)
 		return rc;
 	if (strcmp(hash, job->input_hash) == 0) {
@@ -377,7 +416,7 @@ int target_inputs_moved(struct builder *b, struct build_ctx *ctx, char **errmsg)
 		return 0;
 	}
 	char *what = describe_changes(job->manifest_json, manifest);
-	build_log(ctx->log_fd, "inputs changed during the build: %s", what ? what : "?");
+	build_log(tb->log_fd, "inputs changed during the build: %s", what ? what : "?");
 	free(what);
 	memcpy(job->input_hash, hash, sizeof(hash));
 	free(job->manifest_json);
@@ -385,15 +424,6 @@ int target_inputs_moved(struct builder *b, struct build_ctx *ctx, char **errmsg)
 	return 1;
 }
 
-int build_cancelled(const struct build_ctx *ctx, char **errmsg)
-{
-	struct pollfd p = { .fd = ctx->cancel_fd, .events = POLLIN };
-	if (ctx->cancel_fd < 0 || poll(&p, 1, 0) <= 0)
-		return 0;
-	if (errmsg && !*errmsg)
-		*errmsg = strdup("cancelled: sebsfs is stopping");
-	return -ECANCELED;
-}
 
 /* Opens the build log for a new build (truncated), creating its folder;
  * -errno (logged by the cache) when it cannot. */
@@ -404,20 +434,51 @@ static int open_build_log(struct builder *b, size_t target)
 	return cache_log_open(b->cache, &key);
 }
 
-/* Runs one build in a worker; fills *out with the new row on success. */
-static int build_target(struct builder *b, struct build_ctx *ctx, struct cache_entry *out)
+/* The record's last good package as a cache row (strings copied), for a
+ * kind's build to look at; caller holds b->lock. */
+static int record_snapshot(const struct record *rec, struct cache_entry *e)
 {
-	struct job *job = ctx->job;
-	const struct package_key *k = &record_of(b, job->target)->key;
+	memset(e, 0, sizeof(*e));
+	e->has_package = rec->has_package;
+	if (!rec->has_package)
+		return 0;
+	e->input_hash = strdup(rec->input_hash);
+	e->image = rec->image ? strdup(rec->image) : NULL;
+	e->image_id = rec->image_id ? strdup(rec->image_id) : NULL;
+	e->digest = rec->digest ? strdup(rec->digest) : NULL;
+	e->registry = rec->registry ? strdup(rec->registry) : NULL;
+	e->image_size = e->size = rec->size;
+	e->build_seconds = rec->build_seconds;
+	e->built_at = rec->built_at;
+	memcpy(e->sha256, rec->sha256, sizeof(e->sha256));
+	bool oom = !e->input_hash || (rec->image && !e->image) || (rec->image_id && !e->image_id) ||
+		   (rec->digest && !e->digest) || (rec->registry && !e->registry);
+	if (oom)
+		cache_entry_clear(e);
+	return oom ? -ENOMEM : 0;
+}
+
+/* Runs one build in a worker through its kind's ops: build, then publish.
+ * Fills *out with the new row on success. */
+static int build_target(struct builder *b, struct target_build *tb, struct cache_entry *out)
+{
+	struct build_job *bj = tb->job;
+	struct job *job = bj->job;
+	struct record *rec = record_of(b, job->target);
+	const struct package_key *k = &rec->key;
 	enum target_kind kind = target_kind_of(job->target);
+	const struct target_ops *ops = kinds[kind];
+	struct target_result *result = NULL;
+	struct cache_entry previous = { 0 };
 	char *errmsg = NULL;
 	char catalog_err[512];
 	struct catalog *now = NULL;
 	int rc;
 
+	target_key(b, job->target, &tb->key);
 	if (job->input_error) {
-		build_log(ctx->log_fd, "building %s/%s/%s.%s", k->platform, k->runtime, k->benchmark,
-			  kind_names[kind]);
+		build_log(tb->log_fd, "building %s/%s/%s.%s", k->platform, k->runtime, k->benchmark,
+			  ops->name);
 		rc = -EIO;
 		errmsg = strdup(job->input_error);
 		goto out;
@@ -428,22 +489,28 @@ static int build_target(struct builder *b, struct build_ctx *ctx, struct cache_e
 				 &errmsg);
 	if (rc < 0)
 		goto out;
+	pthread_mutex_lock(&b->lock);
+	rc = record_snapshot(rec, &previous);
+	pthread_mutex_unlock(&b->lock);
+	if (rc < 0)
+		goto out;
+	tb->previous = &previous;
 	/* Build from the tree as it is now, not as it was at mount time: an
 	 * edited systems.json must change what steps 4 and 5 add. */
 	now = catalog_load(b->root, b->arch, catalog_err, sizeof(catalog_err));
-	ctx->now = now;
-	ctx->now_pkg = now ? catalog_package(now, k->platform, k->runtime, k->benchmark) : NULL;
+	tb->now = now;
+	tb->now_pkg = now ? catalog_package(now, k->platform, k->runtime, k->benchmark) : NULL;
 	if (!now) {
 		rc = -EINVAL;
 		errmsg = strdup(catalog_err);
-	} else if (!ctx->now_pkg) {
+	} else if (!tb->now_pkg) {
 		rc = -ENOENT;
 		errmsg = str_printf("%s/%s/%s is no longer in the tree (systems.json or config.json changed)",
 				    k->platform, k->runtime, k->benchmark);
-	} else if (kind == TARGET_IMAGE) {
-		rc = image_target_build(b, ctx, out, &errmsg);
 	} else {
-		rc = zip_build(b, ctx, out, &errmsg);
+		rc = ops->build(tb, &result, &errmsg);
+		if (rc == 0)
+			rc = ops->publish(tb, result, out, &errmsg);
 	}
 out:
 	if (rc < 0 && rc != -ECANCELED && !(errmsg && strstr(errmsg, strerror(ENOSPC)))) {
@@ -460,23 +527,25 @@ out:
 		}
 	}
 	if (rc < 0) {
-		struct cache_key key;
-		target_key(b, job->target, &key);
 		const char *why = errmsg ? errmsg : strerror(-rc);
 		if (rc == -ECANCELED) {
 			/* not a verdict on the inputs: nothing is recorded */
-			build_log(ctx->log_fd, "build cancelled: %s", why);
+			build_log(tb->log_fd, "build cancelled: %s", why);
 		} else {
-			build_log(ctx->log_fd, "build failed: %s", why);
-			cache_record_failure(b->cache, &key, job->input_hash, why);
+			build_log(tb->log_fd, "build failed: %s", why);
+			cache_record_failure(b->cache, &tb->key, job->input_hash, why);
 		}
 		log_warn("build of %s/%s/%s.%s failed: %s", k->platform, k->runtime, k->benchmark,
-			 kind_names[kind], why);
+			 ops->name, why);
 	}
+	if (result)
+		ops->result_free(result);
+	cache_entry_clear(&previous);
 	free(errmsg);
 	catalog_free(now);
-	ctx->now = NULL;
-	ctx->now_pkg = NULL;
+	tb->now = NULL;
+	tb->now_pkg = NULL;
+	tb->previous = NULL;
 	return rc;
 }
 
@@ -620,7 +689,7 @@ static int evict_target(struct builder *b, size_t target, const char *sha256, in
  * package that left the tree keeps its target (ids are never reused). */
 static size_t zip_target_of(struct builder *b, const struct cache_key *key)
 {
-	if (strcmp(key->kind, kind_names[TARGET_ZIP]) != 0)
+	if (strcmp(key->kind, kinds[TARGET_ZIP]->name) != 0)
 		return SIZE_MAX;
 	size_t n_targets = atomic_load(&b->n_targets);
 	for (size_t t = target_of(0, TARGET_ZIP); t < n_targets; t += TARGET_KINDS) {
@@ -802,10 +871,14 @@ static void run_build(struct worker *w, struct job *job)
 	}
 	pthread_mutex_unlock(&b->lock);
 
-	struct build_ctx ctx = {
-		.job = job, .client = w->client, .log_fd = open_build_log(b, job->target),
+	struct build_job bj = { b, job };
+	struct target_build ctx = {
+		.env = &b->env, .client = w->client, .log_fd = open_build_log(b, job->target),
 		.cancel_fd = w->cancel_fd, .deadline = b->build_timeout ? &deadline : NULL,
-		.timeout = b->build_timeout, .package_fd = -1,
+		.timeout = b->build_timeout, .started = target_now_seconds(),
+		.input_hash = job->input_hash, .manifest_json = &job->manifest_json,
+		.recheck_inputs = recheck_inputs, .inputs_moved = inputs_moved, .job = &bj,
+		.package_fd = -1,
 	};
 	int rc = build_target(b, &ctx, &entry);
 	/* Before the waiters are answered, so that once a read returns, the
@@ -1267,6 +1340,14 @@ struct builder *builder_new(const struct catalog *cat, struct cache *cache,
 	}
 	if (rc == 0)
 		rc = container_labels_init(b);
+	if (rc == 0)
+		b->env = (struct target_env){
+			.cache = b->cache, .images = b->images, .installer = b->installer,
+			.installer_note = b->installer_note, .repository = b->repository,
+			.registry = b->registry,
+			.container_labels = (const char *const *)b->container_labels,
+			.layers = b->layers,
+		};
 	for (unsigned i = 0; rc == 0 && i < jobs; i++) {
 		struct worker *w = &b->workers[i];
 		w->b = b;

@@ -1,7 +1,7 @@
 /*
- * builder_int.h - what builder.c (the job table) shares with the per-kind
- * target code: target_zip.c (code packages) and target_image.c (function
- * images).  Not for use outside src/builder.
+ * builder_int.h - the job table's own structures, shared by builder.c and
+ * containers.c.  The kinds of target (target_zip.c, target_image.c) do not
+ * see them: they get target.h only.  Not for use outside src/builder.
  *
  * A target is (package id, kind); its index is id * TARGET_KINDS + kind.
  * Package ids are stable for the whole mount (builder_update_catalog): the
@@ -20,6 +20,7 @@
 #include "deplayer.h"
 #include "builder.h"
 #include "inputs.h"
+#include "target.h"
 
 struct waiter {
 	builder_done_fn done;
@@ -37,19 +38,6 @@ struct job {
 	bool checking;              /* protected by builder.lock: on the check queue */
 	struct waiter *waiters;     /* protected by builder.lock */
 	struct job *next;           /* queue link, protected by builder.lock */
-};
-
-/* One build in a worker: what the target code needs besides the builder. */
-struct build_ctx {
-	struct job *job;
-	struct docker *client;          /* the worker's; NULL when none could be made */
-	int log_fd;
-	int cancel_fd;                  /* readable once the build is cancelled */
-	const struct timespec *deadline; /* CLOCK_MONOTONIC; NULL: none */
-	unsigned timeout;               /* seconds, for messages */
-	int package_fd;                 /* out (zip): the published file, read-only; -1 */
-	const struct catalog *now;      /* the tree as it is at build time */
-	const struct cat_package *now_pkg;
 };
 
 /* What names a package in the cache, copied from the catalog that first
@@ -149,6 +137,7 @@ struct builder {
 	unsigned scrub_interval;     /* seconds between scrub passes; 0: none */
 	int64_t cache_max;           /* bytes of package files and layers to keep; 0: no limit */
 	struct deplayer_store *layers; /* dependency layers; NULL: dep_layers=off */
+	struct target_env env;       /* what the kinds of target read (target.h) */
 	pthread_mutex_t trim_lock;   /* one LRU pass at a time (trim_cache) */
 	pthread_mutex_t lock;
 	pthread_cond_t work;         /* signalled when a queue grows or on stop */
@@ -210,34 +199,5 @@ void container_labels_free(struct builder *b);
  * gone.  0 when all of them are gone; else -errno (*errmsg, malloc'd, says
  * why; the daemon did not answer, or a removal failed). */
 int containers_sweep(struct builder *b, struct docker *client, char **errmsg);
-
-/* Identity strings (the non-file inputs) of a target, pkg of catalog cat;
- * *current as above. */
-int zip_identity(struct builder *b, const struct catalog *cat, const struct cat_package *pkg,
-		 char **identity, bool *current);
-int image_identity(struct builder *b, const struct catalog *cat, const struct cat_package *pkg,
-		   char **identity, bool *current);
-
-/* Builds one target of the right kind in a worker and publishes it; on
- * success fills *out with the new row. */
-int zip_build(struct builder *b, struct build_ctx *ctx, struct cache_entry *out, char **errmsg);
-int image_target_build(struct builder *b, struct build_ctx *ctx, struct cache_entry *out,
-		       char **errmsg);
-
-/* After the build's programs ran: 0 when the inputs are still those the job
- * started from.  Otherwise the job's hash and manifest are updated to the
- * inputs as they are now, the log names what changed, and 1 is returned
- * (the caller builds once more, or records the build under the new inputs
- * when it already did).  -errno when the inputs cannot be read. */
-int target_inputs_moved(struct builder *b, struct build_ctx *ctx, char **errmsg);
-
-/* -ECANCELED (with *errmsg) when the build was cancelled, else 0. */
-int build_cancelled(const struct build_ctx *ctx, char **errmsg);
-
-/* The JSON document of a built image (malloc'd, ends in a newline); caller
- * holds b->lock. */
-char *image_document(const struct record *rec);
-
-double builder_now_seconds(void);
 
 #endif

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "buildlog.h"
 #include "fsutil.h"
 #include "layout.h"
 #include "log.h"

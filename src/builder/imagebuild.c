@@ -43,6 +43,7 @@
 #include <archive_entry.h>
 
 #include "docker.h"
+#include "buildlog.h"
 #include "fsutil.h"
 #include "imagebuild.h"
 #include "pipeline.h"

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "buildlog.h"
 #include "deplayer.h"
 #include "fsutil.h"
 #include "docker.h"
@@ -31,22 +32,6 @@
 const char *installer_name(enum installer_kind kind)
 {
 	return kind == INSTALLER_DOCKER ? "docker" : kind == INSTALLER_HOST ? "host" : "none";
-}
-
-void build_log(int fd, const char *fmt, ...)
-{
-	char buf[4096];
-	int off = snprintf(buf, sizeof(buf), "[sebsfs] ");
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(buf + off, sizeof(buf) - off - 1, fmt, ap);
-	va_end(ap);
-	size_t len = off + (n < 0 ? 0 : (size_t)n >= sizeof(buf) - off - 1 ? sizeof(buf) - off - 2 : (size_t)n);
-	buf[len++] = '\n';
-	if (fd >= 0) {
-		ssize_t w = write(fd, buf, len); /* O_APPEND: one write keeps lines whole */
-		(void)w;
-	}
 }
 
 /* Records the reason for a failure once and returns rc. */

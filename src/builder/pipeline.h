@@ -80,7 +80,4 @@ int pipeline_prepare(const struct pipeline_request *req, char **errmsg);
  * one-line reason (also written to the log). */
 int pipeline_build_zip(const struct pipeline_request *req, char **errmsg);
 
-/* Writes "[sebsfs] <message>\n" to fd in one write (thread-safe, unbuffered). */
-void build_log(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
 #endif

@@ -6,7 +6,8 @@
  * An image's inputs are the code package's plus the platform's dockerfiles
  * folder (Dockerfile.function), and its identity names the base image's ID,
  * the build image tag passed as BASE_IMAGE_BUILDER, the repository and the
- * registry: changing any of them rebuilds the image.
+ * registry: changing any of them rebuilds the image.  A kind of target
+ * (target.h).
  */
 #include <errno.h>
 #include <jansson.h>
@@ -15,49 +16,46 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "builder_int.h"
+#include "buildlog.h"
 #include "docker.h"
 #include "fsutil.h"
 #include "imagebuild.h"
+#include "target.h"
 
-static const char *repository_of(const struct builder *b, const struct catalog *cat)
+struct target_result {
+	struct image_build_result res;  /* image, image_id, digest, size */
+	const char *registry;           /* pushed to (borrowed: env or previous row) */
+	double seconds;                 /* restored: the original build's */
+	bool restored;                  /* pulled back by digest, not built */
+};
+
+static const char *repository_of(const struct target_env *env, const struct catalog *cat)
 {
-	return b->repository ? b->repository : cat->docker_repository;
+	return env->repository ? env->repository : cat->docker_repository;
 }
 
-int image_identity(struct builder *b, const struct catalog *cat, const struct cat_package *pkg,
-		   char **identity, bool *known_current)
+static int image_identity(const struct target_env *env, const struct catalog *cat,
+			  const struct cat_package *pkg, char **identity, bool *known_current)
 {
 	char *base_id = NULL, *current = NULL, *previous = NULL;
-	build_images_known(b->images, pkg->runtime->base_image, &base_id, known_current);
+	build_images_known(env->images, pkg->runtime->base_image, &base_id, known_current);
 	build_image_names(cat, pkg, &current, &previous);
-	const char *repo = repository_of(b, cat);
+	const char *repo = repository_of(env, cat);
 	*identity = str_printf("kind=image;base=%s@%s;builder_image=%s;repository=%s;registry=%s",
 			       pkg->runtime->base_image, base_id ? base_id : "unresolved",
 			       current ? current : "-", repo ? repo : "-",
-			       b->registry ? b->registry : "-");
+			       env->registry ? env->registry : "-");
 	free(base_id);
 	free(current);
 	free(previous);
 	return *identity ? 0 : -ENOMEM;
 }
 
-char *image_document(const struct record *rec)
+static char *image_extra_dir(const char *platform, const char *language, bool *oom)
 {
-	char built_at[32] = "";
-	struct tm tm;
-	time_t t = (time_t)rec->built_at;
-	if (gmtime_r(&t, &tm))
-		strftime(built_at, sizeof(built_at), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	json_t *doc = json_pack("{s:s?, s:s?, s:s?, s:I, s:s, s:s, s:s?}",
-				"image", rec->image, "id", rec->image_id, "digest", rec->digest,
-				"size", (json_int_t)rec->size, "built_at", built_at,
-				"input_hash", rec->input_hash, "registry", rec->registry);
-	char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
-	json_decref(doc);
-	char *line = text ? str_printf("%s\n", text) : NULL;
-	free(text);
-	return line;
+	char *dir = str_printf("dockerfiles/%s/%s", platform, language);
+	*oom = dir == NULL;
+	return dir;
 }
 
 static void write_log(void *ctx, int stream, const char *data, size_t len)
@@ -89,52 +87,47 @@ static int ensure_base_image(struct docker *client, const char *base, int log_fd
 }
 
 /* A row whose image vanished from the daemon, inputs unchanged, and a pushed
- * digest: pull it back instead of rebuilding.  0 when that worked. */
-static int restore_from_registry(struct builder *b, struct build_ctx *ctx, struct cache_entry *out)
+ * digest: pull it back instead of rebuilding.  0 (and r filled) when that
+ * worked. */
+static int restore_from_registry(struct target_build *tb, struct target_result *r)
 {
-	struct job *job = ctx->job;
-	struct docker *client = ctx->client;
-	int log_fd = ctx->log_fd;
-	struct record *rec = record_of(b, job->target);
-	pthread_mutex_lock(&b->lock);
-	bool same = rec->has_package && rec->digest && strcmp(rec->input_hash, job->input_hash) == 0;
-	char *digest = same ? strdup(rec->digest) : NULL;
-	char *image = same && rec->image ? strdup(rec->image) : NULL;
-	char *registry = same && rec->registry ? strdup(rec->registry) : NULL;
-	int64_t size = rec->size;
-	double seconds = rec->build_seconds;
-	pthread_mutex_unlock(&b->lock);
-	int rc = -ENOENT;
+	const struct cache_entry *prev = tb->previous;
+	struct docker *client = tb->client;
+	int log_fd = tb->log_fd;
+	if (!prev || !prev->has_package || !prev->digest || !prev->image ||
+	    !prev->input_hash || strcmp(prev->input_hash, tb->input_hash) != 0)
+		return -ENOENT;
 	char *msg = NULL, *id = NULL;
-	if (digest && image) {
-		build_log(log_fd, "image %s is gone from the daemon; pulling %s", image, digest);
-		rc = docker_image_pull(client, digest, write_log, &log_fd, &msg);
-		char *colon = strrchr(image, ':');
-		if (rc == 0 && colon) {
-			*colon = '\0';
-			rc = docker_image_tag(client, digest, image, colon + 1, &msg);
-			*colon = ':';
-		}
-		if (rc == 0)
-			rc = docker_image_inspect(client, image, &id, &msg);
-		if (rc == 0) {
-			struct cache_key key;
-			target_key(b, job->target, &key);
-			struct cache_image_info info = { image, id, digest, registry, size };
-			rc = cache_publish_image(b->cache, &key, job->input_hash, job->manifest_json,
-						 seconds, &info, out);
-		}
-		if (rc < 0)
-			build_log(log_fd, "cannot restore %s (%s): rebuilding", digest,
-				  msg ? msg : strerror(-rc));
-		else
-			build_log(log_fd, "restored %s from %s: no rebuild needed", image, digest);
+	char *image = strdup(prev->image);
+	char *colon = image ? strrchr(image, ':') : NULL;
+	build_log(log_fd, "image %s is gone from the daemon; pulling %s", prev->image, prev->digest);
+	int rc = image ? docker_image_pull(client, prev->digest, write_log, &log_fd, &msg) : -ENOMEM;
+	if (rc == 0 && colon) {
+		*colon = '\0';
+		rc = docker_image_tag(client, prev->digest, image, colon + 1, &msg);
+		*colon = ':';
 	}
+	if (rc == 0)
+		rc = docker_image_inspect(client, image, &id, &msg);
+	if (rc == 0) {
+		r->res.image = image;
+		r->res.image_id = id;
+		r->res.digest = strdup(prev->digest);
+		r->res.size = prev->image_size;
+		r->registry = prev->registry;
+		r->seconds = prev->build_seconds;
+		r->restored = true;
+		image = id = NULL;
+		rc = r->res.digest ? 0 : -ENOMEM;
+	}
+	if (rc < 0)
+		build_log(log_fd, "cannot restore %s (%s): rebuilding", prev->digest,
+			  msg ? msg : strerror(-rc));
+	else
+		build_log(log_fd, "restored %s from %s: no rebuild needed", r->res.image, prev->digest);
 	free(msg);
 	free(id);
-	free(digest);
 	free(image);
-	free(registry);
 	return rc;
 }
 
@@ -161,29 +154,37 @@ static int image_buildargs(const struct catalog *now, const struct cat_package *
 	return 0;
 }
 
-int image_target_build(struct builder *b, struct build_ctx *ctx, struct cache_entry *out,
-		       char **errmsg)
+static void image_result_free(struct target_result *r)
 {
-	struct job *job = ctx->job;
-	struct docker *client = ctx->client;
-	const struct cat_package *now_pkg = ctx->now_pkg;
-	const struct catalog *now = ctx->now;
+	if (!r)
+		return;
+	image_build_result_clear(&r->res);
+	free(r);
+}
+
+static int image_build_target(struct target_build *tb, struct target_result **out,
+			      char **errmsg)
+{
+	const struct target_env *env = tb->env;
+	struct docker *client = tb->client;
+	const struct cat_package *now_pkg = tb->now_pkg;
+	const struct catalog *now = tb->now;
 	const struct cat_runtime *rt = now_pkg->runtime;
-	int log_fd = ctx->log_fd;
-	double t0 = builder_now_seconds();
-	const char *repo = repository_of(b, now);
+	int log_fd = tb->log_fd;
+	const char *repo = repository_of(env, now);
+	struct target_result *r = calloc(1, sizeof(*r));
 	char *dockerfile = str_printf("%s/dockerfiles/%s/%s/Dockerfile.function", now->root,
 				      now_pkg->platform->name, rt->language);
 	char *tag = image_function_tag(now_pkg->platform->name, now_pkg->benchmark->name,
 				       rt->language, rt->version, rt->arch);
 	char *workdir = NULL, *version = NULL, *msg = NULL;
 	char *args[IMAGE_BUILDARGS + 1] = { NULL };
-	struct image_build_result res = { 0 };
 	int rc = 0;
+	*out = NULL;
 
 	build_log(log_fd, "building image %s:%s for %s/%s/%s", repo ? repo : "?", tag ? tag : "?",
 		  now_pkg->platform->name, rt->dirname, now_pkg->benchmark->name);
-	if (!dockerfile || !tag) {
+	if (!dockerfile || !tag || !r) {
 		rc = -ENOMEM;
 	} else if (!client) {
 		rc = -ENOMEM;
@@ -197,45 +198,42 @@ int image_target_build(struct builder *b, struct build_ctx *ctx, struct cache_en
 	} else if ((rc = docker_ping(client, &version, &msg)) < 0) {
 		*errmsg = str_printf("Docker daemon at %s does not answer: %s", docker_endpoint(client),
 				     msg ? msg : strerror(-rc));
-	} else if (restore_from_registry(b, ctx, out) == 0) {
+	} else if (restore_from_registry(tb, r) == 0) {
 		goto out;
 	} else if ((rc = ensure_base_image(client, rt->base_image, log_fd, errmsg)) == 0) {
 		/* the base image may have just arrived: its ID is part of the inputs */
-		build_images_refresh(b->images, client);
-		free(job->manifest_json);
-		job->manifest_json = NULL;
-		rc = target_check_inputs(b, job->target, job->input_hash, &job->manifest_json, NULL,
-					 errmsg);
+		build_images_refresh(env->images, client);
+		rc = tb->recheck_inputs(tb, errmsg);
 	}
 	if (rc == 0)
 		rc = image_buildargs(now, now_pkg, args);
 	/* inputs that change during the build: see zip_build */
 	for (int attempt = 1; rc == 0; attempt++) {
-		if ((rc = cache_make_workdir(b->cache, &workdir)) < 0) {
+		if ((rc = cache_make_workdir(env->cache, &workdir)) < 0) {
 			*errmsg = str_printf("cannot create a work folder: %s", strerror(-rc));
 			break;
 		}
 		struct pipeline_request preq = { .cat = now, .pkg = now_pkg,
 						 .installer = INSTALLER_NONE, .workdir = workdir,
 						 .out_fd = -1, .log_fd = log_fd,
-						 .cancel_fd = ctx->cancel_fd, .deadline = ctx->deadline,
-						 .timeout = ctx->timeout };
+						 .cancel_fd = tb->cancel_fd, .deadline = tb->deadline,
+						 .timeout = tb->timeout };
 		rc = pipeline_prepare(&preq, errmsg);
 		if (rc == 0) {
 			struct image_build_request req = {
 				.docker = client, .context_dir = workdir, .dockerfile = dockerfile,
 				.buildargs = (const char *const *)args, .repository = repo, .tag = tag,
-				.registry = b->registry, .log_fd = log_fd,
+				.registry = env->registry, .log_fd = log_fd,
 			};
-			image_build_result_clear(&res);
-			rc = image_build(&req, &res, errmsg);
+			image_build_result_clear(&r->res);
+			rc = image_build(&req, &r->res, errmsg);
 		}
 		if (rc == 0)
-			rc = build_cancelled(ctx, errmsg);
+			rc = target_cancelled(tb, errmsg);
 		rm_rf(workdir);
 		free(workdir);
 		workdir = NULL;
-		int moved = rc == 0 ? target_inputs_moved(b, ctx, errmsg) : 0;
+		int moved = rc == 0 ? tb->inputs_moved(tb, errmsg) : 0;
 		if (moved < 0)
 			rc = moved;
 		if (moved != 1 || attempt > 1) {
@@ -246,28 +244,49 @@ int image_target_build(struct builder *b, struct build_ctx *ctx, struct cache_en
 		}
 		build_log(log_fd, "building again from the inputs as they are now");
 	}
-	if (rc == 0) {
-		struct cache_key key;
-		target_key(b, job->target, &key);
-		struct cache_image_info info = { res.image, res.image_id, res.digest, b->registry, res.size };
-		rc = cache_publish_image(b->cache, &key, job->input_hash, job->manifest_json,
-					 builder_now_seconds() - t0, &info, out);
-		if (rc < 0)
-			*errmsg = str_printf("cannot record the image: %s", cache_strerror(rc));
-	}
-	if (rc == 0)
-		build_log(log_fd, "build succeeded in %.2f s: image %s (%s), %s", out->build_seconds,
-			  res.image, res.image_id, res.digest ? res.digest : "not pushed");
+	r->registry = env->registry;
 out:
 	if (workdir)
 		rm_rf(workdir);
 	for (int i = 0; i < IMAGE_BUILDARGS; i++)
 		free(args[i]);
-	image_build_result_clear(&res);
 	free(workdir);
 	free(version);
 	free(msg);
 	free(dockerfile);
 	free(tag);
-	return rc;
+	if (rc < 0) {
+		image_result_free(r);
+		return rc;
+	}
+	*out = r;
+	return 0;
 }
+
+static int image_publish(struct target_build *tb, struct target_result *r,
+			 struct cache_entry *out, char **errmsg)
+{
+	double seconds = r->restored ? r->seconds : target_now_seconds() - tb->started;
+	struct cache_image_info info = { r->res.image, r->res.image_id, r->res.digest, r->registry,
+					 r->res.size };
+	int rc = cache_publish_image(tb->env->cache, &tb->key, tb->input_hash, *tb->manifest_json,
+				     seconds, &info, out);
+	if (rc < 0) {
+		*errmsg = str_printf("cannot record the image: %s", cache_strerror(rc));
+		return rc;
+	}
+	if (!r->restored)
+		build_log(tb->log_fd, "build succeeded in %.2f s: image %s (%s), %s",
+			  out->build_seconds, r->res.image, r->res.image_id,
+			  r->res.digest ? r->res.digest : "not pushed");
+	return 0;
+}
+
+const struct target_ops target_image_ops = {
+	.name = "image",
+	.identity = image_identity,
+	.extra_dir = image_extra_dir,
+	.build = image_build_target,
+	.publish = image_publish,
+	.result_free = image_result_free,
+};

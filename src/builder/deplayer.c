@@ -39,6 +39,7 @@
 struct layer_use {
 	char key[SHA256_HEX_LEN + 1];
 	bool building;
+	bool verified;              /* its files matched layer.json since start-up */
 	unsigned users;
 	struct layer_use *next;
 };
@@ -100,9 +101,10 @@ static struct layer_use *add_use_locked(struct deplayer_store *s, const char *ke
 	return u;
 }
 
+/* An entry goes when nobody uses it, unless it remembers a verification. */
 static void drop_use_locked(struct deplayer_store *s, struct layer_use *u)
 {
-	if (u->users > 0 || u->building)
+	if (u->users > 0 || u->building || u->verified)
 		return;
 	for (struct layer_use **p = &s->uses; *p; p = &(*p)->next) {
 		if (*p == u) {
@@ -717,10 +719,18 @@ static int capture(const struct deplayer_request *req, const struct layer_inputs
 	}
 	if (rc == 0)
 		rc = rm_rf(tree);
+	/* what the layer's files must hash to when it is used (verify_layer) */
+	char zip_hex[SHA256_HEX_LEN + 1], extra_hex[SHA256_HEX_LEN + 1];
+	if (rc == 0)
+		rc = hash_path(out, "deps.zip", zip_hex, errmsg);
+	if (rc == 0)
+		rc = hash_path(out, "extra", extra_hex, errmsg);
 	if (rc == 0) {
 		json_t *doc = json_deep_copy(in->doc);
 		char *path = path_join(out, "layer.json");
 		if (doc) {
+			json_object_set_new(doc, "deps_zip_sha256", json_string(zip_hex));
+			json_object_set_new(doc, "extra_sha256", json_string(extra_hex));
 			json_object_set_new(doc, "key", json_string(in->key));
 			json_object_set(doc, "extra", extras);
 			json_object_set(doc, "removed", removed);
@@ -844,6 +854,41 @@ static bool layer_has_deps(const char *path)
 	return has;
 }
 
+/* A cached layer is used the first time after start-up only when its files
+ * still hash to what layer.json recorded when it was built: a damaged
+ * deps.zip would otherwise be spliced into every package that uses it (the
+ * splice checks the zip's structure, not its data). */
+static int verify_layer(const char *path, char **why)
+{
+	char *doc_path = path_join(path, "layer.json");
+	json_error_t jerr;
+	json_t *doc = doc_path ? json_load_file(doc_path, 0, &jerr) : NULL;
+	const char *want[2] = { json_string_value(json_object_get(doc, "deps_zip_sha256")),
+				json_string_value(json_object_get(doc, "extra_sha256")) };
+	static const char *const names[2] = { "deps.zip", "extra" };
+	int rc = 0;
+	if (!want[0] || !want[1]) {
+		*why = str_printf("%s: %s", doc_path ? doc_path : "layer.json",
+				  doc ? "no recorded digests" : jerr.text);
+		rc = -EBADMSG;
+	}
+	for (int i = 0; i < 2 && rc == 0; i++) {
+		char hex[SHA256_HEX_LEN + 1];
+		char *msg = NULL;
+		if ((rc = hash_path(path, names[i], hex, &msg)) < 0)
+			*why = str_printf("%s", msg ? msg : strerror(-rc));
+		else if (strcmp(hex, want[i]) != 0) {
+			*why = str_printf("%s/%s does not match the SHA-256 recorded when it was built",
+					  path, names[i]);
+			rc = -EBADMSG;
+		}
+		free(msg);
+	}
+	json_decref(doc);
+	free(doc_path);
+	return rc;
+}
+
 int deplayer_obtain(struct deplayer_store *s, const struct deplayer_request *req,
 		    struct deplayer *out, char **errmsg)
 {
@@ -881,6 +926,30 @@ int deplayer_obtain(struct deplayer_store *s, const struct deplayer_request *req
 				rc = -ENOMEM;
 				cache_layer_clear(&found);
 				break;
+			}
+			if (built)
+				u->verified = true; /* just written and fsynced */
+			if (!u->verified) {
+				u->users++; /* eviction leaves it alone meanwhile */
+				pthread_mutex_unlock(&s->lock);
+				char *why = NULL;
+				int v = verify_layer(found.path, &why);
+				if (v < 0) {
+					build_log(req->log_fd, "dependency layer %.12s is damaged (%s):"
+						  " evicting it and installing again", in.key,
+						  why ? why : strerror(-v));
+					log_warn("dependency layer %s is damaged (%s): evicted",
+						 found.path, why ? why : strerror(-v));
+					cache_evict_layer(s->cache, in.key, NULL);
+				}
+				free(why);
+				pthread_mutex_lock(&s->lock);
+				u->users--;
+				if (v < 0) {
+					cache_layer_clear(&found);
+					continue;
+				}
+				u->verified = true;
 			}
 			u->users++;
 			out->path = found.path;

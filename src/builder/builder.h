@@ -84,6 +84,8 @@ struct builder_config {
 				      * packages served since start-up; 0: none */
 	int64_t cache_max;           /* bytes of package files to keep (LRU
 				      * eviction); 0: no limit */
+	bool input_watch;            /* skip the walk of inputs that inotify says
+				      * did not change (inwatch.h) */
 };
 
 enum package_state { PKG_ABSENT, PKG_FRESH, PKG_STALE, PKG_BUILDING, PKG_FAILED };

@@ -19,6 +19,7 @@
 #include "buildimage.h"
 #include "builder.h"
 #include "inputs.h"
+#include "inwatch.h"
 
 struct waiter {
 	builder_done_fn done;
@@ -75,6 +76,8 @@ struct record {
 	bool shared_valid;           /* the last check succeeded */
 	char shared_hash[SHA256_HEX_LEN + 1];
 	char *shared_identity;       /* the identity it hashed */
+	struct inwatch_deps *watch;  /* protected by check_lock: what the walk
+				      * that gave shared_hash read; NULL: none */
 	/* everything below: protected by builder.lock */
 	bool loaded;
 	char *log_path;
@@ -145,6 +148,7 @@ struct builder {
 	enum verify_mode verify;
 	unsigned scrub_interval;     /* seconds between scrub passes; 0: none */
 	int64_t cache_max;           /* bytes of package files to keep; 0: no limit */
+	struct inwatch *inwatch;     /* NULL: input_watch=off, or no inotify */
 	pthread_mutex_t trim_lock;   /* one LRU pass at a time (trim_cache) */
 	pthread_mutex_t lock;
 	pthread_cond_t work;         /* signalled when a queue grows or on stop */

@@ -199,11 +199,33 @@ out:
 	return rc;
 }
 
+/* Tells the observer about root/dir/rel (dir and rel may be NULL). */
+static int observe(struct collector *col, enum input_observed what, const char *dir,
+		   const char *rel)
+{
+	const struct input_spec *spec = col->spec;
+	if (!spec->observe)
+		return 0;
+	char *abs = rel ? str_printf("%s/%s/%s", spec->root, dir, rel) : path_join(spec->root, dir);
+	if (!abs)
+		return -ENOMEM;
+	spec->observe(spec->observe_ctx, what, abs);
+	free(abs);
+	return 0;
+}
+
 static int collect_entry(const struct walk_entry *e, void *ctx)
 {
 	struct collector *col = ctx;
-	if (!S_ISREG(e->st.st_mode))
-		return 0;
+	int rc = 0;
+	/* before the walk lists the folder or reads the file: a change after
+	 * this is the observer's to see */
+	if (e->link)
+		rc = observe(col, INPUT_LINK, col->dir, e->path);
+	if (rc == 0 && S_ISDIR(e->st.st_mode))
+		rc = observe(col, INPUT_DIR, col->dir, e->path);
+	if (rc < 0 || !S_ISREG(e->st.st_mode))
+		return rc;
 	return add_file(col, col->dir, e->path, &e->st, false);
 }
 
@@ -216,7 +238,9 @@ static int walk_inputs(struct collector *col, const char *dir, const char *const
 		.links = WALK_FOLLOW, .label = dir, .skip_top = skip_top, .missing_ok = true,
 	};
 	col->dir = dir;
-	int rc = abs ? walk_tree(abs, &opts, collect_entry, col, col->errmsg) : -ENOMEM;
+	int rc = abs ? observe(col, INPUT_ROOT, dir, NULL) : -ENOMEM;
+	if (rc == 0)
+		rc = walk_tree(abs, &opts, collect_entry, col, col->errmsg);
 	free(abs);
 	return rc;
 }
@@ -270,7 +294,7 @@ int inputs_collect(const struct input_spec *spec, const struct input_manifest *p
 	if (rc == 0) {
 		char *abs = path_join(spec->root, SYSTEMS_JSON);
 		struct stat st;
-		if (!abs)
+		if (!abs || observe(&col, INPUT_ROOT, SYSTEMS_JSON, NULL) < 0)
 			rc = -ENOMEM;
 		else if (stat(abs, &st) < 0)
 			rc = set_err(errmsg, -errno, "cannot stat", abs);

@@ -76,6 +76,15 @@ static inline const char *inputs_path(const struct input_manifest *m, size_t i)
 	return m->pool + m->files[i].path;
 }
 
+/* What input_spec.observe is told, always before the walk reads it. */
+enum input_observed {
+	INPUT_ROOT,  /* a folder walked, or the single file read (systems.json),
+		      * by the path it is read through; it may be missing */
+	INPUT_DIR,   /* a folder below a root that the walk is about to list, by
+		      * its path through the tree (symlinks in it followed) */
+	INPUT_LINK,  /* a symlink the walk follows, by its path through the tree */
+};
+
 struct input_spec {
 	const char *root;        /* SEBS_ROOT */
 	const char *benchmark_dir; /* relative to root: benchmarks/<group>/<name> */
@@ -86,6 +95,11 @@ struct input_spec {
 	const char *identity;    /* builder identity, e.g. "builder=host" */
 	const char *extra_dir;   /* relative to root, walked too (e.g. the
 				  * dockerfiles folder of an image); may be NULL */
+	/* Told of every path whose change could change the inputs (absolute
+	 * paths; see enum input_observed), e.g. to watch them (inwatch.h);
+	 * may be NULL. */
+	void (*observe)(void *ctx, enum input_observed what, const char *path);
+	void *observe_ctx;
 };
 
 /* Collects the manifest of spec into *out.  Files whose (size, mtime_ns,

@@ -273,7 +273,8 @@ int main(int argc, char *argv[])
 				       .repository = opts.repository, .registry = opts.registry,
 				       .jobs = opts.jobs, .build_timeout = opts.build_timeout,
 				       .verify = opts.verify,
-				       .scrub_interval = opts.scrub, .cache_max = opts.cache_max };
+				       .scrub_interval = opts.scrub, .cache_max = opts.cache_max,
+				       .input_watch = opts.input_watch };
 	builder = builder_new(cat, cache, &bcfg, &err);
 	if (!builder)
 		goto out_cache;

@@ -31,6 +31,7 @@ struct sebsfs_options {
 	enum verify_mode verify;
 	unsigned scrub;      /* seconds; 0 = no background scrub */
 	int64_t cache_max;   /* bytes of package files to keep; 0 = no limit */
+	bool input_watch;    /* input_watch=on (default) */
 	struct fuse_cmdline_opts cmd; /* mountpoint, foreground, debug, singlethread, ... */
 };
 

@@ -356,6 +356,9 @@ static char *describe_changes(const char *old_json, const char *new_json)
 			if (memcmp(a.files[i].sha256, b.files[j].sha256, SHA256_DIGEST_LEN) != 0) {
 				what = "changed";
 				path = inputs_path(&b, j);
+			} else if (a.files[i].executable != b.files[j].executable) {
+				what = "mode changed";
+				path = inputs_path(&b, j);
 			}
 			i++;
 			j++;

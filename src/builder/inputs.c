@@ -174,6 +174,9 @@ static int add_file(struct collector *col, const char *dir, const char *name,
 	f->ctime_ns = ns_of(st->st_ctim);
 	f->ino = st->st_ino;
 	f->dev = st->st_dev;
+	/* from the stat of this walk: a chmod moves the ctime, so no reused
+	 * entry could carry an older mode anyway */
+	f->executable = !systems_subtree && (st->st_mode & 0111);
 
 	const struct input_file *old = previous_entry(col->previous, rel);
 	if (old && unchanged(col->previous, old, f)) {
@@ -332,6 +335,12 @@ void inputs_hash(const struct input_manifest *m, char hex[SHA256_HEX_LEN + 1])
 		sha256_update(&ctx, path, strlen(path) + 1);
 		hex_encode(m->files[i].sha256, SHA256_DIGEST_LEN, file_hex);
 		sha256_update(&ctx, file_hex, SHA256_HEX_LEN + 1);
+		/* the x bit reaches the package (0755 vs 0644).  An executable
+		 * adds one more NUL: no path is empty, so this cannot be read
+		 * as the next entry, and trees without executables keep the
+		 * hashes of versions that left the mode out */
+		if (m->files[i].executable)
+			sha256_update(&ctx, "", 1);
 	}
 	sha256_final(&ctx, digest);
 	sha256_to_hex(digest, hex);
@@ -419,10 +428,10 @@ char *inputs_to_json(const struct input_manifest *m)
 		const struct input_file *f = &m->files[i];
 		char hex[SHA256_HEX_LEN + 1];
 		hex_encode(f->sha256, SHA256_DIGEST_LEN, hex);
-		json_t *entry = json_pack("[o, I, I, I, I, I, s]", path_to_json(inputs_path(m, i)),
+		json_t *entry = json_pack("[o, I, I, I, I, I, s, i]", path_to_json(inputs_path(m, i)),
 					  (json_int_t)f->size, (json_int_t)f->mtime_ns,
 					  (json_int_t)f->ctime_ns, (json_int_t)f->ino,
-					  (json_int_t)f->dev, hex);
+					  (json_int_t)f->dev, hex, f->executable ? 1 : 0);
 		rc = entry ? text_add(&t, entry) : -ENOMEM;
 		json_decref(entry);
 	}
@@ -437,7 +446,7 @@ char *inputs_to_json(const struct input_manifest *m)
 /* Adds one parsed entry (path owned by the caller) to out. */
 static int add_parsed(struct input_manifest *out, size_t *cap, size_t *pool_cap,
 		      const char *path, json_int_t size, json_int_t mtime, json_int_t ctime,
-		      json_int_t ino, json_int_t dev, const char *sha)
+		      json_int_t ino, json_int_t dev, const char *sha, bool executable)
 {
 	struct input_file *f;
 	int rc = manifest_append(out, cap, pool_cap, path, strlen(path), &f);
@@ -448,6 +457,7 @@ static int add_parsed(struct input_manifest *out, size_t *cap, size_t *pool_cap,
 	f->ctime_ns = ctime;
 	f->ino = (uint64_t)ino;
 	f->dev = (uint64_t)dev;
+	f->executable = executable;
 	return hex_decode(sha, f->sha256, sizeof(f->sha256));
 }
 
@@ -470,7 +480,8 @@ static int parse_v1(json_t *root, struct input_manifest *out)
 			return -EINVAL;
 		if (!json_object_get(entry, "ctime_ns") || !json_object_get(entry, "dev"))
 			stats_complete = false;
-		int rc = add_parsed(out, &cap, &pool_cap, path, size, mtime, ctime, ino, dev, sha);
+		int rc = add_parsed(out, &cap, &pool_cap, path, size, mtime, ctime, ino, dev, sha,
+				    false);
 		if (rc < 0)
 			return rc;
 	}
@@ -498,8 +509,11 @@ static int parse_v2(const char *text, size_t len, size_t pos, struct input_manif
 		char *path = NULL;
 		int rc = json_unpack(entry, "[o, I, I, I, I, I, s]", &jpath, &size, &mtime, &ctime,
 				     &ino, &dev, &sha) < 0 ? -EINVAL : path_from_json(jpath, &path);
+		/* executable: missing in manifests of older versions */
+		bool executable = json_integer_value(json_array_get(entry, 7)) != 0;
 		if (rc == 0)
-			rc = add_parsed(out, &cap, &pool_cap, path, size, mtime, ctime, ino, dev, sha);
+			rc = add_parsed(out, &cap, &pool_cap, path, size, mtime, ctime, ino, dev, sha,
+					executable);
 		free(path);
 		json_decref(entry);
 		if (rc < 0)

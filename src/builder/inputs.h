@@ -38,6 +38,7 @@
 #ifndef SEBSFS_INPUTS_H
 #define SEBSFS_INPUTS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -55,6 +56,8 @@
 struct input_file {
 	uint32_t path;       /* offset of the path (relative to SEBS_ROOT) in pool */
 	uint8_t sha256[SHA256_DIGEST_LEN];
+	bool executable;     /* any x bit: packages and image contexts store such
+			      * a file as 0755, others as 0644 */
 	int64_t size;
 	int64_t mtime_ns;
 	int64_t ctime_ns;
@@ -110,15 +113,17 @@ struct input_spec {
 int inputs_collect(const struct input_spec *spec, const struct input_manifest *previous,
 		   struct input_manifest *out, char **errmsg);
 
-/* The input hash: sha256 over the identity and the sorted (path, sha256) list. */
+/* The input hash: sha256 over the identity and the sorted (path, sha256,
+ * executable) list. */
 void inputs_hash(const struct input_manifest *m, char hex[SHA256_HEX_LEN + 1]);
 
 /* Serialises to / parses from text (malloc'd / into *out).  The text is
  * JSON lines, written and read one file at a time so that neither side holds
  * a JSON tree of the whole manifest: a header object {"format": 2,
  * "identity", "stat_ns", "files": count}, then one array per file [path,
- * size, mtime_ns, ctime_ns, ino, dev, sha256], where a path that is not
- * UTF-8 is an object {"hex": "<its bytes>"}.  The single JSON object of
+ * size, mtime_ns, ctime_ns, ino, dev, sha256, executable], where a path that
+ * is not UTF-8 is an object {"hex": "<its bytes>"} and executable (0 or 1)
+ * may be missing (older versions: 0).  The single JSON object of
  * older sebsfs versions ({"identity", "stat_ns", "files": [objects]}) still
  * parses; missing stat_ns, ctime_ns or dev fields (older still) parse as
  * stat_ns 0.  inputs_to_json returns NULL when out of memory. */

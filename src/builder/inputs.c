@@ -227,6 +227,8 @@ static int collect_entry(const struct walk_entry *e, void *ctx)
 		rc = observe(col, INPUT_LINK, col->dir, e->path);
 	if (rc == 0 && S_ISDIR(e->st.st_mode))
 		rc = observe(col, INPUT_DIR, col->dir, e->path);
+	if (rc == 0 && S_ISREG(e->st.st_mode) && e->st.st_nlink > 1)
+		rc = observe(col, INPUT_SHARED_FILE, col->dir, e->path);
 	if (rc < 0 || !S_ISREG(e->st.st_mode))
 		return rc;
 	return add_file(col, col->dir, e->path, &e->st, false);

@@ -86,6 +86,9 @@ enum input_observed {
 	INPUT_DIR,   /* a folder below a root that the walk is about to list, by
 		      * its path through the tree (symlinks in it followed) */
 	INPUT_LINK,  /* a symlink the walk follows, by its path through the tree */
+	INPUT_SHARED_FILE, /* a file with more than one hard link, about to be
+			    * read: a write through another name changes it
+			    * without touching any folder walked */
 };
 
 struct input_spec {

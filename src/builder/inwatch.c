@@ -28,7 +28,7 @@
  * IN_ACCESS/IN_OPEN/IN_CLOSE_NOWRITE: walks and builds read the inputs, and
  * reading must not count as a change. */
 #define WATCH_MASK (IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_CREATE | IN_DELETE | \
-		    IN_DELETE_SELF | IN_MOVE_SELF | IN_MOVED_FROM | IN_MOVED_TO | IN_ONLYDIR)
+		    IN_DELETE_SELF | IN_MOVE_SELF | IN_MOVED_FROM | IN_MOVED_TO)
 /* as the kernel's path resolution (MAXSYMLINKS) */
 #define MAX_LINKS 40
 
@@ -251,8 +251,8 @@ static long max_user_watches(void)
 	return value;
 }
 
-/* Watches the folder at path (symlinks followed) for d. */
-static void watch_dir(struct inwatch_deps *d, const char *path)
+/* Watches the folder (only_dir) or file at path (symlinks followed) for d. */
+static void add_watch(struct inwatch_deps *d, const char *path, bool only_dir)
 {
 	struct inwatch *w = d->w;
 	struct statfs sfs;
@@ -267,7 +267,7 @@ static void watch_dir(struct inwatch_deps *d, const char *path)
 		deps_distrust(d, "inputs on a filesystem where inotify misses changes");
 		goto out;
 	}
-	int wd = inotify_add_watch(w->fd, path, WATCH_MASK);
+	int wd = inotify_add_watch(w->fd, path, WATCH_MASK | (only_dir ? IN_ONLYDIR : 0));
 	if (wd < 0) {
 		int err = errno;
 		if (err == ENOSPC) {
@@ -313,6 +313,11 @@ static void watch_dir(struct inwatch_deps *d, const char *path)
 	deps_add_wd(d, wd);
 out:
 	pthread_mutex_unlock(&w->lock);
+}
+
+static void watch_dir(struct inwatch_deps *d, const char *path)
+{
+	add_watch(d, path, true);
 }
 
 /* "/a/b" + "c" -> "/a/b/c"; "/" + "c" -> "/c". */
@@ -462,6 +467,11 @@ void inwatch_observe(void *ctx, enum input_observed what, const char *path)
 		break;
 	case INPUT_LINK:
 		watch_path(d, path);
+		break;
+	case INPUT_SHARED_FILE:
+		/* a write through another hard link notifies that link's
+		 * folder, not ours; a watch on the file itself sees it */
+		add_watch(d, path, false);
 		break;
 	}
 }

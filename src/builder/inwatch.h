@@ -17,6 +17,8 @@
  *    (systems.json), a watch on every folder in which its resolution looks a
  *    name up (as realpath resolves it, through nested links): retargeting a
  *    link anywhere on the way, or editing the file it ends at, is an event;
+ *  - a watch on every input file with more than one hard link: a write
+ *    through another name notifies the folder of that name, not ours;
  *  - the (device, inode) each root path resolved to, or that it was missing:
  *    re-checked with a stat of each root at every check, which catches what
  *    no watch below it sees (an ancestor folder of a root renamed or swapped,

@@ -203,6 +203,16 @@ def test_symlink_retargeted(sebsfs, bench, linked):
     assert member(rebuilt(z), "function/linked.py") == b"PICK = 'a'\n"
 
 
+def test_edit_through_another_hard_link(sebsfs, bench, tmp_path):
+    """A hard link outside the tree: a write through it notifies the outside
+    folder only, so the file itself is watched."""
+    other = tmp_path / "lorem-elsewhere.txt"
+    os.link(bench / "resources" / "lorem.txt", other)
+    z, _ = build_and_settle(watched(sebsfs))
+    same_size_edit(other)
+    assert member(rebuilt(z), "function/resources/lorem.txt") == other.read_bytes()
+
+
 def test_chmod_exec_bit(sebsfs, bench):
     """The x bit reaches the package (0755 vs 0644), so it is an input."""
     z, old = build_and_settle(watched(sebsfs))

@@ -292,12 +292,32 @@ int target_check_inputs(struct builder *b, size_t target, char hash[SHA256_HEX_L
 	bool share = rc == 0 && !manifest_json && rec->shared_valid &&
 		     atomic_load(&rec->checks_started) != arrived &&
 		     strcmp(rec->shared_identity, identity) == 0;
+	/* Nothing the last walk read changed since that walk began (inwatch.h):
+	 * its hash stands, for the same identity, without a walk. */
+	const char *walk_why = !b->inwatch ? "input_watch=off"
+			       : manifest_json ? "a build records them"
+			       : !rec->shared_valid ? "no earlier walk"
+			       : strcmp(rec->shared_identity, identity) != 0 ? "the identity changed"
+			       : NULL;
+	if (!share && rc == 0 && !walk_why)
+		share = inwatch_unchanged(rec->watch, bench_dir, &walk_why);
 	if (share) {
 		memcpy(hash, rec->shared_hash, SHA256_HEX_LEN + 1);
 	} else if (rc == 0) {
 		atomic_fetch_add(&rec->checks_started, 1);
 		rec->shared_valid = false;
+		inwatch_deps_free(rec->watch);
+		rec->watch = b->inwatch ? inwatch_begin(b->inwatch, bench_dir) : NULL;
+		spec.observe = rec->watch ? inwatch_observe : NULL;
+		spec.observe_ctx = rec->watch;
 		rc = inputs_collect(&spec, rec->seen_valid ? &rec->seen : NULL, &fresh, &why);
+		log_debug("%s/%s/%s.%s: inputs walked (%zu files): %s", k->platform, k->runtime,
+			  k->benchmark, ops->name, rc == 0 ? fresh.n_files : 0,
+			  walk_why ? walk_why : "?");
+		if (rc < 0) {
+			inwatch_deps_free(rec->watch);
+			rec->watch = NULL;
+		}
 	}
 	if (rc == 0 && !share) {
 		inputs_hash(&fresh, hash);
@@ -357,6 +377,9 @@ static char *describe_changes(const char *old_json, const char *new_json)
 		} else {
 			if (memcmp(a.files[i].sha256, b.files[j].sha256, SHA256_DIGEST_SIZE) != 0) {
 				what = "changed";
+				path = inputs_path(&b, j);
+			} else if (a.files[i].executable != b.files[j].executable) {
+				what = "mode changed";
 				path = inputs_path(&b, j);
 			}
 			i++;
@@ -1348,6 +1371,14 @@ struct builder *builder_new(const struct catalog *cat, struct cache *cache,
 			.container_labels = (const char *const *)b->container_labels,
 			.layers = b->layers,
 		};
+	if (rc == 0 && cfg->input_watch) {
+		int wrc = inwatch_new(&b->inwatch);
+		if (wrc < 0)
+			log_warn("input watch: inotify_init1: %s%s; the inputs of every package are"
+				 " walked at every open", strerror(-wrc),
+				 wrc == -EMFILE ? " (the limit fs.inotify.max_user_instances is reached)"
+				 : "");
+	}
 	for (unsigned i = 0; rc == 0 && i < jobs; i++) {
 		struct worker *w = &b->workers[i];
 		w->b = b;
@@ -1441,6 +1472,7 @@ void builder_free(struct builder *b)
 		struct record *rec = record_of(b, i);
 		inputs_clear(&rec->seen);
 		free(rec->shared_identity);
+		inwatch_deps_free(rec->watch);
 		record_forget_package(rec);
 		free(rec->log_path);
 		key_clear(&rec->key);
@@ -1464,6 +1496,7 @@ void builder_free(struct builder *b)
 	build_images_free(b->images);
 	deplayer_store_free(b->layers);
 	container_labels_free(b);
+	inwatch_free(b->inwatch);
 	free(b);
 }
 

@@ -86,6 +86,8 @@ struct builder_config {
 				      * layers to keep (LRU eviction); 0: no limit */
 	bool no_dep_layers;          /* install dependencies in each work folder
 				      * instead of through cached layers (deplayer.h) */
+	bool input_watch;            /* skip the walk of inputs that inotify says
+				      * did not change (inwatch.h) */
 };
 
 enum package_state { PKG_ABSENT, PKG_FRESH, PKG_STALE, PKG_BUILDING, PKG_FAILED };

@@ -21,6 +21,7 @@
 #include "builder.h"
 #include "inputs.h"
 #include "target.h"
+#include "inwatch.h"
 
 struct waiter {
 	builder_done_fn done;
@@ -64,6 +65,8 @@ struct record {
 	bool shared_valid;           /* the last check succeeded */
 	char shared_hash[SHA256_HEX_LEN + 1];
 	char *shared_identity;       /* the identity it hashed */
+	struct inwatch_deps *watch;  /* protected by check_lock: what the walk
+				      * that gave shared_hash read; NULL: none */
 	/* everything below: protected by builder.lock */
 	bool loaded;
 	char *log_path;
@@ -138,6 +141,7 @@ struct builder {
 	int64_t cache_max;           /* bytes of package files and layers to keep; 0: no limit */
 	struct deplayer_store *layers; /* dependency layers; NULL: dep_layers=off */
 	struct target_env env;       /* what the kinds of target read (target.h) */
+	struct inwatch *inwatch;     /* NULL: input_watch=off, or no inotify */
 	pthread_mutex_t trim_lock;   /* one LRU pass at a time (trim_cache) */
 	pthread_mutex_t lock;
 	pthread_cond_t work;         /* signalled when a queue grows or on stop */

@@ -174,6 +174,9 @@ static int add_file(struct collector *col, const char *dir, const char *name,
 	f->ctime_ns = ns_of(st->st_ctim);
 	f->ino = st->st_ino;
 	f->dev = st->st_dev;
+	/* from the stat of this walk: a chmod moves the ctime, so no reused
+	 * entry could carry an older mode anyway */
+	f->executable = !systems_subtree && (st->st_mode & 0111);
 
 	const struct input_file *old = previous_entry(col->previous, rel);
 	if (old && unchanged(col->previous, old, f)) {
@@ -199,11 +202,35 @@ out:
 	return rc;
 }
 
+/* Tells the observer about root/dir/rel (dir and rel may be NULL). */
+static int observe(struct collector *col, enum input_observed what, const char *dir,
+		   const char *rel)
+{
+	const struct input_spec *spec = col->spec;
+	if (!spec->observe)
+		return 0;
+	char *abs = rel ? str_printf("%s/%s/%s", spec->root, dir, rel) : path_join(spec->root, dir);
+	if (!abs)
+		return -ENOMEM;
+	spec->observe(spec->observe_ctx, what, abs);
+	free(abs);
+	return 0;
+}
+
 static int collect_entry(const struct walk_entry *e, void *ctx)
 {
 	struct collector *col = ctx;
-	if (!S_ISREG(e->st.st_mode))
-		return 0;
+	int rc = 0;
+	/* before the walk lists the folder or reads the file: a change after
+	 * this is the observer's to see */
+	if (e->link)
+		rc = observe(col, INPUT_LINK, col->dir, e->path);
+	if (rc == 0 && S_ISDIR(e->st.st_mode))
+		rc = observe(col, INPUT_DIR, col->dir, e->path);
+	if (rc == 0 && S_ISREG(e->st.st_mode) && e->st.st_nlink > 1)
+		rc = observe(col, INPUT_SHARED_FILE, col->dir, e->path);
+	if (rc < 0 || !S_ISREG(e->st.st_mode))
+		return rc;
 	return add_file(col, col->dir, e->path, &e->st, false);
 }
 
@@ -216,7 +243,9 @@ static int walk_inputs(struct collector *col, const char *dir, const char *const
 		.links = WALK_FOLLOW, .label = dir, .skip_top = skip_top, .missing_ok = true,
 	};
 	col->dir = dir;
-	int rc = abs ? walk_tree(abs, &opts, collect_entry, col, col->errmsg) : -ENOMEM;
+	int rc = abs ? observe(col, INPUT_ROOT, dir, NULL) : -ENOMEM;
+	if (rc == 0)
+		rc = walk_tree(abs, &opts, collect_entry, col, col->errmsg);
 	free(abs);
 	return rc;
 }
@@ -270,7 +299,7 @@ int inputs_collect(const struct input_spec *spec, const struct input_manifest *p
 	if (rc == 0) {
 		char *abs = path_join(spec->root, SYSTEMS_JSON);
 		struct stat st;
-		if (!abs)
+		if (!abs || observe(&col, INPUT_ROOT, SYSTEMS_JSON, NULL) < 0)
 			rc = -ENOMEM;
 		else if (stat(abs, &st) < 0)
 			rc = set_err(errmsg, -errno, "cannot stat", abs);
@@ -307,6 +336,12 @@ void inputs_hash(const struct input_manifest *m, char hex[SHA256_HEX_LEN + 1])
 		sha256_update(&ctx, strlen(path) + 1, (const uint8_t *)path);
 		hex_encode(m->files[i].sha256, SHA256_DIGEST_SIZE, file_hex);
 		sha256_update(&ctx, SHA256_HEX_LEN + 1, (const uint8_t *)file_hex);
+		/* the x bit reaches the package (0755 vs 0644).  An executable
+		 * adds one more NUL: no path is empty, so this cannot be read
+		 * as the next entry, and trees without executables keep the
+		 * hashes of versions that left the mode out */
+		if (m->files[i].executable)
+			sha256_update(&ctx, 1, (const uint8_t *)"");
 	}
 	sha256_digest_hex(&ctx, hex);
 }
@@ -393,10 +428,10 @@ char *inputs_to_json(const struct input_manifest *m)
 		const struct input_file *f = &m->files[i];
 		char hex[SHA256_HEX_LEN + 1];
 		hex_encode(f->sha256, SHA256_DIGEST_SIZE, hex);
-		json_t *entry = json_pack("[o, I, I, I, I, I, s]", path_to_json(inputs_path(m, i)),
+		json_t *entry = json_pack("[o, I, I, I, I, I, s, i]", path_to_json(inputs_path(m, i)),
 					  (json_int_t)f->size, (json_int_t)f->mtime_ns,
 					  (json_int_t)f->ctime_ns, (json_int_t)f->ino,
-					  (json_int_t)f->dev, hex);
+					  (json_int_t)f->dev, hex, f->executable ? 1 : 0);
 		rc = entry ? text_add(&t, entry) : -ENOMEM;
 		json_decref(entry);
 	}
@@ -411,7 +446,7 @@ char *inputs_to_json(const struct input_manifest *m)
 /* Adds one parsed entry (path owned by the caller) to out. */
 static int add_parsed(struct input_manifest *out, size_t *cap, size_t *pool_cap,
 		      const char *path, json_int_t size, json_int_t mtime, json_int_t ctime,
-		      json_int_t ino, json_int_t dev, const char *sha)
+		      json_int_t ino, json_int_t dev, const char *sha, bool executable)
 {
 	struct input_file *f;
 	int rc = manifest_append(out, cap, pool_cap, path, strlen(path), &f);
@@ -422,6 +457,7 @@ static int add_parsed(struct input_manifest *out, size_t *cap, size_t *pool_cap,
 	f->ctime_ns = ctime;
 	f->ino = (uint64_t)ino;
 	f->dev = (uint64_t)dev;
+	f->executable = executable;
 	return hex_decode(sha, f->sha256, sizeof(f->sha256));
 }
 
@@ -444,7 +480,8 @@ static int parse_v1(json_t *root, struct input_manifest *out)
 			return -EINVAL;
 		if (!json_object_get(entry, "ctime_ns") || !json_object_get(entry, "dev"))
 			stats_complete = false;
-		int rc = add_parsed(out, &cap, &pool_cap, path, size, mtime, ctime, ino, dev, sha);
+		int rc = add_parsed(out, &cap, &pool_cap, path, size, mtime, ctime, ino, dev, sha,
+				    false);
 		if (rc < 0)
 			return rc;
 	}
@@ -472,8 +509,11 @@ static int parse_v2(const char *text, size_t len, size_t pos, struct input_manif
 		char *path = NULL;
 		int rc = json_unpack(entry, "[o, I, I, I, I, I, s]", &jpath, &size, &mtime, &ctime,
 				     &ino, &dev, &sha) < 0 ? -EINVAL : path_from_json(jpath, &path);
+		/* executable: missing in manifests of older versions */
+		bool executable = json_integer_value(json_array_get(entry, 7)) != 0;
 		if (rc == 0)
-			rc = add_parsed(out, &cap, &pool_cap, path, size, mtime, ctime, ino, dev, sha);
+			rc = add_parsed(out, &cap, &pool_cap, path, size, mtime, ctime, ino, dev, sha,
+					executable);
 		free(path);
 		json_decref(entry);
 		if (rc < 0)

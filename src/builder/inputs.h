@@ -38,6 +38,7 @@
 #ifndef SEBSFS_INPUTS_H
 #define SEBSFS_INPUTS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -55,6 +56,8 @@
 struct input_file {
 	uint32_t path;       /* offset of the path (relative to SEBS_ROOT) in pool */
 	uint8_t sha256[SHA256_DIGEST_SIZE];
+	bool executable;     /* any x bit: packages and image contexts store such
+			      * a file as 0755, others as 0644 */
 	int64_t size;
 	int64_t mtime_ns;
 	int64_t ctime_ns;
@@ -76,6 +79,18 @@ static inline const char *inputs_path(const struct input_manifest *m, size_t i)
 	return m->pool + m->files[i].path;
 }
 
+/* What input_spec.observe is told, always before the walk reads it. */
+enum input_observed {
+	INPUT_ROOT,  /* a folder walked, or the single file read (systems.json),
+		      * by the path it is read through; it may be missing */
+	INPUT_DIR,   /* a folder below a root that the walk is about to list, by
+		      * its path through the tree (symlinks in it followed) */
+	INPUT_LINK,  /* a symlink the walk follows, by its path through the tree */
+	INPUT_SHARED_FILE, /* a file with more than one hard link, about to be
+			    * read: a write through another name changes it
+			    * without touching any folder walked */
+};
+
 struct input_spec {
 	const char *root;        /* SEBS_ROOT */
 	const char *benchmark_dir; /* relative to root: benchmarks/<group>/<name> */
@@ -86,6 +101,11 @@ struct input_spec {
 	const char *identity;    /* builder identity, e.g. "builder=host" */
 	const char *extra_dir;   /* relative to root, walked too (e.g. the
 				  * dockerfiles folder of an image); may be NULL */
+	/* Told of every path whose change could change the inputs (absolute
+	 * paths; see enum input_observed), e.g. to watch them (inwatch.h);
+	 * may be NULL. */
+	void (*observe)(void *ctx, enum input_observed what, const char *path);
+	void *observe_ctx;
 };
 
 /* Collects the manifest of spec into *out.  Files whose (size, mtime_ns,
@@ -96,15 +116,17 @@ struct input_spec {
 int inputs_collect(const struct input_spec *spec, const struct input_manifest *previous,
 		   struct input_manifest *out, char **errmsg);
 
-/* The input hash: sha256 over the identity and the sorted (path, sha256) list. */
+/* The input hash: sha256 over the identity and the sorted (path, sha256,
+ * executable) list. */
 void inputs_hash(const struct input_manifest *m, char hex[SHA256_HEX_LEN + 1]);
 
 /* Serialises to / parses from text (malloc'd / into *out).  The text is
  * JSON lines, written and read one file at a time so that neither side holds
  * a JSON tree of the whole manifest: a header object {"format": 2,
  * "identity", "stat_ns", "files": count}, then one array per file [path,
- * size, mtime_ns, ctime_ns, ino, dev, sha256], where a path that is not
- * UTF-8 is an object {"hex": "<its bytes>"}.  The single JSON object of
+ * size, mtime_ns, ctime_ns, ino, dev, sha256, executable], where a path that
+ * is not UTF-8 is an object {"hex": "<its bytes>"} and executable (0 or 1)
+ * may be missing (older versions: 0).  The single JSON object of
  * older sebsfs versions ({"identity", "stat_ns", "files": [objects]}) still
  * parses; missing stat_ns, ctime_ns or dev fields (older still) parse as
  * stat_ns 0.  inputs_to_json returns NULL when out of memory. */

@@ -274,7 +274,8 @@ int main(int argc, char *argv[])
 				       .jobs = opts.jobs, .build_timeout = opts.build_timeout,
 				       .verify = opts.verify,
 				       .scrub_interval = opts.scrub, .cache_max = opts.cache_max,
-				       .no_dep_layers = opts.no_dep_layers };
+				       .no_dep_layers = opts.no_dep_layers,
+				       .input_watch = opts.input_watch };
 	builder = builder_new(cat, cache, &bcfg, &err);
 	if (!builder)
 		goto out_cache;

@@ -35,6 +35,7 @@ struct raw_opts {
 	char *scrub;
 	char *cache_max;
 	char *dep_layers;
+	char *input_watch;
 	int stat_builds;
 	int show_help;
 	int show_version;
@@ -55,6 +56,7 @@ static const struct fuse_opt sebsfs_opts[] = {
 	{ "scrub=%s", offsetof(struct raw_opts, scrub), 0 },
 	{ "cache_max=%s", offsetof(struct raw_opts, cache_max), 0 },
 	{ "dep_layers=%s", offsetof(struct raw_opts, dep_layers), 0 },
+	{ "input_watch=%s", offsetof(struct raw_opts, input_watch), 0 },
 	OPT("stat_builds", stat_builds),
 	{ "no_stat_builds", offsetof(struct raw_opts, stat_builds), 0 },
 	OPT("-h", show_help),
@@ -119,7 +121,11 @@ static void usage(const char *prog)
 	       "                           folder holding only what the key covers, and reuse\n"
 	       "                           the result (and its zipped bytes) in every package\n"
 	       "                           with that key (default on); off: install in each\n"
-	       "                           package's work folder, as SeBS does\n\n",
+	       "                           package's work folder, as SeBS does\n"
+
+	       "    -o input_watch=on|off  on (default): an open skips the walk of the inputs\n"
+	       "                           when inotify saw no change since the last walk;\n"
+	       "                           off: every open stats every input file\n\n",
 	       prog, DEFAULT_BUILD_TIMEOUT, DEFAULT_SCRUB);
 }
 
@@ -278,6 +284,10 @@ static int parse_values(struct raw_opts *raw, struct sebsfs_options *opts)
 		opts->verify = VERIFY_SIZE;
 	else if (raw->verify && strcmp(raw->verify, "first") != 0)
 		return fail("verify=%s%s: expected first, always or size", raw->verify, "");
+	opts->input_watch = !raw->input_watch || strcmp(raw->input_watch, "on") == 0;
+	if (raw->input_watch && strcmp(raw->input_watch, "on") != 0 &&
+	    strcmp(raw->input_watch, "off") != 0)
+		return fail("input_watch=%s%s: expected on or off", raw->input_watch, "");
 	if (raw->repository && (!*raw->repository || strchr(raw->repository, ':') ||
 				strchr(raw->repository, '@')))
 		return fail("repository=%s%s: expected a repository name without tag or digest",
@@ -355,6 +365,7 @@ int options_parse(int argc, char *argv[], struct fuse_args *args, struct sebsfs_
 	free(raw.scrub);
 	free(raw.cache_max);
 	free(raw.dep_layers);
+	free(raw.input_watch);
 	return rc;
 }
 

@@ -32,6 +32,7 @@ struct sebsfs_options {
 	unsigned scrub;      /* seconds; 0 = no background scrub */
 	int64_t cache_max;   /* bytes of package files and layers to keep; 0 = no limit */
 	bool no_dep_layers;  /* -o dep_layers=off */
+	bool input_watch;    /* input_watch=on (default) */
 	struct fuse_cmdline_opts cmd; /* mountpoint, foreground, debug, singlethread, ... */
 };
 

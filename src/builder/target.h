@@ -78,6 +78,10 @@ struct target_build {
 	int package_fd;                     /* out (zip): the published file, read-only; -1 */
 };
 
+/* Runs of one build when its inputs keep changing while it runs (see
+ * zip_build): the first, and two more from the inputs as they are then. */
+#define MAX_BUILD_RUNS 3
+
 /* What a kind's build made, for its publish (opaque to builder.c). */
 struct target_result;
 

@@ -236,7 +236,7 @@ static int image_build_target(struct target_build *tb, struct target_result **ou
 		int moved = rc == 0 ? tb->inputs_moved(tb, errmsg) : 0;
 		if (moved < 0)
 			rc = moved;
-		if (moved != 1 || attempt > 1) {
+		if (moved != 1 || attempt >= MAX_BUILD_RUNS) {
 			if (moved == 1)
 				build_log(log_fd, "warning: the build changes its own inputs; the image"
 					  " is recorded as built from them as they are now");

@@ -129,18 +129,20 @@ static int zip_build(struct target_build *tb, struct target_result **out, char *
 	if (rc == 0 && tb->env->installer == INSTALLER_DOCKER &&
 	    catalog_has_build_image(tb->now, tb->now_pkg))
 		rc = prepare_build_image(tb, &image, &image_id, errmsg);
-	/* Inputs that change while the build runs: once, it may be someone's
-	 * edit, so the build runs again from the new inputs; twice, it is the
-	 * build itself (an init.sh writing into its own folder), and the package
-	 * is recorded under the inputs as they are after it, so that reading it
-	 * does not rebuild it every time. */
+	/* Inputs that change while the build runs: it may be someone's edit, so
+	 * the build runs again from the new inputs, up to MAX_BUILD_RUNS times
+	 * in all.  Inputs that still move during the last run are the build's
+	 * own doing (an init.sh writing into its own folder does it every
+	 * time; an editor saving three times, each during a run, is unlikely),
+	 * and the package is recorded under the inputs as they are after it,
+	 * so that reading it does not rebuild it every time. */
 	for (int attempt = 1; rc == 0; attempt++) {
 		memset(&r->deps, 0, sizeof(r->deps));
 		rc = build_once(tb, image, image_id, &r->deps, &r->tmp, &r->fd, errmsg);
 		int moved = rc == 0 ? tb->inputs_moved(tb, errmsg) : 0;
 		if (moved < 0)
 			rc = moved;
-		if (moved != 1 || attempt > 1) {
+		if (moved != 1 || attempt >= MAX_BUILD_RUNS) {
 			if (moved == 1)
 				build_log(tb->log_fd, "warning: the build changes its own inputs; the package"
 					  " is recorded as built from them as they are now");

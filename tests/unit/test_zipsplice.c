@@ -767,7 +767,10 @@ START_TEST(test_zip64_end_records)
 
 	splice_ok(out, parts, 2);
 	assert_same_file(out, zf);
-	/* a Zip64 part read back, and the way down below 65,536 */
+	/* exactly 65,535 entries: no Zip64 */
+	splice_ok(out, parts, 1);
+	assert_same_file(out, z0);
+	/* a Zip64 part read back */
 	splice_ok(out, (const char *const[]){ zf }, 1);
 	assert_same_file(out, zf);
 	assert_readable(out);
@@ -961,6 +964,10 @@ START_TEST(test_not_as_ziptree_writes)
 	ck_assert_ptr_nonnull(strstr(msg, "name"));
 	free(msg);
 	data[local + 2] = 'b';
+
+	data[local - 30 + 2] = 9; /* the local header's signature */
+	expect_badmsg(data, len, "no local header");
+	data[local - 30 + 2] = 3;
 
 	data[6] |= 1; /* encrypted, in the local header and the directory */
 	data[cd + 8] |= 1;

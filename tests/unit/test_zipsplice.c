@@ -104,9 +104,11 @@ static void put_link(const char *root, const char *rel, const char *target)
 	free(p);
 }
 
+static int create_new(const char *path, int extra_flags);
+
 static void zip_ok(const char *dir, const char *out)
 {
-	int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	int fd = create_new(out, 0);
 	char *msg = NULL;
 	int rc;
 
@@ -124,9 +126,18 @@ static char *slurp(const char *path, size_t *len)
 	return buf;
 }
 
+/* Files are replaced, not truncated: ext4 flushes a file truncated to 0
+ * and written again when it is closed (auto_da_alloc), which costs seconds
+ * over thousands of writes. */
+static int create_new(const char *path, int extra_flags)
+{
+	ck_assert(unlink(path) == 0 || errno == ENOENT);
+	return open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | extra_flags, 0644);
+}
+
 static void spew(const char *path, const void *data, size_t len)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	int fd = create_new(path, 0);
 
 	ck_assert_int_ge(fd, 0);
 	ck_assert_int_eq(write(fd, data, len), (ssize_t)len);
@@ -165,7 +176,7 @@ static int splice_flags(const char *out, const char *const *zips, size_t n, int 
 		ck_assert_msg(rc == 0, "zip_index_read(%s): %d %s", zips[i], rc, m ? m : "");
 		ck_assert_ptr_null(m);
 	}
-	out_fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | extra_flags, 0644);
+	out_fd = create_new(out, extra_flags);
 	ck_assert_int_ge(out_fd, 0);
 	*msg = NULL;
 	rc = zipsplice_write(out_fd, fds, idx, n, msg);
@@ -730,31 +741,29 @@ END_TEST
 
 /* Past 65,535 entries libarchive writes a Zip64 end record and locator:
  * part 0 has exactly 65,535 entries (count 0xffff, no Zip64), part 1 one
- * more, the whole tree 65,536. */
+ * more, the whole tree 65,536 (part 0's folder once "b" is added to it). */
 START_TEST(test_zip64_end_records)
 {
-	char *full = tpath("full"), *p0 = tpath("p0"), *p1 = tpath("p1");
+	char *p0 = tpath("p0"), *p1 = tpath("p1");
 	char *zf = tpath("full.zip"), *z0 = tpath("p0.zip"), *z1 = tpath("p1.zip");
 	char *out = tpath("out.zip");
 	const char *parts[] = { z0, z1 };
-	char *fa = path_join(full, "a"), *pa = path_join(p0, "a");
+	char *pa = path_join(p0, "a");
 	char *data;
 	size_t len;
 
-	ck_assert_int_eq(mkdir_p(fa, 0755), 0);
 	ck_assert_int_eq(mkdir_p(pa, 0755), 0);
 	for (int i = 0; i < 65534; i++) {
 		char name[32];
 
 		snprintf(name, sizeof(name), "a/%05d", i);
-		put(full, name, "", 0644);
 		put(p0, name, "", 0644);
 	}
-	put(full, "b", "b\n", 0644);
 	put(p1, "b", "b\n", 0644);
-	zip_ok(full, zf);
 	zip_ok(p0, z0);
 	zip_ok(p1, z1);
+	put(p0, "b", "b\n", 0644);
+	zip_ok(p0, zf);
 
 	data = slurp(z0, &len);
 	ck_assert(memcmp(data + len - 22, "PK\5\6\0\0\0\0\xff\xff\xff\xff", 12) == 0);
@@ -774,8 +783,8 @@ START_TEST(test_zip64_end_records)
 	splice_ok(out, (const char *const[]){ zf }, 1);
 	assert_same_file(out, zf);
 	assert_readable(out);
-	free(fa); free(pa);
-	free(full); free(p0); free(p1); free(zf); free(z0); free(z1); free(out);
+	free(pa);
+	free(p0); free(p1); free(zf); free(z0); free(z1); free(out);
 }
 END_TEST
 
@@ -866,7 +875,7 @@ static int index_bytes(const char *data, size_t len, char **msg)
 	if (rc == 0) {
 		/* anything accepted splices back to itself */
 		char *out = tpath("self.zip"), *got, *m = NULL;
-		int out_fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		int out_fd = create_new(out, 0);
 		size_t got_len;
 
 		ck_assert_int_eq(zipsplice_write(out_fd, &fd, &idx, 1, &m), 0);

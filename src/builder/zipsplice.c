@@ -357,8 +357,8 @@ static int zs_check_local(struct zs_reader *r, size_t i, const unsigned char *re
 fail_read:
 	zs_printable((const char *)rec + ZS_CD_SIZE, name_len, shown, sizeof(shown));
 	if (rc == -EBADMSG)
-		zs_set_err(errmsg, "entry %zu (%s): local record passes the end of the file", i,
-			   shown);
+		zs_set_err(errmsg, "entry %zu (%s): local record passes the start of the central "
+				   "directory", i, shown);
 	else
 		zs_set_err(errmsg, "entry %zu (%s): read: %s", i, shown, strerror(-rc));
 	return rc;

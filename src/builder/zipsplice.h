@@ -5,10 +5,13 @@
  * rebuilt without recompressing them: ziptree_write the parts that changed,
  * then splice those zips with the cached ones.  The promise:
  *
- *   for a tree T and disjoint subtrees T1..Tn that together hold every file,
- *   link and empty folder of T (each Ti a folder with Ti's paths below it, so
- *   a folder above Ti's content is in Ti too), zipsplice_write of the
- *   ziptree_write zips of T1..Tn is byte-identical to ziptree_write(T).
+ *   let T be a tree and T1..Tn folders that hold T between them: every
+ *   entry (file, link, folder) of T is in at least one Ti under the same
+ *   path, and every entry of a Ti is one of T (same kind, content, target
+ *   and execute bit).  A subtree split off with the folders above it is
+ *   such a Ti.  Then zipsplice_write of the ziptree_write zips of T1..Tn
+ *   (where ziptree_write accepts each Ti, e.g. its links stay inside it),
+ *   in any order, is byte-identical to ziptree_write(T).
  *
  * This holds because ziptree_write's zip (libarchive 3.6 writer, see
  * ziptree.h) is a plain concatenation: each entry's local record (local
@@ -17,13 +20,14 @@
  * local-header offset, and the end records depend only on the entry count,
  * the central directory's size and its offset.
  *
- * Only zips ziptree_write could have written are read: no gap or prefix
- * before the entries, entries contiguous in central directory order, names
- * strictly ascending bytewise (no NUL byte), each central directory record
- * agreeing with its local header (name, version, flags, method, time) and
- * data descriptor (CRC, sizes), no encryption, no comments, one disk, and
- * end records exactly as libarchive writes them (the Zip64 end record and
- * locator iff more than 65,535 entries).  Anything else is -EBADMSG.
+ * A part must be laid out as ziptree_write lays out its zips: no gap or
+ * prefix before the entries, entries contiguous in central directory order,
+ * names strictly ascending bytewise (no NUL byte), each central directory
+ * record agreeing with its local header (name, version, flags, method,
+ * time) and data descriptor (CRC, sizes), no encryption, no comments, one
+ * disk, and end records exactly as libarchive writes them (the Zip64 end
+ * record and locator iff more than 65,535 entries).  Anything else is
+ * -EBADMSG.  So any part read is spliced alone back to its own bytes.
  * The data itself is not decompressed or checked against its CRC.
  *
  * Zip64 for sizes is not emulated: a part or an output whose central

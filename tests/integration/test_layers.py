@@ -315,3 +315,34 @@ def test_a_killed_layer_build_leaves_nothing_and_builds_next_time(sebsfs, suite)
     key = deps(m2.zip("aws", "python-3.11", DYNAMIC_HTML))[0]
     assert os.listdir(m2.cache / "layers") == [key]
     assert SP + "sebs_example_util/__init__.py" in names(data)
+
+
+def test_a_damaged_layer_is_detected_and_installed_again(sebsfs, suite, tmp_path):
+    m = sebsfs()
+    z = m.zip("aws", "nodejs-20", DYNAMIC_HTML)
+    good = read(z)
+    key = deps(z)[0]
+    m.stop()
+    # one byte of a compressed entry flipped: the zip's structure stays valid
+    zip_path = m.cache / "layers" / key / "deps.zip"
+    zip_path.chmod(0o644)
+    data = bytearray(zip_path.read_bytes())
+    data[len(data) // 3] ^= 0xFF
+    zip_path.write_bytes(bytes(data))
+    zip_path.chmod(0o444)
+    append(lang_dir(suite, "nodejs") / "function.js", "\n// edit\n")
+    m2 = sebsfs()
+    z2 = m2.zip("aws", "nodejs-20", DYNAMIC_HTML)
+    rebuilt = read(z2)
+    assert deps(z2) == (key, "no")
+    log = log_text(m2, "aws", "nodejs-20", DYNAMIC_HTML)
+    assert f"dependency layer {key[:12]} is damaged" in log
+    assert "deps.zip does not match the SHA-256 recorded when it was built" in log
+    assert zipfile_ok(rebuilt)
+    assert names(rebuilt) == names(good)
+
+
+def zipfile_ok(data):
+    import io
+    import zipfile
+    return zipfile.ZipFile(io.BytesIO(data)).testzip() is None

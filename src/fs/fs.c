@@ -629,7 +629,11 @@ static double node_attr(const struct node *n, struct stat *st)
 		st->st_mtim.tv_sec = st->st_ctim.tv_sec = bs.built_at;
 		st->st_mtim.tv_nsec = st->st_ctim.tv_nsec = 0;
 	}
-	return bs.has_package ? BUILT_ATTR_TIMEOUT : 0.0;
+	/* A package never built shows size 0 and is cached like a built one:
+	 * its size changes only through a build, and every reply that serves a
+	 * build's bytes tells the kernel first (tell_size).  With -o
+	 * stat_builds every stat of it must reach sebsfs, to wait for its build. */
+	return bs.has_package || !fs.stat_builds ? BUILT_ATTR_TIMEOUT : 0.0;
 }
 
 static void fill_entry(const struct node *n, struct fuse_entry_param *e)

@@ -71,13 +71,15 @@ INIT_SH = """#!/bin/bash
 ctl={ctl}
 out=$1
 if [ -e "$ctl/slow-init" ]; then echo "kill fixture: init.sh sleeps"; sleep {sleep}; fi
-if [ -e "$ctl/slow-install" ]; then touch "$out/.kill-slow-package"; fi
+# the marker goes into requirements.txt, which the dependency install gets (the
+# dependency layer's key covers it: each aimed run has its own nonce, so its
+# install really runs instead of reusing a cached layer)
+if [ -e "$ctl/slow-install" ]; then echo "# kill-slow-package $(cat "$ctl/slow-install")" >> "$out/requirements.txt"; fi
 if [ -e "$ctl/slow-image" ]; then cp "$ctl/slow-image" "$out/.kill-slow-image"; fi
 if [ -e "$ctl/slow-push" ]; then head -c 48M /dev/urandom > "$out/kill-blob.bin"; fi
 true
 """
-PACKAGE_SH_SLOW = """if [ -e .kill-slow-package ]; then
-  rm -f .kill-slow-package
+PACKAGE_SH_SLOW = """if grep -q kill-slow-package requirements.txt 2>/dev/null; then
   echo "kill fixture: package.sh sleeps"
   sleep {sleep}
 fi
@@ -434,8 +436,11 @@ class KillTest:
         for attempt in range(ATTEMPTS if aimed else 1):
             if attempt:
                 # the step went by unseen: let the build end and try again
+                # (a new nonce: a slowed install must not come from the layer
+                # the last attempt cached)
                 assert wait_for(lambda: not reader.is_alive(), READ_TIMEOUT)
                 os.unlink(path)
+                self.set_slow(slow, f"{nonce}-{attempt}")
             reader = Reader(path)
             started = time.monotonic()
             extra = None

@@ -5,13 +5,11 @@
  */
 #include "deplayer.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <poll.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +18,8 @@
 #include <unistd.h>
 
 #include "buildlog.h"
+#include "depfiles.h"
+#include "errmsg.h"
 #include "fsutil.h"
 #include "layout.h"
 #include "log.h"
@@ -29,8 +29,6 @@
 
 /* Bump when what a layer holds or how its key is made changes. */
 #define DEPLAYER_FORMAT 1
-/* -r/-c files are parsed in turn; this bounds a chain (or a cycle). */
-#define MAX_REQUIREMENT_DEPTH 8
 /* A waiting build looks at its cancel fd and deadline this often. */
 #define WAIT_SLICE_NS (200 * 1000 * 1000L)
 
@@ -133,319 +131,6 @@ const char *deplayer_folder(const char *language)
 	return NULL;
 }
 
-static void set_err(char **errmsg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void set_err(char **errmsg, const char *fmt, ...)
-{
-	if (!errmsg || *errmsg)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	if (vasprintf(errmsg, fmt, ap) < 0)
-		*errmsg = NULL;
-	va_end(ap);
-}
-
-/* ---- the inputs of a layer: local files the dependency file names ---------------- */
-
-/* Paths relative to the work folder, each once, in the order found. */
-struct path_list {
-	char **v;
-	size_t n;
-};
-
-static void path_list_free(struct path_list *l)
-{
-	str_list_free(l->v, l->n);
-	l->v = NULL;
-	l->n = 0;
-}
-
-static bool path_list_has(const struct path_list *l, const char *p)
-{
-	for (size_t i = 0; i < l->n; i++)
-		if (strcmp(l->v[i], p) == 0)
-			return true;
-	return false;
-}
-
-/* Makes rel (relative to folder base, itself relative to the work folder)
- * a normalised path relative to the work folder: no ".", no "..", no empty
- * components.  NULL when it is absolute or climbs out. */
-static char *normalize_local(const char *base, const char *rel)
-{
-	if (!*rel || rel[0] == '/' || rel[0] == '~')
-		return NULL;
-	char *joined = base && *base ? str_printf("%s/%s", base, rel) : strdup(rel);
-	char *out = joined ? malloc(strlen(joined) + 1) : NULL;
-	if (!out) {
-		free(joined);
-		return NULL;
-	}
-	size_t len = 0;
-	bool bad = false;
-	char *save = NULL;
-	for (char *c = strtok_r(joined, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
-		if (strcmp(c, ".") == 0)
-			continue;
-		if (strcmp(c, "..") == 0) {
-			if (len == 0) {
-				bad = true;
-				break;
-			}
-			while (len > 0 && out[len - 1] != '/')
-				len--;
-			if (len > 0)
-				len--;
-			continue;
-		}
-		if (len)
-			out[len++] = '/';
-		memcpy(out + len, c, strlen(c));
-		len += strlen(c);
-	}
-	out[len] = '\0';
-	free(joined);
-	if (bad || len == 0) {
-		free(out);
-		return NULL;
-	}
-	return out;
-}
-
-struct local_scan {
-	const char *workdir;
-	struct path_list found;
-	char *errmsg;
-};
-
-/* Records local path rel, named in file `where` (for messages), relative to
- * folder base.  The path must stay inside the work folder (it may be missing). */
-static int add_local(struct local_scan *sc, const char *where, const char *base, const char *rel)
-{
-	char *norm = normalize_local(base, rel);
-	if (!norm) {
-		set_err(&sc->errmsg, "%s names %s, which is outside the work folder: a dependency"
-			" layer can only depend on files the package has (use a path below the"
-			" benchmark's folder that init.sh copies, or -o dep_layers=off)", where, rel);
-		return -EPERM;
-	}
-	if (path_list_has(&sc->found, norm)) {
-		free(norm);
-		return 0;
-	}
-	/* A missing one is kept: it hashes as "missing", is not placed, and the
-	 * install fails on it with the installer's own words, as it would in
-	 * the work folder. */
-	char **v = realloc(sc->found.v, (sc->found.n + 1) * sizeof(*v));
-	if (!v) {
-		free(norm);
-		return -ENOMEM;
-	}
-	sc->found.v = v;
-	v[sc->found.n++] = norm;
-	return 0;
-}
-
-static bool has_scheme(const char *s)
-{
-	const char *p = s;
-	while (isalnum((unsigned char)*p) || *p == '+' || *p == '-' || *p == '.')
-		p++;
-	return p > s && strncmp(p, "://", 3) == 0;
-}
-
-static bool ends_with(const char *s, const char *suffix)
-{
-	size_t n = strlen(s), m = strlen(suffix);
-	return n >= m && strcmp(s + n - m, suffix) == 0;
-}
-
-static bool looks_like_archive(const char *s)
-{
-	static const char *const exts[] = { ".whl", ".tar.gz", ".tgz", ".zip", ".tar.bz2",
-					    ".tar.xz", ".tar", NULL };
-	for (const char *const *e = exts; *e; e++)
-		if (ends_with(s, *e))
-			return true;
-	return false;
-}
-
-/* A requirement or option value that names something on disk: the path,
- * else NULL (a name, a version spec, a URL). */
-static const char *local_target(const char *v)
-{
-	if (strncmp(v, "file://", 7) == 0)
-		return v + 7;
-	if (strncmp(v, "file:", 5) == 0)
-		return v + 5;
-	if (has_scheme(v))
-		return NULL;
-	if (v[0] == '.' || v[0] == '/' || v[0] == '~' || strchr(v, '/') || looks_like_archive(v))
-		return v;
-	return NULL;
-}
-
-static int scan_requirements(struct local_scan *sc, const char *rel, int depth);
-
-/* One logical line of a requirements file (comments and continuations
- * already handled).  base: the file's folder relative to the work folder. */
-static int scan_requirement_line(struct local_scan *sc, const char *where, const char *base,
-				 char *line, int depth)
-{
-	char *save = NULL;
-	char *tok = strtok_r(line, " \t", &save);
-	if (!tok)
-		return 0;
-	/* options with a value: "-r f", "--requirement f", "--requirement=f" */
-	static const struct { const char *opt; bool nested; } opts[] = {
-		{ "-r", true }, { "--requirement", true }, { "-c", true }, { "--constraint", true },
-		{ "-e", false }, { "--editable", false }, { "-f", false }, { "--find-links", false },
-	};
-	for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
-		size_t n = strlen(opts[i].opt);
-		const char *value = NULL;
-		if (strcmp(tok, opts[i].opt) == 0)
-			value = strtok_r(NULL, " \t", &save);
-		else if (strncmp(tok, opts[i].opt, n) == 0 && tok[n] == '=')
-			value = tok + n + 1;
-		else if (n == 2 && strncmp(tok, opts[i].opt, 2) == 0 && tok[2])
-			value = tok + 2; /* "-rfile" */
-		else
-			continue;
-		if (!value || !*value)
-			return 0; /* pip reports it */
-		const char *path = opts[i].nested ? value : local_target(value);
-		if (!path && !opts[i].nested && !has_scheme(value) && strncmp(value, "git+", 4) != 0)
-			path = value; /* -e/-f with a bare folder name */
-		if (!path)
-			return 0;
-		int rc = add_local(sc, where, base, path);
-		if (rc == 0 && opts[i].nested) {
-			char *norm = normalize_local(base, path);
-			char *abs = norm ? path_join(sc->workdir, norm) : NULL;
-			rc = !abs ? -ENOMEM : path_is_file(abs) ? scan_requirements(sc, norm, depth + 1) : 0;
-			free(abs);
-			free(norm);
-		}
-		return rc;
-	}
-	if (tok[0] == '-')
-		return 0; /* other options (--index-url, --no-binary, ...) are text: hashed */
-	/* "name @ file:..." (PEP 508 direct reference) */
-	char *at = strtok_r(NULL, " \t", &save);
-	if (at && strcmp(at, "@") == 0) {
-		char *url = strtok_r(NULL, " \t;", &save);
-		const char *path = url ? local_target(url) : NULL;
-		return path ? add_local(sc, where, base, path) : 0;
-	}
-	char *marker = strchr(tok, ';');
-	if (marker)
-		*marker = '\0';
-	char *at_sign = strstr(tok, "@file:");
-	const char *path = at_sign ? at_sign + 1 : tok;
-	path = local_target(path);
-	return path ? add_local(sc, where, base, path) : 0;
-}
-
-static int scan_requirements(struct local_scan *sc, const char *rel, int depth)
-{
-	if (depth > MAX_REQUIREMENT_DEPTH) {
-		set_err(&sc->errmsg, "%s: requirement files nest deeper than %d levels", rel,
-			MAX_REQUIREMENT_DEPTH);
-		return -ELOOP;
-	}
-	char *abs = path_join(sc->workdir, rel);
-	char *text = NULL;
-	int rc = abs ? read_file(abs, &text, NULL) : -ENOMEM;
-	free(abs);
-	if (rc < 0) {
-		set_err(&sc->errmsg, "cannot read %s: %s", rel, strerror(-rc));
-		return rc;
-	}
-	char *slash = strrchr(rel, '/');
-	char *base = slash ? strndup(rel, (size_t)(slash - rel)) : strdup("");
-	if (!base) {
-		free(text);
-		return -ENOMEM;
-	}
-	/* a continuation line (a backslash at the end) joins the next, as in pip; the
-	 * joined line is named by its first line's number */
-	char *rest = text;
-	int lineno = 0;
-	for (char *line; rc == 0 && (line = strsep(&rest, "\n")); ) {
-		lineno++;
-		int first = lineno;
-		size_t len;
-		while ((len = strlen(line)) > 0 && line[len - 1] == '\\' && rest) {
-			char *next = strsep(&rest, "\n");
-			lineno++;
-			memmove(line + len - 1, next, strlen(next) + 1);
-		}
-		/* a comment starts at "#" at the line's start or after a blank */
-		for (char *h = line; (h = strchr(h, '#')); h++) {
-			if (h == line || h[-1] == ' ' || h[-1] == '\t') {
-				*h = '\0';
-				break;
-			}
-		}
-		char where[512];
-		snprintf(where, sizeof(where), "%s line %d", rel, first);
-		rc = scan_requirement_line(sc, where, base, line, depth);
-	}
-	free(base);
-	free(text);
-	return rc;
-}
-
-/* npm: dependency values that are local paths. */
-static int scan_package_json(struct local_scan *sc, const char *rel)
-{
-	char *abs = path_join(sc->workdir, rel);
-	json_error_t jerr;
-	json_t *root = abs ? json_load_file(abs, 0, &jerr) : NULL;
-	free(abs);
-	if (!json_is_object(root)) {
-		set_err(&sc->errmsg, "%s: line %d: %s", rel, root ? 0 : jerr.line,
-			root ? "not a JSON object" : jerr.text);
-		json_decref(root);
-		return -EINVAL;
-	}
-	static const char *const sections[] = { "dependencies", "devDependencies",
-						"optionalDependencies", "peerDependencies", NULL };
-	int rc = 0;
-	for (const char *const *sec = sections; *sec && rc == 0; sec++) {
-		json_t *deps = json_object_get(root, *sec);
-		const char *name;
-		json_t *v;
-		json_object_foreach(deps, name, v) {
-			const char *s = json_string_value(v);
-			if (!s)
-				continue;
-			const char *path = strncmp(s, "file:", 5) == 0 ? s + 5
-					 : strncmp(s, "link:", 5) == 0 ? s + 5
-					 : (s[0] == '.' || s[0] == '/' || s[0] == '~') ? s : NULL;
-			if (!path)
-				continue;
-			char where[512];
-			snprintf(where, sizeof(where), "%s %s.%s", rel, *sec, name);
-			if ((rc = add_local(sc, where, "", path)) < 0)
-				break;
-		}
-	}
-	/* what npm reads from the folder besides package.json */
-	static const char *const npm_files[] = { "package-lock.json", "npm-shrinkwrap.json",
-						 ".npmrc", NULL };
-	for (const char *const *f = npm_files; *f && rc == 0; f++) {
-		char *p = path_join(sc->workdir, *f);
-		bool exists = p && path_exists(p);
-		free(p);
-		if (exists)
-			rc = add_local(sc, rel, "", *f);
-	}
-	json_decref(root);
-	return rc;
-}
-
 /* ---- hashing a path (file or folder) ------------------------------------------- */
 
 struct tree_hash {
@@ -473,7 +158,7 @@ static int hash_entry(const struct walk_entry *e, void *arg)
 	if (fd >= 0)
 		close(fd);
 	if (rc < 0) {
-		set_err(&h->errmsg, "cannot read %s: %s", e->path, strerror(-rc));
+		errmsg_set(&h->errmsg, "cannot read %s: %s", e->path, strerror(-rc));
 		return rc;
 	}
 	sha256_update(&h->ctx, SHA256_HEX_LEN, (const uint8_t *)hex);
@@ -503,7 +188,7 @@ static int hash_path(const char *dir, const char *rel, char hex[SHA256_HEX_LEN +
 				rc = -ENOMEM;
 			free(s);
 		} else {
-			set_err(errmsg, "cannot read %s: %s", abs, strerror(-rc));
+			errmsg_set(errmsg, "cannot read %s: %s", abs, strerror(-rc));
 		}
 	} else {
 		struct tree_hash h = { 0 };
@@ -513,7 +198,7 @@ static int hash_path(const char *dir, const char *rel, char hex[SHA256_HEX_LEN +
 		rc = S_ISDIR(st.st_mode) ? walk_tree(abs, &opts, hash_entry, &h, &h.errmsg) : -EINVAL;
 		sha256_digest_hex(&h.ctx, hex);
 		if (rc < 0)
-			set_err(errmsg, "cannot read %s: %s", abs, h.errmsg ? h.errmsg : strerror(-rc));
+			errmsg_set(errmsg, "cannot read %s: %s", abs, h.errmsg ? h.errmsg : strerror(-rc));
 		free(h.errmsg);
 	}
 	free(abs);
@@ -524,7 +209,7 @@ static int hash_path(const char *dir, const char *rel, char hex[SHA256_HEX_LEN +
 
 struct layer_inputs {
 	json_t *doc;               /* what the key covers, as JSON */
-	struct path_list paths;    /* depfile and local files, relative to workdir */
+	struct depfiles paths;     /* depfile and local files, relative to workdir */
 	char **hashes;             /* hash of each path, same order */
 	char key[SHA256_HEX_LEN + 1];
 };
@@ -535,25 +220,16 @@ static void layer_inputs_clear(struct layer_inputs *in)
 	for (size_t i = 0; in->hashes && i < in->paths.n; i++)
 		free(in->hashes[i]);
 	free(in->hashes);
-	path_list_free(&in->paths);
+	depfiles_clear(&in->paths);
 	memset(in, 0, sizeof(*in));
 }
 
 static int collect_inputs(const struct deplayer_request *req, struct layer_inputs *in,
 			  char **errmsg)
 {
-	struct local_scan sc = { .workdir = req->workdir };
-	int rc = add_local(&sc, req->depfile, "", req->depfile);
-	if (rc == 0)
-		rc = strcmp(req->language, "python") == 0 ? scan_requirements(&sc, req->depfile, 0)
-							   : scan_package_json(&sc, req->depfile);
-	in->paths = sc.found;
-	if (rc < 0) {
-		set_err(errmsg, "%s", sc.errmsg ? sc.errmsg : strerror(-rc));
-		free(sc.errmsg);
+	int rc = depfiles_scan(req->workdir, req->language, req->depfile, &in->paths, errmsg);
+	if (rc < 0)
 		return rc;
-	}
-	free(sc.errmsg);
 	in->hashes = calloc(in->paths.n ? in->paths.n : 1, sizeof(*in->hashes));
 	json_t *files = json_object();
 	json_t *env = json_array();
@@ -565,17 +241,17 @@ static int collect_inputs(const struct deplayer_request *req, struct layer_input
 	}
 	for (size_t i = 0; i < in->paths.n && rc == 0; i++) {
 		char hex[SHA256_HEX_LEN + 1];
-		if ((rc = hash_path(req->workdir, in->paths.v[i], hex, errmsg)) == 0 &&
+		if ((rc = hash_path(req->workdir, in->paths.paths[i], hex, errmsg)) == 0 &&
 		    !(in->hashes[i] = strdup(hex)))
 			rc = -ENOMEM;
 		if (rc == 0)
-			json_object_set_new(files, in->paths.v[i], json_string(hex));
+			json_object_set_new(files, in->paths.paths[i], json_string(hex));
 	}
 	for (const char *const *e = req->env; e && *e; e++)
 		json_array_append_new(env, json_string(*e));
 	char pkgsh[SHA256_HEX_LEN + 1] = "";
 	if (rc == 0 && req->package_sh && (rc = sha256_hex_file(req->package_sh, pkgsh)) < 0)
-		set_err(errmsg, "cannot read %s: %s", req->package_sh, strerror(-rc));
+		errmsg_set(errmsg, "cannot read %s: %s", req->package_sh, strerror(-rc));
 	json_object_set_new(in->doc, "format", json_integer(DEPLAYER_FORMAT));
 	json_object_set_new(in->doc, "installer", json_string(req->installer));
 	json_object_set_new(in->doc, "environment", env);
@@ -603,7 +279,7 @@ static int place_inputs(const struct deplayer_request *req, const struct layer_i
 {
 	int rc = 0;
 	for (size_t i = 0; i < in->paths.n && rc == 0; i++) {
-		const char *rel = in->paths.v[i];
+		const char *rel = in->paths.paths[i];
 		char *src = path_join(req->workdir, rel);
 		char *dst = path_join(dir, rel);
 		char *parent = dst ? strdup(dst) : NULL;
@@ -619,7 +295,7 @@ static int place_inputs(const struct deplayer_request *req, const struct layer_i
 		if (rc == 0 && lstat(src, &st) < 0 && errno == ENOENT)
 			goto next; /* see add_local */
 		if (rc == 0 && (rc = copy_tree(src, dst, req->workdir, &msg)) < 0)
-			set_err(errmsg, "cannot copy %s into the dependency layer's folder: %s", rel,
+			errmsg_set(errmsg, "cannot copy %s into the dependency layer's folder: %s", rel,
 				msg ? msg : strerror(-rc));
 next:
 		free(msg);
@@ -643,29 +319,29 @@ static int capture(const struct deplayer_request *req, const struct layer_inputs
 	char *extra = path_join(out, "extra");
 	int rc = (extras && removed && tree && extra) ? list_dir_sorted(dir, &names, &n) : -ENOMEM;
 	if (rc < 0)
-		set_err(errmsg, "cannot list %s: %s", dir, strerror(-rc));
+		errmsg_set(errmsg, "cannot list %s: %s", dir, strerror(-rc));
 	*has_deps = false;
 	/* inputs the install changed or removed */
 	for (size_t i = 0; rc == 0 && i < in->paths.n; i++) {
 		char hex[SHA256_HEX_LEN + 1];
-		if ((rc = hash_path(dir, in->paths.v[i], hex, errmsg)) < 0)
+		if ((rc = hash_path(dir, in->paths.paths[i], hex, errmsg)) < 0)
 			break;
 		if (strcmp(hex, in->hashes[i]) == 0)
 			continue;
 		if (strcmp(hex, "missing") == 0) {
-			json_array_append_new(removed, json_string(in->paths.v[i]));
+			json_array_append_new(removed, json_string(in->paths.paths[i]));
 			continue;
 		}
-		char *src = path_join(dir, in->paths.v[i]);
-		char *dst = path_join(extra, in->paths.v[i]);
+		char *src = path_join(dir, in->paths.paths[i]);
+		char *dst = path_join(extra, in->paths.paths[i]);
 		char *msg = NULL;
 		rc = (src && dst) ? mkdir_p(extra, 0700) : -ENOMEM;
 		if (rc == 0)
 			rc = copy_tree(src, dst, dir, &msg);
 		if (rc < 0)
-			set_err(errmsg, "cannot keep %s: %s", in->paths.v[i], msg ? msg : strerror(-rc));
+			errmsg_set(errmsg, "cannot keep %s: %s", in->paths.paths[i], msg ? msg : strerror(-rc));
 		else
-			json_array_append_new(extras, json_string(in->paths.v[i]));
+			json_array_append_new(extras, json_string(in->paths.paths[i]));
 		free(msg);
 		free(src);
 		free(dst);
@@ -675,8 +351,8 @@ static int capture(const struct deplayer_request *req, const struct layer_inputs
 		bool is_input = false;
 		for (size_t j = 0; j < in->paths.n && !is_input; j++) {
 			size_t len = strlen(names[i]);
-			is_input = strncmp(in->paths.v[j], names[i], len) == 0 &&
-				   (in->paths.v[j][len] == '\0' || in->paths.v[j][len] == '/');
+			is_input = strncmp(in->paths.paths[j], names[i], len) == 0 &&
+				   (in->paths.paths[j][len] == '\0' || in->paths.paths[j][len] == '/');
 		}
 		if (is_input)
 			continue; /* handled above, as a whole path */
@@ -688,7 +364,7 @@ static int capture(const struct deplayer_request *req, const struct layer_inputs
 		if (rc == 0 && rename(src, dst) < 0)
 			rc = -errno;
 		if (rc < 0)
-			set_err(errmsg, "cannot move %s into the layer: %s", names[i], strerror(-rc));
+			errmsg_set(errmsg, "cannot move %s into the layer: %s", names[i], strerror(-rc));
 		else if (deps)
 			*has_deps = true;
 		else
@@ -702,7 +378,7 @@ static int capture(const struct deplayer_request *req, const struct layer_inputs
 		int fd = zip ? open(zip, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600) : -ENOMEM;
 		if (fd < 0) {
 			rc = zip ? -errno : -ENOMEM;
-			set_err(errmsg, "cannot create %s: %s", zip ? zip : "deps.zip", strerror(-rc));
+			errmsg_set(errmsg, "cannot create %s: %s", zip ? zip : "deps.zip", strerror(-rc));
 		} else {
 			rc = layout_clean_dependencies(tree, &msg);
 			if (rc == 0)
@@ -710,7 +386,7 @@ static int capture(const struct deplayer_request *req, const struct layer_inputs
 			if (rc == 0 && fsync(fd) < 0)
 				rc = -errno;
 			if (rc < 0)
-				set_err(errmsg, "cannot zip the dependency layer: %s",
+				errmsg_set(errmsg, "cannot zip the dependency layer: %s",
 					msg ? msg : strerror(-rc));
 			close(fd);
 		}
@@ -740,7 +416,7 @@ static int capture(const struct deplayer_request *req, const struct layer_inputs
 		char *text = doc ? json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
 		rc = text && path ? write_file_atomic(path, text, strlen(text)) : -ENOMEM;
 		if (rc < 0)
-			set_err(errmsg, "cannot write layer.json: %s", strerror(-rc));
+			errmsg_set(errmsg, "cannot write layer.json: %s", strerror(-rc));
 		free(text);
 		free(path);
 		json_decref(doc);
@@ -760,11 +436,11 @@ static double now_seconds(void)
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static char *list_paths(const struct path_list *l)
+static char *list_paths(const struct depfiles *l)
 {
 	size_t len = 1;
 	for (size_t i = 0; i < l->n; i++)
-		len += strlen(l->v[i]) + 2;
+		len += strlen(l->paths[i]) + 2;
 	char *s = malloc(len);
 	if (!s)
 		return NULL;
@@ -772,7 +448,7 @@ static char *list_paths(const struct path_list *l)
 	for (size_t i = 0; i < l->n; i++) {
 		if (i)
 			strcat(s, ", ");
-		strcat(s, l->v[i]);
+		strcat(s, l->paths[i]);
 	}
 	return s;
 }
@@ -786,7 +462,7 @@ static int build_layer(struct deplayer_store *s, const struct deplayer_request *
 	if (rc == 0)
 		rc = cache_make_tmpdir(s->cache, &out);
 	if (rc < 0) {
-		set_err(errmsg, "cannot create a folder for the dependency layer: %s", strerror(-rc));
+		errmsg_set(errmsg, "cannot create a folder for the dependency layer: %s", strerror(-rc));
 		goto out;
 	}
 	char *what = list_paths(&in->paths);
@@ -807,7 +483,7 @@ static int build_layer(struct deplayer_store *s, const struct deplayer_request *
 	struct cache_layer published;
 	rc = cache_publish_layer(s->cache, in->key, out, now_seconds() - t0, &published);
 	if (rc < 0) {
-		set_err(errmsg, "cannot publish the dependency layer: %s", cache_strerror(rc));
+		errmsg_set(errmsg, "cannot publish the dependency layer: %s", cache_strerror(rc));
 		goto out;
 	}
 	build_log(req->log_fd, "dependency layer %.12s: built in %.2f s, %lld bytes", in->key,
@@ -968,7 +644,7 @@ int deplayer_obtain(struct deplayer_store *s, const struct deplayer_request *req
 		}
 		if (got != -ENOENT || built) {
 			rc = got == -ENOENT ? -EIO : got;
-			set_err(errmsg, "cannot read the dependency layer %.12s: %s", in.key,
+			errmsg_set(errmsg, "cannot read the dependency layer %.12s: %s", in.key,
 				cache_strerror(rc));
 			break;
 		}
@@ -1011,7 +687,7 @@ int deplayer_apply(const struct deplayer *l, const char *workdir, char **errmsg)
 	json_t *doc = doc_path ? json_load_file(doc_path, 0, &jerr) : NULL;
 	int rc = 0;
 	if (!json_is_object(doc)) {
-		set_err(errmsg, "%s: %s", doc_path ? doc_path : "layer.json",
+		errmsg_set(errmsg, "%s: %s", doc_path ? doc_path : "layer.json",
 			doc ? "not a JSON object" : jerr.text);
 		rc = -EBADMSG;
 	}
@@ -1020,19 +696,19 @@ int deplayer_apply(const struct deplayer *l, const char *workdir, char **errmsg)
 	json_array_foreach(json_object_get(doc, "removed"), i, v) {
 		if (rc < 0)
 			break;
-		char *rel = json_is_string(v) ? normalize_local("", json_string_value(v)) : NULL;
+		char *rel = json_is_string(v) ? depfiles_normalize("", json_string_value(v)) : NULL;
 		char *p = rel ? path_join(workdir, rel) : NULL;
 		if (!p) {
 			rc = -EBADMSG;
-			set_err(errmsg, "%s: a bad \"removed\" entry", doc_path);
+			errmsg_set(errmsg, "%s: a bad \"removed\" entry", doc_path);
 		} else if ((rc = rm_rf(p)) < 0) {
-			set_err(errmsg, "cannot remove %s: %s", rel, strerror(-rc));
+			errmsg_set(errmsg, "cannot remove %s: %s", rel, strerror(-rc));
 		}
 		free(rel);
 		free(p);
 	}
 	json_array_foreach(json_object_get(doc, "extra"), i, v) {
-		char *rel = json_is_string(v) ? normalize_local("", json_string_value(v)) : NULL;
+		char *rel = json_is_string(v) ? depfiles_normalize("", json_string_value(v)) : NULL;
 		char *extra = path_join(l->path, "extra");
 		char *src = rel && extra ? path_join(extra, rel) : NULL;
 		char *dst = rel ? path_join(workdir, rel) : NULL;
@@ -1040,14 +716,14 @@ int deplayer_apply(const struct deplayer *l, const char *workdir, char **errmsg)
 		if (rc == 0) {
 			if (!src || !dst) {
 				rc = -EBADMSG;
-				set_err(errmsg, "%s: a bad \"extra\" entry", doc_path);
+				errmsg_set(errmsg, "%s: a bad \"extra\" entry", doc_path);
 			} else {
 				/* a changed input replaces the work folder's copy whole */
 				rc = rm_rf(dst);
 				if (rc == 0)
 					rc = copy_tree(src, dst, extra, &msg);
 				if (rc < 0)
-					set_err(errmsg, "cannot copy %s from the dependency layer: %s", rel,
+					errmsg_set(errmsg, "cannot copy %s from the dependency layer: %s", rel,
 						msg ? msg : strerror(-rc));
 			}
 		}

@@ -13,13 +13,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "errmsg.h"
 #include "fsutil.h"
 
 struct lang_files {
@@ -39,23 +39,6 @@ static const struct lang_files nodejs_files = {
 
 static const char *const platforms[] = { "aws", "local", "gcp", "azure", "openwhisk" };
 
-static void set_err(char **errmsg, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void set_err(char **errmsg, const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-
-	if (!errmsg || *errmsg)
-		return;
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		s = NULL;
-	va_end(ap);
-	*errmsg = s;
-}
-
 bool layout_ships_dependencies(const char *platform)
 {
 	return layout_supported(platform) && strcmp(platform, "openwhisk") != 0;
@@ -68,7 +51,7 @@ static int clean_dependencies(int dfd, char **errmsg)
 	if (unlinkat(dfd, "node_modules/.package-lock.json", 0) < 0 &&
 	    errno != ENOENT && errno != ENOTDIR) {
 		int rc = -errno;
-		set_err(errmsg, "remove node_modules/.package-lock.json: %s", strerror(-rc));
+		errmsg_set(errmsg, "remove node_modules/.package-lock.json: %s", strerror(-rc));
 		return rc;
 	}
 	return 0;
@@ -79,7 +62,7 @@ int layout_clean_dependencies(const char *dir, char **errmsg)
 	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0) {
 		int rc = -errno;
-		set_err(errmsg, "open %s: %s", dir, strerror(-rc));
+		errmsg_set(errmsg, "open %s: %s", dir, strerror(-rc));
 		return rc;
 	}
 	int rc = clean_dependencies(dfd, errmsg);
@@ -118,7 +101,7 @@ static int move_into(int wfd, const char *workdir, const char *target,
 
 	rc = list_dir_sorted(workdir, &names, &n);
 	if (rc) {
-		set_err(errmsg, "list %s: %s", workdir, strerror(-rc));
+		errmsg_set(errmsg, "list %s: %s", workdir, strerror(-rc));
 		return rc;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -133,14 +116,14 @@ static int move_into(int wfd, const char *workdir, const char *target,
 		}
 		if (renameat2(wfd, target, wfd, tmp, RENAME_NOREPLACE) < 0) {
 			rc = -errno;
-			set_err(errmsg, "rename %s: %s", target, strerror(-rc));
+			errmsg_set(errmsg, "rename %s: %s", target, strerror(-rc));
 			goto out;
 		}
 		break;
 	}
 	if (mkdirat(wfd, target, 0755) < 0) {
 		rc = -errno;
-		set_err(errmsg, "mkdir %s: %s", target, strerror(-rc));
+		errmsg_set(errmsg, "mkdir %s: %s", target, strerror(-rc));
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -158,7 +141,7 @@ static int move_into(int wfd, const char *workdir, const char *target,
 		}
 		if (renameat2(wfd, src, wfd, dst, RENAME_NOREPLACE) < 0) {
 			rc = -errno;
-			set_err(errmsg, "move %s to %s: %s", names[i], dst, strerror(-rc));
+			errmsg_set(errmsg, "move %s to %s: %s", names[i], dst, strerror(-rc));
 			free(dst);
 			goto out;
 		}
@@ -177,25 +160,25 @@ static int write_json(int wfd, const char *relpath, json_t *j, char **errmsg)
 	int fd, rc = 0;
 
 	if (!j) {
-		set_err(errmsg, "%s: cannot build JSON", relpath);
+		errmsg_set(errmsg, "%s: cannot build JSON", relpath);
 		return -ENOMEM;
 	}
 	fd = openat(wfd, relpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
 		    0644);
 	if (fd < 0) {
 		rc = -errno;
-		set_err(errmsg, "create %s: %s", relpath, strerror(-rc));
+		errmsg_set(errmsg, "create %s: %s", relpath, strerror(-rc));
 		goto out;
 	}
 	errno = 0;
 	if (json_dumpfd(j, fd, JSON_INDENT(2) | JSON_SORT_KEYS) < 0 ||
 	    write(fd, "\n", 1) != 1) {
 		rc = errno ? -errno : -EIO;
-		set_err(errmsg, "write %s: %s", relpath, strerror(-rc));
+		errmsg_set(errmsg, "write %s: %s", relpath, strerror(-rc));
 	}
 	if (close(fd) < 0 && !rc) {
 		rc = -errno;
-		set_err(errmsg, "write %s: %s", relpath, strerror(-rc));
+		errmsg_set(errmsg, "write %s: %s", relpath, strerror(-rc));
 	}
 out:
 	json_decref(j);
@@ -233,7 +216,7 @@ static int keep_only(const char *workdir, const char *keep_name, char **errmsg)
 
 	rc = list_dir_sorted(workdir, &names, &n);
 	if (rc) {
-		set_err(errmsg, "list %s: %s", workdir, strerror(-rc));
+		errmsg_set(errmsg, "list %s: %s", workdir, strerror(-rc));
 		return rc;
 	}
 	for (size_t i = 0; i < n && !rc; i++) {
@@ -248,7 +231,7 @@ static int keep_only(const char *workdir, const char *keep_name, char **errmsg)
 		}
 		rc = rm_rf(p);
 		if (rc)
-			set_err(errmsg, "remove %s: %s", p, strerror(-rc));
+			errmsg_set(errmsg, "remove %s: %s", p, strerror(-rc));
 		free(p);
 	}
 	str_list_free(names, n);
@@ -265,7 +248,7 @@ int layout_apply(const char *platform, const char *language, const char *workdir
 	if (errmsg)
 		*errmsg = NULL;
 	if (!layout_supported(platform)) {
-		set_err(errmsg, "no package layout for platform '%s'",
+		errmsg_set(errmsg, "no package layout for platform '%s'",
 			platform ? platform : "(null)");
 		return -ENOTSUP;
 	}
@@ -274,7 +257,7 @@ int layout_apply(const char *platform, const char *language, const char *workdir
 	} else if (language && !strcmp(language, "nodejs")) {
 		lf = &nodejs_files;
 	} else {
-		set_err(errmsg, "no package layout for language '%s'",
+		errmsg_set(errmsg, "no package layout for language '%s'",
 			language ? language : "(null)");
 		return -ENOTSUP;
 	}
@@ -282,7 +265,7 @@ int layout_apply(const char *platform, const char *language, const char *workdir
 	wfd = open(workdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (wfd < 0) {
 		rc = -errno;
-		set_err(errmsg, "open work folder %s: %s", workdir, strerror(-rc));
+		errmsg_set(errmsg, "open work folder %s: %s", workdir, strerror(-rc));
 		return rc;
 	}
 
@@ -298,7 +281,7 @@ int layout_apply(const char *platform, const char *language, const char *workdir
 		if (!rc && fstatat(wfd, lf->handler, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
 		    renameat2(wfd, lf->handler, wfd, lf->gcp_main, RENAME_NOREPLACE) < 0) {
 			rc = -errno;
-			set_err(errmsg, "rename %s to %s: %s", lf->handler,
+			errmsg_set(errmsg, "rename %s to %s: %s", lf->handler,
 				lf->gcp_main, strerror(-rc));
 		}
 	} else if (!strcmp(platform, "azure")) {
@@ -316,7 +299,7 @@ int layout_apply(const char *platform, const char *language, const char *workdir
 	rc = clean_dependencies(wfd, errmsg);
 out:
 	if (rc == -ENOMEM)
-		set_err(errmsg, "out of memory");
+		errmsg_set(errmsg, "out of memory");
 	close(wfd);
 	return rc;
 }

@@ -26,7 +26,6 @@
 #include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -35,6 +34,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "errmsg.h"
 #include "walk.h"
 
 /* Fixed deflate level: zlib's default, the best time/size trade-off measured
@@ -60,23 +60,6 @@ struct zt_out {
 	int fd;
 	int err;        /* errno of the first failed write, else 0 */
 };
-
-static void zt_set_err(char **errmsg, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void zt_set_err(char **errmsg, const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-
-	if (!errmsg || *errmsg)
-		return;
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		s = NULL;
-	va_end(ap);
-	*errmsg = s;
-}
 
 static void zt_list_free(struct zt_list *l)
 {
@@ -158,7 +141,7 @@ static int zt_visit(const struct walk_entry *e, void *ctx)
 	char *path, *link = NULL;
 
 	if (!zt_valid_utf8(e->path)) {
-		zt_set_err(w->errmsg, "%s: name is not valid UTF-8", e->path);
+		errmsg_set(w->errmsg, "%s: name is not valid UTF-8", e->path);
 		return -EILSEQ;
 	}
 	if (S_ISDIR(e->st.st_mode)) {
@@ -167,7 +150,7 @@ static int zt_visit(const struct walk_entry *e, void *ctx)
 		return zt_list_add(w->l, path, NULL, S_IFDIR, 0755);
 	}
 	if (S_ISLNK(e->st.st_mode) && !zt_valid_utf8(e->link)) {
-		zt_set_err(w->errmsg, "%s: link target is not valid UTF-8", e->path);
+		errmsg_set(w->errmsg, "%s: link target is not valid UTF-8", e->path);
 		return -EILSEQ;
 	}
 	path = strdup(e->path);
@@ -234,23 +217,23 @@ static int zt_write_file(struct archive *a, int rootfd, const char *path,
 	fd = openat(rootfd, path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
 		rc = -errno;
-		zt_set_err(errmsg, "open %s: %s", path, strerror(-rc));
+		errmsg_set(errmsg, "open %s: %s", path, strerror(-rc));
 		return rc;
 	}
 	if (fstat(fd, &st) < 0) {
 		rc = -errno;
-		zt_set_err(errmsg, "stat %s: %s", path, strerror(-rc));
+		errmsg_set(errmsg, "stat %s: %s", path, strerror(-rc));
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode)) {
 		rc = -EINVAL;
-		zt_set_err(errmsg, "%s: changed type while zipping", path);
+		errmsg_set(errmsg, "%s: changed type while zipping", path);
 		goto out;
 	}
 	archive_entry_set_size(ae, st.st_size);
 	if (archive_write_header(a, ae) != ARCHIVE_OK) {
 		rc = zt_arc_err(a, out);
-		zt_set_err(errmsg, "%s: %s", path, archive_error_string(a));
+		errmsg_set(errmsg, "%s: %s", path, archive_error_string(a));
 		goto out;
 	}
 	for (left = st.st_size; left > 0;) {
@@ -261,18 +244,18 @@ static int zt_write_file(struct archive *a, int rootfd, const char *path,
 			if (errno == EINTR)
 				continue;
 			rc = -errno;
-			zt_set_err(errmsg, "read %s: %s", path, strerror(-rc));
+			errmsg_set(errmsg, "read %s: %s", path, strerror(-rc));
 			goto out;
 		}
 		if (r == 0) {
 			/* the header already promised st_size bytes */
 			rc = -EIO;
-			zt_set_err(errmsg, "%s: file shrank while zipping", path);
+			errmsg_set(errmsg, "%s: file shrank while zipping", path);
 			goto out;
 		}
 		if (archive_write_data(a, buf, (size_t)r) < 0) {
 			rc = zt_arc_err(a, out);
-			zt_set_err(errmsg, "%s: %s", path, archive_error_string(a));
+			errmsg_set(errmsg, "%s: %s", path, archive_error_string(a));
 			goto out;
 		}
 		left -= r;
@@ -302,7 +285,7 @@ int ziptree_write(const char *dir, int out_fd, char **errmsg)
 	rootfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (rootfd < 0) {
 		rc = -errno;
-		zt_set_err(errmsg, "open %s: %s", dir, strerror(-rc));
+		errmsg_set(errmsg, "open %s: %s", dir, strerror(-rc));
 		goto out;
 	}
 	if (l.n > 1)
@@ -321,14 +304,14 @@ int ziptree_write(const char *dir, int out_fd, char **errmsg)
 	    archive_write_set_format_option(a, "zip", "compression", "deflate") != ARCHIVE_OK ||
 	    archive_write_set_format_option(a, "zip", "hdrcharset", "UTF-8") != ARCHIVE_OK) {
 		rc = zt_arc_err(a, &out);
-		zt_set_err(errmsg, "zip setup: %s", archive_error_string(a));
+		errmsg_set(errmsg, "zip setup: %s", archive_error_string(a));
 		goto out;
 	}
 	/* Older libarchive lacks the option; its fixed default is also 6. */
 	(void)archive_write_set_format_option(a, "zip", "compression-level", ZT_LEVEL);
 	if (archive_write_open2(a, &out, NULL, zt_write_cb, NULL, NULL) != ARCHIVE_OK) {
 		rc = zt_arc_err(a, &out);
-		zt_set_err(errmsg, "zip open: %s", archive_error_string(a));
+		errmsg_set(errmsg, "zip open: %s", archive_error_string(a));
 		goto out;
 	}
 
@@ -354,19 +337,19 @@ int ziptree_write(const char *dir, int out_fd, char **errmsg)
 			archive_entry_set_symlink_utf8(ae, e->link);
 		if (archive_write_header(a, ae) != ARCHIVE_OK) {
 			rc = zt_arc_err(a, &out);
-			zt_set_err(errmsg, "%s: %s", e->path, archive_error_string(a));
+			errmsg_set(errmsg, "%s: %s", e->path, archive_error_string(a));
 			goto out;
 		}
 	}
 	if (archive_write_close(a) != ARCHIVE_OK) {
 		rc = zt_arc_err(a, &out);
-		zt_set_err(errmsg, "zip close: %s", archive_error_string(a));
+		errmsg_set(errmsg, "zip close: %s", archive_error_string(a));
 		goto out;
 	}
 	rc = 0;
 out:
 	if (rc == -ENOMEM)
-		zt_set_err(errmsg, "out of memory");
+		errmsg_set(errmsg, "out of memory");
 	/* Otherwise archive_write_free would still write a central
 	 * directory after a failure. */
 	if (rc && a)

@@ -29,6 +29,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fsutil.h"
+
 #define ZS_LOCAL_SIZE 30
 #define ZS_CD_SIZE 46
 #define ZS_DESC_SIZE 16
@@ -639,24 +641,6 @@ out:
 	return rc;
 }
 
-static int zs_write_all(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-
-	while (len > 0) {
-		ssize_t w = write(fd, p, len);
-
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += w;
-		len -= (size_t)w;
-	}
-	return 0;
-}
-
 struct zs_copier {
 	int out_fd;
 	bool plain;          /* copy_file_range failed: read/write from now on */
@@ -695,7 +679,7 @@ static int zs_copy(struct zs_copier *c, int in_fd, uint64_t off, uint64_t len)
 
 		if (rc)
 			return rc == -EBADMSG ? -ENODATA : rc;
-		rc = zs_write_all(c->out_fd, c->buf, want);
+		rc = write_all(c->out_fd, c->buf, want);
 		if (rc)
 			return rc;
 		off += want;
@@ -829,7 +813,7 @@ int zipsplice_write(int out_fd, const int part_fds[], struct zip_index *const pa
 			goto out;
 		}
 	}
-	rc = zs_write_all(out_fd, cd, (size_t)(p - cd));
+	rc = write_all(out_fd, cd, (size_t)(p - cd));
 	if (rc)
 		zs_set_err(errmsg, "write the central directory: %s", strerror(-rc));
 out:

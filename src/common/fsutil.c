@@ -178,8 +178,7 @@ int rm_rf(const char *path)
 	return 0;
 }
 
-/* Writes all of buf, riding out EINTR and short writes. */
-static int write_all(int fd, const void *buf, size_t len)
+int write_all(int fd, const void *buf, size_t len)
 {
 	const char *p = buf;
 	while (len > 0) {

@@ -69,6 +69,16 @@ def private_repo(suite):
         docker("rmi", "-f", tag, check=False)
 
 
+def rebuild_build_image(image, ctx):
+    """A "rebuilt" build image: the same tag on a new ID (a derived image),
+    old enough for sebsfs's image ID cache (BUILD_IMAGE_TTL_SECONDS) to
+    have let go of the old ID."""
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(f"FROM {image}\nLABEL sebsfs.test.rebuilt={ctx.name}\n")
+    docker("build", "-q", "-t", image, str(ctx))
+    time.sleep(2.5)
+
+
 def site_packages(data):
     return sorted(n[len(SP):] for n in names(data) if n.startswith(SP) and not n.endswith("/"))
 
@@ -172,13 +182,7 @@ def test_rebuilt_build_image_invalidates_package(sebsfs, suite, private_repo):
     read(z)
     read(z)
     assert builds(z) == 1
-    # a "rebuilt" build image: same tag, new ID
-    image = f"{repo}:build.aws.python.3.11-1.2.1"
-    ctx = m.cache.parent / "derived-ctx"
-    ctx.mkdir()
-    (ctx / "Dockerfile").write_text(f"FROM {image}\nLABEL sebsfs.test.rebuilt=yes\n")
-    docker("build", "-q", "-t", image, str(ctx))
-    time.sleep(2.5)  # the image ID cache lives BUILD_IMAGE_TTL_SECONDS
+    rebuild_build_image(f"{repo}:build.aws.python.3.11-1.2.1", m.cache.parent / "derived-ctx")
     read(z)
     assert builds(z) == 2
 
@@ -355,11 +359,7 @@ def test_build_image_id_is_in_the_layer_key(sebsfs, suite, private_repo):
     read(z)
     key = layer_of(z)[0]
     image = f"{repo}:build.aws.python.3.11-1.2.1"
-    ctx = m.cache.parent / "derived-layer-ctx"
-    ctx.mkdir()
-    (ctx / "Dockerfile").write_text(f"FROM {image}\nLABEL sebsfs.test.layer=yes\n")
-    docker("build", "-q", "-t", image, str(ctx))
-    time.sleep(2.5)  # the image ID cache lives BUILD_IMAGE_TTL_SECONDS
+    rebuild_build_image(image, m.cache.parent / "derived-layer-ctx")
     read(z)
     new_key, reused = layer_of(z)
     assert new_key != key and reused == "no"

@@ -8,19 +8,18 @@ input invalidates (one test per input); that an install reading an undeclared
 file fails loudly; eviction under cache_max; and a layer build killed midway.
 """
 
+import io
 import os
 import shutil
 import signal
 import subprocess
 import tarfile
 import threading
-import time
-from pathlib import Path
 
 import pytest
 
 from sebsfs_testlib import (BENCH_DIRS, DYNAMIC_HTML, append, builds, edit_json, log_text,
-                            member, names, read, sha256, wait_for, xattr)
+                            member, names, read, wait_for, xattr, zip_of)
 
 SP = ".python_packages/lib/site-packages/"
 NODE_LIB = "node_modules/sebs-example-lib/"
@@ -193,7 +192,6 @@ def repack_tgz(path, extra_name, extra_text):
         info = tarfile.TarInfo("package/" + extra_name)
         info.size = len(data)
         info.mode = 0o644
-        import io
         dst.addfile(info, io.BytesIO(data))
     os.replace(tmp, path)
 
@@ -349,11 +347,5 @@ def test_a_damaged_layer_is_detected_and_installed_again(sebsfs, suite, tmp_path
     log = log_text(m2, "aws", "nodejs-20", DYNAMIC_HTML)
     assert f"dependency layer {key[:12]} is damaged" in log
     assert "deps.zip does not match the SHA-256 recorded when it was built" in log
-    assert zipfile_ok(rebuilt)
+    assert zip_of(rebuilt).testzip() is None
     assert names(rebuilt) == names(good)
-
-
-def zipfile_ok(data):
-    import io
-    import zipfile
-    return zipfile.ZipFile(io.BytesIO(data)).testzip() is None

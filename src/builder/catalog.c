@@ -28,7 +28,41 @@
 #include "log.h"
 
 /* Order matters only for readability of logs; runtimes are sorted anyway. */
-static const char *const served_languages[] = { "nodejs", "python" };
+static const char *const served_languages[] = { "cpp", "java", "nodejs", "python" };
+
+/* What SeBS builds of a language on a platform (SEBS.md 5 and 9; its
+ * package_code functions): the code package's suffix, or NULL when the
+ * platform deploys the language as a function image only.  python and
+ * nodejs have a zip everywhere.  A (platform, language) pair not listed
+ * here for java or cpp is one SeBS cannot package (its package_code raises
+ * or has no case for it): not served. */
+static const struct {
+	const char *platform, *language, *suffix;
+} compiled_packages[] = {
+	/* aws deploys the jar Maven made (function.jar) as it is */
+	{ "aws", "java", ".jar" },
+	{ "azure", "java", ".zip" },
+	{ "gcp", "java", ".zip" },
+	/* SeBS runs Maven inside Dockerfile.function: no code package */
+	{ "openwhisk", "java", NULL },
+	{ "aws", "cpp", ".zip" },
+};
+
+/* Is language served on platform; *suffix gets its code package's suffix. */
+static bool language_served_on(const char *platform, const char *language, const char **suffix)
+{
+	if (strcmp(language, "python") == 0 || strcmp(language, "nodejs") == 0) {
+		*suffix = ".zip";
+		return true;
+	}
+	for (size_t i = 0; i < sizeof(compiled_packages) / sizeof(compiled_packages[0]); i++)
+		if (strcmp(compiled_packages[i].platform, platform) == 0 &&
+		    strcmp(compiled_packages[i].language, language) == 0) {
+			*suffix = compiled_packages[i].suffix;
+			return true;
+		}
+	return false;
+}
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -302,6 +336,8 @@ static void benchmark_clear(struct cat_benchmark *b)
 	free(b->path);
 	str_list_free(b->languages, b->n_languages);
 	str_list_free(b->modules, b->n_modules);
+	str_list_free(b->cpp_dependencies, b->n_cpp_dependencies);
+	free(b->cpp_dependencies_problem);
 }
 
 void catalog_free(struct catalog *cat)
@@ -373,6 +409,7 @@ static int add_runtimes(struct cat_platform *p, const char *sysfile, const char 
 		rt.arch = strdup(arch);
 		rt.dirname = str_printf("%s-%s%s", lang, version, suffix);
 		rt.base_image = strdup(json_string_value(image));
+		language_served_on(p->name, lang, &rt.package_suffix);
 		nr = realloc(p->runtimes, (p->n_runtimes + 1) * sizeof(*nr));
 		if (!rt.language || !rt.version || !rt.arch || !rt.dirname ||
 		    !rt.base_image || !nr) {
@@ -430,9 +467,15 @@ static int load_platform(struct cat_platform *p, const char *sysfile, const json
 	for (i = 0; i < sizeof(served_languages) / sizeof(served_languages[0]); i++) {
 		const char *lang = served_languages[i];
 		const json_t *lcfg = json_object_get(langs, lang);
+		const char *suffix_unused;
 
 		if (!lcfg)
 			continue;
+		if (!language_served_on(p->name, lang, &suffix_unused)) {
+			tree_warn("%s: %s.languages.%s: SeBS does not package %s for %s, not served",
+				  sysfile, p->name, lang, lang, p->name);
+			continue;
+		}
 		if (!json_is_object(lcfg)) {
 			tree_warn("%s: %s.languages.%s is not an object, skipped",
 				 sysfile, p->name, lang);
@@ -537,6 +580,46 @@ static const char *language_of_entry(const char *cfgpath, size_t idx, const json
  * invalid language entries): then *reason is a malloc'd one-line
  * explanation, already logged; -ENOMEM.
  */
+/* "cpp_dependencies": names in the benchmark's order (SeBS generates the
+ * CMake lines in that order).  Whether a name is one SeBS knows is the C++
+ * build's question: a wrong value fails that build with a clear reason and
+ * leaves the benchmark's other languages alone.  0 or -ENOMEM. */
+static int load_cpp_dependencies(struct cat_benchmark *b, const char *cfgpath, const json_t *deps)
+{
+	size_t i;
+	json_t *v;
+
+	if (!deps)
+		return 0;
+	if (!json_is_array(deps)) {
+		b->cpp_dependencies_problem = str_printf("%s: \"cpp_dependencies\" is not an array",
+							 cfgpath);
+		return b->cpp_dependencies_problem ? 0 : -ENOMEM;
+	}
+	json_array_foreach(deps, i, v) {
+		if (!json_is_string(v)) {
+			free(b->cpp_dependencies_problem);
+			b->cpp_dependencies_problem =
+				str_printf("%s: cpp_dependencies[%zu] is not a string", cfgpath, i);
+			if (!b->cpp_dependencies_problem)
+				return -ENOMEM;
+			continue;
+		}
+		/* a list, not a set: SeBS keeps duplicates too */
+		char **nl = realloc(b->cpp_dependencies, (b->n_cpp_dependencies + 1) * sizeof(*nl));
+		char *name = strdup(json_string_value(v));
+		if (!nl || !name) {
+			free(name);
+			if (nl)
+				b->cpp_dependencies = nl;
+			return -ENOMEM;
+		}
+		b->cpp_dependencies = nl;
+		b->cpp_dependencies[b->n_cpp_dependencies++] = name;
+	}
+	return 0;
+}
+
 static int load_benchmark(struct cat_benchmark *b, const char *group, const char *name,
 			  const char *dir, char **reason)
 {
@@ -609,6 +692,8 @@ static int load_benchmark(struct cat_benchmark *b, const char *group, const char
 		if (str_list_add_unique(&b->modules, &b->n_modules, json_string_value(v)) < 0)
 			goto out;
 	}
+	if (load_cpp_dependencies(b, cfgpath, json_object_get(cfg, "cpp_dependencies")) < 0)
+		goto out;
 	rc = 0;
 	goto out;
 broken:
@@ -1144,19 +1229,23 @@ json_t *catalog_deployment_packages(const struct catalog *cat, const struct cat_
 {
 	const json_t *dep = deployment_of(cat, pkg);
 	const json_t *mods;
-	bool nodejs;
+	bool nodejs, java;
 	json_t *out;
 	int (*append)(json_t *, const json_t *);
 
 	if (!pkg)
 		return NULL;
-	nodejs = strcmp(pkg->runtime->language, "nodejs") == 0;
+	java = strcmp(pkg->runtime->language, "java") == 0;
+	nodejs = java || strcmp(pkg->runtime->language, "nodejs") == 0;
 	out = nodejs ? json_object() : json_array();
 	if (!out)
 		return NULL;
 	append = nodejs ? append_nodejs : append_python;
 	if (append(out, json_object_get(dep, "packages")) < 0)
 		goto fail;
+	/* SeBS's add_deployment_package_java reads "packages" alone */
+	if (java)
+		return out;
 	mods = json_object_get(dep, "module_packages");
 	for (size_t i = 0; i < pkg->benchmark->n_modules; i++)
 		if (append(out, json_object_get(mods, pkg->benchmark->modules[i])) < 0)

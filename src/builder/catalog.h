@@ -9,7 +9,11 @@
  *
  * Rules:
  *  - Platforms: every key of systems.json except "general", sorted by name.
- *  - Languages served: python and nodejs only (java/cpp have no pipeline yet).
+ *  - Languages served: python and nodejs on every platform; java on aws
+ *    (code package: the jar, ".jar"), azure and gcp (".zip") and openwhisk
+ *    (function image only); cpp on aws (".zip").  These are the pairs SeBS's
+ *    package_code functions build; any other java/cpp entry of systems.json
+ *    is skipped with a warning.
  *  - Runtimes: every version in base_images[default_arch] of a served language
  *    (folder "<language>-<version>"), plus every version in base_images of the
  *    other architecture when the platform's "architecture" list names it
@@ -57,6 +61,9 @@ struct cat_runtime {
 	char *arch;       /* "x64" | "arm64" */
 	char *dirname;    /* "python-3.11" or "python-3.11-arm64" */
 	char *base_image; /* base_images[arch][version] */
+	const char *package_suffix; /* static: the code package's file suffix, ".zip" or
+				     * ".jar"; NULL when the platform deploys this
+				     * language as a function image only */
 };
 
 struct cat_platform {
@@ -76,6 +83,9 @@ struct cat_benchmark {
 	size_t n_languages;
 	char **modules;    /* "storage", "nosql" */
 	size_t n_modules;
+	char **cpp_dependencies; /* config.json "cpp_dependencies", in order, unchecked */
+	size_t n_cpp_dependencies;
+	char *cpp_dependencies_problem; /* why "cpp_dependencies" cannot be used, or NULL */
 };
 
 /* A benchmark folder whose config.json cannot be used (see above). */
@@ -162,6 +172,10 @@ const json_t *catalog_language_config(const struct catalog *cat, const char *pla
  *    openwhisk storage {"minio": "^5.0.10"}) contributes its keys, as the
  *    reference builder does when it iterates a dict.
  *  - nodejs: a JSON object name -> version; an array contributes name -> "*".
+ *  - java: a JSON object "group:artifact" -> version, from "packages" alone
+ *    (SeBS's add_deployment_package_java ignores module_packages); the pom
+ *    generator (langgen.h) checks the names and versions.
+ *  - cpp: nothing (its dependencies are config.json's cpp_dependencies).
  * Missing or null entries contribute nothing.  Returns a new reference. */
 json_t *catalog_deployment_packages(const struct catalog *cat, const struct cat_package *pkg);
 

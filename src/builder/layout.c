@@ -185,17 +185,23 @@ out:
 	return rc;
 }
 
-static int azure_files(int wfd, const struct lang_files *lf, char **errmsg)
+/* handler/function.json and host.json.  java_entry: the entry point of a
+ * Java function (its scriptFile is then ../lib/function.jar), else NULL. */
+static int azure_files(int wfd, const char *script, const char *java_entry, char **errmsg)
 {
 	json_t *fn, *host;
 	int rc;
 
 	fn = json_pack("{s:s, s:[{s:s, s:s, s:s, s:s, s:[s, s]}, {s:s, s:s, s:s}]}",
-		       "scriptFile", lf->handler,
+		       "scriptFile", script,
 		       "bindings",
 		       "authLevel", "anonymous", "type", "httpTrigger",
 		       "direction", "in", "name", "req", "methods", "get", "post",
 		       "type", "http", "direction", "out", "name", "$return");
+	if (fn && java_entry && json_object_set_new(fn, "entryPoint", json_string(java_entry)) < 0) {
+		json_decref(fn);
+		fn = NULL;
+	}
 	rc = write_json(wfd, "handler/function.json", fn, errmsg);
 	if (rc)
 		return rc;
@@ -238,6 +244,85 @@ static int keep_only(const char *workdir, const char *keep_name, char **errmsg)
 	return rc;
 }
 
+const char *layout_product(const char *platform, const char *language)
+{
+	if (!platform || !language || strcmp(platform, "aws") != 0)
+		return NULL;
+	if (strcmp(language, "java") == 0)
+		return "function.jar";
+	if (strcmp(language, "cpp") == 0)
+		return "build/benchmark.zip";
+	return NULL;
+}
+
+/* Removes the top-level entries of names (NULL-terminated) that exist. */
+static int remove_entries(const char *workdir, const char *const *names, char **errmsg)
+{
+	int rc = 0;
+
+	for (; *names && !rc; names++) {
+		char *p = path_join(workdir, *names);
+
+		if (!p)
+			return -ENOMEM;
+		rc = rm_rf(p);
+		if (rc)
+			errmsg_set(errmsg, "remove %s: %s", p, strerror(-rc));
+		free(p);
+	}
+	return rc;
+}
+
+/* Maven's and the Maven wrapper's files: what builds the jar, not the function. */
+static const char *const maven_files[] = { "src", "pom.xml", "target", ".mvn", "mvnw",
+					   "mvnw.cmd", NULL };
+
+/* java, after the build left function.jar at the top (SeBS's package_code
+ * of azure and gcp; aws deploys the jar itself: layout_product). */
+static int java_layout(const char *platform, int wfd, const char *workdir, char **errmsg)
+{
+	int rc;
+
+	if (!strcmp(platform, "azure")) {
+		const char *keep[] = { "lib", "src", "pom.xml", "target", ".mvn", "mvnw",
+				       "mvnw.cmd", NULL };
+
+		if (mkdirat(wfd, "lib", 0755) < 0 && errno != EEXIST) {
+			rc = -errno;
+			errmsg_set(errmsg, "mkdir lib: %s", strerror(-rc));
+			return rc;
+		}
+		if (renameat2(wfd, "function.jar", wfd, "lib/function.jar", RENAME_NOREPLACE) < 0) {
+			rc = -errno;
+			errmsg_set(errmsg, "move function.jar to lib/: %s", strerror(-rc));
+			return rc;
+		}
+		rc = move_into(wfd, workdir, "handler", keep, errmsg);
+		if (!rc)
+			rc = remove_entries(workdir, maven_files, errmsg);
+		if (!rc)
+			rc = azure_files(wfd, "../lib/function.jar",
+					 "org.serverlessbench.Handler.handleRequest", errmsg);
+		return rc;
+	}
+	if (!strcmp(platform, "gcp")) {
+		/* SeBS moves Maven's target/ into function/ too: a second copy of the
+		 * jar, the unshaded one, class files and Maven's bookkeeping, which
+		 * names the build folder's absolute paths.  GCP deploys function.jar;
+		 * target/ is left out so the zip does not depend on where it was
+		 * built (docs/languages.md). */
+		const char *keep[] = { "function.jar", NULL };
+		const char *target[] = { "target", NULL };
+
+		rc = remove_entries(workdir, target, errmsg);
+		if (!rc)
+			rc = move_into(wfd, workdir, "function", keep, errmsg);
+		return rc;
+	}
+	errmsg_set(errmsg, "SeBS has no java package layout for platform '%s'", platform);
+	return -ENOTSUP;
+}
+
 int layout_apply(const char *platform, const char *language, const char *workdir,
 		 char **errmsg)
 {
@@ -251,6 +336,17 @@ int layout_apply(const char *platform, const char *language, const char *workdir
 		errmsg_set(errmsg, "no package layout for platform '%s'",
 			platform ? platform : "(null)");
 		return -ENOTSUP;
+	}
+	if (language && !strcmp(language, "java")) {
+		wfd = open(workdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (wfd < 0) {
+			rc = -errno;
+			errmsg_set(errmsg, "open work folder %s: %s", workdir, strerror(-rc));
+			return rc;
+		}
+		rc = java_layout(platform, wfd, workdir, errmsg);
+		close(wfd);
+		return rc;
 	}
 	if (language && !strcmp(language, "python")) {
 		lf = &python_files;
@@ -289,7 +385,7 @@ int layout_apply(const char *platform, const char *language, const char *workdir
 
 		rc = move_into(wfd, workdir, "handler", keep, errmsg);
 		if (!rc)
-			rc = azure_files(wfd, lf, errmsg);
+			rc = azure_files(wfd, lf->handler, NULL, errmsg);
 	} else {
 		rc = keep_only(workdir, lf->ow_main, errmsg);
 	}

@@ -6,6 +6,7 @@
  * Programs run from argv arrays through spawn.h, never through a shell.
  */
 #include "pipeline.h"
+#include "pipeline_int.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -34,10 +35,7 @@ const char *installer_name(enum installer_kind kind)
 	return kind == INSTALLER_DOCKER ? "docker" : kind == INSTALLER_HOST ? "host" : "none";
 }
 
-/* Records the reason for a failure once and returns rc. */
-static int fail(const struct pipeline_request *req, char **errmsg, int rc, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-static int fail(const struct pipeline_request *req, char **errmsg, int rc, const char *fmt, ...)
+int pipeline_fail(const struct pipeline_request *req, char **errmsg, int rc, const char *fmt, ...)
 {
 	char buf[2048];
 	va_list ap;
@@ -63,7 +61,7 @@ static bool is_code_file(const char *language, const char *name)
 	return has_suffix(name, ".js") || strcmp(name, "package.json") == 0;
 }
 
-static char *language_dir(const struct pipeline_request *req)
+char *pipeline_language_dir(const struct pipeline_request *req)
 {
 	return path_join(req->pkg->benchmark->path, req->pkg->runtime->language);
 }
@@ -97,12 +95,14 @@ static int copy_code_file(const struct walk_entry *e, void *ctx)
 static int copy_code(const struct pipeline_request *req, char **errmsg)
 {
 	const struct cat_runtime *rt = req->pkg->runtime;
-	char *langdir = language_dir(req);
+	if (compiled_language(rt->language))
+		return compiled_copy_code(req, errmsg);
+	char *langdir = pipeline_language_dir(req);
 	struct code_copy c = { .req = req, .langdir = langdir };
 	struct walk_options opts = { .links = WALK_FOLLOW, .within = req->pkg->benchmark->path };
 	int rc = langdir ? walk_tree(langdir, &opts, copy_code_file, &c, &c.errmsg) : -ENOMEM;
 	if (rc < 0)
-		rc = fail(req, errmsg, rc, "%s", c.errmsg ? c.errmsg : strerror(-rc));
+		rc = pipeline_fail(req, errmsg, rc, "%s", c.errmsg ? c.errmsg : strerror(-rc));
 	if (rc == 0 && strcmp(rt->language, "nodejs") == 0) {
 		char *name = str_printf("package.json.%s", rt->version);
 		char *src = name ? path_join(langdir, name) : NULL;
@@ -112,7 +112,7 @@ static int copy_code(const struct pipeline_request *req, char **errmsg)
 		} else if (path_is_file(src)) {
 			build_log(req->log_fd, "%s replaces package.json", name);
 			if ((rc = copy_file(src, dst)) < 0)
-				rc = fail(req, errmsg, rc, "cannot copy %s: %s", src, strerror(-rc));
+				rc = pipeline_fail(req, errmsg, rc, "cannot copy %s: %s", src, strerror(-rc));
 		}
 		free(name);
 		free(src);
@@ -123,7 +123,7 @@ static int copy_code(const struct pipeline_request *req, char **errmsg)
 	return rc;
 }
 
-static int run_program(const struct pipeline_request *req, char **errmsg, const char *const argv[],
+int pipeline_run(const struct pipeline_request *req, char **errmsg, const char *const argv[],
 		       const char *cwd, const char *const env[], const char *what)
 {
 	struct spawn_opts opts = { .cwd = cwd, .env_add = env, .out_fd = req->log_fd,
@@ -131,22 +131,22 @@ static int run_program(const struct pipeline_request *req, char **errmsg, const 
 	int status = 0;
 	int rc = spawn_wait(argv, &opts, &status);
 	if (rc == -ETIMEDOUT)
-		return fail(req, errmsg, rc, "%s: timed out: the build took longer than build_timeout=%u s"
+		return pipeline_fail(req, errmsg, rc, "%s: timed out: the build took longer than build_timeout=%u s"
 			    " (its processes were killed)", what, req->timeout);
 	if (rc == -ECANCELED)
-		return fail(req, errmsg, rc, "%s: cancelled: sebsfs is stopping (its processes were killed)",
+		return pipeline_fail(req, errmsg, rc, "%s: cancelled: sebsfs is stopping (its processes were killed)",
 			    what);
 	if (rc < 0)
-		return fail(req, errmsg, rc, "%s: cannot run %s: %s", what, argv[0], strerror(-rc));
+		return pipeline_fail(req, errmsg, rc, "%s: cannot run %s: %s", what, argv[0], strerror(-rc));
 	if (status != 0)
-		return fail(req, errmsg, -EIO, "%s exited with status %d", what, status);
+		return pipeline_fail(req, errmsg, -EIO, "%s exited with status %d", what, status);
 	return 0;
 }
 
 /* Step 3: benchmark-level init.sh, then the language folder's. */
 static int add_benchmark_data(const struct pipeline_request *req, char **errmsg)
 {
-	char *dirs[2] = { strdup(req->pkg->benchmark->path), language_dir(req) };
+	char *dirs[2] = { strdup(req->pkg->benchmark->path), pipeline_language_dir(req) };
 	int rc = (dirs[0] && dirs[1]) ? 0 : -ENOMEM;
 	for (int i = 0; rc == 0 && i < 2; i++) {
 		char *script = path_join(dirs[i], "init.sh");
@@ -157,7 +157,7 @@ static int add_benchmark_data(const struct pipeline_request *req, char **errmsg)
 				  req->pkg->runtime->arch);
 			const char *argv[] = { "bash", "-e", script, req->workdir, "false",
 					       req->pkg->runtime->arch, NULL };
-			rc = run_program(req, errmsg, argv, dirs[i], NULL, script);
+			rc = pipeline_run(req, errmsg, argv, dirs[i], NULL, script);
 		}
 		free(script);
 	}
@@ -173,7 +173,10 @@ static bool safe_relative(const char *p)
 	       !strstr(p, "/../") && !has_suffix(p, "/..");
 }
 
-/* Step 4. */
+/* Step 4, as SeBS's add_deployment_files: a wrapper file never replaces the
+ * benchmark's own, a wrapper folder is merged into the benchmark's folder
+ * of that name, its files replacing theirs (copytree(dirs_exist_ok=True);
+ * java's "src" tree is merged this way). */
 static int add_wrappers(const struct pipeline_request *req, char **errmsg)
 {
 	const json_t *files = catalog_deployment_files(req->cat, req->pkg);
@@ -187,7 +190,7 @@ static int add_wrappers(const struct pipeline_request *req, char **errmsg)
 			break;
 		const char *name = json_string_value(entry);
 		if (!name || !safe_relative(name)) {
-			rc = fail(req, errmsg, -EINVAL, "systems.json: %s/%s deployment.files[%zu] is not a relative file name",
+			rc = pipeline_fail(req, errmsg, -EINVAL, "systems.json: %s/%s deployment.files[%zu] is not a relative file name",
 				  req->pkg->platform->name, req->pkg->runtime->language, i);
 			break;
 		}
@@ -197,12 +200,12 @@ static int add_wrappers(const struct pipeline_request *req, char **errmsg)
 		struct stat st;
 		if (!src || !dst)
 			rc = -ENOMEM;
-		else if (lstat(dst, &st) == 0)
-			build_log(req->log_fd, "step 4: %s: the benchmark's own file is kept", name);
 		else if (lstat(src, &st) < 0)
-			rc = fail(req, errmsg, -ENOENT, "wrapper %s is missing", src);
+			rc = pipeline_fail(req, errmsg, -ENOENT, "wrapper %s is missing", src);
+		else if (!S_ISDIR(st.st_mode) && lstat(dst, &st) == 0)
+			build_log(req->log_fd, "step 4: %s: the benchmark's own file is kept", name);
 		else if ((rc = copy_tree(src, dst, wrapdir, &msg)) < 0)
-			rc = fail(req, errmsg, rc, "cannot copy wrapper %s: %s", src,
+			rc = pipeline_fail(req, errmsg, rc, "cannot copy wrapper %s: %s", src,
 				  msg ? msg : strerror(-rc));
 		free(msg);
 		free(src);
@@ -229,7 +232,7 @@ static int append_requirements(const struct pipeline_request *req, const json_t 
 		free(old);
 		f = fopen(target, "ae");
 		if (!f)
-			rc = fail(req, errmsg, -errno, "cannot append to %s: %s", target, strerror(errno));
+			rc = pipeline_fail(req, errmsg, -errno, "cannot append to %s: %s", target, strerror(errno));
 		else if (needs_newline)
 			fputc('\n', f);
 	}
@@ -242,7 +245,7 @@ static int append_requirements(const struct pipeline_request *req, const json_t 
 		build_log(req->log_fd, "step 5: %s += %s", strrchr(target, '/') + 1, json_string_value(line));
 	}
 	if (f && fclose(f) != 0 && rc == 0)
-		rc = fail(req, errmsg, -errno, "cannot write %s: %s", target, strerror(errno));
+		rc = pipeline_fail(req, errmsg, -errno, "cannot write %s: %s", target, strerror(errno));
 	free(versioned);
 	free(plain);
 	return rc;
@@ -260,7 +263,7 @@ static int merge_dependencies(const struct pipeline_request *req, const json_t *
 		json_error_t jerr;
 		pkgjson = json_load_file(target, 0, &jerr);
 		if (!json_is_object(pkgjson))
-			rc = fail(req, errmsg, -EINVAL, "%s: line %d: %s", target, jerr.line,
+			rc = pipeline_fail(req, errmsg, -EINVAL, "%s: line %d: %s", target, jerr.line,
 				  pkgjson ? "not a JSON object" : jerr.text);
 	} else if (rc == 0) {
 		pkgjson = json_object();
@@ -281,7 +284,7 @@ static int merge_dependencies(const struct pipeline_request *req, const json_t *
 		if (!text)
 			rc = -ENOMEM;
 		else if ((rc = write_file_atomic(target, text, strlen(text))) < 0)
-			rc = fail(req, errmsg, rc, "cannot write %s: %s", target, strerror(-rc));
+			rc = pipeline_fail(req, errmsg, rc, "cannot write %s: %s", target, strerror(-rc));
 		free(text);
 	}
 	json_decref(pkgjson);
@@ -293,6 +296,8 @@ static int merge_dependencies(const struct pipeline_request *req, const json_t *
 /* Step 5. */
 static int add_deployment_packages(const struct pipeline_request *req, char **errmsg)
 {
+	if (compiled_language(req->pkg->runtime->language))
+		return compiled_add_build_files(req, errmsg);
 	json_t *pkgs = catalog_deployment_packages(req->cat, req->pkg);
 	int rc = 0;
 	if (!pkgs)
@@ -353,9 +358,11 @@ static int build_env_init(const struct pipeline_request *req, bool for_layer, bo
 	env->vars[n++] = str_printf("TARGET_ARCHITECTURE=%s", rt->arch);
 	if (!for_layer)
 		env->vars[n++] = str_printf("APP=%s", req->pkg->benchmark->name);
-	/* the python build images set it themselves */
-	if (!in_container)
+	/* the build images set it themselves; java's poms read ${env.JAVA_VERSION} */
+	if (!in_container && strcmp(rt->language, "python") == 0)
 		env->vars[n++] = str_printf("PYTHON_VERSION=%s", rt->version);
+	if (!in_container && strcmp(rt->language, "java") == 0)
+		env->vars[n++] = str_printf("JAVA_VERSION=%s", rt->version);
 	for (int i = 0; i < n; i++)
 		if (!env->vars[i])
 			return -ENOMEM;
@@ -388,18 +395,20 @@ static int install_on_host(const struct pipeline_request *req, const char *dir,
 			   const char *depfile, const char *const env[], char **errmsg)
 {
 	int rc = 0;
-	if (strcmp(req->pkg->runtime->language, "python") == 0) {
-		char *langdir = language_dir(req);
+	if (compiled_language(req->pkg->runtime->language)) {
+		rc = compiled_install_on_host(req, env, errmsg);
+	} else if (strcmp(req->pkg->runtime->language, "python") == 0) {
+		char *langdir = pipeline_language_dir(req);
 		char *package_sh = langdir ? path_join(langdir, "package.sh") : NULL;
 		build_log(req->log_fd, "step 6: pip3 install -r %s -t .python_packages/lib/site-packages (host)", depfile);
 		const char *argv[] = { "pip3", "install", "--disable-pip-version-check",
 				       "--no-input", "-r", depfile, "-t",
 				       ".python_packages/lib/site-packages", NULL };
-		rc = run_program(req, errmsg, argv, dir, env, "pip3 install");
+		rc = pipeline_run(req, errmsg, argv, dir, env, "pip3 install");
 		if (rc == 0 && package_sh && path_is_file(package_sh)) {
 			build_log(req->log_fd, "step 6: bash %s .python_packages/lib/site-packages", package_sh);
 			const char *pargv[] = { "bash", package_sh, ".python_packages/lib/site-packages", NULL };
-			rc = run_program(req, errmsg, pargv, dir, env, "package.sh");
+			rc = pipeline_run(req, errmsg, pargv, dir, env, "package.sh");
 		}
 		free(langdir);
 		free(package_sh);
@@ -407,7 +416,7 @@ static int install_on_host(const struct pipeline_request *req, const char *dir,
 		build_log(req->log_fd, "step 6: npm install (host)");
 		const char *argv[] = { "npm", "install", "--no-audit", "--no-fund",
 				       "--no-update-notifier", NULL };
-		rc = run_program(req, errmsg, argv, dir, env, "npm install");
+		rc = pipeline_run(req, errmsg, argv, dir, env, "npm install");
 	}
 	return rc;
 }
@@ -455,12 +464,12 @@ static int container_failed(const struct pipeline_request *req, int status, char
 	char *version = NULL, *msg = NULL;
 	int rc;
 	if (docker_ping(req->docker, &version, &msg) < 0)
-		rc = fail(req, errmsg, -ECONNRESET,
+		rc = pipeline_fail(req, errmsg, -ECONNRESET,
 			  "build container %s exited with status %d and the Docker daemon at %s no"
 			  " longer answers (%s): it stopped during the build", req->build_image,
 			  status, docker_endpoint(req->docker), msg ? msg : "no answer");
 	else
-		rc = fail(req, errmsg, -EIO, "build container %s exited with status %d",
+		rc = pipeline_fail(req, errmsg, -EIO, "build container %s exited with status %d",
 			  req->build_image, status);
 	free(version);
 	free(msg);
@@ -472,7 +481,7 @@ static int container_failed(const struct pipeline_request *req, int status, char
 static int install_in_container(const struct pipeline_request *req, const char *dir,
 				const char *const env[], char **errmsg)
 {
-	char *langdir = language_dir(req);
+	char *langdir = pipeline_language_dir(req);
 	char *package_sh = langdir ? path_join(langdir, "package.sh") : NULL;
 	char *placeholder = path_join(dir, "package.sh");
 	if (!langdir || !package_sh || !placeholder) {
@@ -494,7 +503,7 @@ static int install_in_container(const struct pipeline_request *req, const char *
 	char *id = NULL, *msg = NULL;
 	int rc = (ids[0] && ids[1] && binds_s[0] && (!mount_package_sh || binds_s[1])) ? 0 : -ENOMEM;
 	if (rc == 0 && (strchr(dir, ':') || (mount_package_sh && strchr(package_sh, ':'))))
-		rc = fail(req, errmsg, -EINVAL, "cannot bind-mount a path containing ':' (%s)", dir);
+		rc = pipeline_fail(req, errmsg, -EINVAL, "cannot bind-mount a path containing ':' (%s)", dir);
 
 	struct docker_container_spec spec = { .image = req->build_image, .env = cenv, .binds = binds,
 					      .labels = req->container_labels };
@@ -511,7 +520,7 @@ static int install_in_container(const struct pipeline_request *req, const char *
 	if (rc == 0)
 		rc = docker_container_wait(req->docker, id, &status, &msg);
 	if (rc < 0)
-		rc = fail(req, errmsg, rc, "build container %s: %s", req->build_image,
+		rc = pipeline_fail(req, errmsg, rc, "build container %s: %s", req->build_image,
 			  msg ? msg : strerror(-rc));
 	else if (status != 0)
 		rc = container_failed(req, status, errmsg);
@@ -531,10 +540,10 @@ static int install_in_container(const struct pipeline_request *req, const char *
 		char *who = NULL, *wmsg = NULL;
 		int orc = find_foreign_owner(dir, getuid(), &who, &wmsg);
 		if (orc < 0)
-			rc = fail(req, errmsg, orc, "cannot check the work folder: %s",
+			rc = pipeline_fail(req, errmsg, orc, "cannot check the work folder: %s",
 				  wmsg ? wmsg : strerror(-orc));
 		else if (who)
-			rc = fail(req, errmsg, -EPERM, "the build container left %s, not owned by uid %u: the image must honour CONTAINER_UID/CONTAINER_GID",
+			rc = pipeline_fail(req, errmsg, -EPERM, "the build container left %s, not owned by uid %u: the image must honour CONTAINER_UID/CONTAINER_GID",
 				  who, (unsigned)getuid());
 		free(who);
 		free(wmsg);
@@ -737,7 +746,7 @@ static int install_into(void *arg, const char *dir, char **errmsg)
 static int install_with_layer(const struct pipeline_request *req, const char *depfile,
 			      struct deplayer *layer, char **errmsg)
 {
-	char *langdir = language_dir(req);
+	char *langdir = pipeline_language_dir(req);
 	char *package_sh = langdir ? path_join(langdir, "package.sh") : NULL;
 	bool has_package_sh = package_sh && path_is_file(package_sh);
 	bool in_container = req->installer == INSTALLER_DOCKER;
@@ -774,7 +783,7 @@ static int install_with_layer(const struct pipeline_request *req, const char *de
 		build_env_clear(&env);
 	}
 	if (rc == 0 && (rc = deplayer_apply(layer, req->workdir, errmsg)) < 0) {
-		rc = fail(req, errmsg, rc, "dependency layer %.12s: %s", layer->key,
+		rc = pipeline_fail(req, errmsg, rc, "dependency layer %.12s: %s", layer->key,
 			  errmsg && *errmsg ? *errmsg : strerror(-rc));
 		deplayer_release(req->layers, layer);
 	}
@@ -788,16 +797,34 @@ static int install_with_layer(const struct pipeline_request *req, const char *de
 static int install_dependencies(const struct pipeline_request *req, struct deplayer *layer,
 				char **errmsg)
 {
+	const char *language = req->pkg->runtime->language;
+	bool compiled = compiled_language(language);
 	if (!catalog_has_build_image(req->cat, req->pkg)) {
+		if (compiled)
+			return pipeline_fail(req, errmsg, -ENOTSUP, "a %s package is built in the build"
+					     " image, and systems.json lists no \"build\" image for %s/%s",
+					     language, req->pkg->platform->name, language);
 		build_log(req->log_fd, "step 6: skipped (no \"build\" image for %s/%s)",
-			  req->pkg->platform->name, req->pkg->runtime->language);
+			  req->pkg->platform->name, language);
 		return 0;
 	}
 	if (req->installer == INSTALLER_NONE) {
+		if (compiled)
+			return pipeline_fail(req, errmsg, -ENOTSUP, "builder=none cannot make a %s"
+					     " package: it is the product of a %s build (use builder=docker"
+					     " or builder=host)", language,
+					     strcmp(language, "java") == 0 ? "Maven" : "CMake");
 		build_log(req->log_fd, "step 6: skipped (builder=none)");
 		return 0;
 	}
-	char *depfile = dependency_file(req);
+	char *depfile = NULL;
+	if (compiled) {
+		int crc = compiled_build_file(req, &depfile, errmsg);
+		if (crc < 0)
+			return crc;
+	} else {
+		depfile = dependency_file(req);
+	}
 	if (!depfile) {
 		build_log(req->log_fd, "step 6: no %s, nothing to install",
 			  strcmp(req->pkg->runtime->language, "python") == 0 ? "requirements file" : "package.json");
@@ -894,13 +921,20 @@ int pipeline_build_zip(const struct pipeline_request *req, char **errmsg)
 {
 	const struct cat_package *pkg = req->pkg;
 	struct deplayer layer = { 0 };
-	build_log(req->log_fd, "building %s/%s/%s.zip (builder: %s%s%s)", pkg->platform->name,
-		  pkg->runtime->dirname, pkg->benchmark->name, installer_name(req->installer),
+	build_log(req->log_fd, "building %s/%s/%s%s (builder: %s%s%s)", pkg->platform->name,
+		  pkg->runtime->dirname, pkg->benchmark->name,
+		  pkg->runtime->package_suffix ? pkg->runtime->package_suffix : ".zip",
+		  installer_name(req->installer),
 		  req->installer_note ? ", " : "", req->installer_note ? req->installer_note : "");
+	const char *product = layout_product(pkg->platform->name, pkg->runtime->language);
 	int rc = pipeline_prepare(req, errmsg);
 	if (rc == 0)
 		rc = install_dependencies(req, &layer, errmsg);
-	if (rc == 0) {
+	if (rc == 0 && compiled_language(pkg->runtime->language))
+		rc = compiled_check_product(req, errmsg);
+	if (rc == 0 && product) {
+		rc = compiled_write_product(req, product, errmsg);
+	} else if (rc == 0) {
 		char *msg = NULL;
 		bool splice = layer.path && layer.has_deps &&
 			      layout_ships_dependencies(pkg->platform->name);
@@ -910,7 +944,7 @@ int pipeline_build_zip(const struct pipeline_request *req, char **errmsg)
 			rc = splice ? zip_with_layer(req, &layer, &msg)
 				    : ziptree_write(req->workdir, req->out_fd, &msg);
 		if (rc < 0)
-			rc = fail(req, errmsg, rc, "packaging failed: %s", msg ? msg : strerror(-rc));
+			rc = pipeline_fail(req, errmsg, rc, "packaging failed: %s", msg ? msg : strerror(-rc));
 		free(msg);
 	}
 	if (rc == 0 && layer.path && req->result) {

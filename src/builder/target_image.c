@@ -20,6 +20,7 @@
 #include "docker.h"
 #include "fsutil.h"
 #include "imagebuild.h"
+#include "langgen.h"
 #include "target.h"
 
 struct target_result {
@@ -82,6 +83,75 @@ static int ensure_base_image(struct docker *client, const char *base, int log_fd
 		*errmsg = str_printf("base image %s is not present and cannot be pulled: %s", base,
 				     msg ? msg : strerror(-rc));
 	free(id);
+	free(msg);
+	return rc;
+}
+
+struct dependency_probe {
+	struct docker *client;
+	int log_fd;
+};
+
+/* Is a C++ dependency image usable: present, or pulled now (as SeBS does). */
+static bool dependency_image_available(void *ctx, const char *image)
+{
+	struct dependency_probe *p = ctx;
+	char *id = NULL, *msg = NULL;
+	int rc = docker_image_inspect(p->client, image, &id, &msg);
+	if (rc == -ENOENT) {
+		free(msg);
+		msg = NULL;
+		build_log(p->log_fd, "pulling dependency image %s", image);
+		rc = docker_image_pull(p->client, image, write_log, &p->log_fd, &msg);
+		if (rc < 0)
+			build_log(p->log_fd, "cannot pull %s: %s", image, msg ? msg : strerror(-rc));
+	}
+	free(id);
+	free(msg);
+	return rc == 0;
+}
+
+/* cpp: Dockerfile.function with its {{DEPENDENCY_IMAGES}} and
+ * {{DEPENDENCY_COPIES}} filled for the benchmark (SeBS's
+ * CppDependencies.generate_dockerfile), written to path. */
+static int write_cpp_dockerfile(struct target_build *tb, const char *template_path,
+				const char *repo, const char *path, char **errmsg)
+{
+	const struct catalog *now = tb->now;
+	const struct cat_benchmark *b = tb->now_pkg->benchmark;
+	struct dependency_probe probe = { tb->client, tb->log_fd };
+	char *tmpl = NULL, *out = NULL, *notes = NULL, *msg = NULL;
+	size_t len = 0;
+	int rc = read_file(template_path, &tmpl, &len);
+	if (rc < 0) {
+		*errmsg = str_printf("cannot read %s: %s", template_path, strerror(-rc));
+		return rc;
+	}
+	if (b->cpp_dependencies_problem) {
+		rc = -EINVAL;
+		*errmsg = strdup(b->cpp_dependencies_problem);
+	} else {
+		rc = langgen_cpp_dockerfile(tmpl, (const char *const *)b->cpp_dependencies,
+					    b->n_cpp_dependencies,
+					    now->sebs_version ? now->sebs_version : "",
+					    now->previous_major_version,
+					    /* where BASE_REPOSITORY points, as the build images */
+					    now->docker_repository ? now->docker_repository : repo,
+					    dependency_image_available, &probe, &out, &notes, &msg);
+		if (rc < 0)
+			*errmsg = str_printf("%s/config.json: %s", b->path, msg ? msg : strerror(-rc));
+	}
+	if (rc == 0) {
+		if (notes && *notes)
+			build_log(tb->log_fd, "%s", notes);
+		build_log(tb->log_fd, "Dockerfile.function: dependency images filled in for %zu"
+			  " cpp_dependencies", b->n_cpp_dependencies);
+		if ((rc = write_file_atomic(path, out, strlen(out))) < 0)
+			*errmsg = str_printf("cannot write %s: %s", path, strerror(-rc));
+	}
+	free(tmpl);
+	free(out);
+	free(notes);
 	free(msg);
 	return rc;
 }
@@ -219,9 +289,16 @@ static int image_build_target(struct target_build *tb, struct target_result **ou
 						 .cancel_fd = tb->cancel_fd, .deadline = tb->deadline,
 						 .timeout = tb->timeout };
 		rc = pipeline_prepare(&preq, errmsg);
+		char *generated = NULL;
+		if (rc == 0 && strcmp(rt->language, "cpp") == 0) {
+			generated = str_printf("%s.Dockerfile", workdir);
+			rc = generated ? write_cpp_dockerfile(tb, dockerfile, repo, generated, errmsg)
+				       : -ENOMEM;
+		}
 		if (rc == 0) {
 			struct image_build_request req = {
-				.docker = client, .context_dir = workdir, .dockerfile = dockerfile,
+				.docker = client, .context_dir = workdir,
+				.dockerfile = generated ? generated : dockerfile,
 				.buildargs = (const char *const *)args, .repository = repo, .tag = tag,
 				.registry = env->registry, .log_fd = log_fd,
 			};
@@ -233,6 +310,9 @@ static int image_build_target(struct target_build *tb, struct target_result **ou
 		rm_rf(workdir);
 		free(workdir);
 		workdir = NULL;
+		if (generated)
+			unlink(generated);
+		free(generated);
 		int moved = rc == 0 ? tb->inputs_moved(tb, errmsg) : 0;
 		if (moved < 0)
 			rc = moved;

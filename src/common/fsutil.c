@@ -194,7 +194,7 @@ int write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
-static int copy_fd_contents(int in, int out)
+int copy_fd(int in, int out)
 {
 	char buf[16384];
 	for (;;) {
@@ -240,7 +240,7 @@ int copy_file(const char *src, const char *dst)
 		rc = -errno;
 		goto out;
 	}
-	rc = copy_fd_contents(in, out);
+	rc = copy_fd(in, out);
 	if (rc < 0)
 		goto out;
 	if (fchmod(out, st.st_mode & 07777) < 0) {

@@ -43,6 +43,8 @@ int read_file(const char *path, char **out, size_t *len_out);
 /* Writes data to path atomically: a unique path.tmp.XXXXXX, fsync, rename,
  * fsync of the directory.  The file gets mode 0644. */
 int write_file_atomic(const char *path, const void *data, size_t len);
+/* Copies what is left of in (from its offset) to out (at its offset).  0 or -errno. */
+int copy_fd(int in, int out);
 /* Writes all of buf to fd, riding out EINTR and short writes.  0 or -errno. */
 int write_all(int fd, const void *buf, size_t len);
 

@@ -303,27 +303,27 @@ static struct node *live_child(const struct node *dir, const char *name)
 	return NULL;
 }
 
-static const struct { enum node_kind kind; const char *suffix; } package_files[] = {
-	{ NODE_ZIP, ".zip" }, { NODE_LOG, ".zip.log" },
-	{ NODE_IMAGE, ".image" }, { NODE_IMAGE_LOG, ".image.log" },
-};
-
 /* A runtime folder: the files of every package of (plat, rt), and a
  * "<benchmark>.log" for every broken benchmark (its language is unknown, so
- * it shows in every runtime folder).  plat NULL: the folder left the tree. */
+ * it shows in every runtime folder).  plat NULL: the folder left the tree.
+ * A package shows its code package "<benchmark><suffix>" (".zip", or ".jar"
+ * for aws java) and its log "<benchmark><suffix>.log" unless the platform
+ * deploys the language as an image only, and "<benchmark>.image" and its
+ * log where the platform deploys containers. */
 static void sync_runtime(const struct catalog *cat, size_t dir, const struct cat_platform *plat,
 			 const struct cat_runtime *rt, struct notes *nt)
 {
 	size_t n = 0, cap = 0;
 	struct want *wants = NULL;
-	/* function images only where the platform deploys containers */
-	size_t n_files = plat && platform_has_deployment(plat, "container") ? 4 : 2;
+	bool code = rt && rt->package_suffix;
+	bool image = plat && platform_has_deployment(plat, "container");
+	size_t n_files = (code ? 2 : 0) + (image ? 2 : 0);
 	for (size_t i = 0; rt && i < cat->n_packages + cat->n_broken; i++) {
 		const struct cat_package *pkg = i < cat->n_packages ? &cat->packages[i] : NULL;
 		const struct cat_broken *br = pkg ? NULL : &cat->broken[i - cat->n_packages];
 		if (pkg && (pkg->platform != plat || pkg->runtime != rt))
 			continue;
-		if (n + n_files > cap) {
+		if (n + n_files + 1 > cap) {
 			cap = cap ? cap * 2 : 32;
 			struct want *nw = realloc(wants, cap * sizeof(*nw));
 			if (!nw) {
@@ -346,11 +346,19 @@ static void sync_runtime(const struct catalog *cat, size_t dir, const struct cat
 			};
 			continue;
 		}
-		for (size_t f = 0; f < n_files; f++)
-			wants[n++] = (struct want){
-				.kind = package_files[f].kind, .pkg = pkg->id,
-				.name = str_printf("%s%s", pkg->benchmark->name, package_files[f].suffix),
-			};
+		const char *name = pkg->benchmark->name;
+		if (code) {
+			wants[n++] = (struct want){ .kind = NODE_ZIP, .pkg = pkg->id,
+				.name = str_printf("%s%s", name, rt->package_suffix) };
+			wants[n++] = (struct want){ .kind = NODE_LOG, .pkg = pkg->id,
+				.name = str_printf("%s%s.log", name, rt->package_suffix) };
+		}
+		if (image) {
+			wants[n++] = (struct want){ .kind = NODE_IMAGE, .pkg = pkg->id,
+				.name = str_printf("%s.image", name) };
+			wants[n++] = (struct want){ .kind = NODE_IMAGE_LOG, .pkg = pkg->id,
+				.name = str_printf("%s.image.log", name) };
+		}
 	}
 	for (size_t k = 0; k < n; k++)
 		if (!wants[k].name || (wants[k].kind == NODE_CONFIG_ERROR && !wants[k].text)) {

@@ -145,16 +145,17 @@ def suite(tmp_path):
 
 @pytest.fixture
 def sebsfs(tmp_path, suite):
-    """Factory: sebsfs(root=suite, cache=<tmp>/cache, options=("builder=host",))
-    starts a mount and returns a Mount; root=None serves the bundled suite.
+    """Factory: sebsfs(root=suite, cache=<tmp>/cache, options=("builder=host",),
+    env={...}) starts a mount (env: variables added to its environment) and returns a Mount; root=None serves the bundled suite.
     All mounts are stopped at teardown; sanitizer reports fail the test."""
     mounts = []
     counter = [0]
 
-    def start(root=suite, cache=None, options=("builder=host",), use_root=True):
+    def start(root=suite, cache=None, options=("builder=host",), use_root=True, env=None):
         counter[0] += 1
         cache = cache or tmp_path / "cache"
         m = Mount(tmp_path, root if use_root else None, cache, options, counter[0])
+        m.env.update(env or {})
         mounts.append(m)
         return m.start()
 

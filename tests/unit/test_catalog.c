@@ -207,11 +207,14 @@ END_TEST
 
 START_TEST(test_real_aws_runtimes)
 {
+	/* java on x64 and arm64, cpp on x64 only (no arm64 base image) */
 	static const char *dirs[] = {
+		"cpp-all", "java-11", "java-11-arm64", "java-17", "java-17-arm64",
 		"nodejs-20", "nodejs-20-arm64", "nodejs-22", "nodejs-22-arm64",
 		"nodejs-24", "nodejs-24-arm64", "python-3.10", "python-3.10-arm64",
 		"python-3.11", "python-3.11-arm64", "python-3.9", "python-3.9-arm64",
 	};
+	static const char *const suffixes[] = { ".zip", ".jar", ".jar", ".jar", ".jar" };
 	const struct cat_platform *aws;
 	const struct cat_runtime *rt;
 	struct catalog *cat;
@@ -220,12 +223,11 @@ START_TEST(test_real_aws_runtimes)
 	cat = load_ok("x64");
 	aws = catalog_platform(cat, "aws");
 	ck_assert_ptr_nonnull(aws);
-	ck_assert_uint_eq(aws->n_runtimes, 12);
-	for (size_t i = 0; i < 12; i++) {
+	ck_assert_uint_eq(aws->n_runtimes, 17);
+	for (size_t i = 0; i < 17; i++) {
 		ck_assert_str_eq(aws->runtimes[i].dirname, dirs[i]);
 		ck_assert_ptr_nonnull(aws->runtimes[i].base_image);
-		ck_assert(strncmp(aws->runtimes[i].dirname, "java", 4) != 0);
-		ck_assert(strncmp(aws->runtimes[i].dirname, "cpp", 3) != 0);
+		ck_assert_str_eq(aws->runtimes[i].package_suffix, i < 5 ? suffixes[i] : ".zip");
 	}
 	rt = catalog_runtime(aws, "python-3.11-arm64");
 	ck_assert_ptr_nonnull(rt);
@@ -236,20 +238,41 @@ START_TEST(test_real_aws_runtimes)
 	ck_assert_ptr_nonnull(rt);
 	ck_assert_str_eq(rt->arch, "x64");
 	ck_assert_str_eq(rt->version, "22");
-	ck_assert_ptr_null(catalog_runtime(aws, "java-17"));
-	ck_assert_ptr_null(catalog_runtime(aws, "cpp-all"));
+	rt = catalog_runtime(aws, "cpp-all");
+	ck_assert_ptr_nonnull(rt);
+	ck_assert_str_eq(rt->language, "cpp");
+	ck_assert_str_eq(rt->version, "all");
+	ck_assert_ptr_null(catalog_runtime(aws, "cpp-all-arm64"));
 	ck_assert_ptr_null(catalog_runtime(aws, "python-3.8"));
 
 	/* azure offers no arm64. */
 	{
 		const struct cat_platform *az = catalog_platform(cat, "azure");
 
-		ck_assert_uint_eq(az->n_runtimes, 6);
+		ck_assert_uint_eq(az->n_runtimes, 7);
 		for (size_t i = 0; i < az->n_runtimes; i++)
 			ck_assert_ptr_null(strstr(az->runtimes[i].dirname, "arm64"));
 		ck_assert_ptr_nonnull(catalog_runtime(az, "python-3.9"));
 		ck_assert_ptr_nonnull(catalog_runtime(az, "nodejs-16"));
+		rt = catalog_runtime(az, "java-17");
+		ck_assert_ptr_nonnull(rt);
+		ck_assert_str_eq(rt->package_suffix, ".zip");
 	}
+	/* gcp java zips; openwhisk java is a function image only; SeBS builds
+	 * no java on local and no cpp beyond aws. */
+	ck_assert_str_eq(catalog_runtime(catalog_platform(cat, "gcp"), "java-17")->package_suffix,
+			 ".zip");
+	rt = catalog_runtime(catalog_platform(cat, "openwhisk"), "java-8");
+	ck_assert_ptr_nonnull(rt);
+	ck_assert_ptr_null(rt->package_suffix);
+	for (size_t p = 0; p < cat->n_platforms; p++)
+		for (size_t i = 0; i < cat->platforms[p].n_runtimes; i++) {
+			const struct cat_runtime *r = &cat->platforms[p].runtimes[i];
+			if (strcmp(cat->platforms[p].name, "aws") != 0)
+				ck_assert_str_ne(r->language, "cpp");
+			if (strcmp(cat->platforms[p].name, "local") == 0)
+				ck_assert_str_ne(r->language, "java");
+		}
 	catalog_free(cat);
 }
 END_TEST
@@ -263,7 +286,9 @@ START_TEST(test_real_arm64_default)
 	copy_real_tree();
 	cat = load_ok("arm64");
 	p = catalog_platform(cat, "aws");
-	ck_assert_uint_eq(p->n_runtimes, 12);
+	ck_assert_uint_eq(p->n_runtimes, 17);
+	ck_assert_ptr_nonnull(catalog_runtime(p, "cpp-all-x64"));
+	ck_assert_ptr_null(catalog_runtime(p, "cpp-all"));
 	rt = catalog_runtime(p, "python-3.11");
 	ck_assert_ptr_nonnull(rt);
 	ck_assert_str_eq(rt->arch, "arm64");
@@ -308,10 +333,12 @@ START_TEST(test_real_benchmarks_and_packages)
 	b = catalog_benchmark(cat, "110.dynamic-html");
 	ck_assert_ptr_nonnull(b);
 	ck_assert_str_eq(b->group, "100.webapps");
-	ck_assert_uint_eq(b->n_languages, 2);
+	ck_assert_uint_eq(b->n_languages, 3);
 	ck_assert(benchmark_has_language(b, "python"));
 	ck_assert(benchmark_has_language(b, "nodejs"));
-	ck_assert(!benchmark_has_language(b, "java"));
+	ck_assert(benchmark_has_language(b, "java"));
+	ck_assert(!benchmark_has_language(b, "cpp"));
+	ck_assert_uint_eq(b->n_cpp_dependencies, 0);
 	ck_assert_uint_eq(b->n_modules, 0);
 	{
 		char want[1024];
@@ -329,9 +356,20 @@ START_TEST(test_real_benchmarks_and_packages)
 	b = catalog_benchmark(cat, "130.crud-api");
 	ck_assert(benchmark_has_module(b, "nosql"));
 	ck_assert(!benchmark_has_module(b, "storage"));
-	/* cpp-only extras do not make a language appear. */
 	b = catalog_benchmark(cat, "501.graph-pagerank");
-	ck_assert_uint_eq(b->n_languages, 1);
+	ck_assert_uint_eq(b->n_languages, 2);
+	ck_assert(benchmark_has_language(b, "cpp"));
+	/* cpp_dependencies in the file's order */
+	b = catalog_benchmark(cat, "210.thumbnailer");
+	ck_assert_uint_eq(b->n_cpp_dependencies, 4);
+	ck_assert_str_eq(b->cpp_dependencies[0], "sdk");
+	ck_assert_str_eq(b->cpp_dependencies[1], "opencv");
+	ck_assert_str_eq(b->cpp_dependencies[2], "libjpeg-turbo");
+	ck_assert_str_eq(b->cpp_dependencies[3], "boost");
+	ck_assert_ptr_null(b->cpp_dependencies_problem);
+	ck_assert_ptr_nonnull(catalog_package(cat, "aws", "cpp-all", "210.thumbnailer"));
+	ck_assert_ptr_nonnull(catalog_package(cat, "aws", "java-17-arm64", "010.sleep"));
+	ck_assert_ptr_null(catalog_package(cat, "aws", "java-17", "210.thumbnailer"));
 
 	pk = catalog_package(cat, "aws", "nodejs-20-arm64", "110.dynamic-html");
 	ck_assert_ptr_nonnull(pk);
@@ -362,14 +400,15 @@ START_TEST(test_real_benchmarks_and_packages)
 			ck_assert_int_lt(c, 0);
 		}
 	}
-	/* All 15 benchmarks list python, 7 list nodejs (counted by hand from the
-	 * config files); aws has 6 python and 6 nodejs runtimes. */
+	/* All 15 benchmarks list python, 7 list nodejs, 2 java, 5 cpp (counted
+	 * by hand from the config files); aws has 6 python, 6 nodejs, 4 java
+	 * runtimes and cpp-all. */
 	{
 		size_t n = 0;
 		for (size_t i = 0; i < cat->n_packages; i++)
 			if (strcmp(cat->packages[i].platform->name, "aws") == 0)
 				n++;
-		ck_assert_uint_eq(n, 6 * 15 + 6 * 7);
+		ck_assert_uint_eq(n, 6 * 15 + 6 * 7 + 4 * 2 + 1 * 5);
 	}
 	catalog_free(cat);
 }
@@ -431,6 +470,17 @@ START_TEST(test_real_deployment)
 	ck_assert_str_eq(json_string_value(json_array_get(files, 1)), "storage.py");
 	ck_assert_str_eq(json_string_value(json_array_get(files, 2)), "nosql.py");
 	ck_assert_str_eq(json_string_value(json_array_get(files, 3)), "setup.py");
+
+	/* java: "packages" alone, in the file's order */
+	pk = catalog_package(cat, "aws", "java-17", "110.dynamic-html");
+	ck_assert_ptr_nonnull(pk);
+	assert_json_eq(catalog_deployment_packages(cat, pk),
+		       "{\"com.amazonaws:aws-lambda-java-core\": \"1.2.3\","
+		       " \"com.fasterxml.jackson.core:jackson-databind\": \"2.17.1\"}");
+	ck_assert(catalog_has_build_image(cat, pk));
+	pk = catalog_package(cat, "openwhisk", "java-8", "010.sleep");
+	ck_assert_ptr_nonnull(pk);
+	ck_assert(!catalog_has_build_image(cat, pk));
 
 	ck_assert_ptr_nonnull(catalog_language_config(cat, "aws", "python"));
 	ck_assert_ptr_nonnull(catalog_language_config(cat, "aws", "java"));
@@ -577,6 +627,55 @@ START_TEST(test_bad_benchmarks_skipped)
 }
 END_TEST
 
+/* java and cpp are served only where SeBS packages them; a cpp_dependencies
+ * value SeBS could not read is kept as the C++ build's error, and leaves the
+ * benchmark's other languages alone. */
+START_TEST(test_compiled_languages)
+{
+	write_rel("configs/systems.json",
+		  "{\"general\": {},\n"
+		  " \"local\": {\"languages\": {\"java\": {\"base_images\": {\"x64\": {\"17\": \"j\"}}},\n"
+		  "                            \"python\": {\"base_images\": {\"x64\": {\"3.11\": \"p\"}}}}},\n"
+		  " \"gcp\": {\"languages\": {\"cpp\": {\"base_images\": {\"x64\": {\"all\": \"c\"}}},\n"
+		  "                          \"java\": {\"base_images\": {\"x64\": {\"17\": \"j\"}}}}},\n"
+		  " \"aws\": {\"languages\": {\"cpp\": {\"base_images\": {\"x64\": {\"all\": \"c\"}}}}}}\n");
+	write_rel("benchmarks/100.g/110.a/config.json",
+		  "{\"languages\": [\"python\", \"java\", \"cpp\"], \"cpp_dependencies\": \"boost\"}");
+	write_rel("benchmarks/100.g/120.b/config.json",
+		  "{\"languages\": [\"cpp\"], \"cpp_dependencies\": [\"boost\", 7, \"sdk\"]}");
+	write_rel("benchmarks/100.g/130.c/config.json",
+		  "{\"languages\": [\"cpp\"], \"cpp_dependencies\": [\"torch\", \"nosuch\", \"torch\"]}");
+
+	struct catalog *cat = load_ok("x64");
+	const struct cat_platform *local = catalog_platform(cat, "local");
+	const struct cat_platform *gcp = catalog_platform(cat, "gcp");
+	ck_assert_uint_eq(local->n_runtimes, 1);
+	ck_assert_str_eq(local->runtimes[0].dirname, "python-3.11");
+	ck_assert_uint_eq(gcp->n_runtimes, 1);
+	ck_assert_str_eq(gcp->runtimes[0].dirname, "java-17");
+	ck_assert_ptr_nonnull(catalog_package(cat, "aws", "cpp-all", "110.a"));
+	ck_assert_ptr_nonnull(catalog_package(cat, "local", "python-3.11", "110.a"));
+
+	const struct cat_benchmark *b = catalog_benchmark(cat, "110.a");
+	ck_assert_uint_eq(b->n_languages, 3);
+	ck_assert_msg(b->cpp_dependencies_problem &&
+		      strstr(b->cpp_dependencies_problem, "\"cpp_dependencies\" is not an array"),
+		      "%s", b->cpp_dependencies_problem);
+	b = catalog_benchmark(cat, "120.b");
+	ck_assert_msg(b->cpp_dependencies_problem &&
+		      strstr(b->cpp_dependencies_problem, "cpp_dependencies[1] is not a string"),
+		      "%s", b->cpp_dependencies_problem);
+	/* names are kept as written, duplicates and unknown ones too: the
+	 * build, not the listing, says what is wrong with them */
+	b = catalog_benchmark(cat, "130.c");
+	ck_assert_ptr_null(b->cpp_dependencies_problem);
+	ck_assert_uint_eq(b->n_cpp_dependencies, 3);
+	ck_assert_str_eq(b->cpp_dependencies[1], "nosuch");
+	ck_assert_str_eq(b->cpp_dependencies[2], "torch");
+	catalog_free(cat);
+}
+END_TEST
+
 /* A config.json that is not a plain file (a FIFO nobody writes, a link to
  * /dev/zero) or is huge: the benchmark is broken with a reason, and the load
  * neither blocks nor reads without end (the watcher reloads on every change). */
@@ -642,8 +741,9 @@ START_TEST(test_language_forms)
 	ck_assert_ptr_nonnull(catalog_package(cat, "aws", "nodejs-20", "1.obj"));
 
 	b = catalog_benchmark(cat, "2.mixed");
-	ck_assert_uint_eq(b->n_languages, 1);
-	ck_assert_str_eq(b->languages[0], "python");
+	ck_assert_uint_eq(b->n_languages, 2);
+	ck_assert_str_eq(b->languages[0], "java");
+	ck_assert_str_eq(b->languages[1], "python");
 	ck_assert_uint_eq(b->n_modules, 1);
 	ck_assert_str_eq(b->modules[0], "nosql");
 
@@ -976,6 +1076,7 @@ static Suite *catalog_suite(void)
 	tcase_add_test(bad, test_odd_config_values);
 	tcase_add_test(bad, test_hostile_names);
 	tcase_add_test(bad, test_config_not_a_plain_file);
+	tcase_add_test(bad, test_compiled_languages);
 	tcase_add_test(bad, test_stamp_follows_changes);
 	tcase_add_test(bad, test_warnings_once);
 	tcase_add_test(bad, test_free_null);

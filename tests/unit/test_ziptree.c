@@ -639,6 +639,101 @@ START_TEST(test_layout_platform)
 }
 END_TEST
 
+/* A Java work folder after the build: the copied java/ folder with the
+ * wrappers' src merged in, Maven's target/ and the jar the installer copied. */
+static char *make_java_workdir(void)
+{
+	char *w = tpath("work");
+
+	ck_assert_int_eq(mkdir(w, 0755), 0);
+	put(w, "pom.xml", "<project/>\n", 0644);
+	put(w, "src/main/java/function/Function.java", "class Function {}\n", 0644);
+	put(w, "src/main/java/org/serverlessbench/Handler.java", "class Handler {}\n", 0644);
+	put(w, "target/function.jar", "jar\n", 0644);
+	put(w, "target/classes/function/Function.class", "class\n", 0644);
+	put(w, ".mvn/jvm.config", "-Xmx1g\n", 0644);
+	put(w, "mvnw", "#!/bin/sh\n", 0755);
+	put(w, "init.sh", "#!/bin/bash\n", 0755);
+	put(w, "templates/template.html", "<html/>\n", 0644);
+	put(w, "function.jar", "jar\n", 0644);
+	return w;
+}
+
+static const char *const azure_java[] = {
+	"handler/", "handler/function.json", "handler/init.sh", "handler/templates/",
+	"handler/templates/template.html", "host.json", "lib/", "lib/function.jar", NULL,
+};
+static const char *const gcp_java[] = {
+	"function.jar", "function/", "function/.mvn/", "function/.mvn/jvm.config",
+	"function/init.sh", "function/mvnw", "function/pom.xml", "function/src/",
+	"function/src/main/", "function/src/main/java/", "function/src/main/java/function/",
+	"function/src/main/java/function/Function.java", "function/src/main/java/org/",
+	"function/src/main/java/org/serverlessbench/",
+	"function/src/main/java/org/serverlessbench/Handler.java", "function/templates/",
+	"function/templates/template.html", NULL,
+};
+
+/* SeBS's azure and gcp package_code for java; aws deploys the jar itself. */
+START_TEST(test_layout_java)
+{
+	static const char *const platforms[] = { "azure", "gcp" };
+	const char *platform = platforms[_i];
+	char *w = make_java_workdir(), *z = tpath("p.zip"), *msg = NULL;
+	struct rlist l;
+	int rc = layout_apply(platform, "java", w, &msg);
+
+	ck_assert_msg(rc == 0, "%s: %d %s", platform, rc, msg ? msg : "");
+	zip_ok(w, z);
+	assert_entries(z, _i == 0 ? azure_java : gcp_java);
+	read_zip(z, &l);
+	if (_i == 0) {
+		json_error_t jerr;
+		json_t *fn = json_loads(find(&l, "handler/function.json")->data, 0, &jerr);
+		json_t *want = json_pack(
+			"{s:s, s:s, s:[{s:s, s:s, s:s, s:s, s:[s, s]}, {s:s, s:s, s:s}]}",
+			"scriptFile", "../lib/function.jar",
+			"entryPoint", "org.serverlessbench.Handler.handleRequest", "bindings",
+			"authLevel", "anonymous", "type", "httpTrigger", "direction", "in",
+			"name", "req", "methods", "get", "post",
+			"type", "http", "direction", "out", "name", "$return");
+
+		ck_assert_msg(fn && json_equal(fn, want), "function.json: %s",
+			      find(&l, "handler/function.json")->data);
+		json_decref(fn);
+		json_decref(want);
+		ck_assert_ptr_nonnull(find(&l, "host.json"));
+	}
+	ck_assert_str_eq(find(&l, _i == 0 ? "lib/function.jar" : "function.jar")->data, "jar\n");
+	rlist_free(&l);
+	free(w);
+	free(z);
+}
+END_TEST
+
+START_TEST(test_layout_product)
+{
+	ck_assert_str_eq(layout_product("aws", "java"), "function.jar");
+	ck_assert_str_eq(layout_product("aws", "cpp"), "build/benchmark.zip");
+	ck_assert_ptr_null(layout_product("aws", "python"));
+	ck_assert_ptr_null(layout_product("azure", "java"));
+	ck_assert_ptr_null(layout_product("gcp", "java"));
+
+	/* no java layout where SeBS has none; azure without the jar fails */
+	char *w = make_java_workdir(), *msg = NULL;
+	ck_assert_int_eq(layout_apply("local", "java", w, &msg), -ENOTSUP);
+	ck_assert_ptr_nonnull(msg);
+	free(msg);
+	msg = NULL;
+	char *jar = tpath("work/function.jar");
+	ck_assert_int_eq(unlink(jar), 0);
+	ck_assert_int_eq(layout_apply("azure", "java", w, &msg), -ENOENT);
+	ck_assert_msg(msg && strstr(msg, "function.jar"), "%s", msg ? msg : "");
+	free(msg);
+	free(jar);
+	free(w);
+}
+END_TEST
+
 START_TEST(test_layout_lockfile_removed)
 {
 	char *w = make_workdir("aws", "nodejs"), *p;
@@ -733,6 +828,8 @@ static Suite *layout_suite(void)
 
 	tcase_add_checked_fixture(tc, setup_tmp, teardown_tmp);
 	tcase_add_loop_test(tc, test_layout_platform, 0, sizeof(cases) / sizeof(cases[0]));
+	tcase_add_loop_test(tc, test_layout_java, 0, 2);
+	tcase_add_test(tc, test_layout_product);
 	tcase_add_test(tc, test_layout_lockfile_removed);
 	tcase_add_test(tc, test_layout_target_name_clash);
 	tcase_add_test(tc, test_layout_missing_handler_ok);

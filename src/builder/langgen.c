@@ -269,11 +269,14 @@ static int check_pom_part(const char *key, const char *what, const char *s, size
 		return -EINVAL;
 	}
 	const char *bad = xml_unfit(s, len);
+	if (bad && (unsigned char)*bad >= 0x20 && *bad != 0x7f) {
+		errmsg_set(errmsg, "Java package \"%s\": its %s holds '%c', which cannot stand"
+			   " unescaped in pom.xml", key, what, *bad);
+		return -EINVAL;
+	}
 	if (bad) {
-		errmsg_set(errmsg, "Java package \"%s\": its %s holds %s%c%s (byte 0x%02x), which"
-			   " cannot stand unescaped in pom.xml", key, what,
-			   (unsigned char)*bad >= 0x20 ? "'" : "", (unsigned char)*bad >= 0x20 ? *bad : '?',
-			   (unsigned char)*bad >= 0x20 ? "'" : "", (unsigned char)*bad);
+		errmsg_set(errmsg, "Java package \"%s\": its %s holds the control character 0x%02x",
+			   key, what, (unsigned char)*bad);
 		return -EINVAL;
 	}
 	return 0;
@@ -669,6 +672,8 @@ int langgen_cpp_dockerfile(const char *tmpl, const char *const *deps, size_t n_d
 	}
 
 	rc = read_text(&text, tmpl, strlen(tmpl), "the Dockerfile template", errmsg);
+	if (rc == -ENOMEM)
+		goto nomem;
 	if (rc)
 		goto out;
 	tb_add_replaced(&step, text.data, text.len, "{{DEPENDENCY_IMAGES}}",
@@ -679,9 +684,12 @@ int langgen_cpp_dockerfile(const char *tmpl, const char *const *deps, size_t n_d
 			copy.data ? copy.data : "", copy.len);
 	if (from.failed || copy.failed || log.failed || result.failed)
 		goto nomem;
+	*out = tb_take(&result, NULL);
+	if (!*out)
+		goto nomem;
+	/* Cannot fail: the text is there already. */
 	if (chosen_log && log.len)
 		*chosen_log = tb_take(&log, NULL);
-	*out = tb_take(&result, NULL);
 	rc = 0;
 	goto out;
 nomem:

@@ -105,9 +105,9 @@ int langgen_cmakelists(const char *const *deps, size_t n_deps, bool storage, boo
 /* Python's textwrap.dedent: lines that hold only blanks (' ', '\t') become
  * empty; then the longest common leading run of blanks of the other lines
  * is removed from each line that starts with it.  Lines are separated by
- * '\n' only.  (Python 3.11's definition; 3.13 changed details for other
- * whitespace characters, which CMakeLists.txt does not contain.)  NULL on
- * ENOMEM. */
+ * '\n' only.  (textwrap of Python 3.11, which made the test's
+ * expectations; CMakeLists.txt holds no whitespace but blanks and
+ * newlines, where later rewrites of dedent agree.)  NULL on ENOMEM. */
 char *langgen_dedent(const char *text);
 
 /* Tells whether a Docker image ("repository:tag") can be used, e.g. is

@@ -244,8 +244,8 @@ static int normalize_into(const struct pipeline_request *req, const char *path, 
 	int in = -1, rc = abs && scratch ? 0 : -ENOMEM;
 	if (rc == 0 && (in = open(abs, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
 		rc = pipeline_fail(req, errmsg, -errno, "cannot open %s: %s", path, strerror(errno));
-	if (rc == 0 && (rc = zip_normalize(in, out_fd, scratch, is_java(req) ? ZIPNORM_JAR : 0,
-					   &msg)) < 0)
+	struct zipnorm_options opts = { .jar_order = is_java(req) };
+	if (rc == 0 && (rc = zip_normalize(in, out_fd, scratch, &opts, &msg)) < 0)
 		rc = pipeline_fail(req, errmsg, rc, "cannot re-pack %s: %s", path,
 				   msg ? msg : strerror(-rc));
 	if (in >= 0)

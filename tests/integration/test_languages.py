@@ -188,7 +188,7 @@ def test_cpp_zip_runs(sebsfs, tmp_path):
     d = unzip_to(data, tmp_path / "bfs")
     exe = d / "bin" / "benchmark"
     assert os.stat(exe).st_mode & stat.S_IXUSR and os.stat(d / "bootstrap").st_mode & stat.S_IXUSR
-    event = {"graph": {"vertices": 4, "edges": [[0, 1], [1, 2], [2, 3]]}, "source": 0}
+    event = {"vertices": 4, "edges": [[0, 1], [1, 2], [2, 3]], "source": 0}
     r = subprocess.run([str(exe)], input=json.dumps(event), capture_output=True, text=True,
                        timeout=60)
     assert r.returncode == 0, r.stderr
@@ -244,7 +244,7 @@ def test_java_and_cpp_function_images(sebsfs, repo, tmp_path):
     assert "dependency images filled in" in log
     for dep in ("runtime", "boost", "rapidjson"):
         assert f"dependencies-{dep}.aws.cpp.all-1.2.1 as {dep}" in log, dep
-    event = {"graph": {"vertices": 3, "edges": [[0, 1], [1, 2]]}, "source": 0}
+    event = {"vertices": 3, "edges": [[0, 1], [1, 2]], "source": 0}
     r = subprocess.run(["docker", "run", "--rm", "-i", doc["image"]], input=json.dumps(event),
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr

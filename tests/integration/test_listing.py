@@ -8,34 +8,60 @@ from sebsfs_testlib import COMPRESSION, DYNAMIC_HTML, PLATFORMS, SLEEP, builds, 
 
 PY = ["python-3.10", "python-3.11"]
 JS = ["nodejs-18", "nodejs-20"]
+BFS = "503.graph-bfs"
+# java and cpp where SeBS packages them (docs/languages.md), from the suite's systems.json
+COMPILED = {
+    "aws": {"x64": ["java-11", "java-17", "cpp-all"], "arm64": ["java-17"]},
+    "azure": {"x64": ["java-17"]},
+    "gcp": {"x64": ["java-17"]},
+    "openwhisk": {"x64": ["java-8"]},
+}
 
 
 def expected_runtimes(platform, arch="x64"):
     rts = PY + JS
-    if platform != "aws":
-        return set(rts)
     other = "-arm64" if arch == "x64" else "-x64"
-    return set(rts) | {r + other for r in rts}
+    compiled = COMPILED.get(platform, {})
+    # the default architecture's folders are unsuffixed
+    got = set(compiled.get(arch, [])) | {r + other for r in compiled.get(
+        "arm64" if arch == "x64" else "x64", [])}
+    if platform != "aws":
+        return set(rts) | got
+    return set(rts) | {r + other for r in rts} | got
 
 
 CONTAINER_PLATFORMS = {"aws", "gcp", "openwhisk"}  # deployments include "container"
 
 
+def code_suffix(runtime, platform):
+    """The code package's suffix, or None (openwhisk java: image only)."""
+    if runtime.startswith("java"):
+        return {"aws": ".jar", "openwhisk": None}.get(platform, ".zip")
+    return ".zip"
+
+
 def files_for(runtime, platform=None):
     """The files of a runtime folder; function images (.image) only where the
     platform deploys containers."""
-    benches = [DYNAMIC_HTML, COMPRESSION] if runtime.startswith("python") else [DYNAMIC_HTML, SLEEP]
-    exts = [".zip", ".zip.log"]
+    if runtime.startswith("python"):
+        benches = [DYNAMIC_HTML, COMPRESSION]
+    elif runtime.startswith("cpp"):
+        benches = [SLEEP, BFS]
+    else:
+        benches = [DYNAMIC_HTML, SLEEP]
+    suffix = code_suffix(runtime, platform)
+    exts = [suffix, suffix + ".log"] if suffix else []
     if platform in CONTAINER_PLATFORMS:
         exts += [".image", ".image.log"]
     return {b + ext for b in benches for ext in exts}
 
 
 def all_zips(m):
+    """Every code package (.zip, and .jar of aws java)."""
     for platform in PLATFORMS:
         for rt in expected_runtimes(platform):
-            for f in files_for(rt):
-                if f.endswith(".zip"):
+            for f in files_for(rt, platform):
+                if f.endswith((".zip", ".jar")):
                     yield m.path(platform, rt, f)
 
 
@@ -44,7 +70,6 @@ def test_tree_lists_platforms_runtimes_and_packages(mount):
     for platform in PLATFORMS:
         runtimes = set(os.listdir(mount.path(platform)))
         assert runtimes == expected_runtimes(platform), platform
-        assert not any(r.startswith(("java", "cpp")) for r in runtimes)
         for rt in runtimes:
             assert stat.S_ISDIR(os.stat(mount.path(platform, rt)).st_mode)
             assert set(os.listdir(mount.path(platform, rt))) == files_for(rt, platform), (platform, rt)
@@ -56,7 +81,8 @@ def test_listing_stat_find_getfattr_do_not_build(mount):
                  ["getfattr", "-R", "-d", "-m", "-", str(mount.mnt)]):
         r = run(argv, timeout=60)
         assert r.returncode == 0, (argv, r.stderr)
-    r = run(["find", str(mount.mnt), "-type", "f", "-name", "*.zip"])
+    r = run(["find", str(mount.mnt), "-type", "f", "(", "-name", "*.zip", "-o", "-name", "*.jar",
+             ")"])
     assert len(r.stdout.split()) == len(list(all_zips(mount)))
     for z in all_zips(mount):
         st = os.stat(z)
@@ -78,7 +104,9 @@ def test_listxattr_names_state(mount):
 
 
 def test_unknown_names_do_not_exist(mount):
-    for rel in ("nosuchplatform", "aws/java-17", "aws/python-3.9", "aws/python-3.11/nosuch.zip",
+    for rel in ("nosuchplatform", "aws/java-8", "aws/cpp-all-arm64", "local/java-17",
+                "aws/java-17/010.sleep.zip", "openwhisk/java-8/010.sleep.zip",
+                "aws/cpp-all/110.dynamic-html.zip", "aws/python-3.9", "aws/python-3.11/nosuch.zip",
                 "aws/python-3.11/010.sleep.zip", "aws/nodejs-20/311.compression.zip",
                 "gcp/python-3.11-arm64"):
         assert not os.path.exists(mount.path(rel)), rel

@@ -106,7 +106,7 @@ def test_invalid_config_shows_a_log_and_the_rest_is_served(mount, suite):
     for platform, rt in all_runtime_folders(mount):
         assert wait_for(lambda: log_name in listing(mount, platform, rt), TREE_DELAY), (platform, rt)
         files = listing(mount, platform, rt)
-        assert not any(f.startswith(DYNAMIC_HTML + ".zip") or f.startswith(DYNAMIC_HTML + ".image")
+        assert not any(f.startswith(tuple(DYNAMIC_HTML + s for s in (".zip", ".jar", ".image")))
                        for f in files), (platform, rt, files)
     text = read(mount.path("gcp", "nodejs-18", log_name)).decode()
     assert f"{cfg}: line 4 column 1:" in text, text

@@ -462,6 +462,19 @@ static int zn_extract(struct zn *z, int in_fd)
 	return zn_check_duplicates(z);
 }
 
+/* Messages are one line: libarchive's end in "\n", and an entry's name may
+ * hold any byte but '/' and NUL. */
+static void zn_one_line(char *msg)
+{
+	size_t len = strlen(msg);
+
+	while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == '\r' || msg[len - 1] == ' '))
+		msg[--len] = '\0';
+	for (char *p = msg; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+}
+
 int zip_normalize(int in_fd, int out_fd, const char *scratch_dir,
 		  const struct zipnorm_options *opts, char **errmsg)
 {
@@ -537,5 +550,7 @@ out:
 		}
 	}
 	free(tree);
+	if (errmsg && *errmsg)
+		zn_one_line(*errmsg);
 	return rc;
 }

@@ -19,6 +19,10 @@
  *    hdrcharset=UTF-8, and names that are not valid UTF-8 are refused
  *    (-EILSEQ) instead of being written with a locale-dependent flag.
  *  - the "ux" extra field always holds uid/gid; both are set to 0.
+ *  - a symlink's target is converted through the locale's charset even with
+ *    hdrcharset=UTF-8: in the "C" locale a non-ASCII target is silently
+ *    written empty.  The writer therefore runs under a C.UTF-8 locale of the
+ *    calling thread only (uselocale); names are written the same either way.
  */
 #include "ziptree.h"
 
@@ -26,6 +30,7 @@
 #include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <locale.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -173,6 +178,26 @@ static int zt_cmp(const void *a, const void *b)
 	return strcmp(x->path, y->path);
 }
 
+/* 0 and 1 for the two entries the JAR convention puts first, 2 for the rest. */
+static int zt_jar_rank(const char *path)
+{
+	if (!strcmp(path, "META-INF/"))
+		return 0;
+	if (!strcmp(path, "META-INF/MANIFEST.MF"))
+		return 1;
+	return 2;
+}
+
+static int zt_jar_cmp(const void *a, const void *b)
+{
+	const struct zt_entry *x = a, *y = b;
+	int rx = zt_jar_rank(x->path), ry = zt_jar_rank(y->path);
+
+	if (rx != ry)
+		return rx < ry ? -1 : 1;
+	return strcmp(x->path, y->path);
+}
+
 static la_ssize_t zt_write_cb(struct archive *a, void *data, const void *buf,
 			      size_t len)
 {
@@ -265,7 +290,9 @@ out:
 	return rc;
 }
 
-int ziptree_write(const char *dir, int out_fd, char **errmsg)
+/* ziptree_write_opts, under the thread's C.UTF-8 locale. */
+static int zt_write_tree(const char *dir, int out_fd, bool jar_order, const char *label,
+			 char **errmsg)
 {
 	struct zt_list l = { 0 };
 	struct zt_out out = { out_fd, 0 };
@@ -278,7 +305,7 @@ int ziptree_write(const char *dir, int out_fd, char **errmsg)
 		*errmsg = NULL;
 
 	struct zt_walk w = { &l, errmsg };
-	struct walk_options opts = { .links = WALK_KEEP };
+	struct walk_options opts = { .links = WALK_KEEP, .label = label };
 	rc = walk_tree(dir, &opts, zt_visit, &w, errmsg);
 	if (rc)
 		goto out;
@@ -289,7 +316,7 @@ int ziptree_write(const char *dir, int out_fd, char **errmsg)
 		goto out;
 	}
 	if (l.n > 1)
-		qsort(l.v, l.n, sizeof(*l.v), zt_cmp);
+		qsort(l.v, l.n, sizeof(*l.v), jar_order ? zt_jar_cmp : zt_cmp);
 
 	buf = malloc(ZT_CHUNK);
 	ae = archive_entry_new();
@@ -360,5 +387,25 @@ out:
 	zt_list_free(&l);
 	if (rootfd >= 0)
 		close(rootfd);
+	return rc;
+}
+
+int ziptree_write(const char *dir, int out_fd, char **errmsg)
+{
+	return ziptree_write_opts(dir, out_fd, NULL, errmsg);
+}
+
+int ziptree_write_opts(const char *dir, int out_fd, const struct ziptree_options *zopts,
+		       char **errmsg)
+{
+	bool jar_order = zopts && zopts->jar_order;
+	locale_t utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+	locale_t saved = utf8 ? uselocale(utf8) : (locale_t)0;
+	int rc = zt_write_tree(dir, out_fd, jar_order, zopts ? zopts->label : NULL, errmsg);
+
+	if (utf8) {
+		uselocale(saved);
+		freelocale(utf8);
+	}
 	return rc;
 }

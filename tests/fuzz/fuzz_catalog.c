@@ -81,7 +81,9 @@ static void check_package(const struct catalog *cat, const struct cat_package *p
 {
 	json_t *deps;
 	const json_t *files;
-	bool nodejs = strcmp(pk->runtime->language, "nodejs") == 0;
+	/* java: "group:artifact" -> version, like nodejs */
+	bool nodejs = strcmp(pk->runtime->language, "nodejs") == 0 ||
+		      strcmp(pk->runtime->language, "java") == 0;
 
 	FUZZ_CHECK(pk->id == i, "package %zu has id %zu", i, pk->id);
 	FUZZ_CHECK(benchmark_has_language(pk->benchmark, pk->runtime->language),
@@ -136,9 +138,23 @@ static void check_catalog(const struct catalog *cat, const char *arch)
 		for (size_t r = 0; r < pl->n_runtimes; r++) {
 			const struct cat_runtime *rt = &pl->runtimes[r];
 
-			FUZZ_CHECK(strcmp(rt->language, "python") == 0 ||
+			bool compiled = strcmp(rt->language, "java") == 0 ||
+					strcmp(rt->language, "cpp") == 0;
+			FUZZ_CHECK(compiled || strcmp(rt->language, "python") == 0 ||
 				   strcmp(rt->language, "nodejs") == 0,
 				   "runtime language %s", rt->language);
+			/* java and cpp only where SeBS packages them */
+			FUZZ_CHECK(!compiled || strcmp(pl->name, "aws") == 0 ||
+				   (strcmp(rt->language, "java") == 0 &&
+				    (strcmp(pl->name, "azure") == 0 || strcmp(pl->name, "gcp") == 0 ||
+				     strcmp(pl->name, "openwhisk") == 0)),
+				   "%s served on %s", rt->language, pl->name);
+			FUZZ_CHECK(rt->package_suffix ? (strcmp(rt->package_suffix, ".zip") == 0 ||
+							 strcmp(rt->package_suffix, ".jar") == 0)
+						      : strcmp(pl->name, "openwhisk") == 0 &&
+							strcmp(rt->language, "java") == 0,
+				   "%s/%s: package suffix %s", pl->name, rt->dirname,
+				   rt->package_suffix ? rt->package_suffix : "(none)");
 			FUZZ_CHECK(strcmp(rt->arch, "x64") == 0 || strcmp(rt->arch, "arm64") == 0,
 				   "runtime arch %s", rt->arch);
 			FUZZ_CHECK(harmless_name(rt->version), "version \"%s\"", rt->version);
@@ -170,8 +186,12 @@ static void check_catalog(const struct catalog *cat, const char *arch)
 			   bm->name);
 		for (size_t l = 0; l < bm->n_languages; l++)
 			FUZZ_CHECK(strcmp(bm->languages[l], "python") == 0 ||
-				   strcmp(bm->languages[l], "nodejs") == 0,
+				   strcmp(bm->languages[l], "nodejs") == 0 ||
+				   strcmp(bm->languages[l], "java") == 0 ||
+				   strcmp(bm->languages[l], "cpp") == 0,
 				   "%s lists language %s", bm->name, bm->languages[l]);
+		for (size_t d = 0; d < bm->n_cpp_dependencies; d++)
+			FUZZ_CHECK(bm->cpp_dependencies[d] != NULL, "%s: cpp dependency %zu", bm->name, d);
 	}
 	for (size_t b = 0; b < cat->n_broken; b++) {
 		const struct cat_broken *br = &cat->broken[b];

@@ -7,7 +7,7 @@
  * stay inside the folder, anything else fails the build) and writes it as a
  * pax tar stream with libarchive into a pipe; the calling thread hands the
  * pipe's read end to docker_image_build(), which uploads it with chunked
- * encoding.  Every entry gets mtime 0, uid/gid 0, no user/group names and
+ * encoding.  Every entry gets mtime CONTEXT_MTIME, uid/gid 0, no user/group names and
  * mode 0755 (directories, executables), 0644 (other files) or 0777
  * (symlinks), so the same folder always gives the same tar bytes.  The
  * Dockerfile is added first, as CONTEXT_DOCKERFILE, a name no benchmark uses,
@@ -48,6 +48,13 @@
 #include "imagebuild.h"
 #include "pipeline.h"
 #include "walk.h"
+
+/* The fixed mtime of every context entry: 1980-01-01 00:00:00 UTC, the zip
+ * epoch ziptree uses too.  Not 0: java.io.File.lastModified() returns 0 for
+ * a file that does not exist, and Maven's resource copy then fails inside
+ * the image build ("copying templates/template.html ... failed with
+ * NoSuchFileException", seen on 110.dynamic-html's java function images). */
+#define CONTEXT_MTIME 315532800
 
 /* The Dockerfile's name inside the context: cannot collide with a benchmark's files. */
 #define CONTEXT_DOCKERFILE ".sebsfs.Dockerfile.function"
@@ -156,7 +163,7 @@ static int write_header(struct producer *p, const char *path, mode_t type, mode_
 	archive_entry_set_filetype(ae, (unsigned)type);
 	archive_entry_set_perm(ae, perm);
 	archive_entry_set_size(ae, type == AE_IFREG ? size : 0);
-	archive_entry_set_mtime(ae, 0, 0);
+	archive_entry_set_mtime(ae, CONTEXT_MTIME, 0);
 	archive_entry_set_uid(ae, 0);
 	archive_entry_set_gid(ae, 0);
 	if (symlink)

@@ -125,10 +125,11 @@ def test_aws_java_jar_built_by_maven_in_the_build_container(sebsfs, tmp_path):
                 "com/fasterxml/jackson/databind/ObjectMapper.class"):
         assert cls in entries, f"{cls} not in the jar (the shade plugin bundles dependencies)"
     # systems.json's packages replaced the pom's placeholder
-    pom = [n for n in entries if n.endswith("/pom.xml")]
-    assert pom, entries
-    text = zip_of(data).read(pom[0]).decode()
-    assert "PLATFORM_DEPENDENCIES" not in text
+    # (Maven keeps the project's pom in the jar; the shaded ones are the dependencies')
+    pom = "META-INF/maven/function/benchmark/pom.xml"
+    assert pom in entries, entries
+    text = zip_of(data).read(pom).decode()
+    assert "<!-- PLATFORM_DEPENDENCIES -->" not in text
     assert "<artifactId>jackson-databind</artifactId>" in text
     # the classes load and run, with the shaded dependency
     out = run_java(data, tmp_path, {"username": "sebsfs", "random_len": 3})
@@ -173,7 +174,7 @@ def test_gcp_java_zip_layout(sebsfs, tmp_path):
     assert "function/src/main/java/function/Function.java" in entries
     assert not [n for n in entries if n.startswith("function/target")], entries
     pom = zip_of(data).read("function/pom.xml").decode()
-    assert "PLATFORM_DEPENDENCIES" not in pom and "<artifactId>gson</artifactId>" in pom
+    assert "<!-- PLATFORM_DEPENDENCIES -->" not in pom and "<artifactId>gson</artifactId>" in pom
     out = run_java(zip_of(data).read("function.jar"), tmp_path, {"sleep": 0})
     assert out is not None
 
@@ -237,6 +238,17 @@ def test_java_and_cpp_function_images(sebsfs, repo, tmp_path):
     r = docker("run", "--rm", "--entrypoint", "java", doc["image"], "-cp",
                "/function/function.jar", HANDLER, '{"sleep": 0}')
     assert r.stdout.strip(), r.stderr
+    # aws: Maven ran in the builder stage, the classes are in the task root
+    doc = json.loads(read(m.path("aws", "java-17", f"{DYNAMIC_HTML}.image")))
+    assert doc["image"] == f"{repo}:function.aws.{DYNAMIC_HTML}.java-17"
+    r = docker("run", "--rm", "--entrypoint", "java", doc["image"], "-cp", "/var/task",
+               HANDLER, '{"username": "img"}')
+    assert "img" in r.stdout, r.stdout + r.stderr
+    # gcp: function.jar where the invoker looks for it
+    doc = json.loads(read(m.path("gcp", "java-17", f"{SLEEP}.image")))
+    r = docker("run", "--rm", "--entrypoint", "java", doc["image"], "-cp",
+               "/workspace/function.jar", HANDLER, '{"sleep": 0}')
+    assert r.stdout.strip(), r.stderr
     # aws cpp: the dependency images filled in, the binary answers
     img = m.path("aws", "cpp-all", f"{BFS}.image")
     doc = json.loads(read(img))
@@ -253,7 +265,8 @@ def test_java_and_cpp_function_images(sebsfs, repo, tmp_path):
 
 def test_host_builder_java_equals_docker(sebsfs, tmp_path):
     """builder=host runs this machine's mvn (offline against Debian's Maven
-    repository through a settings.xml in HOME): same jar, byte for byte, as
+    repository through a settings.xml in user.home, which Java takes from the
+    password file, not from HOME: hence MAVEN_OPTS): same jar, byte for byte, as
     the build container's (same JDK and Maven plugins from Debian)."""
     assert shutil.which("mvn") and shutil.which("java"), "mvn/java missing (scripts/install-deps)"
     home = tmp_path / "home"
@@ -261,7 +274,7 @@ def test_host_builder_java_equals_docker(sebsfs, tmp_path):
     (home / ".m2" / "settings.xml").write_text(
         "<settings><mirrors><mirror><id>debian</id><mirrorOf>*</mirrorOf>"
         "<url>file:///usr/share/maven-repo</url></mirror></mirrors></settings>\n")
-    host = sebsfs(options=("builder=host",), cache=tmp_path / "c-host", env={"HOME": str(home)})
+    host = sebsfs(options=("builder=host",), cache=tmp_path / "c-host", env={"MAVEN_OPTS": f"-Duser.home={home}"})
     a = read(jar_path(host, "aws", "java-17", SLEEP))
     assert "mvn -DskipTests clean package (host)" in log_of(jar_path(host, "aws", "java-17", SLEEP))
     dock = sebsfs(options=("builder=docker",), cache=tmp_path / "c-docker")

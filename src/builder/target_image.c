@@ -35,6 +35,57 @@ static const char *repository_of(const struct target_env *env, const struct cata
 	return env->repository ? env->repository : cat->docker_repository;
 }
 
+/* What is known of one image, "<ref>@<id>" or "<ref>@absent"/"@unresolved";
+ * *current (current may be NULL) is cleared when that knowledge is not current. */
+static char *image_known(const struct target_env *env, const char *ref, bool *current)
+{
+	char *id = NULL;
+	bool now = true;
+	enum image_known k = build_images_known(env->images, ref, &id, &now);
+	if (!now && current)
+		*current = false;
+	char *s = str_printf("%s@%s", ref, k == IMAGE_KNOWN_PRESENT && id ? id
+					   : k == IMAGE_KNOWN_ABSENT ? "absent" : "unresolved");
+	free(id);
+	return s;
+}
+
+/* cpp: the dependency images Dockerfile.function copies from (SeBS's
+ * required set), current and previous SeBS version, so that rebuilding one
+ * under its tag rebuilds the function images made from it.  Appended to
+ * *identity; -ENOMEM or 0. */
+static int add_cpp_dependency_images(const struct target_env *env, const struct catalog *cat,
+				     const struct cat_benchmark *b, char **identity,
+				     bool *known_current)
+{
+	size_t n = 0;
+	const struct langgen_cpp_dependency *table = langgen_cpp_dependencies(&n);
+	if (!cat->docker_repository || !cat->sebs_version)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		bool needed = !strcmp(table[i].name, "runtime") || !strcmp(table[i].name, "boost") ||
+			      !strcmp(table[i].name, "rapidjson");
+		for (size_t d = 0; d < b->n_cpp_dependencies && !needed; d++)
+			needed = !strcmp(b->cpp_dependencies[d], table[i].name);
+		if (!needed)
+			continue;
+		const char *versions[2] = { cat->sebs_version, cat->previous_major_version };
+		for (int v = 0; v < 2 && versions[v]; v++) {
+			char *ref = str_printf("%s:%s-%s", cat->docker_repository, table[i].docker_img,
+					       versions[v]);
+			char *known = ref ? image_known(env, ref, known_current) : NULL;
+			char *grown = known ? str_printf("%s;dependency=%s", *identity, known) : NULL;
+			free(ref);
+			free(known);
+			if (!grown)
+				return -ENOMEM;
+			free(*identity);
+			*identity = grown;
+		}
+	}
+	return 0;
+}
+
 static int image_identity(const struct target_env *env, const struct catalog *cat,
 			  const struct cat_package *pkg, char **identity, bool *known_current)
 {
@@ -49,6 +100,11 @@ static int image_identity(const struct target_env *env, const struct catalog *ca
 	free(base_id);
 	free(current);
 	free(previous);
+	if (*identity && strcmp(pkg->runtime->language, "cpp") == 0 &&
+	    add_cpp_dependency_images(env, cat, pkg->benchmark, identity, known_current) < 0) {
+		free(*identity);
+		*identity = NULL;
+	}
 	return *identity ? 0 : -ENOMEM;
 }
 

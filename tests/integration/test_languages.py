@@ -12,6 +12,7 @@ import os
 import shutil
 import stat
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -281,3 +282,48 @@ def test_host_builder_java_equals_docker(sebsfs, tmp_path):
     b = read(jar_path(dock, "aws", "java-17", SLEEP))
     assert sorted(names(a)) == sorted(names(b))
     assert a == b
+
+
+def test_cpp_image_follows_its_dependency_images(sebsfs, suite, repo, tmp_path):
+    """A dependency image rebuilt under its tag rebuilds the function images
+    made from it (its ID is part of the image's inputs).  The images live in
+    a private repository, so retagging touches nothing of other tests."""
+    g = systems(suite)["general"]
+    private = f"sebsfs-test/dep{uuid.uuid4().hex[:10]}"
+    ver = g["SeBS_version"]
+    made = []
+    for name in ("build.aws.cpp.all", "dependencies-runtime.aws.cpp.all",
+                 "dependencies-boost.aws.cpp.all", "dependencies-rapidjson.aws.cpp.all"):
+        dst = f"{private}:{name}-{ver}"
+        docker("tag", f"{g['docker_repository']}:{name}-{ver}", dst)
+        made.append(dst)
+    edit_json(suite / "configs" / "systems.json",
+              lambda d: d["general"].__setitem__("docker_repository", private))
+    try:
+        m = sebsfs(options=("builder=docker", f"repository={repo}"))
+        img = m.path("aws", "cpp-all", f"{SLEEP}.image")
+        first = json.loads(read(img))
+        assert builds(img) == 1
+        assert json.loads(read(img)) == first and builds(img) == 1
+        ctx = tmp_path / "ctx"
+        ctx.mkdir()
+        (ctx / "Dockerfile").write_text(f"FROM {made[2]}\nLABEL sebsfs.test.rebuilt={ctx}\n")
+        docker("build", "-q", "-t", made[2], str(ctx))
+        time.sleep(2.5)  # past BUILD_IMAGE_TTL_SECONDS: the old ID is let go
+        second = json.loads(read(img))
+        assert builds(img) == 2, "a rebuilt dependency image must rebuild the function image"
+        assert second["input_hash"] != first["input_hash"]
+    finally:
+        for tag in made:
+            docker("rmi", "-f", tag, check=False)
+
+
+def test_java_version_is_the_compile_target(sebsfs):
+    """The pom reads ${env.JAVA_VERSION}: java-11's classes are class file
+    version 55, java-17's 61 (the build images set JAVA_VERSION per tag)."""
+    m = sebsfs(options=("builder=docker",))
+    for runtime, major in (("java-11", 55), ("java-17", 61)):
+        data = read(jar_path(m, "aws", runtime, SLEEP))
+        cls = zip_of(data).read("function/Function.class")
+        assert cls[:4] == b"\xca\xfe\xba\xbe"
+        assert int.from_bytes(cls[6:8], "big") == major, runtime

@@ -51,27 +51,6 @@ struct zn {
 	char **errmsg;
 };
 
-/* A relative target, read lexically from a folder depth levels below the
- * root, that never climbs above the root (walk.c applies the same rule). */
-static bool zn_link_stays_inside(int depth, const char *target)
-{
-	for (const char *p = target; *p;) {
-		size_t len = strcspn(p, "/");
-
-		if (len == 2 && p[0] == '.' && p[1] == '.') {
-			if (depth == 0)
-				return false;
-			depth--;
-		} else if (len > 0 && !(len == 1 && p[0] == '.')) {
-			depth++;
-		}
-		p += len;
-		while (*p == '/')
-			p++;
-	}
-	return true;
-}
-
 /* Checks an entry's name and returns its path without the trailing '/' of
  * a folder (malloc'd, in *rel) and its number of components. */
 static int zn_check_name(const char *name, bool is_dir, char **rel, int *depth,
@@ -285,7 +264,7 @@ static int zn_write_symlink(struct zn *z, struct archive_entry *ae, int dfd, con
 		errmsg_set(z->errmsg, "entry %s: symlink with an empty target", name);
 		return -EINVAL;
 	}
-	if (target[0] == '/' || !zn_link_stays_inside(depth - 1, target)) {
+	if (!walk_link_stays_inside(depth - 1, target)) {
 		errmsg_set(z->errmsg, "entry %s: symlink to %s leads out of the tree", name, target);
 		return -EPERM;
 	}

@@ -66,9 +66,7 @@ static bool inside(const char *path, const char *dir)
 	return strncmp(path, dir, n) == 0 && (path[n] == '\0' || path[n] == '/');
 }
 
-/* True when a relative target, read lexically from a folder depth levels
- * below the root, never climbs above the root. */
-static bool stays_inside(int depth, const char *target)
+bool walk_link_stays_inside(int depth, const char *target)
 {
 	if (target[0] == '/')
 		return false;
@@ -193,7 +191,7 @@ static int resolve_inside(const char *at, const char *shown, const char *link,
 static int keep_inside(struct walker *w, const char *at, const char *shown, const char *link,
 		       int depth)
 {
-	if (!stays_inside(depth, link))
+	if (!walk_link_stays_inside(depth, link))
 		return set_err(w->errmsg, -EPERM, "symlink %s -> %s points outside %s", shown, link,
 			       w->label);
 	const char *slash = strrchr(at, '/');

@@ -95,4 +95,10 @@ int walk_tree(const char *root, const struct walk_options *opts, walk_visit_fn v
  * the target's stat.  Messages name the path as given. */
 int walk_resolve(const char *path, const char *within, struct stat *st, char **errmsg);
 
+/* The symlink rule of WALK_KEEP, for anyone who must apply it to a tree
+ * not on disk yet (an archive being extracted): true when target is
+ * relative and, read lexically from a folder depth levels below the root,
+ * never climbs above the root. */
+bool walk_link_stays_inside(int depth, const char *target);
+
 #endif

@@ -48,7 +48,7 @@ int pipeline_fail(const struct pipeline_request *req, char **errmsg, int rc, con
 	return rc < 0 ? rc : -EIO;
 }
 
-static bool has_suffix(const char *s, const char *suffix)
+bool pipeline_has_suffix(const char *s, const char *suffix)
 {
 	size_t n = strlen(s), m = strlen(suffix);
 	return n >= m && strcmp(s + n - m, suffix) == 0;
@@ -57,8 +57,8 @@ static bool has_suffix(const char *s, const char *suffix)
 static bool is_code_file(const char *language, const char *name)
 {
 	if (strcmp(language, "python") == 0)
-		return has_suffix(name, ".py") || strncmp(name, "requirements.txt", 16) == 0;
-	return has_suffix(name, ".js") || strcmp(name, "package.json") == 0;
+		return pipeline_has_suffix(name, ".py") || strncmp(name, "requirements.txt", 16) == 0;
+	return pipeline_has_suffix(name, ".js") || strcmp(name, "package.json") == 0;
 }
 
 char *pipeline_language_dir(const struct pipeline_request *req)
@@ -170,7 +170,7 @@ static int add_benchmark_data(const struct pipeline_request *req, char **errmsg)
 static bool safe_relative(const char *p)
 {
 	return *p && p[0] != '/' && strcmp(p, "..") != 0 && strncmp(p, "../", 3) != 0 &&
-	       !strstr(p, "/../") && !has_suffix(p, "/..");
+	       !strstr(p, "/../") && !pipeline_has_suffix(p, "/..");
 }
 
 /* Step 4, as SeBS's add_deployment_files: a wrapper file never replaces the

@@ -41,16 +41,10 @@ bool compiled_language(const char *language)
 	return strcmp(language, "java") == 0 || strcmp(language, "cpp") == 0;
 }
 
-static bool has_suffix(const char *s, const char *suffix)
-{
-	size_t n = strlen(s), m = strlen(suffix);
-	return n >= m && strcmp(s + n - m, suffix) == 0;
-}
-
 /* The files SeBS's copy_code takes for cpp. */
 static bool is_cpp_code_file(const char *name)
 {
-	return has_suffix(name, ".cpp") || has_suffix(name, ".hpp") ||
+	return pipeline_has_suffix(name, ".cpp") || pipeline_has_suffix(name, ".hpp") ||
 	       strcmp(name, "dependencies.json") == 0;
 }
 

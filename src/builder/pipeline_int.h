@@ -19,6 +19,9 @@ int pipeline_fail(const struct pipeline_request *req, char **errmsg, int rc, con
 int pipeline_run(const struct pipeline_request *req, char **errmsg, const char *const argv[],
 		 const char *cwd, const char *const env[], const char *what);
 
+/* Does s end in suffix? */
+bool pipeline_has_suffix(const char *s, const char *suffix);
+
 /* <benchmark>/<language> (malloc'd). */
 char *pipeline_language_dir(const struct pipeline_request *req);
 

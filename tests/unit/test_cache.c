@@ -353,7 +353,7 @@ START_TEST(test_open_creates_schema)
 
 	sqlite3 *db = raw_db();
 	ck_assert_int_eq(raw_int(db, "PRAGMA user_version"), SCHEMA_VERSION);
-	ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM pragma_table_info('packages')"), 24);
+	ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM pragma_table_info('packages')"), 25);
 	assert_columns_current(db);
 	sqlite3_stmt *st = NULL;
 	ck_assert_int_eq(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);

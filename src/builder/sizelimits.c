@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include "fsutil.h"
+#include "zipbytes.h"
 
 #define MIB (1024 * 1024)
 
@@ -279,37 +280,6 @@ const char *size_limits_mode_name(enum size_limits_mode m)
 /* A central directory bigger than this is not one sebsfs wrote. */
 #define CD_MAX ((uint64_t)1 << 30)
 
-static uint16_t le16(const unsigned char *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t le32(const unsigned char *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t le64(const unsigned char *p)
-{
-	return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32;
-}
-
-static int pread_all(int fd, void *buf, size_t len, uint64_t off)
-{
-	size_t done = 0;
-	while (done < len) {
-		ssize_t n = pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EBADMSG;
-		done += (size_t)n;
-	}
-	return 0;
-}
-
 static void set_err(char **errmsg, const char *what)
 {
 	if (errmsg)
@@ -326,7 +296,7 @@ static int find_cd(int fd, uint64_t file_size, uint64_t *cd_off, uint64_t *cd_si
 	unsigned char *tail = malloc(tail_len ? tail_len : 1);
 	if (!tail)
 		return -ENOMEM;
-	int rc = pread_all(fd, tail, tail_len, tail_off);
+	int rc = zip_pread_all(fd, tail, tail_len, tail_off);
 	ssize_t at = -1;
 	for (ssize_t i = (ssize_t)tail_len - EOCD_LEN; rc == 0 && i >= 0 && at < 0; i--)
 		if (le32(tail + i) == EOCD_SIG && (size_t)i + EOCD_LEN + le16(tail + i + 20) == tail_len)
@@ -343,9 +313,9 @@ static int find_cd(int fd, uint64_t file_size, uint64_t *cd_off, uint64_t *cd_si
 		uint64_t eocd_pos = tail_off + (uint64_t)at;
 		unsigned char loc[ZIP64_LOCATOR_LEN], z64[ZIP64_EOCD_LEN];
 		if (eocd_pos >= ZIP64_LOCATOR_LEN &&
-		    pread_all(fd, loc, sizeof(loc), eocd_pos - ZIP64_LOCATOR_LEN) == 0 &&
+		    zip_pread_all(fd, loc, sizeof(loc), eocd_pos - ZIP64_LOCATOR_LEN) == 0 &&
 		    le32(loc) == ZIP64_LOCATOR_SIG) {
-			rc = pread_all(fd, z64, sizeof(z64), le64(loc + 8));
+			rc = zip_pread_all(fd, z64, sizeof(z64), le64(loc + 8));
 			if (rc == 0 && le32(z64) != ZIP64_EOCD_SIG)
 				rc = -EBADMSG;
 			if (rc == 0) {
@@ -382,7 +352,7 @@ int zip_unzipped_size(int fd, int64_t *out, char **errmsg)
 	if (rc == 0 && !(cd = malloc(cd_size ? cd_size : 1)))
 		rc = -ENOMEM;
 	if (rc == 0)
-		rc = pread_all(fd, cd, cd_size, cd_off);
+		rc = zip_pread_all(fd, cd, cd_size, cd_off);
 	size_t pos = 0;
 	for (uint64_t i = 0; rc == 0 && i < count; i++) {
 		const unsigned char *h = cd + pos;

@@ -201,20 +201,21 @@ def test_off_checks_nothing_but_still_records_the_size(sebsfs, suite, tmp_path):
 
 def test_bad_limits_are_refused_before_mounting(tmp_path):
     bad = tmp_path / "bad.json"
-    bad.write_text('{"aws": {"zipped": "50 mb"}}')
-    r = run_sebsfs(tmp_path, "-f", "-o", f"cache={tmp_path}/c,size_limits_file={bad}", "@MNT@")
-    one_line_error(r, f"size_limits_file={bad}: aws.zipped: expected bytes")
-    bad.write_text('{"aws": {"zipped": 1},')
-    r = run_sebsfs(tmp_path, "-f", "-o", f"cache={tmp_path}/c,size_limits_file={bad}", "@MNT@")
-    one_line_error(r, f"size_limits_file={bad}: line 1")
-    bad.write_text('{"aws": {"gzipped": 1}}')
-    r = run_sebsfs(tmp_path, "-f", "-o", f"cache={tmp_path}/c,size_limits_file={bad}", "@MNT@")
-    one_line_error(r, "aws.gzipped: unknown")
     missing = tmp_path / "missing.json"
-    r = run_sebsfs(tmp_path, "-f", "-o", f"cache={tmp_path}/c,size_limits_file={missing}", "@MNT@")
-    one_line_error(r, f"size_limits_file={missing}: No such file or directory")
-    r = run_sebsfs(tmp_path, "-f", "-o", f"cache={tmp_path}/c,size_limits=loud", "@MNT@")
-    one_line_error(r, "size_limits=loud: expected warn, strict or off")
+    cases = [
+        ('{"aws": {"zipped": "50 mb"}}', f"size_limits_file={bad}",
+         f"size_limits_file={bad}: aws.zipped: expected bytes"),
+        ('{"aws": {"zipped": 1},', f"size_limits_file={bad}", f"size_limits_file={bad}: line 1"),
+        ('{"aws": {"gzipped": 1}}', f"size_limits_file={bad}", "aws.gzipped: unknown"),
+        (None, f"size_limits_file={missing}",
+         f"size_limits_file={missing}: No such file or directory"),
+        (None, "size_limits=loud", "size_limits=loud: expected warn, strict or off"),
+    ]
+    for text, option, says in cases:
+        if text is not None:
+            bad.write_text(text)
+        r = run_sebsfs(tmp_path, "-f", "-o", f"cache={tmp_path}/c,{option}", "@MNT@")
+        one_line_error(r, says)
 
 
 def test_remount_keeps_the_xattrs_without_building(sebsfs, suite, tmp_path):

@@ -146,6 +146,7 @@ static void record_set_package(struct record *rec, const struct cache_entry *e)
 		rec->last_used_ms = rec->saved_used_ms = e->last_used_ms;
 		snprintf(rec->deps_hash, sizeof(rec->deps_hash), "%s", e->deps_hash ? e->deps_hash : "");
 		rec->deps_reused = e->deps_reused;
+		rec->unzipped_size = e->path ? e->unzipped_size : -1;
 	}
 	if (rec->has_package && rec->path) {
 		rec->shown_size = rec->size;
@@ -173,6 +174,28 @@ static void record_forget_package(struct record *rec)
 	replace_str(&rec->registry, NULL);
 }
 
+/* A row whose unzipped size is not recorded (published by a sebsfs before
+ * size limits, or cut short between publish and cache_set_unzipped_size)
+ * learns it from its package file's central directory, once: no rebuild. */
+static void learn_unzipped_size(struct cache *cache, const struct cache_key *key,
+				struct cache_entry *e)
+{
+	char *why = NULL;
+	int64_t size = -1;
+	int fd = open(e->path, O_RDONLY | O_CLOEXEC);
+	int rc = fd < 0 ? -errno : zip_unzipped_size(fd, &size, &why);
+	if (fd >= 0)
+		close(fd);
+	if (rc == 0)
+		rc = cache_set_unzipped_size(cache, key, e->sha256, size);
+	if (rc == 0)
+		e->unzipped_size = size;
+	else if (rc != -ESTALE)
+		log_warn("cannot read the unzipped size of %s: %s", e->path,
+			 why ? why : strerror(-rc));
+	free(why);
+}
+
 /* Loads the record from the cache on first use.  Called with check_lock held,
  * without b->lock (SQLite is not called under it). */
 static void record_load(struct builder *b, size_t target)
@@ -192,6 +215,8 @@ static void record_load(struct builder *b, size_t target)
 	char *log_path = cache_log_path(b->cache, &key);
 	if (rc == 0 && e.manifest && inputs_from_json(e.manifest, &rec->seen) == 0)
 		rec->seen_valid = true;
+	if (rc == 0 && e.has_package && e.path && e.unzipped_size < 0)
+		learn_unzipped_size(b->cache, &key, &e);
 
 	pthread_mutex_lock(&b->lock);
 	if (rc == 0)
@@ -653,6 +678,21 @@ static int open_good_package(struct record *rec, const char *hash)
 	return fd;
 }
 
+/* -EFBIG when this mount refuses rec's package for its size
+ * (size_limits=strict; the package stays cached, and a mount without
+ * strict serves it), else 0.  Caller holds b->lock. */
+static int size_refusal_locked(const struct builder *b, const struct record *rec)
+{
+	char line[SIZE_WARNING_MAX];
+	if (b->size_limits_mode != SIZE_LIMITS_STRICT || !rec->has_package || !rec->path ||
+	    !size_limits_check(&b->size_limits, rec->key.platform, rec->size, rec->unzipped_size,
+			       line, sizeof(line)))
+		return 0;
+	log_warn("open of %s/%s/%s refused (size_limits=strict): %s", rec->key.platform,
+		 rec->key.runtime, rec->key.benchmark, line);
+	return -EFBIG;
+}
+
 /* Hashes the package file (outside any lock); true when it matches. */
 static bool package_verified(const char *path, const char *sha256)
 {
@@ -925,7 +965,7 @@ static void run_build(struct worker *w, struct job *job)
 			res.document = document;
 			res.size = document ? (int64_t)strlen(document) : 0;
 			res.status = document ? 0 : -ENOMEM;
-		} else {
+		} else if ((res.status = size_refusal_locked(b, rec)) == 0) {
 			/* the descriptor the package was written through: an eviction
 			 * racing with this reply cannot take it away */
 			res.fd = ctx.package_fd;
@@ -994,11 +1034,17 @@ static void check_job(struct builder *b, struct job *job, struct docker *client)
 		fresh = (fd = open_good_package(rec, hash)) >= 0;
 	else if (fresh)
 		fresh = rec->has_package && strcmp(rec->input_hash, hash) == 0;
+	int refused = fresh && kind == TARGET_ZIP ? size_refusal_locked(b, rec) : 0;
+	if (refused) {
+		close(fd);
+		fd = -1;
+	}
 	if (fresh) {
 		char *document = kind == TARGET_IMAGE ? image_document(rec) : NULL;
-		int64_t used = kind == TARGET_ZIP ? note_use_locked(rec) : 0;
+		int64_t used = kind == TARGET_ZIP && !refused ? note_use_locked(rec) : 0;
 		struct builder_result res = {
-			.status = (kind == TARGET_ZIP || document) ? 0 : -ENOMEM, .fd = fd,
+			.status = refused ? refused : (kind == TARGET_ZIP || document) ? 0 : -ENOMEM,
+			.fd = fd,
 			.document = document,
 			.size = document ? (int64_t)strlen(document) : rec->size,
 		};
@@ -1338,6 +1384,9 @@ struct builder *builder_new(const struct catalog *cat, struct cache *cache,
 		b->verify = cfg->verify;
 		b->scrub_interval = cfg->scrub_interval;
 		b->cache_max = cfg->cache_max;
+		b->size_limits_mode = cfg->size_limits_mode;
+		if (cfg->size_limits && size_limits_copy(&b->size_limits, cfg->size_limits) < 0)
+			rc = -ENOMEM;
 		b->arch = strdup(cfg->arch);
 		b->installer_note = cfg->installer_note ? strdup(cfg->installer_note) : NULL;
 		b->repository = cfg->repository ? strdup(cfg->repository) : NULL;
@@ -1370,7 +1419,8 @@ struct builder *builder_new(const struct catalog *cat, struct cache *cache,
 			.installer_note = b->installer_note, .repository = b->repository,
 			.registry = b->registry,
 			.container_labels = (const char *const *)b->container_labels,
-			.layers = b->layers,
+			.layers = b->layers, .size_limits = &b->size_limits,
+			.size_limits_mode = b->size_limits_mode,
 		};
 	if (rc == 0 && cfg->input_watch) {
 		int wrc = inwatch_new(&b->inwatch);
@@ -1498,6 +1548,7 @@ void builder_free(struct builder *b)
 	deplayer_store_free(b->layers);
 	container_labels_free(b);
 	inwatch_free(b->inwatch);
+	size_limits_free(&b->size_limits);
 	free(b);
 }
 
@@ -1530,6 +1581,13 @@ static bool reply_if_fresh(struct builder *b, size_t target, const char *hash,
 	int fd = open_good_package(rec, hash);
 	if (fd < 0)
 		return false;
+	int refused = size_refusal_locked(b, rec);
+	if (refused) {
+		pthread_mutex_unlock(&b->lock);
+		close(fd);
+		reply_now(done, ctx, refused, -1, NULL, 0, NULL);
+		return true;
+	}
 	int64_t size = rec->size;
 	char sha256[SHA256_HEX_LEN + 1];
 	memcpy(sha256, rec->sha256, sizeof(sha256));
@@ -1678,6 +1736,10 @@ int builder_status(struct builder *b, size_t id, enum target_kind kind, bool che
 		memcpy(out->deps_hash, rec->deps_hash, sizeof(out->deps_hash));
 		out->deps_reused = rec->deps_reused;
 	}
+	out->unzipped_size = rec->has_package && rec->path ? rec->unzipped_size : -1;
+	if (rec->has_package && rec->path && b->size_limits_mode != SIZE_LIMITS_OFF)
+		size_limits_check(&b->size_limits, rec->key.platform, rec->size, rec->unzipped_size,
+				  out->size_warning, sizeof(out->size_warning));
 	bool fresh = rec->has_package && (!check || strcmp(hash, rec->input_hash) == 0);
 	if (rec->job && !rec->job->checking)
 		out->state = PKG_BUILDING;

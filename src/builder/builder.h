@@ -61,6 +61,7 @@
 #include "catalog.h"
 #include "pipeline.h"
 #include "sebshash.h"
+#include "sizelimits.h"
 
 struct builder;
 
@@ -89,6 +90,8 @@ struct builder_config {
 				      * instead of through cached layers (deplayer.h) */
 	bool input_watch;            /* skip the walk of inputs that inotify says
 				      * did not change (inwatch.h) */
+	const struct size_limits *size_limits; /* copied; NULL: none */
+	enum size_limits_mode size_limits_mode;
 };
 
 enum package_state { PKG_ABSENT, PKG_FRESH, PKG_STALE, PKG_BUILDING, PKG_FAILED };
@@ -160,6 +163,10 @@ struct builder_status {
 	unsigned builds;   /* builds completed by this process (success or failure) */
 	char deps_hash[SHA256_HEX_LEN + 1]; /* zip: its dependency layer's key; "" none */
 	bool deps_reused;  /* zip: that layer was cached when the package was built */
+	int64_t unzipped_size; /* zip: sum of its regular files' sizes; -1 unknown */
+	/* zip past its platform's limit (size_limits mode warn or strict): the
+	 * line that says so (sizelimits.h); "" otherwise */
+	char size_warning[SIZE_WARNING_MAX];
 };
 int builder_status(struct builder *b, size_t id, enum target_kind kind, bool check_inputs,
 		   struct builder_status *out);

@@ -94,6 +94,7 @@ struct record {
 	int64_t saved_used_ms;
 	char deps_hash[SHA256_HEX_LEN + 1]; /* zip: "" without a dependency layer */
 	bool deps_reused;
+	int64_t unzipped_size;       /* zip: -1 unknown (sizelimits.h) */
 };
 
 /* A local image tag the checker removes (after an eviction: the unlink
@@ -139,6 +140,8 @@ struct builder {
 	enum verify_mode verify;
 	unsigned scrub_interval;     /* seconds between scrub passes; 0: none */
 	int64_t cache_max;           /* bytes of package files and layers to keep; 0: no limit */
+	struct size_limits size_limits; /* per platform (sizelimits.h) */
+	enum size_limits_mode size_limits_mode;
 	struct deplayer_store *layers; /* dependency layers; NULL: dep_layers=off */
 	struct target_env env;       /* what the kinds of target read (target.h) */
 	struct inwatch *inwatch;     /* NULL: input_watch=off, or no inotify */

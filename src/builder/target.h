@@ -33,6 +33,7 @@
 #include "cache.h"
 #include "catalog.h"
 #include "pipeline.h"
+#include "sizelimits.h"
 
 struct docker;
 struct deplayer_store;
@@ -47,6 +48,8 @@ struct target_env {
 	const char *registry;        /* function images: NULL = no push */
 	const char *const *container_labels; /* of build containers, NULL-terminated */
 	struct deplayer_store *layers; /* NULL: dep_layers=off */
+	const struct size_limits *size_limits;
+	enum size_limits_mode size_limits_mode;
 };
 
 /* One build of one target, as a worker runs it. */

@@ -165,6 +165,40 @@ static int zip_build(struct target_build *tb, struct target_result **out, char *
 	return 0;
 }
 
+/* Records the unzipped size of the package just published (out) and, when
+ * it is past its platform's limit, says so in the build log.  Neither can
+ * fail the build: a size that cannot be read is logged and stays unknown
+ * (no xattr, no check), and strict mode refuses opens, not builds, so the
+ * package is cached either way. */
+static void note_size(struct target_build *tb, int fd, struct cache_entry *out)
+{
+	const struct target_env *env = tb->env;
+	char *why = NULL;
+	int64_t unzipped = -1;
+	int rc = zip_unzipped_size(fd, &unzipped, &why);
+	if (rc == 0)
+		rc = cache_set_unzipped_size(env->cache, &tb->key, out->sha256, unzipped);
+	if (rc < 0) {
+		build_log(tb->log_fd, "warning: cannot record the unzipped size: %s",
+			  why ? why : strerror(-rc));
+		free(why);
+		return;
+	}
+	out->unzipped_size = unzipped;
+	build_log(tb->log_fd, "size: %lld bytes zipped, %lld bytes unzipped",
+		  (long long)out->size, (long long)unzipped);
+	char line[SIZE_WARNING_MAX];
+	if (env->size_limits_mode == SIZE_LIMITS_OFF ||
+	    !size_limits_check(env->size_limits, tb->key.platform, out->size, unzipped, line,
+			       sizeof(line)))
+		return;
+	if (env->size_limits_mode == SIZE_LIMITS_STRICT)
+		build_log(tb->log_fd, "size limit: %s; the package is cached, but opening it fails"
+			  " with EFBIG (%s) under size_limits=strict", line, strerror(EFBIG));
+	else
+		build_log(tb->log_fd, "size warning: %s", line);
+}
+
 static int zip_publish(struct target_build *tb, struct target_result *r,
 		       struct cache_entry *out, char **errmsg)
 {
@@ -176,6 +210,7 @@ static int zip_publish(struct target_build *tb, struct target_result *r,
 		*errmsg = str_printf("cannot publish the package: %s", cache_strerror(rc));
 		return rc;
 	}
+	note_size(tb, r->fd, out);
 	build_log(tb->log_fd, "build succeeded in %.2f s: %lld bytes, sha256 %s",
 		  out->build_seconds, (long long)out->size, out->sha256);
 	/* the descriptor the package was written through: an eviction racing

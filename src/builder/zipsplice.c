@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "fsutil.h"
+#include "zipbytes.h"
 
 #define ZS_LOCAL_SIZE 30
 #define ZS_CD_SIZE 46
@@ -92,21 +93,6 @@ static void zs_set_err(char **errmsg, const char *fmt, ...)
 	*errmsg = s;
 }
 
-static uint16_t le16(const unsigned char *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t le32(const unsigned char *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t le64(const unsigned char *p)
-{
-	return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32;
-}
-
 static void put16(unsigned char *p, uint16_t v)
 {
 	p[0] = (unsigned char)v;
@@ -147,28 +133,6 @@ static const char *zs_printable(const char *name, size_t len, char *buf, size_t 
 	return buf;
 }
 
-/* Reads exactly len bytes at off; -EBADMSG when the file ends first. */
-static int zs_pread_all(int fd, void *buf, size_t len, uint64_t off)
-{
-	char *p = buf;
-
-	while (len > 0) {
-		ssize_t r = pread(fd, p, len, (off_t)off);
-
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (r == 0)
-			return -EBADMSG;
-		p += r;
-		len -= (size_t)r;
-		off += (uint64_t)r;
-	}
-	return 0;
-}
-
 /* Points *p at len bytes of the file at off (len <= ZS_WINDOW); valid until
  * the next call.  -EBADMSG when they pass the end of the file. */
 static int zs_peek(struct zs_reader *r, uint64_t off, size_t len, const unsigned char **p)
@@ -178,7 +142,7 @@ static int zs_peek(struct zs_reader *r, uint64_t off, size_t len, const unsigned
 	if (off < r->off || off + len > r->off + r->len) {
 		uint64_t left = r->file_size - off;
 		size_t want = left < ZS_WINDOW ? (size_t)left : ZS_WINDOW;
-		int rc = zs_pread_all(r->fd, r->buf, want, off);
+		int rc = zip_pread_all(r->fd, r->buf, want, off);
 
 		if (rc) {
 			r->len = 0;
@@ -228,7 +192,7 @@ static int zs_read_end(int fd, uint64_t size, struct zs_end *end, char **errmsg)
 		zs_set_err(errmsg, "%llu bytes: too short for a zip", (unsigned long long)size);
 		return -EBADMSG;
 	}
-	rc = zs_pread_all(fd, tail, tail_len, size - tail_len);
+	rc = zip_pread_all(fd, tail, tail_len, size - tail_len);
 	if (rc) {
 		zs_set_err(errmsg, "read the end of the zip: %s", strerror(-rc));
 		return rc;
@@ -518,7 +482,7 @@ int zip_index_read(int fd, struct zip_index **out, char **errmsg)
 		rc = -ENOMEM;
 		goto out;
 	}
-	rc = zs_pread_all(fd, z->cd, z->cd_size, end.cd_off);
+	rc = zip_pread_all(fd, z->cd, z->cd_size, end.cd_off);
 	if (rc) {
 		zs_set_err(errmsg, "read the central directory: %s", strerror(-rc));
 		goto out;
@@ -561,10 +525,10 @@ static int zs_same_entry(int fa, const struct zip_index *za, size_t a, int fb,
 	for (done = 0; done < ea->local_len;) {
 		uint64_t left = ea->local_len - done;
 		size_t len = left < ZS_COPY_CHUNK / 2 ? (size_t)left : ZS_COPY_CHUNK / 2;
-		int rc = zs_pread_all(fa, buf, len, ea->local_off + done);
+		int rc = zip_pread_all(fa, buf, len, ea->local_off + done);
 
 		if (!rc)
-			rc = zs_pread_all(fb, buf + ZS_COPY_CHUNK / 2, len, eb->local_off + done);
+			rc = zip_pread_all(fb, buf + ZS_COPY_CHUNK / 2, len, eb->local_off + done);
 		if (rc)
 			return rc == -EBADMSG ? -EIO : rc;
 		if (memcmp(buf, buf + ZS_COPY_CHUNK / 2, len))
@@ -675,7 +639,7 @@ static int zs_copy(struct zs_copier *c, int in_fd, uint64_t off, uint64_t len)
 		return -ENOMEM;
 	while (len > 0) {
 		size_t want = len < ZS_COPY_CHUNK ? (size_t)len : ZS_COPY_CHUNK;
-		int rc = zs_pread_all(in_fd, c->buf, want, off);
+		int rc = zip_pread_all(in_fd, c->buf, want, off);
 
 		if (rc)
 			return rc == -EBADMSG ? -ENODATA : rc;

@@ -56,7 +56,7 @@
 #include "walk.h"
 
 /* Highest schema this code understands; bump with a migration step. */
-#define CACHE_SCHEMA_VERSION 4
+#define CACHE_SCHEMA_VERSION 5
 #define CACHE_BUSY_TIMEOUT_MS 10000
 #define PACKAGES_SUBDIR "packages"
 #define TMP_SUBDIR "tmp"
@@ -101,6 +101,7 @@ struct cache {
 	sqlite3_stmt *st_refs;       /* protected by lock */
 	sqlite3_stmt *st_clear_path; /* protected by lock */
 	sqlite3_stmt *st_touch;      /* protected by lock */
+	sqlite3_stmt *st_set_unzipped; /* protected by lock */
 	sqlite3_stmt *st_lru;        /* protected by lock */
 };
 
@@ -148,6 +149,9 @@ static const char SCHEMA_CURRENT[] =
 	 * it has none; deps_reused 1 when the build found the layer cached */
 	" deps_hash TEXT,"
 	" deps_reused INTEGER,"
+	/* v5: a zip package's unzipped size in bytes (the sum of its regular
+	 * files' uncompressed sizes), for size limits; NULL: not known yet */
+	" unzipped_size INTEGER,"
 	" PRIMARY KEY (platform, language, version, arch, benchmark, kind)"
 	");"
 	/* Reference counting of shared package files queries by path. */
@@ -175,16 +179,22 @@ static const char MIGRATE_V3_TO_V4[] =
 	"ALTER TABLE packages ADD COLUMN deps_reused INTEGER;"
 	LAYERS_SCHEMA;
 
+/* Rows of older caches learn their unzipped size when a builder next loads
+ * them (see cache_set_unzipped_size): no rebuild. */
+static const char MIGRATE_V4_TO_V5[] =
+	"ALTER TABLE packages ADD COLUMN unzipped_size INTEGER;";
+
 static const char *const MIGRATIONS[CACHE_SCHEMA_VERSION] = {
 	[1] = MIGRATE_V1_TO_V2,
 	[2] = MIGRATE_V2_TO_V3,
 	[3] = MIGRATE_V3_TO_V4,
+	[4] = MIGRATE_V4_TO_V5,
 };
 
 #define PKG_COLS "input_hash, path, size, sha256, built_at, build_seconds, manifest," \
 		 " last_failed, last_error, failed_input_hash," \
 		 " image, image_id, digest, registry, image_size, last_used_ms," \
-		 " deps_hash, deps_reused"
+		 " deps_hash, deps_reused, unzipped_size"
 #define KEY_WHERE "platform = ?1 AND language = ?2 AND version = ?3 AND arch = ?4" \
 		  " AND benchmark = ?5 AND kind = ?6"
 
@@ -193,7 +203,7 @@ static const char SQL_GET_PATH[] = "SELECT path FROM packages WHERE " KEY_WHERE;
 static const char SQL_UPSERT[] =
 	"INSERT INTO packages (platform, language, version, arch, benchmark, kind, " PKG_COLS ")"
 	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 0, NULL, NULL,"
-	" NULL, NULL, NULL, NULL, NULL, ?14, ?15, ?16)"
+	" NULL, NULL, NULL, NULL, NULL, ?14, ?15, ?16, NULL)"
 	" ON CONFLICT (platform, language, version, arch, benchmark, kind) DO UPDATE SET"
 	" input_hash = excluded.input_hash, path = excluded.path, size = excluded.size,"
 	" sha256 = excluded.sha256, built_at = excluded.built_at,"
@@ -201,13 +211,13 @@ static const char SQL_UPSERT[] =
 	" last_failed = 0, last_error = NULL, failed_input_hash = NULL,"
 	" image = NULL, image_id = NULL, digest = NULL, registry = NULL, image_size = NULL,"
 	" last_used_ms = excluded.last_used_ms, deps_hash = excluded.deps_hash,"
-	" deps_reused = excluded.deps_reused";
+	" deps_reused = excluded.deps_reused, unzipped_size = NULL";
 /* ?7 input_hash, ?8 built_at, ?9 build_seconds, ?10 manifest, ?11 image,
  * ?12 image_id, ?13 digest, ?14 registry, ?15 image_size; no file columns. */
 static const char SQL_UPSERT_IMAGE[] =
 	"INSERT INTO packages (platform, language, version, arch, benchmark, kind, " PKG_COLS ")"
 	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, NULL, NULL, ?8, ?9, ?10, 0, NULL, NULL,"
-	" ?11, ?12, ?13, ?14, ?15, NULL, NULL, NULL)"
+	" ?11, ?12, ?13, ?14, ?15, NULL, NULL, NULL, NULL)"
 	" ON CONFLICT (platform, language, version, arch, benchmark, kind) DO UPDATE SET"
 	" input_hash = excluded.input_hash, path = NULL, size = NULL, sha256 = NULL,"
 	" built_at = excluded.built_at, build_seconds = excluded.build_seconds,"
@@ -215,7 +225,7 @@ static const char SQL_UPSERT_IMAGE[] =
 	" last_failed = 0, last_error = NULL, failed_input_hash = NULL,"
 	" image = excluded.image, image_id = excluded.image_id, digest = excluded.digest,"
 	" registry = excluded.registry, image_size = excluded.image_size, last_used_ms = NULL,"
-	" deps_hash = NULL, deps_reused = NULL";
+	" deps_hash = NULL, deps_reused = NULL, unzipped_size = NULL";
 static const char SQL_FAIL[] =
 	"INSERT INTO packages (platform, language, version, arch, benchmark, kind,"
 	" last_failed, last_error, failed_input_hash)"
@@ -237,11 +247,15 @@ static const char SQL_LRU[] =
 	" MAX(COALESCE(last_used_ms, built_at * 1000, 0)) OVER (PARTITION BY path) AS used"
 	" FROM packages WHERE path IS NOT NULL AND kind <> '" IMAGE_KIND "'"
 	" ORDER BY used, path, platform, language, version, arch, benchmark, kind";
+/* ?7 sha256, ?8 bytes: only while the row still names that package. */
+static const char SQL_SET_UNZIPPED[] =
+	"UPDATE packages SET unzipped_size = ?8 WHERE " KEY_WHERE
+	" AND path IS NOT NULL AND sha256 = ?7";
 static const char SQL_REFS[] = "SELECT count(*) FROM packages WHERE path = ?1";
 static const char SQL_CLEAR_PATH[] =
 	"UPDATE packages SET input_hash = NULL, path = NULL, size = NULL, sha256 = NULL,"
 	" built_at = NULL, build_seconds = NULL, manifest = NULL, last_used_ms = NULL,"
-	" deps_hash = NULL, deps_reused = NULL"
+	" deps_hash = NULL, deps_reused = NULL, unzipped_size = NULL"
 	" WHERE path = ?1 AND kind <> '" IMAGE_KIND "'";
 
 /* Logs a SQLite failure with its message and maps it to -errno.  A full
@@ -415,6 +429,8 @@ static int get_locked(struct cache *c, const struct cache_key *key, struct cache
 	e.last_used_ms = sqlite3_column_int64(st, 15);
 	e.deps_hash = dup_col(st, 16, &ret);
 	e.deps_reused = sqlite3_column_int(st, 17) != 0;
+	e.unzipped_size = sqlite3_column_type(st, 18) == SQLITE_NULL ? -1
+								    : sqlite3_column_int64(st, 18);
 	if (ret)
 		goto out;
 	stmt_done(st);
@@ -446,6 +462,7 @@ static int get_locked(struct cache *c, const struct cache_key *key, struct cache
 			e.built_at = 0;
 			e.build_seconds = 0;
 			e.last_used_ms = 0;
+			e.unzipped_size = -1;
 		} else {
 			e.has_package = true;
 		}
@@ -1417,6 +1434,7 @@ struct cache *cache_open(const char *dir, int *err)
 	    (ret = prepare(c, SQL_REFS, &c->st_refs)) ||
 	    (ret = prepare(c, SQL_CLEAR_PATH, &c->st_clear_path)) ||
 	    (ret = prepare(c, SQL_TOUCH, &c->st_touch)) ||
+	    (ret = prepare(c, SQL_SET_UNZIPPED, &c->st_set_unzipped)) ||
 	    (ret = prepare(c, SQL_LRU, &c->st_lru)))
 		goto fail;
 
@@ -1455,6 +1473,7 @@ void cache_close(struct cache *c)
 	sqlite3_finalize(c->st_refs);
 	sqlite3_finalize(c->st_clear_path);
 	sqlite3_finalize(c->st_touch);
+	sqlite3_finalize(c->st_set_unzipped);
 	sqlite3_finalize(c->st_lru);
 	if (c->db) {
 		int rc = sqlite3_close(c->db);
@@ -1751,6 +1770,7 @@ int cache_publish(struct cache *c, const struct cache_key *key, const char *tmp_
 		out->manifest = manifest ? strdup(manifest) : NULL;
 		out->deps_hash = deps ? strdup(deps->hash) : NULL;
 		out->deps_reused = deps && deps->reused;
+		out->unzipped_size = -1;
 		if (!out->input_hash || (manifest && !out->manifest) || (deps && !out->deps_hash)) {
 			log_err("cache: out of memory after publishing %s", out->path);
 			cache_entry_clear(out);
@@ -1972,6 +1992,30 @@ int cache_touch(struct cache *c, const struct cache_key *key, int64_t used_ms)
 		rc = sqlite3_step(st);
 	if (rc != SQLITE_DONE)
 		ret = db_err(c->db, rc, "recording when a package was used");
+	stmt_done(st);
+	pthread_mutex_unlock(&c->lock);
+	return ret;
+}
+
+int cache_set_unzipped_size(struct cache *c, const struct cache_key *key, const char *sha256,
+			     int64_t unzipped_size)
+{
+	if (!c || !key_ok(key) || is_image_kind(key) || !sha256 || unzipped_size < 0)
+		return -EINVAL;
+	int ret = 0;
+	pthread_mutex_lock(&c->lock);
+	sqlite3_stmt *st = c->st_set_unzipped;
+	int rc = bind_key(st, key);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_text(st, 7, sha256, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 8, unzipped_size);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE)
+		ret = db_err(c->db, rc, "recording the unzipped size of a package");
+	else if (sqlite3_changes(c->db) == 0)
+		ret = -ESTALE;
 	stmt_done(st);
 	pthread_mutex_unlock(&c->lock);
 	return ret;

@@ -116,6 +116,10 @@ struct cache_entry {
 	 * assembled from (NULL: none), and whether that layer was found cached */
 	char *deps_hash;
 	bool deps_reused;
+	/* zip rows with a package: its unzipped size in bytes (the sum of its
+	 * regular files' uncompressed sizes), -1 when not recorded yet (a
+	 * package just published, or one published by an older sebsfs) */
+	int64_t unzipped_size;
 };
 
 /* The dependency layer a zip package was assembled from (cache_publish). */
@@ -244,6 +248,14 @@ int cache_evict(struct cache *c, const struct cache_key *key);
  * (cache_lru) that may be out of date by the time it evicts. */
 int cache_evict_package(struct cache *c, const struct cache_key *key, const char *sha256,
 			int64_t *freed);
+
+/* Records the unzipped size of key's package (see cache_entry), only while
+ * it is still the file named sha256: -ESTALE, and nothing changes, when the
+ * row is gone or names another or no package.  -EINVAL for an image row.
+ * Called after cache_publish, and for rows of older caches, whose
+ * unzipped size is read from their package file on first use. */
+int cache_set_unzipped_size(struct cache *c, const struct cache_key *key, const char *sha256,
+			    int64_t unzipped_size);
 
 /* Wall-clock time in unix milliseconds, the unit of last_used_ms. */
 int64_t cache_now_ms(void);

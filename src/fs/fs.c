@@ -724,7 +724,9 @@ static void reply_when_built(void *ctx, const struct builder_result *res)
 		tell_size(n, res->size);
 	if (p->kind == REPLY_OPEN) {
 		uint64_t id = content_id(res);
-		int rc = res->status == 0 ? admit_open(n, res, id) : -EIO;
+		/* EFBIG: size_limits=strict refused the package (sizelimits.h) */
+		int rc = res->status == 0 ? admit_open(n, res, id)
+			 : res->status == -EFBIG ? -EFBIG : -EIO;
 		int fd = -1;
 		if (rc == 0 && res->document)
 			fd = document_fd(res->document, (size_t)res->size);
@@ -1035,7 +1037,7 @@ static const char *const xattr_names[] = {
 	"user.sebs.state", "user.sebs.sha256", "user.sebs.input_hash",
 	"user.sebs.built_at", "user.sebs.build_seconds", "user.sebs.builds",
 	"user.sebs.deps_hash", "user.sebs.deps_reused",
-	"user.sebs.sebs_hash",
+	"user.sebs.sebs_hash", "user.sebs.unzipped_size", "user.sebs.size_warning",
 };
 
 /* SeBS's own hash of the package's sources, from the tree as it is now
@@ -1055,6 +1057,21 @@ static int sebs_hash_value(const struct node *n, char *buf, size_t size)
 		return rc == -ENOMEM ? rc : -EIO;
 	}
 	return snprintf(buf, size, "%s", hex);
+}
+
+/* user.sebs.unzipped_size and user.sebs.size_warning of a zip: from the
+ * builder, but only while its package is the content bs describes (a node
+ * whose handles hold older content has none). */
+static int size_xattr(const struct node *n, const struct builder_status *bs, const char *name,
+		      char *buf, size_t size)
+{
+	struct builder_status now;
+	builder_status(fs.builder, n->pkg, kind_of(n), false, &now);
+	if (!now.has_package || now.unzipped_size < 0 || strcmp(now.sha256, bs->sha256) != 0)
+		return -ENODATA;
+	if (strcmp(name, "user.sebs.unzipped_size") == 0)
+		return snprintf(buf, size, "%lld", (long long)now.unzipped_size);
+	return now.size_warning[0] ? snprintf(buf, size, "%s", now.size_warning) : -ENODATA;
 }
 
 /* Formats xattr name of package node n into buf; -ENODATA when it has no
@@ -1096,6 +1113,9 @@ static int xattr_value(const struct node *n, const char *name, char *buf, size_t
 	if (strcmp(name, "user.sebs.deps_reused") == 0)
 		return bs.deps_hash[0] ? snprintf(buf, size, "%s", bs.deps_reused ? "yes" : "no")
 				       : -ENODATA;
+	if (strcmp(name, "user.sebs.unzipped_size") == 0 ||
+	    strcmp(name, "user.sebs.size_warning") == 0)
+		return bs.sha256[0] ? size_xattr(n, &bs, name, buf, size) : -ENODATA;
 	if (strcmp(name, "user.sebs.built_at") == 0) {
 		struct tm tm;
 		time_t t = (time_t)bs.built_at;
@@ -1108,7 +1128,7 @@ static int xattr_value(const struct node *n, const char *name, char *buf, size_t
 static void sfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
 	const struct node *n = node_of(ino);
-	char value[128];
+	char value[SIZE_WARNING_MAX];
 	int len = (n && is_package(n)) ? xattr_value(n, name, value, sizeof(value)) : -ENODATA;
 	if (len < 0)
 		fuse_reply_err(req, -len);
@@ -1126,7 +1146,7 @@ static void sfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	char list[512];
 	size_t used = 0;
 	for (size_t i = 0; n && is_package(n) && i < sizeof(xattr_names) / sizeof(*xattr_names); i++) {
-		char value[128];
+		char value[SIZE_WARNING_MAX];
 		if (xattr_value(n, xattr_names[i], value, sizeof(value)) < 0)
 			continue;
 		size_t len = strlen(xattr_names[i]) + 1;

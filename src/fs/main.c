@@ -275,7 +275,9 @@ int main(int argc, char *argv[])
 				       .verify = opts.verify,
 				       .scrub_interval = opts.scrub, .cache_max = opts.cache_max,
 				       .no_dep_layers = opts.no_dep_layers,
-				       .input_watch = opts.input_watch };
+				       .input_watch = opts.input_watch,
+				       .size_limits = &opts.size_limits,
+				       .size_limits_mode = opts.size_limits_mode };
 	builder = builder_new(cat, cache, &bcfg, &err);
 	if (!builder)
 		goto out_cache;

@@ -36,6 +36,8 @@ struct raw_opts {
 	char *cache_max;
 	char *dep_layers;
 	char *input_watch;
+	char *size_limits;
+	char *size_limits_file;
 	int stat_builds;
 	int show_help;
 	int show_version;
@@ -57,6 +59,8 @@ static const struct fuse_opt sebsfs_opts[] = {
 	{ "cache_max=%s", offsetof(struct raw_opts, cache_max), 0 },
 	{ "dep_layers=%s", offsetof(struct raw_opts, dep_layers), 0 },
 	{ "input_watch=%s", offsetof(struct raw_opts, input_watch), 0 },
+	{ "size_limits=%s", offsetof(struct raw_opts, size_limits), 0 },
+	{ "size_limits_file=%s", offsetof(struct raw_opts, size_limits_file), 0 },
 	OPT("stat_builds", stat_builds),
 	{ "no_stat_builds", offsetof(struct raw_opts, stat_builds), 0 },
 	OPT("-h", show_help),
@@ -125,7 +129,15 @@ static void usage(const char *prog)
 
 	       "    -o input_watch=on|off  on (default): an open skips the walk of the inputs\n"
 	       "                           when inotify saw no change since the last walk;\n"
-	       "                           off: every open stats every input file\n\n",
+	       "                           off: every open stats every input file\n"
+	       "    -o size_limits=MODE    a code package past its platform's size limit\n"
+	       "                           (aws 50 MiB zipped, 250 MiB unzipped; gcp 100 MB /\n"
+	       "                           500 MB; openwhisk 48 MB zipped): warn (default:\n"
+	       "                           xattr user.sebs.size_warning and a build log line),\n"
+	       "                           strict (also: its open fails with EFBIG) or off\n"
+	       "    -o size_limits_file=FILE\n"
+	       "                           JSON limits over the defaults, e.g.\n"
+	       "                           {\"aws\": {\"zipped\": \"50 MiB\", \"unzipped\": 262144000}}\n\n",
 	       prog, DEFAULT_BUILD_TIMEOUT, DEFAULT_SCRUB);
 }
 
@@ -295,6 +307,23 @@ static int parse_values(struct raw_opts *raw, struct sebsfs_options *opts)
 	if (raw->registry && (!*raw->registry || strchr(raw->registry, '@') ||
 			      strstr(raw->registry, "://")))
 		return fail("registry=%s%s: expected HOST[:PORT][/PATH] (no scheme)", raw->registry, "");
+	opts->size_limits_mode = SIZE_LIMITS_WARN;
+	if (raw->size_limits && strcmp(raw->size_limits, "strict") == 0)
+		opts->size_limits_mode = SIZE_LIMITS_STRICT;
+	else if (raw->size_limits && strcmp(raw->size_limits, "off") == 0)
+		opts->size_limits_mode = SIZE_LIMITS_OFF;
+	else if (raw->size_limits && strcmp(raw->size_limits, "warn") != 0)
+		return fail("size_limits=%s%s: expected warn, strict or off", raw->size_limits, "");
+	if (size_limits_defaults(&opts->size_limits) < 0)
+		return fail("%s%s", "out of memory", "");
+	if (raw->size_limits_file) {
+		char why[512];
+		if (!*raw->size_limits_file)
+			return fail("size_limits_file=%s%s: empty; give a JSON file", "", "");
+		if (size_limits_load(&opts->size_limits, raw->size_limits_file, why,
+				     sizeof(why)) < 0)
+			return fail("size_limits_file=%s: %s", raw->size_limits_file, why);
+	}
 	opts->repository = raw->repository ? strdup(raw->repository) : NULL;
 	opts->registry = raw->registry ? strdup(raw->registry) : NULL;
 
@@ -366,6 +395,8 @@ int options_parse(int argc, char *argv[], struct fuse_args *args, struct sebsfs_
 	free(raw.cache_max);
 	free(raw.dep_layers);
 	free(raw.input_watch);
+	free(raw.size_limits);
+	free(raw.size_limits_file);
 	return rc;
 }
 
@@ -377,5 +408,6 @@ void options_free(struct sebsfs_options *opts)
 	free(opts->arch);
 	free(opts->repository);
 	free(opts->registry);
+	size_limits_free(&opts->size_limits);
 	free(opts->cmd.mountpoint);
 }

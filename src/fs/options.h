@@ -33,6 +33,8 @@ struct sebsfs_options {
 	int64_t cache_max;   /* bytes of package files and layers to keep; 0 = no limit */
 	bool no_dep_layers;  /* -o dep_layers=off */
 	bool input_watch;    /* input_watch=on (default) */
+	enum size_limits_mode size_limits_mode; /* -o size_limits= (default warn) */
+	struct size_limits size_limits; /* defaults, then -o size_limits_file= over them */
 	struct fuse_cmdline_opts cmd; /* mountpoint, foreground, debug, singlethread, ... */
 };
 

@@ -80,12 +80,12 @@ static const struct cache_image_info IMG_INFO = {
 	.size = 123456789,
 };
 
-/* Column order of the packages table at schema v4, fresh or migrated. */
-#define SCHEMA_VERSION 4
+/* Column order of the packages table at schema v5, fresh or migrated. */
+#define SCHEMA_VERSION 5
 #define PACKAGES_COLUMNS "platform,language,version,arch,benchmark,kind,input_hash,path,size," \
 		   "sha256,built_at,build_seconds,manifest,last_failed,last_error," \
 		   "failed_input_hash,image,image_id,digest,registry,image_size,last_used_ms," \
-		   "deps_hash,deps_reused"
+		   "deps_hash,deps_reused,unzipped_size"
 
 static struct cache *open_ok(void)
 {
@@ -353,7 +353,7 @@ START_TEST(test_open_creates_schema)
 
 	sqlite3 *db = raw_db();
 	ck_assert_int_eq(raw_int(db, "PRAGMA user_version"), SCHEMA_VERSION);
-	ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM pragma_table_info('packages')"), 24);
+	ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM pragma_table_info('packages')"), 25);
 	assert_columns_current(db);
 	sqlite3_stmt *st = NULL;
 	ck_assert_int_eq(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
@@ -2038,6 +2038,68 @@ START_TEST(test_publish_records_deps)
 }
 END_TEST
 
+/* The v4 -> v5 step as sebsfs with CACHE_SCHEMA_VERSION 4 would have left
+ * it: a v1 cache brought to v4 by today's steps, then user_version 4. */
+START_TEST(test_migrate_v4_to_v5_unzipped_size)
+{
+	char sha[65];
+	char *pkg = make_v1_cache("package from a v4 cache", sha);
+	sqlite3 *db = raw_db();
+	ck_assert_int_eq(sqlite3_exec(db,
+		"ALTER TABLE packages ADD COLUMN image TEXT;"
+		"ALTER TABLE packages ADD COLUMN image_id TEXT;"
+		"ALTER TABLE packages ADD COLUMN digest TEXT;"
+		"ALTER TABLE packages ADD COLUMN registry TEXT;"
+		"ALTER TABLE packages ADD COLUMN image_size INTEGER;"
+		"ALTER TABLE packages ADD COLUMN last_used_ms INTEGER;"
+		"ALTER TABLE packages ADD COLUMN deps_hash TEXT;"
+		"ALTER TABLE packages ADD COLUMN deps_reused INTEGER;"
+		"CREATE TABLE layers (key TEXT PRIMARY KEY, size INTEGER NOT NULL,"
+		" built_ms INTEGER NOT NULL, build_seconds REAL, last_used_ms INTEGER NOT NULL);"
+		"PRAGMA user_version = 4;", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+
+	struct cache *c = open_ok();
+	struct cache_entry e;
+	ck_assert_int_eq(cache_get(c, &KEY_A, &e), 0);
+	ck_assert(e.has_package);
+	ck_assert_int_eq(e.unzipped_size, -1); /* not known: no rebuild, learnt later */
+	cache_entry_clear(&e);
+	ck_assert_int_eq(cache_set_unzipped_size(c, &KEY_A, "0000", 10), -ESTALE);
+	ck_assert_int_eq(cache_set_unzipped_size(c, &KEY_B, sha, 10), -ESTALE); /* no package */
+	ck_assert_int_eq(cache_set_unzipped_size(c, &KEY_IMG, sha, 10), -EINVAL);
+	ck_assert_int_eq(cache_set_unzipped_size(c, &KEY_A, sha, 123456), 0);
+	cache_close(c);
+
+	db = raw_db();
+	ck_assert_int_eq(raw_int(db, "PRAGMA user_version"), SCHEMA_VERSION);
+	assert_columns_current(db);
+	sqlite3_close(db);
+	c = open_ok();
+	ck_assert_int_eq(cache_get(c, &KEY_A, &e), 0);
+	ck_assert_int_eq(e.unzipped_size, 123456);
+	cache_entry_clear(&e);
+	/* a new package of the key is not the old one's size */
+	e = publish_ok(c, &KEY_A, "another package", "ih-new");
+	ck_assert_int_eq(e.unzipped_size, -1);
+	char new_sha[65];
+	memcpy(new_sha, e.sha256, sizeof(new_sha));
+	cache_entry_clear(&e);
+	ck_assert_int_eq(cache_get(c, &KEY_A, &e), 0);
+	ck_assert_int_eq(e.unzipped_size, -1);
+	cache_entry_clear(&e);
+	ck_assert_int_eq(cache_set_unzipped_size(c, &KEY_A, new_sha, 0), 0);
+	ck_assert_int_eq(cache_get(c, &KEY_A, &e), 0);
+	ck_assert_int_eq(e.unzipped_size, 0);
+	cache_entry_clear(&e);
+	/* evicted: no package, no size */
+	ck_assert_int_eq(cache_evict(c, &KEY_A), 0);
+	ck_assert_int_eq(cache_set_unzipped_size(c, &KEY_A, new_sha, 1), -ESTALE);
+	cache_close(c);
+	free(pkg);
+}
+END_TEST
+
 static Suite *cache_suite(void)
 {
 	Suite *s = suite_create("cache");
@@ -2068,6 +2130,7 @@ static Suite *cache_suite(void)
 	tcase_add_test(tc, test_image_persistence_and_sweep);
 	tcase_add_test(tc, test_migrate_v1_to_current);
 	tcase_add_test(tc, test_migrate_v2_to_v3);
+	tcase_add_test(tc, test_migrate_v4_to_v5_unzipped_size);
 	tcase_add_test(tc, test_publish_records_use);
 	tcase_add_test(tc, test_touch);
 	tcase_add_test(tc, test_lru_order_and_total);

@@ -252,6 +252,20 @@ def systems(root):
         return json.load(f)
 
 
+def function_tag(platform, bench, runtime, prefix=None, root=SUITE_SOURCE):
+    """SeBS's function image tag (sebs/config.py benchmark_image_tag) for a
+    runtime folder such as python-3.11 or nodejs-20-arm64."""
+    arch = "x64"
+    if runtime.endswith(("-arm64", "-x64")):
+        runtime, arch = runtime.rsplit("-", 1)
+    language, version = runtime.split("-", 1)
+    sebs_version = systems(root)["general"].get("SeBS_version", "unknown")
+    tag = f"function.{platform}.{bench}.{language}-{version}-{arch}"
+    if prefix:
+        tag = f"{tag}-{prefix}"
+    return f"{tag}-{sebs_version}"
+
+
 def _work_folder_110(root, platform, language, version, with_deps):
     """(required, optional) sets of file paths of the work folder of
     110.dynamic-html after steps 2-6 (SEBS.md 4), before the layout step."""

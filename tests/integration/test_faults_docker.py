@@ -29,8 +29,8 @@ from pathlib import Path
 import pytest
 
 from conftest import Mount
-from sebsfs_testlib import (BENCH_DIRS, DYNAMIC_HTML, builds, cmdline, edit_json, names, read, run,
-                            sha256, state, wait_for, xattr)
+from sebsfs_testlib import (BENCH_DIRS, DYNAMIC_HTML, builds, cmdline, edit_json, function_tag,
+                            names, read, run, sha256, state, wait_for, xattr)
 
 PLATFORM, RUNTIME = "aws", "python-3.11"
 SP = ".python_packages/lib/site-packages/"
@@ -420,7 +420,7 @@ def test_registry_killed_while_pushing(sebsfs, tmp_path, fault_suite, daemon, re
     assert f"push to {registry.addr} failed" in log and "build failed" in log, log
     assert state(img) == "failed"
     # nothing lost: the image is built and tagged in the daemon
-    assert docker("image", "inspect", f"{repo}:function.{PLATFORM}.{DYNAMIC_HTML}.{RUNTIME}",
+    assert docker("image", "inspect", f"{repo}:{function_tag(PLATFORM, DYNAMIC_HTML, RUNTIME)}",
                   host=daemon.host, check=False).returncode == 0
 
     registry.start()
@@ -470,4 +470,4 @@ def test_cache_fills_while_an_image_row_commits(sebsfs, suite, small_fs):
         assert xattr(img, "user.sebs.input_hash") == doc["input_hash"]
         assert state(img) == "fresh"
     finally:
-        docker("rmi", "-f", f"{repo}:function.{PLATFORM}.{DYNAMIC_HTML}.{RUNTIME}", check=False)
+        docker("rmi", "-f", f"{repo}:{function_tag(PLATFORM, DYNAMIC_HTML, RUNTIME)}", check=False)

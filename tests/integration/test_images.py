@@ -12,7 +12,7 @@ import uuid
 import pytest
 
 from sebsfs_testlib import (DYNAMIC_HTML, append, builds, docker, function_tag, open_errno, read,
-                            run, state, xattr)
+                            remove_images, run, state, xattr)
 
 FIELDS = ["image", "id", "digest", "size", "built_at", "input_hash", "registry"]
 
@@ -21,11 +21,7 @@ FIELDS = ["image", "id", "digest", "size", "built_at", "input_hash", "registry"]
 def repo():
     name = f"sebsfs-test/img{uuid.uuid4().hex[:10]}"
     yield name
-    ids = run(["docker", "images", "-q", "--filter", f"reference=*{name}*"]).stdout.split()
-    ids += run(["docker", "images", "-q", "--filter", f"reference=*/{name}*"]).stdout.split()
-    ids += run(["docker", "images", "-q", name]).stdout.split()
-    for i in sorted(set(ids)):
-        docker("rmi", "-f", i, check=False)
+    remove_images(name)
 
 
 def document(m, platform, runtime, bench=DYNAMIC_HTML):

@@ -1391,6 +1391,7 @@ struct builder *builder_new(const struct catalog *cat, struct cache *cache,
 		b->installer_note = cfg->installer_note ? strdup(cfg->installer_note) : NULL;
 		b->repository = cfg->repository ? strdup(cfg->repository) : NULL;
 		b->registry = cfg->registry ? strdup(cfg->registry) : NULL;
+		b->image_tag_prefix = cfg->image_tag_prefix ? strdup(cfg->image_tag_prefix) : NULL;
 		b->images = build_images_new();
 		b->layers = cfg->no_dep_layers ? NULL : deplayer_store_new(cache);
 		b->workers = calloc(jobs, sizeof(*b->workers));
@@ -1400,7 +1401,8 @@ struct builder *builder_new(const struct catalog *cat, struct cache *cache,
 		if (!b->gen || !b->root || !b->arch || !b->images || !b->workers ||
 		    (!cfg->no_dep_layers && !b->layers) ||
 		    (cfg->installer_note && !b->installer_note) ||
-		    (cfg->repository && !b->repository) || (cfg->registry && !b->registry))
+		    (cfg->repository && !b->repository) || (cfg->registry && !b->registry) ||
+		    (cfg->image_tag_prefix && !b->image_tag_prefix))
 			rc = -ENOMEM;
 	}
 	/* the mount-time packages: ids 0..n-1 in catalog order, as fs.c numbered
@@ -1417,7 +1419,7 @@ struct builder *builder_new(const struct catalog *cat, struct cache *cache,
 		b->env = (struct target_env){
 			.cache = b->cache, .images = b->images, .installer = b->installer,
 			.installer_note = b->installer_note, .repository = b->repository,
-			.registry = b->registry,
+			.registry = b->registry, .image_tag_prefix = b->image_tag_prefix,
 			.container_labels = (const char *const *)b->container_labels,
 			.layers = b->layers, .size_limits = &b->size_limits,
 			.size_limits_mode = b->size_limits_mode,
@@ -1544,6 +1546,7 @@ void builder_free(struct builder *b)
 	free(b->installer_note);
 	free(b->repository);
 	free(b->registry);
+	free(b->image_tag_prefix);
 	build_images_free(b->images);
 	deplayer_store_free(b->layers);
 	container_labels_free(b);
@@ -1764,6 +1767,15 @@ int builder_sebs_hash(struct builder *b, size_t id, char out[SEBS_HASH_HEX_LEN +
 			       pkg->benchmark->path, NULL, out, errmsg);
 	else
 		rc = -ENODATA;
+	catalog_release(b, gen);
+	return rc;
+}
+
+int builder_image_name(struct builder *b, size_t id, char **name, char **errmsg)
+{
+	struct catalog_gen *gen = catalog_acquire(b);
+	const struct cat_package *pkg = package_now(b, gen->cat, target_of(id, TARGET_IMAGE));
+	int rc = pkg ? target_image_name(&b->env, gen->cat, pkg, name, errmsg) : -ENOENT;
 	catalog_release(b, gen);
 	return rc;
 }

@@ -77,6 +77,7 @@ struct builder_config {
 	const char *arch;            /* default arch the catalog was loaded with */
 	const char *repository;      /* function images: NULL = systems.json docker_repository */
 	const char *registry;        /* function images: push here; NULL = no push */
+	const char *image_tag_prefix;/* function images: SeBS's image_tag_prefix; NULL = none */
 	enum installer_kind installer;
 	const char *installer_note;  /* why this installer (builder=auto), for build logs; may be NULL */
 	unsigned jobs;               /* parallel builds, >= 1 */
@@ -177,6 +178,13 @@ int builder_status(struct builder *b, size_t id, enum target_kind kind, bool che
  * -errno with *errmsg (errmsg.h). */
 int builder_sebs_hash(struct builder *b, size_t id, char out[SEBS_HASH_HEX_LEN + 1],
 		      char **errmsg);
+
+/* The full name ("[<registry>/]<repository>:<tag>") package id's function
+ * image is tagged and pushed under, from the tree as it is now; builds
+ * nothing.  0 and *name (malloc'd), or -EINVAL with *errmsg (malloc'd: no
+ * repository, a tag Docker refuses) or -ENOMEM or -ENOENT (no longer in
+ * the tree). */
+int builder_image_name(struct builder *b, size_t id, char **name, char **errmsg);
 
 /* The JSON document of a built image, malloc'd; NULL when there is none. */
 char *builder_image_document(struct builder *b, size_t id);

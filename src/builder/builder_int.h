@@ -135,6 +135,7 @@ struct builder {
 	char *installer_note;
 	char *repository;            /* function images: NULL = docker_repository */
 	char *registry;              /* function images: NULL = no push */
+	char *image_tag_prefix;      /* function images: NULL = none */
 	struct build_images *images;
 	unsigned build_timeout;
 	enum verify_mode verify;

@@ -63,13 +63,54 @@
 #define CHUNK (64 * 1024)
 #define POISON_LEN 2048
 
-char *image_function_tag(const char *platform, const char *benchmark, const char *language,
-			 const char *version, const char *arch)
+bool image_tag_valid(const char *prefix)
 {
-	bool arm = arch && strcmp(arch, "arm64") == 0;
+	size_t len = prefix ? strlen(prefix) : 0;
+	if (len == 0 || len > IMAGE_TAG_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char c = prefix[i];
+		bool word = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+			    (c >= '0' && c <= '9') || c == '_';
+		if (!word && (i == 0 || (c != '.' && c != '-')))
+			return false;
+	}
+	return true;
+}
 
-	return str_printf("function.%s.%s.%s-%s%s", platform, benchmark, language, version,
-			  arm ? "-arm64" : "");
+char *image_function_tag(const struct image_tag_parts *p)
+{
+	const char *arch = p->arch && strcmp(p->arch, "arm64") == 0 ? "arm64" : "x64";
+	bool prefix = p->prefix && *p->prefix;
+
+	return str_printf("function.%s.%s.%s-%s-%s%s%s-%s", p->platform, p->benchmark, p->language,
+			  p->version, arch, prefix ? "-" : "", prefix ? p->prefix : "",
+			  p->sebs_version ? p->sebs_version : "unknown");
+}
+
+int image_function_name(const struct image_tag_parts *p, const char *repository,
+			const char *registry, char **name, char **errmsg)
+{
+	char *tag = image_function_tag(p);
+	int rc = tag ? 0 : -ENOMEM;
+	*name = NULL;
+	if (rc == 0 && (!repository || !*repository)) {
+		rc = -EINVAL;
+		*errmsg = strdup("no repository: set -o repository=NAME or general.docker_repository");
+	} else if (rc == 0 && (strlen(tag) > IMAGE_TAG_MAX || !image_tag_valid(tag))) {
+		rc = -EINVAL;
+		*errmsg = strlen(tag) > IMAGE_TAG_MAX
+			? str_printf("image tag %s is %zu characters long; Docker allows at most %d"
+				     " (shorten -o image_tag_prefix=)", tag, strlen(tag), IMAGE_TAG_MAX)
+			: str_printf("image tag %s is not a valid Docker tag"
+				     " ([A-Za-z0-9_][A-Za-z0-9_.-]*)", tag);
+	} else if (rc == 0) {
+		*name = registry ? str_printf("%s/%s:%s", registry, repository, tag)
+				 : str_printf("%s:%s", repository, tag);
+		rc = *name ? 0 : -ENOMEM;
+	}
+	free(tag);
+	return rc;
 }
 
 void image_build_result_clear(struct image_build_result *res)

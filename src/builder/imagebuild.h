@@ -8,8 +8,8 @@
  * metadata, so the same context gives the same tar bytes.  The work folder is
  * walked under the WALK_KEEP policy of walk.h: a symlink that is absolute or
  * leads out of the folder, a loop, a FIFO, socket or device fails the build.
- * The image is tagged <repository>:function.<platform>.<benchmark>.<lang>-<ver>[-arm64];
- * with a registry, it is also tagged <registry>/<repository>:<same tag> and
+ * The image is tagged <repository>:<tag>, the tag as SeBS names it
+ * (image_function_tag); with a registry, it is also tagged <registry>/<repository>:<same tag> and
  * pushed.  A failed push fails the build (the registry may only be down for
  * a while): the image stays built and tagged in the daemon, nothing is
  * recorded, and the next open builds again (from the daemon's layer cache)
@@ -19,6 +19,7 @@
 #ifndef SEBSFS_IMAGEBUILD_H
 #define SEBSFS_IMAGEBUILD_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct docker;
@@ -29,7 +30,7 @@ struct image_build_request {
 	const char *dockerfile;      /* Dockerfile.function on disk */
 	const char *const *buildargs;/* "NAME=value", NULL-terminated */
 	const char *repository;      /* e.g. "sebsfs/example-benchmarks" */
-	const char *tag;             /* e.g. "function.aws.110.dynamic-html.python-3.11" */
+	const char *tag;             /* e.g. "function.aws.110.dynamic-html.python-3.11-x64-1.2.1" */
 	const char *registry;        /* "host[:port][/path]" or NULL: no push */
 	int log_fd;                  /* build output and sebsfs lines */
 };
@@ -46,8 +47,29 @@ int image_build(const struct image_build_request *req, struct image_build_result
 		char **errmsg);
 void image_build_result_clear(struct image_build_result *res);
 
-/* The tag of SEBS.md section 7 (malloc'd). */
-char *image_function_tag(const char *platform, const char *benchmark, const char *language,
-			 const char *version, const char *arch);
+/* A Docker tag is [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}. */
+#define IMAGE_TAG_MAX 128
+
+struct image_tag_parts {
+	const char *platform, *benchmark, *language, *version;
+	const char *arch;          /* "x64" or "arm64" */
+	const char *prefix;        /* -o image_tag_prefix=, NULL or "" for none */
+	const char *sebs_version;  /* general.SeBS_version; NULL gives "unknown" */
+};
+
+/* SeBS's function image tag (its Config.benchmark_image_tag), malloc'd:
+ * function.<platform>.<benchmark>.<language>-<version>-<arch>[-<prefix>]-<SeBS_version>.
+ * Not checked: see image_function_name. */
+char *image_function_tag(const struct image_tag_parts *parts);
+
+/* The full name the image is tagged (and, with a registry, pushed) under,
+ * "[<registry>/]<repository>:<tag>" (malloc'd into *name).  -EINVAL with
+ * *errmsg when there is no repository or the tag is not a valid Docker tag
+ * (too long, or a character a tag cannot hold); -ENOMEM. */
+int image_function_name(const struct image_tag_parts *parts, const char *repository,
+			const char *registry, char **name, char **errmsg);
+
+/* Whether s is a valid Docker tag (also what -o image_tag_prefix= accepts). */
+bool image_tag_valid(const char *s);
 
 #endif

@@ -46,6 +46,7 @@ struct target_env {
 	const char *installer_note;  /* may be NULL */
 	const char *repository;      /* function images: NULL = systems.json's */
 	const char *registry;        /* function images: NULL = no push */
+	const char *image_tag_prefix;/* function images: NULL = none */
 	const char *const *container_labels; /* of build containers, NULL-terminated */
 	struct deplayer_store *layers; /* NULL: dep_layers=off */
 	const struct size_limits *size_limits;
@@ -103,6 +104,11 @@ struct target_ops {
 
 extern const struct target_ops target_zip_ops;
 extern const struct target_ops target_image_ops;
+
+/* The full name pkg's function image is tagged and pushed under (see
+ * image_function_name), from cat as it is now; builds nothing. */
+int target_image_name(const struct target_env *env, const struct catalog *cat,
+		      const struct cat_package *pkg, char **name, char **errmsg);
 
 /* -ECANCELED (with *errmsg) once tb's build is cancelled, else 0. */
 int target_cancelled(const struct target_build *tb, char **errmsg);

@@ -35,6 +35,24 @@ static const char *repository_of(const struct target_env *env, const struct cata
 	return env->repository ? env->repository : cat->docker_repository;
 }
 
+static struct image_tag_parts tag_parts(const struct target_env *env, const struct catalog *cat,
+					const struct cat_package *pkg)
+{
+	return (struct image_tag_parts){
+		.platform = pkg->platform->name, .benchmark = pkg->benchmark->name,
+		.language = pkg->runtime->language, .version = pkg->runtime->version,
+		.arch = pkg->runtime->arch, .prefix = env->image_tag_prefix,
+		.sebs_version = cat->sebs_version,
+	};
+}
+
+int target_image_name(const struct target_env *env, const struct catalog *cat,
+		      const struct cat_package *pkg, char **name, char **errmsg)
+{
+	struct image_tag_parts parts = tag_parts(env, cat, pkg);
+	return image_function_name(&parts, repository_of(env, cat), env->registry, name, errmsg);
+}
+
 /* What is known of one image, "<ref>@<id>" or "<ref>@absent"/"@unresolved";
  * *current (current may be NULL) is cleared when that knowledge is not current. */
 static char *image_known(const struct target_env *env, const char *ref, bool *current)
@@ -93,10 +111,15 @@ static int image_identity(const struct target_env *env, const struct catalog *ca
 	build_images_known(env->images, pkg->runtime->base_image, &base_id, known_current);
 	build_image_names(cat, pkg, &current, &previous);
 	const char *repo = repository_of(env, cat);
-	*identity = str_printf("kind=image;base=%s@%s;builder_image=%s;repository=%s;registry=%s",
-			       pkg->runtime->base_image, base_id ? base_id : "unresolved",
-			       current ? current : "-", repo ? repo : "-",
-			       env->registry ? env->registry : "-");
+	/* the tag holds image_tag_prefix and SeBS_version */
+	struct image_tag_parts parts = tag_parts(env, cat, pkg);
+	char *tag = image_function_tag(&parts);
+	*identity = !tag ? NULL
+		: str_printf("kind=image;base=%s@%s;builder_image=%s;repository=%s;registry=%s;tag=%s",
+			     pkg->runtime->base_image, base_id ? base_id : "unresolved",
+			     current ? current : "-", repo ? repo : "-",
+			     env->registry ? env->registry : "-", tag);
+	free(tag);
 	free(base_id);
 	free(current);
 	free(previous);
@@ -301,9 +324,9 @@ static int image_build_target(struct target_build *tb, struct target_result **ou
 	struct target_result *r = calloc(1, sizeof(*r));
 	char *dockerfile = str_printf("%s/dockerfiles/%s/%s/Dockerfile.function", now->root,
 				      now_pkg->platform->name, rt->language);
-	char *tag = image_function_tag(now_pkg->platform->name, now_pkg->benchmark->name,
-				       rt->language, rt->version, rt->arch);
-	char *workdir = NULL, *version = NULL, *msg = NULL;
+	struct image_tag_parts parts = tag_parts(env, now, now_pkg);
+	char *tag = image_function_tag(&parts);
+	char *name = NULL, *workdir = NULL, *version = NULL, *msg = NULL;
 	char *args[IMAGE_BUILDARGS + 1] = { NULL };
 	int rc = 0;
 	*out = NULL;
@@ -315,9 +338,8 @@ static int image_build_target(struct target_build *tb, struct target_result **ou
 	} else if (!client) {
 		rc = -ENOMEM;
 		*errmsg = strdup("cannot create a Docker client");
-	} else if (!repo) {
-		rc = -EINVAL;
-		*errmsg = strdup("no repository: set -o repository=NAME or general.docker_repository");
+	} else if ((rc = target_image_name(env, now, now_pkg, &name, errmsg)) < 0) {
+		/* no repository, or a tag Docker refuses: said before anything runs */
 	} else if (!path_is_file(dockerfile)) {
 		rc = -ENOENT;
 		*errmsg = str_printf("%s is missing", dockerfile);
@@ -391,6 +413,7 @@ out:
 	free(msg);
 	free(dockerfile);
 	free(tag);
+	free(name);
 	if (rc < 0) {
 		image_result_free(r);
 		return rc;

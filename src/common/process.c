@@ -171,7 +171,10 @@ struct guard_plan {
 	const char *const *argv;
 	char **envp;
 	const char *cwd;
+	int in_fd;  /* >= 3, or -1 for /dev/null */
 	int out_fd; /* >= 3, or -1 for /dev/null */
+	bool own_stderr;
+	int stderr_fd; /* with own_stderr: >= 3, or -1 for /dev/null; else out_fd */
 	int err_fd; /* >= 3: the exec-failure pipe */
 	int ctl_fd; /* >= 3: the guard's end of the control socket */
 };
@@ -203,30 +206,31 @@ static void exec_program(const struct guard_plan *plan)
 	child_fail(plan->err_fd, errno);
 }
 
-/* stdin from /dev/null, stdout+stderr to out_fd; the program inherits them. */
-static void setup_stdio(int out_fd, int err_fd)
+/* Puts fd (>= 3, or -1 for /dev/null opened with flags) on target.  Every
+ * fd of the plan is above 2 (see fd_above_std), so no dup2 here clobbers
+ * one still to be placed; dup2 onto a different fd clears FD_CLOEXEC on
+ * the copy. */
+static void place_fd(int fd, int target, int flags, int err_fd)
 {
-	int in = open("/dev/null", O_RDONLY);
-	if (in < 0)
-		child_fail(err_fd, errno);
-	if (in != STDIN_FILENO) {
-		if (dup2(in, STDIN_FILENO) < 0)
+	if (fd < 0) {
+		fd = open("/dev/null", flags);
+		if (fd < 0)
 			child_fail(err_fd, errno);
-		close(in);
 	}
+	if (fd != target && dup2(fd, target) < 0)
+		child_fail(err_fd, errno);
+}
 
-	if (out_fd < 0) {
-		int dn = open("/dev/null", O_WRONLY);
-		if (dn < 0)
-			child_fail(err_fd, errno);
-		out_fd = dn;
-	}
-	/* out_fd is above 2 (see fd_above_std) unless it is the fresh /dev/null,
-	 * and dup2 onto a different fd clears FD_CLOEXEC on the copy. */
-	if (out_fd != STDOUT_FILENO && dup2(out_fd, STDOUT_FILENO) < 0)
-		child_fail(err_fd, errno);
-	if (out_fd != STDERR_FILENO && dup2(out_fd, STDERR_FILENO) < 0)
-		child_fail(err_fd, errno);
+/* The program's stdin, stdout and stderr (see process.h); the program
+ * inherits them. */
+static void setup_stdio(const struct guard_plan *plan)
+{
+	place_fd(plan->in_fd, STDIN_FILENO, O_RDONLY, plan->err_fd);
+	place_fd(plan->out_fd, STDOUT_FILENO, O_WRONLY, plan->err_fd);
+	if (plan->own_stderr)
+		place_fd(plan->stderr_fd, STDERR_FILENO, O_WRONLY, plan->err_fd);
+	else if (dup2(STDOUT_FILENO, STDERR_FILENO) < 0)
+		child_fail(plan->err_fd, errno);
 }
 
 /* Closes every descriptor >= 3 except a and b (both >= 3, distinct).  The
@@ -321,7 +325,7 @@ static void run_guard(const struct guard_plan *plan)
 
 	if (setpgid(0, 0) < 0)
 		child_fail(plan->err_fd, errno);
-	setup_stdio(plan->out_fd, plan->err_fd);
+	setup_stdio(plan);
 	if (close_fds_except(plan->err_fd, plan->ctl_fd) < 0)
 		child_fail(plan->err_fd, errno);
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
@@ -426,7 +430,7 @@ int spawn_wait(const char *const argv[], const struct spawn_opts *opts, int *exi
 	if (rc < 0)
 		return rc;
 
-	int out_fd = -1;
+	int in_fd = -1, out_fd = -1, stderr_fd = -1;
 	int err_pipe[2] = { -1, -1 };
 	int ctl[2] = { -1, -1 };
 	int guard_fd = -1;
@@ -434,11 +438,21 @@ int spawn_wait(const char *const argv[], const struct spawn_opts *opts, int *exi
 	bool mask_saved = false;
 	sigset_t all, old_mask;
 
-	if (opts->out_fd >= 0) {
-		/* A private copy: keeps the caller's fd untouched and above 2. */
-		out_fd = fcntl(opts->out_fd, F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
-		if (out_fd < 0)
-			return -errno;
+	/* Private copies: keep the caller's fds untouched and above 2. */
+	if (opts->out_fd >= 0 &&
+	    (out_fd = fcntl(opts->out_fd, F_DUPFD_CLOEXEC, STDERR_FILENO + 1)) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	if (opts->has_in_fd && opts->in_fd >= 0 &&
+	    (in_fd = fcntl(opts->in_fd, F_DUPFD_CLOEXEC, STDERR_FILENO + 1)) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	if (opts->has_err_fd && opts->err_fd >= 0 &&
+	    (stderr_fd = fcntl(opts->err_fd, F_DUPFD_CLOEXEC, STDERR_FILENO + 1)) < 0) {
+		rc = -errno;
+		goto out;
 	}
 	envp = build_env(opts->env_add);
 	if (!envp) {
@@ -459,7 +473,8 @@ int spawn_wait(const char *const argv[], const struct spawn_opts *opts, int *exi
 	}
 	struct guard_plan plan = {
 		.argv = argv, .envp = envp, .cwd = opts->cwd,
-		.out_fd = out_fd, .err_fd = err_pipe[1], .ctl_fd = ctl[1],
+		.in_fd = in_fd, .out_fd = out_fd, .own_stderr = opts->has_err_fd,
+		.stderr_fd = stderr_fd, .err_fd = err_pipe[1], .ctl_fd = ctl[1],
 	};
 
 	/* Blocked across fork so no signal runs this process's handlers in the
@@ -530,8 +545,12 @@ out:
 			close(ctl[i]);
 	}
 	free(envp);
+	if (in_fd >= 0)
+		close(in_fd);
 	if (out_fd >= 0)
 		close(out_fd);
+	if (stderr_fd >= 0)
+		close(stderr_fd);
 	return rc;
 }
 

@@ -4,7 +4,8 @@
  * The child gets: working directory cwd (NULL = inherit), the parent's
  * environment plus the "NAME=value" strings in env_add (NULL-terminated, may be
  * NULL), stdin from /dev/null, and stdout+stderr both appended to out_fd
- * (or /dev/null when out_fd < 0).  argv[0] is looked up in PATH.
+ * (or /dev/null when out_fd < 0); stdin and stderr can be given their own
+ * descriptors (has_in_fd, has_err_fd).  argv[0] is looked up in PATH.
  *
  * Programs die with their run.  The program runs in a new process group of
  * its own, and everything it starts stays in that group, unless a descendant
@@ -42,6 +43,14 @@ struct spawn_opts {
 	int cancel_fd;
 	/* Absolute time on CLOCK_MONOTONIC; NULL = none.  Borrowed. */
 	const struct timespec *deadline;
+	/* With has_in_fd, the program reads stdin from in_fd (from its current
+	 * offset, which it shares); else from /dev/null. */
+	bool has_in_fd;
+	int in_fd;
+	/* With has_err_fd, stderr goes to err_fd (-1: /dev/null) instead of
+	 * out_fd: e.g. to keep a program's messages out of its output. */
+	bool has_err_fd;
+	int err_fd;
 };
 
 /* Runs argv to completion.  Returns 0 when the program ran and ended by

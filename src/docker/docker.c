@@ -20,10 +20,12 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,6 +37,7 @@
 #include "docker_int.h"
 #include "fsutil.h"
 #include "log.h"
+#include "process.h"
 
 #define DEFAULT_HOST "unix:///var/run/docker.sock"
 /* The newest API whose request and response shapes this file was written
@@ -48,6 +51,10 @@
 #define CONTROL_TIMEOUT_S 20L
 /* Bounds a buffered (control or error) response; inspect output is far smaller. */
 #define MAX_BUFFERED (16u << 20)
+/* A credential helper that answers in neither time nor space is broken:
+ * Docker's clients wait forever, a build must not. */
+#define CREDENTIAL_HELPER_TIMEOUT 30
+#define CREDENTIAL_OUTPUT_MAX (64u * 1024)
 
 struct docker {
 	CURL *curl;
@@ -1480,8 +1487,9 @@ int docker_base64_decode(const char *text, char **out, size_t *out_len)
 	return 0;
 }
 
-/* The auths entry for registry; config files key it with or without a scheme. */
-static json_t *find_auth_entry(json_t *auths, const char *registry)
+/* The member of obj (of type want) for registry; config files key it with
+ * or without a scheme. */
+static json_t *find_registry_entry(json_t *obj, const char *registry, json_type want)
 {
 	static const char *const forms[] = { "%s", "https://%s", "http://%s", "https://%s/v1/",
 					     "https://%s/v2/" };
@@ -1492,39 +1500,88 @@ static json_t *find_auth_entry(json_t *auths, const char *registry)
 
 		if (!key)
 			return NULL;
-		e = json_object_get(auths, key);
+		e = json_object_get(obj, key);
 		free(key);
-		if (json_is_object(e))
+		if (e && json_typeof(e) == want)
 			return e;
 	}
 	return NULL;
 }
 
-int docker_registry_auth_parse(const char *text, size_t len, const char *path,
-			       const char *registry, char **auth, char **errmsg)
+/* A non-empty string member of obj, or NULL. */
+static const char *nonempty_member(json_t *obj, const char *name)
 {
-	char *userpass = NULL, *user = NULL, *dumped = NULL;
-	const char *pass = NULL;
-	json_t *root = NULL, *entry, *cred = NULL;
-	json_error_t jerr;
-	int rc;
+	const char *v = json_string_value(json_object_get(obj, name));
 
-	*auth = NULL;
-	root = json_loadb(text, len, 0, &jerr);
-	if (!json_is_object(root)) {
-		rc = -EPROTO;
-		set_err(errmsg, "%s:%d: %s", path, jerr.line, root ? "not an object" : jerr.text);
-		goto out;
-	}
-	entry = find_auth_entry(json_object_get(root, "auths"), registry);
-	if (!entry) {
-		rc = -ENOENT;
-		set_err(errmsg, "%s: no credentials for %s", path, registry);
-		goto out;
-	}
-	const char *b64 = json_string_value(json_object_get(entry, "auth"));
+	return v && *v ? v : NULL;
+}
 
-	if (b64 && *b64) {
+/* Overwrites the secret strings of a parsed document before it is freed:
+ * jansson frees its copies without clearing them.  Its string values are
+ * private buffers of json_string_length bytes, so writing zeros over them
+ * only damages the value, which is about to go. */
+static void wipe_json_secrets(json_t *obj, const char *const *names)
+{
+	for (size_t i = 0; names[i]; i++) {
+		json_t *v = json_object_get(obj, names[i]);
+
+		if (json_is_string(v))
+			explicit_bzero((char *)json_string_value(v), json_string_length(v));
+	}
+}
+
+static const char *const config_secrets[] = { "auth", "password", "identitytoken",
+					      "registrytoken", NULL };
+static const char *const helper_secrets[] = { "Secret", NULL };
+
+/* The X-Registry-Auth value (base64url of a JSON object built with jansson)
+ * holding the credentials that are set, as the Engine API defines it:
+ * username and password, an identity token (the daemon runs the registry's
+ * OAuth2 token flow with it) and/or a registry (bearer) token, and always
+ * serveraddress.  NULL on ENOMEM or non-UTF-8 credentials. */
+static char *auth_header_value(const char *user, const char *pass, const char *identitytoken,
+			       const char *registrytoken, const char *registry)
+{
+	json_t *cred = json_object();
+	char *dumped = NULL, *value = NULL;
+	bool ok = cred != NULL;
+
+	if (ok && user && pass)
+		ok = json_object_set_new(cred, "username", json_string(user)) == 0 &&
+		     json_object_set_new(cred, "password", json_string(pass)) == 0;
+	if (ok && identitytoken)
+		ok = json_object_set_new(cred, "identitytoken", json_string(identitytoken)) == 0;
+	if (ok && registrytoken)
+		ok = json_object_set_new(cred, "registrytoken", json_string(registrytoken)) == 0;
+	if (ok)
+		ok = json_object_set_new(cred, "serveraddress", json_string(registry)) == 0;
+	if (ok && (dumped = json_dumps(cred, JSON_COMPACT)))
+		value = docker_base64_encode(dumped, strlen(dumped), true);
+	if (cred) {
+		static const char *const sent[] = { "password", "identitytoken", "registrytoken",
+						    NULL };
+		wipe_json_secrets(cred, sent);
+	}
+	json_decref(cred);
+	if (dumped)
+		explicit_bzero(dumped, strlen(dumped));
+	free(dumped);
+	return value;
+}
+
+/* The credentials of an "auths" entry: "auth" (base64 "user:password") or
+ * "username"/"password", and/or "identitytoken"/"registrytoken". */
+static int auths_entry_value(json_t *entry, const char *path, const char *registry,
+			     char **auth, char **errmsg)
+{
+	const char *b64 = nonempty_member(entry, "auth");
+	const char *user = NULL, *pass = NULL;
+	const char *identitytoken = nonempty_member(entry, "identitytoken");
+	const char *registrytoken = nonempty_member(entry, "registrytoken");
+	char *userpass = NULL;
+	int rc = 0;
+
+	if (b64) {
 		char *colon;
 
 		rc = docker_base64_decode(b64, &userpass, NULL);
@@ -1535,43 +1592,282 @@ int docker_registry_auth_parse(const char *text, size_t len, const char *path,
 			goto out;
 		}
 		*colon = '\0';
-		user = strdup(userpass);
+		user = userpass;
 		pass = colon + 1;
 	} else {
-		const char *u = json_string_value(json_object_get(entry, "username"));
-
+		user = json_string_value(json_object_get(entry, "username"));
 		pass = json_string_value(json_object_get(entry, "password"));
-		if (!u || !pass) {
-			/* e.g. an empty entry left behind by a credential helper */
-			rc = -ENOENT;
-			set_err(errmsg, "%s: no credentials for %s", path, registry);
-			goto out;
-		}
-		user = strdup(u);
+		if (!user || !pass)
+			user = pass = NULL;
 	}
-	cred = json_object();
-	if (!user || !cred ||
-	    json_object_set_new(cred, "username", json_string(user)) != 0 ||
-	    json_object_set_new(cred, "password", json_string(pass)) != 0 ||
-	    json_object_set_new(cred, "serveraddress", json_string(registry)) != 0 ||
-	    !(dumped = json_dumps(cred, JSON_COMPACT)) ||
-	    !(*auth = docker_base64_encode(dumped, strlen(dumped), true))) {
+	if (!user && !identitytoken && !registrytoken) {
+		/* e.g. an empty entry left behind by a credential helper */
+		rc = -ENOENT;
+		set_err(errmsg, "%s: no credentials for %s", path, registry);
+		goto out;
+	}
+	*auth = auth_header_value(user, pass, identitytoken, registrytoken, registry);
+	if (!*auth) {
 		rc = -ENOMEM;
 		set_err(errmsg, "registry auth %s: out of memory (or non-UTF-8 credentials)",
 			registry);
-		goto out;
 	}
-	rc = 0;
 out:
-	json_decref(root);
-	json_decref(cred);
 	if (userpass)
 		explicit_bzero(userpass, strlen(userpass) + 1);
 	free(userpass);
-	free(user);
-	if (dumped)
-		explicit_bzero(dumped, strlen(dumped));
-	free(dumped);
+	return rc;
+}
+
+int docker_registry_auth_parse(const char *text, size_t len, const char *path,
+			       const char *registry, char **auth, char **helper, char **errmsg)
+{
+	json_t *root = NULL, *entry;
+	json_error_t jerr;
+	const char *name = NULL;
+	int rc;
+
+	*auth = NULL;
+	*helper = NULL;
+	root = json_loadb(text, len, 0, &jerr);
+	if (!json_is_object(root)) {
+		rc = -EPROTO;
+		set_err(errmsg, "%s:%d: %s", path, jerr.line, root ? "not an object" : jerr.text);
+		goto out;
+	}
+	/* Docker's order: the registry's own helper, else the default store,
+	 * else the file; an empty name means the file. */
+	entry = find_registry_entry(json_object_get(root, "credHelpers"), registry, JSON_STRING);
+	name = entry ? json_string_value(entry)
+		     : json_string_value(json_object_get(root, "credsStore"));
+	if (name && *name) {
+		/* the name becomes part of a program name looked up in PATH */
+		if (strchr(name, '/')) {
+			rc = -EINVAL;
+			set_err(errmsg, "%s: credential helper name \"%s\" for %s has a '/'", path,
+				name, registry);
+		} else {
+			*helper = strdup(name);
+			rc = *helper ? 0 : -ENOMEM;
+			if (rc < 0)
+				set_err(errmsg, "registry auth %s: out of memory", registry);
+		}
+		goto out;
+	}
+	entry = find_registry_entry(json_object_get(root, "auths"), registry, JSON_OBJECT);
+	if (!entry) {
+		rc = -ENOENT;
+		set_err(errmsg, "%s: no credentials for %s", path, registry);
+		goto out;
+	}
+	rc = auths_entry_value(entry, path, registry, auth, errmsg);
+out:
+	if (json_is_object(root)) {
+		json_t *entry_value;
+		const char *key;
+
+		json_object_foreach(json_object_get(root, "auths"), key, entry_value)
+			wipe_json_secrets(entry_value, config_secrets);
+	}
+	json_decref(root);
+	return rc;
+}
+
+/* The first line of text (len bytes), without surrounding blanks, cut to
+ * 200 bytes: what a failing helper said. */
+static char *first_line(const char *text, size_t len)
+{
+	size_t start = 0, end;
+
+	while (start < len && (text[start] == ' ' || text[start] == '\t' || text[start] == '\r' ||
+			       text[start] == '\n'))
+		start++;
+	end = start;
+	while (end < len && text[end] != '\n' && text[end] != '\r' && text[end] != '\0' &&
+	       end - start < 200)
+		end++;
+	while (end > start && (text[end - 1] == ' ' || text[end - 1] == '\t'))
+		end--;
+	return strndup(text + start, end - start);
+}
+
+int docker_credential_output_parse(const char *out, size_t len, int exit_status,
+				   const char *helper, const char *registry, char **auth,
+				   char **errmsg)
+{
+	/* the message of docker-credential-helpers' ErrCredentialsNotFound,
+	 * which Docker's clients take for "no credentials" */
+	static const char not_found[] = "credentials not found in native keychain";
+	json_t *root = NULL;
+	json_error_t jerr;
+	int rc;
+
+	*auth = NULL;
+	if (exit_status != 0) {
+		char *said = first_line(out, len);
+
+		if (said && strcmp(said, not_found) == 0) {
+			rc = -ENOENT;
+			set_err(errmsg, "docker-credential-%s has no credentials for %s", helper,
+				registry);
+		} else {
+			rc = -EIO;
+			set_err(errmsg, "credential helper docker-credential-%s get failed for %s"
+				" (exit status %d): %s", helper, registry, exit_status,
+				said && *said ? said : "(no message)");
+		}
+		free(said);
+		return rc;
+	}
+	root = json_loadb(out, len, 0, &jerr);
+	const char *user = json_string_value(json_object_get(root, "Username"));
+	const char *secret = json_string_value(json_object_get(root, "Secret"));
+
+	if (!json_is_object(root) || !user || !secret) {
+		/* the output is never quoted: it may hold a secret */
+		rc = -EPROTO;
+		set_err(errmsg, "credential helper docker-credential-%s get for %s: the output is"
+			" not a JSON object with Username and Secret", helper, registry);
+	} else if (!*secret) {
+		/* what some helpers answer for an unknown server */
+		rc = -ENOENT;
+		set_err(errmsg, "docker-credential-%s has no credentials for %s", helper,
+			registry);
+	} else {
+		/* Docker's convention: the user "<token>" marks an identity token */
+		bool token = strcmp(user, "<token>") == 0;
+
+		*auth = token ? auth_header_value(NULL, NULL, secret, NULL, registry)
+			      : auth_header_value(user, secret, NULL, NULL, registry);
+		rc = *auth ? 0 : -ENOMEM;
+		if (rc < 0)
+			set_err(errmsg, "registry auth %s: out of memory (or non-UTF-8 credentials)",
+				registry);
+	}
+	if (json_is_object(root))
+		wipe_json_secrets(root, helper_secrets);
+	json_decref(root);
+	return rc;
+}
+
+/* Reads what a helper wrote into memfd fd (at most CREDENTIAL_OUTPUT_MAX
+ * bytes, NUL-terminated), then empties the memfd.  0 or -errno. */
+static int take_memfd(int fd, char **text, size_t *len)
+{
+	char *buf = malloc(CREDENTIAL_OUTPUT_MAX + 1);
+	size_t n = 0;
+	int rc = buf ? 0 : -ENOMEM;
+
+	while (rc == 0 && n < CREDENTIAL_OUTPUT_MAX) {
+		ssize_t got = pread(fd, buf + n, CREDENTIAL_OUTPUT_MAX - n, (off_t)n);
+
+		if (got < 0 && errno != EINTR)
+			rc = -errno;
+		else if (got == 0)
+			break;
+		else if (got > 0)
+			n += (size_t)got;
+	}
+	if (ftruncate(fd, 0) < 0 && rc == 0)
+		rc = -errno;
+	if (rc < 0) {
+		if (buf)
+			explicit_bzero(buf, n);
+		free(buf);
+		return rc;
+	}
+	buf[n] = '\0';
+	*text = buf;
+	*len = n;
+	return 0;
+}
+
+static bool blank(const char *text, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (text[i] != ' ' && text[i] != '\t' && text[i] != '\r' && text[i] != '\n')
+			return false;
+	return true;
+}
+
+/* Its stdout is the answer, its stderr only explains a failure. */
+int docker_credential_helper_get(const char *helper, const char *registry, unsigned timeout_s,
+				 char **auth, char **errmsg)
+{
+	char *program = str_printf("docker-credential-%s", helper);
+	const char *argv[] = { program, "get", NULL };
+	int in = memfd_create("sebsfs-credential-in", MFD_CLOEXEC);
+	int out = memfd_create("sebsfs-credential-out", MFD_CLOEXEC);
+	int err = memfd_create("sebsfs-credential-err", MFD_CLOEXEC);
+	char *out_text = NULL, *err_text = NULL;
+	size_t out_len = 0, err_len = 0;
+	struct timespec deadline;
+	int status = -1, rc = 0;
+
+	*auth = NULL;
+	if (!program) {
+		rc = -ENOMEM;
+	} else if (in < 0 || out < 0 || err < 0) {
+		rc = -errno;
+	} else if (write(in, registry, strlen(registry)) != (ssize_t)strlen(registry) ||
+		   lseek(in, 0, SEEK_SET) < 0) {
+		rc = errno ? -errno : -EIO;
+	}
+	if (rc < 0) {
+		set_err(errmsg, "cannot run credential helper %s for %s: %s",
+			program ? program : helper, registry, strerror(-rc));
+		rc = rc == -ENOENT ? -EIO : rc;
+		goto out;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += timeout_s;
+	struct spawn_opts opts = { .out_fd = out, .cancel_fd = -1, .deadline = &deadline,
+				   .has_in_fd = true, .in_fd = in, .has_err_fd = true,
+				   .err_fd = err };
+	rc = spawn_wait(argv, &opts, &status);
+	if (rc == -ENOENT) {
+		rc = -EIO;
+		set_err(errmsg, "credential helper %s (the Docker config's credHelpers or credsStore"
+			" for %s) is not installed: no such program in PATH", program, registry);
+		goto out;
+	} else if (rc == -ETIMEDOUT) {
+		set_err(errmsg, "credential helper %s get for %s did not answer within %u s; it"
+			" was stopped", program, registry, timeout_s);
+		goto out;
+	} else if (rc < 0) {
+		set_err(errmsg, "cannot run credential helper %s for %s: %s", program, registry,
+			strerror(-rc));
+		rc = rc == -ENOENT ? -EIO : rc;
+		goto out;
+	}
+	rc = take_memfd(out, &out_text, &out_len);
+	if (rc == 0)
+		rc = take_memfd(err, &err_text, &err_len);
+	if (rc < 0) {
+		set_err(errmsg, "credential helper %s for %s: cannot read its answer: %s", program,
+			registry, strerror(-rc));
+		rc = rc == -ENOENT ? -EIO : rc;
+		goto out;
+	}
+	/* a helper that fails without a word on stdout may explain on stderr */
+	if (status != 0 && blank(out_text, out_len))
+		rc = docker_credential_output_parse(err_text, err_len, status, helper, registry,
+						    auth, errmsg);
+	else
+		rc = docker_credential_output_parse(out_text, out_len, status, helper, registry,
+						    auth, errmsg);
+out:
+	if (out_text)
+		explicit_bzero(out_text, out_len);
+	free(out_text);
+	free(err_text);
+	for (int i = 0; i < 3; i++) {
+		int fd = i == 0 ? in : i == 1 ? out : err;
+
+		if (fd >= 0)
+			close(fd);
+	}
+	free(program);
 	return rc;
 }
 
@@ -1579,7 +1875,7 @@ int docker_registry_auth(const char *registry, char **auth, char **errmsg)
 {
 	const char *dir = getenv("DOCKER_CONFIG");
 	const char *home = getenv("HOME");
-	char *path = NULL, *text = NULL;
+	char *path = NULL, *text = NULL, *helper = NULL;
 	size_t len = 0;
 	int rc;
 
@@ -1600,10 +1896,14 @@ int docker_registry_auth(const char *registry, char **auth, char **errmsg)
 	if (rc != 0)
 		set_err(errmsg, "%s: %s", path, strerror(-rc));
 	else
-		rc = docker_registry_auth_parse(text, len, path, registry, auth, errmsg);
+		rc = docker_registry_auth_parse(text, len, path, registry, auth, &helper, errmsg);
 	if (text)
 		explicit_bzero(text, len);
 	free(text);
+	if (rc == 0 && helper)
+		rc = docker_credential_helper_get(helper, registry, CREDENTIAL_HELPER_TIMEOUT, auth,
+						  errmsg);
+	free(helper);
 	free(path);
 	return rc;
 }

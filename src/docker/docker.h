@@ -148,9 +148,17 @@ int docker_image_push(struct docker *d, const char *ref, const char *auth,
 int docker_image_remove(struct docker *d, const char *ref, bool force, char **errmsg);
 
 /* The X-Registry-Auth value for registry (e.g. "127.0.0.1:5000") from
- * $DOCKER_CONFIG/config.json or ~/.docker/config.json "auths" (an "auth"
- * base64 "user:password" entry, or "username"/"password"), built with jansson
- * and base64url-encoded.  -ENOENT when there is no entry (push anonymously). */
+ * $DOCKER_CONFIG/config.json or ~/.docker/config.json, the way Docker's
+ * clients find it: the credential helper of "credHelpers"[registry], else of
+ * "credsStore", run as `docker-credential-<name> get` (argv, registry on
+ * stdin, stopped after 30 s); else the "auths" entry ("auth" base64
+ * "user:password" or "username"/"password", and/or "identitytoken",
+ * "registrytoken").  Built with jansson and base64url-encoded; an identity
+ * token (a helper's user "<token>") is sent as "identitytoken", which makes
+ * the daemon run the registry's token flow.  -ENOENT when there are no
+ * credentials (push anonymously); another -errno with *errmsg when a helper
+ * is missing, fails or answers garbage, or the file is unusable.  Secrets
+ * never reach *errmsg; the copies made on the way are wiped. */
 int docker_registry_auth(const char *registry, char **auth, char **errmsg);
 
 /* ---- stream decoders (exposed for unit tests) ---------------------------- */

@@ -33,8 +33,31 @@ int docker_split_ref(const char *ref, char **repo, char **tag);
 
 /* The parsing half of docker_registry_auth: text (len bytes, need not be
  * NUL-terminated) is the content of a Docker config.json, path only names it
- * in messages.  Same results and messages as docker_registry_auth. */
+ * in messages.  0 with *auth (an "auths" entry, see docker_registry_auth) or
+ * with *helper (malloc'd: the name X of the credential helper
+ * docker-credential-X that holds registry's credentials, never holding a
+ * '/'), never both; otherwise docker_registry_auth's results and messages. */
 int docker_registry_auth_parse(const char *text, size_t len, const char *path,
-			       const char *registry, char **auth, char **errmsg);
+			       const char *registry, char **auth, char **helper, char **errmsg);
+
+/* What `docker-credential-<helper> get` answered: out (len bytes, need not
+ * be NUL-terminated) is its stdout, exit_status its exit code.  0 with *auth
+ * (from {"Username", "Secret"}; the user "<token>" makes Secret an identity
+ * token); -ENOENT when it has no credentials for registry (its message
+ * "credentials not found in native keychain", or an empty Secret); -EIO for
+ * any other failure (its message quoted); -EPROTO for output that is not
+ * such an object (never quoted); -ENOMEM.  *errmsg says why on failure. */
+/* Runs `docker-credential-<helper> get` with registry on stdin, as Docker's
+ * clients do (argv, no shell; the program looked up in PATH), stopped after
+ * timeout_s seconds, and parses its answer (docker_credential_output_parse:
+ * same results).  A helper that is not installed or cannot be run fails
+ * with -EIO, one that does not answer in time with -ETIMEDOUT: never
+ * -ENOENT, which would mean "push anonymously". */
+int docker_credential_helper_get(const char *helper, const char *registry, unsigned timeout_s,
+				 char **auth, char **errmsg);
+
+int docker_credential_output_parse(const char *out, size_t len, int exit_status,
+				   const char *helper, const char *registry, char **auth,
+				   char **errmsg);
 
 #endif

@@ -1033,10 +1033,13 @@ static void sfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 /* ---- extended attributes ------------------------------------------------- */
 
+/* Room for the longest value: an image name (registry, repository, tag). */
+#define XATTR_VALUE_MAX 1024
+
 static const char *const xattr_names[] = {
 	"user.sebs.state", "user.sebs.sha256", "user.sebs.input_hash",
 	"user.sebs.built_at", "user.sebs.build_seconds", "user.sebs.builds",
-	"user.sebs.deps_hash", "user.sebs.deps_reused",
+	"user.sebs.deps_hash", "user.sebs.deps_reused", "user.sebs.image_tag",
 	"user.sebs.sebs_hash", "user.sebs.unzipped_size", "user.sebs.size_warning",
 };
 
@@ -1074,6 +1077,21 @@ static int size_xattr(const struct node *n, const struct builder_status *bs, con
 	return now.size_warning[0] ? snprintf(buf, size, "%s", now.size_warning) : -ENODATA;
 }
 
+/* A function image's full name as tagged and pushed, from the tree as it is
+ * now (nothing is built): -ENODATA for a zip, or when no valid name can be
+ * made (no repository, a tag Docker refuses: the build log says why). */
+static int image_tag_value(const struct node *n, char *buf, size_t size)
+{
+	char *name = NULL, *msg = NULL;
+	int rc = n->kind == NODE_IMAGE ? builder_image_name(fs.builder, n->pkg, &name, &msg)
+				       : -ENODATA;
+	if (rc == 0)
+		rc = strlen(name) < size ? snprintf(buf, size, "%s", name) : -E2BIG;
+	free(name);
+	free(msg);
+	return rc == -ENOMEM || rc == -E2BIG ? rc : rc < 0 ? -ENODATA : rc;
+}
+
 /* Formats xattr name of package node n into buf; -ENODATA when it has no
  * value.  A node with open handles describes its handles' content; a
  * superseded one is "stale" (see held_status). */
@@ -1081,6 +1099,8 @@ static int xattr_value(const struct node *n, const char *name, char *buf, size_t
 {
 	if (strcmp(name, "user.sebs.sebs_hash") == 0)
 		return sebs_hash_value(n, buf, size);
+	if (strcmp(name, "user.sebs.image_tag") == 0)
+		return image_tag_value(n, buf, size);
 	struct builder_status bs, now;
 	bool held = held_status(n, &bs);
 	bool state = strcmp(name, "user.sebs.state") == 0;
@@ -1128,7 +1148,7 @@ static int xattr_value(const struct node *n, const char *name, char *buf, size_t
 static void sfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
 	const struct node *n = node_of(ino);
-	char value[SIZE_WARNING_MAX];
+	char value[XATTR_VALUE_MAX];
 	int len = (n && is_package(n)) ? xattr_value(n, name, value, sizeof(value)) : -ENODATA;
 	if (len < 0)
 		fuse_reply_err(req, -len);
@@ -1146,7 +1166,7 @@ static void sfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	char list[512];
 	size_t used = 0;
 	for (size_t i = 0; n && is_package(n) && i < sizeof(xattr_names) / sizeof(*xattr_names); i++) {
-		char value[SIZE_WARNING_MAX];
+		char value[XATTR_VALUE_MAX];
 		if (xattr_value(n, xattr_names[i], value, sizeof(value)) < 0)
 			continue;
 		size_t len = strlen(xattr_names[i]) + 1;

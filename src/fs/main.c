@@ -271,6 +271,7 @@ int main(int argc, char *argv[])
 	struct builder_config bcfg = { .arch = opts.arch, .installer = opts.installer,
 				       .installer_note = builder_note[0] ? builder_note : NULL,
 				       .repository = opts.repository, .registry = opts.registry,
+				       .image_tag_prefix = opts.image_tag_prefix,
 				       .jobs = opts.jobs, .build_timeout = opts.build_timeout,
 				       .verify = opts.verify,
 				       .scrub_interval = opts.scrub, .cache_max = opts.cache_max,

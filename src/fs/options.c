@@ -14,6 +14,7 @@
 
 #include "cache.h"
 #include "config.h"
+#include "imagebuild.h"
 
 /* Long enough for a cold Node.js install in a build container; a build that
  * still runs after half an hour is hung. */
@@ -30,6 +31,7 @@ struct raw_opts {
 	char *arch;
 	char *repository;
 	char *registry;
+	char *image_tag_prefix;
 	char *build_timeout;
 	char *verify;
 	char *scrub;
@@ -53,6 +55,7 @@ static const struct fuse_opt sebsfs_opts[] = {
 	{ "arch=%s", offsetof(struct raw_opts, arch), 0 },
 	{ "repository=%s", offsetof(struct raw_opts, repository), 0 },
 	{ "registry=%s", offsetof(struct raw_opts, registry), 0 },
+	{ "image_tag_prefix=%s", offsetof(struct raw_opts, image_tag_prefix), 0 },
 	{ "build_timeout=%s", offsetof(struct raw_opts, build_timeout), 0 },
 	{ "verify=%s", offsetof(struct raw_opts, verify), 0 },
 	{ "scrub=%s", offsetof(struct raw_opts, scrub), 0 },
@@ -107,6 +110,9 @@ static void usage(const char *prog)
 	       "    -o registry=HOST[:PORT][/PATH]\n"
 	       "                           push function images there (credentials from\n"
 	       "                           ~/.docker/config.json); default: no push\n"
+	       "    -o image_tag_prefix=PREFIX\n"
+	       "                           SeBS's image_tag_prefix: function image tags end\n"
+	       "                           in -<arch>-PREFIX-<SeBS_version>; default: none\n"
 	       "    -o build_timeout=SECS  a build that takes longer is stopped (its programs\n"
 	       "                           and containers killed) and fails; 0: no limit\n"
 	       "                           (default %u)\n"
@@ -324,8 +330,13 @@ static int parse_values(struct raw_opts *raw, struct sebsfs_options *opts)
 				     sizeof(why)) < 0)
 			return fail("size_limits_file=%s: %s", raw->size_limits_file, why);
 	}
+	if (raw->image_tag_prefix && !image_tag_valid(raw->image_tag_prefix))
+		return fail("image_tag_prefix=%s%s: expected a Docker tag part:"
+			    " [A-Za-z0-9_][A-Za-z0-9_.-]*, at most 128 characters",
+			    raw->image_tag_prefix, "");
 	opts->repository = raw->repository ? strdup(raw->repository) : NULL;
 	opts->registry = raw->registry ? strdup(raw->registry) : NULL;
+	opts->image_tag_prefix = raw->image_tag_prefix ? strdup(raw->image_tag_prefix) : NULL;
 
 	/* An empty value would mean the current folder, which the cache's
 	 * start-up sweep must never get. */
@@ -389,6 +400,7 @@ int options_parse(int argc, char *argv[], struct fuse_args *args, struct sebsfs_
 	free(raw.arch);
 	free(raw.repository);
 	free(raw.registry);
+	free(raw.image_tag_prefix);
 	free(raw.build_timeout);
 	free(raw.verify);
 	free(raw.scrub);
@@ -409,5 +421,6 @@ void options_free(struct sebsfs_options *opts)
 	free(opts->repository);
 	free(opts->registry);
 	size_limits_free(&opts->size_limits);
+	free(opts->image_tag_prefix);
 	free(opts->cmd.mountpoint);
 }

@@ -27,6 +27,7 @@ struct sebsfs_options {
 	bool stat_builds;
 	char *repository;    /* function images: NULL = systems.json docker_repository */
 	char *registry;      /* function images: push target, NULL = none */
+	char *image_tag_prefix; /* function image tags: SeBS's image_tag_prefix, NULL = none */
 	unsigned build_timeout; /* seconds; 0 = no limit */
 	enum verify_mode verify;
 	unsigned scrub;      /* seconds; 0 = no background scrub */

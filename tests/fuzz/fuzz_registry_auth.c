@@ -1,12 +1,16 @@
 /*
- * fuzz_registry_auth.c - the credentials of a Docker config.json.
+ * fuzz_registry_auth.c - the credentials of a Docker config.json and of a
+ * credential helper's answer.
  *
- * Input: config.json \0 registry (no registry piece: "127.0.0.1:5000").
- * docker_registry_auth_parse must either fail with a message and no value,
- * or return base64url of a JSON object {username, password, serveraddress}
- * whose serveraddress is the registry asked for.  docker_registry_auth, which
- * reads the same text from $DOCKER_CONFIG/config.json, must agree.  The raw
- * input also goes through a base64 round trip in both alphabets.
+ * Input: config.json \0 registry \0 helper output (no registry piece:
+ * "127.0.0.1:5000").  docker_registry_auth_parse must either fail with a
+ * message and no value, name a credential helper (no '/' in its name), or
+ * return base64url of a JSON object of credentials whose serveraddress is the
+ * registry asked for.  docker_registry_auth, which reads the same text from
+ * $DOCKER_CONFIG/config.json, must agree (checked only when no helper is
+ * named: the fuzzer runs no programs).  docker_credential_output_parse must
+ * do the same with the helper output, for a helper that exited 0 and 1.  The
+ * raw input also goes through a base64 round trip in both alphabets.
  */
 #include <errno.h>
 #include <limits.h>
@@ -56,8 +60,11 @@ static void check_base64_decode(const char *text)
 
 static void check_auth_value(const char *auth, const char *registry)
 {
+	static const char *const known[] = { "username", "password", "identitytoken",
+					     "registrytoken", "serveraddress" };
 	char *text = NULL;
-	json_t *cred;
+	json_t *cred, *value;
+	const char *key;
 	json_error_t jerr;
 
 	FUZZ_CHECK(strspn(auth, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=") ==
@@ -65,10 +72,18 @@ static void check_auth_value(const char *auth, const char *registry)
 	FUZZ_CHECK(docker_base64_decode(auth, &text, NULL) == 0, "cannot decode %s", auth);
 	cred = json_loads(text, 0, &jerr);
 	FUZZ_CHECK(json_is_object(cred), "X-Registry-Auth is not a JSON object: %s", text);
-	FUZZ_CHECK(json_object_size(cred) == 3, "X-Registry-Auth has %zu keys",
-		   json_object_size(cred));
-	FUZZ_CHECK(json_is_string(json_object_get(cred, "username")), "no username");
-	FUZZ_CHECK(json_is_string(json_object_get(cred, "password")), "no password");
+	json_object_foreach(cred, key, value) {
+		bool ok = false;
+
+		for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+			ok = ok || strcmp(key, known[i]) == 0;
+		FUZZ_CHECK(ok, "X-Registry-Auth has key %s", key);
+		FUZZ_CHECK(json_is_string(value), "%s is not a string", key);
+	}
+	FUZZ_CHECK(!json_object_get(cred, "username") == !json_object_get(cred, "password"),
+		   "a username without a password or the other way round");
+	FUZZ_CHECK(json_object_get(cred, "password") || json_object_get(cred, "identitytoken") ||
+		   json_object_get(cred, "registrytoken"), "no credential in %s", text);
 	FUZZ_CHECK(json_string_value(json_object_get(cred, "serveraddress")) &&
 		   strcmp(json_string_value(json_object_get(cred, "serveraddress")), registry) == 0,
 		   "serveraddress is not %s", registry);
@@ -76,14 +91,37 @@ static void check_auth_value(const char *auth, const char *registry)
 	free(text);
 }
 
+static void check_helper_output(const char *out, size_t len, const char *registry)
+{
+	for (int status = 0; status <= 1; status++) {
+		char *auth = NULL, *errmsg = NULL;
+		int rc = docker_credential_output_parse(out, len, status, "fuzz", registry, &auth,
+							&errmsg);
+
+		if (rc == 0) {
+			FUZZ_CHECK(status == 0, "a failed helper gave credentials");
+			FUZZ_CHECK(auth != NULL && errmsg == NULL, "success without a value");
+			check_auth_value(auth, registry);
+		} else {
+			FUZZ_CHECK(rc == -ENOENT || rc == -EIO || rc == -EPROTO || rc == -ENOMEM,
+				   "unexpected helper error %d", rc);
+			FUZZ_CHECK(status == 0 || rc != -EPROTO, "a failed helper's output parsed");
+			FUZZ_CHECK(auth == NULL, "failure %d with a value", rc);
+			FUZZ_CHECK(errmsg != NULL, "failure %d without a message", rc);
+		}
+		free(auth);
+		free(errmsg);
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static char config_dir[PATH_MAX], config_file[PATH_MAX + 16];
-	char *pieces[2];
-	size_t lens[2];
-	size_t n = fuzz_split(data, size, pieces, lens, 2);
+	char *pieces[3];
+	size_t lens[3];
+	size_t n = fuzz_split(data, size, pieces, lens, 3);
 	const char *registry = n > 1 ? pieces[1] : "127.0.0.1:5000";
-	char *auth = NULL, *errmsg = NULL, *file_auth = NULL, *file_errmsg = NULL;
+	char *auth = NULL, *helper = NULL, *errmsg = NULL, *file_auth = NULL, *file_errmsg = NULL;
 	int rc, file_rc;
 
 	if (!config_dir[0]) {
@@ -95,24 +133,33 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check_base64_decode(pieces[0]);
 
 	rc = docker_registry_auth_parse(pieces[0], lens[0], "config.json", registry, &auth,
-					&errmsg);
-	if (rc == 0) {
+					&helper, &errmsg);
+	if (rc == 0 && helper) {
+		FUZZ_CHECK(auth == NULL, "a helper and a value");
+		FUZZ_CHECK(*helper && !strchr(helper, '/'), "helper name \"%s\"", helper);
+	} else if (rc == 0) {
 		FUZZ_CHECK(auth != NULL, "success without a value");
 		check_auth_value(auth, registry);
 	} else {
 		FUZZ_CHECK(rc == -ENOENT || rc == -EINVAL || rc == -EPROTO || rc == -ENOMEM,
 			   "unexpected error %d", rc);
-		FUZZ_CHECK(auth == NULL, "failure %d with a value", rc);
+		FUZZ_CHECK(auth == NULL && helper == NULL, "failure %d with a value", rc);
 		FUZZ_CHECK(errmsg != NULL, "failure %d without a message", rc);
 	}
+	if (n > 2)
+		check_helper_output(pieces[2], lens[2], registry);
 
-	fuzz_write_file(config_file, pieces[0], lens[0]);
-	file_rc = docker_registry_auth(registry, &file_auth, &file_errmsg);
-	FUZZ_CHECK(file_rc == rc, "from the file %d, parsed %d", file_rc, rc);
-	FUZZ_CHECK((!auth && !file_auth) || (auth && file_auth && strcmp(auth, file_auth) == 0),
-		   "the file gives another value");
+	if (!helper) {
+		fuzz_write_file(config_file, pieces[0], lens[0]);
+		file_rc = docker_registry_auth(registry, &file_auth, &file_errmsg);
+		FUZZ_CHECK(file_rc == rc, "from the file %d, parsed %d", file_rc, rc);
+		FUZZ_CHECK((!auth && !file_auth) ||
+			   (auth && file_auth && strcmp(auth, file_auth) == 0),
+			   "the file gives another value");
+	}
 
 	free(auth);
+	free(helper);
 	free(errmsg);
 	free(file_auth);
 	free(file_errmsg);

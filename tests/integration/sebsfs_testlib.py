@@ -9,10 +9,14 @@ import hashlib
 import io
 import json
 import os
+import signal
+import socket
 import subprocess
 import tarfile
 import threading
 import time
+import urllib.error
+import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -214,6 +218,16 @@ def docker(*args, check=True, timeout=300):
     return r
 
 
+def remove_images(repo):
+    """Removes from the shared daemon every image of repository repo, local
+    or tagged for a registry (<registry>/<repo>)."""
+    ids = run(["docker", "images", "-q", "--filter", f"reference=*{repo}*"]).stdout.split()
+    ids += run(["docker", "images", "-q", "--filter", f"reference=*/{repo}*"]).stdout.split()
+    ids += run(["docker", "images", "-q", repo]).stdout.split()
+    for i in sorted(set(ids)):
+        docker("rmi", "-f", i, check=False)
+
+
 def cmdline(pid):
     """The command line of pid as one string ("" when it is gone)."""
     try:
@@ -245,11 +259,105 @@ def edit_json(path, fn):
         json.dump(data, f, indent=2)
 
 
+# ------------------------------------------------------------ private registry
+
+def alive(pid):
+    """pid exists and is no zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return not f.read().split(") ")[-1].startswith("Z")
+    except OSError:
+        return False
+
+
+def end_process(pid, timeout=30):
+    """SIGTERM, then SIGKILL, one process started by these tests."""
+    if not alive(pid):
+        return
+    os.kill(pid, signal.SIGTERM)
+    if not wait_for(lambda: not alive(pid), timeout, 0.1):
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: not alive(pid), 10, 0.1)
+
+
+class PrivateRegistry:
+    """A docker-registry of a test's own on 127.0.0.1:port, configured as
+    scripts/services configures the shared one; with htpasswd (the path of
+    an htpasswd file of bcrypt entries), it wants a login."""
+
+    def __init__(self, base, port, htpasswd=None):
+        self.base = Path(base)
+        self.addr = f"127.0.0.1:{port}"
+        self.config = self.base / "registry.yml"
+        auth = (f"auth:\n  htpasswd:\n    realm: sebsfs-test\n    path: {htpasswd}\n"
+                if htpasswd else "")
+        self.config.write_text(
+            "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n"
+            f"    rootdirectory: {self.base / 'data'}\n  delete:\n    enabled: true\n"
+            f"http:\n  addr: {self.addr}\nhealth:\n  storagedriver:\n    enabled: false\n"
+            + auth)
+        self.proc = None
+
+    def answers(self):
+        """/v2/ answers 200, or 401 when a login is wanted."""
+        try:
+            with urllib.request.urlopen(f"http://{self.addr}/v2/", timeout=2):
+                return True
+        except urllib.error.HTTPError as e:
+            return e.code == 401
+        except OSError:
+            return False
+
+    def start(self):
+        with open(self.base / "registry.log", "ab") as log:
+            self.proc = subprocess.Popen(["/usr/bin/docker-registry", "serve", str(self.config)],
+                                         stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                         start_new_session=True)
+        assert wait_for(self.answers, 30, 0.2), (self.base / "registry.log").read_text()
+
+    def kill(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            end_process(self.proc.pid)
+
+    def manifest(self, repo, ref):
+        req = urllib.request.Request(
+            f"http://{self.addr}/v2/{repo}/manifests/{ref}",
+            headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
 # ----------------------------------------------------- expected package layouts
 
 def systems(root):
     with open(Path(root) / "configs" / "systems.json") as f:
         return json.load(f)
+
+
+def function_tag(platform, bench, runtime, prefix=None, root=SUITE_SOURCE):
+    """SeBS's function image tag (sebs/config.py benchmark_image_tag) for a
+    runtime folder such as python-3.11 or nodejs-20-arm64."""
+    arch = "x64"
+    if runtime.endswith(("-arm64", "-x64")):
+        runtime, arch = runtime.rsplit("-", 1)
+    language, version = runtime.split("-", 1)
+    sebs_version = systems(root)["general"].get("SeBS_version", "unknown")
+    tag = f"function.{platform}.{bench}.{language}-{version}-{arch}"
+    if prefix:
+        tag = f"{tag}-{prefix}"
+    return f"{tag}-{sebs_version}"
 
 
 def _work_folder_110(root, platform, language, version, with_deps):

@@ -18,7 +18,6 @@ import errno
 import json
 import os
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -29,7 +28,8 @@ from pathlib import Path
 import pytest
 
 from conftest import Mount
-from sebsfs_testlib import (BENCH_DIRS, DYNAMIC_HTML, builds, cmdline, edit_json, names, read, run,
+from sebsfs_testlib import (BENCH_DIRS, DYNAMIC_HTML, PrivateRegistry, alive, builds, cmdline,
+                            edit_json, end_process, free_port, function_tag, names, read, run,
                             sha256, state, wait_for, xattr)
 
 PLATFORM, RUNTIME = "aws", "python-3.11"
@@ -59,25 +59,6 @@ def pids_of_children(pid):
         return out
     except OSError:
         return []
-
-
-def alive(pid):
-    """pid exists and is no zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return not f.read().split(") ")[-1].startswith("Z")
-    except OSError:
-        return False
-
-
-def end_process(pid, timeout=30):
-    """SIGTERM, then SIGKILL, one process started by these tests."""
-    if not alive(pid):
-        return
-    os.kill(pid, signal.SIGTERM)
-    if not wait_for(lambda: not alive(pid), timeout, 0.1):
-        os.kill(pid, signal.SIGKILL)
-        wait_for(lambda: not alive(pid), 10, 0.1)
 
 
 class PrivateDockerd:
@@ -172,55 +153,6 @@ class PrivateDockerd:
                           key=len, reverse=True):
             run(["umount", "-l", mnt])
         run(["ip", "link", "del", self.bridge])
-
-
-class PrivateRegistry:
-    def __init__(self, base, port):
-        self.base = Path(base)
-        self.addr = f"127.0.0.1:{port}"
-        self.config = self.base / "registry.yml"
-        self.config.write_text(
-            "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n"
-            f"    rootdirectory: {self.base / 'data'}\n  delete:\n    enabled: true\n"
-            f"http:\n  addr: {self.addr}\nhealth:\n  storagedriver:\n    enabled: false\n")
-        self.proc = None
-
-    def answers(self):
-        try:
-            with urllib.request.urlopen(f"http://{self.addr}/v2/", timeout=2):
-                return True
-        except OSError:
-            return False
-
-    def start(self):
-        with open(self.base / "registry.log", "ab") as log:
-            self.proc = subprocess.Popen(["/usr/bin/docker-registry", "serve", str(self.config)],
-                                         stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                         start_new_session=True)
-        assert wait_for(self.answers, 30, 0.2), (self.base / "registry.log").read_text()
-
-    def kill(self):
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            end_process(self.proc.pid)
-
-    def manifest(self, repo, ref):
-        req = urllib.request.Request(
-            f"http://{self.addr}/v2/{repo}/manifests/{ref}",
-            headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"})
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return r.status
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 @pytest.fixture(scope="module")
@@ -420,7 +352,7 @@ def test_registry_killed_while_pushing(sebsfs, tmp_path, fault_suite, daemon, re
     assert f"push to {registry.addr} failed" in log and "build failed" in log, log
     assert state(img) == "failed"
     # nothing lost: the image is built and tagged in the daemon
-    assert docker("image", "inspect", f"{repo}:function.{PLATFORM}.{DYNAMIC_HTML}.{RUNTIME}",
+    assert docker("image", "inspect", f"{repo}:{function_tag(PLATFORM, DYNAMIC_HTML, RUNTIME)}",
                   host=daemon.host, check=False).returncode == 0
 
     registry.start()
@@ -470,4 +402,4 @@ def test_cache_fills_while_an_image_row_commits(sebsfs, suite, small_fs):
         assert xattr(img, "user.sebs.input_hash") == doc["input_hash"]
         assert state(img) == "fresh"
     finally:
-        docker("rmi", "-f", f"{repo}:function.{PLATFORM}.{DYNAMIC_HTML}.{RUNTIME}", check=False)
+        docker("rmi", "-f", f"{repo}:{function_tag(PLATFORM, DYNAMIC_HTML, RUNTIME)}", check=False)

@@ -11,8 +11,8 @@ import uuid
 
 import pytest
 
-from sebsfs_testlib import (DYNAMIC_HTML, append, builds, docker, open_errno, read, run, state,
-                            xattr)
+from sebsfs_testlib import (DYNAMIC_HTML, append, builds, docker, function_tag, open_errno, read,
+                            remove_images, run, state, xattr)
 
 FIELDS = ["image", "id", "digest", "size", "built_at", "input_hash", "registry"]
 
@@ -21,11 +21,7 @@ FIELDS = ["image", "id", "digest", "size", "built_at", "input_hash", "registry"]
 def repo():
     name = f"sebsfs-test/img{uuid.uuid4().hex[:10]}"
     yield name
-    ids = run(["docker", "images", "-q", "--filter", f"reference=*{name}*"]).stdout.split()
-    ids += run(["docker", "images", "-q", "--filter", f"reference=*/{name}*"]).stdout.split()
-    ids += run(["docker", "images", "-q", name]).stdout.split()
-    for i in sorted(set(ids)):
-        docker("rmi", "-f", i, check=False)
+    remove_images(name)
 
 
 def document(m, platform, runtime, bench=DYNAMIC_HTML):
@@ -53,7 +49,7 @@ def test_openwhisk_image_built_pushed_and_pullable(sebsfs, repo, registry):
     m = sebsfs(options=("builder=host", f"repository={repo}", f"registry={registry}"))
     img = m.path("openwhisk", "python-3.11", f"{DYNAMIC_HTML}.image")
     doc, raw = document(m, "openwhisk", "python-3.11")
-    assert doc["image"] == f"{repo}:function.openwhisk.{DYNAMIC_HTML}.python-3.11"
+    assert doc["image"] == f"{repo}:{function_tag('openwhisk', DYNAMIC_HTML, 'python-3.11')}"
     assert re.fullmatch(r"sha256:[0-9a-f]{64}", doc["id"])
     assert doc["registry"] == registry
     assert re.fullmatch(rf"{re.escape(registry)}/{re.escape(repo)}@sha256:[0-9a-f]{{64}}", doc["digest"])
@@ -75,7 +71,7 @@ def test_openwhisk_image_built_pushed_and_pullable(sebsfs, repo, registry):
 def test_aws_nodejs_image_contains_function_and_dependencies(sebsfs, repo, registry):
     m = sebsfs(options=("builder=host", f"repository={repo}", f"registry={registry}"))
     doc, _ = document(m, "aws", "nodejs-20")
-    assert doc["image"] == f"{repo}:function.aws.{DYNAMIC_HTML}.nodejs-20"
+    assert doc["image"] == f"{repo}:{function_tag('aws', DYNAMIC_HTML, 'nodejs-20')}"
     assert doc["digest"].startswith(f"{registry}/{repo}@sha256:")
     # the pushed image, pulled back by digest, holds the function and its dependencies
     docker("rmi", "-f", doc["id"])
@@ -84,6 +80,34 @@ def test_aws_nodejs_image_contains_function_and_dependencies(sebsfs, repo, regis
     assert "/function/function.js" in out and "/function/handler.js" in out
     assert "/function/node_modules/sebs-example-lib/index.js" in out
     assert ".sebsfs.Dockerfile.function" not in out
+
+
+def test_image_named_as_sebs_with_prefix_and_prefix_change_rebuilds(sebsfs, repo, registry,
+                                                                     tmp_path):
+    """The image is pushed under the name user.sebs.image_tag announced before
+    the build; another image_tag_prefix is another image (a rebuild)."""
+    cache = tmp_path / "tagcache"
+    opts = ("builder=host", f"repository={repo}", f"registry={registry}")
+    m = sebsfs(cache=cache, options=opts + ("image_tag_prefix=first",))
+    img = m.path("aws", "python-3.11", f"{DYNAMIC_HTML}.image")
+    announced = xattr(img, "user.sebs.image_tag")
+    tag = function_tag("aws", DYNAMIC_HTML, "python-3.11", prefix="first")
+    assert announced == f"{registry}/{repo}:{tag}"
+    assert builds(img) == 0
+    doc, _ = document(m, "aws", "python-3.11")
+    assert doc["image"] == f"{repo}:{tag}"
+    assert xattr(img, "user.sebs.image_tag") == announced
+    # SeBS looks for exactly that name in the registry
+    pushed = run(["curl", "-fsS", f"http://{registry}/v2/{repo}/tags/list"]).stdout
+    assert tag in json.loads(pushed)["tags"], pushed
+    assert docker("manifest", "inspect", "--insecure", announced).returncode == 0
+    m.stop()
+    m = sebsfs(cache=cache, options=opts + ("image_tag_prefix=second",))
+    img = m.path("aws", "python-3.11", f"{DYNAMIC_HTML}.image")
+    second, _ = document(m, "aws", "python-3.11")
+    assert second["image"] == f"{repo}:{function_tag('aws', DYNAMIC_HTML, 'python-3.11', 'second')}"
+    assert second["input_hash"] != doc["input_hash"]
+    assert builds(img) == 1
 
 
 def test_unpushed_image_has_null_digest(sebsfs, repo):
@@ -126,8 +150,8 @@ def test_refused_push_fails_the_open_and_keeps_the_built_image(sebsfs, repo):
     assert f"push to {closed} failed" in log
     assert "build failed" in log and "build succeeded" not in log
     assert state(img) == "failed"
-    assert docker("image", "inspect", f"{repo}:function.openwhisk.{DYNAMIC_HTML}.nodejs-20"
-                  ).returncode == 0
+    tag = function_tag("openwhisk", DYNAMIC_HTML, "nodejs-20")
+    assert docker("image", "inspect", f"{repo}:{tag}").returncode == 0
     assert open_errno(img) == 5
     assert builds(img) == 2
 

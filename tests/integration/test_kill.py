@@ -50,7 +50,7 @@ import pytest
 
 from conftest import Mount
 from sebsfs_testlib import BENCH_DIRS, DYNAMIC_HTML, READ_TIMEOUT, builds, cmdline, docker, \
-    edit_json, read, run, state, wait_for, xattr
+    edit_json, read, remove_images, run, state, wait_for, xattr
 
 GROUP = "900.kill"
 ZIP_BENCH = "910.kill-zip"
@@ -146,10 +146,7 @@ def kill_suite(suite, tmp_path):
 def repo():
     name = f"sebsfs-test/kill{uuid.uuid4().hex[:10]}"
     yield name
-    ids = run(["docker", "images", "-q", "--filter", f"reference=*{name}*"]).stdout.split()
-    ids += run(["docker", "images", "-q", "--filter", f"reference=*/{name}*"]).stdout.split()
-    for i in sorted(set(ids)):
-        docker("rmi", "-f", i, check=False)
+    remove_images(name)
 
 
 # ----------------------------------------------------------------- /proc

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from sebsfs_testlib import (DYNAMIC_HTML, SLEEP, builds, docker, edit_json, names, open_errno,
-                            read, run, sha256, systems, xattr, zip_of)
+from sebsfs_testlib import (DYNAMIC_HTML, SLEEP, builds, docker, edit_json, function_tag, names,
+                            open_errno, read, run, sha256, systems, xattr, zip_of)
 
 BFS = "503.graph-bfs"
 BENCH = {
@@ -235,13 +235,13 @@ def test_java_and_cpp_function_images(sebsfs, repo, tmp_path):
     m = sebsfs(options=("builder=docker", f"repository={repo}"))
     # openwhisk: Maven runs inside Dockerfile.function; the jar is in the image
     doc = json.loads(read(m.path("openwhisk", "java-8", f"{SLEEP}.image")))
-    assert doc["image"] == f"{repo}:function.openwhisk.{SLEEP}.java-8"
+    assert doc["image"] == f"{repo}:{function_tag('openwhisk', SLEEP, 'java-8')}"
     r = docker("run", "--rm", "--entrypoint", "java", doc["image"], "-cp",
                "/function/function.jar", HANDLER, '{"sleep": 0}')
     assert r.stdout.strip(), r.stderr
     # aws: Maven ran in the builder stage, the classes are in the task root
     doc = json.loads(read(m.path("aws", "java-17", f"{DYNAMIC_HTML}.image")))
-    assert doc["image"] == f"{repo}:function.aws.{DYNAMIC_HTML}.java-17"
+    assert doc["image"] == f"{repo}:{function_tag('aws', DYNAMIC_HTML, 'java-17')}"
     r = docker("run", "--rm", "--entrypoint", "java", doc["image"], "-cp", "/var/task",
                HANDLER, '{"username": "img"}')
     assert "img" in r.stdout, r.stdout + r.stderr

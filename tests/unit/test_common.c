@@ -855,6 +855,44 @@ START_TEST(spawn_output_to_fd)
 }
 END_TEST
 
+START_TEST(spawn_own_stdin_and_stderr)
+{
+	const char *in = tp("in"), *out = tp("out"), *err = tp("err");
+	put_file(in, "skipped:server.example:5000", 0644);
+	int in_fd = open(in, O_RDONLY | O_CLOEXEC);
+	int out_fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	int err_fd = open(err, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	ck_assert_int_ge(in_fd, 0);
+	ck_assert_int_ge(out_fd, 0);
+	ck_assert_int_ge(err_fd, 0);
+	/* stdin is read from the fd's current offset */
+	ck_assert_int_eq(lseek(in_fd, 8, SEEK_SET), 8);
+	int st;
+	const char *sh[] = { "sh", "-c", "cat; echo; echo message >&2", NULL };
+	struct spawn_opts o = { .out_fd = out_fd, .cancel_fd = -1, .has_in_fd = true,
+				.in_fd = in_fd, .has_err_fd = true, .err_fd = err_fd };
+	ck_assert_int_eq(run(sh, &o, &st), 0);
+	ck_assert_int_eq(st, 0);
+	char *s = slurp(out);
+	ck_assert_str_eq(s, "server.example:5000\n");
+	free(s);
+	s = slurp(err);
+	ck_assert_str_eq(s, "message\n");
+	free(s);
+	/* err_fd -1 discards stderr only */
+	struct spawn_opts quiet = { .out_fd = out_fd, .cancel_fd = -1, .has_err_fd = true,
+				    .err_fd = -1 };
+	const char *both[] = { "sh", "-c", "echo kept; echo dropped >&2", NULL };
+	ck_assert_int_eq(run(both, &quiet, &st), 0);
+	s = slurp(out);
+	ck_assert_str_eq(s, "server.example:5000\nkept\n");
+	free(s);
+	close(in_fd);
+	close(out_fd);
+	close(err_fd);
+}
+END_TEST
+
 START_TEST(spawn_cwd)
 {
 	ck_assert_int_eq(mkdir(tp("work dir"), 0755), 0);
@@ -1671,6 +1709,7 @@ static Suite *common_suite(void)
 	tcase_add_test(tc, spawn_killed_by_signal);
 	tcase_add_test(tc, spawn_missing_binary);
 	tcase_add_test(tc, spawn_output_to_fd);
+	tcase_add_test(tc, spawn_own_stdin_and_stderr);
 	tcase_add_test(tc, spawn_cwd);
 	tcase_add_test(tc, spawn_env_add);
 	tcase_add_test(tc, spawn_child_hygiene);

@@ -639,6 +639,240 @@ START_TEST(test_auth_missing)
 }
 END_TEST
 
+/* ---- credential helpers and tokens ----------------------------------------------- */
+
+/* docker-credential-sebsfstest: answers by the server URL on its stdin. */
+static const char helper_script[] =
+	"#!/bin/sh\n"
+	"server=$(cat)\n"
+	"case \"$server\" in\n"
+	"127.0.0.1:5000) printf '{\"ServerURL\":\"%s\",\"Username\":\"helper-user\","
+	"\"Secret\":\"s3cr\\\\\"et\"}\\n' \"$server\" ;;\n"
+	"token.example) echo 'helper noise' >&2;"
+	" printf '{\"ServerURL\":\"x\",\"Username\":\"<token>\",\"Secret\":\"idtok\"}' ;;\n"
+	"missing.example) echo 'credentials not found in native keychain'; exit 1 ;;\n"
+	"broken.example) echo 'keychain is locked' >&2; exit 3 ;;\n"
+	"garbage.example) echo 'Username=u Secret=hunter2' ;;\n"
+	"empty.example) printf '{\"ServerURL\":\"\",\"Username\":\"\",\"Secret\":\"\"}' ;;\n"
+	"slow.example) exec sleep 30 ;;\n"
+	"*) echo \"unexpected server $server\"; exit 9 ;;\n"
+	"esac\n";
+
+static char *saved_path;
+
+static void setup_helper(void)
+{
+	setup_cfg();
+	char *bin = path_join(cfgdir, "bin");
+	char *helper = path_join(bin, "docker-credential-sebsfstest");
+	const char *path = getenv("PATH");
+
+	ck_assert_int_eq(mkdir(bin, 0755), 0);
+	ck_assert_int_eq(write_file_atomic(helper, helper_script, strlen(helper_script)), 0);
+	ck_assert_int_eq(chmod(helper, 0755), 0);
+	saved_path = path ? strdup(path) : NULL;
+	char *with_bin = str_printf("%s:%s", bin, path ? path : "/usr/bin:/bin");
+	setenv("PATH", with_bin, 1);
+	free(with_bin);
+	free(helper);
+	free(bin);
+}
+
+static void teardown_helper(void)
+{
+	if (saved_path)
+		setenv("PATH", saved_path, 1);
+	free(saved_path);
+	saved_path = NULL;
+	teardown_cfg();
+}
+
+static int auth_for(const char *registry, json_t **o, char **err)
+{
+	char *auth = NULL;
+	int rc;
+
+	*o = NULL;
+	*err = NULL;
+	rc = docker_registry_auth(registry, &auth, err);
+	if (rc == 0) {
+		ck_assert_ptr_nonnull(auth);
+		*o = decode_auth(auth);
+	} else {
+		ck_assert_ptr_null(auth);
+		ck_assert_ptr_nonnull(*err);
+	}
+	free(auth);
+	return rc;
+}
+
+static const char *str_of(json_t *o, const char *key)
+{
+	return json_string_value(json_object_get(o, key));
+}
+
+START_TEST(test_auth_creds_store)
+{
+	json_t *o;
+	char *err;
+
+	/* the store wins over an auths entry, as in Docker's clients */
+	write_cfg("{\"credsStore\":\"sebsfstest\","
+		  "\"auths\":{\"127.0.0.1:5000\":{\"auth\":\"eDp5\"}}}");
+	ck_assert_int_eq(auth_for("127.0.0.1:5000", &o, &err), 0);
+	ck_assert_str_eq(str_of(o, "username"), "helper-user");
+	ck_assert_str_eq(str_of(o, "password"), "s3cr\"et");
+	ck_assert_str_eq(str_of(o, "serveraddress"), "127.0.0.1:5000");
+	ck_assert_int_eq(json_object_size(o), 3);
+	json_decref(o);
+	/* "<token>": the secret is an identity token; the helper's stderr is ignored */
+	ck_assert_int_eq(auth_for("token.example", &o, &err), 0);
+	ck_assert_str_eq(str_of(o, "identitytoken"), "idtok");
+	ck_assert_str_eq(str_of(o, "serveraddress"), "token.example");
+	ck_assert_ptr_null(json_object_get(o, "username"));
+	ck_assert_ptr_null(json_object_get(o, "password"));
+	json_decref(o);
+	/* not found: anonymous, like Docker */
+	ck_assert_int_eq(auth_for("missing.example", &o, &err), -ENOENT);
+	ck_assert_msg(strstr(err, "docker-credential-sebsfstest has no credentials for"
+			     " missing.example"), "%s", err);
+	free(err);
+	ck_assert_int_eq(auth_for("empty.example", &o, &err), -ENOENT);
+	free(err);
+}
+END_TEST
+
+START_TEST(test_auth_helper_failures)
+{
+	json_t *o;
+	char *err;
+
+	write_cfg("{\"credsStore\":\"sebsfstest\"}");
+	ck_assert_int_eq(auth_for("broken.example", &o, &err), -EIO);
+	ck_assert_msg(strstr(err, "docker-credential-sebsfstest get failed for broken.example"
+			     " (exit status 3): keychain is locked"), "%s", err);
+	free(err);
+	ck_assert_int_eq(auth_for("garbage.example", &o, &err), -EPROTO);
+	ck_assert_msg(!strstr(err, "hunter2"), "the secret is in the message: %s", err);
+	ck_assert_msg(strstr(err, "not a JSON object with Username and Secret"), "%s", err);
+	free(err);
+	/* a helper that is not installed is no "anonymous" */
+	write_cfg("{\"credsStore\":\"sebsfs-not-installed\"}");
+	ck_assert_int_eq(auth_for("127.0.0.1:5000", &o, &err), -EIO);
+	ck_assert_msg(strstr(err, "docker-credential-sebsfs-not-installed") &&
+		      strstr(err, "not installed"), "%s", err);
+	free(err);
+	/* the name becomes a program name: no paths */
+	write_cfg("{\"credHelpers\":{\"127.0.0.1:5000\":\"../../tmp/x\"}}");
+	ck_assert_int_eq(auth_for("127.0.0.1:5000", &o, &err), -EINVAL);
+	ck_assert_msg(strstr(err, "has a '/'"), "%s", err);
+	free(err);
+	/* a helper that hangs is stopped */
+	char *auth = NULL;
+	err = NULL;
+	ck_assert_int_eq(docker_credential_helper_get("sebsfstest", "slow.example", 1, &auth, &err),
+			 -ETIMEDOUT);
+	ck_assert_ptr_null(auth);
+	ck_assert_msg(strstr(err, "did not answer within 1 s"), "%s", err);
+	free(err);
+}
+END_TEST
+
+START_TEST(test_auth_cred_helpers)
+{
+	json_t *o;
+	char *err, *auth = NULL, *helper = NULL;
+	static const char cfg[] =
+		"{\"credsStore\":\"sebsfs-not-installed\","
+		"\"credHelpers\":{\"127.0.0.1:5000\":\"sebsfstest\",\"file.example\":\"\"},"
+		"\"auths\":{\"file.example\":{\"username\":\"f\",\"password\":\"p\"}}}";
+
+	write_cfg(cfg);
+	/* the registry's own helper wins over credsStore */
+	ck_assert_int_eq(auth_for("127.0.0.1:5000", &o, &err), 0);
+	ck_assert_str_eq(str_of(o, "username"), "helper-user");
+	json_decref(o);
+	/* an empty helper name means the file */
+	ck_assert_int_eq(auth_for("file.example", &o, &err), 0);
+	ck_assert_str_eq(str_of(o, "username"), "f");
+	json_decref(o);
+	/* other registries: credsStore */
+	ck_assert_int_eq(auth_for("other.example", &o, &err), -EIO);
+	free(err);
+	/* the parse names the helper and runs nothing */
+	err = NULL;
+	ck_assert_int_eq(docker_registry_auth_parse(cfg, strlen(cfg), "c.json", "127.0.0.1:5000",
+						    &auth, &helper, &err), 0);
+	ck_assert_ptr_null(auth);
+	ck_assert_str_eq(helper, "sebsfstest");
+	free(helper);
+	ck_assert_int_eq(docker_registry_auth_parse(cfg, strlen(cfg), "c.json", "x", &auth,
+						    &helper, &err), 0);
+	ck_assert_str_eq(helper, "sebsfs-not-installed");
+	free(helper);
+}
+END_TEST
+
+START_TEST(test_auth_tokens_in_auths)
+{
+	json_t *o;
+	char *err;
+
+	/* what `docker login` leaves for a registry with an OAuth2 token flow */
+	write_cfg("{\"auths\":{\"id.example\":{\"auth\":\"dTpw\",\"identitytoken\":\"rt\"},"
+		  "\"idonly.example\":{\"identitytoken\":\"rt2\"},"
+		  "\"bearer.example\":{\"registrytoken\":\"bt\"}}}");
+	ck_assert_int_eq(auth_for("id.example", &o, &err), 0);
+	ck_assert_str_eq(str_of(o, "username"), "u");
+	ck_assert_str_eq(str_of(o, "password"), "p");
+	ck_assert_str_eq(str_of(o, "identitytoken"), "rt");
+	ck_assert_int_eq(json_object_size(o), 4);
+	json_decref(o);
+	ck_assert_int_eq(auth_for("idonly.example", &o, &err), 0);
+	ck_assert_str_eq(str_of(o, "identitytoken"), "rt2");
+	ck_assert_str_eq(str_of(o, "serveraddress"), "idonly.example");
+	ck_assert_int_eq(json_object_size(o), 2);
+	json_decref(o);
+	ck_assert_int_eq(auth_for("bearer.example", &o, &err), 0);
+	ck_assert_str_eq(str_of(o, "registrytoken"), "bt");
+	ck_assert_int_eq(json_object_size(o), 2);
+	json_decref(o);
+}
+END_TEST
+
+START_TEST(test_credential_output_parse)
+{
+	char *auth = NULL, *err = NULL;
+	static const char ok[] = "{\"ServerURL\":\"r\",\"Username\":\"u\",\"Secret\":\"s\"}";
+
+	/* not NUL-terminated: only len bytes count */
+	ck_assert_int_eq(docker_credential_output_parse(ok, strlen(ok), 0, "h", "r", &auth, &err),
+			 0);
+	json_t *o = decode_auth(auth);
+	ck_assert_str_eq(str_of(o, "password"), "s");
+	json_decref(o);
+	free(auth);
+	ck_assert_int_eq(docker_credential_output_parse(ok, 10, 0, "h", "r", &auth, &err),
+			 -EPROTO);
+	free(err);
+	err = NULL;
+	/* a failed helper's output is never taken for credentials */
+	ck_assert_int_eq(docker_credential_output_parse(ok, strlen(ok), 1, "h", "r", &auth, &err),
+			 -EIO);
+	ck_assert_ptr_null(auth);
+	free(err);
+	err = NULL;
+	static const char nf[] = "  credentials not found in native keychain\r\n";
+	ck_assert_int_eq(docker_credential_output_parse(nf, strlen(nf), 1, "h", "r", &auth, &err),
+			 -ENOENT);
+	free(err);
+	err = NULL;
+	ck_assert_int_eq(docker_credential_output_parse("", 0, 2, "h", "r", &auth, &err), -EIO);
+	ck_assert_msg(strstr(err, "(exit status 2): (no message)"), "%s", err);
+	free(err);
+}
+END_TEST
+
 /* ---- client without a daemon ---------------------------------------------------- */
 
 START_TEST(test_missing_socket)
@@ -1400,6 +1634,15 @@ static Suite *docker_suite(void)
 	tcase_add_test(tc, test_auth_b64_form);
 	tcase_add_test(tc, test_auth_userpass_form);
 	tcase_add_test(tc, test_auth_missing);
+	tcase_add_test(tc, test_auth_tokens_in_auths);
+	tcase_add_test(tc, test_credential_output_parse);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("credential_helpers");
+	tcase_add_checked_fixture(tc, setup_helper, teardown_helper);
+	tcase_add_test(tc, test_auth_creds_store);
+	tcase_add_test(tc, test_auth_helper_failures);
+	tcase_add_test(tc, test_auth_cred_helpers);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("client");

@@ -20,6 +20,7 @@
 
 #include "catalog.h"
 #include "fsutil.h"
+#include "imagebuild.h"
 #include "inputs.h"
 #include "pipeline.h"
 
@@ -579,6 +580,75 @@ START_TEST(same_inputs_same_zip)
 }
 END_TEST
 
+/* SeBS's Config.benchmark_image_tag, for comparison:
+ * function.{system}.{benchmark}.{language}-{version}-{arch}[-{prefix}]-{SeBS_version} */
+START_TEST(image_tags_follow_sebs)
+{
+	struct image_tag_parts p = { "aws", "110.dynamic-html", "python", "3.11", "x64", NULL, "1.2.1" };
+	char *tag = image_function_tag(&p);
+	ck_assert_str_eq(tag, "function.aws.110.dynamic-html.python-3.11-x64-1.2.1");
+	free(tag);
+	p = (struct image_tag_parts){ "gcp", "010.sleep", "nodejs", "20", "arm64", "ci_run.7", NULL };
+	tag = image_function_tag(&p);
+	ck_assert_str_eq(tag, "function.gcp.010.sleep.nodejs-20-arm64-ci_run.7-unknown");
+	free(tag);
+	p.prefix = "";
+	tag = image_function_tag(&p);
+	ck_assert_str_eq(tag, "function.gcp.010.sleep.nodejs-20-arm64-unknown");
+	free(tag);
+
+	char *name = NULL, *msg = NULL;
+	ck_assert_int_eq(image_function_name(&p, "sebsfs/bench", NULL, &name, &msg), 0);
+	ck_assert_str_eq(name, "sebsfs/bench:function.gcp.010.sleep.nodejs-20-arm64-unknown");
+	free(name);
+	ck_assert_int_eq(image_function_name(&p, "sebsfs/bench", "127.0.0.1:5000/x", &name, &msg), 0);
+	ck_assert_str_eq(name,
+			 "127.0.0.1:5000/x/sebsfs/bench:function.gcp.010.sleep.nodejs-20-arm64-unknown");
+	free(name);
+	ck_assert_int_eq(image_function_name(&p, NULL, NULL, &name, &msg), -EINVAL);
+	ck_assert_ptr_null(name);
+	ck_assert_ptr_nonnull(strstr(msg, "no repository"));
+	free(msg);
+	msg = NULL;
+}
+END_TEST
+
+START_TEST(image_tag_limits)
+{
+	char prefix[IMAGE_TAG_MAX + 2];
+	memset(prefix, 'a', sizeof(prefix));
+	prefix[IMAGE_TAG_MAX] = '\0';
+	ck_assert(image_tag_valid(prefix));
+	prefix[IMAGE_TAG_MAX] = 'a';
+	prefix[IMAGE_TAG_MAX + 1] = '\0';
+	ck_assert(!image_tag_valid(prefix));
+	ck_assert(image_tag_valid("_x.y-z9"));
+	ck_assert(!image_tag_valid(""));
+	ck_assert(!image_tag_valid(".x"));
+	ck_assert(!image_tag_valid("-x"));
+	ck_assert(!image_tag_valid("a/b"));
+	ck_assert(!image_tag_valid("a:b"));
+	ck_assert(!image_tag_valid("a b"));
+
+	/* the prefix fits alone but the whole tag does not: said, nothing named */
+	char *name = NULL, *msg = NULL;
+	prefix[100] = '\0';
+	struct image_tag_parts p = { "aws", "110.dynamic-html", "python", "3.11", "x64", prefix,
+				     "1.2.1" };
+	ck_assert_int_eq(image_function_name(&p, "r", NULL, &name, &msg), -EINVAL);
+	ck_assert_ptr_null(name);
+	ck_assert_msg(strstr(msg, "Docker allows at most 128"), "%s", msg);
+	free(msg);
+	msg = NULL;
+	/* a tree value Docker cannot take in a tag */
+	p.prefix = NULL;
+	p.version = "3 11";
+	ck_assert_int_eq(image_function_name(&p, "r", NULL, &name, &msg), -EINVAL);
+	ck_assert_msg(strstr(msg, "not a valid Docker tag"), "%s", msg);
+	free(msg);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("pipeline");
@@ -605,6 +675,11 @@ int main(void)
 	tcase_add_test(tc, missing_wrapper_fails_build);
 	tcase_add_loop_test(tc, symlink_out_of_tree_fails_build, 0, 2);
 	tcase_add_test(tc, same_inputs_same_zip);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("image_tag");
+	tcase_add_test(tc, image_tags_follow_sebs);
+	tcase_add_test(tc, image_tag_limits);
 	suite_add_tcase(s, tc);
 
 	SRunner *sr = srunner_create(s);

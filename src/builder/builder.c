@@ -18,6 +18,7 @@
 
 #include "docker.h"
 #include "buildlog.h"
+#include "errmsg.h"
 #include "fsutil.h"
 #include "log.h"
 
@@ -1688,6 +1689,23 @@ int builder_status(struct builder *b, size_t id, enum target_kind kind, bool che
 		out->state = rec->has_package ? PKG_STALE : PKG_ABSENT;
 	pthread_mutex_unlock(&b->lock);
 	return 0;
+}
+
+int builder_sebs_hash(struct builder *b, size_t id, char out[SEBS_HASH_HEX_LEN + 1],
+		      char **errmsg)
+{
+	struct catalog_gen *gen = catalog_acquire(b);
+	const struct cat_package *pkg = package_now(b, gen->cat, target_of(id, TARGET_ZIP));
+	int rc;
+	if (pkg)
+		rc = sebs_hash(b->root, pkg->platform->name, pkg->runtime->language,
+			       pkg->benchmark->path, NULL, out, errmsg);
+	else {
+		rc = -ENOENT;
+		errmsg_set(errmsg, "no longer in the tree");
+	}
+	catalog_release(b, gen);
+	return rc;
 }
 
 char *builder_image_document(struct builder *b, size_t id)

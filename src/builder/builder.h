@@ -60,6 +60,7 @@
 #include "cache.h"
 #include "catalog.h"
 #include "pipeline.h"
+#include "sebshash.h"
 
 struct builder;
 
@@ -162,6 +163,12 @@ struct builder_status {
 };
 int builder_status(struct builder *b, size_t id, enum target_kind kind, bool check_inputs,
 		   struct builder_status *out);
+
+/* SeBS's own hash of the package's sources (sebshash.h), computed now from
+ * the current tree: no build, no cache.  out gets 32 hex chars and a NUL.
+ * 0 or -errno (-ENOENT: the package left the tree) with *errmsg (errmsg.h). */
+int builder_sebs_hash(struct builder *b, size_t id, char out[SEBS_HASH_HEX_LEN + 1],
+		      char **errmsg);
 
 /* The JSON document of a built image, malloc'd; NULL when there is none. */
 char *builder_image_document(struct builder *b, size_t id);

@@ -1035,13 +1035,33 @@ static const char *const xattr_names[] = {
 	"user.sebs.state", "user.sebs.sha256", "user.sebs.input_hash",
 	"user.sebs.built_at", "user.sebs.build_seconds", "user.sebs.builds",
 	"user.sebs.deps_hash", "user.sebs.deps_reused",
+	"user.sebs.sebs_hash",
 };
+
+/* SeBS's own hash of the package's sources, from the tree as it is now
+ * (whatever content the node's handles hold): what SeBS's deployer would
+ * compare with its cache.  Sources SeBS could not hash give EIO and a log
+ * line naming the file. */
+static int sebs_hash_value(const struct node *n, char *buf, size_t size)
+{
+	char hex[SEBS_HASH_HEX_LEN + 1];
+	char *errmsg = NULL;
+	int rc = builder_sebs_hash(fs.builder, n->pkg, hex, &errmsg);
+	if (rc < 0) {
+		log_warn("%s: user.sebs.sebs_hash: %s", n->name, errmsg ? errmsg : strerror(-rc));
+		free(errmsg);
+		return rc == -ENOMEM ? rc : -EIO;
+	}
+	return snprintf(buf, size, "%s", hex);
+}
 
 /* Formats xattr name of package node n into buf; -ENODATA when it has no
  * value.  A node with open handles describes its handles' content; a
  * superseded one is "stale" (see held_status). */
 static int xattr_value(const struct node *n, const char *name, char *buf, size_t size)
 {
+	if (strcmp(name, "user.sebs.sebs_hash") == 0)
+		return sebs_hash_value(n, buf, size);
 	struct builder_status bs, now;
 	bool held = held_status(n, &bs);
 	bool state = strcmp(name, "user.sebs.state") == 0;

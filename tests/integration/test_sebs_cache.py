@@ -5,6 +5,7 @@ survive; runs are idempotent; filters hold; a failed build keeps the old
 entry; azure/local folders equal the unzipped package."""
 
 import errno
+import io
 import json
 import os
 import re
@@ -69,7 +70,6 @@ def tree_of(root):
 
 def unzip_tree(data, dest):
     """The package extracted with Python's zipfile (symlinks as symlinks)."""
-    import io
     with zipfile.ZipFile(io.BytesIO(data)) as z:
         for info in z.infolist():
             target = dest / info.filename

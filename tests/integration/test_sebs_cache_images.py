@@ -3,23 +3,13 @@ a checker following SeBS's cache code finds current, with a real dockerd and
 the loopback registry (docker suite)."""
 
 import json
-import uuid
 
 import pytest
 
 import sebs_cache_checker as checker
-from sebsfs_testlib import DYNAMIC_HTML, docker, read, run
+from sebsfs_testlib import DYNAMIC_HTML, docker, read
+from test_images import repo  # noqa: F401  (the fixture: a private repository, removed after)
 from test_sebs_cache import fill
-
-
-@pytest.fixture
-def repo():
-    name = f"sebsfs-test/cache{uuid.uuid4().hex[:10]}"
-    yield name
-    ids = run(["docker", "images", "-q", "--filter", f"reference=*{name}*"]).stdout.split()
-    ids += run(["docker", "images", "-q", "--filter", f"reference=*/{name}*"]).stdout.split()
-    for i in sorted(set(ids)):
-        docker("rmi", "-f", i, check=False)
 
 
 def test_container_entries_are_current(sebsfs, suite, repo, registry, tmp_path):

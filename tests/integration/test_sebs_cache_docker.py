@@ -1,15 +1,17 @@
-"""sebsfs-sebs-cache --containers: container entries (image URI and ID) that
-a checker following SeBS's cache code finds current, with a real dockerd and
-the loopback registry (docker suite)."""
+"""sebsfs-sebs-cache with what needs Docker (docker suite): --containers
+entries (image URI and ID) with a real dockerd and the loopback registry, and
+the java and cpp packages the build containers make; a checker following
+SeBS's cache code finds them current (and its hash_directory agrees with
+user.sebs.sebs_hash for java and cpp too)."""
 
 import json
 
 import pytest
 
 import sebs_cache_checker as checker
-from sebsfs_testlib import DYNAMIC_HTML, docker, read
+from sebsfs_testlib import DYNAMIC_HTML, SLEEP, docker, read, xattr
 from test_images import repo  # noqa: F401  (the fixture: a private repository, removed after)
-from test_sebs_cache import fill
+from test_sebs_cache import fill, tree_of, unzip_tree
 
 
 def test_container_entries_are_current(sebsfs, suite, repo, registry, tmp_path):
@@ -48,3 +50,33 @@ def test_container_entries_are_current(sebsfs, suite, repo, registry, tmp_path):
                              "x64", variant).current
     config = json.loads((cache / DYNAMIC_HTML / "config.json").read_text())
     assert config["openwhisk"]["python"]["code_package"] == {}
+
+
+def test_java_and_cpp_packages_are_current(sebsfs, suite, tmp_path):
+    m = sebsfs(options=("builder=docker",))
+    cache = tmp_path / "sebs-cache"
+    fill(m, cache, "--benchmark", SLEEP, "--benchmark", "503.graph-bfs",
+         "--runtime", "java-17", "--runtime", "cpp-all",
+         "--platform", "aws", "--platform", "azure", "--platform", "gcp")
+    cases = [("aws", "java-17", SLEEP, "jar", "function.jar"),
+             ("aws", "cpp-all", "503.graph-bfs", "zip", "benchmark.zip"),
+             ("gcp", "java-17", SLEEP, "zip", f"{SLEEP}.zip"),
+             ("azure", "java-17", SLEEP, "zip", "code")]
+    for platform, runtime, bench, ext, name in cases:
+        language, version = runtime.split("-")
+        package = m.path(platform, runtime, f"{bench}.{ext}")
+        data = read(package)
+        variant = "function-gen1" if platform == "gcp" else "package"
+        v = checker.query(str(cache), str(suite), platform, bench, language, version, "x64",
+                          variant)
+        assert v.current, f"{platform}/{runtime}/{bench}: {v}"
+        assert v.current_hash == xattr(package, "user.sebs.sebs_hash")
+        assert v.location.endswith(
+            f"{bench}/{platform}/{language}/code_package/default/"
+            f"{'gen1/' if platform == 'gcp' else ''}{version}/x64/{name}")
+        if name == "code":
+            assert tree_of(v.location) == unzip_tree(data, tmp_path / f"unzip-{platform}")
+        else:
+            with open(v.location, "rb") as f:
+                assert f.read() == data
+            assert v.entry["size"] == len(data)

@@ -317,3 +317,30 @@ def test_not_a_sebsfs_mount(tmp_path):
     assert r.returncode == 1, r.stderr
     assert "user.sebs.sebs_hash" in r.stderr
     assert not (cache / "x" / "config.json").exists()
+
+
+def test_tree_change_during_the_copy_is_retried(mount, suite, tmp_path):
+    # The benchmark's data step edits a file SeBS hashes, once, while the
+    # package builds: the hash read after the copy differs from the one read
+    # before, so that copy is dropped and the package read again (it is then
+    # rebuilt from the edited tree).  The recorded hash matches the tree.
+    bench_dir = suite / BENCH_DIRS[COMPRESSION]
+    marker = tmp_path / "edited-once"
+    init = bench_dir / "init.sh"
+    init.write_text(init.read_text() + f"""
+if [ ! -e '{marker}' ]; then
+    touch '{marker}'
+    echo '# edited during the build' >> '{bench_dir / "python" / "function.py"}'
+fi
+""")
+    cache = tmp_path / "sebs-cache"
+    fill(mount, cache, "--benchmark", COMPRESSION, "--platform", "aws",
+         "--runtime", "python-3.11")
+    assert marker.exists()
+    v = verdict(cache, suite, "aws", COMPRESSION, "python-3.11", "package")
+    assert v.current, v
+    data = Path(v.location).read_bytes()
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        assert b"# edited during the build" in z.read("function/function.py")
+    assert leftovers(cache) == []
+

@@ -1700,10 +1700,8 @@ int builder_sebs_hash(struct builder *b, size_t id, char out[SEBS_HASH_HEX_LEN +
 	if (pkg)
 		rc = sebs_hash(b->root, pkg->platform->name, pkg->runtime->language,
 			       pkg->benchmark->path, NULL, out, errmsg);
-	else {
-		rc = -ENOENT;
-		errmsg_set(errmsg, "no longer in the tree");
-	}
+	else
+		rc = -ENODATA;
 	catalog_release(b, gen);
 	return rc;
 }

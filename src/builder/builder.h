@@ -166,7 +166,8 @@ int builder_status(struct builder *b, size_t id, enum target_kind kind, bool che
 
 /* SeBS's own hash of the package's sources (sebshash.h), computed now from
  * the current tree: no build, no cache.  out gets 32 hex chars and a NUL.
- * 0 or -errno (-ENOENT: the package left the tree) with *errmsg (errmsg.h). */
+ * 0, -ENODATA (without a message) when the package left the tree, or
+ * -errno with *errmsg (errmsg.h). */
 int builder_sebs_hash(struct builder *b, size_t id, char out[SEBS_HASH_HEX_LEN + 1],
 		      char **errmsg);
 

@@ -40,15 +40,15 @@ struct sebs_hasher {
  * then the wrapper patterns. */
 struct language_patterns {
 	const char *language;
-	const char *files[4];    /* NULL-terminated */
-	const char *wrappers[3]; /* NULL-terminated */
+	const char *files[4];    /* NULL-terminated: at most 3 */
+	const char *wrappers[3]; /* NULL-terminated: at most 2 */
 };
 
 static const struct language_patterns LANGUAGES[] = {
 	{ "python", { "*.py", "requirements.txt*", NULL }, { "*.py", NULL } },
 	{ "nodejs", { "*.js", "package.json", NULL }, { "*.js", NULL } },
 	{ "java", { "*.java", "pom.xml", NULL }, { "src", NULL } },
-	{ "cpp", { "*.cpp", "*.hpp", "dependencies.json" }, { "*.cpp", "*.hpp", NULL } },
+	{ "cpp", { "*.cpp", "*.hpp", "dependencies.json", NULL }, { "*.cpp", "*.hpp", NULL } },
 };
 /* Hashed for every language, after the language's own patterns. */
 static const char *const COMMON_FILES[] = { "*.sh", "*.json", NULL };
@@ -304,7 +304,7 @@ static int hash_sources(struct sebs_hasher *h, const char *dir,
 	int dfd = open_folder(AT_FDCWD, dir, dir, h->errmsg);
 	if (dfd < 0)
 		return missing_folder(-dfd) ? 0 : dfd;
-	for (size_t i = 0; rc == 0 && i < 4 && lp->files[i]; i++)
+	for (size_t i = 0; rc == 0 && lp->files[i]; i++)
 		rc = hash_pattern(h, dfd, dir, lp->files[i], false);
 	for (size_t i = 0; rc == 0 && COMMON_FILES[i]; i++)
 		rc = hash_pattern(h, dfd, dir, COMMON_FILES[i], false);
@@ -349,7 +349,7 @@ static int hash_wrappers(struct sebs_hasher *h, const char *sebs_root, const cha
 		rc = missing_folder(-dfd) ? 0 : dfd;
 		goto out;
 	}
-	for (size_t i = 0; rc == 0 && i < 3 && lp->wrappers[i]; i++)
+	for (size_t i = 0; rc == 0 && lp->wrappers[i]; i++)
 		rc = hash_pattern(h, dfd, dir, lp->wrappers[i], true);
 	close(dfd);
 out:

@@ -1041,12 +1041,14 @@ static const char *const xattr_names[] = {
 /* SeBS's own hash of the package's sources, from the tree as it is now
  * (whatever content the node's handles hold): what SeBS's deployer would
  * compare with its cache.  Sources SeBS could not hash give EIO and a log
- * line naming the file. */
+ * line naming the file; a package that left the tree has none. */
 static int sebs_hash_value(const struct node *n, char *buf, size_t size)
 {
 	char hex[SEBS_HASH_HEX_LEN + 1];
 	char *errmsg = NULL;
 	int rc = builder_sebs_hash(fs.builder, n->pkg, hex, &errmsg);
+	if (rc == -ENODATA)
+		return rc;
 	if (rc < 0) {
 		log_warn("%s: user.sebs.sebs_hash: %s", n->name, errmsg ? errmsg : strerror(-rc));
 		free(errmsg);

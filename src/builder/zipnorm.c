@@ -454,18 +454,15 @@ static void zn_one_line(char *msg)
 			*p = '?';
 }
 
-int zip_normalize(int in_fd, int out_fd, const char *scratch_dir,
-		  const struct zipnorm_options *opts, char **errmsg)
+/* Extracts the zip in in_fd into the empty folder open at rootfd. */
+static int zn_extract_into(int in_fd, int rootfd, const struct zipnorm_options *opts,
+			   char **errmsg)
 {
-	struct zn z = { .rootfd = -1, .errmsg = errmsg };
-	struct ziptree_options zopts = { .jar_order = opts && opts->jar_order, .label = "zip" };
+	struct zn z = { .rootfd = rootfd, .errmsg = errmsg };
 	locale_t utf8 = (locale_t)0, saved = (locale_t)0;
-	char *tree = NULL;
 	struct stat st;
 	int rc;
 
-	if (errmsg)
-		*errmsg = NULL;
 	z.max_bytes = opts && opts->max_bytes ? opts->max_bytes : ZIPNORM_MAX_BYTES;
 	z.max_entries = opts && opts->max_entries ? opts->max_entries : ZIPNORM_MAX_ENTRIES;
 	z.bytes_left = z.max_bytes;
@@ -479,17 +476,9 @@ int zip_normalize(int in_fd, int out_fd, const char *scratch_dir,
 		errmsg_set(errmsg, "input is not a regular file (a zip is read by its central directory)");
 		return -EINVAL;
 	}
-	rc = make_temp_dir(scratch_dir, "zipnorm-", &tree);
-	if (rc) {
-		errmsg_set(errmsg, "cannot make a scratch folder in %s: %s", scratch_dir,
-			   strerror(-rc));
-		return rc;
-	}
-	z.rootfd = open(tree, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	z.buf = malloc(ZN_BLOCK);
-	if (z.rootfd < 0 || !z.buf) {
-		rc = z.rootfd < 0 ? -errno : -ENOMEM;
-		errmsg_set(errmsg, "open %s: %s", tree, strerror(-rc));
+	if (!z.buf) {
+		rc = -ENOMEM;
 		goto out;
 	}
 
@@ -502,10 +491,6 @@ int zip_normalize(int in_fd, int out_fd, const char *scratch_dir,
 	rc = zn_extract(&z, in_fd);
 	if (utf8)
 		uselocale(saved);
-	if (rc)
-		goto out;
-
-	rc = ziptree_write_opts(tree, out_fd, &zopts, errmsg);
 out:
 	if (rc == -ENOMEM)
 		errmsg_set(errmsg, "out of memory");
@@ -517,9 +502,52 @@ out:
 		free(z.names[i]);
 	free(z.names);
 	free(z.buf);
-	if (z.rootfd >= 0)
-		close(z.rootfd);
-	if (tree) {
+	return rc;
+}
+
+int zip_extract(int in_fd, const char *dest_dir, const struct zipnorm_options *opts,
+		char **errmsg)
+{
+	int rootfd, rc;
+
+	if (errmsg)
+		*errmsg = NULL;
+	rootfd = open(dest_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (rootfd < 0) {
+		rc = -errno;
+		errmsg_set(errmsg, "open %s: %s", dest_dir, strerror(-rc));
+		return rc;
+	}
+	rc = zn_extract_into(in_fd, rootfd, opts, errmsg);
+	close(rootfd);
+	if (errmsg && *errmsg)
+		zn_one_line(*errmsg);
+	return rc;
+}
+
+int zip_normalize(int in_fd, int out_fd, const char *scratch_dir,
+		  const struct zipnorm_options *opts, char **errmsg)
+{
+	struct ziptree_options zopts = { .jar_order = opts && opts->jar_order, .label = "zip" };
+	char *tree = NULL;
+	int rc;
+
+	if (errmsg)
+		*errmsg = NULL;
+	rc = make_temp_dir(scratch_dir, "zipnorm-", &tree);
+	if (rc) {
+		errmsg_set(errmsg, "cannot make a scratch folder in %s: %s", scratch_dir,
+			   strerror(-rc));
+		return rc;
+	}
+	rc = zip_extract(in_fd, tree, opts, errmsg);
+	if (rc)
+		goto out;
+	rc = ziptree_write_opts(tree, out_fd, &zopts, errmsg);
+out:
+	if (rc == -ENOMEM)
+		errmsg_set(errmsg, "out of memory");
+	{
 		int rm = rm_rf(tree);
 
 		if (rm && !rc) {

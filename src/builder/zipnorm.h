@@ -73,4 +73,14 @@ struct zipnorm_options {
 int zip_normalize(int in_fd, int out_fd, const char *scratch_dir,
 		  const struct zipnorm_options *opts, char **errmsg);
 
+/* The extraction step of zip_normalize alone, for those who need the tree
+ * itself (sebsfs-sebs-cache's azure and local entries): the zip in in_fd is
+ * extracted into dest_dir, an existing empty folder, under the same rules
+ * and refusals as above (nothing is written outside dest_dir or through a
+ * link).  Files get mode 0755 when the entry has an execute bit, else 0644;
+ * folders 0755.  After a failure dest_dir may hold part of the tree: the
+ * caller removes it. */
+int zip_extract(int in_fd, const char *dest_dir, const struct zipnorm_options *opts,
+		char **errmsg);
+
 #endif

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include "buildlog.h"
@@ -390,21 +391,99 @@ static char *dependency_file(const struct pipeline_request *req)
 	return NULL;
 }
 
+/* This machine's architecture in SeBS's names, or its uname machine
+ * ("riscv64", ...) when SeBS has no name for it. */
+static const char *host_arch(struct utsname *u)
+{
+	if (uname(u) < 0)
+		return "unknown";
+	if (strcmp(u->machine, "x86_64") == 0)
+		return "x64";
+	if (strcmp(u->machine, "aarch64") == 0 || strcmp(u->machine, "arm64") == 0)
+		return "arm64";
+	return u->machine;
+}
+
+size_t pipeline_host_arch_args(const struct cat_runtime *rt,
+			       const char *out[PIPELINE_HOST_ARCH_ARGS_MAX])
+{
+	struct utsname u;
+	size_t n = 0;
+	bool arm64 = strcmp(rt->arch, "arm64") == 0;
+	if (strcmp(host_arch(&u), rt->arch) != 0 && strcmp(rt->language, "python") == 0) {
+		out[n++] = "--platform";
+		out[n++] = arm64 ? "manylinux_2_17_aarch64" : "manylinux_2_17_x86_64";
+		out[n++] = "--only-binary=:all:";
+		out[n++] = "--python-version";
+		out[n++] = rt->version;
+		out[n++] = "--implementation";
+		out[n++] = "cp";
+	} else if (strcmp(host_arch(&u), rt->arch) != 0 && strcmp(rt->language, "nodejs") == 0) {
+		out[n++] = arm64 ? "--arch=arm64" : "--arch=x64";
+		out[n++] = arm64 ? "--cpu=arm64" : "--cpu=x64";
+	}
+	out[n] = NULL;
+	return n;
+}
+
+char *pipeline_host_arch_flags(const struct cat_runtime *rt)
+{
+	const char *args[PIPELINE_HOST_ARCH_ARGS_MAX];
+	size_t n = pipeline_host_arch_args(rt, args), len = 1;
+	for (size_t i = 0; i < n; i++)
+		len += strlen(args[i]) + 1;
+	char *flags = malloc(len);
+	if (!flags)
+		return NULL;
+	flags[0] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			strcat(flags, " ");
+		strcat(flags, args[i]);
+	}
+	return flags;
+}
+
 /* Step 6 on the host. */
 static int install_on_host(const struct pipeline_request *req, const char *dir,
 			   const char *depfile, const char *const env[], char **errmsg)
 {
-	int rc = 0;
-	if (compiled_language(req->pkg->runtime->language)) {
+	const struct cat_runtime *rt = req->pkg->runtime;
+	const char *cross[PIPELINE_HOST_ARCH_ARGS_MAX];
+	size_t n_cross = pipeline_host_arch_args(rt, cross);
+	char *flags = pipeline_host_arch_flags(rt);
+	struct utsname u;
+	int rc = flags ? 0 : -ENOMEM;
+	if (rc == 0 && n_cross)
+		build_log(req->log_fd, "step 6: cross-installing for %s on this %s host: %s",
+			  rt->arch, host_arch(&u), flags);
+	if (rc < 0) {
+		/* nothing to run */
+	} else if (compiled_language(rt->language)) {
 		rc = compiled_install_on_host(req, env, errmsg);
-	} else if (strcmp(req->pkg->runtime->language, "python") == 0) {
+	} else if (strcmp(rt->language, "python") == 0) {
 		char *langdir = pipeline_language_dir(req);
 		char *package_sh = langdir ? path_join(langdir, "package.sh") : NULL;
-		build_log(req->log_fd, "step 6: pip3 install -r %s -t .python_packages/lib/site-packages (host)", depfile);
-		const char *argv[] = { "pip3", "install", "--disable-pip-version-check",
-				       "--no-input", "-r", depfile, "-t",
-				       ".python_packages/lib/site-packages", NULL };
+		build_log(req->log_fd, "step 6: pip3 install %s%s-r %s -t .python_packages/lib/site-packages (host)",
+			  flags, n_cross ? " " : "", depfile);
+		const char *argv[8 + PIPELINE_HOST_ARCH_ARGS_MAX] = { "pip3", "install",
+				       "--disable-pip-version-check", "--no-input" };
+		size_t n = 4;
+		for (size_t i = 0; i < n_cross; i++)
+			argv[n++] = cross[i];
+		argv[n++] = "-r";
+		argv[n++] = depfile;
+		argv[n++] = "-t";
+		argv[n++] = ".python_packages/lib/site-packages";
 		rc = pipeline_run(req, errmsg, argv, dir, env, "pip3 install");
+		if (rc < 0 && n_cross)
+			build_log(req->log_fd, "error: pip3 found no %s wheel for CPython %s of every"
+				  " requirement of %s: a requirement published only as a source"
+				  " distribution, or only for other platforms, cannot be installed"
+				  " into a %s package on this %s host (list ones that have such"
+				  " wheels in requirements.txt.arm.%s, or build on an %s machine)",
+				  cross[1], rt->version, depfile, rt->arch, host_arch(&u), rt->version,
+				  rt->arch);
 		if (rc == 0 && package_sh && path_is_file(package_sh)) {
 			build_log(req->log_fd, "step 6: bash %s .python_packages/lib/site-packages", package_sh);
 			const char *pargv[] = { "bash", package_sh, ".python_packages/lib/site-packages", NULL };
@@ -413,11 +492,15 @@ static int install_on_host(const struct pipeline_request *req, const char *dir,
 		free(langdir);
 		free(package_sh);
 	} else {
-		build_log(req->log_fd, "step 6: npm install (host)");
-		const char *argv[] = { "npm", "install", "--no-audit", "--no-fund",
-				       "--no-update-notifier", NULL };
+		build_log(req->log_fd, "step 6: npm install%s%s (host)", n_cross ? " " : "", flags);
+		const char *argv[6 + PIPELINE_HOST_ARCH_ARGS_MAX] = { "npm", "install", "--no-audit",
+				       "--no-fund", "--no-update-notifier" };
+		size_t n = 5;
+		for (size_t i = 0; i < n_cross; i++)
+			argv[n++] = cross[i];
 		rc = pipeline_run(req, errmsg, argv, dir, env, "npm install");
 	}
+	free(flags);
 	return rc;
 }
 
@@ -722,7 +805,10 @@ static char *installer_identity(const struct pipeline_request *req)
 	char *tools = NULL;
 	char *config = host_config_identity(req->pkg->runtime->language);
 	int rc = config ? host_tools_identity(req->pkg->runtime->language, &tools) : -ENOMEM;
-	char *id = rc == 0 ? str_printf("host %s; configuration %s", tools, config) : NULL;
+	char *flags = rc == 0 ? pipeline_host_arch_flags(req->pkg->runtime) : NULL;
+	char *id = flags ? str_printf("host %s; configuration %s; options \"%s\"", tools, config,
+				      flags) : NULL;
+	free(flags);
 	free(tools);
 	free(config);
 	return id;

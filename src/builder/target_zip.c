@@ -26,6 +26,14 @@ static int zip_identity(const struct target_env *env, const struct catalog *cat,
 {
 	if (current)
 		*current = true;
+	if (env->installer == INSTALLER_HOST && catalog_has_build_image(cat, pkg)) {
+		/* a package cross-installed differs from one that was not */
+		char *flags = pipeline_host_arch_flags(pkg->runtime);
+		*identity = !flags ? NULL : *flags ? str_printf("builder=host;options=%s", flags)
+					   : strdup("builder=host");
+		free(flags);
+		return *identity ? 0 : -ENOMEM;
+	}
 	if (env->installer != INSTALLER_DOCKER || !catalog_has_build_image(cat, pkg)) {
 		*identity = str_printf("builder=%s", installer_name(env->installer));
 		return *identity ? 0 : -ENOMEM;

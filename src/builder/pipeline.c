@@ -224,12 +224,15 @@ static int append_requirements(const struct pipeline_request *req, const json_t 
 	int rc = (versioned && plain) ? 0 : -ENOMEM;
 	const char *target = rc == 0 && path_exists(versioned) ? versioned : plain;
 	FILE *f = NULL;
+	if (rc == 0 && json_array_size(lines) == 0 && !path_exists(target))
+		build_log(req->log_fd, "step 5: no requirements.txt: an empty one, as SeBS's packages have");
 	if (rc == 0) {
 		/* The reference builder glues appended lines together; make sure
 		 * every line, the last existing one included, ends in a newline. */
 		char *old = NULL;
 		size_t len = 0;
-		bool needs_newline = read_file(target, &old, &len) == 0 && len > 0 && old[len - 1] != '\n';
+		bool needs_newline = json_array_size(lines) > 0 && read_file(target, &old, &len) == 0 &&
+				     len > 0 && old[len - 1] != '\n';
 		free(old);
 		f = fopen(target, "ae");
 		if (!f)
@@ -303,7 +306,9 @@ static int add_deployment_packages(const struct pipeline_request *req, char **er
 	int rc = 0;
 	if (!pkgs)
 		return -ENOMEM;
-	if (json_is_array(pkgs) && json_array_size(pkgs) > 0)
+	/* SeBS opens the requirements file for appending also when it has
+	 * nothing to add, so every python package has one, empty if need be */
+	if (json_is_array(pkgs))
 		rc = append_requirements(req, pkgs, errmsg);
 	else if (json_is_object(pkgs) && json_object_size(pkgs) > 0)
 		rc = merge_dependencies(req, pkgs, errmsg);
@@ -828,6 +833,22 @@ static int install_into(void *arg, const char *dir, char **errmsg)
 	return install_on_host(c->req, dir, c->depfile, c->env, errmsg);
 }
 
+/* An empty requirements file (step 5 creates one, as SeBS does) and no
+ * package.sh: pip would do nothing, so it is not run. */
+static bool python_install_is_empty(const struct pipeline_request *req, const char *depfile)
+{
+	char *path = path_join(req->workdir, depfile);
+	char *langdir = pipeline_language_dir(req);
+	char *package_sh = langdir ? path_join(langdir, "package.sh") : NULL;
+	struct stat st;
+	bool empty = path && package_sh && stat(path, &st) == 0 && S_ISREG(st.st_mode) &&
+		     st.st_size == 0 && !path_exists(package_sh);
+	free(path);
+	free(langdir);
+	free(package_sh);
+	return empty;
+}
+
 /* Step 6 through a dependency layer; *layer is held on success. */
 static int install_with_layer(const struct pipeline_request *req, const char *depfile,
 			      struct deplayer *layer, char **errmsg)
@@ -914,6 +935,12 @@ static int install_dependencies(const struct pipeline_request *req, struct depla
 	if (!depfile) {
 		build_log(req->log_fd, "step 6: no %s, nothing to install",
 			  strcmp(req->pkg->runtime->language, "python") == 0 ? "requirements file" : "package.json");
+		return 0;
+	}
+	if (strcmp(language, "python") == 0 && python_install_is_empty(req, depfile)) {
+		build_log(req->log_fd, "step 6: %s is empty and there is no package.sh, nothing to install",
+			  depfile);
+		free(depfile);
 		return 0;
 	}
 	const char *depname = deplayer_folder(req->pkg->runtime->language);

@@ -10,7 +10,9 @@
  *    shipping a package silently missing its data;
  *  4 wrappers: copy deployment.files, never overwriting the benchmark's files;
  *  5 packages: python: append deployment/module packages, one per line, to
- *    requirements.txt.<ver> if present else requirements.txt; nodejs: merge
+ *    requirements.txt.<ver> if present else requirements.txt, created
+ *    empty when there is none and nothing to add (SeBS's packages always
+ *    have one; an empty one with no package.sh installs nothing); nodejs: merge
  *    them into package.json "dependencies";
  *  6 dependencies: only when "build" is in images and the dependency file
  *    exists; done by the installer: docker (the SeBS build container of

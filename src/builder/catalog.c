@@ -544,6 +544,31 @@ static int benchmark_cmp(const void *a, const void *b)
 		      ((const struct cat_benchmark *)b)->name);
 }
 
+/* Named variants (SeBS's "pypy", "bun", ...: another runtime, the code in
+ * <lang>/<variant>/ as patch.diff or overlay files) are not served yet: one
+ * line names them, so their absence is not a mystery. */
+static void warn_named_variants(const char *cfgpath, size_t idx, const char *lang,
+				const json_t *variants)
+{
+	char names[512] = "";
+	size_t used = 0, i;
+	const json_t *v;
+
+	json_array_foreach(variants, i, v) {
+		const char *name = json_string_value(v);
+		char shown[128];
+
+		if (!name || strcmp(name, "default") == 0 || used >= sizeof(names))
+			continue;
+		int n = snprintf(names + used, sizeof(names) - used, "%s%s", used ? ", " : "",
+				 printable(name, shown, sizeof(shown)));
+		used += n > 0 ? (size_t)n : 0;
+	}
+	if (used)
+		tree_warn("%s: languages[%zu] (%s): variants %s not served (sebsfs serves the"
+			  " default variant only)", cfgpath, idx, lang, names);
+}
+
 /* One entry of config.json "languages": the language it names, or NULL with
  * the reason it is ignored in problem. */
 static const char *language_of_entry(const char *cfgpath, size_t idx, const json_t *entry,
@@ -570,6 +595,7 @@ static const char *language_of_entry(const char *cfgpath, size_t idx, const json
 			 cfgpath, idx, lang);
 		return NULL;
 	}
+	warn_named_variants(cfgpath, idx, lang, variants);
 	return lang;
 }
 

@@ -90,36 +90,86 @@ static int copy_code_file(const struct walk_entry *e, void *ctx)
 	return rc;
 }
 
-/* Step 2.  The language folder is walked under the WALK_FOLLOW policy with
- * the benchmark folder as containment: a code file that is a symlink to
- * anything outside it fails the build instead of shipping a host file. */
+/* nodejs: dir's package.json.<ver>, when there is one, is the package.json. */
+static int use_versioned_package_json(const struct pipeline_request *req, const char *dir,
+				      char **errmsg)
+{
+	const struct cat_runtime *rt = req->pkg->runtime;
+	if (strcmp(rt->language, "nodejs") != 0)
+		return 0;
+	char *name = str_printf("package.json.%s", rt->version);
+	char *src = name ? path_join(dir, name) : NULL;
+	char *dst = path_join(req->workdir, "package.json");
+	int rc = 0;
+	if (!src || !dst) {
+		rc = -ENOMEM;
+	} else if (path_is_file(src)) {
+		build_log(req->log_fd, "%s replaces package.json", name);
+		if ((rc = copy_file(src, dst)) < 0)
+			rc = pipeline_fail(req, errmsg, rc, "cannot copy %s: %s", src, strerror(-rc));
+	}
+	free(name);
+	free(src);
+	free(dst);
+	return rc;
+}
+
+/* The code files of dir (not its folders) into the work folder, replacing
+ * those there; then, for nodejs, dir's package.json.<ver> as package.json.
+ * dir is walked under the WALK_FOLLOW policy with the benchmark folder as
+ * containment: a code file that is a symlink to anything outside it fails
+ * the build instead of shipping a host file. */
+static int copy_code_files(const struct pipeline_request *req, const char *dir, char **errmsg)
+{
+	struct code_copy c = { .req = req, .langdir = dir };
+	struct walk_options opts = { .links = WALK_FOLLOW, .within = req->pkg->benchmark->path };
+	int rc = walk_tree(dir, &opts, copy_code_file, &c, &c.errmsg);
+	if (rc < 0)
+		rc = pipeline_fail(req, errmsg, rc, "%s", c.errmsg ? c.errmsg : strerror(-rc));
+	else
+		rc = use_versioned_package_json(req, dir, errmsg);
+	free(c.errmsg);
+	return rc;
+}
+
+/* Step 2 for a variant runtime, after the default code is in place, as
+ * SeBS's copy_code: <lang>/<variant>/patch.diff is applied to it (patch -p1),
+ * else the variant folder's code files replace the default ones (and
+ * package.json.<ver> there becomes package.json). */
+static int apply_variant(const struct pipeline_request *req, const char *langdir, char **errmsg)
+{
+	const struct cat_runtime *rt = req->pkg->runtime;
+	char *vdir = path_join(langdir, rt->variant);
+	char *patch = vdir ? path_join(vdir, "patch.diff") : NULL;
+	int rc = patch ? 0 : -ENOMEM;
+	if (rc == 0 && !path_is_dir(vdir)) {
+		rc = pipeline_fail(req, errmsg, -ENOENT, "variant %s: %s is not a folder", rt->variant, vdir);
+	} else if (rc == 0 && path_exists(patch)) {
+		build_log(req->log_fd, "step 2: variant %s: patch -p1 < %s", rt->variant, patch);
+		/* rejects are discarded: a hunk that does not apply fails the build */
+		const char *argv[] = { "patch", "-p1", "--batch", "--forward", "--no-backup-if-mismatch",
+				       "--reject-file=-", "-d", req->workdir, "-i", patch, NULL };
+		rc = pipeline_run(req, errmsg, argv, req->workdir, NULL, "patch");
+	} else if (rc == 0) {
+		build_log(req->log_fd, "step 2: variant %s: files of %s replace the default ones",
+			  rt->variant, vdir);
+		rc = copy_code_files(req, vdir, errmsg);
+	}
+	free(vdir);
+	free(patch);
+	return rc;
+}
+
+/* Step 2. */
 static int copy_code(const struct pipeline_request *req, char **errmsg)
 {
 	const struct cat_runtime *rt = req->pkg->runtime;
 	if (compiled_language(rt->language))
 		return compiled_copy_code(req, errmsg);
 	char *langdir = pipeline_language_dir(req);
-	struct code_copy c = { .req = req, .langdir = langdir };
-	struct walk_options opts = { .links = WALK_FOLLOW, .within = req->pkg->benchmark->path };
-	int rc = langdir ? walk_tree(langdir, &opts, copy_code_file, &c, &c.errmsg) : -ENOMEM;
-	if (rc < 0)
-		rc = pipeline_fail(req, errmsg, rc, "%s", c.errmsg ? c.errmsg : strerror(-rc));
-	if (rc == 0 && strcmp(rt->language, "nodejs") == 0) {
-		char *name = str_printf("package.json.%s", rt->version);
-		char *src = name ? path_join(langdir, name) : NULL;
-		char *dst = path_join(req->workdir, "package.json");
-		if (!src || !dst) {
-			rc = -ENOMEM;
-		} else if (path_is_file(src)) {
-			build_log(req->log_fd, "%s replaces package.json", name);
-			if ((rc = copy_file(src, dst)) < 0)
-				rc = pipeline_fail(req, errmsg, rc, "cannot copy %s: %s", src, strerror(-rc));
-		}
-		free(name);
-		free(src);
-		free(dst);
-	}
-	free(c.errmsg);
+	int rc = langdir ? copy_code_files(req, langdir, errmsg) : -ENOMEM;
+	if (rc == 0 && rt->variant)
+		rc = apply_variant(req, langdir, errmsg);
 	free(langdir);
 	return rc;
 }

@@ -3,7 +3,9 @@
  *
  *  2 prepare: copy the language folder's code files into the empty work folder
  *    (python: *.py, requirements.txt*; nodejs: *.js, package.json, and
- *    package.json.<ver> replaces package.json);
+ *    package.json.<ver> replaces package.json); for a variant runtime,
+ *    then <lang>/<variant>/patch.diff applied with patch -p1, else that
+ *    folder's code files copied over (SeBS's copy_code);
  *  3 data: `bash -e init.sh <workdir> false <arch>` of the benchmark folder,
  *    then of the language folder (cwd: the script's folder).  errexit is on
  *    purpose: a failing step inside init.sh fails the build instead of

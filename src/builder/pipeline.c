@@ -535,10 +535,12 @@ static int install_on_host(const struct pipeline_request *req, const char *dir,
 			build_log(req->log_fd, "error: pip3 found no %s wheel for CPython %s of every"
 				  " requirement of %s: a requirement published only as a source"
 				  " distribution, or only for other platforms, cannot be installed"
-				  " into a %s package on this %s host (list ones that have such"
-				  " wheels in requirements.txt.arm.%s, or build on an %s machine)",
-				  cross[1], rt->version, depfile, rt->arch, host_arch(&u), rt->version,
-				  rt->arch);
+				  " into a %s package on this %s host (%s%s%sbuild on an %s machine)",
+				  cross[1], rt->version, depfile, rt->arch, host_arch(&u),
+				  strcmp(rt->arch, "arm64") == 0 ? "list ones that have such wheels in"
+								  " requirements.txt.arm." : "",
+				  strcmp(rt->arch, "arm64") == 0 ? rt->version : "",
+				  strcmp(rt->arch, "arm64") == 0 ? ", or " : "", rt->arch);
 		if (rc == 0 && package_sh && path_is_file(package_sh)) {
 			build_log(req->log_fd, "step 6: bash %s .python_packages/lib/site-packages", package_sh);
 			const char *pargv[] = { "bash", package_sh, ".python_packages/lib/site-packages", NULL };

@@ -10,7 +10,11 @@
 #           requirements.txt.$PYTHON_VERSION when present, else requirements.txt;
 #           pip3 install -r <file> -t .python_packages/lib/site-packages, then
 #           `bash package.sh .python_packages/lib/site-packages` when package.sh exists.
-#   nodejs  (SEBS_BUILD_LANGUAGE=nodejs): npm install when package.json exists.
+#           For TARGET_ARCHITECTURE=arm64, as SeBS's python_installer.sh: pip3 gets
+#           --platform manylinux_2_17_aarch64 --only-binary=:all: (this image is x86_64).
+#   nodejs  (SEBS_BUILD_LANGUAGE=nodejs): npm install when package.json exists;
+#           --arch=<TARGET_ARCHITECTURE> as SeBS's nodejs_installer.sh, and
+#           --cpu=<same> (npm 10+ chooses optional platform packages by --cpu).
 set -euo pipefail
 
 cd /mnt/function
@@ -32,6 +36,9 @@ case "$language" in
 			# -t (--target) turns pip's PEP 668 check off, so Debian's "externally
 			# managed" python needs no --break-system-packages here.
 			pip_args=(install --no-cache-dir --disable-pip-version-check --no-warn-script-location)
+			if [[ "${TARGET_ARCHITECTURE:-x64}" == "arm64" ]]; then
+				pip_args+=(--platform manylinux_2_17_aarch64 --only-binary=:all:)
+			fi
 			echo "installer: pip3 ${pip_args[*]} -r $req -t $site (python $(python3 -c 'import platform; print(platform.python_version())'), image for $version)"
 			pip3 "${pip_args[@]}" -r "$req" -t "$site"
 		else
@@ -44,9 +51,14 @@ case "$language" in
 		fi
 		;;
 	nodejs)
+		arch="${TARGET_ARCHITECTURE:-x64}"
+		if [[ "$arch" != x64 && "$arch" != arm64 ]]; then
+			echo "installer: error: unsupported TARGET_ARCHITECTURE '$arch'" >&2
+			exit 2
+		fi
 		if [[ -f package.json ]]; then
-			echo "installer: npm install --no-audit --no-fund (node $(node --version), npm $(npm --version))"
-			npm install --no-audit --no-fund
+			echo "installer: npm install --no-audit --no-fund --arch=$arch --cpu=$arch (node $(node --version), npm $(npm --version))"
+			npm install --no-audit --no-fund "--arch=$arch" "--cpu=$arch"
 		else
 			echo "installer: no package.json; nothing to install"
 		fi

@@ -308,6 +308,7 @@ static void runtime_clear(struct cat_runtime *rt)
 	free(rt->language);
 	free(rt->version);
 	free(rt->arch);
+	free(rt->variant);
 	free(rt->dirname);
 	free(rt->base_image);
 }
@@ -335,6 +336,7 @@ static void benchmark_clear(struct cat_benchmark *b)
 	free(b->group);
 	free(b->path);
 	str_list_free(b->languages, b->n_languages);
+	str_list_free(b->variants, b->n_variants);
 	str_list_free(b->modules, b->n_modules);
 	str_list_free(b->cpp_dependencies, b->n_cpp_dependencies);
 	free(b->cpp_dependencies_problem);
@@ -378,9 +380,11 @@ static int platform_cmp(const void *a, const void *b)
 		      ((const struct cat_platform *)b)->name);
 }
 
-/* Adds every version of base_images[arch] of one language.  0 or -ENOMEM. */
+/* Adds every version of base_images[arch] of one language, of variant
+ * (NULL: the default one).  0 or -ENOMEM. */
 static int add_runtimes(struct cat_platform *p, const char *sysfile, const char *lang,
-			const json_t *lcfg, const char *arch, const char *suffix)
+			const json_t *lcfg, const char *arch, const char *variant,
+			const char *suffix)
 {
 	const json_t *images = json_object_get(json_object_get(lcfg, "base_images"), arch);
 	const char *version;
@@ -393,8 +397,9 @@ static int add_runtimes(struct cat_platform *p, const char *sysfile, const char 
 		struct cat_runtime *nr;
 		char shown[512];
 
-		/* the folder "<lang>-<version><suffix>" must fit in NAME_MAX */
-		if (!valid_name_max(version, NAME_MAX - strlen(lang) - 1 - strlen(suffix))) {
+		/* the folder "<lang>-<version>[-<variant>]<suffix>" must fit in NAME_MAX */
+		if (!valid_name_max(version, NAME_MAX - strlen(lang) - 1 - strlen(suffix) -
+					     (variant ? strlen(variant) + 1 : 0))) {
 			tree_warn("%s: %s.languages.%s.base_images.%s: invalid version name \"%s\", skipped",
 				 sysfile, p->name, lang, arch, printable(version, shown, sizeof(shown)));
 			continue;
@@ -407,12 +412,14 @@ static int add_runtimes(struct cat_platform *p, const char *sysfile, const char 
 		rt.language = strdup(lang);
 		rt.version = strdup(version);
 		rt.arch = strdup(arch);
-		rt.dirname = str_printf("%s-%s%s", lang, version, suffix);
+		rt.variant = variant ? strdup(variant) : NULL;
+		rt.dirname = variant ? str_printf("%s-%s-%s%s", lang, version, variant, suffix)
+				     : str_printf("%s-%s%s", lang, version, suffix);
 		rt.base_image = strdup(json_string_value(image));
 		language_served_on(p->name, lang, &rt.package_suffix);
 		nr = realloc(p->runtimes, (p->n_runtimes + 1) * sizeof(*nr));
 		if (!rt.language || !rt.version || !rt.arch || !rt.dirname ||
-		    !rt.base_image || !nr) {
+		    !rt.base_image || (variant && !rt.variant) || !nr) {
 			runtime_clear(&rt);
 			if (nr)
 				p->runtimes = nr;
@@ -445,6 +452,50 @@ static bool json_array_has_string(const json_t *arr, const char *s)
 		if (json_is_string(v) && strcmp(json_string_value(v), s) == 0)
 			return true;
 	return false;
+}
+
+/* The runtimes of the variants "variant_images" declares (SeBS's docs:
+ * the platform has run images for them): python and nodejs only, the
+ * languages whose packages SeBS builds from variant code.  0 or -ENOMEM. */
+static int add_variant_runtimes(struct cat_platform *p, const char *sysfile, const char *lang,
+				const json_t *lcfg, const char *default_arch,
+				const char *other_arch)
+{
+	const json_t *names = json_object_get(lcfg, "variant_images");
+	size_t i;
+	json_t *v;
+	int rc = 0;
+
+	if (!names)
+		return 0;
+	if (!json_is_array(names) || (strcmp(lang, "python") != 0 && strcmp(lang, "nodejs") != 0)) {
+		tree_warn("%s: %s.languages.%s.variant_images: %s, ignored", sysfile, p->name, lang,
+			  json_is_array(names) ? "SeBS has variants of python and nodejs only"
+					       : "not an array");
+		return 0;
+	}
+	json_array_foreach((json_t *)names, i, v) {
+		const char *name = json_string_value(v);
+		char shown[128], suffix[16];
+
+		/* "-x64"/"-arm64" end the folder name of the other architecture */
+		if (!name || !valid_name(name) || strcmp(name, "default") == 0 ||
+		    strcmp(name, "x64") == 0 || strcmp(name, "arm64") == 0) {
+			tree_warn("%s: %s.languages.%s.variant_images[%zu]: %s is not a variant name"
+				  " (allowed: A-Z a-z 0-9 . _ + -, not default, x64 or arm64), skipped",
+				  sysfile, p->name, lang, i,
+				  name ? printable(name, shown, sizeof(shown)) : "a non-string");
+			continue;
+		}
+		rc = add_runtimes(p, sysfile, lang, lcfg, default_arch, name, "");
+		if (rc == 0 && other_arch) {
+			snprintf(suffix, sizeof(suffix), "-%s", other_arch);
+			rc = add_runtimes(p, sysfile, lang, lcfg, other_arch, name, suffix);
+		}
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
 }
 
 /* Fills p from its systems.json entry.  0 or -ENOMEM. */
@@ -481,9 +532,12 @@ static int load_platform(struct cat_platform *p, const char *sysfile, const json
 				 sysfile, p->name, lang);
 			continue;
 		}
-		rc = add_runtimes(p, sysfile, lang, lcfg, default_arch, "");
+		rc = add_runtimes(p, sysfile, lang, lcfg, default_arch, NULL, "");
 		if (rc == 0 && other)
-			rc = add_runtimes(p, sysfile, lang, lcfg, other_arch, suffix);
+			rc = add_runtimes(p, sysfile, lang, lcfg, other_arch, NULL, suffix);
+		if (rc == 0)
+			rc = add_variant_runtimes(p, sysfile, lang, lcfg, default_arch,
+						  other ? other_arch : NULL);
 		if (rc < 0)
 			return rc;
 	}
@@ -542,6 +596,36 @@ static int benchmark_cmp(const void *a, const void *b)
 {
 	return strcmp(((const struct cat_benchmark *)a)->name,
 		      ((const struct cat_benchmark *)b)->name);
+}
+
+/* Records the named variants of entry idx (language lang) in b as
+ * "<lang>/<variant>"; a name that cannot be a folder name is skipped with a
+ * log line.  0 or -ENOMEM. */
+static int add_variants(struct cat_benchmark *b, const char *cfgpath, size_t idx,
+			const char *lang, const json_t *variants)
+{
+	size_t i;
+	const json_t *v;
+
+	json_array_foreach(variants, i, v) {
+		const char *name = json_string_value(v);
+		char shown[128];
+
+		if (name && strcmp(name, "default") == 0)
+			continue;
+		if (!name || !valid_name(name)) {
+			tree_warn("%s: languages[%zu] (%s): variants[%zu] %s is not a variant name, ignored",
+				  cfgpath, idx, lang, i,
+				  name ? printable(name, shown, sizeof(shown)) : "(not a string)");
+			continue;
+		}
+		char *entry = str_printf("%s/%s", lang, name);
+		int rc = entry ? str_list_add_unique(&b->variants, &b->n_variants, entry) : -ENOMEM;
+		free(entry);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
 }
 
 /* One entry of config.json "languages": the language it names, or NULL with
@@ -671,7 +755,9 @@ static int load_benchmark(struct cat_benchmark *b, const char *group, const char
 			continue;
 		}
 		if (is_served_language(lang) &&
-		    str_list_add_unique(&b->languages, &b->n_languages, lang) < 0)
+		    (str_list_add_unique(&b->languages, &b->n_languages, lang) < 0 ||
+		     (json_is_object(v) &&
+		      add_variants(b, cfgpath, i, lang, json_object_get(v, "variants")) < 0)))
 			goto out;
 	}
 	if (n_problems && b->n_languages == 0) {
@@ -873,15 +959,54 @@ static int load_benchmarks(struct catalog *cat, char *err, size_t errlen)
 
 /* ---- packages --------------------------------------------------------- */
 
+/* A benchmark has a package in a runtime folder when it lists the language
+ * and, for a variant's folder, that variant of it. */
+static bool is_variant_of(const char *entry, const struct cat_runtime *rt)
+{
+	size_t len = strlen(rt->language);
+
+	return rt->variant && strncmp(entry, rt->language, len) == 0 && entry[len] == '/' &&
+	       strcmp(entry + len + 1, rt->variant) == 0;
+}
+
+static bool benchmark_runs_on(const struct cat_benchmark *b, const struct cat_runtime *rt)
+{
+	if (!benchmark_has_language(b, rt->language))
+		return false;
+	for (size_t v = 0; rt->variant && v < b->n_variants; v++)
+		if (is_variant_of(b->variants[v], rt))
+			return true;
+	return !rt->variant;
+}
+
+/* A variant a benchmark lists that no platform declares is not served: say so. */
+static void warn_unserved_variants(const struct catalog *cat)
+{
+	for (size_t b = 0; b < cat->n_benchmarks; b++)
+		for (size_t v = 0; v < cat->benchmarks[b].n_variants; v++) {
+			const char *entry = cat->benchmarks[b].variants[v];
+			bool served = false;
+
+			for (size_t p = 0; p < cat->n_platforms && !served; p++)
+				for (size_t r = 0; r < cat->platforms[p].n_runtimes && !served; r++)
+					served = is_variant_of(entry, &cat->platforms[p].runtimes[r]);
+			if (!served)
+				tree_warn("%s/config.json: variant %s is not served: no platform of"
+					  " systems.json lists it in languages.<language>.variant_images",
+					  cat->benchmarks[b].path, entry);
+		}
+}
+
 static int build_packages(struct catalog *cat)
 {
 	size_t n = 0;
 
+	warn_unserved_variants(cat);
 	for (size_t p = 0; p < cat->n_platforms; p++)
 		for (size_t r = 0; r < cat->platforms[p].n_runtimes; r++)
 			for (size_t b = 0; b < cat->n_benchmarks; b++)
-				if (benchmark_has_language(&cat->benchmarks[b],
-							   cat->platforms[p].runtimes[r].language))
+				if (benchmark_runs_on(&cat->benchmarks[b],
+						      &cat->platforms[p].runtimes[r]))
 					n++;
 	cat->packages = calloc(n ? n : 1, sizeof(*cat->packages));
 	if (!cat->packages)
@@ -895,8 +1020,7 @@ static int build_packages(struct catalog *cat)
 			for (size_t b = 0; b < cat->n_benchmarks; b++) {
 				struct cat_package *pk;
 
-				if (!benchmark_has_language(&cat->benchmarks[b],
-							    pl->runtimes[r].language))
+				if (!benchmark_runs_on(&cat->benchmarks[b], &pl->runtimes[r]))
 					continue;
 				pk = &cat->packages[cat->n_packages];
 				pk->id = cat->n_packages++;

@@ -59,7 +59,10 @@ struct cat_runtime {
 	char *language;   /* "python" | "nodejs" */
 	char *version;    /* "3.11" */
 	char *arch;       /* "x64" | "arm64" */
-	char *dirname;    /* "python-3.11" or "python-3.11-arm64" */
+	char *variant;    /* NULL: SeBS's "default" variant; else a variant that
+			   * systems.json's "variant_images" declares ("pypy") */
+	char *dirname;    /* "python-3.11", "python-3.11-arm64", "python-3.11-pypy",
+			   * "python-3.11-pypy-arm64" */
 	char *base_image; /* base_images[arch][version] */
 	const char *package_suffix; /* static: the code package's file suffix, ".zip" or
 				     * ".jar"; NULL when the platform deploys this
@@ -81,6 +84,8 @@ struct cat_benchmark {
 	char *path;        /* absolute path of the benchmark folder */
 	char **languages;  /* served languages it lists, e.g. "python" */
 	size_t n_languages;
+	char **variants;   /* named variants it lists, as "<language>/<variant>" */
+	size_t n_variants;
 	char **modules;    /* "storage", "nosql" */
 	size_t n_modules;
 	char **cpp_dependencies; /* config.json "cpp_dependencies", in order, unchecked */

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include "buildlog.h"
@@ -89,36 +90,86 @@ static int copy_code_file(const struct walk_entry *e, void *ctx)
 	return rc;
 }
 
-/* Step 2.  The language folder is walked under the WALK_FOLLOW policy with
- * the benchmark folder as containment: a code file that is a symlink to
- * anything outside it fails the build instead of shipping a host file. */
+/* nodejs: dir's package.json.<ver>, when there is one, is the package.json. */
+static int use_versioned_package_json(const struct pipeline_request *req, const char *dir,
+				      char **errmsg)
+{
+	const struct cat_runtime *rt = req->pkg->runtime;
+	if (strcmp(rt->language, "nodejs") != 0)
+		return 0;
+	char *name = str_printf("package.json.%s", rt->version);
+	char *src = name ? path_join(dir, name) : NULL;
+	char *dst = path_join(req->workdir, "package.json");
+	int rc = 0;
+	if (!src || !dst) {
+		rc = -ENOMEM;
+	} else if (path_is_file(src)) {
+		build_log(req->log_fd, "%s replaces package.json", name);
+		if ((rc = copy_file(src, dst)) < 0)
+			rc = pipeline_fail(req, errmsg, rc, "cannot copy %s: %s", src, strerror(-rc));
+	}
+	free(name);
+	free(src);
+	free(dst);
+	return rc;
+}
+
+/* The code files of dir (not its folders) into the work folder, replacing
+ * those there; then, for nodejs, dir's package.json.<ver> as package.json.
+ * dir is walked under the WALK_FOLLOW policy with the benchmark folder as
+ * containment: a code file that is a symlink to anything outside it fails
+ * the build instead of shipping a host file. */
+static int copy_code_files(const struct pipeline_request *req, const char *dir, char **errmsg)
+{
+	struct code_copy c = { .req = req, .langdir = dir };
+	struct walk_options opts = { .links = WALK_FOLLOW, .within = req->pkg->benchmark->path };
+	int rc = walk_tree(dir, &opts, copy_code_file, &c, &c.errmsg);
+	if (rc < 0)
+		rc = pipeline_fail(req, errmsg, rc, "%s", c.errmsg ? c.errmsg : strerror(-rc));
+	else
+		rc = use_versioned_package_json(req, dir, errmsg);
+	free(c.errmsg);
+	return rc;
+}
+
+/* Step 2 for a variant runtime, after the default code is in place, as
+ * SeBS's copy_code: <lang>/<variant>/patch.diff is applied to it (patch -p1),
+ * else the variant folder's code files replace the default ones (and
+ * package.json.<ver> there becomes package.json). */
+static int apply_variant(const struct pipeline_request *req, const char *langdir, char **errmsg)
+{
+	const struct cat_runtime *rt = req->pkg->runtime;
+	char *vdir = path_join(langdir, rt->variant);
+	char *patch = vdir ? path_join(vdir, "patch.diff") : NULL;
+	int rc = patch ? 0 : -ENOMEM;
+	if (rc == 0 && !path_is_dir(vdir)) {
+		rc = pipeline_fail(req, errmsg, -ENOENT, "variant %s: %s is not a folder", rt->variant, vdir);
+	} else if (rc == 0 && path_exists(patch)) {
+		build_log(req->log_fd, "step 2: variant %s: patch -p1 < %s", rt->variant, patch);
+		/* rejects are discarded: a hunk that does not apply fails the build */
+		const char *argv[] = { "patch", "-p1", "--batch", "--forward", "--no-backup-if-mismatch",
+				       "--reject-file=-", "-d", req->workdir, "-i", patch, NULL };
+		rc = pipeline_run(req, errmsg, argv, req->workdir, NULL, "patch");
+	} else if (rc == 0) {
+		build_log(req->log_fd, "step 2: variant %s: files of %s replace the default ones",
+			  rt->variant, vdir);
+		rc = copy_code_files(req, vdir, errmsg);
+	}
+	free(vdir);
+	free(patch);
+	return rc;
+}
+
+/* Step 2. */
 static int copy_code(const struct pipeline_request *req, char **errmsg)
 {
 	const struct cat_runtime *rt = req->pkg->runtime;
 	if (compiled_language(rt->language))
 		return compiled_copy_code(req, errmsg);
 	char *langdir = pipeline_language_dir(req);
-	struct code_copy c = { .req = req, .langdir = langdir };
-	struct walk_options opts = { .links = WALK_FOLLOW, .within = req->pkg->benchmark->path };
-	int rc = langdir ? walk_tree(langdir, &opts, copy_code_file, &c, &c.errmsg) : -ENOMEM;
-	if (rc < 0)
-		rc = pipeline_fail(req, errmsg, rc, "%s", c.errmsg ? c.errmsg : strerror(-rc));
-	if (rc == 0 && strcmp(rt->language, "nodejs") == 0) {
-		char *name = str_printf("package.json.%s", rt->version);
-		char *src = name ? path_join(langdir, name) : NULL;
-		char *dst = path_join(req->workdir, "package.json");
-		if (!src || !dst) {
-			rc = -ENOMEM;
-		} else if (path_is_file(src)) {
-			build_log(req->log_fd, "%s replaces package.json", name);
-			if ((rc = copy_file(src, dst)) < 0)
-				rc = pipeline_fail(req, errmsg, rc, "cannot copy %s: %s", src, strerror(-rc));
-		}
-		free(name);
-		free(src);
-		free(dst);
-	}
-	free(c.errmsg);
+	int rc = langdir ? copy_code_files(req, langdir, errmsg) : -ENOMEM;
+	if (rc == 0 && rt->variant)
+		rc = apply_variant(req, langdir, errmsg);
 	free(langdir);
 	return rc;
 }
@@ -223,12 +274,15 @@ static int append_requirements(const struct pipeline_request *req, const json_t 
 	int rc = (versioned && plain) ? 0 : -ENOMEM;
 	const char *target = rc == 0 && path_exists(versioned) ? versioned : plain;
 	FILE *f = NULL;
+	if (rc == 0 && json_array_size(lines) == 0 && !path_exists(target))
+		build_log(req->log_fd, "step 5: no requirements.txt: an empty one, as SeBS's packages have");
 	if (rc == 0) {
 		/* The reference builder glues appended lines together; make sure
 		 * every line, the last existing one included, ends in a newline. */
 		char *old = NULL;
 		size_t len = 0;
-		bool needs_newline = read_file(target, &old, &len) == 0 && len > 0 && old[len - 1] != '\n';
+		bool needs_newline = json_array_size(lines) > 0 && read_file(target, &old, &len) == 0 &&
+				     len > 0 && old[len - 1] != '\n';
 		free(old);
 		f = fopen(target, "ae");
 		if (!f)
@@ -302,7 +356,9 @@ static int add_deployment_packages(const struct pipeline_request *req, char **er
 	int rc = 0;
 	if (!pkgs)
 		return -ENOMEM;
-	if (json_is_array(pkgs) && json_array_size(pkgs) > 0)
+	/* SeBS opens the requirements file for appending also when it has
+	 * nothing to add, so every python package has one, empty if need be */
+	if (json_is_array(pkgs))
 		rc = append_requirements(req, pkgs, errmsg);
 	else if (json_is_object(pkgs) && json_object_size(pkgs) > 0)
 		rc = merge_dependencies(req, pkgs, errmsg);
@@ -390,21 +446,101 @@ static char *dependency_file(const struct pipeline_request *req)
 	return NULL;
 }
 
+/* This machine's architecture in SeBS's names, or its uname machine
+ * ("riscv64", ...) when SeBS has no name for it. */
+static const char *host_arch(struct utsname *u)
+{
+	if (uname(u) < 0)
+		return "unknown";
+	if (strcmp(u->machine, "x86_64") == 0)
+		return "x64";
+	if (strcmp(u->machine, "aarch64") == 0 || strcmp(u->machine, "arm64") == 0)
+		return "arm64";
+	return u->machine;
+}
+
+size_t pipeline_host_arch_args(const struct cat_runtime *rt,
+			       const char *out[PIPELINE_HOST_ARCH_ARGS_MAX])
+{
+	struct utsname u;
+	size_t n = 0;
+	bool arm64 = strcmp(rt->arch, "arm64") == 0;
+	if (strcmp(host_arch(&u), rt->arch) != 0 && strcmp(rt->language, "python") == 0) {
+		out[n++] = "--platform";
+		out[n++] = arm64 ? "manylinux_2_17_aarch64" : "manylinux_2_17_x86_64";
+		out[n++] = "--only-binary=:all:";
+		out[n++] = "--python-version";
+		out[n++] = rt->version;
+		out[n++] = "--implementation";
+		out[n++] = "cp";
+	} else if (strcmp(host_arch(&u), rt->arch) != 0 && strcmp(rt->language, "nodejs") == 0) {
+		out[n++] = arm64 ? "--arch=arm64" : "--arch=x64";
+		out[n++] = arm64 ? "--cpu=arm64" : "--cpu=x64";
+	}
+	out[n] = NULL;
+	return n;
+}
+
+char *pipeline_host_arch_flags(const struct cat_runtime *rt)
+{
+	const char *args[PIPELINE_HOST_ARCH_ARGS_MAX];
+	size_t n = pipeline_host_arch_args(rt, args), len = 1;
+	for (size_t i = 0; i < n; i++)
+		len += strlen(args[i]) + 1;
+	char *flags = malloc(len);
+	if (!flags)
+		return NULL;
+	flags[0] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			strcat(flags, " ");
+		strcat(flags, args[i]);
+	}
+	return flags;
+}
+
 /* Step 6 on the host. */
 static int install_on_host(const struct pipeline_request *req, const char *dir,
 			   const char *depfile, const char *const env[], char **errmsg)
 {
-	int rc = 0;
-	if (compiled_language(req->pkg->runtime->language)) {
+	const struct cat_runtime *rt = req->pkg->runtime;
+	const char *cross[PIPELINE_HOST_ARCH_ARGS_MAX];
+	size_t n_cross = pipeline_host_arch_args(rt, cross);
+	char *flags = pipeline_host_arch_flags(rt);
+	struct utsname u;
+	int rc = flags ? 0 : -ENOMEM;
+	if (rc == 0 && n_cross)
+		build_log(req->log_fd, "step 6: cross-installing for %s on this %s host: %s",
+			  rt->arch, host_arch(&u), flags);
+	if (rc < 0) {
+		/* nothing to run */
+	} else if (compiled_language(rt->language)) {
 		rc = compiled_install_on_host(req, env, errmsg);
-	} else if (strcmp(req->pkg->runtime->language, "python") == 0) {
+	} else if (strcmp(rt->language, "python") == 0) {
 		char *langdir = pipeline_language_dir(req);
 		char *package_sh = langdir ? path_join(langdir, "package.sh") : NULL;
-		build_log(req->log_fd, "step 6: pip3 install -r %s -t .python_packages/lib/site-packages (host)", depfile);
-		const char *argv[] = { "pip3", "install", "--disable-pip-version-check",
-				       "--no-input", "-r", depfile, "-t",
-				       ".python_packages/lib/site-packages", NULL };
+		build_log(req->log_fd, "step 6: pip3 install %s%s-r %s -t .python_packages/lib/site-packages (host)",
+			  flags, n_cross ? " " : "", depfile);
+		const char *argv[8 + PIPELINE_HOST_ARCH_ARGS_MAX] = { "pip3", "install",
+				       "--disable-pip-version-check", "--no-input" };
+		size_t n = 4;
+		for (size_t i = 0; i < n_cross; i++)
+			argv[n++] = cross[i];
+		argv[n++] = "-r";
+		argv[n++] = depfile;
+		argv[n++] = "-t";
+		argv[n++] = ".python_packages/lib/site-packages";
 		rc = pipeline_run(req, errmsg, argv, dir, env, "pip3 install");
+		if (rc < 0 && n_cross)
+			build_log(req->log_fd, "error: pip3 found no %s wheel for CPython %s of every"
+				  " requirement of %s: a requirement published only as a source"
+				  " distribution, or only for other platforms, cannot be installed"
+				  " into a %s package on this %s host (%s%s%sbuild on an %s machine)",
+				  cross[1], rt->version, depfile, rt->arch, host_arch(&u),
+				  strcmp(rt->arch, "arm64") == 0 ? "list ones that have such wheels in"
+								  " requirements.txt.arm." : "",
+				  strcmp(rt->arch, "arm64") == 0 ? rt->version : "",
+				  strcmp(rt->arch, "arm64") == 0 ? ", or " : "", rt->arch);
 		if (rc == 0 && package_sh && path_is_file(package_sh)) {
 			build_log(req->log_fd, "step 6: bash %s .python_packages/lib/site-packages", package_sh);
 			const char *pargv[] = { "bash", package_sh, ".python_packages/lib/site-packages", NULL };
@@ -413,11 +549,15 @@ static int install_on_host(const struct pipeline_request *req, const char *dir,
 		free(langdir);
 		free(package_sh);
 	} else {
-		build_log(req->log_fd, "step 6: npm install (host)");
-		const char *argv[] = { "npm", "install", "--no-audit", "--no-fund",
-				       "--no-update-notifier", NULL };
+		build_log(req->log_fd, "step 6: npm install%s%s (host)", n_cross ? " " : "", flags);
+		const char *argv[6 + PIPELINE_HOST_ARCH_ARGS_MAX] = { "npm", "install", "--no-audit",
+				       "--no-fund", "--no-update-notifier" };
+		size_t n = 5;
+		for (size_t i = 0; i < n_cross; i++)
+			argv[n++] = cross[i];
 		rc = pipeline_run(req, errmsg, argv, dir, env, "npm install");
 	}
+	free(flags);
 	return rc;
 }
 
@@ -722,7 +862,10 @@ static char *installer_identity(const struct pipeline_request *req)
 	char *tools = NULL;
 	char *config = host_config_identity(req->pkg->runtime->language);
 	int rc = config ? host_tools_identity(req->pkg->runtime->language, &tools) : -ENOMEM;
-	char *id = rc == 0 ? str_printf("host %s; configuration %s", tools, config) : NULL;
+	char *flags = rc == 0 ? pipeline_host_arch_flags(req->pkg->runtime) : NULL;
+	char *id = flags ? str_printf("host %s; configuration %s; options \"%s\"", tools, config,
+				      flags) : NULL;
+	free(flags);
 	free(tools);
 	free(config);
 	return id;
@@ -740,6 +883,22 @@ static int install_into(void *arg, const char *dir, char **errmsg)
 	if (c->req->installer == INSTALLER_DOCKER)
 		return install_in_container(c->req, dir, c->env, errmsg);
 	return install_on_host(c->req, dir, c->depfile, c->env, errmsg);
+}
+
+/* An empty requirements file (step 5 creates one, as SeBS does) and no
+ * package.sh: pip would do nothing, so it is not run. */
+static bool python_install_is_empty(const struct pipeline_request *req, const char *depfile)
+{
+	char *path = path_join(req->workdir, depfile);
+	char *langdir = pipeline_language_dir(req);
+	char *package_sh = langdir ? path_join(langdir, "package.sh") : NULL;
+	struct stat st;
+	bool empty = path && package_sh && stat(path, &st) == 0 && S_ISREG(st.st_mode) &&
+		     st.st_size == 0 && !path_exists(package_sh);
+	free(path);
+	free(langdir);
+	free(package_sh);
+	return empty;
 }
 
 /* Step 6 through a dependency layer; *layer is held on success. */
@@ -828,6 +987,12 @@ static int install_dependencies(const struct pipeline_request *req, struct depla
 	if (!depfile) {
 		build_log(req->log_fd, "step 6: no %s, nothing to install",
 			  strcmp(req->pkg->runtime->language, "python") == 0 ? "requirements file" : "package.json");
+		return 0;
+	}
+	if (strcmp(language, "python") == 0 && python_install_is_empty(req, depfile)) {
+		build_log(req->log_fd, "step 6: %s is empty and there is no package.sh, nothing to install",
+			  depfile);
+		free(depfile);
 		return 0;
 	}
 	const char *depname = deplayer_folder(req->pkg->runtime->language);

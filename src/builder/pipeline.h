@@ -3,14 +3,18 @@
  *
  *  2 prepare: copy the language folder's code files into the empty work folder
  *    (python: *.py, requirements.txt*; nodejs: *.js, package.json, and
- *    package.json.<ver> replaces package.json);
+ *    package.json.<ver> replaces package.json); for a variant runtime,
+ *    then <lang>/<variant>/patch.diff applied with patch -p1, else that
+ *    folder's code files copied over (SeBS's copy_code);
  *  3 data: `bash -e init.sh <workdir> false <arch>` of the benchmark folder,
  *    then of the language folder (cwd: the script's folder).  errexit is on
  *    purpose: a failing step inside init.sh fails the build instead of
  *    shipping a package silently missing its data;
  *  4 wrappers: copy deployment.files, never overwriting the benchmark's files;
  *  5 packages: python: append deployment/module packages, one per line, to
- *    requirements.txt.<ver> if present else requirements.txt; nodejs: merge
+ *    requirements.txt.<ver> if present else requirements.txt, created
+ *    empty when there is none and nothing to add (SeBS's packages always
+ *    have one; an empty one with no package.sh installs nothing); nodejs: merge
  *    them into package.json "dependencies";
  *  6 dependencies: only when "build" is in images and the dependency file
  *    exists; done by the installer: docker (the SeBS build container of
@@ -22,7 +26,8 @@
  *    files, and its dependency folder is spliced into the zip in step 7.
  *    Without (or when the work folder already has a dependency folder of its
  *    own, which an isolated install could not see), it runs in the work
- *    folder;
+ *    folder.  The host installer cross-installs for a runtime whose
+ *    architecture is not this machine's (pipeline_host_arch_args);
  *  7 layout (layout.h) and reproducible zip (ziptree.h) into out_fd; with a
  *    layer, the work folder's zip and the layer's deps.zip are spliced
  *    (zipsplice.h): the bytes equal a zip of the whole tree.
@@ -71,6 +76,27 @@ struct pipeline_request {
 	const struct timespec *deadline; /* spawn_opts.deadline of every program run; NULL = none */
 	unsigned timeout;              /* the build's time limit in seconds, for messages */
 };
+
+/* The options that make the host's pip3 or npm install rt's dependencies
+ * for rt->arch when this machine has the other architecture, as SeBS's
+ * installers do for arm64 in its x64 build image: pip3 --platform
+ * manylinux_2_17_<aarch64|x86_64> --only-binary=:all: --python-version
+ * <ver> --implementation cp (only wheels for that platform and CPython
+ * version; a requirement with none, e.g. an sdist-only one, fails the
+ * install); npm --arch=<arch> (npm_config_arch, read by node-gyp and
+ * prebuild-install) --cpu=<arch> (npm's own choice of optional
+ * platform packages).  Fills out, NULL-terminated, with static strings or
+ * pointers into rt; returns the count, 0 when no option is needed (same
+ * architecture, or another language). */
+#define PIPELINE_HOST_ARCH_ARGS_MAX 8
+size_t pipeline_host_arch_args(const struct cat_runtime *rt,
+			       const char *out[PIPELINE_HOST_ARCH_ARGS_MAX]);
+
+/* The same options joined by blanks (malloc'd; "" when none), or NULL on
+ * ENOMEM: part of a host-built package's identity and a dependency layer's
+ * key, so that a package built without them is never taken for one built
+ * with them. */
+char *pipeline_host_arch_flags(const struct cat_runtime *rt);
 
 /* Steps 2-5 only: the work folder a function image is built from.
  * out_fd and the installer are not used. */

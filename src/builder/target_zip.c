@@ -21,11 +21,20 @@ struct target_result {
 	struct pipeline_result deps;
 };
 
-static int zip_identity(const struct target_env *env, const struct catalog *cat,
-			const struct cat_package *pkg, char **identity, bool *current)
+/* What installs the package's dependencies. */
+static int zip_installer_identity(const struct target_env *env, const struct catalog *cat,
+				  const struct cat_package *pkg, char **identity, bool *current)
 {
 	if (current)
 		*current = true;
+	if (env->installer == INSTALLER_HOST && catalog_has_build_image(cat, pkg)) {
+		/* a package cross-installed differs from one that was not */
+		char *flags = pipeline_host_arch_flags(pkg->runtime);
+		*identity = !flags ? NULL : *flags ? str_printf("builder=host;options=%s", flags)
+					   : strdup("builder=host");
+		free(flags);
+		return *identity ? 0 : -ENOMEM;
+	}
 	if (env->installer != INSTALLER_DOCKER || !catalog_has_build_image(cat, pkg)) {
 		*identity = str_printf("builder=%s", installer_name(env->installer));
 		return *identity ? 0 : -ENOMEM;
@@ -39,6 +48,21 @@ static int zip_identity(const struct target_env *env, const struct catalog *cat,
 	free(ref);
 	free(id);
 	return *identity ? 0 : -ENOMEM;
+}
+
+/* The installer, and the variant: a variant's package is built from the
+ * same inputs as the default one's, differently. */
+static int zip_identity(const struct target_env *env, const struct catalog *cat,
+			const struct cat_package *pkg, char **identity, bool *current)
+{
+	int rc = zip_installer_identity(env, cat, pkg, identity, current);
+	if (rc == 0 && pkg->runtime->variant) {
+		char *with = str_printf("%s;variant=%s", *identity, pkg->runtime->variant);
+		free(*identity);
+		*identity = with;
+		rc = with ? 0 : -ENOMEM;
+	}
+	return rc;
 }
 
 /* For the docker builder: makes sure the daemon answers and the build image

@@ -316,7 +316,9 @@ static void sync_runtime(const struct catalog *cat, size_t dir, const struct cat
 	size_t n = 0, cap = 0;
 	struct want *wants = NULL;
 	bool code = rt && rt->package_suffix;
-	bool image = plat && platform_has_deployment(plat, "container");
+	/* SeBS's function image names have no variant: a variant's image would
+	 * take the default one's name */
+	bool image = plat && platform_has_deployment(plat, "container") && !(rt && rt->variant);
 	size_t n_files = (code ? 2 : 0) + (image ? 2 : 0);
 	for (size_t i = 0; rt && i < cat->n_packages + cat->n_broken; i++) {
 		const struct cat_package *pkg = i < cat->n_packages ? &cat->packages[i] : NULL;

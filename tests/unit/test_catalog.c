@@ -757,6 +757,47 @@ START_TEST(test_language_forms)
 }
 END_TEST
 
+START_TEST(test_variant_runtimes)
+{
+	struct catalog *cat;
+	const struct cat_platform *aws;
+	const struct cat_runtime *rt;
+
+	write_rel("configs/systems.json",
+		  "{\"aws\": {\"architecture\": [\"x64\", \"arm64\"], \"deployments\": [\"package\"],\n"
+		  "  \"languages\": {\"nodejs\": {\"base_images\": {\"x64\": {\"20\": \"i\"},"
+		  " \"arm64\": {\"20\": \"j\"}},\n"
+		  "    \"variant_images\": [\"bun\", \"default\", \"arm64\", \"a/b\", 3]},\n"
+		  "   \"java\": {\"base_images\": {\"x64\": {\"17\": \"k\"}}, \"variant_images\": [\"graal\"]}}}}");
+	write_rel("benchmarks/1.g/1.bun/config.json",
+		  "{\"languages\": [{\"language\": \"nodejs\", \"variants\": [\"default\", \"bun\", \"deno\"]}]}");
+	write_rel("benchmarks/1.g/2.plain/config.json", "{\"languages\": [\"nodejs\"]}");
+	cat = load_ok("x64");
+	aws = catalog_platform(cat, "aws");
+	/* nodejs-20, -20-arm64, -20-bun, -20-bun-arm64; java-17 */
+	ck_assert_uint_eq(aws->n_runtimes, 5);
+	rt = catalog_runtime(aws, "nodejs-20-bun");
+	ck_assert_ptr_nonnull(rt);
+	ck_assert_str_eq(rt->variant, "bun");
+	ck_assert_str_eq(rt->version, "20");
+	ck_assert_str_eq(rt->arch, "x64");
+	rt = catalog_runtime(aws, "nodejs-20-bun-arm64");
+	ck_assert_ptr_nonnull(rt);
+	ck_assert_str_eq(rt->variant, "bun");
+	ck_assert_str_eq(rt->arch, "arm64");
+	ck_assert_ptr_null(catalog_runtime(aws, "nodejs-20")->variant);
+	ck_assert_ptr_nonnull(catalog_package(cat, "aws", "nodejs-20-bun", "1.bun"));
+	ck_assert_ptr_null(catalog_package(cat, "aws", "nodejs-20-bun", "2.plain"));
+	ck_assert_ptr_nonnull(catalog_package(cat, "aws", "nodejs-20", "2.plain"));
+	ck_assert_ptr_nonnull(strstr(logbuf, "variant_images[2]: arm64 is not a variant name"));
+	ck_assert_ptr_nonnull(strstr(logbuf, "variant_images[3]: a/b is not a variant name"));
+	ck_assert_ptr_nonnull(strstr(logbuf, "aws.languages.java.variant_images: SeBS has variants"
+					      " of python and nodejs only, ignored"));
+	ck_assert_ptr_nonnull(strstr(logbuf, "variant nodejs/deno is not served"));
+	catalog_free(cat);
+}
+END_TEST
+
 START_TEST(test_null_packages_and_missing_files)
 {
 	struct catalog *cat;
@@ -1079,6 +1120,7 @@ static Suite *catalog_suite(void)
 	tcase_add_test(bad, test_compiled_languages);
 	tcase_add_test(bad, test_stamp_follows_changes);
 	tcase_add_test(bad, test_warnings_once);
+	tcase_add_test(bad, test_variant_runtimes);
 	tcase_add_test(bad, test_free_null);
 	suite_add_tcase(s, bad);
 	return s;

@@ -1764,7 +1764,7 @@ int builder_sebs_hash(struct builder *b, size_t id, char out[SEBS_HASH_HEX_LEN +
 	int rc;
 	if (pkg)
 		rc = sebs_hash(b->root, pkg->platform->name, pkg->runtime->language,
-			       pkg->benchmark->path, NULL, out, errmsg);
+			       pkg->benchmark->path, pkg->runtime->variant, out, errmsg);
 	else
 		rc = -ENODATA;
 	catalog_release(b, gen);

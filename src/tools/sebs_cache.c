@@ -78,6 +78,7 @@ struct runtime {
 	const char *folder;     /* "python-3.11-arm64" */
 	char *language;         /* "python" */
 	char *version;          /* "3.11" */
+	char *variant;          /* "default", or the folder's variant ("pypy") */
 	const char *arch;       /* "x64" | "arm64" */
 };
 
@@ -182,8 +183,8 @@ bad:
 	return -EBADMSG;
 }
 
-/* Splits "python-3.11[-arm64|-x64]".  default_arch: that of runtime folders
- * without an architecture suffix. */
+/* Splits "python-3.11[-<variant>][-arm64|-x64]" (versions have no '-').
+ * default_arch: that of runtime folders without an architecture suffix. */
 static int parse_runtime(struct runtime *rt, const char *platform, const char *folder,
 			 const char *default_arch)
 {
@@ -205,9 +206,14 @@ static int parse_runtime(struct runtime *rt, const char *platform, const char *f
 	}
 	if (vlen == 0)
 		return -EINVAL;
+	const char *variant = memchr(dash + 1, '-', vlen);
+	size_t version_len = variant ? (size_t)(variant - (dash + 1)) : vlen;
+	if (version_len == 0 || (variant && version_len + 1 == vlen))
+		return -EINVAL;
 	rt->language = strndup(folder, (size_t)(dash - folder));
-	rt->version = strndup(dash + 1, vlen);
-	if (!rt->language || !rt->version)
+	rt->version = strndup(dash + 1, version_len);
+	rt->variant = variant ? strndup(variant + 1, vlen - version_len - 1) : strdup("default");
+	if (!rt->language || !rt->version || !rt->variant)
 		return -ENOMEM;
 	return 0;
 }
@@ -216,7 +222,8 @@ static void runtime_free(struct runtime *rt)
 {
 	free(rt->language);
 	free(rt->version);
-	rt->language = rt->version = NULL;
+	free(rt->variant);
+	rt->language = rt->version = rt->variant = NULL;
 }
 
 /* sebsfs shows "-x64" runtime folders only when mounted with arch=arm64:
@@ -611,17 +618,18 @@ static char *entry_dir(const char *bench, const struct runtime *rt, const struct
 	size_t n = 0;
 
 	keys[n++] = t->kind;
-	keys[n++] = "default";
+	keys[n++] = rt->variant;
 	if (t->gcp_suffix)
 		keys[n++] = t->gcp_suffix;
 	keys[n++] = rt->version;
 	keys[n++] = rt->arch;
 	*nkeys = n;
 	if (t->gcp_suffix)
-		return str_printf("%s/%s/%s/%s/default/%s/%s/%s", bench, rt->platform,
-				  rt->language, t->kind, t->gcp_suffix, rt->version, rt->arch);
-	return str_printf("%s/%s/%s/%s/default/%s/%s", bench, rt->platform, rt->language,
-			  t->kind, rt->version, rt->arch);
+		return str_printf("%s/%s/%s/%s/%s/%s/%s/%s", bench, rt->platform,
+				  rt->language, t->kind, rt->variant, t->gcp_suffix, rt->version,
+				  rt->arch);
+	return str_printf("%s/%s/%s/%s/%s/%s/%s", bench, rt->platform, rt->language,
+			  t->kind, rt->variant, rt->version, rt->arch);
 }
 
 /* The name SeBS gives the package file in its cache: the basename of what

@@ -172,14 +172,15 @@ class Verdict:
 
 
 def query(cache_dir, sebs_root, deployment, benchmark, language, version, architecture,
-          system_variant="package"):
+          system_variant="package", language_variant="default"):
     """Benchmark.query_cache for one deployment variant (SeBS's names:
     "package", "container", "function-gen1", "function-gen2")."""
     container = system_variant == "container"
     suffix = GCP_PACKAGE_VARIANTS.get(system_variant) if deployment == "gcp" else None
-    base, extra = code_cache_keys(language, version, architecture, container, suffix)
+    base, extra = code_cache_keys(language, version, architecture, container, suffix,
+                                  language_variant)
     entry = cached_entry(cache_dir, deployment, benchmark, base + extra)
-    current_hash = benchmark_hash(sebs_root, benchmark, deployment, language)
+    current_hash = benchmark_hash(sebs_root, benchmark, deployment, language, language_variant)
     location = None
     if entry is not None and "location" in entry:
         # Benchmark.code_location: joined to the cache folder

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from sebsfs_testlib import (BENCH_DIRS, DYNAMIC_HTML, SLEEP, edit_json, log_text, member, names,
-                            open_errno, read, wait_for)
+                            open_errno, read, wait_for, xattr)
 
 # where each layout puts the requirements file (test_layouts.py)
 REQUIREMENTS = {"aws": "requirements.txt", "azure": "requirements.txt",
@@ -138,3 +138,28 @@ def test_benchmark_without_variants_is_not_in_variant_folders(sebsfs, variants):
     assert m.path("aws", "nodejs-20-bun", f"{SLEEP}.zip").exists()
     assert not m.path("aws", "nodejs-20-bun", f"{DYNAMIC_HTML}.zip").exists()
     assert m.path("aws", "nodejs-20", f"{DYNAMIC_HTML}.zip").exists()
+
+
+def test_variant_packages_fill_a_sebs_cache(sebsfs, variants, suite, tmp_path):
+    """A variant folder's packages go under SeBS's language-variant key, with
+    SeBS's hash of that variant (its patch.diff or overlay files count)."""
+    import sebs_cache_checker as checker
+    from test_sebs_cache import fill
+    m = sebsfs()
+    default_hash = xattr(m.zip("aws", "nodejs-20", SLEEP), "user.sebs.sebs_hash")
+    for variant in ("bun", "llrt"):
+        assert xattr(m.zip("aws", f"nodejs-20-{variant}", SLEEP),
+                     "user.sebs.sebs_hash") != default_hash
+    cache = tmp_path / "cache"
+    runtimes = [f"nodejs-20{v}{a}" for v in ("", "-bun", "-llrt") for a in ("", "-arm64")]
+    fill(m, cache, "--platform", "aws", "--benchmark", SLEEP,
+         *[arg for r in runtimes for arg in ("--runtime", r)])
+    for variant in ("default", "bun", "llrt"):
+        for arch in ("x64", "arm64"):
+            v = checker.query(str(cache), str(suite), "aws", SLEEP, "nodejs", "20", arch,
+                              language_variant=variant)
+            assert v.current, f"{variant}/{arch}: {v}"
+    entry = checker.cached_entry(str(cache), "aws", SLEEP,
+                                 ["nodejs", "code_package", "bun", "20", "x64"])
+    data = (cache / entry["location"]).read_bytes()
+    assert member(data, "function/function.js") == BUN_JS

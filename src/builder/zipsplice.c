@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "fsutil.h"
+#include "le.h"
 
 #define ZS_LOCAL_SIZE 30
 #define ZS_CD_SIZE 46
@@ -90,21 +91,6 @@ static void zs_set_err(char **errmsg, const char *fmt, ...)
 		s = NULL;
 	va_end(ap);
 	*errmsg = s;
-}
-
-static uint16_t le16(const unsigned char *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t le32(const unsigned char *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t le64(const unsigned char *p)
-{
-	return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32;
 }
 
 static void put16(unsigned char *p, uint16_t v)

@@ -323,6 +323,23 @@ def expected_110(root, platform, language, version, with_deps=True):
     return req, opt
 
 
+def entries_below(folder):
+    """(relative path, path, lstat) of every entry below folder, os.walk's order."""
+    for dirpath, dirnames, filenames in os.walk(folder):
+        for name in dirnames + filenames:
+            p = os.path.join(dirpath, name)
+            yield os.path.relpath(p, folder), p, os.lstat(p)
+
+
+def walk_outside_views(mnt):
+    """os.walk of a mount that does not enter the directory views (the
+    folders in runtime folders): listing those builds their packages."""
+    for dirpath, dirnames, filenames in os.walk(mnt):
+        if len(os.path.relpath(dirpath, mnt).split(os.sep)) == 2:
+            dirnames.clear()
+        yield dirpath, dirnames, filenames
+
+
 def ancestors(path):
     parts = path.split("/")[:-1]
     return {"/".join(parts[:i + 1]) + "/" for i in range(len(parts))}

@@ -888,6 +888,13 @@ static uint32_t version_of_ino(fuse_ino_t ino)
 	return (uint32_t)((ino & ~VIEW_INO) >> 32);
 }
 
+/* Is ino a view folder or anything inside one? */
+static bool in_view(fuse_ino_t ino)
+{
+	const struct node *n = is_view_ino(ino) ? NULL : node_of(ino);
+	return is_view_ino(ino) || (n && n->kind == NODE_VIEW);
+}
+
 /* The view node inode ino lies in (the node itself, or an inode inside
  * it); NULL when ino is neither or its content is no longer known. */
 static struct node *view_node_of(fuse_ino_t ino)
@@ -1181,7 +1188,7 @@ static void sfs_init(void *userdata, struct fuse_conn_info *conn)
 
 static void sfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	if (view_node_of(parent) || is_view_ino(parent)) {
+	if (in_view(parent)) {
 		view_request(req, REPLY_VIEW_LOOKUP, parent, name, NULL);
 		return;
 	}
@@ -1295,7 +1302,7 @@ static void sfs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t o
  * from the content they are opened with. */
 static void sfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	if (view_node_of(ino) || is_view_ino(ino)) {
+	if (in_view(ino)) {
 		view_request(req, REPLY_VIEW_OPENDIR, ino, NULL, fi);
 		return;
 	}
@@ -1444,7 +1451,7 @@ static void unlink_done(void *ctx, int status)
 
 static void sfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	if (view_node_of(parent) || is_view_ino(parent)) {
+	if (in_view(parent)) {
 		fuse_reply_err(req, EROFS);
 		return;
 	}

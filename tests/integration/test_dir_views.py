@@ -12,60 +12,11 @@ import zipfile
 
 import pytest
 
-from sebsfs_testlib import (BENCH_DIRS, COMPRESSION, DYNAMIC_HTML, SLEEP, builds,
-                            entries_below, log_text, read, run, sha256, state, xattr)
+from sebsfs_testlib import (BENCH_DIRS, COMPRESSION, DYNAMIC_HTML, SLEEP,
+                            assert_view_equals_unzip, builds, entries_below, log_text, read, run,
+                            sha256, state, view, xattr)
 
 FAILING_INIT = "#!/bin/bash\necho 'view-build-marker failed' >&2\nexit 1\n"
-
-
-def tree_of(root):
-    """{relative path: (kind, mode bits, content or link target)} of a tree."""
-    out = {}
-    for rel, p, st in entries_below(root):
-        if stat.S_ISLNK(st.st_mode):
-            out[rel] = ("link", None, os.readlink(p))
-        elif stat.S_ISDIR(st.st_mode):
-            out[rel] = ("dir", None, None)
-        else:
-            with open(p, "rb") as f:
-                out[rel] = ("file", stat.S_IMODE(st.st_mode) & 0o111, f.read())
-    return out
-
-
-def unzip_tree(zip_path, dest):
-    dest.mkdir()
-    r = run(["unzip", "-q", str(zip_path), "-d", str(dest)])
-    assert r.returncode == 0, r.stderr
-    return tree_of(dest)
-
-
-def view(mount, platform, runtime, bench):
-    return mount.path(platform, runtime, bench)
-
-
-def assert_view_equals_unzip(mount, tmp_path, platform, runtime, bench, suffix=".zip"):
-    v = view(mount, platform, runtime, bench)
-    copy = tmp_path / f"copy-{platform}-{runtime}-{bench}"
-    # cp -r, as a user would (no shutil: it stats and opens in its own way)
-    r = run(["cp", "-r", str(v), str(copy)])
-    assert r.returncode == 0, r.stderr
-    expected = unzip_tree(mount.path(platform, runtime, bench + suffix),
-                          tmp_path / f"unzip-{platform}-{runtime}-{bench}")
-    got = tree_of(copy)
-    assert sorted(got) == sorted(expected)
-    for rel, want in expected.items():
-        assert got[rel] == want, rel
-    # modes as the zip has them (cp -r keeps them, minus the umask's bits)
-    with zipfile.ZipFile(mount.path(platform, runtime, bench + suffix)) as z:
-        for info in z.infolist():
-            mode = info.external_attr >> 16
-            st = os.lstat(os.path.join(v, info.filename.rstrip("/")))
-            assert stat.S_IFMT(st.st_mode) == stat.S_IFMT(mode), info.filename
-            if not stat.S_ISLNK(mode):
-                assert stat.S_IMODE(st.st_mode) == stat.S_IMODE(mode) & 0o555, info.filename
-            if stat.S_ISREG(mode):
-                assert st.st_size == info.file_size, info.filename
-    return got
 
 
 def test_runtime_listing_shows_views_and_builds_nothing(mount):

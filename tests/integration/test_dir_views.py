@@ -8,6 +8,7 @@ import os
 import shutil
 import stat
 import subprocess
+import threading
 import zipfile
 
 import pytest
@@ -201,3 +202,34 @@ def test_inode_numbers_stable_and_unique(mount):
     assert builds(z) == 1
     sha = xattr(z, "user.sebs.sha256")
     assert sha == sha256(read(z))
+
+
+def test_concurrent_listings_share_one_build(mount):
+    v = view(mount, "local", "nodejs-20", DYNAMIC_HTML)
+    results = []
+
+    def lister():
+        results.append(sorted(os.listdir(v)))
+
+    threads = [threading.Thread(target=lister) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert len(results) == 4 and all(r == results[0] for r in results)
+    assert builds(mount.zip("local", "nodejs-20", DYNAMIC_HTML)) == 1
+
+
+def test_evicted_package_rebuilds_with_the_same_inodes(mount):
+    v = view(mount, "aws", "python-3.11", DYNAMIC_HTML)
+    z = mount.zip("aws", "python-3.11", DYNAMIC_HTML)
+    before = {rel: (st.st_ino, st.st_size) for rel, _, st in entries_below(v)}
+    held = open(v / "function" / "function.py", "rb")
+    os.unlink(z)  # evicts the package; the open file keeps reading
+    assert state(z) == "absent"
+    assert held.read() == read(mount.path("aws", "python-3.11", DYNAMIC_HTML, "function",
+                                          "function.py"))
+    held.close()
+    assert builds(z) == 2
+    # a reproducible rebuild: the same content, so the same inode numbers
+    assert {rel: (st.st_ino, st.st_size) for rel, _, st in entries_below(v)} == before

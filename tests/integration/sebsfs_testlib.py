@@ -332,6 +332,13 @@ def entries_below(folder):
             yield os.path.relpath(p, folder), p, os.lstat(p)
 
 
+def ls_outside_views(mnt, timeout):
+    """ls -lR of a mount that stops at the directory views (ls -l of every
+    folder above them), as run() gives it."""
+    folders = [dirpath for dirpath, _, _ in walk_outside_views(mnt)]
+    return run(["ls", "-l"] + folders, timeout=timeout)
+
+
 def walk_outside_views(mnt):
     """os.walk of a mount that does not enter the directory views (the
     folders in runtime folders): listing those builds their packages."""

@@ -29,24 +29,10 @@ import sys
 import tempfile
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from benchlib import REPO, positive, sebsfs_binary, wait_for
+
 PACKAGE = "aws/python-3.11/311.compression.zip"
 BENCHMARK = "benchmarks/300.utilities/311.compression/python"
-
-
-def positive(name, default):
-    value = os.environ.get(name, str(default))
-    if not value.isdigit() or int(value) <= 0:
-        sys.exit(f"bench: {name} must be a positive integer")
-    return int(value)
-
-
-def wait_for(predicate, seconds, what):
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        if time.monotonic() > deadline:
-            sys.exit(f"bench: {what} after {seconds} s")
-        time.sleep(0.05)
 
 
 def open_read_close(path):
@@ -67,11 +53,7 @@ def median_us(path, n):
 
 
 def main():
-    build = os.environ.get("SEBSFS_BUILD_DIR", "build")
-    binary = os.path.join(build if os.path.isabs(build) else os.path.join(REPO, build),
-                          "src", "fs", "sebsfs")
-    if not os.access(binary, os.X_OK):
-        sys.exit(f"bench: {binary} not found; build first (ninja -C {build})")
+    binary = sebsfs_binary()
     n_files = positive("BENCH_FILES", 5000)
     n_opens = positive("BENCH_OPENS", 2000)
     extra = os.environ.get("BENCH_OPTS", "")

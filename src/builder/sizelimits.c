@@ -15,7 +15,7 @@
 #include <jansson.h>
 
 #include "fsutil.h"
-#include "zipbytes.h"
+#include "le.h"
 
 #define MIB (1024 * 1024)
 
@@ -296,7 +296,7 @@ static int find_cd(int fd, uint64_t file_size, uint64_t *cd_off, uint64_t *cd_si
 	unsigned char *tail = malloc(tail_len ? tail_len : 1);
 	if (!tail)
 		return -ENOMEM;
-	int rc = zip_pread_all(fd, tail, tail_len, tail_off);
+	int rc = pread_exact(fd, tail, tail_len, tail_off);
 	ssize_t at = -1;
 	for (ssize_t i = (ssize_t)tail_len - EOCD_LEN; rc == 0 && i >= 0 && at < 0; i--)
 		if (le32(tail + i) == EOCD_SIG && (size_t)i + EOCD_LEN + le16(tail + i + 20) == tail_len)
@@ -313,9 +313,9 @@ static int find_cd(int fd, uint64_t file_size, uint64_t *cd_off, uint64_t *cd_si
 		uint64_t eocd_pos = tail_off + (uint64_t)at;
 		unsigned char loc[ZIP64_LOCATOR_LEN], z64[ZIP64_EOCD_LEN];
 		if (eocd_pos >= ZIP64_LOCATOR_LEN &&
-		    zip_pread_all(fd, loc, sizeof(loc), eocd_pos - ZIP64_LOCATOR_LEN) == 0 &&
+		    pread_exact(fd, loc, sizeof(loc), eocd_pos - ZIP64_LOCATOR_LEN) == 0 &&
 		    le32(loc) == ZIP64_LOCATOR_SIG) {
-			rc = zip_pread_all(fd, z64, sizeof(z64), le64(loc + 8));
+			rc = pread_exact(fd, z64, sizeof(z64), le64(loc + 8));
 			if (rc == 0 && le32(z64) != ZIP64_EOCD_SIG)
 				rc = -EBADMSG;
 			if (rc == 0) {
@@ -352,7 +352,7 @@ int zip_unzipped_size(int fd, int64_t *out, char **errmsg)
 	if (rc == 0 && !(cd = malloc(cd_size ? cd_size : 1)))
 		rc = -ENOMEM;
 	if (rc == 0)
-		rc = zip_pread_all(fd, cd, cd_size, cd_off);
+		rc = pread_exact(fd, cd, cd_size, cd_off);
 	size_t pos = 0;
 	for (uint64_t i = 0; rc == 0 && i < count; i++) {
 		const unsigned char *h = cd + pos;

@@ -30,7 +30,7 @@
 #include <unistd.h>
 
 #include "fsutil.h"
-#include "zipbytes.h"
+#include "le.h"
 
 #define ZS_LOCAL_SIZE 30
 #define ZS_CD_SIZE 46
@@ -142,7 +142,7 @@ static int zs_peek(struct zs_reader *r, uint64_t off, size_t len, const unsigned
 	if (off < r->off || off + len > r->off + r->len) {
 		uint64_t left = r->file_size - off;
 		size_t want = left < ZS_WINDOW ? (size_t)left : ZS_WINDOW;
-		int rc = zip_pread_all(r->fd, r->buf, want, off);
+		int rc = pread_exact(r->fd, r->buf, want, off);
 
 		if (rc) {
 			r->len = 0;
@@ -192,7 +192,7 @@ static int zs_read_end(int fd, uint64_t size, struct zs_end *end, char **errmsg)
 		zs_set_err(errmsg, "%llu bytes: too short for a zip", (unsigned long long)size);
 		return -EBADMSG;
 	}
-	rc = zip_pread_all(fd, tail, tail_len, size - tail_len);
+	rc = pread_exact(fd, tail, tail_len, size - tail_len);
 	if (rc) {
 		zs_set_err(errmsg, "read the end of the zip: %s", strerror(-rc));
 		return rc;
@@ -482,7 +482,7 @@ int zip_index_read(int fd, struct zip_index **out, char **errmsg)
 		rc = -ENOMEM;
 		goto out;
 	}
-	rc = zip_pread_all(fd, z->cd, z->cd_size, end.cd_off);
+	rc = pread_exact(fd, z->cd, z->cd_size, end.cd_off);
 	if (rc) {
 		zs_set_err(errmsg, "read the central directory: %s", strerror(-rc));
 		goto out;
@@ -525,10 +525,10 @@ static int zs_same_entry(int fa, const struct zip_index *za, size_t a, int fb,
 	for (done = 0; done < ea->local_len;) {
 		uint64_t left = ea->local_len - done;
 		size_t len = left < ZS_COPY_CHUNK / 2 ? (size_t)left : ZS_COPY_CHUNK / 2;
-		int rc = zip_pread_all(fa, buf, len, ea->local_off + done);
+		int rc = pread_exact(fa, buf, len, ea->local_off + done);
 
 		if (!rc)
-			rc = zip_pread_all(fb, buf + ZS_COPY_CHUNK / 2, len, eb->local_off + done);
+			rc = pread_exact(fb, buf + ZS_COPY_CHUNK / 2, len, eb->local_off + done);
 		if (rc)
 			return rc == -EBADMSG ? -EIO : rc;
 		if (memcmp(buf, buf + ZS_COPY_CHUNK / 2, len))
@@ -639,7 +639,7 @@ static int zs_copy(struct zs_copier *c, int in_fd, uint64_t off, uint64_t len)
 		return -ENOMEM;
 	while (len > 0) {
 		size_t want = len < ZS_COPY_CHUNK ? (size_t)len : ZS_COPY_CHUNK;
-		int rc = zip_pread_all(in_fd, c->buf, want, off);
+		int rc = pread_exact(in_fd, c->buf, want, off);
 
 		if (rc)
 			return rc == -EBADMSG ? -ENODATA : rc;

@@ -194,6 +194,27 @@ int write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
+int pread_exact(int fd, void *buf, size_t len, uint64_t off)
+{
+	char *p = buf;
+
+	while (len > 0) {
+		ssize_t r = pread(fd, p, len, (off_t)off);
+
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (r == 0)
+			return -EBADMSG;
+		p += r;
+		len -= (size_t)r;
+		off += (uint64_t)r;
+	}
+	return 0;
+}
+
 int copy_fd(int in, int out)
 {
 	char buf[16384];

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* malloc'd "a/b" (exactly one '/' between them).  NULL only on ENOMEM. */
@@ -45,6 +46,9 @@ int read_file(const char *path, char **out, size_t *len_out);
 int write_file_atomic(const char *path, const void *data, size_t len);
 /* Copies what is left of in (from its offset) to out (at its offset).  0 or -errno. */
 int copy_fd(int in, int out);
+/* Reads exactly len bytes at offset off (retrying short reads and EINTR).
+ * 0, -errno, or -EBADMSG when the file ends first. */
+int pread_exact(int fd, void *buf, size_t len, uint64_t off);
 /* Writes all of buf to fd, riding out EINTR and short writes.  0 or -errno. */
 int write_all(int fd, const void *buf, size_t len);
 

@@ -57,6 +57,7 @@
 
 #include "fsutil.h"
 #include "log.h"
+#include "zipview.h"
 
 #define TREE_TIMEOUT 3600.0
 #define BUILT_ATTR_TIMEOUT 60.0
@@ -70,7 +71,7 @@
 #define MAX_NODE_CHUNKS 8192 /* 8M nodes */
 
 enum node_kind { NODE_ROOT, NODE_PLATFORM, NODE_RUNTIME, NODE_ZIP, NODE_LOG, NODE_IMAGE,
-		 NODE_IMAGE_LOG, NODE_CONFIG_ERROR };
+		 NODE_IMAGE_LOG, NODE_CONFIG_ERROR, NODE_VIEW };
 
 struct node {
 	/* immutable once the node is published */
@@ -78,7 +79,7 @@ struct node {
 	char *name;
 	size_t index;          /* inode number - 1 */
 	size_t parent;
-	size_t pkg;            /* NODE_ZIP, NODE_LOG, NODE_IMAGE, NODE_IMAGE_LOG */
+	size_t pkg;            /* NODE_ZIP, NODE_LOG, NODE_IMAGE, NODE_IMAGE_LOG, NODE_VIEW */
 	/* not in the tree now: not listed, lookup and open ENOENT; getattr still
 	 * answers (a reader may hold the file open) */
 	_Atomic bool gone;
@@ -132,9 +133,12 @@ static struct {
 	pthread_mutex_t watch_lock;
 	pthread_cond_t watch_wake;
 	bool watch_stop;       /* protected by watch_lock */
+	/* the indexes the directory views serve, by view node index */
+	struct zipview_versions *views;
 } fs;
 
-enum reply_kind { REPLY_OPEN, REPLY_ATTR, REPLY_ENTRY };
+enum reply_kind { REPLY_OPEN, REPLY_ATTR, REPLY_ENTRY, REPLY_VIEW_LOOKUP, REPLY_VIEW_OPENDIR,
+		  REPLY_VIEW_OPEN, REPLY_VIEW_READLINK };
 
 /* What a worker needs to reply to a request that waited for a build. */
 struct pending {
@@ -142,6 +146,10 @@ struct pending {
 	fuse_req_t req;
 	fuse_ino_t ino;
 	struct fuse_file_info fi;
+	/* inside a directory view (ino is the view's node): the inode the
+	 * request is about, and the name looked up in it */
+	fuse_ino_t target;
+	char *name;
 };
 
 /* ---- node table ---------------------------------------------------------- */
@@ -227,7 +235,8 @@ static void note_add(struct notes *nt, fuse_ino_t parent, const char *name)
 
 static bool belongs_to_package(enum node_kind kind)
 {
-	return kind == NODE_ZIP || kind == NODE_LOG || kind == NODE_IMAGE || kind == NODE_IMAGE_LOG;
+	return kind == NODE_ZIP || kind == NODE_LOG || kind == NODE_IMAGE || kind == NODE_IMAGE_LOG ||
+	       kind == NODE_VIEW;
 }
 
 static bool same_entry(const struct node *c, const struct want *w)
@@ -307,9 +316,9 @@ static struct node *live_child(const struct node *dir, const char *name)
  * "<benchmark>.log" for every broken benchmark (its language is unknown, so
  * it shows in every runtime folder).  plat NULL: the folder left the tree.
  * A package shows its code package "<benchmark><suffix>" (".zip", or ".jar"
- * for aws java) and its log "<benchmark><suffix>.log" unless the platform
- * deploys the language as an image only, and "<benchmark>.image" and its
- * log where the platform deploys containers. */
+ * for aws java), its log "<benchmark><suffix>.log" and its directory view
+ * "<benchmark>/" unless the platform deploys the language as an image only,
+ * and "<benchmark>.image" and its log where the platform deploys containers. */
 static void sync_runtime(const struct catalog *cat, size_t dir, const struct cat_platform *plat,
 			 const struct cat_runtime *rt, struct notes *nt)
 {
@@ -319,7 +328,7 @@ static void sync_runtime(const struct catalog *cat, size_t dir, const struct cat
 	/* SeBS's function image names have no variant: a variant's image would
 	 * take the default one's name */
 	bool image = plat && platform_has_deployment(plat, "container") && !(rt && rt->variant);
-	size_t n_files = (code ? 2 : 0) + (image ? 2 : 0);
+	size_t n_files = (code ? 3 : 0) + (image ? 2 : 0);
 	for (size_t i = 0; rt && i < cat->n_packages + cat->n_broken; i++) {
 		const struct cat_package *pkg = i < cat->n_packages ? &cat->packages[i] : NULL;
 		const struct cat_broken *br = pkg ? NULL : &cat->broken[i - cat->n_packages];
@@ -354,6 +363,8 @@ static void sync_runtime(const struct catalog *cat, size_t dir, const struct cat
 				.name = str_printf("%s%s", name, rt->package_suffix) };
 			wants[n++] = (struct want){ .kind = NODE_LOG, .pkg = pkg->id,
 				.name = str_printf("%s%s.log", name, rt->package_suffix) };
+			wants[n++] = (struct want){ .kind = NODE_VIEW, .pkg = pkg->id,
+				.name = strdup(name) };
 		}
 		if (image) {
 			wants[n++] = (struct want){ .kind = NODE_IMAGE, .pkg = pkg->id,
@@ -429,7 +440,8 @@ static void send_notes(struct notes *nt)
 
 static bool is_dir(const struct node *n)
 {
-	return n->kind == NODE_ROOT || n->kind == NODE_PLATFORM || n->kind == NODE_RUNTIME;
+	return n->kind == NODE_ROOT || n->kind == NODE_PLATFORM || n->kind == NODE_RUNTIME ||
+	       n->kind == NODE_VIEW;
 }
 
 static bool is_package(const struct node *n)
@@ -598,10 +610,13 @@ static double node_attr(const struct node *n, struct stat *st)
 	st->st_mtim = st->st_ctim = st->st_atim = fs.mount_time;
 	if (is_dir(n)) {
 		st->st_mode = S_IFDIR | 0555;
-		st->st_nlink = 2;
+		/* a view's subfolders are unknown until it is built: 1 says so */
+		st->st_nlink = n->kind == NODE_VIEW ? 1 : 2;
 		pthread_rwlock_rdlock(&fs.tree_lock);
-		for (size_t i = 0; n->kind != NODE_RUNTIME && i < n->n_children; i++)
-			st->st_nlink += !atomic_load(&node_at(n->children[i])->gone);
+		for (size_t i = 0; i < n->n_children; i++) {
+			const struct node *c = node_at(n->children[i]);
+			st->st_nlink += !atomic_load(&c->gone) && is_dir(c);
+		}
 		pthread_rwlock_unlock(&fs.tree_lock);
 		return TREE_TIMEOUT;
 	}
@@ -714,6 +729,14 @@ static int document_fd(const char *document, size_t len)
 
 /* ---- replies from the builder ------------------------------------------- */
 
+static void view_reply(const struct pending *p, const struct builder_result *res);
+
+static void free_pending(struct pending *p)
+{
+	free(p->name);
+	free(p);
+}
+
 static void reply_when_built(void *ctx, const struct builder_result *res)
 {
 	struct pending *p = ctx;
@@ -721,6 +744,11 @@ static void reply_when_built(void *ctx, const struct builder_result *res)
 	/* from here on an interrupt can no longer answer for us (it waits for a
 	 * running interrupt callback, which then finds no waiter) */
 	fuse_req_interrupt_func(p->req, NULL, NULL);
+	if (p->kind >= REPLY_VIEW_LOOKUP) {
+		view_reply(p, res);
+		free_pending(p);
+		return;
+	}
 	struct builder_status held;
 	if (p->kind != REPLY_OPEN && res->status == 0 && !held_status(n, &held))
 		tell_size(n, res->size);
@@ -773,25 +801,36 @@ static void interrupted_while_waiting(fuse_req_t req, void *data)
 	if (!builder_forget_waiter(fs.builder, n->pkg, kind_of(n), p))
 		return; /* being answered by the build already */
 	fuse_reply_err(req, EINTR);
-	free(p);
+	free_pending(p);
 }
 
-/* Hands req to the builder for package node n.  Replies ENOMEM itself. */
-static void build_then_reply(fuse_req_t req, const struct node *n, enum reply_kind kind,
-			     const struct fuse_file_info *fi)
+/* Hands req to the builder for package node n (or the package of view node
+ * n, for a request about inode target inside it, name looked up there).
+ * Replies ENOMEM itself. */
+static void build_then_reply_in(fuse_req_t req, const struct node *n, enum reply_kind kind,
+				const struct fuse_file_info *fi, fuse_ino_t target,
+				const char *name)
 {
 	struct pending *p = calloc(1, sizeof(*p));
-	if (!p) {
+	if (!p || (name && !(p->name = strdup(name)))) {
+		free(p);
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
 	p->kind = kind;
 	p->req = req;
 	p->ino = ino_of(n);
+	p->target = target;
 	if (fi)
 		p->fi = *fi;
 	fuse_req_interrupt_func(req, interrupted_while_waiting, p);
 	builder_ensure(fs.builder, n->pkg, kind_of(n), reply_when_built, p);
+}
+
+static void build_then_reply(fuse_req_t req, const struct node *n, enum reply_kind kind,
+			     const struct fuse_file_info *fi)
+{
+	build_then_reply_in(req, n, kind, fi, 0, NULL);
 }
 
 /* With -o stat_builds, is this a package whose stat must wait for a build? */
@@ -802,6 +841,339 @@ static bool stat_must_build(const struct node *n)
 	struct builder_status bs;
 	builder_status(fs.builder, n->pkg, kind_of(n), true, &bs);
 	return bs.state != PKG_FRESH;
+}
+
+/* ---- directory views -------------------------------------------------------
+ * "<benchmark>/" beside a package shows the zip's tree (zipview.h).  The view
+ * folder itself is a node (stat and listing its runtime folder build
+ * nothing); what lies inside is not: its inode numbers are VIEW_INO |
+ * version << 32 | entry, the version being the one zipview gave the
+ * package's content, so they stay the same while the package does not
+ * change and never name two things.  zipview's versions are keyed by the
+ * view node's index (the builder's package id is that node's pkg).
+ *
+ * Listing a view folder, looking a name up in one and opening or reading a
+ * link inside one go through builder_ensure as an open of the zip does:
+ * same single build, freshness check and failure (EIO; the build log says
+ * why).  A request about an inode of an older content of the package is
+ * answered ESTALE: the kernel then walks the path again with fresh lookups
+ * (LOOKUP_REVAL), which find the current content's inodes.  So entries and
+ * attributes can be cached like a package's (BUILT_ATTR_TIMEOUT) without a
+ * notification from the daemon; an open file or folder keeps the content it
+ * was opened with (its handle holds the version), and a file's pages never
+ * need dropping: an inode only ever has one content (keep_cache). */
+
+#define VIEW_INO (UINT64_C(1) << 62)
+
+struct view_handle {
+	uint32_t version;      /* held: released with the handle */
+	uint32_t entry;
+	fuse_ino_t view_ino;   /* the view's node: ".." of its top entries */
+	const struct zipview_index *index;
+	/* files: a reader on the package, one read at a time */
+	int fd;
+	pthread_mutex_t lock;
+	struct zipview_reader *reader;
+	bool logged;           /* a read error was logged for this handle */
+};
+
+static bool is_view_ino(fuse_ino_t ino)
+{
+	return (ino & VIEW_INO) != 0;
+}
+
+static fuse_ino_t view_ino(const struct node *view, uint32_t version, uint32_t entry)
+{
+	return entry == 0 ? ino_of(view) : VIEW_INO | (uint64_t)version << 32 | entry;
+}
+
+static uint32_t version_of_ino(fuse_ino_t ino)
+{
+	return (uint32_t)((ino & ~VIEW_INO) >> 32);
+}
+
+/* Is ino a view folder or anything inside one? */
+static bool in_view(fuse_ino_t ino)
+{
+	const struct node *n = is_view_ino(ino) ? NULL : node_of(ino);
+	return is_view_ino(ino) || (n && n->kind == NODE_VIEW);
+}
+
+/* The view node inode ino lies in (the node itself, or an inode inside
+ * it); NULL when ino is neither or its content is no longer known. */
+static struct node *view_node_of(fuse_ino_t ino)
+{
+	if (!is_view_ino(ino)) {
+		struct node *n = node_of(ino);
+		return n && n->kind == NODE_VIEW ? n : NULL;
+	}
+	size_t index = zipview_package(fs.views, version_of_ino(ino));
+	return index == SIZE_MAX ? NULL : node_at(index);
+}
+
+static double view_attr(const struct node *view, const struct zipview_index *idx,
+			uint32_t version, uint32_t entry, struct stat *st)
+{
+	const struct zipview_entry *e = zipview_entry(idx, entry);
+	memset(st, 0, sizeof(*st));
+	st->st_ino = view_ino(view, version, entry);
+	st->st_mode = e->mode & ~0222; /* read-only, whatever the zip says */
+	st->st_nlink = S_ISDIR(e->mode) ? 2 + e->n_subdirs : 1;
+	st->st_uid = fs.uid;
+	st->st_gid = fs.gid;
+	st->st_size = (off_t)e->size;
+	st->st_blocks = (blkcnt_t)((e->size + 511) / 512);
+	st->st_mtim = st->st_ctim = st->st_atim = fs.mount_time;
+	return BUILT_ATTR_TIMEOUT;
+}
+
+static void view_entry_param(const struct node *view, const struct zipview_index *idx,
+			     uint32_t version, uint32_t entry, struct fuse_entry_param *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->ino = view_ino(view, version, entry);
+	e->generation = 1;
+	e->attr_timeout = view_attr(view, idx, version, entry, &e->attr);
+	e->entry_timeout = BUILT_ATTR_TIMEOUT;
+}
+
+static void view_handle_free(struct view_handle *h)
+{
+	if (!h)
+		return;
+	zipview_reader_free(h->reader);
+	if (h->fd >= 0)
+		close(h->fd);
+	pthread_mutex_destroy(&h->lock);
+	zipview_release(fs.views, h->version);
+	free(h);
+}
+
+/* A handle on entry of version (held by the caller; the handle takes that
+ * hold); a reader when fd >= 0 (taken too).  NULL on ENOMEM (then both are
+ * given back). */
+static struct view_handle *view_handle_new(const struct node *view, uint32_t version,
+					   const struct zipview_index *idx, uint32_t entry, int fd)
+{
+	struct view_handle *h = calloc(1, sizeof(*h));
+	if (h) {
+		*h = (struct view_handle){ .version = version, .entry = entry, .index = idx,
+					   .view_ino = ino_of(view), .fd = fd };
+		pthread_mutex_init(&h->lock, NULL);
+		if (fd < 0 || (h->reader = zipview_reader_new(idx, entry, fd)))
+			return h;
+		view_handle_free(h);
+		return NULL;
+	}
+	if (fd >= 0)
+		close(fd);
+	zipview_release(fs.views, version);
+	return NULL;
+}
+
+/* The package is built (or failed): answer the view request p. */
+static void view_reply(const struct pending *p, const struct builder_result *res)
+{
+	const struct node *view = node_of(p->ino);
+	const struct node *runtime = node_at(view->parent);
+	char key[ZIPVIEW_KEY_MAX];
+	char *err = NULL;
+	if (res->status < 0) {
+		fuse_reply_err(p->req, -res->status);
+		return;
+	}
+	/* the digest names the content; without one, the cache file does */
+	struct stat pst;
+	if (res->sha256[0])
+		snprintf(key, sizeof(key), "%s", res->sha256);
+	else if (fstat(res->fd, &pst) == 0)
+		snprintf(key, sizeof(key), "file %ju:%ju:%jd", (uintmax_t)pst.st_dev,
+			 (uintmax_t)pst.st_ino, (intmax_t)pst.st_size);
+	else
+		snprintf(key, sizeof(key), "size %" PRId64, res->size);
+	uint32_t version;
+	const struct zipview_index *idx;
+	int rc = zipview_current(fs.views, view->index, key, res->fd, &version, &idx, &err);
+	if (rc < 0) {
+		log_err("%s/%s/%s/: cannot list the package: %s", node_at(runtime->parent)->name,
+			runtime->name, view->name, err ? err : strerror(-rc));
+		free(err);
+		fuse_reply_err(p->req, EIO);
+		return;
+	}
+	uint32_t entry = 0;
+	if (is_view_ino(p->target)) {
+		if (version_of_ino(p->target) != version) {
+			zipview_release(fs.views, version);
+			fuse_reply_err(p->req, ESTALE); /* an older content: walk again */
+			return;
+		}
+		entry = (uint32_t)p->target;
+	}
+	const struct zipview_entry *e = zipview_entry(idx, entry);
+	struct fuse_file_info fi = p->fi;
+	struct view_handle *h = NULL;
+	switch (p->kind) {
+	case REPLY_VIEW_LOOKUP: {
+		int64_t child = zipview_lookup(idx, entry, p->name);
+		struct fuse_entry_param ep;
+		if (child > 0)
+			view_entry_param(view, idx, version, (uint32_t)child, &ep);
+		zipview_release(fs.views, version);
+		if (child > 0)
+			fuse_reply_entry(p->req, &ep);
+		else
+			fuse_reply_err(p->req, child < 0 ? (int)-child : ENOENT);
+		return;
+	}
+	case REPLY_VIEW_READLINK: {
+		char target[ZIPVIEW_MAX_LINK + 1];
+		ssize_t len = zipview_readlink(idx, entry, res->fd, target, sizeof(target), &err);
+		zipview_release(fs.views, version);
+		if (len < 0 && len != -EINVAL)
+			log_err("%s/%s: cannot read link %s: %s", node_at(view->parent)->name,
+				view->name, e->name, err ? err : strerror((int)-len));
+		free(err);
+		if (len < 0)
+			fuse_reply_err(p->req, len == -EINVAL ? EINVAL : EIO);
+		else
+			fuse_reply_readlink(p->req, target);
+		return;
+	}
+	case REPLY_VIEW_OPENDIR:
+		if (!S_ISDIR(e->mode)) {
+			zipview_release(fs.views, version);
+			fuse_reply_err(p->req, ENOTDIR);
+			return;
+		}
+		h = view_handle_new(view, version, idx, entry, -1);
+		break;
+	default: {
+		if (S_ISDIR(e->mode)) {
+			zipview_release(fs.views, version);
+			fuse_reply_err(p->req, EISDIR);
+			return;
+		}
+		int fd = fcntl(res->fd, F_DUPFD_CLOEXEC, 0);
+		if (fd < 0) {
+			zipview_release(fs.views, version);
+			fuse_reply_err(p->req, errno);
+			return;
+		}
+		h = view_handle_new(view, version, idx, entry, fd);
+		fi.keep_cache = 1; /* one content per inode */
+		break;
+	}
+	}
+	if (!h) {
+		fuse_reply_err(p->req, ENOMEM);
+		return;
+	}
+	fi.fh = (uint64_t)(uintptr_t)h;
+	if (fuse_reply_open(p->req, &fi) != 0)
+		view_handle_free(h); /* the opener went away (interrupted) */
+}
+
+/* A request about inode target inside a view (or the view folder itself),
+ * answered once its package is built. */
+static void view_request(fuse_req_t req, enum reply_kind kind, fuse_ino_t target,
+			 const char *name, const struct fuse_file_info *fi)
+{
+	const struct node *view = view_node_of(target);
+	if (!view) {
+		fuse_reply_err(req, ESTALE);
+		return;
+	}
+	if (atomic_load(&view->gone)) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	build_then_reply_in(req, view, kind, fi, target, name);
+}
+
+static void view_getattr(fuse_req_t req, fuse_ino_t ino)
+{
+	uint32_t version = version_of_ino(ino);
+	const struct node *view = view_node_of(ino);
+	const struct zipview_index *idx = view ? zipview_hold(fs.views, version) : NULL;
+	if (!idx) {
+		fuse_reply_err(req, ESTALE);
+		return;
+	}
+	struct stat st;
+	uint32_t entry = (uint32_t)ino;
+	double timeout = entry < zipview_count(idx) ? view_attr(view, idx, version, entry, &st) : -1;
+	zipview_release(fs.views, version);
+	if (timeout < 0)
+		fuse_reply_err(req, ESTALE);
+	else
+		fuse_reply_attr(req, &st, timeout);
+}
+
+static void view_readdir(fuse_req_t req, const struct view_handle *h, size_t size, off_t off,
+			 bool plus)
+{
+	const struct node *view = node_of(h->view_ino);
+	const struct zipview_entry *dir = zipview_entry(h->index, h->entry);
+	char *buf = malloc(size);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	/* offsets: 0 ".", 1 "..", 2+k the folder's child k */
+	size_t used = 0;
+	for (off_t i = off; i < (off_t)dir->n_children + 2; i++) {
+		uint32_t entry = i == 0 ? h->entry : i == 1 ? dir->parent
+				 : dir->first_child + (uint32_t)(i - 2);
+		const char *name = i == 0 ? "." : i == 1 ? ".." : zipview_entry(h->index, entry)->name;
+		size_t len;
+		if (plus) {
+			struct fuse_entry_param e;
+			view_entry_param(view, h->index, h->version, entry, &e);
+			if (i == 1 && h->entry == 0)
+				node_attr(node_at(view->parent), &e.attr);
+			if (i < 2)
+				e.ino = 0; /* no lookup count is taken for . and .. */
+			len = fuse_add_direntry_plus(req, buf + used, size - used, name, &e, i + 1);
+		} else {
+			struct stat st = {
+				.st_ino = i == 1 && h->entry == 0 ? view->parent + 1
+								  : view_ino(view, h->version, entry),
+				.st_mode = zipview_entry(h->index, entry)->mode & S_IFMT,
+			};
+			len = fuse_add_direntry(req, buf + used, size - used, name, &st, i + 1);
+		}
+		if (len > size - used)
+			break;
+		used += len;
+	}
+	fuse_reply_buf(req, buf, used);
+	free(buf);
+}
+
+static void view_read(fuse_req_t req, struct view_handle *h, size_t size, off_t off)
+{
+	char *buf = malloc(size ? size : 1);
+	char *err = NULL;
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	pthread_mutex_lock(&h->lock);
+	ssize_t n = zipview_read(h->reader, buf, size, (uint64_t)off, &err);
+	if (n < 0 && !h->logged) {
+		const struct node *view = node_of(h->view_ino);
+		log_err("%s/%s: reading %s: %s", node_at(view->parent)->name, view->name,
+			zipview_entry(h->index, h->entry)->name, err ? err : strerror((int)-n));
+		h->logged = true;
+	}
+	pthread_mutex_unlock(&h->lock);
+	free(err);
+	if (n < 0)
+		fuse_reply_err(req, n == -ENOMEM ? ENOMEM : EIO);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+	free(buf);
 }
 
 /* ---- operations ---------------------------------------------------------- */
@@ -820,6 +1192,10 @@ static void sfs_init(void *userdata, struct fuse_conn_info *conn)
 
 static void sfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
+	if (in_view(parent)) {
+		view_request(req, REPLY_VIEW_LOOKUP, parent, name, NULL);
+		return;
+	}
 	const struct node *dir = node_of(parent);
 	const struct node *n = dir ? child_named(dir, name) : NULL;
 	if (!n) {
@@ -837,6 +1213,10 @@ static void sfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 static void sfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	if (is_view_ino(ino)) {
+		view_getattr(req, ino);
+		return;
+	}
 	const struct node *n = node_of(ino);
 	if (!n) {
 		fuse_reply_err(req, ENOENT);
@@ -851,8 +1231,13 @@ static void sfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 	fuse_reply_attr(req, &st, timeout);
 }
 
-static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus)
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus,
+		       const struct fuse_file_info *fi)
 {
+	if (fi->fh) {
+		view_readdir(req, (const struct view_handle *)(uintptr_t)fi->fh, size, off, plus);
+		return;
+	}
 	const struct node *dir = node_of(ino);
 	if (!dir || !is_dir(dir)) {
 		fuse_reply_err(req, ENOTDIR);
@@ -908,17 +1293,51 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, b
 static void sfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			struct fuse_file_info *fi)
 {
-	do_readdir(req, ino, size, off, false);
+	do_readdir(req, ino, size, off, false, fi);
 }
 
 static void sfs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			    struct fuse_file_info *fi)
 {
-	do_readdir(req, ino, size, off, true);
+	do_readdir(req, ino, size, off, true, fi);
+}
+
+/* Folders of the tree need no handle (fh 0); a view's folders are listed
+ * from the content they are opened with. */
+static void sfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	if (in_view(ino)) {
+		view_request(req, REPLY_VIEW_OPENDIR, ino, NULL, fi);
+		return;
+	}
+	fi->fh = 0;
+	fuse_reply_open(req, fi);
+}
+
+static void sfs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	view_handle_free((struct view_handle *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+static void sfs_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	if (!is_view_ino(ino)) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	view_request(req, REPLY_VIEW_READLINK, ino, NULL, NULL);
 }
 
 static void sfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	if (is_view_ino(ino)) {
+		if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))
+			fuse_reply_err(req, EROFS);
+		else
+			view_request(req, REPLY_VIEW_OPEN, ino, NULL, fi);
+		return;
+	}
 	const struct node *n = node_of(ino);
 	if (!n) {
 		fuse_reply_err(req, ENOENT);
@@ -981,6 +1400,10 @@ static void sfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static void sfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		     struct fuse_file_info *fi)
 {
+	if (is_view_ino(ino)) {
+		view_read(req, (struct view_handle *)(uintptr_t)fi->fh, size, off);
+		return;
+	}
 	int fd = (int)(int64_t)fi->fh;
 	if (fd < 0) {
 		fuse_reply_buf(req, NULL, 0);
@@ -995,6 +1418,11 @@ static void sfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 static void sfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	if (is_view_ino(ino)) {
+		view_handle_free((struct view_handle *)(uintptr_t)fi->fh);
+		fuse_reply_err(req, 0);
+		return;
+	}
 	int fd = (int)(int64_t)fi->fh;
 	struct node *n = node_of(ino);
 	if (fd >= 0)
@@ -1004,6 +1432,22 @@ static void sfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 	fuse_reply_err(req, 0);
 }
 
+/* Zip node n is evicted: its view's indexes need not stay in memory. */
+static void forget_view_of(const struct node *n)
+{
+	pthread_rwlock_rdlock(&fs.tree_lock);
+	const struct node *dir = node_at(n->parent);
+	size_t view = SIZE_MAX;
+	for (size_t i = 0; i < dir->n_children && view == SIZE_MAX; i++) {
+		const struct node *c = node_at(dir->children[i]);
+		if (c->kind == NODE_VIEW && c->pkg == n->pkg)
+			view = c->index;
+	}
+	pthread_rwlock_unlock(&fs.tree_lock);
+	if (view != SIZE_MAX)
+		zipview_forget(fs.views, view);
+}
+
 static void unlink_done(void *ctx, int status)
 {
 	fuse_reply_err(ctx, status < 0 ? -status : 0);
@@ -1011,6 +1455,10 @@ static void unlink_done(void *ctx, int status)
 
 static void sfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
+	if (in_view(parent)) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
 	const struct node *dir = node_of(parent);
 	const struct node *n = dir ? child_named(dir, name) : NULL;
 	if (!n) {
@@ -1030,6 +1478,8 @@ static void sfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	}
 	/* Nothing to invalidate: the size shown stays, and the rebuild's first
 	 * open drops the kernel's pages when the content differs. */
+	if (n->kind == NODE_ZIP)
+		forget_view_of(n);
 	builder_evict(fs.builder, n->pkg, kind_of(n), unlink_done, req);
 }
 
@@ -1245,6 +1695,9 @@ static const struct fuse_lowlevel_ops sfs_ops = {
 	.getattr = sfs_getattr,
 	.readdir = sfs_readdir,
 	.readdirplus = sfs_readdirplus,
+	.opendir = sfs_opendir,
+	.releasedir = sfs_releasedir,
+	.readlink = sfs_readlink,
 	.open = sfs_open,
 	.read = sfs_read,
 	.release = sfs_release,
@@ -1349,10 +1802,11 @@ struct fuse_session *fs_session_new(struct fuse_args *args, const struct catalog
 	pthread_cond_init(&fs.watch_wake, NULL);
 	fs.root = strdup(cat->root);
 	fs.arch = strdup(cat->default_arch);
+	fs.views = zipview_versions_new();
 	/* the mount-time tree: its package ids are its indices, as the builder
 	 * numbers them */
 	struct notes nt = { 0 };
-	if (!fs.root || !fs.arch || add_node(NODE_ROOT, strdup(""), 0, 0, NULL) != 0) {
+	if (!fs.root || !fs.arch || !fs.views || add_node(NODE_ROOT, strdup(""), 0, 0, NULL) != 0) {
 		log_err("out of memory building the tree");
 		return NULL;
 	}
@@ -1399,6 +1853,7 @@ void fs_cleanup(void)
 		free(fs.chunks[c]);
 	free(fs.root);
 	free(fs.arch);
+	zipview_versions_free(fs.views);
 	pthread_rwlock_destroy(&fs.tree_lock);
 	pthread_mutex_destroy(&fs.watch_lock);
 	pthread_mutex_destroy(&fs.open_lock);

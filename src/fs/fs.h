@@ -8,6 +8,8 @@
  *   /<platform>/<runtime>/              one per runtime folder
  *   /<platform>/<runtime>/<b>.zip       the package (builds on open)
  *   /<platform>/<runtime>/<b>.zip.log   its build log (direct_io, grows while building)
+ *   /<platform>/<runtime>/<b>/          read-only view of the zip's tree: listing or a
+ *                                       lookup inside builds it (see fs.c, zipview.h)
  *   /<platform>/<runtime>/<b>.image, <b>.image.log   (container platforms)
  *   /<platform>/<runtime>/<b>.log       a benchmark whose config.json cannot
  *                                       be used: why (in every runtime folder)

@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import socket
+import stat
 import subprocess
 import tarfile
 import threading
@@ -429,6 +430,85 @@ def expected_110(root, platform, language, version, with_deps=True):
     if platform == "azure":
         req |= {"handler/function.json", "host.json"}
     return req, opt
+
+
+def entries_below(folder):
+    """(relative path, path, lstat) of every entry below folder, os.walk's order."""
+    for dirpath, dirnames, filenames in os.walk(folder):
+        for name in dirnames + filenames:
+            p = os.path.join(dirpath, name)
+            yield os.path.relpath(p, folder), p, os.lstat(p)
+
+
+def ls_outside_views(mnt, timeout):
+    """ls -lR of a mount that stops at the directory views (ls -l of every
+    folder above them), as run() gives it."""
+    folders = [dirpath for dirpath, _, _ in walk_outside_views(mnt)]
+    return run(["ls", "-l"] + folders, timeout=timeout)
+
+
+def walk_outside_views(mnt):
+    """os.walk of a mount that does not enter the directory views (the
+    folders in runtime folders): listing those builds their packages."""
+    for dirpath, dirnames, filenames in os.walk(mnt):
+        if len(os.path.relpath(dirpath, mnt).split(os.sep)) == 2:
+            dirnames.clear()
+        yield dirpath, dirnames, filenames
+
+
+def tree_of(root):
+    """{relative path: (kind, mode bits, content or link target)} of a tree."""
+    out = {}
+    for rel, p, st in entries_below(root):
+        if stat.S_ISLNK(st.st_mode):
+            out[rel] = ("link", None, os.readlink(p))
+        elif stat.S_ISDIR(st.st_mode):
+            out[rel] = ("dir", None, None)
+        else:
+            with open(p, "rb") as f:
+                out[rel] = ("file", stat.S_IMODE(st.st_mode) & 0o111, f.read())
+    return out
+
+
+def unzip_tree(zip_path, dest):
+    """unzip of zip_path into the new folder dest, as tree_of."""
+    dest.mkdir()
+    r = run(["unzip", "-q", str(zip_path), "-d", str(dest)])
+    assert r.returncode == 0, r.stderr
+    return tree_of(dest)
+
+
+def view(mount, platform, runtime, bench):
+    """The directory view of a code package."""
+    return mount.path(platform, runtime, bench)
+
+
+def assert_view_equals_unzip(mount, tmp_path, platform, runtime, bench, suffix=".zip"):
+    """cp -r of the package's directory view equals unzip of the package
+    (names, kinds, execute bits, bytes, link targets); the view's modes and
+    sizes are the zip's.  Returns the copy as tree_of."""
+    v = view(mount, platform, runtime, bench)
+    copy = tmp_path / f"copy-{platform}-{runtime}-{bench}"
+    # cp -r, as a user would (no shutil: it stats and opens in its own way)
+    r = run(["cp", "-r", str(v), str(copy)])
+    assert r.returncode == 0, r.stderr
+    expected = unzip_tree(mount.path(platform, runtime, bench + suffix),
+                          tmp_path / f"unzip-{platform}-{runtime}-{bench}")
+    got = tree_of(copy)
+    assert sorted(got) == sorted(expected)
+    for rel, want in expected.items():
+        assert got[rel] == want, rel
+    # modes as the zip has them (cp -r keeps them, minus the umask's bits)
+    with zipfile.ZipFile(mount.path(platform, runtime, bench + suffix)) as z:
+        for info in z.infolist():
+            mode = info.external_attr >> 16
+            st = os.lstat(os.path.join(v, info.filename.rstrip("/")))
+            assert stat.S_IFMT(st.st_mode) == stat.S_IFMT(mode), info.filename
+            if not stat.S_ISLNK(mode):
+                assert stat.S_IMODE(st.st_mode) == stat.S_IMODE(mode) & 0o555, info.filename
+            if stat.S_ISREG(mode):
+                assert st.st_size == info.file_size, info.filename
+    return got
 
 
 def ancestors(path):

@@ -7,8 +7,9 @@ import signal
 import stat
 import threading
 
-from sebsfs_testlib import (BENCH_DIRS, DYNAMIC_HTML, SUITE_SOURCE, one_line_error, read,
-                            run_sebsfs, wait_for)
+from sebsfs_testlib import (BENCH_DIRS, DYNAMIC_HTML, SUITE_SOURCE, entries_below,
+                            one_line_error, read, run_sebsfs, wait_for,
+                            walk_outside_views)
 
 # cache.h: CACHE_LOG_INTERRUPTED
 INTERRUPTED = "[sebsfs] build interrupted: sebsfs stopped before the build ended"
@@ -17,12 +18,9 @@ INTERRUPTED = "[sebsfs] build interrupted: sebsfs stopped before the build ended
 def snapshot(folder):
     """Every entry below folder: relative path -> (mode, content of files)."""
     seen = {}
-    for dirpath, dirnames, filenames in os.walk(folder):
-        for name in dirnames + filenames:
-            p = os.path.join(dirpath, name)
-            st = os.lstat(p)
-            content = open(p, "rb").read() if stat.S_ISREG(st.st_mode) else None
-            seen[os.path.relpath(p, folder)] = (st.st_mode, content)
+    for rel, p, st in entries_below(folder):
+        content = open(p, "rb").read() if stat.S_ISREG(st.st_mode) else None
+        seen[rel] = (st.st_mode, content)
     return seen
 
 
@@ -77,7 +75,7 @@ def test_listing_creates_no_log_folders(sebsfs, tmp_path):
     cache = tmp_path / "cache"
     m = sebsfs(cache=cache)
     n_files = 0
-    for dirpath, _dirnames, filenames in os.walk(m.mnt):
+    for dirpath, _dirnames, filenames in walk_outside_views(m.mnt):
         for name in filenames:
             os.stat(os.path.join(dirpath, name))
             n_files += 1

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from sebsfs_testlib import (DYNAMIC_HTML, SLEEP, builds, docker, edit_json, function_tag, names,
-                            open_errno, read, run, sha256, systems, xattr, zip_of)
+from sebsfs_testlib import (DYNAMIC_HTML, SLEEP, assert_view_equals_unzip, builds, docker,
+                            edit_json, function_tag, names, open_errno, read, run, sha256,
+                            systems, xattr, zip_of)
 
 BFS = "503.graph-bfs"
 BENCH = {
@@ -95,15 +96,16 @@ def test_runtime_folders_are_the_ones_sebs_builds(sebsfs):
     for plat, folders in want.items():
         listed = {d for d in os.listdir(m.path(plat)) if d.startswith(("java", "cpp"))}
         assert listed == folders, plat
-    # aws java: the jar is the package; images too (aws deploys containers)
+    # aws java: the jar is the package (with its directory view); images too
+    # (aws deploys containers)
     assert sorted(os.listdir(m.path("aws", "java-17"))) == sorted(
         f"{b}{s}" for b in (SLEEP, DYNAMIC_HTML)
-        for s in (".jar", ".jar.log", ".image", ".image.log"))
+        for s in (".jar", ".jar.log", "", ".image", ".image.log"))
     # openwhisk java: container only
     assert sorted(os.listdir(m.path("openwhisk", "java-8"))) == sorted(
         f"{b}{s}" for b in (SLEEP, DYNAMIC_HTML) for s in (".image", ".image.log"))
     assert sorted(os.listdir(m.path("azure", "java-17"))) == sorted(
-        f"{b}{s}" for b in (SLEEP, DYNAMIC_HTML) for s in (".zip", ".zip.log"))
+        f"{b}{s}" for b in (SLEEP, DYNAMIC_HTML) for s in (".zip", ".zip.log", ""))
     cpp = os.listdir(m.path("aws", "cpp-all"))
     assert f"{SLEEP}.zip" in cpp and f"{BFS}.zip" in cpp and f"{DYNAMIC_HTML}.zip" not in cpp
     # listing never builds
@@ -142,6 +144,16 @@ def test_aws_java_jar_built_by_maven_in_the_build_container(sebsfs, tmp_path):
     # reproducible: another machine (cache) builds the same bytes
     other = sebsfs(options=("builder=docker",), cache=tmp_path / "cache2")
     assert read(jar_path(other, "aws", "java-17", DYNAMIC_HTML)) == data
+
+
+def test_jar_directory_view_equals_unzip(sebsfs, tmp_path):
+    # the view of a jar (tests/integration/test_dir_views.py has the zips):
+    # built like an open of the jar, copied out with cp -r
+    m = sebsfs(options=("builder=docker",))
+    got = assert_view_equals_unzip(m, tmp_path, "aws", "java-17", SLEEP, suffix=".jar")
+    assert "META-INF/MANIFEST.MF" in got
+    assert any(rel.endswith(".class") for rel in got)
+    assert builds(jar_path(m, "aws", "java-17", SLEEP)) == 1
 
 
 def test_azure_java_zip_layout(sebsfs, tmp_path):

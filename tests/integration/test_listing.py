@@ -41,8 +41,9 @@ def code_suffix(runtime, platform):
 
 
 def files_for(runtime, platform=None):
-    """The files of a runtime folder; function images (.image) only where the
-    platform deploys containers."""
+    """The entries of a runtime folder: files, and a directory view
+    "<benchmark>" of each code package; function images (.image) only where
+    the platform deploys containers."""
     if runtime.startswith("python"):
         benches = [DYNAMIC_HTML, COMPRESSION]
     elif runtime.startswith("cpp"):
@@ -50,7 +51,7 @@ def files_for(runtime, platform=None):
     else:
         benches = [DYNAMIC_HTML, SLEEP]
     suffix = code_suffix(runtime, platform)
-    exts = [suffix, suffix + ".log"] if suffix else []
+    exts = [suffix, suffix + ".log", ""] if suffix else []
     if platform in CONTAINER_PLATFORMS:
         exts += [".image", ".image.log"]
     return {b + ext for b in benches for ext in exts}
@@ -75,15 +76,30 @@ def test_tree_lists_platforms_runtimes_and_packages(mount):
             assert set(os.listdir(mount.path(platform, rt))) == files_for(rt, platform), (platform, rt)
 
 
+def views(m):
+    """Every directory view (a folder in a runtime folder)."""
+    for platform in PLATFORMS:
+        for rt in expected_runtimes(platform):
+            for f in files_for(rt, platform):
+                if not f.endswith((".zip", ".jar", ".log", ".image")):
+                    yield m.path(platform, rt, f)
+
+
 def test_listing_stat_find_getfattr_do_not_build(mount):
+    # Everything but the inside of the directory views, whose listing builds
+    # (tests/integration/test_dir_views.py): find and ls stop at them.
     t0 = time.monotonic()
-    for argv in (["ls", "-lR", str(mount.mnt)], ["find", str(mount.mnt), "-type", "f"],
-                 ["getfattr", "-R", "-d", "-m", "-", str(mount.mnt)]):
+    runtime_folders = [str(mount.path(p, rt)) for p in PLATFORMS for rt in expected_runtimes(p)]
+    files = run(["find", str(mount.mnt), "-mindepth", "3", "-type", "d", "-prune", "-o",
+                 "-type", "f", "-print"]).stdout.split("\n")[:-1]
+    for argv in (["ls", "-l"] + runtime_folders, ["find", str(mount.mnt), "-maxdepth", "3"],
+                 ["getfattr", "-d", "-m", "-"] + files + [str(v) for v in views(mount)]):
         r = run(argv, timeout=60)
         assert r.returncode == 0, (argv, r.stderr)
-    r = run(["find", str(mount.mnt), "-type", "f", "(", "-name", "*.zip", "-o", "-name", "*.jar",
-             ")"])
-    assert len(r.stdout.split()) == len(list(all_zips(mount)))
+    assert len([f for f in files if f.endswith((".zip", ".jar"))]) == len(list(all_zips(mount)))
+    for v in views(mount):
+        st = os.stat(v)
+        assert stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o555, v
     for z in all_zips(mount):
         st = os.stat(z)
         assert stat.S_ISREG(st.st_mode)

@@ -122,6 +122,7 @@ static struct {
 	 * never while holding it */
 	pthread_mutex_t open_lock;
 	bool stat_builds;
+	bool no_views;
 	uid_t uid;
 	gid_t gid;
 	struct timespec mount_time;
@@ -316,8 +317,9 @@ static struct node *live_child(const struct node *dir, const char *name)
  * "<benchmark>.log" for every broken benchmark (its language is unknown, so
  * it shows in every runtime folder).  plat NULL: the folder left the tree.
  * A package shows its code package "<benchmark><suffix>" (".zip", or ".jar"
- * for aws java), its log "<benchmark><suffix>.log" and its directory view
- * "<benchmark>/" unless the platform deploys the language as an image only,
+ * for aws java), its log "<benchmark><suffix>.log" and (unless -o views=off)
+ * its directory view "<benchmark>/", unless the platform deploys the
+ * language as an image only,
  * and "<benchmark>.image" and its log where the platform deploys containers. */
 static void sync_runtime(const struct catalog *cat, size_t dir, const struct cat_platform *plat,
 			 const struct cat_runtime *rt, struct notes *nt)
@@ -363,8 +365,9 @@ static void sync_runtime(const struct catalog *cat, size_t dir, const struct cat
 				.name = str_printf("%s%s", name, rt->package_suffix) };
 			wants[n++] = (struct want){ .kind = NODE_LOG, .pkg = pkg->id,
 				.name = str_printf("%s%s.log", name, rt->package_suffix) };
-			wants[n++] = (struct want){ .kind = NODE_VIEW, .pkg = pkg->id,
-				.name = strdup(name) };
+			if (!fs.no_views)
+				wants[n++] = (struct want){ .kind = NODE_VIEW, .pkg = pkg->id,
+					.name = strdup(name) };
 		}
 		if (image) {
 			wants[n++] = (struct want){ .kind = NODE_IMAGE, .pkg = pkg->id,
@@ -1788,6 +1791,7 @@ struct fuse_session *fs_session_new(struct fuse_args *args, const struct catalog
 				    const struct fs_config *cfg)
 {
 	fs.stat_builds = cfg->stat_builds;
+	fs.no_views = cfg->no_views;
 	fs.uid = getuid();
 	fs.gid = getgid();
 	clock_gettime(CLOCK_REALTIME, &fs.mount_time);

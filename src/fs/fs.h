@@ -32,6 +32,7 @@
 
 struct fs_config {
 	bool stat_builds;
+	bool no_views;     /* -o views=off: no directory views of packages */
 };
 
 /* Creates the session (node table from cat, the mount-time catalog whose

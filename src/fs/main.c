@@ -248,7 +248,7 @@ int main(int argc, char *argv[])
 	cache_close(cache);
 	cache = NULL;
 
-	struct fs_config fcfg = { .stat_builds = opts.stat_builds };
+	struct fs_config fcfg = { .stat_builds = opts.stat_builds, .no_views = opts.no_views };
 	se = fs_session_new(&args, cat, &fcfg);
 	if (!se)
 		goto out_catalog;

@@ -38,6 +38,7 @@ struct raw_opts {
 	char *cache_max;
 	char *dep_layers;
 	char *input_watch;
+	char *views;
 	char *size_limits;
 	char *size_limits_file;
 	int stat_builds;
@@ -62,6 +63,7 @@ static const struct fuse_opt sebsfs_opts[] = {
 	{ "cache_max=%s", offsetof(struct raw_opts, cache_max), 0 },
 	{ "dep_layers=%s", offsetof(struct raw_opts, dep_layers), 0 },
 	{ "input_watch=%s", offsetof(struct raw_opts, input_watch), 0 },
+	{ "views=%s", offsetof(struct raw_opts, views), 0 },
 	{ "size_limits=%s", offsetof(struct raw_opts, size_limits), 0 },
 	{ "size_limits_file=%s", offsetof(struct raw_opts, size_limits_file), 0 },
 	OPT("stat_builds", stat_builds),
@@ -136,6 +138,10 @@ static void usage(const char *prog)
 	       "    -o input_watch=on|off  on (default): an open skips the walk of the inputs\n"
 	       "                           when inotify saw no change since the last walk;\n"
 	       "                           off: every open stats every input file\n"
+	       "    -o views=on|off        on (default): a read-only folder <benchmark>/ beside\n"
+	       "                           each code package shows its files (listing it\n"
+	       "                           builds the package); off: no such folders, so a\n"
+	       "                           recursive walk of the mount builds nothing\n"
 	       "    -o size_limits=MODE    a code package past its platform's size limit\n"
 	       "                           (aws 50 MiB zipped, 250 MiB unzipped; gcp 100 MB /\n"
 	       "                           500 MB; openwhisk 48 MB zipped): warn (default:\n"
@@ -306,6 +312,9 @@ static int parse_values(struct raw_opts *raw, struct sebsfs_options *opts)
 	if (raw->input_watch && strcmp(raw->input_watch, "on") != 0 &&
 	    strcmp(raw->input_watch, "off") != 0)
 		return fail("input_watch=%s%s: expected on or off", raw->input_watch, "");
+	opts->no_views = raw->views && strcmp(raw->views, "off") == 0;
+	if (raw->views && strcmp(raw->views, "on") != 0 && !opts->no_views)
+		return fail("views=%s%s: expected on or off", raw->views, "");
 	if (raw->repository && (!*raw->repository || strchr(raw->repository, ':') ||
 				strchr(raw->repository, '@')))
 		return fail("repository=%s%s: expected a repository name without tag or digest",
@@ -407,6 +416,7 @@ int options_parse(int argc, char *argv[], struct fuse_args *args, struct sebsfs_
 	free(raw.cache_max);
 	free(raw.dep_layers);
 	free(raw.input_watch);
+	free(raw.views);
 	free(raw.size_limits);
 	free(raw.size_limits_file);
 	return rc;

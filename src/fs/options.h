@@ -34,6 +34,7 @@ struct sebsfs_options {
 	int64_t cache_max;   /* bytes of package files and layers to keep; 0 = no limit */
 	bool no_dep_layers;  /* -o dep_layers=off */
 	bool input_watch;    /* input_watch=on (default) */
+	bool no_views;       /* views=off: no <benchmark>/ folders */
 	enum size_limits_mode size_limits_mode; /* -o size_limits= (default warn) */
 	struct size_limits size_limits; /* defaults, then -o size_limits_file= over them */
 	struct fuse_cmdline_opts cmd; /* mountpoint, foreground, debug, singlethread, ... */

@@ -14,8 +14,8 @@ import zipfile
 import pytest
 
 from sebsfs_testlib import (BENCH_DIRS, COMPRESSION, DYNAMIC_HTML, SLEEP,
-                            assert_view_equals_unzip, builds, entries_below, log_text, read, run,
-                            sha256, state, view, xattr)
+                            assert_view_equals_unzip, builds, entries_below, log_text,
+                            one_line_error, read, run, run_sebsfs, sha256, state, view, xattr)
 
 FAILING_INIT = "#!/bin/bash\necho 'view-build-marker failed' >&2\nexit 1\n"
 
@@ -233,3 +233,26 @@ def test_evicted_package_rebuilds_with_the_same_inodes(mount):
     assert builds(z) == 2
     # a reproducible rebuild: the same content, so the same inode numbers
     assert {rel: (st.st_ino, st.st_size) for rel, _, st in entries_below(v)} == before
+
+
+def test_views_off_leaves_them_out_and_a_full_walk_builds_nothing(sebsfs):
+    m = sebsfs(options=("builder=host", "views=off"))
+    rt = m.path("aws", "python-3.11")
+    names = os.listdir(rt)
+    assert f"{DYNAMIC_HTML}.zip" in names and f"{DYNAMIC_HTML}.zip.log" in names
+    assert DYNAMIC_HTML not in names
+    assert not os.path.exists(rt / DYNAMIC_HTML)
+    r = run(["find", str(m.mnt)])
+    assert r.returncode == 0, r.stderr
+    for path in r.stdout.splitlines():
+        if path.endswith((".zip", ".jar")):
+            assert builds(path) == 0, path
+    # the zip itself is served as usual
+    assert zipfile.ZipFile(rt / f"{DYNAMIC_HTML}.zip").testzip() is None
+
+
+@pytest.mark.parametrize("value", ["maybe", "", "ON"])
+def test_views_option_rejects_other_values(tmp_path, suite, value):
+    r = run_sebsfs(tmp_path, "-f", "-o", f"cache={tmp_path / 'cache'},views={value}",
+                   suite, "@MNT@")
+    one_line_error(r, f"views={value}:", "expected on or off")

@@ -81,10 +81,10 @@ def test_variants_are_served_where_systems_json_declares_images(sebsfs, variants
             assert f"nodejs-{version}-{variant}-arm64" in aws
     assert not [n for n in aws if "deno" in n]
     assert not [p for p in m.path("local").iterdir() if "bun" in p.name or "llrt" in p.name]
-    # only the benchmarks that list the variant; a code package, no image
-    # (SeBS's image names have no variant)
+    # only the benchmarks that list the variant; a code package (and its
+    # view), no image (SeBS's image names have no variant)
     assert sorted(p.name for p in m.path("aws", "nodejs-20-bun").iterdir()) == \
-        [f"{SLEEP}.zip", f"{SLEEP}.zip.log"]
+        [SLEEP, f"{SLEEP}.zip", f"{SLEEP}.zip.log"]
 
     default_js = (variants / "nodejs" / "function.js").read_bytes()
     default = read(m.zip("aws", "nodejs-20", SLEEP))

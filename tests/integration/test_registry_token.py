@@ -7,12 +7,14 @@ RS256 JWTs signed by `openssl dgst` with a key made by `openssl req -x509`,
 whose self-signed certificate is the registry's rootcertbundle and rides in
 the token's `x5c` header, the way distribution 2.8 finds the signing key.
 It speaks both flows of dockerd's token client: GET with Basic credentials
-(for a user and password) and the OAuth2 POST (`grant_type=refresh_token`
-for an identity token, `grant_type=password` for a login), and records what
-it was asked, so that the tests see which credentials sebsfs handed dockerd
-in X-Registry-Auth: a credential helper's user and password, a helper's
-`<token>` answer, an `auths` entry's identitytoken as `docker login` stores
-it, or an `auths` entry's registrytoken (passed through without a request)."""
+(for a user and password; with offline_token=true, as `docker login` asks,
+it adds a refresh token) and the OAuth2 POST (`grant_type=refresh_token`
+for an identity token; `grant_type=password`), and records what it was
+asked, so that the tests see which credentials sebsfs handed dockerd in
+X-Registry-Auth: a credential helper's user and password, a helper's
+`<token>` answer, the auths entry a real `docker login` wrote (its
+identitytoken), or an auths entry's registrytoken (passed through without a
+request)."""
 
 import base64
 import json
@@ -23,16 +25,18 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from sebsfs_testlib import (DYNAMIC_HTML, PrivateRegistry, credential_helper, free_port,
-                            function_tag, mount_with_docker_config, open_errno, read, state)
+from sebsfs_testlib import (BENCH_DIRS, DYNAMIC_HTML, PrivateRegistry, credential_helper, free_port,
+                            docker, function_tag, mount_with_docker_config, open_errno, read,
+                            run, state)
 
 USER = "sebsfs-token-pusher"
 PASSWORD = "pw-3b81d0e2-not-in-any-log"
-REFRESH_TOKEN = "rt-5c9a44f1-not-in-any-log"   # the identity token `docker login` would store
+REFRESH_TOKEN = "rt-5c9a44f1-not-in-any-log"   # an identity token the token server knows
 SERVICE = "sebsfs-test-registry"
 ISSUER = "sebsfs-test-token-issuer"
 PLATFORM, RUNTIME = "openwhisk", "python-3.11"
@@ -45,10 +49,12 @@ def b64url(data):
 
 class TokenServer:
     """A registry token server (distribution's token authentication
-    specification) on 127.0.0.1: one user with a password and one refresh
-    token.  requests lists what it was asked: dicts with method, grant
-    (basic, password, refresh_token), user, refresh_token, service, scopes
-    and granted."""
+    specification) on 127.0.0.1: one user with a password; refresh tokens
+    (identity tokens) are REFRESH_TOKEN and those it hands out with a token
+    for `offline_token=true` (what `docker login` asks for) or a password
+    grant.  requests lists what it was asked: dicts with method, grant
+    (basic, password, refresh_token), user, offline, refresh_token,
+    client_id, service, scopes and granted."""
 
     def __init__(self, base):
         self.key = base / "token-key.pem"
@@ -61,6 +67,7 @@ class TokenServer:
                              capture_output=True, timeout=60, check=True).stdout
         self.x5c = [base64.b64encode(der).decode()]
         self.requests = []
+        self.refresh_tokens = {REFRESH_TOKEN}
         self.lock = threading.Lock()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.realm = f"http://127.0.0.1:{self.httpd.server_address[1]}/token"
@@ -74,6 +81,12 @@ class TokenServer:
         self.httpd.shutdown()
         self.httpd.server_close()
         self.thread.join(timeout=10)
+
+    def new_refresh_token(self):
+        token = f"rt-{secrets.token_hex(12)}"
+        with self.lock:
+            self.refresh_tokens.add(token)
+        return token
 
     def seen(self):
         with self.lock:
@@ -132,6 +145,7 @@ class TokenServer:
                 url = urllib.parse.urlsplit(self.path)
                 query = urllib.parse.parse_qs(url.query)
                 record = {"method": "GET", "grant": "basic", "user": None,
+                          "offline": query.get("offline_token") == ["true"],
                           "service": query.get("service", [None])[0],
                           "scopes": query.get("scope", [])}
                 user = password = None
@@ -143,6 +157,8 @@ class TokenServer:
                 doc = self.grant(record, USER if ok else None)
                 if doc:
                     doc["token"] = doc["access_token"]
+                    if record["offline"]:
+                        doc["refresh_token"] = server.new_refresh_token()
                     self.answer(200, doc)
 
             def do_POST(self):
@@ -153,16 +169,20 @@ class TokenServer:
                 record = {"method": "POST", "grant": grant, "user": field("username"),
                           "refresh_token": field("refresh_token"), "client_id": field("client_id"),
                           "service": field("service"), "scopes": (field("scope") or "").split()}
+                refresh = field("refresh_token")
                 if grant == "password":
+                    # for clients that force OAuth; dockerd 20.10 logs in
+                    # with a GET and offline_token=true instead
                     ok = (field("username"), field("password")) == (USER, PASSWORD)
+                    refresh = None
                 elif grant == "refresh_token":
-                    ok = field("refresh_token") == REFRESH_TOKEN
+                    with server.lock:
+                        ok = refresh in server.refresh_tokens
                 else:
                     ok = False
                 doc = self.grant(record, USER if ok and self.path == "/token" else None)
                 if doc:
-                    # dockerd's OAuth client keeps a refresh token it is given
-                    doc["refresh_token"] = REFRESH_TOKEN
+                    doc["refresh_token"] = refresh or server.new_refresh_token()
                     doc["scope"] = " ".join(record["scopes"])
                     self.answer(200, doc)
 
@@ -190,6 +210,14 @@ def token_registry(tmp_path, token_server):
             "realm": token_server.realm, "service": SERVICE, "issuer": ISSUER,
             "rootcertbundle": str(token_server.cert)}) as reg:
         yield reg
+
+
+@pytest.fixture(autouse=True)
+def own_image(suite):
+    """A benchmark source of this test's own, so that the image it builds
+    has an ID no other test on the shared daemon removes (or shares)."""
+    with open(suite / BENCH_DIRS[DYNAMIC_HTML] / "python" / "function.py", "a") as f:
+        f.write(f"# {uuid.uuid4().hex}\n")
 
 
 @pytest.fixture
@@ -277,30 +305,84 @@ def test_push_with_user_and_password_from_a_helper(sebsfs, tmp_path, helper_bin,
     assert PASSWORD not in image_log(m) and PASSWORD not in m.stderr()
 
 
-@pytest.mark.parametrize("source", ["helper", "auths"])
-def test_push_with_an_identity_token(sebsfs, tmp_path, helper_bin, token_server, token_registry,
-                                     repo, source):
-    """An identity token (a helper's `<token>` answer, or an auths entry as
-    `docker login` writes it for a token registry: "auth" of "user:" and
-    "identitytoken") makes dockerd run the OAuth2 refresh-token grant."""
-    if source == "helper":
-        credential_helper(helper_bin, "sebsfstoken", tmp_path / "calls.log", token_registry.addr,
-                          "<token>", REFRESH_TOKEN)
-        config = {"credHelpers": {token_registry.addr: "sebsfstoken"}}
-    else:
-        config = {"auths": {token_registry.addr: {
-            "auth": base64.b64encode(f"{USER}:".encode()).decode(),
-            "identitytoken": REFRESH_TOKEN}}}
-    m = mount_with_docker_config(sebsfs, tmp_path, helper_bin, token_registry.addr, repo, config)
-    requests = assert_pushed(m, token_server, token_registry, repo)
+def test_an_image_gone_from_the_daemon_is_pulled_back_with_credentials(
+        sebsfs, tmp_path, helper_bin, token_server, token_registry, repo):
+    """A pushed image that left the daemon is pulled back by its digest
+    instead of rebuilt; the registry wants a token for that pull too, got
+    with the same credentials as the push."""
+    credential_helper(helper_bin, "sebsfstoken", tmp_path / "calls.log", token_registry.addr,
+                      USER, PASSWORD)
+    m = mount_with_docker_config(sebsfs, tmp_path, helper_bin, token_registry.addr, repo,
+                                 {"credsStore": "sebsfstoken"})
+    assert_pushed(m, token_server, token_registry, repo)
+    doc, img = push(m)
+    m.stop()
+    docker("rmi", "-f", doc["id"])
+    # the same cache, from a new process that knows nothing of the daemon
+    m = mount_with_docker_config(sebsfs, tmp_path, helper_bin, token_registry.addr, repo,
+                                 {"credsStore": "sebsfstoken"})
+    before = len(token_server.seen())
+    again, _ = push(m)
+    log = image_log(m)
+    assert isinstance(again, dict), log
+    assert f"image {doc['image']} is gone from the daemon; pulling {doc['digest']}" in log, log
+    assert f"restored {doc['image']} from {doc['digest']}: no rebuild needed" in log, log
+    assert again["digest"] == doc["digest"] and again["id"] == doc["id"], (doc, again)
+    pulls = token_server.seen()[before:]
+    assert pulls and all(r["grant"] == "basic" and r["user"] == USER and r["granted"]
+                         for r in pulls), pulls
+    assert any(f"repository:{repo}:pull" in r["scopes"] for r in pulls), pulls
+    assert PASSWORD not in log and PASSWORD not in m.stderr()
+
+
+def assert_refresh_grants_only(requests, repo, identity_token):
+    """dockerd got its tokens by the OAuth2 refresh-token grant with
+    identity_token, never with Basic credentials."""
     dockerd = [r for r in requests if r["method"] == "POST"]
-    assert dockerd, requests
-    assert all(r["grant"] == "refresh_token" and r["refresh_token"] == REFRESH_TOKEN
+    assert dockerd and len(dockerd) == len(requests), requests
+    assert all(r["grant"] == "refresh_token" and r["refresh_token"] == identity_token
                and r["client_id"] and r["granted"] for r in dockerd), dockerd
     assert any(asked_for_push(r, repo) for r in dockerd), dockerd
-    # no Basic flow at all
-    assert [r for r in requests if r["method"] == "GET"] == [], requests
+
+
+def test_push_with_an_identity_token_from_a_helper(sebsfs, tmp_path, helper_bin, token_server,
+                                                   token_registry, repo):
+    """A helper's `<token>` answer is an identity token: dockerd runs the
+    refresh-token grant with it."""
+    credential_helper(helper_bin, "sebsfstoken", tmp_path / "calls.log", token_registry.addr,
+                      "<token>", REFRESH_TOKEN)
+    m = mount_with_docker_config(sebsfs, tmp_path, helper_bin, token_registry.addr, repo,
+                                 {"credHelpers": {token_registry.addr: "sebsfstoken"}})
+    requests = assert_pushed(m, token_server, token_registry, repo)
+    assert_refresh_grants_only(requests, repo, REFRESH_TOKEN)
     assert REFRESH_TOKEN not in image_log(m) and REFRESH_TOKEN not in m.stderr()
+
+
+def test_push_with_the_identity_token_of_docker_login(sebsfs, tmp_path, helper_bin, token_server,
+                                                      token_registry, repo):
+    """`docker login` to a token registry (dockerd asks for a token with
+    Basic credentials and offline_token=true) stores the refresh token it
+    got as the auths entry's identitytoken, beside "auth" of "user:";
+    sebsfs pushes with that entry."""
+    login_config = tmp_path / "login-config"
+    login_config.mkdir()
+    (login_config / "config.json").write_text("{}")
+    r = run(["docker", "--config", str(login_config), "login", "--username", USER,
+             "--password-stdin", token_registry.addr], input=PASSWORD)
+    assert r.returncode == 0, r.stderr
+    config = json.loads((login_config / "config.json").read_text())
+    entry = config["auths"][token_registry.addr]
+    identity_token = entry.get("identitytoken")
+    assert identity_token and identity_token != REFRESH_TOKEN, entry
+    assert base64.b64decode(entry["auth"]).decode() == f"{USER}:", "login kept the password"
+    login = token_server.seen()
+    assert [(q["grant"], q["user"], q["offline"], q["granted"]) for q in login] == \
+        [("basic", USER, True, True)], login
+
+    m = mount_with_docker_config(sebsfs, tmp_path, helper_bin, token_registry.addr, repo, config)
+    requests = assert_pushed(m, token_server, token_registry, repo)[len(login):]
+    assert_refresh_grants_only(requests, repo, identity_token)
+    assert identity_token not in image_log(m) and identity_token not in m.stderr()
 
 
 def test_push_with_a_registry_token(sebsfs, tmp_path, helper_bin, token_server, token_registry,
@@ -334,7 +416,7 @@ def test_refused_credentials_fail_the_push(sebsfs, tmp_path, helper_bin, token_s
               if f"push to {token_registry.addr} failed" in line]
     assert failed, log
     # the token server's reason, as dockerd reports it
-    assert REFUSED in failed[-1], failed[-1]
+    assert f"unauthorized: {REFUSED}" in failed[-1], failed[-1]
     assert state(img) == "failed"
     requests = token_server.seen()
     assert requests and not any(r["granted"] for r in requests), requests

@@ -264,6 +264,9 @@ def asked_for_push(record, repo):
 
 
 def assert_pushed(m, token_server, registry, repo):
+    """Opening the image builds and pushes it: the registry has its tag.
+    What the token server was asked until then (not the test's own request
+    for the tag list)."""
     doc, img = push(m)
     assert isinstance(doc, dict), image_log(m)
     assert doc["digest"].startswith(f"{registry.addr}/{repo}@sha256:"), doc

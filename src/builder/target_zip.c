@@ -229,7 +229,7 @@ static int zip_publish(struct target_build *tb, struct target_result *r,
 	struct cache_deps deps = { r->deps.deps_hash, r->deps.deps_reused };
 	int rc = cache_publish(tb->env->cache, &tb->key, r->tmp, tb->input_hash, *tb->manifest_json,
 			       target_now_seconds() - tb->started, r->deps.has_layer ? &deps : NULL,
-			       out);
+			       false, out);
 	if (rc < 0) {
 		*errmsg = str_printf("cannot publish the package: %s", cache_strerror(rc));
 		return rc;

@@ -273,7 +273,7 @@ int build_images_ensure(struct build_images *bi, struct docker *d, const struct 
 	for (int i = 0; i < 2 && names[i] && rc == -ENOENT; i++) {
 		free(why[i]);
 		why[i] = NULL;
-		rc = docker_image_pull(d, names[i], write_progress, &sink, &why[i]);
+		rc = docker_image_pull(d, names[i], NULL, write_progress, &sink, &why[i]);
 		if (rc == 0 && (rc = inspect(bi, d, names[i], id, &why[i])) == 0)
 			*ref = strdup(names[i]);
 		else if (rc < 0 && !daemon_unreachable(rc))

@@ -457,35 +457,59 @@ static void set_errmsg(char **errmsg, const char *fmt, ...)
 	*errmsg = msg;
 }
 
+int image_registry_auth(const char *registry, const char *action, int log_fd, char **auth,
+			char **errmsg)
+{
+	char *host = strndup(registry, strcspn(registry, "/"));
+	char *msg = NULL;
+	int rc;
+
+	*auth = NULL;
+	if (!host) {
+		set_errmsg(errmsg, "registry auth %s: out of memory", registry);
+		return -ENOMEM;
+	}
+	rc = docker_registry_auth(host, auth, &msg);
+	if (rc == -ENOENT) {
+		build_log(log_fd, "%s: no credentials for %s in the Docker config (%s); %sing"
+			  " anonymously", action, host, msg ? msg : "no entry", action);
+		rc = 0;
+	} else if (rc < 0) {
+		*errmsg = msg;
+		msg = NULL;
+	}
+	free(msg);
+	free(host);
+	return rc;
+}
+
+void image_registry_auth_free(char *auth)
+{
+	if (auth)
+		explicit_bzero(auth, strlen(auth));
+	free(auth);
+}
+
 /* Tags ref as <registry>/<repository>:<tag> and pushes it.  On success
  * res->digest is set; on failure *errmsg says why (the image stays built). */
 static int push_image(const struct image_build_request *req, const char *ref,
 		      struct image_build_result *res, char **errmsg)
 {
 	const char *registry = req->registry;
-	char *host = strndup(registry, strcspn(registry, "/"));
 	char *repo = str_printf("%s/%s", registry, req->repository);
 	char *pushed = repo ? str_printf("%s:%s", repo, req->tag) : NULL;
 	char *auth = NULL, *digest = NULL, *msg = NULL;
 	int log_fd = req->log_fd;
 	int rc = 0;
 
-	if (!host || !repo || !pushed) {
+	if (!repo || !pushed) {
 		rc = -ENOMEM;
 		goto out;
 	}
 	build_log(log_fd, "push: %s as %s", ref, pushed);
 	rc = docker_image_tag(req->docker, ref, repo, req->tag, &msg);
-	if (rc == 0) {
-		rc = docker_registry_auth(host, &auth, &msg);
-		if (rc == -ENOENT) {
-			build_log(log_fd, "push: no credentials for %s in the Docker config (%s); "
-				  "pushing anonymously", host, msg ? msg : "no entry");
-			free(msg);
-			msg = NULL;
-			rc = 0;
-		}
-	}
+	if (rc == 0)
+		rc = image_registry_auth(registry, "push", log_fd, &auth, &msg);
 	if (rc == 0)
 		rc = docker_image_push(req->docker, pushed, auth, write_log, &log_fd, &digest, &msg);
 	if (rc == 0 && !(res->digest = str_printf("%s@%s", repo, digest)))
@@ -496,14 +520,11 @@ out:
 	else
 		set_errmsg(errmsg, "push to %s failed: %s; %s is built but not pushed, the next"
 			   " read builds it again and pushes", registry, msg ? msg : strerror(-rc), ref);
-	if (auth)
-		explicit_bzero(auth, strlen(auth));
-	free(auth);
+	image_registry_auth_free(auth);
 	free(digest);
 	free(msg);
 	free(pushed);
 	free(repo);
-	free(host);
 	return rc;
 }
 

@@ -42,6 +42,16 @@ struct image_build_result {
 	int64_t size;     /* bytes, from inspect */
 };
 
+/* The X-Registry-Auth value for registry ("host[:port][/path]") from the
+ * Docker config, as docker_registry_auth finds it for the host, to push or
+ * pull (action, "push" or "pull").  0 with *auth malloc'd; 0 with *auth NULL
+ * when the config has none (anonymous, which the log line in log_fd says);
+ * else -errno and *errmsg (a helper that fails, a broken config).  Free
+ * *auth with image_registry_auth_free, which wipes it. */
+int image_registry_auth(const char *registry, const char *action, int log_fd, char **auth,
+			char **errmsg);
+void image_registry_auth_free(char *auth);
+
 /* Builds (and pushes).  0 or -errno; *errmsg (malloc'd) says why on failure. */
 int image_build(const struct image_build_request *req, struct image_build_result *res,
 		char **errmsg);

@@ -156,7 +156,7 @@ static int ensure_base_image(struct docker *client, const char *base, int log_fd
 		free(msg);
 		msg = NULL;
 		build_log(log_fd, "pulling base image %s", base);
-		rc = docker_image_pull(client, base, write_log, &log_fd, &msg);
+		rc = docker_image_pull(client, base, NULL, write_log, &log_fd, &msg);
 	}
 	if (rc < 0)
 		*errmsg = str_printf("base image %s is not present and cannot be pulled: %s", base,
@@ -181,7 +181,7 @@ static bool dependency_image_available(void *ctx, const char *image)
 		free(msg);
 		msg = NULL;
 		build_log(p->log_fd, "pulling dependency image %s", image);
-		rc = docker_image_pull(p->client, image, write_log, &p->log_fd, &msg);
+		rc = docker_image_pull(p->client, image, NULL, write_log, &p->log_fd, &msg);
 		if (rc < 0)
 			build_log(p->log_fd, "cannot pull %s: %s", image, msg ? msg : strerror(-rc));
 	}
@@ -236,8 +236,8 @@ static int write_cpp_dockerfile(struct target_build *tb, const char *template_pa
 }
 
 /* A row whose image vanished from the daemon, inputs unchanged, and a pushed
- * digest: pull it back instead of rebuilding.  0 (and r filled) when that
- * worked. */
+ * digest: pull it back, with the registry's credentials as a push has them,
+ * instead of rebuilding.  0 (and r filled) when that worked. */
 static int restore_from_registry(struct target_build *tb, struct target_result *r)
 {
 	const struct cache_entry *prev = tb->previous;
@@ -246,11 +246,16 @@ static int restore_from_registry(struct target_build *tb, struct target_result *
 	if (!prev || !prev->has_package || !prev->digest || !prev->image ||
 	    !prev->input_hash || strcmp(prev->input_hash, tb->input_hash) != 0)
 		return -ENOENT;
-	char *msg = NULL, *id = NULL;
+	char *msg = NULL, *id = NULL, *auth = NULL;
 	char *image = strdup(prev->image);
 	char *colon = image ? strrchr(image, ':') : NULL;
 	build_log(log_fd, "image %s is gone from the daemon; pulling %s", prev->image, prev->digest);
-	int rc = image ? docker_image_pull(client, prev->digest, write_log, &log_fd, &msg) : -ENOMEM;
+	int rc = image ? 0 : -ENOMEM;
+	if (rc == 0 && prev->registry)
+		rc = image_registry_auth(prev->registry, "pull", log_fd, &auth, &msg);
+	if (rc == 0)
+		rc = docker_image_pull(client, prev->digest, auth, write_log, &log_fd, &msg);
+	image_registry_auth_free(auth);
 	if (rc == 0 && colon) {
 		*colon = '\0';
 		rc = docker_image_tag(client, prev->digest, image, colon + 1, &msg);

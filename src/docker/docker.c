@@ -893,8 +893,8 @@ int docker_split_ref(const char *ref, char **repo, char **tag)
 	return 0;
 }
 
-int docker_image_pull(struct docker *d, const char *ref, docker_output_fn out, void *ctx,
-		      char **errmsg)
+int docker_image_pull(struct docker *d, const char *ref, const char *auth, docker_output_fn out,
+		      void *ctx, char **errmsg)
 {
 	struct request r = { .method = "POST", .upload_fd = -1, .sink = SINK_JSON,
 			     .streaming = true, .out = out, .ctx = ctx };
@@ -921,8 +921,8 @@ int docker_image_pull(struct docker *d, const char *ref, docker_output_fn out, v
 	}
 	r.path = path;
 	r.what = what;
-	/* Anonymous auth: some daemons reject a pull without the header. */
-	r.registry_auth = "e30=";
+	/* "{}" when anonymous: some daemons reject a pull without the header */
+	r.registry_auth = auth ? auth : "e30=";
 	rc = do_request(d, &r, errmsg);
 out:
 	request_done(&r);

@@ -74,11 +74,13 @@ void docker_image_info_clear(struct docker_image_info *info);
 /* Output sink for streams: stream 1 = stdout, 2 = stderr, 0 = progress text. */
 typedef void (*docker_output_fn)(void *ctx, int stream, const char *data, size_t len);
 
-/* POST /images/create?fromImage=...&tag=...  Progress lines ("status",
- * "progress") go to out as text; an "error"/"errorDetail" object in the
- * stream fails with -EIO and its message. */
-int docker_image_pull(struct docker *d, const char *ref, docker_output_fn out, void *ctx,
-		      char **errmsg);
+/* POST /images/create?fromImage=...&tag=...  auth: the X-Registry-Auth
+ * value (docker_registry_auth) for ref's registry, or NULL for an anonymous
+ * pull.  Progress lines ("status", "progress") go to out as text; an
+ * "error"/"errorDetail" object in the stream fails with -EIO and its
+ * message. */
+int docker_image_pull(struct docker *d, const char *ref, const char *auth, docker_output_fn out,
+		      void *ctx, char **errmsg);
 
 struct docker_container_spec {
 	const char *image;

@@ -12,13 +12,15 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from sebsfs_testlib import SUITE_SOURCE, mounted, offline_env, sebsfs_bin  # noqa: E402
+from sebsfs_testlib import (SUITE_SOURCE, mounted, offline_env, remove_images,  # noqa: E402
+                            sebsfs_bin)
 
 MOUNT_DEADLINE = 10.0
 SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "runtime error")
@@ -132,6 +134,15 @@ def registry():
                        timeout=30)
     assert r.returncode == 0, f"no registry answers at {addr}: {r.stderr}"
     return addr
+
+
+@pytest.fixture
+def repo():
+    """A fresh repository name for function images under sebsfs-test/; its
+    images are removed from the daemon at the end."""
+    name = f"sebsfs-test/img{uuid.uuid4().hex[:10]}"
+    yield name
+    remove_images(name)
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
 import zipfile
 from pathlib import Path
 
@@ -284,14 +285,20 @@ def end_process(pid, timeout=30):
 class PrivateRegistry:
     """A docker-registry of a test's own on 127.0.0.1:port, configured as
     scripts/services configures the shared one; with htpasswd (the path of
-    an htpasswd file of bcrypt entries), it wants a login."""
+    an htpasswd file of bcrypt entries), it wants a login (Basic); with token
+    (distribution's `auth: token` settings: realm, service, issuer,
+    rootcertbundle), it wants a bearer token from that realm."""
 
-    def __init__(self, base, port, htpasswd=None):
+    def __init__(self, base, port, htpasswd=None, token=None):
         self.base = Path(base)
+        self.base.mkdir(parents=True, exist_ok=True)
         self.addr = f"127.0.0.1:{port}"
         self.config = self.base / "registry.yml"
-        auth = (f"auth:\n  htpasswd:\n    realm: sebsfs-test\n    path: {htpasswd}\n"
-                if htpasswd else "")
+        auth = ""
+        if htpasswd:
+            auth = f"auth:\n  htpasswd:\n    realm: sebsfs-test\n    path: {htpasswd}\n"
+        elif token:
+            auth = "auth:\n  token:\n" + "".join(f"    {k}: {v}\n" for k, v in token.items())
         self.config.write_text(
             "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n"
             f"    rootdirectory: {self.base / 'data'}\n  delete:\n    enabled: true\n"
@@ -324,12 +331,63 @@ class PrivateRegistry:
         if self.proc and self.proc.poll() is None:
             end_process(self.proc.pid)
 
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
     def manifest(self, repo, ref):
         req = urllib.request.Request(
             f"http://{self.addr}/v2/{repo}/manifests/{ref}",
             headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"})
         with urllib.request.urlopen(req, timeout=10) as r:
             return r.status
+
+
+# docker-credential-<name> as Docker's clients run it: `get`, the server URL
+# on stdin, {ServerURL, Username, Secret} on stdout; "credentials not found
+# in native keychain" (exit 1) for a server it does not know.  Every call is
+# recorded in the calls file.
+CREDENTIAL_HELPER = """#!/usr/bin/python3
+import json, sys
+server = sys.stdin.read()
+with open({calls!r}, "a") as f:
+    f.write(" ".join(sys.argv[1:]) + " " + server + "\\n")
+if sys.argv[1:] != ["get"]:
+    sys.exit(2)
+if server == {addr!r}:
+    print(json.dumps({{"ServerURL": server, "Username": {user!r}, "Secret": {secret!r}}}))
+else:
+    print("credentials not found in native keychain")
+    sys.exit(1)
+"""
+
+
+def install_credential_helper(bindir, name, text):
+    """Writes the program docker-credential-<name> (text) into bindir."""
+    prog = Path(bindir) / f"docker-credential-{name}"
+    prog.write_text(text)
+    prog.chmod(0o755)
+
+
+def credential_helper(bindir, name, calls, addr, user, secret):
+    """Installs a helper that answers user and secret for addr only."""
+    install_credential_helper(bindir, name, CREDENTIAL_HELPER.format(
+        calls=str(calls), addr=addr, user=user, secret=secret))
+
+
+def mount_with_docker_config(sebsfs, tmp_path, bindir, registry, repo, config):
+    """A host-builder mount pushing to registry/repo, whose Docker config is
+    config (a dict written as DOCKER_CONFIG's config.json) and whose PATH
+    starts with bindir (its credential helpers)."""
+    cfgdir = tmp_path / f"docker-config-{uuid.uuid4().hex[:6]}"
+    cfgdir.mkdir()
+    (cfgdir / "config.json").write_text(json.dumps(config))
+    env = {"DOCKER_CONFIG": str(cfgdir), "PATH": f"{bindir}:{os.environ['PATH']}"}
+    return sebsfs(options=("builder=host", f"repository={repo}", f"registry={registry}"),
+                  env=env)
 
 
 def free_port():

@@ -9,38 +9,19 @@ default, so plain HTTP is fine); the registry is stopped at the end."""
 
 import base64
 import json
-import os
 import subprocess
 import urllib.error
 import urllib.request
-import uuid
 
 import pytest
 
-from sebsfs_testlib import (DYNAMIC_HTML, PrivateRegistry, free_port, function_tag, open_errno,
-                            read, remove_images, state, xattr)
+from sebsfs_testlib import (DYNAMIC_HTML, PrivateRegistry, credential_helper, free_port,
+                            function_tag, install_credential_helper, mount_with_docker_config,
+                            open_errno, read, state, xattr)
 
 USER = "sebsfs-pusher"
 PASSWORD = "pw-7f3e9c1d-not-in-any-log"
 PLATFORM, RUNTIME = "openwhisk", "python-3.11"
-
-# docker-credential-<name> as Docker's clients run it: `get`, the server URL
-# on stdin, {ServerURL, Username, Secret} on stdout; "credentials not found
-# in native keychain" (exit 1) for a server it does not know.  Every call is
-# recorded in calls.log.
-GOOD_HELPER = """#!/usr/bin/python3
-import json, sys
-server = sys.stdin.read()
-with open({calls!r}, "a") as f:
-    f.write(" ".join(sys.argv[1:]) + " " + server + "\\n")
-if sys.argv[1:] != ["get"]:
-    sys.exit(2)
-if server == {addr!r}:
-    print(json.dumps({{"ServerURL": server, "Username": {user!r}, "Secret": {password!r}}}))
-else:
-    print("credentials not found in native keychain")
-    sys.exit(1)
-"""
 
 BROKEN_HELPER = """#!/usr/bin/python3
 import sys
@@ -60,17 +41,8 @@ def auth_registry(tmp_path):
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert htpasswd.read_text().startswith(f"{USER}:$2y$")  # bcrypt, what the registry takes
-    reg = PrivateRegistry(base, free_port(), htpasswd=htpasswd)
-    reg.start()
-    yield reg
-    reg.stop()
-
-
-@pytest.fixture
-def repo():
-    name = f"sebsfs-test/auth{uuid.uuid4().hex[:10]}"
-    yield name
-    remove_images(name)
+    with PrivateRegistry(base, free_port(), htpasswd=htpasswd) as reg:
+        yield reg
 
 
 @pytest.fixture
@@ -79,25 +51,14 @@ def helpers(tmp_path, auth_registry):
     bindir = tmp_path / "helper-bin"
     bindir.mkdir()
     calls = tmp_path / "calls.log"
-    for name, text in (("sebsfstest", GOOD_HELPER.format(calls=str(calls),
-                                                         addr=auth_registry.addr, user=USER,
-                                                         password=PASSWORD)),
-                       ("sebsfsbroken", BROKEN_HELPER)):
-        prog = bindir / f"docker-credential-{name}"
-        prog.write_text(text)
-        prog.chmod(0o755)
+    credential_helper(bindir, "sebsfstest", calls, auth_registry.addr, USER, PASSWORD)
+    install_credential_helper(bindir, "sebsfsbroken", BROKEN_HELPER)
     return bindir, calls
 
 
 def mount_with(sebsfs, tmp_path, helpers, registry, repo, config):
     """A mount whose Docker config is config and whose PATH has the helpers."""
-    bindir, _ = helpers
-    cfgdir = tmp_path / f"docker-config-{uuid.uuid4().hex[:6]}"
-    cfgdir.mkdir()
-    (cfgdir / "config.json").write_text(json.dumps(config))
-    env = {"DOCKER_CONFIG": str(cfgdir), "PATH": f"{bindir}:{os.environ['PATH']}"}
-    return sebsfs(options=("builder=host", f"repository={repo}", f"registry={registry.addr}"),
-                  env=env)
+    return mount_with_docker_config(sebsfs, tmp_path, helpers[0], registry.addr, repo, config)
 
 
 def registry_tags(registry, repo, login):

@@ -1385,7 +1385,7 @@ START_TEST(test_pull_unreachable)
 	char *err = NULL;
 	struct collected c = { 0 };
 	time_t t0 = time(NULL);
-	int rc = docker_image_pull(d, "127.0.0.1:1/nope:latest", collect, &c, &err);
+	int rc = docker_image_pull(d, "127.0.0.1:1/nope:latest", NULL, collect, &c, &err);
 
 	ck_assert_int_ne(rc, 0);
 	ck_assert_msg(rc == -EIO || rc == -ENOENT || rc == -EINVAL, "rc %d: %s", rc, err);

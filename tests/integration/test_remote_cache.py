@@ -302,3 +302,59 @@ def test_bad_remote_cache_option_is_refused(tmp_path, suite):
                    f"cache={tmp_path / 'c'},remote_cache=127.0.0.1:1/x,remote_cache_mode=both",
                    str(suite), "@MNT@")
     one_line_error(r, "remote_cache_mode=both", "read, write or readwrite")
+
+
+def test_token_registry(sebsfs, tmp_path, repo):
+    """distribution's `auth: token`: the first machine gets its bearer token
+    with a user and password (GET with Basic, scope pull,push), the second
+    with an identity token (OAuth2 refresh_token grant, scope pull); the
+    token server of test_registry_token is the one asked."""
+    from test_registry_token import (ISSUER, PASSWORD as T_PASSWORD, REFRESH_TOKEN, SERVICE,
+                                     USER as T_USER, TokenServer)
+    with TokenServer(tmp_path) as ts, PrivateRegistry(
+            tmp_path / "token-registry", free_port(),
+            token={"realm": ts.realm, "service": SERVICE, "issuer": ISSUER,
+                   "rootcertbundle": str(ts.cert)}) as reg:
+        def config(name, entry):
+            d = tmp_path / f"docker-config-{name}"
+            d.mkdir()
+            (d / "config.json").write_text(json.dumps({"auths": {reg.addr: entry}}))
+            return {"DOCKER_CONFIG": str(d)}
+
+        userpass = config("userpass", {"username": T_USER, "password": T_PASSWORD})
+        m1 = machine(sebsfs, tmp_path, "one", f"{reg.addr}/{repo}", env=userpass)
+        z1 = package(m1)
+        data = read(z1)
+        key = xattr(z1, "user.sebs.input_hash")
+
+        def pushed():
+            status, _, _ = get_bearer(reg, f"{repo}/manifests/{key}", ts.token_for(repo))
+            return status == 200
+        assert wait_for(pushed, PUSH_TIMEOUT, 0.2), m1.stderr()
+        push_asks = [r for r in ts.seen() if f"repository:{repo}:pull,push" in r["scopes"]]
+        assert push_asks and all(r["method"] == "GET" and r["user"] == T_USER and r["granted"]
+                                 and r["service"] == SERVICE for r in push_asks), ts.seen()
+
+        identity = config("identity", {"identitytoken": REFRESH_TOKEN})
+        m2 = machine(sebsfs, tmp_path, "two", f"{reg.addr}/{repo}", mode="read", env=identity)
+        z2 = package(m2)
+        assert read(z2) == data
+        assert builds(z2) == 0
+        assert xattr(z2, "user.sebs.origin") == "remote"
+        pulls = [r for r in ts.seen() if r["method"] == "POST"]
+        assert pulls and pulls[-1]["grant"] == "refresh_token" and pulls[-1]["granted"]
+        assert pulls[-1]["scopes"] == [f"repository:{repo}:pull"]
+        assert pulls[-1]["client_id"] == "sebsfs"
+        for m in (m1, m2):
+            assert T_PASSWORD not in m.stderr() and REFRESH_TOKEN not in m.stderr()
+
+
+def get_bearer(reg, path, token):
+    req = urllib.request.Request(f"http://{reg.addr}/v2/{path}",
+                                 headers={"Accept": OCI_MANIFEST,
+                                          "Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, r.headers, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read()

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "buildlog.h"
@@ -14,6 +15,10 @@
 #include "log.h"
 #include "remotecache.h"
 #include "sizelimits.h"
+
+/* At stop, pushes still running get this long to end before they are
+ * cancelled: an unmount is not held up by a slow registry. */
+#define PUSH_GRACE_S 3
 
 struct remote_cache {
 	struct regcache *registry;
@@ -57,18 +62,32 @@ struct remote_cache *remote_cache_new(const char *spec, enum remote_cache_mode m
 	}
 	rc->mode = mode;
 	pthread_mutex_init(&rc->lock, NULL);
-	pthread_cond_init(&rc->idle, NULL);
+	/* the grace period at stop is measured on CLOCK_MONOTONIC */
+	pthread_condattr_t attr;
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&rc->idle, &attr);
+	pthread_condattr_destroy(&attr);
 	return rc;
 }
 
 void remote_cache_free(struct remote_cache *rc)
 {
+	struct timespec grace;
+
 	if (!rc)
 		return;
+	clock_gettime(CLOCK_MONOTONIC, &grace);
+	grace.tv_sec += PUSH_GRACE_S;
 	pthread_mutex_lock(&rc->lock);
 	if (rc->pushing)
-		log_info("remote cache: waiting for %u push(es) to %s/%s to end", rc->pushing,
-			 regcache_registry(rc->registry), regcache_repository(rc->registry));
+		log_info("remote cache: waiting up to %d s for %u push(es) to %s/%s", PUSH_GRACE_S,
+			 rc->pushing, regcache_registry(rc->registry),
+			 regcache_repository(rc->registry));
+	while (rc->pushing && pthread_cond_timedwait(&rc->idle, &rc->lock, &grace) == 0)
+		;
+	if (rc->pushing)
+		regcache_cancel(rc->registry);   /* each ends within about a second */
 	while (rc->pushing)
 		pthread_cond_wait(&rc->idle, &rc->lock);
 	pthread_mutex_unlock(&rc->lock);

@@ -13,8 +13,9 @@
  * Nothing here is an error to a reader: a registry that is down, slow,
  * refusing or answering garbage costs one log line and the build goes on
  * locally.  Pushes run on detached threads (the reader never waits for
- * one); remote_cache_free waits for those still running, each bounded by
- * regcache's timeouts.
+ * one); remote_cache_free gives those still running a few seconds, then
+ * cancels them (a push cut short leaves at most an unreferenced blob or
+ * nothing: the manifest, which makes the package visible, goes last).
  */
 #ifndef SEBSFS_REMOTECACHE_H
 #define SEBSFS_REMOTECACHE_H

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +42,7 @@ struct regcache {
 	/* the Authorization header values that worked last, per access */
 	char *auth_pull;
 	char *auth_push;
+	atomic_bool cancelled;   /* regcache_cancel: every transfer stops */
 };
 
 static void wipe_free(char *s)
@@ -121,6 +123,20 @@ void regcache_free(struct regcache *r)
 	free(r->registry);
 	free(r->repository);
 	free(r);
+}
+
+void regcache_cancel(struct regcache *r)
+{
+	atomic_store(&r->cancelled, true);
+}
+
+/* CLOCK_MONOTONIC in seconds. */
+static double now_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 const char *regcache_registry(const struct regcache *r)
@@ -215,6 +231,8 @@ struct http {
 	int64_t downloaded;
 	bool follow;
 	long timeout_s;
+	double deadline;           /* now_seconds() bound of the whole operation; 0: none */
+	atomic_bool *cancelled;
 	const char *auth;          /* "Bearer x" / "Basic x", or NULL */
 	const char *user, *pass;   /* HTTP Basic for a token request */
 	/* out */
@@ -343,6 +361,14 @@ static size_t read_cb(char *buf, size_t size, size_t n, void *ctx)
 	return (size_t)got;
 }
 
+static int progress_cb(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+		       curl_off_t ulnow)
+{
+	const struct http *h = ctx;
+
+	return h->cancelled && atomic_load(h->cancelled) ? 1 : 0;
+}
+
 /* One exchange.  0 (whatever the status) or -errno for a transport failure
  * with *errmsg. */
 static int http_perform(struct regcache *r, struct http *h, char **errmsg)
@@ -370,7 +396,23 @@ static int http_perform(struct regcache *r, struct http *h, char **errmsg)
 	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, h->curl_err);
 	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, (long)REGCACHE_CONNECT_TIMEOUT_S);
-	curl_easy_setopt(curl, CURLOPT_TIMEOUT, h->timeout_s);
+	long timeout_ms = h->timeout_s * 1000;
+	if (h->deadline > 0) {
+		double left_ms = (h->deadline - now_seconds()) * 1000;
+		if (left_ms < 1) {
+			rc = -ETIMEDOUT;
+			errmsg_set(errmsg, "registry %s: %s %s: no time left (%d s for a look-up)",
+				   r->registry, h->method, h->url, REGCACHE_LOOKUP_TIMEOUT_S);
+			goto out;
+		}
+		if (left_ms < (double)timeout_ms)
+			timeout_ms = (long)left_ms;
+	}
+	h->cancelled = &r->cancelled;
+	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout_ms);
+	curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, progress_cb);
+	curl_easy_setopt(curl, CURLOPT_XFERINFODATA, h);
 	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, write_cb);
 	curl_easy_setopt(curl, CURLOPT_WRITEDATA, h);
 	curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, header_cb);
@@ -421,11 +463,13 @@ static int http_perform(struct regcache *r, struct http *h, char **errmsg)
 	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
 	CURLcode cc = curl_easy_perform(curl);
 	if (cc != CURLE_OK) {
-		rc = h->write_err ? h->write_err : cc == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT
+		rc = h->write_err ? h->write_err : cc == CURLE_ABORTED_BY_CALLBACK ? -ECANCELED
+			: cc == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT
 			: cc == CURLE_COULDNT_CONNECT ? -ECONNREFUSED : -EIO;
 		errmsg_set(errmsg, "registry %s: %s %s: %s", r->registry, h->method, h->url,
 			h->write_err ? strerror(-h->write_err)
-				     : h->curl_err[0] ? h->curl_err : curl_easy_strerror(cc));
+			: cc == CURLE_ABORTED_BY_CALLBACK ? "cancelled (sebsfs is stopping)"
+			: h->curl_err[0] ? h->curl_err : curl_easy_strerror(cc));
 		goto out;
 	}
 	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &h->status);
@@ -515,10 +559,11 @@ static char *url_escape(const char *s)
 
 /* A bearer token from the challenge's realm for scope. */
 static int fetch_token(struct regcache *r, const struct regcache_challenge *ch,
-		       const struct docker_credentials *creds, const char *scope, char **token,
-		       char **errmsg)
+		       const struct docker_credentials *creds, const char *scope, double deadline,
+		       char **token, char **errmsg)
 {
-	struct http h = { .upload_fd = -1, .download_fd = -1, .timeout_s = REGCACHE_LOOKUP_TIMEOUT_S };
+	struct http h = { .upload_fd = -1, .download_fd = -1, .timeout_s = REGCACHE_LOOKUP_TIMEOUT_S,
+			  .deadline = deadline };
 	char *service = url_escape(ch->service ? ch->service : r->registry);
 	char *escaped_scope = url_escape(scope);
 	char *form = NULL;
@@ -595,7 +640,7 @@ out:
 /* The Authorization value that answers challenge for access ("pull" or
  * "pull,push"): *auth malloc'd. */
 static int answer_challenge(struct regcache *r, const char *challenge, const char *access,
-			    char **auth, char **errmsg)
+			    double deadline, char **auth, char **errmsg)
 {
 	struct regcache_challenge ch;
 	struct docker_credentials creds = { 0 };
@@ -630,7 +675,7 @@ static int answer_challenge(struct regcache *r, const char *challenge, const cha
 		*auth = str_printf("Bearer %s", creds.registrytoken);
 	} else {
 		scope = str_printf("repository:%s:%s", r->repository, access);
-		rc = scope ? fetch_token(r, &ch, &creds, scope, &token, errmsg) : -ENOMEM;
+		rc = scope ? fetch_token(r, &ch, &creds, scope, deadline, &token, errmsg) : -ENOMEM;
 		if (rc < 0)
 			goto out;
 		*auth = str_printf("Bearer %s", token);
@@ -664,8 +709,8 @@ static int http_authed(struct regcache *r, struct http *h, bool push, char **err
 		char *fresh = NULL;
 		char *challenge = strdup(h->www_auth);
 
-		rc = challenge ? answer_challenge(r, challenge, push ? "pull,push" : "pull", &fresh,
-						  errmsg) : -ENOMEM;
+		rc = challenge ? answer_challenge(r, challenge, push ? "pull,push" : "pull",
+						  h->deadline, &fresh, errmsg) : -ENOMEM;
 		free(challenge);
 		if (rc == 0) {
 			wipe_free(auth);
@@ -712,7 +757,9 @@ int regcache_fetch(struct regcache *r, const char *tag, const char *dest,
 {
 	struct http h = { .method = "GET", .upload_fd = -1, .download_fd = -1,
 			  .accept = REGCACHE_MANIFEST_MEDIA_TYPE,
-			  .timeout_s = REGCACHE_LOOKUP_TIMEOUT_S };
+			  .timeout_s = REGCACHE_LOOKUP_TIMEOUT_S,
+			  /* the look-up as a whole, token requests included */
+			  .deadline = now_seconds() + REGCACHE_LOOKUP_TIMEOUT_S };
 	struct sha256_ctx ctx;
 	json_t *m = NULL;
 	char got[SHA256_HEX_LEN + 1];
@@ -781,6 +828,7 @@ int regcache_fetch(struct regcache *r, const char *tag, const char *dest,
 	h.download_fd = fd;
 	h.download_hash = &ctx;
 	h.timeout_s = REGCACHE_LOOKUP_TIMEOUT_S + size / BLOB_BYTES_PER_SECOND;
+	h.deadline = now_seconds() + (double)h.timeout_s;
 	h.url = str_printf("%s/v2/%s/blobs/%s", r->base, r->repository, digest);
 	rc = h.url ? http_authed(r, &h, false, errmsg) : -ENOMEM;
 	if (rc < 0)

@@ -24,9 +24,10 @@
  * image pushes (docker_registry_credentials).  http:// for a loopback
  * registry or a spec that starts with "http://", https:// otherwise.
  *
- * Every call is bounded in time (connect REGCACHE_CONNECT_TIMEOUT_S; a
- * manifest exchange REGCACHE_LOOKUP_TIMEOUT_S; a blob transfer scaled to
- * its size) and thread-safe: each call uses its own curl handle; tokens are
+ * Every call is bounded in time (connect REGCACHE_CONNECT_TIMEOUT_S; the
+ * look-up of a tag, token requests included, REGCACHE_LOOKUP_TIMEOUT_S in
+ * all; each other request REGCACHE_LOOKUP_TIMEOUT_S; a blob transfer that
+ * plus one second per 256 KiB) and thread-safe: each call uses its own curl handle; tokens are
  * shared under a lock.  Errors: 0 or -errno with a malloc'd one-line
  * *errmsg naming the registry; secrets never reach a message.
  */
@@ -66,6 +67,9 @@ struct regcache_package {
  * in a repository name). */
 struct regcache *regcache_new(const char *spec, char **errmsg);
 void regcache_free(struct regcache *r);   /* NULL is a no-op */
+/* Makes every transfer, running or to come, fail soon with -ECANCELED (a
+ * transfer notices within about a second): for stopping. */
+void regcache_cancel(struct regcache *r);
 const char *regcache_registry(const struct regcache *r);    /* "host:port" */
 const char *regcache_repository(const struct regcache *r);
 

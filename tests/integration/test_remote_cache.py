@@ -235,7 +235,7 @@ def test_mode_read_never_pushes(sebsfs, tmp_path, reg, repo, no_credentials):
     key = xattr(z, "user.sebs.input_hash")
     assert builds(z) == 1
     assert "pushing" not in log_text(m, PLATFORM, RUNTIME, DYNAMIC_HTML)
-    # an unmount waits for the pushes still running: none may land after it
+    # after the unmount no push of this sebsfs runs: none can land later
     assert m.stop() == []
     assert not tag_present(reg, repo, key)
     assert get(reg, f"{repo}/tags/list")[0] == 404
@@ -358,3 +358,115 @@ def get_bearer(reg, path, token):
             return r.status, r.headers, r.read()
     except urllib.error.HTTPError as e:
         return e.code, e.headers, e.read()
+
+
+class RefusingProxy:
+    """An HTTP proxy in front of a registry that refuses OCI 1.1 artifact
+    manifests (those with artifactType) as registries that predate it do,
+    with 400 MANIFEST_INVALID; everything else is passed through."""
+
+    def __init__(self, upstream):
+        import http.server
+        import threading
+        proxy = self
+        self.refused = 0
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def relay(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                if (self.command == "PUT" and "/manifests/" in self.path and body
+                        and b'"artifactType"' in body):
+                    proxy.refused += 1
+                    doc = json.dumps({"errors": [{"code": "MANIFEST_INVALID",
+                                                  "message": "manifest invalid"}]}).encode()
+                    self.send_response(400)
+                    self.send_header("Content-Length", str(len(doc)))
+                    self.end_headers()
+                    self.wfile.write(doc)
+                    return
+                headers = {k: v for k, v in self.headers.items()
+                           if k.lower() not in ("host", "connection", "content-length")}
+                req = urllib.request.Request(f"http://{upstream}{self.path}", data=body,
+                                             headers=headers, method=self.command)
+                try:
+                    r = urllib.request.urlopen(req, timeout=30)
+                except urllib.error.HTTPError as e:
+                    r = e
+                data = r.read()
+                self.send_response(r.status if hasattr(r, "status") else r.code)
+                for k, v in r.headers.items():
+                    if k.lower() not in ("content-length", "connection", "transfer-encoding"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = relay
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.addr = f"127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_registry_refusing_artifacts_gets_a_config_media_type(sebsfs, tmp_path, reg, repo,
+                                                               no_credentials):
+    proxy = RefusingProxy(reg.addr)
+    try:
+        m1 = machine(sebsfs, tmp_path, "one", f"{proxy.addr}/{repo}", env=no_credentials)
+        z1 = package(m1)
+        data = read(z1)
+        key = xattr(z1, "user.sebs.input_hash")
+        wait_pushed(reg, repo, key)
+        assert proxy.refused >= 1
+        m = json.loads(get(reg, f"{repo}/manifests/{key}", OCI_MANIFEST)[2])
+        assert "artifactType" not in m
+        assert m["config"]["mediaType"] == "application/vnd.sebsfs.package.config.v1+json"
+        config = get(reg, f"{repo}/blobs/{m['config']['digest']}")[2]
+        assert "sha256:" + hashlib.sha256(config).hexdigest() == m["config"]["digest"]
+        assert json.loads(config)["org.sebsfs.sha256"] == hashlib.sha256(data).hexdigest()
+        assert m["layers"][0]["digest"] == "sha256:" + hashlib.sha256(data).hexdigest()
+        assert "was refused" in m1.stderr()
+
+        m2 = machine(sebsfs, tmp_path, "two", f"{proxy.addr}/{repo}", env=no_credentials)
+        z2 = package(m2)
+        assert read(z2) == data
+        assert builds(z2) == 0
+        assert xattr(z2, "user.sebs.origin") == "remote"
+    finally:
+        proxy.close()
+
+
+def test_silent_registry_bounds_the_lookup(sebsfs, tmp_path, repo, no_credentials):
+    """A registry that accepts connections and never answers: the look-up
+    gives up after its bound, the package is built here, and the unmount
+    is not held up by the push that hangs too."""
+    import socket
+    import time
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    try:
+        addr = f"127.0.0.1:{listener.getsockname()[1]}"
+        m = machine(sebsfs, tmp_path, "one", f"{addr}/{repo}", env=no_credentials)
+        z = package(m)
+        start = time.monotonic()
+        assert read(z)[:2] == b"PK"
+        assert builds(z) == 1
+        assert xattr(z, "user.sebs.origin") == "local"
+        log = log_text(m, PLATFORM, RUNTIME, DYNAMIC_HTML)
+        assert "cannot use" in log and "building here" in log, log
+        assert "imed out" in log or "no time left" in log, log
+        # bounded: the look-up's 10 s and a local build, far from a hang
+        assert time.monotonic() - start < 120
+        assert m.stop() == []
+    finally:
+        listener.close()

@@ -74,10 +74,27 @@ static bool repository_ok(const char *repo)
 	return true;
 }
 
+/* curl_easy_init would run curl_global_init itself, which is not safe
+ * while other threads use curl: once, before any handle. */
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+static CURLcode global_rc;
+
+static void global_init(void)
+{
+	global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
 struct regcache *regcache_new(const char *spec, char **errmsg)
 {
 	const char *scheme = NULL, *rest = spec;
 	struct regcache *r = NULL;
+
+	pthread_once(&global_once, global_init);
+	if (global_rc != CURLE_OK) {
+		errmsg_set(errmsg, "remote_cache: curl_global_init: %s",
+			   curl_easy_strerror(global_rc));
+		return NULL;
+	}
 
 	if (strncmp(spec, "http://", 7) == 0) {
 		scheme = "http";

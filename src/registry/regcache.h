@@ -95,8 +95,10 @@ int regcache_fetch(struct regcache *r, const char *tag, const char *dest,
 		   char sha256[SHA256_HEX_LEN + 1], char **manifest_digest, char **errmsg);
 
 /* Pushes the package file path under tag: its blob (skipped when the
- * registry has it), the config blob when needed, and the manifest.  Pushing
- * the same package twice, from anywhere, writes the same bytes. */
+ * registry has it), the config blob when needed, and the manifest.  Two
+ * pushes of one package, from anywhere, write the same blob; their
+ * manifests differ at most in org.opencontainers.image.created (the build
+ * time), and either one names the same bytes. */
 int regcache_push(struct regcache *r, const char *tag, const char *path,
 		  const struct regcache_package *p, char **errmsg);
 

@@ -117,7 +117,7 @@ START_TEST(artifact_manifest)
 	snprintf(digest, sizeof(digest), "sha256:%s", empty);
 	ck_assert_str_eq(json_string_value(json_object_get(config, "digest")), digest);
 	ck_assert_int_eq(json_integer_value(json_object_get(config, "size")), 2);
-	/* the same package, the same bytes: two machines push equal manifests */
+	/* deterministic: the same package and build time, the same manifest */
 	char *again = regcache_manifest_json(&PKG, true, NULL, 0);
 	ck_assert_str_eq(text, again);
 	free(again);

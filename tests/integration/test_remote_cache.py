@@ -160,6 +160,37 @@ def test_second_machine_serves_what_the_first_built(sebsfs, tmp_path, reg, repo,
     assert xattr(z3, "user.sebs.origin") == "remote"
 
 
+def test_two_machines_pushing_one_key_at_once(sebsfs, tmp_path, reg, repo, no_credentials):
+    """Both miss, both build, both push the same key: the registry ends up
+    with one package blob, and a third machine fetches those bytes."""
+    import threading
+    m1 = machine(sebsfs, tmp_path, "one", f"{reg.addr}/{repo}", env=no_credentials)
+    m2 = machine(sebsfs, tmp_path, "two", f"{reg.addr}/{repo}", env=no_credentials)
+    results = {}
+    threads = [threading.Thread(target=lambda m=m: results.__setitem__(m.mnt, read(package(m))))
+               for m in (m1, m2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results[m1.mnt] == results[m2.mnt]
+    data = results[m1.mnt]
+    key = xattr(package(m1), "user.sebs.input_hash")
+    assert xattr(package(m2), "user.sebs.input_hash") == key
+    wait_pushed(reg, repo, key)
+    # both pushes are over once both mounts are stopped (each waits for its own)
+    assert m1.stop() == [] and m2.stop() == []
+    for m in (m1, m2):
+        assert "pushed to the remote cache" in m.stderr(), m.stderr()
+        assert "push to the remote cache" not in m.stderr()
+    m = json.loads(get(reg, f"{repo}/manifests/{key}", OCI_MANIFEST)[2])
+    assert m["layers"][0]["digest"] == "sha256:" + hashlib.sha256(data).hexdigest()
+    m3 = machine(sebsfs, tmp_path, "three", f"{reg.addr}/{repo}", env=no_credentials)
+    z3 = package(m3)
+    assert read(z3) == data
+    assert builds(z3) == 0
+
+
 def test_tampered_blob_is_detected_and_built_here(sebsfs, tmp_path, reg, repo, no_credentials):
     _, data, key = first_machine_builds_and_pushes(sebsfs, tmp_path, reg, repo, no_credentials)
     digest = "sha256:" + hashlib.sha256(data).hexdigest()

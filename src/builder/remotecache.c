@@ -108,7 +108,7 @@ bool remote_cache_writes(const struct remote_cache *rc)
 }
 
 int remote_cache_fetch(struct remote_cache *rc, struct cache *cache, const char *input_hash,
-		       int log_fd, const char *what, char **tmp)
+		       int log_fd, int cancel_fd, const char *what, char **tmp)
 {
 	const char *registry = regcache_registry(rc->registry);
 	const char *repo = regcache_repository(rc->registry);
@@ -120,7 +120,12 @@ int remote_cache_fetch(struct remote_cache *rc, struct cache *cache, const char 
 	*tmp = NULL;
 	if (!path)
 		return 0;
-	rc_fetch = regcache_fetch(rc->registry, input_hash, path, sha, &digest, &errmsg);
+	rc_fetch = regcache_fetch(rc->registry, input_hash, path, cancel_fd, sha, &digest, &errmsg);
+	if (rc_fetch == -ECANCELED) {
+		free(errmsg);
+		free(path);
+		return rc_fetch;
+	}
 	if (rc_fetch == -ENOENT) {
 		build_log(log_fd, "remote cache %s/%s: no package tagged %s; building here",
 			  registry, repo, input_hash);

@@ -45,9 +45,10 @@ bool remote_cache_writes(const struct remote_cache *rc);
  * is a zip whose central directory can be read.  1 with *tmp and, in the
  * build log log_fd, where it came from; 0 when the registry does not have
  * it or cannot give a good copy (a line in the build log and, for a
- * failure, in sebsfs's log: the caller builds). */
+ * failure, in sebsfs's log: the caller builds); -ECANCELED, without a
+ * word, once cancel_fd (the build's) is readable. */
 int remote_cache_fetch(struct remote_cache *rc, struct cache *cache, const char *input_hash,
-		       int log_fd, const char *what, char **tmp);
+		       int log_fd, int cancel_fd, const char *what, char **tmp);
 
 /* Pushes the published package path (its row in *p) under input_hash on a
  * detached thread; a failure is one line in sebsfs's log. */

@@ -34,16 +34,17 @@ static char *zip_what(const struct cache_key *k)
 }
 
 /* Tries the remote cache before building: 1 with r->tmp and r->fd set
- * when it had the package, else 0 (the build goes on). */
+ * when it had the package, -ECANCELED when the build was cancelled
+ * meanwhile, else 0 (the build goes on). */
 static int zip_fetch_remote(struct target_build *tb, struct target_result *r)
 {
 	char *what = zip_what(&tb->key);
 	char *tmp = NULL;
 	int got = remote_cache_fetch(tb->env->remote, tb->env->cache, tb->input_hash, tb->log_fd,
-				     what ? what : tb->key.benchmark, &tmp);
+				     tb->cancel_fd, what ? what : tb->key.benchmark, &tmp);
 	free(what);
 	if (got != 1)
-		return 0;
+		return got == -ECANCELED ? got : 0;
 	r->fd = open(tmp, O_RDWR | O_CLOEXEC);
 	if (r->fd < 0) {
 		build_log(tb->log_fd, "cannot open the fetched package %s: %s; building here", tmp,
@@ -191,8 +192,13 @@ static int zip_build(struct target_build *tb, struct target_result **out, char *
 		rc = prepare_build_image(tb, &image, &image_id, errmsg);
 	/* The remote cache is asked once the key is final (the docker
 	 * builder's identity names the build image resolved just above). */
-	if (rc == 0 && remote_cache_reads(tb->env->remote) && zip_fetch_remote(tb, r) == 1)
-		goto out;
+	if (rc == 0 && remote_cache_reads(tb->env->remote)) {
+		int got = zip_fetch_remote(tb, r);
+		if (got == 1)
+			goto out;
+		if (got < 0 && (rc = target_cancelled(tb, errmsg)) == 0)
+			rc = got;
+	}
 	/* Inputs that change while the build runs: it may be someone's edit, so
 	 * the build runs again from the new inputs, up to MAX_BUILD_RUNS times
 	 * in all.  Inputs that still move during the last run are the build's

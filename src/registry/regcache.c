@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -250,6 +251,7 @@ struct http {
 	long timeout_s;
 	double deadline;           /* now_seconds() bound of the whole operation; 0: none */
 	atomic_bool *cancelled;
+	int cancel_fd;             /* readable: stop (a build's cancellation); 0 or -1: none */
 	const char *auth;          /* "Bearer x" / "Basic x", or NULL */
 	const char *user, *pass;   /* HTTP Basic for a token request */
 	/* out */
@@ -382,8 +384,11 @@ static int progress_cb(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off
 		       curl_off_t ulnow)
 {
 	const struct http *h = ctx;
+	struct pollfd pfd = { .fd = h->cancel_fd, .events = POLLIN };
 
-	return h->cancelled && atomic_load(h->cancelled) ? 1 : 0;
+	if (h->cancelled && atomic_load(h->cancelled))
+		return 1;
+	return h->cancel_fd > 0 && poll(&pfd, 1, 0) > 0 ? 1 : 0;
 }
 
 /* One exchange.  0 (whatever the status) or -errno for a transport failure
@@ -485,7 +490,7 @@ static int http_perform(struct regcache *r, struct http *h, char **errmsg)
 			: cc == CURLE_COULDNT_CONNECT ? -ECONNREFUSED : -EIO;
 		errmsg_set(errmsg, "registry %s: %s %s: %s", r->registry, h->method, h->url,
 			h->write_err ? strerror(-h->write_err)
-			: cc == CURLE_ABORTED_BY_CALLBACK ? "cancelled (sebsfs is stopping)"
+			: cc == CURLE_ABORTED_BY_CALLBACK ? "cancelled"
 			: h->curl_err[0] ? h->curl_err : curl_easy_strerror(cc));
 		goto out;
 	}
@@ -769,14 +774,15 @@ static const char *status_words(long status)
 	return status >= 500 ? "server error" : status == 404 ? "not found" : "refused";
 }
 
-int regcache_fetch(struct regcache *r, const char *tag, const char *dest,
+int regcache_fetch(struct regcache *r, const char *tag, const char *dest, int cancel_fd,
 		   char sha256[SHA256_HEX_LEN + 1], char **manifest_digest, char **errmsg)
 {
 	struct http h = { .method = "GET", .upload_fd = -1, .download_fd = -1,
 			  .accept = REGCACHE_MANIFEST_MEDIA_TYPE,
 			  .timeout_s = REGCACHE_LOOKUP_TIMEOUT_S,
 			  /* the look-up as a whole, token requests included */
-			  .deadline = now_seconds() + REGCACHE_LOOKUP_TIMEOUT_S };
+			  .deadline = now_seconds() + REGCACHE_LOOKUP_TIMEOUT_S,
+			  .cancel_fd = cancel_fd };
 	struct sha256_ctx ctx;
 	json_t *m = NULL;
 	char got[SHA256_HEX_LEN + 1];
@@ -841,6 +847,7 @@ int regcache_fetch(struct regcache *r, const char *tag, const char *dest,
 	http_clear(&h);
 	h.method = "GET";
 	h.accept = NULL;
+	h.cancel_fd = cancel_fd;
 	h.follow = true;
 	h.download_fd = fd;
 	h.download_hash = &ctx;

@@ -90,8 +90,9 @@ char *regcache_config_json(const struct regcache_package *p);
  * and *manifest_digest ("sha256:...", malloc'd, may be NULL); -ENOENT when
  * the tag is absent (no message); -EBADMSG for a manifest or blob that
  * fails a check (dest removed); another -errno for a registry that cannot
- * be reached, refuses or answers garbage. */
-int regcache_fetch(struct regcache *r, const char *tag, const char *dest,
+ * be reached, refuses or answers garbage; -ECANCELED once cancel_fd (-1:
+ * none) is readable or regcache_cancel was called. */
+int regcache_fetch(struct regcache *r, const char *tag, const char *dest, int cancel_fd,
 		   char sha256[SHA256_HEX_LEN + 1], char **manifest_digest, char **errmsg);
 
 /* Pushes the package file path under tag: its blob (skipped when the

@@ -476,28 +476,57 @@ def test_registry_refusing_artifacts_gets_a_config_media_type(sebsfs, tmp_path, 
         proxy.close()
 
 
-def test_silent_registry_bounds_the_lookup(sebsfs, tmp_path, repo, no_credentials):
-    """A registry that accepts connections and never answers: the look-up
-    gives up after its bound, the package is built here, and the unmount
-    is not held up by the push that hangs too."""
+@pytest.fixture
+def silent_registry():
+    """The address of a "registry" that accepts connections (the kernel's
+    backlog does) and never answers."""
     import socket
-    import time
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(16)
-    try:
-        addr = f"127.0.0.1:{listener.getsockname()[1]}"
-        m = machine(sebsfs, tmp_path, "one", f"{addr}/{repo}", env=no_credentials)
-        z = package(m)
-        start = time.monotonic()
-        assert read(z)[:2] == b"PK"
-        assert builds(z) == 1
-        assert xattr(z, "user.sebs.origin") == "local"
-        log = log_text(m, PLATFORM, RUNTIME, DYNAMIC_HTML)
-        assert "cannot use" in log and "building here" in log, log
-        assert "imed out" in log or "no time left" in log, log
-        # bounded: the look-up's 10 s and a local build, far from a hang
-        assert time.monotonic() - start < 120
-        assert m.stop() == []
-    finally:
-        listener.close()
+    yield f"127.0.0.1:{listener.getsockname()[1]}"
+    listener.close()
+
+
+def test_silent_registry_bounds_the_lookup(sebsfs, tmp_path, repo, no_credentials,
+                                           silent_registry):
+    """The look-up gives up after its bound, the package is built here, and
+    the unmount is not held up by the push that hangs too."""
+    import time
+    m = machine(sebsfs, tmp_path, "one", f"{silent_registry}/{repo}", env=no_credentials)
+    z = package(m)
+    start = time.monotonic()
+    assert read(z)[:2] == b"PK"
+    assert builds(z) == 1
+    assert xattr(z, "user.sebs.origin") == "local"
+    log = log_text(m, PLATFORM, RUNTIME, DYNAMIC_HTML)
+    assert "cannot use" in log and "building here" in log, log
+    assert "imed out" in log or "no time left" in log, log
+    # bounded: the look-up's 10 s and a local build, far from a hang
+    assert time.monotonic() - start < 120
+    assert m.stop() == []
+
+
+def test_unmount_during_a_lookup_does_not_wait_for_it(sebsfs, tmp_path, repo, no_credentials,
+                                                      silent_registry):
+    """The look-up is part of the build: stopping sebsfs cancels it like
+    any build step instead of waiting out its 10 s bound."""
+    import threading
+    import time
+    m = machine(sebsfs, tmp_path, "one", f"{silent_registry}/{repo}", env=no_credentials)
+    z = package(m)
+
+    def reader():
+        try:
+            with open(z, "rb") as f:
+                f.read()
+        except OSError:
+            pass
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    assert wait_for(lambda: xattr(z, "user.sebs.state") == "building", 10)
+    time.sleep(0.5)   # inside the look-up, which the silent registry holds
+    start = time.monotonic()
+    assert m.stop() == []
+    assert time.monotonic() - start < 5, "the stop waited for the look-up"
+    t.join(timeout=10)

@@ -157,7 +157,7 @@ START_TEST(unreachable_registry)
 	char *err = NULL, sha[SHA256_HEX_LEN + 1], *digest = NULL;
 	struct regcache *r = regcache_new("127.0.0.1:1/x", &err);
 	ck_assert_ptr_nonnull(r);
-	int rc = regcache_fetch(r, "0000", "/nonexistent/never", sha, &digest, &err);
+	int rc = regcache_fetch(r, "0000", "/nonexistent/never", -1, sha, &digest, &err);
 	ck_assert_int_lt(rc, 0);
 	ck_assert_int_ne(rc, -ENOENT);
 	ck_assert_ptr_nonnull(err);

@@ -26,11 +26,13 @@ struct target_result {
 	bool remote;                /* fetched from the remote cache, not built */
 };
 
-/* "platform/runtime/benchmark.zip", for messages; malloc'd or NULL. */
-static char *zip_what(const struct cache_key *k)
+/* "platform/runtime/benchmark.zip" (or .jar), its path in the mount, for
+ * messages; malloc'd or NULL. */
+static char *zip_what(const struct target_build *tb)
 {
-	return str_printf("%s/%s-%s%s/%s.zip", k->platform, k->language, k->version,
-			  strcmp(k->arch, "x64") == 0 ? "" : "-arm64", k->benchmark);
+	const struct cat_runtime *rt = tb->now_pkg->runtime;
+	return str_printf("%s/%s/%s%s", tb->key.platform, rt->dirname, tb->key.benchmark,
+			  rt->package_suffix ? rt->package_suffix : ".zip");
 }
 
 /* Tries the remote cache before building: 1 with r->tmp and r->fd set
@@ -38,7 +40,7 @@ static char *zip_what(const struct cache_key *k)
  * meanwhile, else 0 (the build goes on). */
 static int zip_fetch_remote(struct target_build *tb, struct target_result *r)
 {
-	char *what = zip_what(&tb->key);
+	char *what = zip_what(tb);
 	char *tmp = NULL;
 	int got = remote_cache_fetch(tb->env->remote, tb->env->cache, tb->input_hash, tb->log_fd,
 				     tb->cancel_fd, what ? what : tb->key.benchmark, &tmp);
@@ -286,12 +288,12 @@ static char *manifest_identity(const char *manifest_json)
 static void push_remote(struct target_build *tb, const struct cache_entry *out)
 {
 	const struct cache_key *k = &tb->key;
-	char *what = zip_what(k);
-	char *runtime = str_printf("%s-%s%s", k->language, k->version,
-				   strcmp(k->arch, "x64") == 0 ? "" : "-arm64");
+	char *what = zip_what(tb);
 	char *identity = manifest_identity(*tb->manifest_json);
-	if (what && runtime && identity) {
-		struct regcache_package p = { .platform = k->platform, .runtime = runtime,
+	if (what && identity) {
+		/* the runtime as the mount names its folder: variant and arch */
+		struct regcache_package p = { .platform = k->platform,
+					      .runtime = tb->now_pkg->runtime->dirname,
 					      .benchmark = k->benchmark, .builder = identity,
 					      .sha256 = out->sha256, .size = out->size,
 					      .created = out->built_at };
@@ -302,7 +304,6 @@ static void push_remote(struct target_build *tb, const struct cache_entry *out)
 		log_warn("%s: cannot push to the remote cache: out of memory", k->benchmark);
 	}
 	free(what);
-	free(runtime);
 	free(identity);
 }
 

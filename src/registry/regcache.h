@@ -53,7 +53,7 @@ struct regcache;
 /* What a package is, for its annotations. */
 struct regcache_package {
 	const char *platform;
-	const char *runtime;     /* "python-3.11" */
+	const char *runtime;     /* the runtime folder: "python-3.11", "python-3.11-pypy-arm64" */
 	const char *benchmark;
 	const char *builder;     /* the builder identity */
 	const char *sha256;      /* hex of the package file */

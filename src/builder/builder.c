@@ -147,6 +147,7 @@ static void record_set_package(struct record *rec, const struct cache_entry *e)
 		snprintf(rec->deps_hash, sizeof(rec->deps_hash), "%s", e->deps_hash ? e->deps_hash : "");
 		rec->deps_reused = e->deps_reused;
 		rec->unzipped_size = e->path ? e->unzipped_size : -1;
+		rec->remote = e->path && e->remote;
 	}
 	if (rec->has_package && rec->path) {
 		rec->shown_size = rec->size;
@@ -977,7 +978,8 @@ static void run_build(struct worker *w, struct job *job)
 		rec->last_failed = true;
 		memcpy(rec->failed_hash, job->input_hash, sizeof(rec->failed_hash));
 	}
-	rec->builds++;
+	if (!(rc == 0 && entry.remote))
+		rec->builds++;
 	finish_job_unlock(b, job, &res);
 	if (res.fd >= 0)
 		close(res.fd);
@@ -1394,6 +1396,18 @@ struct builder *builder_new(const struct catalog *cat, struct cache *cache,
 		b->image_tag_prefix = cfg->image_tag_prefix ? strdup(cfg->image_tag_prefix) : NULL;
 		b->images = build_images_new();
 		b->layers = cfg->no_dep_layers ? NULL : deplayer_store_new(cache);
+		if (cfg->remote_cache) {
+			char *why = NULL;
+			b->remote = remote_cache_new(cfg->remote_cache, cfg->remote_cache_mode, &why);
+			if (!b->remote) {
+				log_err("%s", why ? why : "remote_cache: out of memory");
+				rc = why ? -EINVAL : -ENOMEM;
+			} else {
+				log_info("remote cache %s (%s)", cfg->remote_cache,
+					 remote_cache_mode_name(cfg->remote_cache_mode));
+			}
+			free(why);
+		}
 		b->workers = calloc(jobs, sizeof(*b->workers));
 		pthread_mutex_init(&b->lock, NULL);
 		pthread_mutex_init(&b->trim_lock, NULL);
@@ -1422,7 +1436,7 @@ struct builder *builder_new(const struct catalog *cat, struct cache *cache,
 			.registry = b->registry, .image_tag_prefix = b->image_tag_prefix,
 			.container_labels = (const char *const *)b->container_labels,
 			.layers = b->layers, .size_limits = &b->size_limits,
-			.size_limits_mode = b->size_limits_mode,
+			.size_limits_mode = b->size_limits_mode, .remote = b->remote,
 		};
 	if (rc == 0 && cfg->input_watch) {
 		int wrc = inwatch_new(&b->inwatch);
@@ -1549,6 +1563,7 @@ void builder_free(struct builder *b)
 	free(b->image_tag_prefix);
 	build_images_free(b->images);
 	deplayer_store_free(b->layers);
+	remote_cache_free(b->remote);   /* after the workers: no new pushes */
 	container_labels_free(b);
 	inwatch_free(b->inwatch);
 	size_limits_free(&b->size_limits);
@@ -1738,6 +1753,7 @@ int builder_status(struct builder *b, size_t id, enum target_kind kind, bool che
 		out->build_seconds = rec->build_seconds;
 		memcpy(out->deps_hash, rec->deps_hash, sizeof(out->deps_hash));
 		out->deps_reused = rec->deps_reused;
+		out->remote = rec->remote;
 	}
 	out->unzipped_size = rec->has_package && rec->path ? rec->unzipped_size : -1;
 	if (rec->has_package && rec->path && b->size_limits_mode != SIZE_LIMITS_OFF)

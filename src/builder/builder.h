@@ -60,6 +60,7 @@
 #include "cache.h"
 #include "catalog.h"
 #include "pipeline.h"
+#include "remotecache.h"
 #include "sebshash.h"
 #include "sizelimits.h"
 
@@ -93,6 +94,10 @@ struct builder_config {
 				      * did not change (inwatch.h) */
 	const struct size_limits *size_limits; /* copied; NULL: none */
 	enum size_limits_mode size_limits_mode;
+	/* -o remote_cache=REGISTRY/REPOSITORY (remotecache.h); NULL: none,
+	 * and no work at all for it on any path */
+	const char *remote_cache;
+	enum remote_cache_mode remote_cache_mode;
 };
 
 enum package_state { PKG_ABSENT, PKG_FRESH, PKG_STALE, PKG_BUILDING, PKG_FAILED };
@@ -161,7 +166,9 @@ struct builder_status {
 	char input_hash[SHA256_HEX_LEN + 1];
 	int64_t built_at;
 	double build_seconds;
-	unsigned builds;   /* builds completed by this process (success or failure) */
+	unsigned builds;   /* builds completed by this process (success or failure);
+			    * a package fetched from the remote cache is no build */
+	bool remote;       /* zip: fetched from the remote cache (user.sebs.origin) */
 	char deps_hash[SHA256_HEX_LEN + 1]; /* zip: its dependency layer's key; "" none */
 	bool deps_reused;  /* zip: that layer was cached when the package was built */
 	int64_t unzipped_size; /* zip: sum of its regular files' sizes; -1 unknown */

@@ -95,6 +95,7 @@ struct record {
 	char deps_hash[SHA256_HEX_LEN + 1]; /* zip: "" without a dependency layer */
 	bool deps_reused;
 	int64_t unzipped_size;       /* zip: -1 unknown (sizelimits.h) */
+	bool remote;                 /* zip: fetched from the remote cache */
 };
 
 /* A local image tag the checker removes (after an eviction: the unlink
@@ -144,6 +145,7 @@ struct builder {
 	struct size_limits size_limits; /* per platform (sizelimits.h) */
 	enum size_limits_mode size_limits_mode;
 	struct deplayer_store *layers; /* dependency layers; NULL: dep_layers=off */
+	struct remote_cache *remote;  /* -o remote_cache; NULL: none */
 	struct target_env env;       /* what the kinds of target read (target.h) */
 	struct inwatch *inwatch;     /* NULL: input_watch=off, or no inotify */
 	pthread_mutex_t trim_lock;   /* one LRU pass at a time (trim_cache) */

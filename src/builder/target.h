@@ -35,6 +35,8 @@
 #include "pipeline.h"
 #include "sizelimits.h"
 
+struct remote_cache;
+
 struct docker;
 struct deplayer_store;
 
@@ -51,6 +53,7 @@ struct target_env {
 	struct deplayer_store *layers; /* NULL: dep_layers=off */
 	const struct size_limits *size_limits;
 	enum size_limits_mode size_limits_mode;
+	struct remote_cache *remote;  /* -o remote_cache; NULL: none */
 };
 
 /* One build of one target, as a worker runs it. */

@@ -10,16 +10,55 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "buildlog.h"
 #include "docker.h"
 #include "fsutil.h"
+#include "log.h"
+#include "remotecache.h"
 #include "target.h"
 
 struct target_result {
 	char *tmp;                  /* the package, under the cache's tmp/ */
 	int fd;                     /* open read-write on it */
 	struct pipeline_result deps;
+	bool remote;                /* fetched from the remote cache, not built */
 };
+
+/* "platform/runtime/benchmark.zip" (or .jar), its path in the mount, for
+ * messages; malloc'd or NULL. */
+static char *zip_what(const struct target_build *tb)
+{
+	const struct cat_runtime *rt = tb->now_pkg->runtime;
+	return str_printf("%s/%s/%s%s", tb->key.platform, rt->dirname, tb->key.benchmark,
+			  rt->package_suffix ? rt->package_suffix : ".zip");
+}
+
+/* Tries the remote cache before building: 1 with r->tmp and r->fd set
+ * when it had the package, -ECANCELED when the build was cancelled
+ * meanwhile, else 0 (the build goes on). */
+static int zip_fetch_remote(struct target_build *tb, struct target_result *r)
+{
+	char *what = zip_what(tb);
+	char *tmp = NULL;
+	int got = remote_cache_fetch(tb->env->remote, tb->env->cache, tb->input_hash, tb->log_fd,
+				     tb->cancel_fd, what ? what : tb->key.benchmark, &tmp);
+	free(what);
+	if (got != 1)
+		return got == -ECANCELED ? got : 0;
+	r->fd = open(tmp, O_RDWR | O_CLOEXEC);
+	if (r->fd < 0) {
+		build_log(tb->log_fd, "cannot open the fetched package %s: %s; building here", tmp,
+			  strerror(errno));
+		unlink(tmp);
+		free(tmp);
+		return 0;
+	}
+	r->tmp = tmp;
+	r->remote = true;
+	return 1;
+}
 
 /* What installs the package's dependencies. */
 static int zip_installer_identity(const struct target_env *env, const struct catalog *cat,
@@ -153,6 +192,15 @@ static int zip_build(struct target_build *tb, struct target_result **out, char *
 	if (rc == 0 && tb->env->installer == INSTALLER_DOCKER &&
 	    catalog_has_build_image(tb->now, tb->now_pkg))
 		rc = prepare_build_image(tb, &image, &image_id, errmsg);
+	/* The remote cache is asked once the key is final (the docker
+	 * builder's identity names the build image resolved just above). */
+	if (rc == 0 && remote_cache_reads(tb->env->remote)) {
+		int got = zip_fetch_remote(tb, r);
+		if (got == 1)
+			goto out;
+		if (got < 0 && (rc = target_cancelled(tb, errmsg)) == 0)
+			rc = got;
+	}
 	/* Inputs that change while the build runs: it may be someone's edit, so
 	 * the build runs again from the new inputs, up to MAX_BUILD_RUNS times
 	 * in all.  Inputs that still move during the last run are the build's
@@ -179,6 +227,7 @@ static int zip_build(struct target_build *tb, struct target_result **out, char *
 		free(r->tmp);
 		r->tmp = NULL;
 	}
+out:
 	free(image);
 	free(image_id);
 	if (rc < 0) {
@@ -223,20 +272,59 @@ static void note_size(struct target_build *tb, int fd, struct cache_entry *out)
 		build_log(tb->log_fd, "size warning: %s", line);
 }
 
+/* The builder identity recorded with the inputs (the manifest's head). */
+static char *manifest_identity(const char *manifest_json)
+{
+	json_error_t jerr;
+	json_t *head = manifest_json ? json_loadb(manifest_json, strlen(manifest_json),
+						  JSON_DISABLE_EOF_CHECK, &jerr) : NULL;
+	const char *identity = json_string_value(json_object_get(head, "identity"));
+	char *copy = strdup(identity ? identity : "");
+	json_decref(head);
+	return copy;
+}
+
+/* Hands the package just built to the remote cache's background push. */
+static void push_remote(struct target_build *tb, const struct cache_entry *out)
+{
+	const struct cache_key *k = &tb->key;
+	char *what = zip_what(tb);
+	char *identity = manifest_identity(*tb->manifest_json);
+	if (what && identity) {
+		/* the runtime as the mount names its folder: variant and arch */
+		struct regcache_package p = { .platform = k->platform,
+					      .runtime = tb->now_pkg->runtime->dirname,
+					      .benchmark = k->benchmark, .builder = identity,
+					      .sha256 = out->sha256, .size = out->size,
+					      .created = out->built_at };
+		remote_cache_push(tb->env->remote, tb->input_hash, out->path, &p, what);
+		build_log(tb->log_fd, "pushing to the remote cache in the background (tag %s)",
+			  tb->input_hash);
+	} else {
+		log_warn("%s: cannot push to the remote cache: out of memory", k->benchmark);
+	}
+	free(what);
+	free(identity);
+}
+
 static int zip_publish(struct target_build *tb, struct target_result *r,
 		       struct cache_entry *out, char **errmsg)
 {
 	struct cache_deps deps = { r->deps.deps_hash, r->deps.deps_reused };
 	int rc = cache_publish(tb->env->cache, &tb->key, r->tmp, tb->input_hash, *tb->manifest_json,
 			       target_now_seconds() - tb->started, r->deps.has_layer ? &deps : NULL,
-			       out);
+			       r->remote, out);
 	if (rc < 0) {
 		*errmsg = str_printf("cannot publish the package: %s", cache_strerror(rc));
 		return rc;
 	}
 	note_size(tb, r->fd, out);
-	build_log(tb->log_fd, "build succeeded in %.2f s: %lld bytes, sha256 %s",
-		  out->build_seconds, (long long)out->size, out->sha256);
+	/* "build succeeded" ends every log of a package that is served */
+	build_log(tb->log_fd, "build succeeded in %.2f s%s: %lld bytes, sha256 %s",
+		  out->build_seconds, r->remote ? " (fetched from the remote cache)" : "",
+		  (long long)out->size, out->sha256);
+	if (!r->remote && remote_cache_writes(tb->env->remote))
+		push_remote(tb, out);
 	/* the descriptor the package was written through: an eviction racing
 	 * with the reply cannot take it away */
 	tb->package_fd = r->fd;

@@ -56,7 +56,7 @@
 #include "walk.h"
 
 /* Highest schema this code understands; bump with a migration step. */
-#define CACHE_SCHEMA_VERSION 5
+#define CACHE_SCHEMA_VERSION 6
 #define CACHE_BUSY_TIMEOUT_MS 10000
 #define PACKAGES_SUBDIR "packages"
 #define TMP_SUBDIR "tmp"
@@ -152,6 +152,9 @@ static const char SCHEMA_CURRENT[] =
 	/* v5: a zip package's unzipped size in bytes (the sum of its regular
 	 * files' uncompressed sizes), for size limits; NULL: not known yet */
 	" unzipped_size INTEGER,"
+	/* v6: where a zip package came from: 'remote' when fetched from the
+	 * remote cache (-o remote_cache), NULL when built here */
+	" origin TEXT,"
 	" PRIMARY KEY (platform, language, version, arch, benchmark, kind)"
 	");"
 	/* Reference counting of shared package files queries by path. */
@@ -184,17 +187,22 @@ static const char MIGRATE_V3_TO_V4[] =
 static const char MIGRATE_V4_TO_V5[] =
 	"ALTER TABLE packages ADD COLUMN unzipped_size INTEGER;";
 
+/* Packages of older caches were all built here. */
+static const char MIGRATE_V5_TO_V6[] =
+	"ALTER TABLE packages ADD COLUMN origin TEXT;";
+
 static const char *const MIGRATIONS[CACHE_SCHEMA_VERSION] = {
 	[1] = MIGRATE_V1_TO_V2,
 	[2] = MIGRATE_V2_TO_V3,
 	[3] = MIGRATE_V3_TO_V4,
 	[4] = MIGRATE_V4_TO_V5,
+	[5] = MIGRATE_V5_TO_V6,
 };
 
 #define PKG_COLS "input_hash, path, size, sha256, built_at, build_seconds, manifest," \
 		 " last_failed, last_error, failed_input_hash," \
 		 " image, image_id, digest, registry, image_size, last_used_ms," \
-		 " deps_hash, deps_reused, unzipped_size"
+		 " deps_hash, deps_reused, unzipped_size, origin"
 #define KEY_WHERE "platform = ?1 AND language = ?2 AND version = ?3 AND arch = ?4" \
 		  " AND benchmark = ?5 AND kind = ?6"
 
@@ -203,7 +211,7 @@ static const char SQL_GET_PATH[] = "SELECT path FROM packages WHERE " KEY_WHERE;
 static const char SQL_UPSERT[] =
 	"INSERT INTO packages (platform, language, version, arch, benchmark, kind, " PKG_COLS ")"
 	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 0, NULL, NULL,"
-	" NULL, NULL, NULL, NULL, NULL, ?14, ?15, ?16, NULL)"
+	" NULL, NULL, NULL, NULL, NULL, ?14, ?15, ?16, NULL, ?17)"
 	" ON CONFLICT (platform, language, version, arch, benchmark, kind) DO UPDATE SET"
 	" input_hash = excluded.input_hash, path = excluded.path, size = excluded.size,"
 	" sha256 = excluded.sha256, built_at = excluded.built_at,"
@@ -211,13 +219,13 @@ static const char SQL_UPSERT[] =
 	" last_failed = 0, last_error = NULL, failed_input_hash = NULL,"
 	" image = NULL, image_id = NULL, digest = NULL, registry = NULL, image_size = NULL,"
 	" last_used_ms = excluded.last_used_ms, deps_hash = excluded.deps_hash,"
-	" deps_reused = excluded.deps_reused, unzipped_size = NULL";
+	" deps_reused = excluded.deps_reused, unzipped_size = NULL, origin = excluded.origin";
 /* ?7 input_hash, ?8 built_at, ?9 build_seconds, ?10 manifest, ?11 image,
  * ?12 image_id, ?13 digest, ?14 registry, ?15 image_size; no file columns. */
 static const char SQL_UPSERT_IMAGE[] =
 	"INSERT INTO packages (platform, language, version, arch, benchmark, kind, " PKG_COLS ")"
 	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, NULL, NULL, ?8, ?9, ?10, 0, NULL, NULL,"
-	" ?11, ?12, ?13, ?14, ?15, NULL, NULL, NULL, NULL)"
+	" ?11, ?12, ?13, ?14, ?15, NULL, NULL, NULL, NULL, NULL)"
 	" ON CONFLICT (platform, language, version, arch, benchmark, kind) DO UPDATE SET"
 	" input_hash = excluded.input_hash, path = NULL, size = NULL, sha256 = NULL,"
 	" built_at = excluded.built_at, build_seconds = excluded.build_seconds,"
@@ -225,7 +233,7 @@ static const char SQL_UPSERT_IMAGE[] =
 	" last_failed = 0, last_error = NULL, failed_input_hash = NULL,"
 	" image = excluded.image, image_id = excluded.image_id, digest = excluded.digest,"
 	" registry = excluded.registry, image_size = excluded.image_size, last_used_ms = NULL,"
-	" deps_hash = NULL, deps_reused = NULL, unzipped_size = NULL";
+	" deps_hash = NULL, deps_reused = NULL, unzipped_size = NULL, origin = NULL";
 static const char SQL_FAIL[] =
 	"INSERT INTO packages (platform, language, version, arch, benchmark, kind,"
 	" last_failed, last_error, failed_input_hash)"
@@ -255,7 +263,7 @@ static const char SQL_REFS[] = "SELECT count(*) FROM packages WHERE path = ?1";
 static const char SQL_CLEAR_PATH[] =
 	"UPDATE packages SET input_hash = NULL, path = NULL, size = NULL, sha256 = NULL,"
 	" built_at = NULL, build_seconds = NULL, manifest = NULL, last_used_ms = NULL,"
-	" deps_hash = NULL, deps_reused = NULL, unzipped_size = NULL"
+	" deps_hash = NULL, deps_reused = NULL, unzipped_size = NULL, origin = NULL"
 	" WHERE path = ?1 AND kind <> '" IMAGE_KIND "'";
 
 /* Logs a SQLite failure with its message and maps it to -errno.  A full
@@ -431,6 +439,8 @@ static int get_locked(struct cache *c, const struct cache_key *key, struct cache
 	e.deps_reused = sqlite3_column_int(st, 17) != 0;
 	e.unzipped_size = sqlite3_column_type(st, 18) == SQLITE_NULL ? -1
 								    : sqlite3_column_int64(st, 18);
+	const unsigned char *origin = sqlite3_column_text(st, 19);
+	e.remote = origin && strcmp((const char *)origin, "remote") == 0;
 	if (ret)
 		goto out;
 	stmt_done(st);
@@ -457,6 +467,7 @@ static int get_locked(struct cache *c, const struct cache_key *key, struct cache
 			free(e.deps_hash);
 			e.input_hash = e.path = e.manifest = e.deps_hash = NULL;
 			e.deps_reused = false;
+			e.remote = false;
 			e.size = 0;
 			e.sha256[0] = '\0';
 			e.built_at = 0;
@@ -1670,7 +1681,7 @@ out:
 
 int cache_publish(struct cache *c, const struct cache_key *key, const char *tmp_path,
 		  const char *input_hash, const char *manifest, double build_seconds,
-		  const struct cache_deps *deps, struct cache_entry *out)
+		  const struct cache_deps *deps, bool remote, struct cache_entry *out)
 {
 	char sha[SHA256_HEX_LEN + 1];
 	char *rel = NULL, *dst = NULL, *old_rel = NULL;
@@ -1743,6 +1754,9 @@ int cache_publish(struct cache *c, const struct cache_key *key, const char *tmp_
 	if (rc == SQLITE_OK)
 		rc = deps ? sqlite3_bind_int(st, 16, deps->reused) : sqlite3_bind_null(st, 16);
 	if (rc == SQLITE_OK)
+		rc = remote ? sqlite3_bind_text(st, 17, "remote", -1, SQLITE_STATIC)
+			    : sqlite3_bind_null(st, 17);
+	if (rc == SQLITE_OK)
 		rc = sqlite3_step(st);
 	if (rc != SQLITE_DONE) {
 		ret = db_err(c->db, rc, "committing a published package");
@@ -1771,6 +1785,7 @@ int cache_publish(struct cache *c, const struct cache_key *key, const char *tmp_
 		out->deps_hash = deps ? strdup(deps->hash) : NULL;
 		out->deps_reused = deps && deps->reused;
 		out->unzipped_size = -1;
+		out->remote = remote;
 		if (!out->input_hash || (manifest && !out->manifest) || (deps && !out->deps_hash)) {
 			log_err("cache: out of memory after publishing %s", out->path);
 			cache_entry_clear(out);

@@ -120,6 +120,9 @@ struct cache_entry {
 	 * regular files' uncompressed sizes), -1 when not recorded yet (a
 	 * package just published, or one published by an older sebsfs) */
 	int64_t unzipped_size;
+	/* zip rows with a package: fetched from the remote cache (-o
+	 * remote_cache) instead of built here (user.sebs.origin) */
+	bool remote;
 };
 
 /* The dependency layer a zip package was assembled from (cache_publish). */
@@ -216,10 +219,11 @@ void cache_entry_clear(struct cache_entry *e);
  * NULL) with the new row.  On failure the previous row and file are untouched
  * and tmp_path is removed.  key->kind "image" is refused (-EINVAL): images are
  * published with cache_publish_image().  deps (may be NULL) is recorded
- * with the row (user.sebs.deps_hash / deps_reused). */
+ * with the row (user.sebs.deps_hash / deps_reused), and so is remote: the
+ * package was fetched from the remote cache, not built here. */
 int cache_publish(struct cache *c, const struct cache_key *key, const char *tmp_path,
 		  const char *input_hash, const char *manifest, double build_seconds,
-		  const struct cache_deps *deps, struct cache_entry *out);
+		  const struct cache_deps *deps, bool remote, struct cache_entry *out);
 
 /* Publishes a built image as the new good image of key (key->kind must be
  * "image"): upserts the row with input_hash, manifest, build_seconds, built_at

@@ -1569,10 +1569,65 @@ static char *auth_header_value(const char *user, const char *pass, const char *i
 	return value;
 }
 
+static char *dup_or_null(const char *v, bool *oom)
+{
+	char *d = v ? strdup(v) : NULL;
+
+	if (v && !d)
+		*oom = true;
+	return d;
+}
+
+/* Fills *out with copies of the credentials that are set (user and pass
+ * only together).  0 or -ENOMEM (then *out is cleared). */
+static int set_credentials(struct docker_credentials *out, const char *user, const char *pass,
+			   const char *identitytoken, const char *registrytoken)
+{
+	bool oom = false;
+
+	memset(out, 0, sizeof(*out));
+	if (user && pass) {
+		out->username = dup_or_null(user, &oom);
+		out->password = dup_or_null(pass, &oom);
+	}
+	out->identitytoken = dup_or_null(identitytoken, &oom);
+	out->registrytoken = dup_or_null(registrytoken, &oom);
+	if (oom) {
+		docker_credentials_clear(out);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void docker_credentials_clear(struct docker_credentials *c)
+{
+	char **fields[] = { &c->username, &c->password, &c->identitytoken, &c->registrytoken };
+
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		if (*fields[i])
+			explicit_bzero(*fields[i], strlen(*fields[i]));
+		free(*fields[i]);
+		*fields[i] = NULL;
+	}
+}
+
+/* The X-Registry-Auth value of creds (see auth_header_value); 0 or -ENOMEM
+ * with *errmsg. */
+static int credentials_auth_value(const struct docker_credentials *creds, const char *registry,
+				  char **auth, char **errmsg)
+{
+	*auth = auth_header_value(creds->username, creds->password, creds->identitytoken,
+				  creds->registrytoken, registry);
+	if (*auth)
+		return 0;
+	set_err(errmsg, "registry auth %s: out of memory (or non-UTF-8 credentials)", registry);
+	return -ENOMEM;
+}
+
 /* The credentials of an "auths" entry: "auth" (base64 "user:password") or
  * "username"/"password", and/or "identitytoken"/"registrytoken". */
 static int auths_entry_value(json_t *entry, const char *path, const char *registry,
-			     char **auth, char **errmsg)
+			     struct docker_credentials *creds, char **errmsg)
 {
 	const char *b64 = nonempty_member(entry, "auth");
 	const char *user = NULL, *pass = NULL;
@@ -1606,12 +1661,9 @@ static int auths_entry_value(json_t *entry, const char *path, const char *regist
 		set_err(errmsg, "%s: no credentials for %s", path, registry);
 		goto out;
 	}
-	*auth = auth_header_value(user, pass, identitytoken, registrytoken, registry);
-	if (!*auth) {
-		rc = -ENOMEM;
-		set_err(errmsg, "registry auth %s: out of memory (or non-UTF-8 credentials)",
-			registry);
-	}
+	rc = set_credentials(creds, user, pass, identitytoken, registrytoken);
+	if (rc < 0)
+		set_err(errmsg, "registry auth %s: out of memory", registry);
 out:
 	if (userpass)
 		explicit_bzero(userpass, strlen(userpass) + 1);
@@ -1619,15 +1671,17 @@ out:
 	return rc;
 }
 
-int docker_registry_auth_parse(const char *text, size_t len, const char *path,
-			       const char *registry, char **auth, char **helper, char **errmsg)
+/* docker_registry_auth_parse, with the credentials themselves in *creds. */
+static int registry_credentials_parse(const char *text, size_t len, const char *path,
+				      const char *registry, struct docker_credentials *creds,
+				      char **helper, char **errmsg)
 {
 	json_t *root = NULL, *entry;
 	json_error_t jerr;
 	const char *name = NULL;
 	int rc;
 
-	*auth = NULL;
+	memset(creds, 0, sizeof(*creds));
 	*helper = NULL;
 	root = json_loadb(text, len, 0, &jerr);
 	if (!json_is_object(root)) {
@@ -1660,7 +1714,7 @@ int docker_registry_auth_parse(const char *text, size_t len, const char *path,
 		set_err(errmsg, "%s: no credentials for %s", path, registry);
 		goto out;
 	}
-	rc = auths_entry_value(entry, path, registry, auth, errmsg);
+	rc = auths_entry_value(entry, path, registry, creds, errmsg);
 out:
 	if (json_is_object(root)) {
 		json_t *entry_value;
@@ -1670,6 +1724,19 @@ out:
 			wipe_json_secrets(entry_value, config_secrets);
 	}
 	json_decref(root);
+	return rc;
+}
+
+int docker_registry_auth_parse(const char *text, size_t len, const char *path,
+			       const char *registry, char **auth, char **helper, char **errmsg)
+{
+	struct docker_credentials creds;
+	int rc = registry_credentials_parse(text, len, path, registry, &creds, helper, errmsg);
+
+	*auth = NULL;
+	if (rc == 0 && !*helper)
+		rc = credentials_auth_value(&creds, registry, auth, errmsg);
+	docker_credentials_clear(&creds);
 	return rc;
 }
 
@@ -1691,9 +1758,10 @@ static char *first_line(const char *text, size_t len)
 	return strndup(text + start, end - start);
 }
 
-int docker_credential_output_parse(const char *out, size_t len, int exit_status,
-				   const char *helper, const char *registry, char **auth,
-				   char **errmsg)
+/* docker_credential_output_parse, with the credentials themselves in *creds. */
+static int helper_output_credentials(const char *out, size_t len, int exit_status,
+				     const char *helper, const char *registry,
+				     struct docker_credentials *creds, char **errmsg)
 {
 	/* the message of docker-credential-helpers' ErrCredentialsNotFound,
 	 * which Docker's clients take for "no credentials" */
@@ -1702,7 +1770,7 @@ int docker_credential_output_parse(const char *out, size_t len, int exit_status,
 	json_error_t jerr;
 	int rc;
 
-	*auth = NULL;
+	memset(creds, 0, sizeof(*creds));
 	if (exit_status != 0) {
 		char *said = first_line(out, len);
 
@@ -1737,16 +1805,29 @@ int docker_credential_output_parse(const char *out, size_t len, int exit_status,
 		/* Docker's convention: the user "<token>" marks an identity token */
 		bool token = strcmp(user, "<token>") == 0;
 
-		*auth = token ? auth_header_value(NULL, NULL, secret, NULL, registry)
-			      : auth_header_value(user, secret, NULL, NULL, registry);
-		rc = *auth ? 0 : -ENOMEM;
+		rc = token ? set_credentials(creds, NULL, NULL, secret, NULL)
+			   : set_credentials(creds, user, secret, NULL, NULL);
 		if (rc < 0)
-			set_err(errmsg, "registry auth %s: out of memory (or non-UTF-8 credentials)",
-				registry);
+			set_err(errmsg, "registry auth %s: out of memory", registry);
 	}
 	if (json_is_object(root))
 		wipe_json_secrets(root, helper_secrets);
 	json_decref(root);
+	return rc;
+}
+
+int docker_credential_output_parse(const char *out, size_t len, int exit_status,
+				   const char *helper, const char *registry, char **auth,
+				   char **errmsg)
+{
+	struct docker_credentials creds;
+	int rc = helper_output_credentials(out, len, exit_status, helper, registry, &creds,
+					   errmsg);
+
+	*auth = NULL;
+	if (rc == 0)
+		rc = credentials_auth_value(&creds, registry, auth, errmsg);
+	docker_credentials_clear(&creds);
 	return rc;
 }
 
@@ -1790,9 +1871,10 @@ static bool blank(const char *text, size_t len)
 	return true;
 }
 
-/* Its stdout is the answer, its stderr only explains a failure. */
-int docker_credential_helper_get(const char *helper, const char *registry, unsigned timeout_s,
-				 char **auth, char **errmsg)
+/* docker_credential_helper_get, with the credentials themselves in *creds.
+ * Its stdout is the answer, its stderr only explains a failure. */
+static int helper_credentials(const char *helper, const char *registry, unsigned timeout_s,
+			      struct docker_credentials *creds, char **errmsg)
 {
 	char *program = str_printf("docker-credential-%s", helper);
 	const char *argv[] = { program, "get", NULL };
@@ -1804,7 +1886,7 @@ int docker_credential_helper_get(const char *helper, const char *registry, unsig
 	struct timespec deadline;
 	int status = -1, rc = 0;
 
-	*auth = NULL;
+	memset(creds, 0, sizeof(*creds));
 	if (!program) {
 		rc = -ENOMEM;
 	} else if (in < 0 || out < 0 || err < 0) {
@@ -1851,11 +1933,11 @@ int docker_credential_helper_get(const char *helper, const char *registry, unsig
 	}
 	/* a helper that fails without a word on stdout may explain on stderr */
 	if (status != 0 && blank(out_text, out_len))
-		rc = docker_credential_output_parse(err_text, err_len, status, helper, registry,
-						    auth, errmsg);
+		rc = helper_output_credentials(err_text, err_len, status, helper, registry, creds,
+					       errmsg);
 	else
-		rc = docker_credential_output_parse(out_text, out_len, status, helper, registry,
-						    auth, errmsg);
+		rc = helper_output_credentials(out_text, out_len, status, helper, registry, creds,
+					       errmsg);
 out:
 	if (out_text)
 		explicit_bzero(out_text, out_len);
@@ -1871,7 +1953,21 @@ out:
 	return rc;
 }
 
-int docker_registry_auth(const char *registry, char **auth, char **errmsg)
+int docker_credential_helper_get(const char *helper, const char *registry, unsigned timeout_s,
+				 char **auth, char **errmsg)
+{
+	struct docker_credentials creds;
+	int rc = helper_credentials(helper, registry, timeout_s, &creds, errmsg);
+
+	*auth = NULL;
+	if (rc == 0)
+		rc = credentials_auth_value(&creds, registry, auth, errmsg);
+	docker_credentials_clear(&creds);
+	return rc;
+}
+
+int docker_registry_credentials(const char *registry, struct docker_credentials *creds,
+				char **errmsg)
 {
 	const char *dir = getenv("DOCKER_CONFIG");
 	const char *home = getenv("HOME");
@@ -1879,7 +1975,7 @@ int docker_registry_auth(const char *registry, char **auth, char **errmsg)
 	size_t len = 0;
 	int rc;
 
-	*auth = NULL;
+	memset(creds, 0, sizeof(*creds));
 	if (dir && *dir)
 		path = path_join(dir, "config.json");
 	else if (home && *home)
@@ -1896,14 +1992,25 @@ int docker_registry_auth(const char *registry, char **auth, char **errmsg)
 	if (rc != 0)
 		set_err(errmsg, "%s: %s", path, strerror(-rc));
 	else
-		rc = docker_registry_auth_parse(text, len, path, registry, auth, &helper, errmsg);
+		rc = registry_credentials_parse(text, len, path, registry, creds, &helper, errmsg);
 	if (text)
 		explicit_bzero(text, len);
 	free(text);
 	if (rc == 0 && helper)
-		rc = docker_credential_helper_get(helper, registry, CREDENTIAL_HELPER_TIMEOUT, auth,
-						  errmsg);
+		rc = helper_credentials(helper, registry, CREDENTIAL_HELPER_TIMEOUT, creds, errmsg);
 	free(helper);
 	free(path);
+	return rc;
+}
+
+int docker_registry_auth(const char *registry, char **auth, char **errmsg)
+{
+	struct docker_credentials creds;
+	int rc = docker_registry_credentials(registry, &creds, errmsg);
+
+	*auth = NULL;
+	if (rc == 0)
+		rc = credentials_auth_value(&creds, registry, auth, errmsg);
+	docker_credentials_clear(&creds);
 	return rc;
 }

@@ -163,6 +163,20 @@ int docker_image_remove(struct docker *d, const char *ref, bool force, char **er
  * never reach *errmsg; the copies made on the way are wiped. */
 int docker_registry_auth(const char *registry, char **auth, char **errmsg);
 
+/* The same look-up as docker_registry_auth, for a client that talks to the
+ * registry itself (the remote cache): the credentials as they are, each
+ * malloc'd or NULL (username and password come together).  Same results
+ * and messages.  Release with docker_credentials_clear, which wipes them. */
+struct docker_credentials {
+	char *username;
+	char *password;
+	char *identitytoken;   /* OAuth2 refresh token for the token flow */
+	char *registrytoken;   /* a bearer token to send as it is */
+};
+int docker_registry_credentials(const char *registry, struct docker_credentials *creds,
+				char **errmsg);
+void docker_credentials_clear(struct docker_credentials *c);   /* wipes; NULLs stay */
+
 /* ---- stream decoders (exposed for unit tests) ---------------------------- */
 
 /* The multiplexed stdout/stderr framing: 8-byte header {stream, 0, 0, 0,

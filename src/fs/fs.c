@@ -1496,6 +1496,7 @@ static const char *const xattr_names[] = {
 	"user.sebs.built_at", "user.sebs.build_seconds", "user.sebs.builds",
 	"user.sebs.deps_hash", "user.sebs.deps_reused", "user.sebs.image_tag",
 	"user.sebs.sebs_hash", "user.sebs.unzipped_size", "user.sebs.size_warning",
+	"user.sebs.origin",
 };
 
 /* SeBS's own hash of the package's sources, from the tree as it is now
@@ -1530,6 +1531,19 @@ static int size_xattr(const struct node *n, const struct builder_status *bs, con
 	if (strcmp(name, "user.sebs.unzipped_size") == 0)
 		return snprintf(buf, size, "%lld", (long long)now.unzipped_size);
 	return now.size_warning[0] ? snprintf(buf, size, "%s", now.size_warning) : -ENODATA;
+}
+
+/* user.sebs.origin of a zip: "remote" when its package was fetched from
+ * the remote cache, "local" when built here; like size_xattr, only while
+ * the builder's package is the content bs describes. */
+static int origin_xattr(const struct node *n, const struct builder_status *bs, char *buf,
+			size_t size)
+{
+	struct builder_status now;
+	builder_status(fs.builder, n->pkg, kind_of(n), false, &now);
+	if (!now.has_package || strcmp(now.sha256, bs->sha256) != 0)
+		return -ENODATA;
+	return snprintf(buf, size, "%s", now.remote ? "remote" : "local");
 }
 
 /* A function image's full name as tagged and pushed, from the tree as it is
@@ -1591,6 +1605,8 @@ static int xattr_value(const struct node *n, const char *name, char *buf, size_t
 	if (strcmp(name, "user.sebs.unzipped_size") == 0 ||
 	    strcmp(name, "user.sebs.size_warning") == 0)
 		return bs.sha256[0] ? size_xattr(n, &bs, name, buf, size) : -ENODATA;
+	if (strcmp(name, "user.sebs.origin") == 0)
+		return bs.sha256[0] ? origin_xattr(n, &bs, buf, size) : -ENODATA;
 	if (strcmp(name, "user.sebs.built_at") == 0) {
 		struct tm tm;
 		time_t t = (time_t)bs.built_at;

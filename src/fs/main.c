@@ -278,7 +278,9 @@ int main(int argc, char *argv[])
 				       .no_dep_layers = opts.no_dep_layers,
 				       .input_watch = opts.input_watch,
 				       .size_limits = &opts.size_limits,
-				       .size_limits_mode = opts.size_limits_mode };
+				       .size_limits_mode = opts.size_limits_mode,
+				       .remote_cache = opts.remote_cache,
+				       .remote_cache_mode = opts.remote_cache_mode };
 	builder = builder_new(cat, cache, &bcfg, &err);
 	if (!builder)
 		goto out_cache;

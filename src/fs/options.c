@@ -41,6 +41,8 @@ struct raw_opts {
 	char *views;
 	char *size_limits;
 	char *size_limits_file;
+	char *remote_cache;
+	char *remote_cache_mode;
 	int stat_builds;
 	int show_help;
 	int show_version;
@@ -66,6 +68,8 @@ static const struct fuse_opt sebsfs_opts[] = {
 	{ "views=%s", offsetof(struct raw_opts, views), 0 },
 	{ "size_limits=%s", offsetof(struct raw_opts, size_limits), 0 },
 	{ "size_limits_file=%s", offsetof(struct raw_opts, size_limits_file), 0 },
+	{ "remote_cache=%s", offsetof(struct raw_opts, remote_cache), 0 },
+	{ "remote_cache_mode=%s", offsetof(struct raw_opts, remote_cache_mode), 0 },
 	OPT("stat_builds", stat_builds),
 	{ "no_stat_builds", offsetof(struct raw_opts, stat_builds), 0 },
 	OPT("-h", show_help),
@@ -135,6 +139,14 @@ static void usage(const char *prog)
 	       "                           with that key (default on); off: install in each\n"
 	       "                           package's work folder, as SeBS does\n"
 
+	       "    -o remote_cache=REGISTRY/REPOSITORY\n"
+	       "                           share built packages through an OCI registry: a\n"
+	       "                           package missing here is fetched from it when there\n"
+	       "                           (digest-checked), else built and pushed in the\n"
+	       "                           background (credentials from ~/.docker/config.json;\n"
+	       "                           http for a loopback registry or an http:// prefix)\n"
+	       "    -o remote_cache_mode=read|write|readwrite\n"
+	       "                           fetch only, push only, or both (default)\n"
 	       "    -o input_watch=on|off  on (default): an open skips the walk of the inputs\n"
 	       "                           when inotify saw no change since the last walk;\n"
 	       "                           off: every open stats every input file\n"
@@ -343,6 +355,25 @@ static int parse_values(struct raw_opts *raw, struct sebsfs_options *opts)
 		return fail("image_tag_prefix=%s%s: expected a Docker tag part:"
 			    " [A-Za-z0-9_][A-Za-z0-9_.-]*, at most 128 characters",
 			    raw->image_tag_prefix, "");
+	if (raw->remote_cache_mode &&
+	    remote_cache_mode_parse(raw->remote_cache_mode, &opts->remote_cache_mode) < 0)
+		return fail("remote_cache_mode=%s%s: expected read, write or readwrite",
+			    raw->remote_cache_mode, "");
+	if (raw->remote_cache_mode && !raw->remote_cache)
+		return fail("remote_cache_mode=%s%s: needs -o remote_cache=REGISTRY/REPOSITORY",
+			    raw->remote_cache_mode, "");
+	if (raw->remote_cache) {
+		char *why = NULL;
+		struct remote_cache *probe = remote_cache_new(raw->remote_cache,
+							      opts->remote_cache_mode, &why);
+		remote_cache_free(probe);
+		if (!probe) {
+			fail("%s%s", why ? why : "remote_cache: out of memory", "");
+			free(why);
+			return -1;
+		}
+		opts->remote_cache = strdup(raw->remote_cache);
+	}
 	opts->repository = raw->repository ? strdup(raw->repository) : NULL;
 	opts->registry = raw->registry ? strdup(raw->registry) : NULL;
 	opts->image_tag_prefix = raw->image_tag_prefix ? strdup(raw->image_tag_prefix) : NULL;
@@ -419,6 +450,8 @@ int options_parse(int argc, char *argv[], struct fuse_args *args, struct sebsfs_
 	free(raw.views);
 	free(raw.size_limits);
 	free(raw.size_limits_file);
+	free(raw.remote_cache);
+	free(raw.remote_cache_mode);
 	return rc;
 }
 
@@ -432,5 +465,6 @@ void options_free(struct sebsfs_options *opts)
 	free(opts->registry);
 	size_limits_free(&opts->size_limits);
 	free(opts->image_tag_prefix);
+	free(opts->remote_cache);
 	free(opts->cmd.mountpoint);
 }

@@ -37,6 +37,8 @@ struct sebsfs_options {
 	bool no_views;       /* views=off: no <benchmark>/ folders */
 	enum size_limits_mode size_limits_mode; /* -o size_limits= (default warn) */
 	struct size_limits size_limits; /* defaults, then -o size_limits_file= over them */
+	char *remote_cache;  /* -o remote_cache=REGISTRY/REPOSITORY, NULL = none */
+	enum remote_cache_mode remote_cache_mode; /* default readwrite */
 	struct fuse_cmdline_opts cmd; /* mountpoint, foreground, debug, singlethread, ... */
 };
 

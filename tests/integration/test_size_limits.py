@@ -240,10 +240,12 @@ def test_remount_keeps_the_xattrs_without_building(sebsfs, suite, tmp_path):
     assert state(z2) == "fresh"
     assert not m2.stop(), m2.stderr()
 
-    # a cache written before size limits (schema v4: no unzipped_size column)
-    # learns the size from the package file, still without a build
+    # a cache written before size limits (schema v4: no unzipped_size column,
+    # nor v6's origin) learns the size from the package file, still without
+    # a build
     db = sqlite3.connect(cache / "sebsfs.db")
     db.execute("ALTER TABLE packages DROP COLUMN unzipped_size")
+    db.execute("ALTER TABLE packages DROP COLUMN origin")
     db.execute("PRAGMA user_version = 4")
     db.commit()
     db.close()
@@ -255,7 +257,7 @@ def test_remount_keeps_the_xattrs_without_building(sebsfs, suite, tmp_path):
     assert state(z3) == "fresh"
     assert not m3.stop(), m3.stderr()
     db = sqlite3.connect(cache / "sebsfs.db")
-    assert db.execute("PRAGMA user_version").fetchone()[0] == 5
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 6
     assert db.execute("SELECT unzipped_size FROM packages WHERE benchmark = ? AND kind = 'zip'"
                       " AND platform = 'aws'", (IMAGE_REC,)).fetchone()[0] == int(size)
     db.close()

@@ -80,12 +80,12 @@ static const struct cache_image_info IMG_INFO = {
 	.size = 123456789,
 };
 
-/* Column order of the packages table at schema v5, fresh or migrated. */
-#define SCHEMA_VERSION 5
+/* Column order of the packages table at schema v6, fresh or migrated. */
+#define SCHEMA_VERSION 6
 #define PACKAGES_COLUMNS "platform,language,version,arch,benchmark,kind,input_hash,path,size," \
 		   "sha256,built_at,build_seconds,manifest,last_failed,last_error," \
 		   "failed_input_hash,image,image_id,digest,registry,image_size,last_used_ms," \
-		   "deps_hash,deps_reused,unzipped_size"
+		   "deps_hash,deps_reused,unzipped_size,origin"
 
 static struct cache *open_ok(void)
 {
@@ -142,7 +142,7 @@ static struct cache_entry publish_ok(struct cache *c, const struct cache_key *k,
 {
 	struct cache_entry e;
 	char *tmp = make_tmp(c, content);
-	int ret = cache_publish(c, k, tmp, input_hash, "{\"files\":[]}", 1.5, NULL, &e);
+	int ret = cache_publish(c, k, tmp, input_hash, "{\"files\":[]}", 1.5, NULL, false, &e);
 	ck_assert_msg(ret == 0, "cache_publish: %s", strerror(-ret));
 	ck_assert_msg(!exists(tmp), "tmp file %s left behind", tmp);
 	free(tmp);
@@ -353,7 +353,7 @@ START_TEST(test_open_creates_schema)
 
 	sqlite3 *db = raw_db();
 	ck_assert_int_eq(raw_int(db, "PRAGMA user_version"), SCHEMA_VERSION);
-	ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM pragma_table_info('packages')"), 25);
+	ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM pragma_table_info('packages')"), 26);
 	assert_columns_current(db);
 	sqlite3_stmt *st = NULL;
 	ck_assert_int_eq(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
@@ -425,7 +425,7 @@ START_TEST(test_publish_null_manifest_and_out)
 {
 	struct cache *c = open_ok();
 	char *tmp = make_tmp(c, "xyz");
-	ck_assert_int_eq(cache_publish(c, &KEY_A, tmp, "ih", NULL, 0.0, NULL, NULL), 0);
+	ck_assert_int_eq(cache_publish(c, &KEY_A, tmp, "ih", NULL, 0.0, NULL, false, NULL), 0);
 	free(tmp);
 	struct cache_entry e;
 	ck_assert_int_eq(cache_get(c, &KEY_A, &e), 0);
@@ -741,7 +741,7 @@ START_TEST(test_failed_publish_keeps_old)
 
 	char *missing = cache_tmp_path(c, "zip");
 	struct cache_entry out;
-	int ret = cache_publish(c, &KEY_A, missing, "ih-new", NULL, 1.0, NULL, &out);
+	int ret = cache_publish(c, &KEY_A, missing, "ih-new", NULL, 1.0, NULL, false, &out);
 	ck_assert_int_eq(ret, -ENOENT);
 
 	struct cache_entry e;
@@ -757,7 +757,7 @@ START_TEST(test_failed_publish_keeps_old)
 	struct cache_key bad = KEY_A;
 	bad.benchmark = "../escape";
 	char *tmp = make_tmp(c, "rejected");
-	ck_assert_int_eq(cache_publish(c, &bad, tmp, "ih", NULL, 1.0, NULL, NULL), -EINVAL);
+	ck_assert_int_eq(cache_publish(c, &bad, tmp, "ih", NULL, 1.0, NULL, false, NULL), -EINVAL);
 	ck_assert(!exists(tmp));
 	ck_assert_int_eq(count_entries("packages"), 1);
 
@@ -852,7 +852,7 @@ static void *publisher(void *arg)
 			free(tmp);
 			continue;
 		}
-		if (cache_publish(w->c, &w->key, tmp, "ih", NULL, 0.1, NULL, NULL) != 0)
+		if (cache_publish(w->c, &w->key, tmp, "ih", NULL, 0.1, NULL, false, NULL) != 0)
 			w->failures++;
 		if (i % 3 == 0 && cache_record_failure(w->c, &w->key, "ih", "transient") != 0)
 			w->failures++;
@@ -996,7 +996,7 @@ START_TEST(test_image_argument_checks)
 
 	/* A file is never published under kind "image"; tmp_path is removed. */
 	char *tmp = make_tmp(c, "not an image");
-	ck_assert_int_eq(cache_publish(c, &KEY_IMG, tmp, "ih", NULL, 1.0, NULL, &out), -EINVAL);
+	ck_assert_int_eq(cache_publish(c, &KEY_IMG, tmp, "ih", NULL, 1.0, NULL, false, &out), -EINVAL);
 	ck_assert(!exists(tmp));
 	ck_assert_int_eq(count_entries("packages"), 0);
 	ck_assert_int_eq(cache_get(c, &KEY_IMG, &e), -ENOENT);
@@ -2018,7 +2018,7 @@ START_TEST(test_publish_records_deps)
 	char *tmp = make_tmp(c, "zip with a layer");
 	struct cache_deps deps = { LAYER_K1, true };
 	struct cache_entry e;
-	ck_assert_int_eq(cache_publish(c, &KEY_A, tmp, "ih", NULL, 1.0, &deps, &e), 0);
+	ck_assert_int_eq(cache_publish(c, &KEY_A, tmp, "ih", NULL, 1.0, &deps, false, &e), 0);
 	ck_assert_str_eq(e.deps_hash, LAYER_K1);
 	ck_assert(e.deps_reused);
 	cache_entry_clear(&e);
@@ -2100,6 +2100,60 @@ START_TEST(test_migrate_v4_to_v5_unzipped_size)
 }
 END_TEST
 
+/* The origin of a package: a remote one says so until a local build
+ * replaces it; a v5 cache's packages were all built here. */
+START_TEST(test_origin_remote_and_migrate_v5_to_v6)
+{
+	char sha[65];
+	char *pkg = make_v1_cache("package from a v5 cache", sha);
+	sqlite3 *db = raw_db();
+	ck_assert_int_eq(sqlite3_exec(db,
+		"ALTER TABLE packages ADD COLUMN image TEXT;"
+		"ALTER TABLE packages ADD COLUMN image_id TEXT;"
+		"ALTER TABLE packages ADD COLUMN digest TEXT;"
+		"ALTER TABLE packages ADD COLUMN registry TEXT;"
+		"ALTER TABLE packages ADD COLUMN image_size INTEGER;"
+		"ALTER TABLE packages ADD COLUMN last_used_ms INTEGER;"
+		"ALTER TABLE packages ADD COLUMN deps_hash TEXT;"
+		"ALTER TABLE packages ADD COLUMN deps_reused INTEGER;"
+		"ALTER TABLE packages ADD COLUMN unzipped_size INTEGER;"
+		"CREATE TABLE layers (key TEXT PRIMARY KEY, size INTEGER NOT NULL,"
+		" built_ms INTEGER NOT NULL, build_seconds REAL, last_used_ms INTEGER NOT NULL);"
+		"PRAGMA user_version = 5;", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+
+	struct cache *c = open_ok();
+	struct cache_entry e;
+	ck_assert_int_eq(cache_get(c, &KEY_A, &e), 0);
+	ck_assert(e.has_package);
+	ck_assert(!e.remote);
+	cache_entry_clear(&e);
+	db = raw_db();
+	ck_assert_int_eq(raw_int(db, "PRAGMA user_version"), SCHEMA_VERSION);
+	assert_columns_current(db);
+	sqlite3_close(db);
+
+	char *tmp = make_tmp(c, "fetched from a registry");
+	ck_assert_int_eq(cache_publish(c, &KEY_A, tmp, "ih-r", NULL, 0.5, NULL, true, &e), 0);
+	ck_assert(e.remote);
+	cache_entry_clear(&e);
+	free(tmp);
+	cache_close(c);
+	c = open_ok();
+	ck_assert_int_eq(cache_get(c, &KEY_A, &e), 0);
+	ck_assert(e.remote);
+	cache_entry_clear(&e);
+	e = publish_ok(c, &KEY_A, "built here", "ih-l");
+	ck_assert(!e.remote);
+	cache_entry_clear(&e);
+	ck_assert_int_eq(cache_get(c, &KEY_A, &e), 0);
+	ck_assert(!e.remote);
+	cache_entry_clear(&e);
+	cache_close(c);
+	free(pkg);
+}
+END_TEST
+
 static Suite *cache_suite(void)
 {
 	Suite *s = suite_create("cache");
@@ -2131,6 +2185,7 @@ static Suite *cache_suite(void)
 	tcase_add_test(tc, test_migrate_v1_to_current);
 	tcase_add_test(tc, test_migrate_v2_to_v3);
 	tcase_add_test(tc, test_migrate_v4_to_v5_unzipped_size);
+	tcase_add_test(tc, test_origin_remote_and_migrate_v5_to_v6);
 	tcase_add_test(tc, test_publish_records_use);
 	tcase_add_test(tc, test_touch);
 	tcase_add_test(tc, test_lru_order_and_total);

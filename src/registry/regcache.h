@@ -1,0 +1,119 @@
+/*
+ * regcache.h - a shared package cache in an OCI distribution registry
+ * (-o remote_cache=REGISTRY/REPOSITORY, see docs/scaling.md).
+ *
+ * One OCI artifact per package, tagged by the package's input key (64 hex
+ * digits, well inside the 128-character tag limit):
+ *   - an image manifest (application/vnd.oci.image.manifest.v1+json) with
+ *     artifactType REGCACHE_ARTIFACT_TYPE (OCI 1.1), the empty config
+ *     descriptor (application/vnd.oci.empty.v1+json, the 2-byte "{}"), and a
+ *     single layer: the package file, media type REGCACHE_ZIP_MEDIA_TYPE;
+ *   - annotations org.sebsfs.{platform,runtime,benchmark,builder,sha256,
+ *     version} and org.opencontainers.image.created.
+ * A registry that refuses that manifest (older ones check the config media
+ * type) gets the same manifest without artifactType and with the config
+ * REGCACHE_CONFIG_MEDIA_TYPE: a small JSON blob holding the annotations.
+ *
+ * The protocol is the distribution spec's: HEAD/GET /v2/<repo>/manifests/<tag>,
+ * GET /v2/<repo>/blobs/<digest> (redirects followed), a monolithic upload
+ * (POST /v2/<repo>/blobs/uploads/, PUT <location>&digest=..., streamed
+ * from the file), PUT /v2/<repo>/manifests/<tag>.  Anonymous first; on 401
+ * the WWW-Authenticate challenge: Basic (the credentials) or Bearer (a token
+ * from the realm: GET with Basic credentials, OAuth2 POST with an identity
+ * token, or the config's registry token as it is).  Credentials as for
+ * image pushes (docker_registry_credentials).  http:// for a loopback
+ * registry or a spec that starts with "http://", https:// otherwise.
+ *
+ * Every call is bounded in time (connect REGCACHE_CONNECT_TIMEOUT_S; the
+ * look-up of a tag, token requests included, REGCACHE_LOOKUP_TIMEOUT_S in
+ * all; each other request REGCACHE_LOOKUP_TIMEOUT_S; a blob transfer that
+ * plus one second per 256 KiB) and thread-safe: each call uses its own curl handle; tokens are
+ * shared under a lock.  Errors: 0 or -errno with a malloc'd one-line
+ * *errmsg naming the registry; secrets never reach a message.
+ */
+#ifndef SEBSFS_REGCACHE_H
+#define SEBSFS_REGCACHE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "sha256.h"
+
+#define REGCACHE_ARTIFACT_TYPE "application/vnd.sebsfs.package.v1"
+#define REGCACHE_ZIP_MEDIA_TYPE "application/vnd.sebsfs.package.v1+zip"
+#define REGCACHE_CONFIG_MEDIA_TYPE "application/vnd.sebsfs.package.config.v1+json"
+#define REGCACHE_EMPTY_MEDIA_TYPE "application/vnd.oci.empty.v1+json"
+#define REGCACHE_MANIFEST_MEDIA_TYPE "application/vnd.oci.image.manifest.v1+json"
+
+#define REGCACHE_CONNECT_TIMEOUT_S 3
+#define REGCACHE_LOOKUP_TIMEOUT_S 10
+
+struct regcache;
+
+/* What a package is, for its annotations. */
+struct regcache_package {
+	const char *platform;
+	const char *runtime;     /* the runtime folder: "python-3.11", "python-3.11-pypy-arm64" */
+	const char *benchmark;
+	const char *builder;     /* the builder identity */
+	const char *sha256;      /* hex of the package file */
+	int64_t size;
+	int64_t created;         /* unix seconds */
+};
+
+/* Splits "host[:port]/repo/sitory" (optionally "http://" or "https://"
+ * first) into its parts.  -EINVAL with *errmsg for anything else (no
+ * repository, upper case or characters the distribution spec does not allow
+ * in a repository name). */
+struct regcache *regcache_new(const char *spec, char **errmsg);
+void regcache_free(struct regcache *r);   /* NULL is a no-op */
+/* Makes every transfer, running or to come, fail soon with -ECANCELED (a
+ * transfer notices within about a second): for stopping. */
+void regcache_cancel(struct regcache *r);
+const char *regcache_registry(const struct regcache *r);    /* "host:port" */
+const char *regcache_repository(const struct regcache *r);
+
+/* The manifest of a package, as JSON text (malloc'd, NULL on ENOMEM).
+ * artifact: the OCI 1.1 form (artifactType + empty config); otherwise the
+ * fallback form, whose config blob (config_json, see regcache_config_json)
+ * has digest config_sha256 and size config_size. */
+char *regcache_manifest_json(const struct regcache_package *p, bool artifact,
+			     const char *config_sha256, int64_t config_size);
+/* The fallback form's config blob: the annotations as a JSON object. */
+char *regcache_config_json(const struct regcache_package *p);
+
+/* Looks tag up and, when it is there, downloads its package into dest (a
+ * new file, 0600, in a folder of the caller's), checking it as it comes:
+ * the manifest must be an image manifest with one layer of
+ * REGCACHE_ZIP_MEDIA_TYPE, whose digest equals its org.sebsfs.sha256
+ * annotation and the sha256 of the bytes received.  0 with sha256 (hex)
+ * and *manifest_digest ("sha256:...", malloc'd, may be NULL); -ENOENT when
+ * the tag is absent (no message); -EBADMSG for a manifest or blob that
+ * fails a check (dest removed); another -errno for a registry that cannot
+ * be reached, refuses or answers garbage; -ECANCELED once cancel_fd (-1:
+ * none) is readable or regcache_cancel was called. */
+int regcache_fetch(struct regcache *r, const char *tag, const char *dest, int cancel_fd,
+		   char sha256[SHA256_HEX_LEN + 1], char **manifest_digest, char **errmsg);
+
+/* Pushes the package file path under tag: its blob (skipped when the
+ * registry has it), the config blob when needed, and the manifest.  Two
+ * pushes of one package, from anywhere, write the same blob; their
+ * manifests differ at most in org.opencontainers.image.created (the build
+ * time), and either one names the same bytes. */
+int regcache_push(struct regcache *r, const char *tag, const char *path,
+		  const struct regcache_package *p, char **errmsg);
+
+/* Parses a WWW-Authenticate value: the scheme ("basic", "bearer", lower
+ * case) and, for Bearer, realm, service and scope (malloc'd or NULL).
+ * -EINVAL for an unknown scheme or a bearer challenge without realm.
+ * Exposed for unit tests. */
+struct regcache_challenge {
+	char scheme[8];
+	char *realm;
+	char *service;
+	char *scope;
+};
+int regcache_parse_challenge(const char *value, struct regcache_challenge *out);
+void regcache_challenge_clear(struct regcache_challenge *c);
+
+#endif

@@ -1,0 +1,532 @@
+"""The shared build cache in an OCI registry (-o remote_cache, issue 12):
+two mounts with cache folders of their own stand for two machines, and a
+docker-registry of the test's own on a loopback port (no dockerd involved)
+is the registry they share.  The first builds and pushes in the background;
+the second serves the same bytes without building.  A blob tampered with in
+the registry's storage, a registry that is down, and the read / write modes
+are checked through the same mounts; the manifest is checked with plain HTTP
+against the OCI image spec's fields (no oras or crane here)."""
+
+import base64
+import hashlib
+import json
+import os
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+from sebsfs_testlib import (DYNAMIC_HTML, PrivateRegistry, builds, free_port, log_text, read,
+                            wait_for, xattr)
+
+PLATFORM, RUNTIME = "aws", "python-3.11"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+EMPTY_DIGEST = "sha256:" + hashlib.sha256(b"{}").hexdigest()
+PUSH_TIMEOUT = 60
+USER = "sebsfs-cache-writer"
+PASSWORD = "pw-0d3b1c9e-not-in-any-log"
+
+
+def start_registry(tmp_path, name, htpasswd=None):
+    base = tmp_path / name
+    base.mkdir()
+    reg = PrivateRegistry(base, free_port(), htpasswd=htpasswd)
+    reg.start()
+    return reg
+
+
+@pytest.fixture
+def reg(tmp_path):
+    r = start_registry(tmp_path, "registry")
+    yield r
+    r.stop()
+
+
+@pytest.fixture
+def repo():
+    return f"sebsfs-test/cache{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def no_credentials(tmp_path):
+    """A DOCKER_CONFIG without a config.json: this machine's own Docker
+    credentials stay out of the tests."""
+    d = tmp_path / "docker-config-empty"
+    d.mkdir()
+    return {"DOCKER_CONFIG": str(d)}
+
+
+def get(reg, path, accept=None, auth=None):
+    """(status, headers, body) of GET http://<reg>/v2/<path>."""
+    headers = {"Accept": accept} if accept else {}
+    if auth:
+        headers["Authorization"] = "Basic " + base64.b64encode(auth.encode()).decode()
+    req = urllib.request.Request(f"http://{reg.addr}/v2/{path}", headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, r.headers, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read()
+
+
+def tag_present(reg, repo, tag, auth=None):
+    return get(reg, f"{repo}/manifests/{tag}", OCI_MANIFEST, auth)[0] == 200
+
+
+def wait_pushed(reg, repo, tag, auth=None):
+    assert wait_for(lambda: tag_present(reg, repo, tag, auth), PUSH_TIMEOUT, 0.2), \
+        f"{repo}:{tag} did not appear in the registry within {PUSH_TIMEOUT} s"
+
+
+def machine(sebsfs, tmp_path, name, spec, mode=None, env=None, builder="builder=host"):
+    opts = [builder, f"remote_cache={spec}"]
+    if mode:
+        opts.append(f"remote_cache_mode={mode}")
+    return sebsfs(cache=tmp_path / f"cache-{name}", options=tuple(opts), env=env)
+
+
+def package(m):
+    return m.zip(PLATFORM, RUNTIME, DYNAMIC_HTML)
+
+
+def blob_data_file(reg, digest):
+    hexd = digest.split(":", 1)[1]
+    return (reg.base / "data" / "docker" / "registry" / "v2" / "blobs" / "sha256" / hexd[:2]
+            / hexd / "data")
+
+
+def first_machine_builds_and_pushes(sebsfs, tmp_path, reg, repo, env, auth=None):
+    m1 = machine(sebsfs, tmp_path, "one", f"{reg.addr}/{repo}", env=env)
+    z1 = package(m1)
+    data = read(z1)
+    assert builds(z1) == 1
+    assert xattr(z1, "user.sebs.origin") == "local"
+    key = xattr(z1, "user.sebs.input_hash")
+    assert len(key) == 64
+    wait_pushed(reg, repo, key, auth)
+    return m1, data, key
+
+
+def test_second_machine_serves_what_the_first_built(sebsfs, tmp_path, reg, repo, no_credentials):
+    m1, data, key = first_machine_builds_and_pushes(sebsfs, tmp_path, reg, repo, no_credentials)
+
+    # the artifact, as the OCI image spec (1.1) describes one
+    status, headers, body = get(reg, f"{repo}/manifests/{key}", OCI_MANIFEST)
+    assert status == 200
+    m = json.loads(body)
+    assert m["schemaVersion"] == 2
+    assert m["mediaType"] == OCI_MANIFEST
+    assert m["artifactType"] == "application/vnd.sebsfs.package.v1"
+    assert m["config"]["mediaType"] == "application/vnd.oci.empty.v1+json"
+    assert m["config"]["digest"] == EMPTY_DIGEST and m["config"]["size"] == 2
+    assert len(m["layers"]) == 1
+    layer = m["layers"][0]
+    assert layer["mediaType"] == "application/vnd.sebsfs.package.v1+zip"
+    assert layer["digest"] == "sha256:" + hashlib.sha256(data).hexdigest()
+    assert layer["size"] == len(data)
+    a = m["annotations"]
+    assert a["org.sebsfs.platform"] == PLATFORM
+    assert a["org.sebsfs.runtime"] == RUNTIME
+    assert a["org.sebsfs.benchmark"] == DYNAMIC_HTML
+    assert a["org.sebsfs.builder"].endswith(";builder=host")
+    assert a["org.sebsfs.sha256"] == hashlib.sha256(data).hexdigest()
+    assert a["org.sebsfs.version"]
+    assert a["org.opencontainers.image.created"].endswith("Z")
+    # the blob is the package, byte for byte
+    assert get(reg, f"{repo}/blobs/{layer['digest']}")[2] == data
+    assert get(reg, f"{repo}/blobs/{EMPTY_DIGEST}")[2] == b"{}"
+    assert "pushing to the remote cache" in log_text(m1, PLATFORM, RUNTIME, DYNAMIC_HTML)
+
+    # the second machine: the same bytes, no build
+    m2 = machine(sebsfs, tmp_path, "two", f"{reg.addr}/{repo}", env=no_credentials)
+    z2 = package(m2)
+    assert read(z2) == data
+    assert builds(z2) == 0
+    assert xattr(z2, "user.sebs.origin") == "remote"
+    assert xattr(z2, "user.sebs.input_hash") == key
+    assert xattr(z2, "user.sebs.sha256") == hashlib.sha256(data).hexdigest()
+    log = log_text(m2, PLATFORM, RUNTIME, DYNAMIC_HTML)
+    assert "fetched from the remote cache" in log
+    for where in (reg.addr, repo, key, layer["digest"], headers["Docker-Content-Digest"]):
+        assert where in log, (where, log)
+    # its own cache holds it: a remount serves it as it is, still remote
+    m2.stop()
+    m3 = machine(sebsfs, tmp_path, "two", f"{reg.addr}/{repo}", env=no_credentials)
+    z3 = package(m3)
+    assert read(z3) == data
+    assert builds(z3) == 0
+    assert xattr(z3, "user.sebs.origin") == "remote"
+
+
+def test_two_machines_pushing_one_key_at_once(sebsfs, tmp_path, reg, repo, no_credentials):
+    """Both miss, both build, both push the same key: the registry ends up
+    with one package blob, and a third machine fetches those bytes."""
+    import threading
+    m1 = machine(sebsfs, tmp_path, "one", f"{reg.addr}/{repo}", env=no_credentials)
+    m2 = machine(sebsfs, tmp_path, "two", f"{reg.addr}/{repo}", env=no_credentials)
+    results = {}
+    threads = [threading.Thread(target=lambda m=m: results.__setitem__(m.mnt, read(package(m))))
+               for m in (m1, m2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results[m1.mnt] == results[m2.mnt]
+    data = results[m1.mnt]
+    key = xattr(package(m1), "user.sebs.input_hash")
+    assert xattr(package(m2), "user.sebs.input_hash") == key
+    wait_pushed(reg, repo, key)
+    # both pushes are over once both mounts are stopped (each waits for its own)
+    assert m1.stop() == [] and m2.stop() == []
+    for m in (m1, m2):
+        assert "pushed to the remote cache" in m.stderr(), m.stderr()
+        assert "push to the remote cache" not in m.stderr()
+    m = json.loads(get(reg, f"{repo}/manifests/{key}", OCI_MANIFEST)[2])
+    assert m["layers"][0]["digest"] == "sha256:" + hashlib.sha256(data).hexdigest()
+    m3 = machine(sebsfs, tmp_path, "three", f"{reg.addr}/{repo}", env=no_credentials)
+    z3 = package(m3)
+    assert read(z3) == data
+    assert builds(z3) == 0
+
+
+def test_tampered_blob_is_detected_and_built_here(sebsfs, tmp_path, reg, repo, no_credentials):
+    _, data, key = first_machine_builds_and_pushes(sebsfs, tmp_path, reg, repo, no_credentials)
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    blob = blob_data_file(reg, digest)
+    raw = bytearray(blob.read_bytes())
+    assert bytes(raw) == data
+    raw[len(raw) // 2] ^= 0xFF
+    blob.write_bytes(bytes(raw))
+
+    m2 = machine(sebsfs, tmp_path, "two", f"{reg.addr}/{repo}", env=no_credentials)
+    z2 = package(m2)
+    assert read(z2) == data            # built here, reproducibly
+    assert builds(z2) == 1
+    assert xattr(z2, "user.sebs.origin") == "local"
+    log = log_text(m2, PLATFORM, RUNTIME, DYNAMIC_HTML)
+    assert "cannot use" in log and "is not what its manifest says" in log, log
+    assert "building here" in log
+    assert wait_for(lambda: "is not what its manifest says" in m2.stderr(), 10), m2.stderr()
+
+
+def test_registry_down_builds_here(sebsfs, tmp_path, reg, repo, no_credentials):
+    reg.stop()
+    m = machine(sebsfs, tmp_path, "one", f"{reg.addr}/{repo}", env=no_credentials)
+    z = package(m)
+    data = read(z)
+    assert data[:2] == b"PK"
+    assert builds(z) == 1
+    assert xattr(z, "user.sebs.origin") == "local"
+    log = log_text(m, PLATFORM, RUNTIME, DYNAMIC_HTML)
+    assert f"remote cache {reg.addr}/{repo}: cannot use" in log, log
+    # the background push fails too: one line, nothing for the reader
+    assert wait_for(lambda: "push to the remote cache" in m.stderr(), PUSH_TIMEOUT), m.stderr()
+    assert read(z) == data
+
+
+def test_garbage_registry_answer_builds_here(sebsfs, tmp_path, repo, no_credentials):
+    """Something that is not a registry on the port (here an HTTP server
+    answering 200 with garbage to everything)."""
+    import http.server
+    import threading
+
+    class Garbage(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b"\x00not json"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_HEAD = do_POST = do_PUT = do_GET
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Garbage)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        addr = f"127.0.0.1:{server.server_address[1]}"
+        m = machine(sebsfs, tmp_path, "one", f"{addr}/{repo}", env=no_credentials)
+        z = package(m)
+        assert read(z)[:2] == b"PK"
+        assert builds(z) == 1
+        assert xattr(z, "user.sebs.origin") == "local"
+        assert "not a sebsfs package manifest" in log_text(m, PLATFORM, RUNTIME, DYNAMIC_HTML)
+    finally:
+        server.shutdown()
+
+
+def test_mode_read_never_pushes(sebsfs, tmp_path, reg, repo, no_credentials):
+    m = machine(sebsfs, tmp_path, "one", f"{reg.addr}/{repo}", mode="read", env=no_credentials)
+    z = package(m)
+    read(z)
+    key = xattr(z, "user.sebs.input_hash")
+    assert builds(z) == 1
+    assert "pushing" not in log_text(m, PLATFORM, RUNTIME, DYNAMIC_HTML)
+    # after the unmount no push of this sebsfs runs: none can land later
+    assert m.stop() == []
+    assert not tag_present(reg, repo, key)
+    assert get(reg, f"{repo}/tags/list")[0] == 404
+
+
+def test_mode_write_never_fetches(sebsfs, tmp_path, reg, repo, no_credentials):
+    _, data, key = first_machine_builds_and_pushes(sebsfs, tmp_path, reg, repo, no_credentials)
+    m2 = machine(sebsfs, tmp_path, "two", f"{reg.addr}/{repo}", mode="write",
+                 env=no_credentials)
+    z2 = package(m2)
+    assert read(z2) == data
+    assert builds(z2) == 1
+    assert xattr(z2, "user.sebs.origin") == "local"
+    log = log_text(m2, PLATFORM, RUNTIME, DYNAMIC_HTML)
+    assert "fetched from the remote cache" not in log and "no package tagged" not in log, log
+
+
+def test_htpasswd_registry_with_docker_config_credentials(sebsfs, tmp_path, repo):
+    import subprocess
+    base = tmp_path / "htpasswd"
+    base.mkdir()
+    htpasswd = base / "htpasswd"
+    r = subprocess.run(["htpasswd", "-B", "-i", "-c", str(htpasswd), USER], input=PASSWORD,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    reg = start_registry(tmp_path, "auth-registry", htpasswd=htpasswd)
+    try:
+        cfg = tmp_path / "docker-config"
+        cfg.mkdir()
+        token = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+        (cfg / "config.json").write_text(json.dumps({"auths": {reg.addr: {"auth": token}}}))
+        env = {"DOCKER_CONFIG": str(cfg)}
+        auth = f"{USER}:{PASSWORD}"
+        assert get(reg, f"{repo}/tags/list")[0] == 401
+        _, data, key = first_machine_builds_and_pushes(sebsfs, tmp_path, reg, repo, env, auth)
+        m2 = machine(sebsfs, tmp_path, "two", f"{reg.addr}/{repo}", env=env)
+        z2 = package(m2)
+        assert read(z2) == data
+        assert builds(z2) == 0
+        assert xattr(z2, "user.sebs.origin") == "remote"
+        # without credentials: refused, built here, and the password in no log
+        empty = tmp_path / "docker-config-empty"
+        empty.mkdir()
+        m3 = machine(sebsfs, tmp_path, "three", f"{reg.addr}/{repo}", mode="read",
+                     env={"DOCKER_CONFIG": str(empty)})
+        z3 = package(m3)
+        assert read(z3) == data
+        assert builds(z3) == 1
+        log3 = log_text(m3, PLATFORM, RUNTIME, DYNAMIC_HTML)
+        assert "cannot use" in log3 and "user name and password" in log3, log3
+        for m in (m2, m3):
+            assert PASSWORD not in m.stderr()
+            assert token not in m.stderr()
+    finally:
+        reg.stop()
+
+
+def test_bad_remote_cache_option_is_refused(tmp_path, suite):
+    from sebsfs_testlib import one_line_error, run_sebsfs
+    r = run_sebsfs(tmp_path, "-f", "-o", f"cache={tmp_path / 'c'},remote_cache=nohost",
+                   str(suite), "@MNT@")
+    one_line_error(r, "remote_cache=nohost", "REGISTRY/REPOSITORY")
+    r = run_sebsfs(tmp_path, "-f", "-o",
+                   f"cache={tmp_path / 'c'},remote_cache=127.0.0.1:1/x,remote_cache_mode=both",
+                   str(suite), "@MNT@")
+    one_line_error(r, "remote_cache_mode=both", "read, write or readwrite")
+
+
+def test_token_registry(sebsfs, tmp_path, repo):
+    """distribution's `auth: token`: the first machine gets its bearer token
+    with a user and password (GET with Basic, scope pull,push), the second
+    with an identity token (OAuth2 refresh_token grant, scope pull); the
+    token server of test_registry_token is the one asked."""
+    from test_registry_token import (ISSUER, PASSWORD as T_PASSWORD, REFRESH_TOKEN, SERVICE,
+                                     USER as T_USER, TokenServer)
+    with TokenServer(tmp_path) as ts, PrivateRegistry(
+            tmp_path / "token-registry", free_port(),
+            token={"realm": ts.realm, "service": SERVICE, "issuer": ISSUER,
+                   "rootcertbundle": str(ts.cert)}) as reg:
+        def config(name, entry):
+            d = tmp_path / f"docker-config-{name}"
+            d.mkdir()
+            (d / "config.json").write_text(json.dumps({"auths": {reg.addr: entry}}))
+            return {"DOCKER_CONFIG": str(d)}
+
+        userpass = config("userpass", {"username": T_USER, "password": T_PASSWORD})
+        m1 = machine(sebsfs, tmp_path, "one", f"{reg.addr}/{repo}", env=userpass)
+        z1 = package(m1)
+        data = read(z1)
+        key = xattr(z1, "user.sebs.input_hash")
+
+        def pushed():
+            status, _, _ = get_bearer(reg, f"{repo}/manifests/{key}", ts.token_for(repo))
+            return status == 200
+        assert wait_for(pushed, PUSH_TIMEOUT, 0.2), m1.stderr()
+        push_asks = [r for r in ts.seen() if f"repository:{repo}:pull,push" in r["scopes"]]
+        assert push_asks and all(r["method"] == "GET" and r["user"] == T_USER and r["granted"]
+                                 and r["service"] == SERVICE for r in push_asks), ts.seen()
+
+        identity = config("identity", {"identitytoken": REFRESH_TOKEN})
+        m2 = machine(sebsfs, tmp_path, "two", f"{reg.addr}/{repo}", mode="read", env=identity)
+        z2 = package(m2)
+        assert read(z2) == data
+        assert builds(z2) == 0
+        assert xattr(z2, "user.sebs.origin") == "remote"
+        pulls = [r for r in ts.seen() if r["method"] == "POST"]
+        assert pulls and pulls[-1]["grant"] == "refresh_token" and pulls[-1]["granted"]
+        assert pulls[-1]["scopes"] == [f"repository:{repo}:pull"]
+        assert pulls[-1]["client_id"] == "sebsfs"
+        for m in (m1, m2):
+            assert T_PASSWORD not in m.stderr() and REFRESH_TOKEN not in m.stderr()
+
+
+def get_bearer(reg, path, token):
+    req = urllib.request.Request(f"http://{reg.addr}/v2/{path}",
+                                 headers={"Accept": OCI_MANIFEST,
+                                          "Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, r.headers, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read()
+
+
+class RefusingProxy:
+    """An HTTP proxy in front of a registry that refuses OCI 1.1 artifact
+    manifests (those with artifactType) as registries that predate it do,
+    with 400 MANIFEST_INVALID; everything else is passed through."""
+
+    def __init__(self, upstream):
+        import http.server
+        import threading
+        proxy = self
+        self.refused = 0
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def relay(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                if (self.command == "PUT" and "/manifests/" in self.path and body
+                        and b'"artifactType"' in body):
+                    proxy.refused += 1
+                    doc = json.dumps({"errors": [{"code": "MANIFEST_INVALID",
+                                                  "message": "manifest invalid"}]}).encode()
+                    self.send_response(400)
+                    self.send_header("Content-Length", str(len(doc)))
+                    self.end_headers()
+                    self.wfile.write(doc)
+                    return
+                headers = {k: v for k, v in self.headers.items()
+                           if k.lower() not in ("host", "connection", "content-length")}
+                req = urllib.request.Request(f"http://{upstream}{self.path}", data=body,
+                                             headers=headers, method=self.command)
+                try:
+                    r = urllib.request.urlopen(req, timeout=30)
+                except urllib.error.HTTPError as e:
+                    r = e
+                data = r.read()
+                self.send_response(r.status if hasattr(r, "status") else r.code)
+                for k, v in r.headers.items():
+                    if k.lower() not in ("content-length", "connection", "transfer-encoding"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = relay
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.addr = f"127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_registry_refusing_artifacts_gets_a_config_media_type(sebsfs, tmp_path, reg, repo,
+                                                               no_credentials):
+    proxy = RefusingProxy(reg.addr)
+    try:
+        m1 = machine(sebsfs, tmp_path, "one", f"{proxy.addr}/{repo}", env=no_credentials)
+        z1 = package(m1)
+        data = read(z1)
+        key = xattr(z1, "user.sebs.input_hash")
+        wait_pushed(reg, repo, key)
+        assert proxy.refused >= 1
+        m = json.loads(get(reg, f"{repo}/manifests/{key}", OCI_MANIFEST)[2])
+        assert "artifactType" not in m
+        assert m["config"]["mediaType"] == "application/vnd.sebsfs.package.config.v1+json"
+        config = get(reg, f"{repo}/blobs/{m['config']['digest']}")[2]
+        assert "sha256:" + hashlib.sha256(config).hexdigest() == m["config"]["digest"]
+        assert json.loads(config)["org.sebsfs.sha256"] == hashlib.sha256(data).hexdigest()
+        assert m["layers"][0]["digest"] == "sha256:" + hashlib.sha256(data).hexdigest()
+        assert "was refused" in m1.stderr()
+
+        m2 = machine(sebsfs, tmp_path, "two", f"{proxy.addr}/{repo}", env=no_credentials)
+        z2 = package(m2)
+        assert read(z2) == data
+        assert builds(z2) == 0
+        assert xattr(z2, "user.sebs.origin") == "remote"
+    finally:
+        proxy.close()
+
+
+@pytest.fixture
+def silent_registry():
+    """The address of a "registry" that accepts connections (the kernel's
+    backlog does) and never answers."""
+    import socket
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    yield f"127.0.0.1:{listener.getsockname()[1]}"
+    listener.close()
+
+
+def test_silent_registry_bounds_the_lookup(sebsfs, tmp_path, repo, no_credentials,
+                                           silent_registry):
+    """The look-up gives up after its bound, the package is built here, and
+    the unmount is not held up by the push that hangs too."""
+    import time
+    m = machine(sebsfs, tmp_path, "one", f"{silent_registry}/{repo}", env=no_credentials)
+    z = package(m)
+    start = time.monotonic()
+    assert read(z)[:2] == b"PK"
+    assert builds(z) == 1
+    assert xattr(z, "user.sebs.origin") == "local"
+    log = log_text(m, PLATFORM, RUNTIME, DYNAMIC_HTML)
+    assert "cannot use" in log and "building here" in log, log
+    assert "imed out" in log or "no time left" in log, log
+    # bounded: the look-up's 10 s and a local build, far from a hang
+    assert time.monotonic() - start < 120
+    assert m.stop() == []
+
+
+def test_unmount_during_a_lookup_does_not_wait_for_it(sebsfs, tmp_path, repo, no_credentials,
+                                                      silent_registry):
+    """The look-up is part of the build: stopping sebsfs cancels it like
+    any build step instead of waiting out its 10 s bound."""
+    import threading
+    import time
+    m = machine(sebsfs, tmp_path, "one", f"{silent_registry}/{repo}", env=no_credentials)
+    z = package(m)
+
+    def reader():
+        try:
+            with open(z, "rb") as f:
+                f.read()
+        except OSError:
+            pass
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    assert wait_for(lambda: xattr(z, "user.sebs.state") == "building", 10)
+    time.sleep(0.5)   # inside the look-up, which the silent registry holds
+    start = time.monotonic()
+    assert m.stop() == []
+    assert time.monotonic() - start < 5, "the stop waited for the look-up"
+    t.join(timeout=10)

@@ -14,8 +14,9 @@
 
 #include <jansson.h>
 
+#include "errmsg.h"
 #include "fsutil.h"
-#include "le.h"
+#include "zipdir.h"
 
 #define MIB (1024 * 1024)
 
@@ -267,144 +268,49 @@ const char *size_limits_mode_name(enum size_limits_mode m)
 
 /* ---- the unzipped size of a zip ------------------------------------------ */
 
-#define EOCD_SIG 0x06054b50u
-#define EOCD_LEN 22
-#define ZIP64_LOCATOR_SIG 0x07064b50u
-#define ZIP64_LOCATOR_LEN 20
-#define ZIP64_EOCD_SIG 0x06064b50u
-#define ZIP64_EOCD_LEN 56
-#define CDH_SIG 0x02014b50u
-#define CDH_LEN 46
-#define ZIP_COMMENT_MAX 65535
-#define HOST_UNIX 3
-/* A central directory bigger than this is not one sebsfs wrote. */
-#define CD_MAX ((uint64_t)1 << 30)
-
-static void set_err(char **errmsg, const char *what)
+/* A regular file, by its Unix mode where the record has one (symlinks hold
+ * their target as data, which unzips to no file content), else by its name. */
+static bool record_is_file(const struct zipdir_record *r)
 {
-	if (errmsg)
-		*errmsg = strdup(what);
-}
-
-/* Finds the central directory: its offset, size and entry count. */
-static int find_cd(int fd, uint64_t file_size, uint64_t *cd_off, uint64_t *cd_size,
-		   uint64_t *count, char **errmsg)
-{
-	size_t tail_len = (size_t)(file_size < EOCD_LEN + ZIP_COMMENT_MAX ? file_size
-									  : EOCD_LEN + ZIP_COMMENT_MAX);
-	uint64_t tail_off = file_size - tail_len;
-	unsigned char *tail = malloc(tail_len ? tail_len : 1);
-	if (!tail)
-		return -ENOMEM;
-	int rc = pread_exact(fd, tail, tail_len, tail_off);
-	ssize_t at = -1;
-	for (ssize_t i = (ssize_t)tail_len - EOCD_LEN; rc == 0 && i >= 0 && at < 0; i--)
-		if (le32(tail + i) == EOCD_SIG && (size_t)i + EOCD_LEN + le16(tail + i + 20) == tail_len)
-			at = i;
-	if (rc == 0 && at < 0) {
-		set_err(errmsg, "no end of central directory record: not a zip");
-		rc = -EBADMSG;
-	}
-	if (rc == 0) {
-		const unsigned char *e = tail + at;
-		*count = le16(e + 10);
-		*cd_size = le32(e + 12);
-		*cd_off = le32(e + 16);
-		uint64_t eocd_pos = tail_off + (uint64_t)at;
-		unsigned char loc[ZIP64_LOCATOR_LEN], z64[ZIP64_EOCD_LEN];
-		if (eocd_pos >= ZIP64_LOCATOR_LEN &&
-		    pread_exact(fd, loc, sizeof(loc), eocd_pos - ZIP64_LOCATOR_LEN) == 0 &&
-		    le32(loc) == ZIP64_LOCATOR_SIG) {
-			rc = pread_exact(fd, z64, sizeof(z64), le64(loc + 8));
-			if (rc == 0 && le32(z64) != ZIP64_EOCD_SIG)
-				rc = -EBADMSG;
-			if (rc == 0) {
-				*count = le64(z64 + 32);
-				*cd_size = le64(z64 + 40);
-				*cd_off = le64(z64 + 48);
-			} else {
-				set_err(errmsg, "bad Zip64 end of central directory record");
-			}
-		}
-		if (rc == 0 && (*cd_off > eocd_pos || *cd_size > eocd_pos - *cd_off ||
-				*cd_size > CD_MAX)) {
-			set_err(errmsg, "central directory out of bounds");
-			rc = -EBADMSG;
-		}
-	}
-	free(tail);
-	return rc;
+	if (r->host == ZIPDIR_HOST_UNIX && (r->mode & S_IFMT))
+		return S_ISREG(r->mode);
+	return !(r->name_len && r->name[r->name_len - 1] == '/');
 }
 
 int zip_unzipped_size(int fd, int64_t *out, char **errmsg)
 {
 	struct stat st;
-	uint64_t cd_off = 0, cd_size = 0, count = 0, total = 0;
+	struct zipdir dir;
 	unsigned char *cd = NULL;
+	uint64_t total = 0;
+	size_t pos = 0;
+	int rc;
+
 	if (errmsg)
 		*errmsg = NULL;
 	if (fstat(fd, &st) < 0) {
-		int rc = -errno;
-		set_err(errmsg, strerror(errno));
+		rc = -errno;
+		errmsg_set(errmsg, "%s", strerror(-rc));
 		return rc;
 	}
-	int rc = find_cd(fd, (uint64_t)st.st_size, &cd_off, &cd_size, &count, errmsg);
-	if (rc == 0 && !(cd = malloc(cd_size ? cd_size : 1)))
-		rc = -ENOMEM;
+	rc = zipdir_find(fd, (uint64_t)st.st_size, &dir, errmsg);
 	if (rc == 0)
-		rc = pread_exact(fd, cd, cd_size, cd_off);
-	size_t pos = 0;
-	for (uint64_t i = 0; rc == 0 && i < count; i++) {
-		const unsigned char *h = cd + pos;
-		if (cd_size - pos < CDH_LEN || le32(h) != CDH_SIG) {
-			rc = -EBADMSG;
-			break;
-		}
-		size_t name_len = le16(h + 28), extra_len = le16(h + 30), comment_len = le16(h + 32);
-		if (cd_size - pos - CDH_LEN < name_len + extra_len + comment_len) {
-			rc = -EBADMSG;
-			break;
-		}
-		const char *name = (const char *)h + CDH_LEN;
-		uint64_t size = le32(h + 24);
-		if (size == 0xffffffffu) {
-			/* Zip64: the real size is the first field of its extra block */
-			const unsigned char *x = h + CDH_LEN + name_len, *x_end = x + extra_len;
-			bool found = false;
-			while (!found && x_end - x >= 4) {
-				uint16_t id = le16(x), len = le16(x + 2);
-				if ((size_t)(x_end - x - 4) < len)
-					break;
-				if (id == 0x0001 && len >= 8) {
-					size = le64(x + 4);
-					found = true;
-				}
-				x += 4 + len;
-			}
-			if (!found) {
-				rc = -EBADMSG;
-				break;
-			}
-		}
-		uint32_t mode = le32(h + 38) >> 16;
-		bool regular = (h[5] == HOST_UNIX && (mode & S_IFMT))
-				       ? S_ISREG(mode)
-				       : !(name_len && name[name_len - 1] == '/');
-		if (regular)
-			total += size;
-		pos += CDH_LEN + name_len + extra_len + comment_len;
+		rc = zipdir_read(fd, &dir, &cd, errmsg);
+	for (uint64_t i = 0; rc == 0 && i < dir.entries; i++) {
+		struct zipdir_record r;
+
+		rc = zipdir_next(cd, dir.size, &pos, i, &r, errmsg);
+		if (rc == 0 && record_is_file(&r))
+			total += r.size;
 	}
-	if (rc == -EBADMSG && errmsg && !*errmsg)
-		set_err(errmsg, "damaged central directory");
-	else if (rc < 0 && errmsg && !*errmsg)
-		set_err(errmsg, strerror(-rc));
 	free(cd);
-	if (rc == 0) {
-		if (total > INT64_MAX) {
-			set_err(errmsg, "unzipped size out of range");
-			return -EBADMSG;
-		}
-		*out = (int64_t)total;
+	if (rc == 0 && total > INT64_MAX) {
+		errmsg_set(errmsg, "unzipped size out of range");
+		rc = -EBADMSG;
 	}
+	if (rc == -ENOMEM)
+		errmsg_set(errmsg, "out of memory");
+	if (rc == 0)
+		*out = (int64_t)total;
 	return rc;
 }

@@ -95,7 +95,8 @@ const char *size_limits_mode_name(enum size_limits_mode m);
  * Unix mode, when the zip records one, is a regular file; else every entry
  * whose name does not end in '/').  Reads the end records and the central
  * directory with pread (the file offset is not used); Zip64 is understood.
- * 0, or -EBADMSG for what is not a zip it can read, -errno of a read; *errmsg
+ * 0, or -EBADMSG for what is not a zip it can read (-EFBIG for a central
+ * directory over ZIPDIR_MAX_SIZE), -errno of a read; *errmsg
  * (may be NULL) gets a malloc'd reason on failure. */
 int zip_unzipped_size(int fd, int64_t *out, char **errmsg);
 

@@ -2,8 +2,8 @@
  * zipview.c - the index of a zip's entries, reads of one entry, and the
  * versions of packages' indexes (promises in zipview.h).
  *
- * Our own central-directory reader rather than libarchive's seekable zip
- * reader: libarchive gives entries only in order (archive_read_next_header
+ * The central directory is read by zipdir (common), not by libarchive's
+ * seekable zip reader: libarchive gives entries only in order (archive_read_next_header
  * reads each local header on the way), so reading the last file of a big
  * package would walk all of them, and a second read would open the archive
  * again.  The central directory has everything a listing needs, and each
@@ -25,19 +25,10 @@
 #include "errmsg.h"
 #include "fsutil.h"
 #include "le.h"
+#include "zipdir.h"
 
-#define EOCD_SIG 0x06054b50u
-#define EOCD64_SIG 0x06064b50u
-#define EOCD64_LOCATOR_SIG 0x07064b50u
-#define CENTRAL_SIG 0x02014b50u
 #define LOCAL_SIG 0x04034b50u
-#define EOCD_LEN 22
-#define EOCD64_LEN 56
-#define LOCATOR_LEN 20
-#define CENTRAL_LEN 46
 #define LOCAL_LEN 30
-#define MAX_COMMENT 65535
-#define HOST_UNIX 3
 #define METHOD_STORED 0
 #define METHOD_DEFLATED 8
 /* bytes of decompressed content a reader keeps, so that reads that arrive
@@ -377,104 +368,10 @@ static void builder_clear(struct builder *b)
 
 /* ---- the central directory ----------------------------------------------- */
 
-struct directory {
-	uint64_t entries;
-	uint64_t size;
-	uint64_t offset;
-};
-
-/* Finds the end of central directory record (zip64 where present). */
-static int find_directory(int fd, uint64_t file_size, struct directory *dir, char **errmsg)
-{
-	size_t tail_len = file_size < EOCD_LEN + MAX_COMMENT ? (size_t)file_size
-							      : EOCD_LEN + MAX_COMMENT;
-	uint64_t tail_off = file_size - tail_len;
-	int rc = -EBADMSG;
-	unsigned char *tail = malloc(tail_len ? tail_len : 1);
-	if (!tail)
-		return -ENOMEM;
-	if (tail_len < EOCD_LEN || (rc = pread_all(fd, tail, tail_len, tail_off)) < 0) {
-		errmsg_set(errmsg, "not a zip: %s", tail_len < EOCD_LEN ? "too short" : strerror(-rc));
-		rc = rc == -EIO || tail_len < EOCD_LEN ? -EBADMSG : rc;
-		goto out;
-	}
-	size_t at = SIZE_MAX;
-	/* the last signature whose comment ends exactly at the end of the file */
-	for (size_t i = tail_len - EOCD_LEN + 1; i-- > 0 && at == SIZE_MAX;)
-		if (le32(tail + i) == EOCD_SIG && i + EOCD_LEN + le16(tail + i + 20) == tail_len)
-			at = i;
-	if (at == SIZE_MAX) {
-		errmsg_set(errmsg, "not a zip: no end of central directory record");
-		rc = -EBADMSG;
-		goto out;
-	}
-	const unsigned char *e = tail + at;
-	dir->entries = le16(e + 10);
-	dir->size = le32(e + 12);
-	dir->offset = le32(e + 16);
-	uint64_t eocd_off = tail_off + at;
-	rc = 0;
-	if (eocd_off >= LOCATOR_LEN) {
-		unsigned char loc[LOCATOR_LEN], rec[EOCD64_LEN];
-		if ((rc = pread_all(fd, loc, sizeof(loc), eocd_off - LOCATOR_LEN)) < 0)
-			goto out;
-		if (le32(loc) == EOCD64_LOCATOR_SIG) {
-			uint64_t rec_off = le64(loc + 8);
-			if (rec_off > eocd_off || eocd_off - rec_off < EOCD64_LEN ||
-			    pread_all(fd, rec, sizeof(rec), rec_off) < 0 || le32(rec) != EOCD64_SIG) {
-				errmsg_set(errmsg, "damaged zip64 end of central directory record");
-				rc = -EBADMSG;
-				goto out;
-			}
-			dir->entries = le64(rec + 32);
-			dir->size = le64(rec + 40);
-			dir->offset = le64(rec + 48);
-		}
-	}
-	if (dir->offset > eocd_off || dir->size > eocd_off - dir->offset) {
-		errmsg_set(errmsg, "damaged zip: the central directory lies outside the file");
-		rc = -EBADMSG;
-	}
-out:
-	free(tail);
-	return rc;
-}
-
-/* Sizes and offset from a record's zip64 extra field, for those of its
- * 32-bit fields that are all ones. */
-static int zip64_fields(const unsigned char *extra, size_t len, struct zipview_entry *e,
-			bool usize64, bool csize64, bool offset64)
-{
-	while (len >= 4) {
-		uint16_t id = le16(extra), size = le16(extra + 2);
-		if ((size_t)size + 4 > len)
-			return -EBADMSG;
-		if (id == 0x0001) {
-			const unsigned char *p = extra + 4;
-			size_t left = size;
-			uint64_t *fields[] = { usize64 ? &e->size : NULL, csize64 ? &e->compressed_size : NULL,
-					       offset64 ? &e->header_offset : NULL };
-			for (size_t i = 0; i < 3; i++) {
-				if (!fields[i])
-					continue;
-				if (left < 8)
-					return -EBADMSG;
-				*fields[i] = le64(p);
-				p += 8;
-				left -= 8;
-			}
-			return 0;
-		}
-		extra += 4 + size;
-		len -= 4 + size;
-	}
-	return usize64 || csize64 || offset64 ? -EBADMSG : 0;
-}
-
 int zipview_index_load(int fd, struct zipview_index **out, char **errmsg)
 {
 	struct builder b = { 0 };
-	struct directory dir;
+	struct zipdir dir;
 	struct stat st;
 	unsigned char *cd = NULL;
 	struct zipview_index *idx = NULL;
@@ -485,20 +382,14 @@ int zipview_index_load(int fd, struct zipview_index **out, char **errmsg)
 		errmsg_set(errmsg, "cannot stat the zip: %s", strerror(-rc));
 		return rc;
 	}
-	if ((rc = find_directory(fd, (uint64_t)st.st_size, &dir, errmsg)) < 0)
+	if ((rc = zipdir_find(fd, (uint64_t)st.st_size, &dir, errmsg)) < 0)
 		return rc;
 	if (dir.entries >= ZIPVIEW_MAX_ENTRIES) {
 		errmsg_set(errmsg, "more than %u entries", (unsigned)ZIPVIEW_MAX_ENTRIES);
 		return -EFBIG;
 	}
-	if (!(cd = malloc(dir.size ? dir.size : 1))) {
-		rc = -ENOMEM;
+	if ((rc = zipdir_read(fd, &dir, &cd, errmsg)) < 0)
 		goto out;
-	}
-	if ((rc = pread_all(fd, cd, dir.size, dir.offset)) < 0) {
-		errmsg_set(errmsg, "cannot read the central directory: %s", strerror(-rc));
-		goto out;
-	}
 	struct zipview_entry root = { .name = NULL, .mode = S_IFDIR | 0755 };
 	uint32_t root_index;
 	if ((rc = add_raw(&b, "", 0, 0, &root, &root_index)) < 0 ||
@@ -507,39 +398,21 @@ int zipview_index_load(int fd, struct zipview_index **out, char **errmsg)
 	b.raws[0].explicit_dir = true;
 	size_t pos = 0;
 	for (uint64_t i = 0; i < dir.entries; i++) {
-		const unsigned char *r = cd + pos;
-		if (dir.size - pos < CENTRAL_LEN || le32(r) != CENTRAL_SIG) {
-			errmsg_set(errmsg, "damaged central directory at record %" PRIu64, i);
+		struct zipdir_record r;
+		if ((rc = zipdir_next(cd, dir.size, &pos, i, &r, errmsg)) < 0)
+			goto out;
+		if (r.flags & ZIPDIR_FLAG_ENCRYPTED) {
+			errmsg_set(errmsg, "entry \"%.*s\" is encrypted", (int)r.name_len, r.name);
 			rc = -EBADMSG;
 			goto out;
 		}
-		size_t name_len = le16(r + 28), extra_len = le16(r + 30), comment_len = le16(r + 32);
-		if (dir.size - pos - CENTRAL_LEN < name_len + extra_len + comment_len) {
-			errmsg_set(errmsg, "damaged central directory at record %" PRIu64, i);
-			rc = -EBADMSG;
-			goto out;
-		}
-		const char *name = (const char *)r + CENTRAL_LEN;
 		struct zipview_entry e = {
-			.method = le16(r + 10), .crc32 = le32(r + 16), .compressed_size = le32(r + 20),
-			.size = le32(r + 24), .mode = (mode_t)(le32(r + 38) >> 16),
-			.header_offset = le32(r + 42),
+			.method = r.method, .crc32 = r.crc32, .compressed_size = r.compressed_size,
+			.size = r.size, .mode = r.mode, .header_offset = r.header_offset,
 		};
-		if (le16(r + 8) & 1) {
-			errmsg_set(errmsg, "entry \"%.*s\" is encrypted", (int)name_len, name);
-			rc = -EBADMSG;
+		bool unix_mode = r.host == ZIPDIR_HOST_UNIX && e.mode != 0;
+		if ((rc = add_record(&b, r.name, r.name_len, &e, unix_mode, errmsg)) < 0)
 			goto out;
-		}
-		if (zip64_fields(r + CENTRAL_LEN + name_len, extra_len, &e, e.size == UINT32_MAX,
-				 e.compressed_size == UINT32_MAX, e.header_offset == UINT32_MAX) < 0) {
-			errmsg_set(errmsg, "entry \"%.*s\": damaged zip64 extra field", (int)name_len, name);
-			rc = -EBADMSG;
-			goto out;
-		}
-		bool unix_mode = le16(r + 4) >> 8 == HOST_UNIX && e.mode != 0;
-		if ((rc = add_record(&b, name, name_len, &e, unix_mode, errmsg)) < 0)
-			goto out;
-		pos += CENTRAL_LEN + name_len + extra_len + comment_len;
 	}
 	if (!(idx = calloc(1, sizeof(*idx)))) {
 		rc = -ENOMEM;

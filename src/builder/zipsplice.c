@@ -29,6 +29,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "errmsg.h"
 #include "fsutil.h"
 #include "le.h"
 
@@ -76,22 +77,6 @@ struct zs_reader {
 	uint64_t off;
 	size_t len;
 };
-
-static void zs_set_err(char **errmsg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void zs_set_err(char **errmsg, const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-
-	if (!errmsg || *errmsg)
-		return;
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		s = NULL;
-	va_end(ap);
-	*errmsg = s;
-}
 
 static void put16(unsigned char *p, uint16_t v)
 {
@@ -189,26 +174,26 @@ static int zs_read_end(int fd, uint64_t size, struct zs_end *end, char **errmsg)
 	int rc;
 
 	if (size < ZS_EOCD_SIZE) {
-		zs_set_err(errmsg, "%llu bytes: too short for a zip", (unsigned long long)size);
+		errmsg_set(errmsg, "%llu bytes: too short for a zip", (unsigned long long)size);
 		return -EBADMSG;
 	}
 	rc = pread_exact(fd, tail, tail_len, size - tail_len);
 	if (rc) {
-		zs_set_err(errmsg, "read the end of the zip: %s", strerror(-rc));
+		errmsg_set(errmsg, "read the end of the zip: %s", strerror(-rc));
 		return rc;
 	}
 	eocd = tail + tail_len - ZS_EOCD_SIZE;
 	if (memcmp(eocd, "PK\5\6", 4) != 0) {
-		zs_set_err(errmsg, "no end of central directory record at the end (not a zip, "
+		errmsg_set(errmsg, "no end of central directory record at the end (not a zip, "
 				   "truncated, or a zip comment)");
 		return -EBADMSG;
 	}
 	if (le16(eocd + 4) != 0 || le16(eocd + 6) != 0 || le16(eocd + 8) != le16(eocd + 10)) {
-		zs_set_err(errmsg, "end record names several disks");
+		errmsg_set(errmsg, "end record names several disks");
 		return -EBADMSG;
 	}
 	if (le16(eocd + 20) != 0) {
-		zs_set_err(errmsg, "end record has a comment length");
+		errmsg_set(errmsg, "end record has a comment length");
 		return -EBADMSG;
 	}
 	end->count = le16(eocd + 10);
@@ -225,36 +210,36 @@ static int zs_read_end(int fd, uint64_t size, struct zs_end *end, char **errmsg)
 		    le64(rec + 4) != ZS_EOCD64_SIZE - 12 || le16(rec + 12) != ZS_VERSION_ZIP64 ||
 		    le16(rec + 14) != ZS_VERSION_ZIP64 || le32(rec + 16) != 0 || le32(rec + 20) != 0 ||
 		    le64(rec + 24) != le64(rec + 32)) {
-			zs_set_err(errmsg, "Zip64 end record or locator not as libarchive writes them");
+			errmsg_set(errmsg, "Zip64 end record or locator not as libarchive writes them");
 			return -EBADMSG;
 		}
 		end->count = le64(rec + 32);
 		if (le64(rec + 40) >= ZS_MAX32 || le64(rec + 48) >= ZS_MAX32) {
-			zs_set_err(errmsg, "central directory at or beyond 4 GiB: Zip64 offsets "
+			errmsg_set(errmsg, "central directory at or beyond 4 GiB: Zip64 offsets "
 					   "are not spliced");
 			return -EFBIG;
 		}
 		if (end->count <= 0xffff || le64(rec + 40) != end->cd_size ||
 		    le64(rec + 48) != end->cd_off) {
-			zs_set_err(errmsg, "Zip64 end record disagrees with the end record or is "
+			errmsg_set(errmsg, "Zip64 end record disagrees with the end record or is "
 					   "not needed (libarchive writes it only past 65535 entries)");
 			return -EBADMSG;
 		}
 	}
 	if (end->cd_off >= ZS_MAX32 || end->cd_size >= ZS_MAX32) {
-		zs_set_err(errmsg, "central directory at or beyond 4 GiB: Zip64 offsets are not "
+		errmsg_set(errmsg, "central directory at or beyond 4 GiB: Zip64 offsets are not "
 				   "spliced");
 		return -EFBIG;
 	}
 	if (end->cd_off > end_of_cd || end->cd_size != end_of_cd - end->cd_off) {
-		zs_set_err(errmsg, "central directory (offset %llu, %llu bytes) does not end "
+		errmsg_set(errmsg, "central directory (offset %llu, %llu bytes) does not end "
 				   "where the end records start (%llu)",
 			   (unsigned long long)end->cd_off, (unsigned long long)end->cd_size,
 			   (unsigned long long)end_of_cd);
 		return -EBADMSG;
 	}
 	if (end->count > end->cd_size / ZS_CD_SIZE) {
-		zs_set_err(errmsg, "%llu entries cannot fit in a central directory of %llu bytes",
+		errmsg_set(errmsg, "%llu entries cannot fit in a central directory of %llu bytes",
 			   (unsigned long long)end->count, (unsigned long long)end->cd_size);
 		return -EBADMSG;
 	}
@@ -277,19 +262,19 @@ static int zs_check_local(struct zs_reader *r, size_t i, const unsigned char *re
 		goto fail_read;
 	zs_printable((const char *)rec + ZS_CD_SIZE, name_len, shown, sizeof(shown));
 	if (memcmp(lh, "PK\3\4", 4) != 0) {
-		zs_set_err(errmsg, "entry %zu (%s): no local header at offset %llu", i, shown,
+		errmsg_set(errmsg, "entry %zu (%s): no local header at offset %llu", i, shown,
 			   (unsigned long long)e->local_off);
 		return -EBADMSG;
 	}
 	if (le16(lh + 4) != le16(rec + 6) || le16(lh + 6) != flags ||
 	    le16(lh + 8) != le16(rec + 10) || le32(lh + 10) != le32(rec + 12)) {
-		zs_set_err(errmsg, "entry %zu (%s): local header's version, flags, method or "
+		errmsg_set(errmsg, "entry %zu (%s): local header's version, flags, method or "
 				   "time differs from the central directory",
 			   i, shown);
 		return -EBADMSG;
 	}
 	if (le16(lh + 26) != name_len || memcmp(lh + ZS_LOCAL_SIZE, rec + ZS_CD_SIZE, name_len)) {
-		zs_set_err(errmsg, "entry %zu (%s): local header's name differs from the central "
+		errmsg_set(errmsg, "entry %zu (%s): local header's name differs from the central "
 				   "directory",
 			   i, shown);
 		return -EBADMSG;
@@ -297,7 +282,7 @@ static int zs_check_local(struct zs_reader *r, size_t i, const unsigned char *re
 	if (!(flags & ZS_FLAG_DESCRIPTOR) &&
 	    (le32(lh + 14) != le32(rec + 16) || le32(lh + 18) != le32(rec + 20) ||
 	     le32(lh + 22) != le32(rec + 24))) {
-		zs_set_err(errmsg, "entry %zu (%s): local header's CRC or sizes differ from the "
+		errmsg_set(errmsg, "entry %zu (%s): local header's CRC or sizes differ from the "
 				   "central directory",
 			   i, shown);
 		return -EBADMSG;
@@ -311,7 +296,7 @@ static int zs_check_local(struct zs_reader *r, size_t i, const unsigned char *re
 			goto fail_read;
 		if (memcmp(desc, "PK\7\10", 4) != 0 || le32(desc + 4) != le32(rec + 16) ||
 		    le32(desc + 8) != le32(rec + 20) || le32(desc + 12) != le32(rec + 24)) {
-			zs_set_err(errmsg, "entry %zu (%s): no 16-byte data descriptor matching the "
+			errmsg_set(errmsg, "entry %zu (%s): no 16-byte data descriptor matching the "
 					   "central directory after its %llu bytes of data",
 				   i, shown, (unsigned long long)csize);
 			return -EBADMSG;
@@ -323,10 +308,10 @@ static int zs_check_local(struct zs_reader *r, size_t i, const unsigned char *re
 fail_read:
 	zs_printable((const char *)rec + ZS_CD_SIZE, name_len, shown, sizeof(shown));
 	if (rc == -EBADMSG)
-		zs_set_err(errmsg, "entry %zu (%s): local record passes the start of the central "
+		errmsg_set(errmsg, "entry %zu (%s): local record passes the start of the central "
 				   "directory", i, shown);
 	else
-		zs_set_err(errmsg, "entry %zu (%s): read: %s", i, shown, strerror(-rc));
+		errmsg_set(errmsg, "entry %zu (%s): read: %s", i, shown, strerror(-rc));
 	return rc;
 }
 
@@ -353,7 +338,7 @@ static int zs_parse_cd(struct zip_index *z, struct zs_reader *r, uint64_t count,
 		const char *name;
 
 		if (z->cd_size - pos < ZS_CD_SIZE || memcmp(rec, "PK\1\2", 4) != 0) {
-			zs_set_err(errmsg, "central directory record %zu missing at offset %zu", i,
+			errmsg_set(errmsg, "central directory record %zu missing at offset %zu", i,
 				   pos);
 			return -EBADMSG;
 		}
@@ -362,7 +347,7 @@ static int zs_parse_cd(struct zip_index *z, struct zs_reader *r, uint64_t count,
 		e->cd_off = pos;
 		e->cd_len = ZS_CD_SIZE + (size_t)name_len + extra_len;
 		if (z->cd_size - pos < e->cd_len) {
-			zs_set_err(errmsg, "central directory record %zu passes the end of the "
+			errmsg_set(errmsg, "central directory record %zu passes the end of the "
 					   "central directory",
 				   i);
 			return -EBADMSG;
@@ -370,7 +355,7 @@ static int zs_parse_cd(struct zip_index *z, struct zs_reader *r, uint64_t count,
 		name = (const char *)rec + ZS_CD_SIZE;
 		zs_printable(name, name_len, shown, sizeof(shown));
 		if (name_len == 0 || memchr(name, '\0', name_len)) {
-			zs_set_err(errmsg, "entry %zu (%s): empty name or a NUL byte in it", i,
+			errmsg_set(errmsg, "entry %zu (%s): empty name or a NUL byte in it", i,
 				   shown);
 			return -EBADMSG;
 		}
@@ -379,7 +364,7 @@ static int zs_parse_cd(struct zip_index *z, struct zs_reader *r, uint64_t count,
 			int c = memcmp(prev_name, name, common);
 
 			if (c > 0 || (c == 0 && prev_len >= name_len)) {
-				zs_set_err(errmsg, "entry %zu (%s): names not in strictly ascending "
+				errmsg_set(errmsg, "entry %zu (%s): names not in strictly ascending "
 						   "bytewise order",
 					   i, shown);
 				return -EBADMSG;
@@ -389,23 +374,23 @@ static int zs_parse_cd(struct zip_index *z, struct zs_reader *r, uint64_t count,
 		prev_len = name_len;
 		flags = le16(rec + 8);
 		if (flags & (ZS_FLAG_ENCRYPTED | ZS_FLAG_STRONG_ENCRYPTION)) {
-			zs_set_err(errmsg, "entry %zu (%s): encrypted", i, shown);
+			errmsg_set(errmsg, "entry %zu (%s): encrypted", i, shown);
 			return -EBADMSG;
 		}
 		if (le16(rec + 32) != 0 || le16(rec + 34) != 0) {
-			zs_set_err(errmsg, "entry %zu (%s): a file comment or another disk", i, shown);
+			errmsg_set(errmsg, "entry %zu (%s): a file comment or another disk", i, shown);
 			return -EBADMSG;
 		}
 		if (le16(rec + 6) >= ZS_VERSION_ZIP64 || le32(rec + 20) == ZS_MAX32 ||
 		    le32(rec + 24) == ZS_MAX32 || le32(rec + 42) == ZS_MAX32) {
-			zs_set_err(errmsg, "entry %zu (%s): a Zip64 entry (4 GiB or more); those "
+			errmsg_set(errmsg, "entry %zu (%s): a Zip64 entry (4 GiB or more); those "
 					   "are not spliced",
 				   i, shown);
 			return -EFBIG;
 		}
 		e->local_off = le32(rec + 42);
 		if (e->local_off != next_local) {
-			zs_set_err(errmsg, "entry %zu (%s): local header at offset %llu, not at %llu "
+			errmsg_set(errmsg, "entry %zu (%s): local header at offset %llu, not at %llu "
 					   "where the previous record ends",
 				   i, shown, (unsigned long long)e->local_off,
 				   (unsigned long long)next_local);
@@ -416,7 +401,7 @@ static int zs_parse_cd(struct zip_index *z, struct zs_reader *r, uint64_t count,
 			return rc;
 		next_local += e->local_len;
 		if (next_local > z->local_end) {
-			zs_set_err(errmsg, "entry %zu (%s): local record passes the start of the "
+			errmsg_set(errmsg, "entry %zu (%s): local record passes the start of the "
 					   "central directory",
 				   i, shown);
 			return -EBADMSG;
@@ -428,12 +413,12 @@ static int zs_parse_cd(struct zip_index *z, struct zs_reader *r, uint64_t count,
 		pos += e->cd_len;
 	}
 	if (pos != z->cd_size) {
-		zs_set_err(errmsg, "%zu bytes after the last central directory record",
+		errmsg_set(errmsg, "%zu bytes after the last central directory record",
 			   z->cd_size - pos);
 		return -EBADMSG;
 	}
 	if (next_local != z->local_end) {
-		zs_set_err(errmsg, "%llu bytes between the last entry and the central directory",
+		errmsg_set(errmsg, "%llu bytes between the last entry and the central directory",
 			   (unsigned long long)(z->local_end - next_local));
 		return -EBADMSG;
 	}
@@ -454,11 +439,11 @@ int zip_index_read(int fd, struct zip_index **out, char **errmsg)
 	*out = NULL;
 	if (fstat(fd, &st) < 0) {
 		rc = -errno;
-		zs_set_err(errmsg, "stat: %s", strerror(-rc));
+		errmsg_set(errmsg, "stat: %s", strerror(-rc));
 		return rc;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		zs_set_err(errmsg, "not a regular file");
+		errmsg_set(errmsg, "not a regular file");
 		return -EINVAL;
 	}
 	rc = zs_read_end(fd, (uint64_t)st.st_size, &end, errmsg);
@@ -484,13 +469,13 @@ int zip_index_read(int fd, struct zip_index **out, char **errmsg)
 	}
 	rc = pread_exact(fd, z->cd, z->cd_size, end.cd_off);
 	if (rc) {
-		zs_set_err(errmsg, "read the central directory: %s", strerror(-rc));
+		errmsg_set(errmsg, "read the central directory: %s", strerror(-rc));
 		goto out;
 	}
 	rc = zs_parse_cd(z, &r, end.count, errmsg);
 out:
 	if (rc == -ENOMEM)
-		zs_set_err(errmsg, "out of memory");
+		errmsg_set(errmsg, "out of memory");
 	free(r.buf);
 	if (rc) {
 		zip_index_free(z);
@@ -582,12 +567,12 @@ static int zs_merge(const int part_fds[], struct zip_index *const parts[], size_
 			if (rc || !same)
 				zs_printable(min, strlen(min), shown, sizeof(shown));
 			if (rc) {
-				zs_set_err(errmsg, "compare %s in parts %zu and %zu: %s", shown, first,
+				errmsg_set(errmsg, "compare %s in parts %zu and %zu: %s", shown, first,
 					   p, strerror(-rc));
 				goto out;
 			}
 			if (!same) {
-				zs_set_err(errmsg, "%s: in parts %zu and %zu with different bytes",
+				errmsg_set(errmsg, "%s: in parts %zu and %zu with different bytes",
 					   shown, first, p);
 				rc = -EEXIST;
 				goto out;
@@ -701,12 +686,12 @@ int zipsplice_write(int out_fd, const int part_fds[], struct zip_index *const pa
 
 		if (fstat(part_fds[i], &st) < 0) {
 			rc = -errno;
-			zs_set_err(errmsg, "part %zu: stat: %s", i, strerror(-rc));
+			errmsg_set(errmsg, "part %zu: stat: %s", i, strerror(-rc));
 			return rc;
 		}
 		if (st.st_dev != parts[i]->dev || st.st_ino != parts[i]->ino ||
 		    st.st_size != parts[i]->size) {
-			zs_set_err(errmsg, "part %zu: not the file its index was read from, or "
+			errmsg_set(errmsg, "part %zu: not the file its index was read from, or "
 					   "changed since",
 				   i);
 			return -ESTALE;
@@ -728,7 +713,7 @@ int zipsplice_write(int out_fd, const int part_fds[], struct zip_index *const pa
 		cd_size += e->cd_len;
 	}
 	if (local_size >= ZS_MAX32 || cd_size >= ZS_MAX32) {
-		zs_set_err(errmsg, "the spliced zip would need Zip64 offsets (%llu bytes of "
+		errmsg_set(errmsg, "the spliced zip would need Zip64 offsets (%llu bytes of "
 				   "entries, %zu of central directory): not supported",
 			   (unsigned long long)local_size, cd_size);
 		rc = -EFBIG;
@@ -766,23 +751,23 @@ int zipsplice_write(int out_fd, const int part_fds[], struct zip_index *const pa
 		}
 		rc = zs_copy(&copier, part_fds[part], start, end - start);
 		if (rc == -ENODATA) {
-			zs_set_err(errmsg, "part %zu ended before offset %llu: changed since it "
+			errmsg_set(errmsg, "part %zu ended before offset %llu: changed since it "
 					   "was indexed", part, (unsigned long long)end);
 			rc = -EIO;
 			goto out;
 		}
 		if (rc) {
-			zs_set_err(errmsg, "copy %llu bytes of part %zu: %s",
+			errmsg_set(errmsg, "copy %llu bytes of part %zu: %s",
 				   (unsigned long long)(end - start), part, strerror(-rc));
 			goto out;
 		}
 	}
 	rc = write_all(out_fd, cd, (size_t)(p - cd));
 	if (rc)
-		zs_set_err(errmsg, "write the central directory: %s", strerror(-rc));
+		errmsg_set(errmsg, "write the central directory: %s", strerror(-rc));
 out:
 	if (rc == -ENOMEM)
-		zs_set_err(errmsg, "out of memory");
+		errmsg_set(errmsg, "out of memory");
 	free(copier.buf);
 	free(cd);
 	free(picks);

@@ -14,4 +14,7 @@
  * already set.  Out of memory leaves it NULL. */
 void errmsg_set(char **errmsg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* errmsg_set, then returns rc: for "return errmsg_fail(errmsg, -ENOENT, ...)". */
+int errmsg_fail(char **errmsg, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 #endif

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "errmsg.h"
 #include "fsutil.h"
 
 struct walk_dir_id {
@@ -41,21 +42,6 @@ struct walker {
 	int n_dirs;
 	bool stop;
 };
-
-static int set_err(char **errmsg, int rc, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int set_err(char **errmsg, int rc, const char *fmt, ...)
-{
-	if (errmsg && !*errmsg) {
-		va_list ap;
-		va_start(ap, fmt);
-		if (vasprintf(errmsg, fmt, ap) < 0)
-			*errmsg = NULL;
-		va_end(ap);
-	}
-	return rc;
-}
 
 /* True when path is dir or lies below it; both are resolved paths. */
 static bool inside(const char *path, const char *dir)
@@ -104,9 +90,9 @@ static const char *type_name(mode_t mode)
 static int bad_type(char **errmsg, const char *shown, const char *link, mode_t mode)
 {
 	if (link)
-		return set_err(errmsg, -EINVAL, "symlink %s -> %s leads to %s: only regular files, folders and symlinks are allowed",
+		return errmsg_fail(errmsg, -EINVAL, "symlink %s -> %s leads to %s: only regular files, folders and symlinks are allowed",
 			       shown, link, type_name(mode));
-	return set_err(errmsg, -EINVAL, "%s is %s: only regular files, folders and symlinks are allowed",
+	return errmsg_fail(errmsg, -EINVAL, "%s is %s: only regular files, folders and symlinks are allowed",
 		       shown, type_name(mode));
 }
 
@@ -149,28 +135,28 @@ static int resolve_inside(const char *at, const char *shown, const char *link,
 	if (!res) {
 		rc = -errno;
 		if (link && rc == -ENOENT)
-			return set_err(errmsg, rc, "symlink %s -> %s is dangling", shown, link);
+			return errmsg_fail(errmsg, rc, "symlink %s -> %s is dangling", shown, link);
 		if (rc == -ELOOP && link)
-			return set_err(errmsg, rc, "symlink %s -> %s: a loop of symlinks", shown, link);
+			return errmsg_fail(errmsg, rc, "symlink %s -> %s: a loop of symlinks", shown, link);
 		if (rc == -ELOOP)
-			return set_err(errmsg, rc, "%s: a loop of symlinks", shown);
+			return errmsg_fail(errmsg, rc, "%s: a loop of symlinks", shown);
 		if (link)
-			return set_err(errmsg, rc, "cannot resolve symlink %s -> %s: %s", shown, link,
+			return errmsg_fail(errmsg, rc, "cannot resolve symlink %s -> %s: %s", shown, link,
 				       strerror(-rc));
-		return set_err(errmsg, rc, "cannot resolve %s: %s", shown, strerror(-rc));
+		return errmsg_fail(errmsg, rc, "cannot resolve %s: %s", shown, strerror(-rc));
 	}
 	if (!inside(res, within_real)) {
 		if (link && strcmp(link, res) == 0)
-			rc = set_err(errmsg, -EPERM, "symlink %s -> %s points outside %s", shown,
+			rc = errmsg_fail(errmsg, -EPERM, "symlink %s -> %s points outside %s", shown,
 				     link, within_shown);
 		else if (link)
-			rc = set_err(errmsg, -EPERM, "symlink %s -> %s points outside %s (it resolves to %s)",
+			rc = errmsg_fail(errmsg, -EPERM, "symlink %s -> %s points outside %s (it resolves to %s)",
 				     shown, link, within_shown, res);
 		else
-			rc = set_err(errmsg, -EPERM, "%s resolves to %s, outside %s", shown, res,
+			rc = errmsg_fail(errmsg, -EPERM, "%s resolves to %s, outside %s", shown, res,
 				     within_shown);
 	} else if (stat(res, st) < 0) {
-		rc = set_err(errmsg, -errno, "cannot stat %s (%s): %s", shown, res, strerror(errno));
+		rc = errmsg_fail(errmsg, -errno, "cannot stat %s (%s): %s", shown, res, strerror(errno));
 	}
 	if (rc == 0 && resolved)
 		*resolved = res;
@@ -192,11 +178,11 @@ static int keep_inside(struct walker *w, const char *at, const char *shown, cons
 		       int depth)
 {
 	if (!walk_link_stays_inside(depth, link))
-		return set_err(w->errmsg, -EPERM, "symlink %s -> %s points outside %s", shown, link,
+		return errmsg_fail(w->errmsg, -EPERM, "symlink %s -> %s points outside %s", shown, link,
 			       w->label);
 	const char *slash = strrchr(at, '/');
 	char *cur = strndup(at, slash > at ? (size_t)(slash - at) : 1);
-	int rc = cur ? 0 : set_err(w->errmsg, -ENOMEM, "out of memory");
+	int rc = cur ? 0 : errmsg_fail(w->errmsg, -ENOMEM, "out of memory");
 	for (const char *p = link; rc == 0 && *p;) {
 		size_t len = strcspn(p, "/");
 		if (len == 2 && p[0] == '.' && p[1] == '.') {
@@ -208,14 +194,14 @@ static int keep_inside(struct walker *w, const char *at, const char *shown, cons
 			int err = errno;
 			free(next);
 			if (!next)
-				rc = set_err(w->errmsg, -ENOMEM, "out of memory");
+				rc = errmsg_fail(w->errmsg, -ENOMEM, "out of memory");
 			else if (!res && (err == ENOENT || err == ENOTDIR))
 				break; /* dangling from here on, but inside so far */
 			else if (!res && err == ELOOP)
-				rc = set_err(w->errmsg, -ELOOP, "symlink %s -> %s: a loop of symlinks",
+				rc = errmsg_fail(w->errmsg, -ELOOP, "symlink %s -> %s: a loop of symlinks",
 					     shown, link);
 			else if (!res)
-				rc = set_err(w->errmsg, -err, "cannot resolve symlink %s -> %s: %s",
+				rc = errmsg_fail(w->errmsg, -err, "cannot resolve symlink %s -> %s: %s",
 					     shown, link, strerror(err));
 			if (!res)
 				break;
@@ -226,7 +212,7 @@ static int keep_inside(struct walker *w, const char *at, const char *shown, cons
 		while (*p == '/')
 			p++;
 		if (!inside(cur, w->root_real))
-			rc = set_err(w->errmsg, -EPERM, "symlink %s -> %s points outside %s (it %s %s)",
+			rc = errmsg_fail(w->errmsg, -EPERM, "symlink %s -> %s points outside %s (it %s %s)",
 				     shown, link, w->label, *p ? "passes through" : "resolves to", cur);
 	}
 	free(cur);
@@ -239,7 +225,7 @@ static int walk_dir(struct walker *w, int dfd, const char *rel, const char *real
 static int descend(struct walker *w, const struct walk_entry *e, const char *real, const char *shown)
 {
 	if (e->depth + 1 > WALK_MAX_DEPTH)
-		return set_err(w->errmsg, -ELOOP, "%s: more than %d levels of folders", shown,
+		return errmsg_fail(w->errmsg, -ELOOP, "%s: more than %d levels of folders", shown,
 			       WALK_MAX_DEPTH);
 	int flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC |
 		    (w->opts->links == WALK_KEEP ? O_NOFOLLOW : 0);
@@ -247,12 +233,12 @@ static int descend(struct walker *w, const struct walk_entry *e, const char *rea
 	if (sub < 0) {
 		if (errno == ENOENT)
 			return 0; /* vanished */
-		return set_err(w->errmsg, -errno, "cannot open %s: %s", shown, strerror(errno));
+		return errmsg_fail(w->errmsg, -errno, "cannot open %s: %s", shown, strerror(errno));
 	}
 	struct stat st;
 	int rc = 0;
 	if (fstat(sub, &st) < 0) {
-		rc = set_err(w->errmsg, -errno, "cannot stat %s: %s", shown, strerror(errno));
+		rc = errmsg_fail(w->errmsg, -errno, "cannot stat %s: %s", shown, strerror(errno));
 		goto out;
 	}
 	for (int i = 0; i < w->n_dirs; i++) {
@@ -260,10 +246,10 @@ static int descend(struct walker *w, const struct walk_entry *e, const char *rea
 			continue;
 		const char *anc = *w->dirs[i].path ? w->dirs[i].path : ".";
 		if (e->link)
-			rc = set_err(w->errmsg, -ELOOP, "symlink %s -> %s is a loop: it leads back to %s/%s",
+			rc = errmsg_fail(w->errmsg, -ELOOP, "symlink %s -> %s is a loop: it leads back to %s/%s",
 				     shown, e->link, w->label, anc);
 		else
-			rc = set_err(w->errmsg, -ELOOP, "%s is a loop: the same folder as %s/%s", shown,
+			rc = errmsg_fail(w->errmsg, -ELOOP, "%s is a loop: the same folder as %s/%s", shown,
 				     w->label, anc);
 		goto out;
 	}
@@ -286,13 +272,13 @@ static int visit_entry(struct walker *w, int dfd, const char *rel, const char *r
 	char *link = NULL, *resolved = NULL;
 	int rc = 0;
 	if (!path || !shown || !at) {
-		rc = set_err(w->errmsg, -ENOMEM, "out of memory");
+		rc = errmsg_fail(w->errmsg, -ENOMEM, "out of memory");
 		goto out;
 	}
 	e.path = path;
 	if (fstatat(dfd, name, &e.st, AT_SYMLINK_NOFOLLOW) < 0) {
 		if (errno != ENOENT) /* ENOENT: vanished since the readdir */
-			rc = set_err(w->errmsg, -errno, "cannot stat %s: %s", shown, strerror(errno));
+			rc = errmsg_fail(w->errmsg, -errno, "cannot stat %s: %s", shown, strerror(errno));
 		goto out;
 	}
 	if (S_ISLNK(e.st.st_mode)) {
@@ -302,7 +288,7 @@ static int visit_entry(struct walker *w, int dfd, const char *rel, const char *r
 			goto out;
 		}
 		if (rc < 0) {
-			set_err(w->errmsg, rc, "cannot read symlink %s: %s", shown, strerror(-rc));
+			errmsg_fail(w->errmsg, rc, "cannot read symlink %s: %s", shown, strerror(-rc));
 			goto out;
 		}
 		e.link = link;
@@ -321,7 +307,7 @@ static int visit_entry(struct walker *w, int dfd, const char *rel, const char *r
 
 	rc = w->visit(&e, w->ctx);
 	if (rc < 0) {
-		set_err(w->errmsg, rc, "%s: %s", shown, strerror(-rc));
+		errmsg_fail(w->errmsg, rc, "%s: %s", shown, strerror(-rc));
 	} else if (rc == WALK_STOP) {
 		w->stop = true;
 		rc = 0;
@@ -358,7 +344,7 @@ static int walk_dir(struct walker *w, int dfd, const char *rel, const char *real
 	size_t count = 0;
 	int rc = list_dirfd_sorted(dfd, &names, &count);
 	if (rc < 0)
-		return set_err(w->errmsg, rc, "cannot list %s%s%s: %s", w->label, *rel ? "/" : "", rel,
+		return errmsg_fail(w->errmsg, rc, "cannot list %s%s%s: %s", w->label, *rel ? "/" : "", rel,
 			       strerror(-rc));
 	for (size_t i = 0; rc == 0 && !w->stop && i < count; i++)
 		if (!skipped(w, names[i], depth))
@@ -382,30 +368,30 @@ int walk_tree(const char *root, const struct walk_options *opts, walk_visit_fn v
 		rc = -errno;
 		if (rc == -ENOENT && opts->missing_ok)
 			return 0;
-		return set_err(errmsg, rc, "cannot resolve %s: %s", w.label, strerror(-rc));
+		return errmsg_fail(errmsg, rc, "cannot resolve %s: %s", w.label, strerror(-rc));
 	}
 	if (opts->links == WALK_FOLLOW) {
 		const char *within = opts->within ? opts->within : root;
 		w.within_shown = opts->within ? opts->within : w.label;
 		w.within_real = realpath(within, NULL);
 		if (!w.within_real) {
-			rc = set_err(errmsg, -errno, "cannot resolve %s: %s", w.within_shown,
+			rc = errmsg_fail(errmsg, -errno, "cannot resolve %s: %s", w.within_shown,
 				     strerror(errno));
 			goto out;
 		}
 		if (!inside(w.root_real, w.within_real)) {
-			rc = set_err(errmsg, -EPERM, "%s resolves to %s, outside %s", w.label,
+			rc = errmsg_fail(errmsg, -EPERM, "%s resolves to %s, outside %s", w.label,
 				     w.root_real, w.within_shown);
 			goto out;
 		}
 	}
 	dfd = open(w.root_real, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0) {
-		rc = set_err(errmsg, -errno, "cannot open %s: %s", w.label, strerror(errno));
+		rc = errmsg_fail(errmsg, -errno, "cannot open %s: %s", w.label, strerror(errno));
 		goto out;
 	}
 	if (fstat(dfd, &st) < 0) {
-		rc = set_err(errmsg, -errno, "cannot stat %s: %s", w.label, strerror(errno));
+		rc = errmsg_fail(errmsg, -errno, "cannot stat %s: %s", w.label, strerror(errno));
 		goto out;
 	}
 	w.dirs[w.n_dirs++] = (struct walk_dir_id){ st.st_dev, st.st_ino, "" };
@@ -425,12 +411,12 @@ int walk_resolve(const char *path, const char *within, struct stat *st, char **e
 	int rc = 0;
 
 	if (lstat(path, &lst) < 0)
-		return set_err(errmsg, -errno, "%s: %s", path, strerror(errno));
+		return errmsg_fail(errmsg, -errno, "%s: %s", path, strerror(errno));
 	if (S_ISLNK(lst.st_mode) && (rc = read_link(AT_FDCWD, path, lst.st_size, &link)) < 0)
-		return set_err(errmsg, rc, "cannot read symlink %s: %s", path, strerror(-rc));
+		return errmsg_fail(errmsg, rc, "cannot read symlink %s: %s", path, strerror(-rc));
 	within_real = realpath(within, NULL);
 	if (!within_real)
-		rc = set_err(errmsg, -errno, "cannot resolve %s: %s", within, strerror(errno));
+		rc = errmsg_fail(errmsg, -errno, "cannot resolve %s: %s", within, strerror(errno));
 	else
 		rc = resolve_inside(path, path, link, within_real, within, &tst, NULL, errmsg);
 	if (rc == 0 && !S_ISREG(tst.st_mode) && !S_ISDIR(tst.st_mode))

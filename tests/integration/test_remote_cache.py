@@ -130,7 +130,7 @@ def test_second_machine_serves_what_the_first_built(sebsfs, tmp_path, reg, repo,
     assert a["org.sebsfs.platform"] == PLATFORM
     assert a["org.sebsfs.runtime"] == RUNTIME
     assert a["org.sebsfs.benchmark"] == DYNAMIC_HTML
-    assert a["org.sebsfs.builder"].endswith(";builder=host")
+    assert ";builder=host;tools=pip3 " in a["org.sebsfs.builder"]
     assert a["org.sebsfs.sha256"] == hashlib.sha256(data).hexdigest()
     assert a["org.sebsfs.version"]
     assert a["org.opencontainers.image.created"].endswith("Z")
@@ -530,3 +530,92 @@ def test_unmount_during_a_lookup_does_not_wait_for_it(sebsfs, tmp_path, repo, no
     assert m.stop() == []
     assert time.monotonic() - start < 5, "the stop waited for the look-up"
     t.join(timeout=10)
+
+
+# ---- the host builder's toolchain is part of the key ------------------------
+
+PIP_SHIM = """#!/bin/sh
+# pip3 of another version: says so, and installs with the real one
+if [ "$1" = "--version" ]; then
+    echo "pip 99.1.0 from /opt/elsewhere/pip (python 3.11)"
+    exit 0
+fi
+exec {real} "$@"
+"""
+
+
+def shim_env(tmp_path):
+    """A PATH whose pip3 reports another version (and installs with the
+    real pip3): a machine whose host toolchain differs from this one's."""
+    import shutil
+    import stat
+    real = shutil.which("pip3")
+    assert real, "no pip3 on PATH"
+    bindir = tmp_path / "other-pip"
+    bindir.mkdir()
+    shim = bindir / "pip3"
+    shim.write_text(PIP_SHIM.format(real=real))
+    shim.chmod(shim.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return {"PATH": f"{bindir}:{os.environ['PATH']}"}
+
+
+def test_host_toolchain_is_in_the_key(sebsfs, tmp_path):
+    """builder=host: the key names the host's pip3 and python3 versions.
+    The same toolchain twice gives the same key; a pip3 of another version
+    gives another key; no remote cache is involved."""
+    def key(name, env=None):
+        m = sebsfs(cache=tmp_path / f"cache-{name}", env=env)
+        z = package(m)
+        data = read(z)
+        assert builds(z) == 1
+        k = xattr(z, "user.sebs.input_hash")
+        # a remount with the same toolchain serves it as it is
+        m.stop()
+        m2 = sebsfs(cache=tmp_path / f"cache-{name}", env=env)
+        z2 = package(m2)
+        assert read(z2) == data
+        assert builds(z2) == 0
+        assert xattr(z2, "user.sebs.input_hash") == k
+        assert xattr(z2, "user.sebs.state") == "fresh"
+        return k, data
+
+    key_a, data_a = key("a")
+    key_b, _ = key("b")
+    assert key_a == key_b                       # equal toolchains, equal keys
+    key_shim, data_shim = key("shim", shim_env(tmp_path))
+    assert key_shim != key_a                    # another pip3, another key
+    assert data_shim == data_a                  # (the shim installs with the real pip3)
+
+
+def test_other_toolchain_does_not_fetch_from_the_remote_cache(sebsfs, tmp_path, reg, repo,
+                                                               no_credentials):
+    """Machine A builds with its pip3 and pushes; machine B, whose pip3 has
+    another version, computes another key, finds no package under it and
+    builds its own; machine C, with A's toolchain, fetches A's."""
+    m1, data, key = first_machine_builds_and_pushes(sebsfs, tmp_path, reg, repo, no_credentials)
+    manifest = json.loads(get(reg, f"{repo}/manifests/{key}", OCI_MANIFEST)[2])
+    builder = manifest["annotations"]["org.sebsfs.builder"]
+    assert ";builder=host;tools=pip3 pip " in builder and "; python3 Python 3." in builder, builder
+    assert " from /" not in builder and ";configuration=" in builder, builder
+
+    other = dict(no_credentials, **shim_env(tmp_path))
+    m2 = machine(sebsfs, tmp_path, "two", f"{reg.addr}/{repo}", env=other)
+    z2 = package(m2)
+    assert read(z2) == data
+    assert builds(z2) == 1
+    assert xattr(z2, "user.sebs.origin") == "local"
+    key2 = xattr(z2, "user.sebs.input_hash")
+    assert key2 != key
+    log = log_text(m2, PLATFORM, RUNTIME, DYNAMIC_HTML)
+    assert f"no package tagged {key2}" in log and "fetched from the remote cache" not in log, log
+    # its push is under its own key, next to A's
+    wait_pushed(reg, repo, key2)
+    m = json.loads(get(reg, f"{repo}/manifests/{key2}", OCI_MANIFEST)[2])
+    assert "tools=pip3 pip 99.1.0 (python 3.11)" in m["annotations"]["org.sebsfs.builder"]
+
+    m3 = machine(sebsfs, tmp_path, "three", f"{reg.addr}/{repo}", env=no_credentials)
+    z3 = package(m3)
+    assert read(z3) == data
+    assert builds(z3) == 0
+    assert xattr(z3, "user.sebs.origin") == "remote"
+    assert xattr(z3, "user.sebs.input_hash") == key

@@ -47,7 +47,7 @@ const char *remote_cache_mode_name(enum remote_cache_mode mode)
 }
 
 struct remote_cache *remote_cache_new(const char *spec, enum remote_cache_mode mode,
-				      char **errmsg)
+				      const char *certs_root, char **errmsg)
 {
 	struct remote_cache *rc = calloc(1, sizeof(*rc));
 
@@ -55,7 +55,7 @@ struct remote_cache *remote_cache_new(const char *spec, enum remote_cache_mode m
 		*errmsg = strdup("remote_cache: out of memory");
 		return NULL;
 	}
-	rc->registry = regcache_new(spec, errmsg);
+	rc->registry = regcache_new(spec, certs_root, errmsg);
 	if (!rc->registry) {
 		free(rc);
 		return NULL;

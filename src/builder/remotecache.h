@@ -33,9 +33,11 @@ const char *remote_cache_mode_name(enum remote_cache_mode mode);
 
 struct remote_cache;
 
-/* spec: REGISTRY/REPOSITORY (regcache_new).  NULL with *errmsg when bad. */
+/* spec: REGISTRY/REPOSITORY, certs_root: the registries' certificate
+ * folders (NULL: Docker's), both as regcache_new takes them.  NULL with
+ * *errmsg when bad. */
 struct remote_cache *remote_cache_new(const char *spec, enum remote_cache_mode mode,
-				      char **errmsg);
+				      const char *certs_root, char **errmsg);
 void remote_cache_free(struct remote_cache *rc);   /* waits for pushes; NULL is a no-op */
 bool remote_cache_reads(const struct remote_cache *rc);
 bool remote_cache_writes(const struct remote_cache *rc);

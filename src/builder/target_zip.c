@@ -299,10 +299,13 @@ static void push_remote(struct target_build *tb, const struct cache_entry *out)
 	char *what = zip_what(tb);
 	char *identity = manifest_identity(*tb->manifest_json);
 	if (what && identity) {
-		/* the runtime as the mount names its folder: variant and arch */
+		/* the runtime as the mount names its folder: variant and arch;
+		 * the file as the mount names it: .jar for java */
 		struct regcache_package p = { .platform = k->platform,
 					      .runtime = tb->now_pkg->runtime->dirname,
-					      .benchmark = k->benchmark, .builder = identity,
+					      .benchmark = k->benchmark,
+					      .filename = strrchr(what, '/') + 1,
+					      .builder = identity,
 					      .sha256 = out->sha256, .size = out->size,
 					      .created = out->built_at };
 		remote_cache_push(tb->env->remote, tb->input_hash, out->path, &p, what);

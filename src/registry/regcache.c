@@ -369,6 +369,10 @@ char *regcache_manifest_json(const struct regcache_package *p, bool artifact,
 	if (m && artifact &&
 	    json_object_set_new(m, "artifactType", json_string(REGCACHE_ARTIFACT_TYPE)) < 0)
 		goto out;
+	if (m && p->filename &&
+	    json_object_set_new(json_array_get(json_object_get(m, "layers"), 0), "annotations",
+				json_pack("{s:s}", "org.opencontainers.image.title", p->filename)) < 0)
+		goto out;
 	if (m && artifact) {
 		/* the empty config's descriptor carries its data inline, as the
 		 * OCI image spec suggests for it */

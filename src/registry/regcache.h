@@ -9,7 +9,9 @@
  *     descriptor (application/vnd.oci.empty.v1+json, the 2-byte "{}"), and a
  *     single layer: the package file, media type REGCACHE_ZIP_MEDIA_TYPE;
  *   - annotations org.sebsfs.{platform,runtime,benchmark,builder,sha256,
- *     version} and org.opencontainers.image.created.
+ *     version} and org.opencontainers.image.created; on the layer,
+ *     org.opencontainers.image.title: the package's file name as the mount
+ *     shows it (oras pull writes the layer under that name).
  * A registry that refuses that manifest (older ones check the config media
  * type) gets the same manifest without artifactType and with the config
  * REGCACHE_CONFIG_MEDIA_TYPE: a small JSON blob holding the annotations.
@@ -64,6 +66,7 @@ struct regcache_package {
 	const char *platform;
 	const char *runtime;     /* the runtime folder: "python-3.11", "python-3.11-pypy-arm64" */
 	const char *benchmark;
+	const char *filename;    /* as the mount shows it: "110.dynamic-html.jar"; NULL: none */
 	const char *builder;     /* the builder identity */
 	const char *sha256;      /* hex of the package file */
 	int64_t size;

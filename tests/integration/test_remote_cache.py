@@ -126,6 +126,7 @@ def test_second_machine_serves_what_the_first_built(sebsfs, tmp_path, reg, repo,
     assert layer["mediaType"] == "application/vnd.sebsfs.package.v1+zip"
     assert layer["digest"] == "sha256:" + hashlib.sha256(data).hexdigest()
     assert layer["size"] == len(data)
+    assert layer["annotations"] == {"org.opencontainers.image.title": f"{DYNAMIC_HTML}.zip"}
     a = m["annotations"]
     assert a["org.sebsfs.platform"] == PLATFORM
     assert a["org.sebsfs.runtime"] == RUNTIME

@@ -70,7 +70,7 @@ END_TEST
 
 static const struct regcache_package PKG = {
 	.platform = "aws", .runtime = "python-3.11", .benchmark = "110.dynamic-html",
-	.builder = "builder=host",
+	.filename = "110.dynamic-html.zip", .builder = "builder=host",
 	.sha256 = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
 	.size = 12345, .created = 1700000000,
 };
@@ -88,6 +88,9 @@ static void check_common(json_t *m)
 	ck_assert_str_eq(json_string_value(json_object_get(l, "digest")),
 			 "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
 	ck_assert_int_eq(json_integer_value(json_object_get(l, "size")), 12345);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(l, "annotations"),
+							  "org.opencontainers.image.title")),
+			 "110.dynamic-html.zip");
 	json_t *a = json_object_get(m, "annotations");
 	ck_assert_str_eq(json_string_value(json_object_get(a, "org.sebsfs.platform")), "aws");
 	ck_assert_str_eq(json_string_value(json_object_get(a, "org.sebsfs.runtime")), "python-3.11");

@@ -6,9 +6,10 @@
  * The key of a package in the registry is its input hash (the tag): it
  * covers the relative paths, contents and executable bits of every input
  * file and the builder identity (pipeline version, builder kind, arch,
- * runtime version, the build image's ID for the docker builder, the
- * variant), and no machine-local absolute path, so two machines with the
- * same tree and builder compute the same key for the same package.
+ * runtime version, the build image's ID for the docker builder, the host's
+ * tools, versions and configuration for the host builder, the variant),
+ * and no machine-local absolute path, so two machines with the same tree
+ * and builder compute the same key for the same package.
  *
  * Nothing here is an error to a reader: a registry that is down, slow,
  * refusing or answering garbage costs one log line and the build goes on

@@ -113,8 +113,8 @@ char *pipeline_host_arch_flags(const struct cat_runtime *rt);
  * Running the tools costs a few hundred ms, so their versions are
  * remembered per language until an executable changes (path, inode, size,
  * mtime); with them remembered a call costs two walks of PATH, the
- * environment and a few small files.  may_run false (a request thread,
- * which must not wait for programs): the tools are never run, and when
+ * environment and a few small files.  may_run false (an open on a request
+ * thread, which must not wait for programs): the tools are never run, and when
  * their versions are not remembered the identity says "tools=unknown" and
  * *known is false (known may be NULL).  0 or -ENOMEM. */
 int pipeline_host_identity(const struct cat_runtime *rt, bool may_run, char **identity,

@@ -70,9 +70,9 @@ static int zip_installer_identity(const struct target_env *env, const struct cat
 		/* the host's tools, their versions and configuration make the
 		 * package (and one cross-installed differs from one that was
 		 * not): another machine's package is the same only when they
-		 * are.  A request thread (current set) never runs the tools: it
-		 * takes their remembered versions or reports them not current,
-		 * and the checker or the build learns them. */
+		 * are.  An open (current set) never runs the tools: it takes
+		 * their remembered versions or reports them not current, and
+		 * the checker or the build learns them. */
 		char *host = NULL;
 		bool known = true;
 		int rc = pipeline_host_identity(pkg->runtime, current == NULL, &host, &known);

@@ -742,7 +742,10 @@ static void normalize_version_line(char *line)
 	char *from = strstr(line, " from /");
 	if (from) {
 		char *paren = strstr(from, " (");
-		memmove(from, paren ? paren : from + strlen(from), strlen(paren ? paren : "") + 1);
+		if (paren)
+			memmove(from, paren, strlen(paren) + 1);
+		else
+			*from = '\0';
 	}
 }
 

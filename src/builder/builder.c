@@ -1398,7 +1398,8 @@ struct builder *builder_new(const struct catalog *cat, struct cache *cache,
 		b->layers = cfg->no_dep_layers ? NULL : deplayer_store_new(cache);
 		if (cfg->remote_cache) {
 			char *why = NULL;
-			b->remote = remote_cache_new(cfg->remote_cache, cfg->remote_cache_mode, &why);
+			b->remote = remote_cache_new(cfg->remote_cache, cfg->remote_cache_mode,
+						     cfg->remote_cache_certs, &why);
 			if (!b->remote) {
 				log_err("%s", why ? why : "remote_cache: out of memory");
 				rc = why ? -EINVAL : -ENOMEM;

@@ -98,6 +98,7 @@ struct builder_config {
 	 * and no work at all for it on any path */
 	const char *remote_cache;
 	enum remote_cache_mode remote_cache_mode;
+	const char *remote_cache_certs;   /* -o remote_cache_certs; NULL: Docker's */
 };
 
 enum package_state { PKG_ABSENT, PKG_FRESH, PKG_STALE, PKG_BUILDING, PKG_FAILED };

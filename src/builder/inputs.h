@@ -26,7 +26,8 @@
  *    <platform>.languages.<language> only (other platforms' edits do not
  *    invalidate this package);
  *  - an identity string: pipeline version, builder kind, arch, version, and
- *    anything the builder adds (later: the build image's ID).
+ *    what the builder adds (the build image's ID; the host's tools, their
+ *    versions and configuration: pipeline_host_identity).
  * The folders are walked with walk_tree under WALK_FOLLOW (walk.h): a symlink
  * counts as its target's content under the link's own path, and its target
  * must lie inside the folder walked (the benchmark folder, the wrapper

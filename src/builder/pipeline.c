@@ -720,7 +720,37 @@ static char *tool_fingerprint(const char *argv0)
 	return found ? found : str_printf("%s:missing", argv0);
 }
 
-/* The first line a `tool --version` prints, or "?" when it cannot run. */
+/* What a version line says without what is local to this machine: ANSI
+ * colour codes (mvn) and an install path ("pip 23.2.1 from /home/me/venv/...
+ * (python 3.11)" becomes "pip 23.2.1 (python 3.11)"), so that two machines
+ * with the same tools in other places agree. */
+static void normalize_version_line(char *line)
+{
+	char *w = line;
+	for (const char *r = line; *r;) {
+		if (*r == '\x1b' && r[1] == '[') {
+			r += 2;
+			while (*r && !isalpha((unsigned char)*r))
+				r++;
+			if (*r)
+				r++;
+			continue;
+		}
+		*w++ = *r++;
+	}
+	*w = '\0';
+	char *from = strstr(line, " from /");
+	if (from) {
+		char *paren = strstr(from, " (");
+		if (paren)
+			memmove(from, paren, strlen(paren) + 1);
+		else
+			*from = '\0';
+	}
+}
+
+/* The first line a `tool --version` prints, normalized, or "?" when it
+ * cannot run. */
 static char *tool_version(const char *argv0)
 {
 	int fd = memfd_create("sebsfs-tool-version", MFD_CLOEXEC);
@@ -732,39 +762,73 @@ static char *tool_version(const char *argv0)
 		ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
 		buf[n > 0 ? n : 0] = '\0';
 		buf[strcspn(buf, "\n")] = '\0';
+		normalize_version_line(buf);
 	}
 	if (fd >= 0)
 		close(fd);
 	return strdup(buf[0] ? buf : "?");
 }
 
-/* The host installer's tools and their versions, for a dependency layer's
- * key: "pip3 <version>; python3 <version>" (npm and node for nodejs).
- * Running the tools costs a few hundred ms, so the answer is remembered per
- * language until one of the executables changes (path, inode, size, mtime). */
-static int host_tools_identity(const char *language, char **out)
+/* The host programs that build a language's packages: the installer and
+ * the runtime it installs for (python, nodejs), the build tool and the
+ * compiler or JDK it drives (java, cpp); NULL for another language. */
+static const char *const *host_tools_of(const char *language, int *slot)
+{
+	static const char *const tools[][2] = {
+		{ "pip3", "python3" }, { "npm", "node" }, { "mvn", "java" }, { "cmake", "c++" },
+	};
+	static const char *const languages[] = { "python", "nodejs", "java", "cpp" };
+	for (int i = 0; i < 4; i++)
+		if (strcmp(language, languages[i]) == 0) {
+			*slot = i;
+			return tools[i];
+		}
+	return NULL;
+}
+
+/* The host's tools for language and their versions: "pip3 <version>;
+ * python3 <version>" (see host_tools_of).  Running the tools costs a few
+ * hundred ms, so the answer is remembered per language until one of the
+ * executables changes (path, inode, size, mtime): a look-up with the
+ * answer remembered costs two walks of PATH.  may_run false (a request
+ * thread): the tools are not run, and *known says whether the answer was
+ * remembered ("unknown" otherwise).  "" for a language without tools. */
+static int host_tools_identity(const char *language, bool may_run, char **out, bool *known)
 {
 	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-	static struct { char *fingerprint, *identity; } known[2];
-	bool python = strcmp(language, "python") == 0;
-	const char *tools[2] = { python ? "pip3" : "npm", python ? "python3" : "node" };
+	static struct { char *fingerprint, *identity; } remembered[4];
+	int slot = 0;
+	const char *const *tools = host_tools_of(language, &slot);
+	*out = NULL;
+	if (known)
+		*known = true;
+	if (!tools) {
+		*out = strdup("");
+		return *out ? 0 : -ENOMEM;
+	}
 	char *fp[2] = { tool_fingerprint(tools[0]), tool_fingerprint(tools[1]) };
 	char *fingerprint = fp[0] && fp[1] ? str_printf("%s;%s", fp[0], fp[1]) : NULL;
 	int rc = 0;
-	*out = NULL;
 	pthread_mutex_lock(&lock);
 	if (!fingerprint) {
 		rc = -ENOMEM;
-	} else if (known[python].fingerprint && strcmp(known[python].fingerprint, fingerprint) == 0) {
-		*out = strdup(known[python].identity);
+	} else if (remembered[slot].fingerprint &&
+		   strcmp(remembered[slot].fingerprint, fingerprint) == 0) {
+		*out = strdup(remembered[slot].identity);
+	} else if (!may_run) {
+		*out = strdup("unknown");
+		if (known)
+			*known = false;
 	} else {
+		/* the tools run under the lock: a second caller waits for the
+		 * answer instead of running them again */
 		char *v[2] = { tool_version(tools[0]), tool_version(tools[1]) };
 		*out = v[0] && v[1] ? str_printf("%s %s; %s %s", tools[0], v[0], tools[1], v[1]) : NULL;
 		if (*out) {
-			free(known[python].fingerprint);
-			free(known[python].identity);
-			known[python].fingerprint = fingerprint;
-			known[python].identity = strdup(*out);
+			free(remembered[slot].fingerprint);
+			free(remembered[slot].identity);
+			remembered[slot].fingerprint = fingerprint;
+			remembered[slot].identity = strdup(*out);
 			fingerprint = NULL;
 		}
 		free(v[0]);
@@ -786,19 +850,26 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* What else configures the host's pip or npm: the environment variables
- * they read (sorted) and the content of their configuration files.  What
- * those point to (an index, a find-links folder) is, like the network, not
+/* What else configures the host's tools for language: the environment
+ * variables they read (sorted) and the content of their configuration
+ * files, each file named by its role (not its path: a home folder's name
+ * is no input).  What those point to (an index, a find-links folder, a
+ * Maven repository, installed libraries) is, like the network, not
  * covered: see deplayer.h. */
 static char *host_config_identity(const char *language)
 {
-	bool python = strcmp(language, "python") == 0;
-	static const char *const py_prefixes[] = { "PIP_", "PYTHON", NULL };
+	static const char *const py_prefixes[] = { "PIP_", "PYTHON", "PYENV_VERSION", NULL };
 	static const char *const js_prefixes[] = { "npm_config_", "NPM_CONFIG_", "NODE_", NULL };
-	const char *const *prefixes = python ? py_prefixes : js_prefixes;
+	static const char *const java_prefixes[] = { "MAVEN_", "JAVA_", "M2_", NULL };
+	static const char *const cpp_prefixes[] = { "CC", "CXX", "CPP", "CFLAGS", "LDFLAGS",
+						    "CMAKE_", "CPATH", "LIBRARY_PATH", NULL };
+	int slot = -1;
+	host_tools_of(language, &slot);
+	const char *const *prefixes = slot == 0 ? py_prefixes : slot == 1 ? js_prefixes
+				      : slot == 2 ? java_prefixes : slot == 3 ? cpp_prefixes : NULL;
 	size_t n = 0, cap = 16;
 	char **vars = malloc(cap * sizeof(*vars));
-	for (char **e = environ; vars && *e; e++) {
+	for (char **e = environ; vars && prefixes && *e; e++) {
 		bool match = false;
 		for (const char *const *p = prefixes; *p && !match; p++)
 			match = strncmp(*e, *p, strlen(*p)) == 0;
@@ -824,31 +895,57 @@ static char *host_config_identity(const char *language)
 	free(vars);
 	const char *home = getenv("HOME");
 	const char *xdg = getenv("XDG_CONFIG_HOME");
-	char *files[6] = { NULL };
-	if (python) {
+	char *files[4] = { NULL };
+	if (slot == 0) {
 		files[0] = strdup("/etc/pip.conf");
 		files[1] = xdg ? str_printf("%s/pip/pip.conf", xdg)
 			       : home ? str_printf("%s/.config/pip/pip.conf", home) : NULL;
 		files[2] = home ? str_printf("%s/.pip/pip.conf", home) : NULL;
 		files[3] = getenv("PIP_CONFIG_FILE") ? strdup(getenv("PIP_CONFIG_FILE")) : NULL;
-	} else {
+	} else if (slot == 1) {
 		files[0] = strdup("/etc/npmrc");
 		files[1] = home ? str_printf("%s/.npmrc", home) : NULL;
 		files[2] = getenv("NPM_CONFIG_USERCONFIG") ? strdup(getenv("NPM_CONFIG_USERCONFIG")) : NULL;
 		files[3] = getenv("npm_config_userconfig") ? strdup(getenv("npm_config_userconfig")) : NULL;
+	} else if (slot == 2) {
+		files[0] = strdup("/etc/maven/settings.xml");
+		files[1] = home ? str_printf("%s/.m2/settings.xml", home) : NULL;
+		files[2] = strdup("/etc/mavenrc");
+		files[3] = home ? str_printf("%s/.mavenrc", home) : NULL;
 	}
-	for (int i = 0; i < 6; i++) {
+	for (int i = 0; i < 4; i++) {
 		char hex[SHA256_HEX_LEN + 1];
+		uint8_t role = (uint8_t)i;
 		if (!files[i])
 			continue;
 		bool read_ok = sha256_hex_file(files[i], hex) == 0;
-		sha256_update(&ctx, strlen(files[i]) + 1, (const uint8_t *)files[i]);
+		sha256_update(&ctx, 1, &role);
 		sha256_update(&ctx, read_ok ? SHA256_HEX_LEN : 1, (const uint8_t *)(read_ok ? hex : "-"));
 		free(files[i]);
 	}
 	char hex[SHA256_HEX_LEN + 1];
 	sha256_digest_hex(&ctx, hex);
 	return strdup(hex);
+}
+
+int pipeline_host_identity(const struct cat_runtime *rt, bool may_run, char **identity,
+			   bool *known)
+{
+	char *tools = NULL, *flags = NULL, *config = host_config_identity(rt->language);
+	int rc = config ? host_tools_identity(rt->language, may_run, &tools, known) : -ENOMEM;
+	if (rc == 0 && !(flags = pipeline_host_arch_flags(rt)))
+		rc = -ENOMEM;
+	*identity = NULL;
+	if (rc == 0) {
+		*identity = *flags ? str_printf("tools=%s;configuration=%s;options=%s", tools, config,
+						flags)
+				   : str_printf("tools=%s;configuration=%s", tools, config);
+		rc = *identity ? 0 : -ENOMEM;
+	}
+	free(flags);
+	free(tools);
+	free(config);
+	return rc;
 }
 
 /* The installer's part of a dependency layer's key. */
@@ -861,7 +958,8 @@ static char *installer_identity(const struct pipeline_request *req)
 				  req->build_image_id ? req->build_image_id : "unknown");
 	char *tools = NULL;
 	char *config = host_config_identity(req->pkg->runtime->language);
-	int rc = config ? host_tools_identity(req->pkg->runtime->language, &tools) : -ENOMEM;
+	int rc = config ? host_tools_identity(req->pkg->runtime->language, true, &tools, NULL)
+			: -ENOMEM;
 	char *flags = rc == 0 ? pipeline_host_arch_flags(req->pkg->runtime) : NULL;
 	char *id = flags ? str_printf("host %s; configuration %s; options \"%s\"", tools, config,
 				      flags) : NULL;

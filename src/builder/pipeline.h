@@ -98,6 +98,28 @@ size_t pipeline_host_arch_args(const struct cat_runtime *rt,
  * with them. */
 char *pipeline_host_arch_flags(const struct cat_runtime *rt);
 
+/* What builds rt's packages on this host, for a host-built package's key
+ * (*identity, malloc'd): "tools=<tool> <version>; <tool> <version>;
+ * configuration=<sha256>[;options=<pipeline_host_arch_flags>]".  The tools
+ * are pip3 and python3 (python), npm and node (nodejs), mvn and java
+ * (java), cmake and c++ (cpp), found through PATH as the build finds them;
+ * a version is the first line of `tool --version` without ANSI codes or an
+ * install path.  The configuration covers the environment variables those
+ * tools read (PIP_*, PYTHON*, npm_config_*, MAVEN_*, JAVA_*, CC, CXX*,
+ * CMAKE_*, ...) and their configuration files (pip.conf, .npmrc, Maven's
+ * settings.xml) by content, never by path.  Nothing machine-local (paths,
+ * host names) enters it: equal toolchains give equal identities.
+ *
+ * Running the tools costs a few hundred ms, so their versions are
+ * remembered per language until an executable changes (path, inode, size,
+ * mtime); with them remembered a call costs two walks of PATH, the
+ * environment and a few small files.  may_run false (an open on a request
+ * thread, which must not wait for programs): the tools are never run, and when
+ * their versions are not remembered the identity says "tools=unknown" and
+ * *known is false (known may be NULL).  0 or -ENOMEM. */
+int pipeline_host_identity(const struct cat_runtime *rt, bool may_run, char **identity,
+			   bool *known);
+
 /* Steps 2-5 only: the work folder a function image is built from.
  * out_fd and the installer are not used. */
 int pipeline_prepare(const struct pipeline_request *req, char **errmsg);

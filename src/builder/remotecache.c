@@ -47,7 +47,7 @@ const char *remote_cache_mode_name(enum remote_cache_mode mode)
 }
 
 struct remote_cache *remote_cache_new(const char *spec, enum remote_cache_mode mode,
-				      char **errmsg)
+				      const char *certs_root, char **errmsg)
 {
 	struct remote_cache *rc = calloc(1, sizeof(*rc));
 
@@ -55,7 +55,7 @@ struct remote_cache *remote_cache_new(const char *spec, enum remote_cache_mode m
 		*errmsg = strdup("remote_cache: out of memory");
 		return NULL;
 	}
-	rc->registry = regcache_new(spec, errmsg);
+	rc->registry = regcache_new(spec, certs_root, errmsg);
 	if (!rc->registry) {
 		free(rc);
 		return NULL;
@@ -166,7 +166,7 @@ struct push_job {
 	char *tag;
 	char *path;
 	char *what;
-	char *platform, *runtime, *benchmark, *builder;
+	char *platform, *runtime, *benchmark, *filename, *builder;
 	char sha256[SHA256_HEX_LEN + 1];
 	int64_t size, created;
 };
@@ -179,6 +179,7 @@ static void push_job_free(struct push_job *j)
 	free(j->platform);
 	free(j->runtime);
 	free(j->benchmark);
+	free(j->filename);
 	free(j->builder);
 	free(j);
 }
@@ -188,7 +189,8 @@ static void *push_main(void *arg)
 	struct push_job *j = arg;
 	struct remote_cache *rc = j->rc;
 	struct regcache_package p = { .platform = j->platform, .runtime = j->runtime,
-				      .benchmark = j->benchmark, .builder = j->builder,
+				      .benchmark = j->benchmark, .filename = j->filename,
+				      .builder = j->builder,
 				      .sha256 = j->sha256, .size = j->size, .created = j->created };
 	char *errmsg = NULL;
 	int r = regcache_push(rc->registry, j->tag, j->path, &p, &errmsg);
@@ -226,12 +228,13 @@ void remote_cache_push(struct remote_cache *rc, const char *input_hash, const ch
 		j->runtime = strdup(p->runtime);
 		j->benchmark = strdup(p->benchmark);
 		j->builder = strdup(p->builder);
+		j->filename = p->filename ? strdup(p->filename) : NULL;
 		snprintf(j->sha256, sizeof(j->sha256), "%s", p->sha256);
 		j->size = p->size;
 		j->created = p->created;
 	}
 	if (j && j->tag && j->path && j->what && j->platform && j->runtime && j->benchmark &&
-	    j->builder) {
+	    j->builder && (j->filename || !p->filename)) {
 		pthread_mutex_lock(&rc->lock);
 		rc->pushing++;
 		pthread_mutex_unlock(&rc->lock);

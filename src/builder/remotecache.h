@@ -6,9 +6,10 @@
  * The key of a package in the registry is its input hash (the tag): it
  * covers the relative paths, contents and executable bits of every input
  * file and the builder identity (pipeline version, builder kind, arch,
- * runtime version, the build image's ID for the docker builder, the
- * variant), and no machine-local absolute path, so two machines with the
- * same tree and builder compute the same key for the same package.
+ * runtime version, the build image's ID for the docker builder, the host's
+ * tools, versions and configuration for the host builder, the variant),
+ * and no machine-local absolute path, so two machines with the same tree
+ * and builder compute the same key for the same package.
  *
  * Nothing here is an error to a reader: a registry that is down, slow,
  * refusing or answering garbage costs one log line and the build goes on
@@ -33,9 +34,11 @@ const char *remote_cache_mode_name(enum remote_cache_mode mode);
 
 struct remote_cache;
 
-/* spec: REGISTRY/REPOSITORY (regcache_new).  NULL with *errmsg when bad. */
+/* spec: REGISTRY/REPOSITORY, certs_root: the registries' certificate
+ * folders (NULL: Docker's), both as regcache_new takes them.  NULL with
+ * *errmsg when bad. */
 struct remote_cache *remote_cache_new(const char *spec, enum remote_cache_mode mode,
-				      char **errmsg);
+				      const char *certs_root, char **errmsg);
 void remote_cache_free(struct remote_cache *rc);   /* waits for pushes; NULL is a no-op */
 bool remote_cache_reads(const struct remote_cache *rc);
 bool remote_cache_writes(const struct remote_cache *rc);

@@ -67,11 +67,19 @@ static int zip_installer_identity(const struct target_env *env, const struct cat
 	if (current)
 		*current = true;
 	if (env->installer == INSTALLER_HOST && catalog_has_build_image(cat, pkg)) {
-		/* a package cross-installed differs from one that was not */
-		char *flags = pipeline_host_arch_flags(pkg->runtime);
-		*identity = !flags ? NULL : *flags ? str_printf("builder=host;options=%s", flags)
-					   : strdup("builder=host");
-		free(flags);
+		/* the host's tools, their versions and configuration make the
+		 * package (and one cross-installed differs from one that was
+		 * not): another machine's package is the same only when they
+		 * are.  An open (current set) never runs the tools: it takes
+		 * their remembered versions or reports them not current, and
+		 * the checker or the build learns them. */
+		char *host = NULL;
+		bool known = true;
+		int rc = pipeline_host_identity(pkg->runtime, current == NULL, &host, &known);
+		if (current)
+			*current = known;
+		*identity = rc == 0 ? str_printf("builder=host;%s", host) : NULL;
+		free(host);
 		return *identity ? 0 : -ENOMEM;
 	}
 	if (env->installer != INSTALLER_DOCKER || !catalog_has_build_image(cat, pkg)) {
@@ -291,10 +299,13 @@ static void push_remote(struct target_build *tb, const struct cache_entry *out)
 	char *what = zip_what(tb);
 	char *identity = manifest_identity(*tb->manifest_json);
 	if (what && identity) {
-		/* the runtime as the mount names its folder: variant and arch */
+		/* the runtime as the mount names its folder: variant and arch;
+		 * the file as the mount names it: .jar for java */
 		struct regcache_package p = { .platform = k->platform,
 					      .runtime = tb->now_pkg->runtime->dirname,
-					      .benchmark = k->benchmark, .builder = identity,
+					      .benchmark = k->benchmark,
+					      .filename = strrchr(what, '/') + 1,
+					      .builder = identity,
 					      .sha256 = out->sha256, .size = out->size,
 					      .created = out->built_at };
 		remote_cache_push(tb->env->remote, tb->input_hash, out->path, &p, what);

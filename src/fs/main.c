@@ -280,7 +280,8 @@ int main(int argc, char *argv[])
 				       .size_limits = &opts.size_limits,
 				       .size_limits_mode = opts.size_limits_mode,
 				       .remote_cache = opts.remote_cache,
-				       .remote_cache_mode = opts.remote_cache_mode };
+				       .remote_cache_mode = opts.remote_cache_mode,
+				       .remote_cache_certs = opts.remote_cache_certs };
 	builder = builder_new(cat, cache, &bcfg, &err);
 	if (!builder)
 		goto out_cache;

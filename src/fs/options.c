@@ -43,6 +43,7 @@ struct raw_opts {
 	char *size_limits_file;
 	char *remote_cache;
 	char *remote_cache_mode;
+	char *remote_cache_certs;
 	int stat_builds;
 	int show_help;
 	int show_version;
@@ -70,6 +71,7 @@ static const struct fuse_opt sebsfs_opts[] = {
 	{ "size_limits_file=%s", offsetof(struct raw_opts, size_limits_file), 0 },
 	{ "remote_cache=%s", offsetof(struct raw_opts, remote_cache), 0 },
 	{ "remote_cache_mode=%s", offsetof(struct raw_opts, remote_cache_mode), 0 },
+	{ "remote_cache_certs=%s", offsetof(struct raw_opts, remote_cache_certs), 0 },
 	OPT("stat_builds", stat_builds),
 	{ "no_stat_builds", offsetof(struct raw_opts, stat_builds), 0 },
 	OPT("-h", show_help),
@@ -144,9 +146,15 @@ static void usage(const char *prog)
 	       "                           package missing here is fetched from it when there\n"
 	       "                           (digest-checked), else built and pushed in the\n"
 	       "                           background (credentials from ~/.docker/config.json;\n"
-	       "                           http for a loopback registry or an http:// prefix)\n"
+	       "                           https, verified; http for a loopback registry\n"
+	       "                           without a certificate folder or an http:// prefix)\n"
 	       "    -o remote_cache_mode=read|write|readwrite\n"
 	       "                           fetch only, push only, or both (default)\n"
+	       "    -o remote_cache_certs=DIR\n"
+	       "                           the registries' TLS folders, DIR/HOST:PORT/ with\n"
+	       "                           *.crt (CAs trusted besides the system's) and a\n"
+	       "                           client NAME.cert + NAME.key (default\n"
+	       "                           /etc/docker/certs.d, as Docker)\n"
 	       "    -o input_watch=on|off  on (default): an open skips the walk of the inputs\n"
 	       "                           when inotify saw no change since the last walk;\n"
 	       "                           off: every open stats every input file\n"
@@ -362,10 +370,17 @@ static int parse_values(struct raw_opts *raw, struct sebsfs_options *opts)
 	if (raw->remote_cache_mode && !raw->remote_cache)
 		return fail("remote_cache_mode=%s%s: needs -o remote_cache=REGISTRY/REPOSITORY",
 			    raw->remote_cache_mode, "");
+	if (raw->remote_cache_certs && !raw->remote_cache)
+		return fail("remote_cache_certs=%s%s: needs -o remote_cache=REGISTRY/REPOSITORY",
+			    raw->remote_cache_certs, "");
+	if (raw->remote_cache_certs && raw->remote_cache_certs[0] != '/')
+		return fail("remote_cache_certs=%s%s: expected an absolute path",
+			    raw->remote_cache_certs, "");
 	if (raw->remote_cache) {
 		char *why = NULL;
 		struct remote_cache *probe = remote_cache_new(raw->remote_cache,
-							      opts->remote_cache_mode, &why);
+							      opts->remote_cache_mode,
+							      raw->remote_cache_certs, &why);
 		remote_cache_free(probe);
 		if (!probe) {
 			fail("%s%s", why ? why : "remote_cache: out of memory", "");
@@ -373,6 +388,8 @@ static int parse_values(struct raw_opts *raw, struct sebsfs_options *opts)
 			return -1;
 		}
 		opts->remote_cache = strdup(raw->remote_cache);
+		opts->remote_cache_certs = raw->remote_cache_certs ? strdup(raw->remote_cache_certs)
+								   : NULL;
 	}
 	opts->repository = raw->repository ? strdup(raw->repository) : NULL;
 	opts->registry = raw->registry ? strdup(raw->registry) : NULL;
@@ -452,6 +469,7 @@ int options_parse(int argc, char *argv[], struct fuse_args *args, struct sebsfs_
 	free(raw.size_limits_file);
 	free(raw.remote_cache);
 	free(raw.remote_cache_mode);
+	free(raw.remote_cache_certs);
 	return rc;
 }
 
@@ -466,5 +484,6 @@ void options_free(struct sebsfs_options *opts)
 	size_limits_free(&opts->size_limits);
 	free(opts->image_tag_prefix);
 	free(opts->remote_cache);
+	free(opts->remote_cache_certs);
 	free(opts->cmd.mountpoint);
 }

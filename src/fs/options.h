@@ -39,6 +39,7 @@ struct sebsfs_options {
 	struct size_limits size_limits; /* defaults, then -o size_limits_file= over them */
 	char *remote_cache;  /* -o remote_cache=REGISTRY/REPOSITORY, NULL = none */
 	enum remote_cache_mode remote_cache_mode; /* default readwrite */
+	char *remote_cache_certs; /* -o remote_cache_certs=DIR, NULL = /etc/docker/certs.d */
 	struct fuse_cmdline_opts cmd; /* mountpoint, foreground, debug, singlethread, ... */
 };
 

@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -44,6 +45,13 @@ struct regcache {
 	char *auth_pull;
 	char *auth_push;
 	atomic_bool cancelled;   /* regcache_cancel: every transfer stops */
+	/* TLS, from the registry's folder under the certs root (Docker's
+	 * certs.d convention); all NULL when it has none */
+	char *certs_dir;   /* <root>/<host:port>, present or not */
+	bool has_certs;    /* it is a folder */
+	char *ca_blob;     /* the system's CA bundle and the folder's *.crt */
+	size_t ca_blob_len;
+	char *client_cert, *client_key;   /* the folder's <name>.cert and <name>.key */
 };
 
 static void wipe_free(char *s)
@@ -75,6 +83,137 @@ static bool repository_ok(const char *repo)
 	return true;
 }
 
+static bool has_suffix(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+	return n > m && strcmp(s + n - m, suffix) == 0;
+}
+
+/* Appends the file path to the growing PEM buffer *blob. */
+static int append_file(char **blob, size_t *len, const char *path)
+{
+	char *text = NULL;
+	size_t n = 0;
+	int rc = read_file(path, &text, &n);
+	if (rc < 0)
+		return rc;
+	char *grown = realloc(*blob, *len + n + 2);
+	if (!grown) {
+		free(text);
+		return -ENOMEM;
+	}
+	memcpy(grown + *len, text, n);
+	*len += n;
+	grown[(*len)++] = '\n';   /* a file without a final newline ends its PEM block */
+	grown[*len] = '\0';
+	*blob = grown;
+	free(text);
+	return 0;
+}
+
+/* The CA bundle curl trusts by default (CURLINFO_CAINFO, libcurl 7.84), or
+ * NULL when it has none or cannot say. */
+static char *default_ca_file(void)
+{
+	char *path = NULL;
+#if LIBCURL_VERSION_NUM >= 0x075400
+	CURL *curl = curl_easy_init();
+	char *info = NULL;
+	if (curl && curl_easy_getinfo(curl, CURLINFO_CAINFO, &info) == CURLE_OK && info)
+		path = strdup(info);
+	if (curl)
+		curl_easy_cleanup(curl);
+#endif
+	return path;
+}
+
+/* Docker's per-registry TLS folder, <root>/<host[:port]>/: every *.crt is a
+ * CA trusted for this registry besides the system's; a <name>.cert with its
+ * <name>.key is the client certificate (the first such pair by name).  A
+ * folder that is absent is no error: the system's CAs alone. */
+static int load_registry_certs(struct regcache *r, const char *root, char **errmsg)
+{
+	char **names = NULL, *system_ca = NULL, *path = NULL;
+	size_t n = 0, cas = 0;
+	char *dir = path_join(root, r->registry);
+	int rc = dir ? 0 : -ENOMEM;
+
+	if (rc == 0 && !path_is_dir(dir)) {
+		r->certs_dir = dir;   /* none: not an error */
+		return 0;
+	}
+	if (rc == 0 && (rc = list_dir_sorted(dir, &names, &n)) < 0) {
+		errmsg_set(errmsg, "remote_cache: cannot list the registry's certificate folder %s: %s",
+			   dir, strerror(-rc));
+		goto out;
+	}
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		bool cert = has_suffix(names[i], ".cert"), key = has_suffix(names[i], ".key");
+		free(path);
+		path = path_join(dir, names[i]);
+		if (!path) {
+			rc = -ENOMEM;
+		} else if (has_suffix(names[i], ".crt")) {
+			if ((rc = append_file(&r->ca_blob, &r->ca_blob_len, path)) < 0)
+				errmsg_set(errmsg, "remote_cache: cannot read the CA certificate %s: %s",
+					   path, strerror(-rc));
+			cas++;
+		} else if (cert || key) {
+			/* as Docker: each half of a client certificate wants the other */
+			size_t stem = strlen(path) - strlen(cert ? ".cert" : ".key");
+			char *other = str_printf("%.*s%s", (int)stem, path, cert ? ".key" : ".cert");
+			if (!other) {
+				rc = -ENOMEM;
+			} else if (!path_is_file(other)) {
+				rc = -ENOENT;
+				errmsg_set(errmsg, "remote_cache: %s has no %s beside it (a client"
+					   " certificate is a .cert and a .key of one name; CA certificates"
+					   " end in .crt)", path, other);
+			} else if (cert && !r->client_cert) {
+				r->client_cert = strdup(path);
+				r->client_key = strdup(other);
+				if (!r->client_cert || !r->client_key)
+					rc = -ENOMEM;
+			}
+			free(other);
+		}
+	}
+	if (rc == 0 && cas) {
+		/* CURLOPT_CAINFO_BLOB replaces the default bundle: it carries it */
+		char *ours = r->ca_blob;
+		size_t our_len = r->ca_blob_len;
+		r->ca_blob = NULL;
+		r->ca_blob_len = 0;
+		system_ca = default_ca_file();
+		if (system_ca && append_file(&r->ca_blob, &r->ca_blob_len, system_ca) < 0)
+			log_warn("remote_cache: cannot read the system's CA bundle %s; trusting only the"
+				 " CAs in %s for %s", system_ca, dir, r->registry);
+		char *all = realloc(r->ca_blob, r->ca_blob_len + our_len + 1);
+		if (!all) {
+			free(ours);
+			rc = -ENOMEM;
+			goto out;
+		}
+		memcpy(all + r->ca_blob_len, ours, our_len + 1);
+		r->ca_blob = all;
+		r->ca_blob_len += our_len;
+		free(ours);
+	}
+	if (rc == 0) {
+		r->has_certs = true;
+		r->certs_dir = dir;
+		dir = NULL;
+	}
+out:
+	if (rc == -ENOMEM)
+		errmsg_set(errmsg, "remote_cache: out of memory");
+	str_list_free(names, n);
+	free(system_ca);
+	free(path);
+	free(dir);
+	return rc;
+}
+
 /* curl_easy_init would run curl_global_init itself, which is not safe
  * while other threads use curl: once, before any handle. */
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
@@ -85,7 +224,7 @@ static void global_init(void)
 	global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-struct regcache *regcache_new(const char *spec, char **errmsg)
+struct regcache *regcache_new(const char *spec, const char *certs_root, char **errmsg)
 {
 	const char *scheme = NULL, *rest = spec;
 	struct regcache *r = NULL;
@@ -114,17 +253,27 @@ struct regcache *regcache_new(const char *spec, char **errmsg)
 	if (!r || !(r->registry = strndup(rest, (size_t)(slash - rest))) ||
 	    !(r->repository = strdup(slash + 1)))
 		goto oom;
+	if (load_registry_certs(r, certs_root ? certs_root : REGCACHE_CERTS_ROOT, errmsg) < 0)
+		goto fail;
+	/* Docker's choice: TLS unless the registry is on this host (or the
+	 * spec says http://); a certificate folder for it asks for TLS there
+	 * too */
 	if (!scheme)
-		scheme = is_loopback(r->registry) ? "http" : "https";
+		scheme = is_loopback(r->registry) && !r->has_certs ? "http" : "https";
 	if (!(r->base = str_printf("%s://%s", scheme, r->registry)))
 		goto oom;
 	pthread_mutex_init(&r->lock, NULL);
 	return r;
 oom:
 	errmsg_set(errmsg, "remote_cache: out of memory");
+fail:
 	if (r) {
 		free(r->registry);
 		free(r->repository);
+		free(r->certs_dir);
+		free(r->ca_blob);
+		free(r->client_cert);
+		free(r->client_key);
 		free(r);
 	}
 	return NULL;
@@ -140,6 +289,10 @@ void regcache_free(struct regcache *r)
 	free(r->base);
 	free(r->registry);
 	free(r->repository);
+	free(r->certs_dir);
+	free(r->ca_blob);
+	free(r->client_cert);
+	free(r->client_key);
 	free(r);
 }
 
@@ -214,6 +367,10 @@ char *regcache_manifest_json(const struct regcache_package *p, bool artifact,
 		      "size", (json_int_t)p->size, "annotations", annotations(p));
 	if (m && artifact &&
 	    json_object_set_new(m, "artifactType", json_string(REGCACHE_ARTIFACT_TYPE)) < 0)
+		goto out;
+	if (m && p->filename &&
+	    json_object_set_new(json_array_get(json_object_get(m, "layers"), 0), "annotations",
+				json_pack("{s:s}", "org.opencontainers.image.title", p->filename)) < 0)
 		goto out;
 	if (m && artifact) {
 		/* the empty config's descriptor carries its data inline, as the
@@ -391,6 +548,23 @@ static int progress_cb(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off
 	return h->cancel_fd > 0 && poll(&pfd, 1, 0) > 0 ? 1 : 0;
 }
 
+/* What a TLS failure means here, for its message: which CAs were trusted
+ * and where another would go.  "" for any other failure. */
+static void tls_hint(const struct regcache *r, CURLcode cc, char *buf, size_t size)
+{
+	buf[0] = '\0';
+	if (cc != CURLE_PEER_FAILED_VERIFICATION && cc != CURLE_SSL_CACERT_BADFILE &&
+	    cc != CURLE_SSL_CONNECT_ERROR && cc != CURLE_SSL_CERTPROBLEM)
+		return;
+	if (r->ca_blob)
+		snprintf(buf, size, " (TLS: trusted are the system's CAs and the *.crt in %s)",
+			 r->certs_dir);
+	else
+		snprintf(buf, size, " (TLS: trusted are the system's CAs; a registry's own CA goes"
+			 " in %s/ca.crt; a registry without TLS wants http:// before its name)",
+			 r->certs_dir);
+}
+
 /* One exchange.  0 (whatever the status) or -errno for a transport failure
  * with *errmsg. */
 static int http_perform(struct regcache *r, struct http *h, char **errmsg)
@@ -447,6 +621,15 @@ static int http_perform(struct regcache *r, struct http *h, char **errmsg)
 	curl_easy_setopt(curl, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
 	curl_easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
 #endif
+	if (r->ca_blob) {
+		struct curl_blob blob = { .data = r->ca_blob, .len = r->ca_blob_len,
+					  .flags = CURL_BLOB_NOCOPY };
+		curl_easy_setopt(curl, CURLOPT_CAINFO_BLOB, &blob);
+	}
+	if (r->client_cert) {
+		curl_easy_setopt(curl, CURLOPT_SSLCERT, r->client_cert);
+		curl_easy_setopt(curl, CURLOPT_SSLKEY, r->client_key);
+	}
 	if (h->follow) {
 		/* curl drops the Authorization header on a redirect to another
 		 * host (blob storage behind a registry) */
@@ -488,10 +671,12 @@ static int http_perform(struct regcache *r, struct http *h, char **errmsg)
 		rc = h->write_err ? h->write_err : cc == CURLE_ABORTED_BY_CALLBACK ? -ECANCELED
 			: cc == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT
 			: cc == CURLE_COULDNT_CONNECT ? -ECONNREFUSED : -EIO;
-		errmsg_set(errmsg, "registry %s: %s %s: %s", r->registry, h->method, h->url,
+		char hint[PATH_MAX + 160];
+		tls_hint(r, cc, hint, sizeof(hint));
+		errmsg_set(errmsg, "registry %s: %s %s: %s%s", r->registry, h->method, h->url,
 			h->write_err ? strerror(-h->write_err)
 			: cc == CURLE_ABORTED_BY_CALLBACK ? "cancelled"
-			: h->curl_err[0] ? h->curl_err : curl_easy_strerror(cc));
+			: h->curl_err[0] ? h->curl_err : curl_easy_strerror(cc), hint);
 		goto out;
 	}
 	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &h->status);

@@ -9,7 +9,9 @@
  *     descriptor (application/vnd.oci.empty.v1+json, the 2-byte "{}"), and a
  *     single layer: the package file, media type REGCACHE_ZIP_MEDIA_TYPE;
  *   - annotations org.sebsfs.{platform,runtime,benchmark,builder,sha256,
- *     version} and org.opencontainers.image.created.
+ *     version} and org.opencontainers.image.created; on the layer,
+ *     org.opencontainers.image.title: the package's file name as the mount
+ *     shows it (oras pull writes the layer under that name).
  * A registry that refuses that manifest (older ones check the config media
  * type) gets the same manifest without artifactType and with the config
  * REGCACHE_CONFIG_MEDIA_TYPE: a small JSON blob holding the annotations.
@@ -21,8 +23,16 @@
  * the WWW-Authenticate challenge: Basic (the credentials) or Bearer (a token
  * from the realm: GET with Basic credentials, OAuth2 POST with an identity
  * token, or the config's registry token as it is).  Credentials as for
- * image pushes (docker_registry_credentials).  http:// for a loopback
- * registry or a spec that starts with "http://", https:// otherwise.
+ * image pushes (docker_registry_credentials).
+ *
+ * Transport, as Docker's clients choose it: https:// unless the spec starts
+ * with "http://" (a registry the user names as insecure) or the registry
+ * is on this host (127.*, localhost, [::1]) and has no certificate folder.
+ * TLS always verifies the registry's certificate and name, against the
+ * system's CAs plus the *.crt files of the registry's certificate folder,
+ * <certs_root>/<host[:port]>/ (Docker's /etc/docker/certs.d convention;
+ * ca.crt by custom); a <name>.cert with its <name>.key there is the client
+ * certificate.  The folder is read once, by regcache_new.
  *
  * Every call is bounded in time (connect REGCACHE_CONNECT_TIMEOUT_S; the
  * look-up of a tag, token requests included, REGCACHE_LOOKUP_TIMEOUT_S in
@@ -46,6 +56,7 @@
 #define REGCACHE_MANIFEST_MEDIA_TYPE "application/vnd.oci.image.manifest.v1+json"
 
 #define REGCACHE_CONNECT_TIMEOUT_S 3
+#define REGCACHE_CERTS_ROOT "/etc/docker/certs.d"
 #define REGCACHE_LOOKUP_TIMEOUT_S 10
 
 struct regcache;
@@ -55,6 +66,7 @@ struct regcache_package {
 	const char *platform;
 	const char *runtime;     /* the runtime folder: "python-3.11", "python-3.11-pypy-arm64" */
 	const char *benchmark;
+	const char *filename;    /* as the mount shows it: "110.dynamic-html.jar"; NULL: none */
 	const char *builder;     /* the builder identity */
 	const char *sha256;      /* hex of the package file */
 	int64_t size;
@@ -62,10 +74,12 @@ struct regcache_package {
 };
 
 /* Splits "host[:port]/repo/sitory" (optionally "http://" or "https://"
- * first) into its parts.  -EINVAL with *errmsg for anything else (no
- * repository, upper case or characters the distribution spec does not allow
- * in a repository name). */
-struct regcache *regcache_new(const char *spec, char **errmsg);
+ * first) into its parts and reads the registry's certificate folder under
+ * certs_root (NULL: REGCACHE_CERTS_ROOT).  NULL with *errmsg for a spec
+ * that is not one (no repository, upper case or characters the
+ * distribution spec does not allow in a repository name), a certificate
+ * folder that cannot be read or holds half a client certificate. */
+struct regcache *regcache_new(const char *spec, const char *certs_root, char **errmsg);
 void regcache_free(struct regcache *r);   /* NULL is a no-op */
 /* Makes every transfer, running or to come, fail soon with -ECANCELED (a
  * transfer notices within about a second): for stopping. */

@@ -126,11 +126,12 @@ def test_second_machine_serves_what_the_first_built(sebsfs, tmp_path, reg, repo,
     assert layer["mediaType"] == "application/vnd.sebsfs.package.v1+zip"
     assert layer["digest"] == "sha256:" + hashlib.sha256(data).hexdigest()
     assert layer["size"] == len(data)
+    assert layer["annotations"] == {"org.opencontainers.image.title": f"{DYNAMIC_HTML}.zip"}
     a = m["annotations"]
     assert a["org.sebsfs.platform"] == PLATFORM
     assert a["org.sebsfs.runtime"] == RUNTIME
     assert a["org.sebsfs.benchmark"] == DYNAMIC_HTML
-    assert a["org.sebsfs.builder"].endswith(";builder=host")
+    assert ";builder=host;tools=pip3 " in a["org.sebsfs.builder"]
     assert a["org.sebsfs.sha256"] == hashlib.sha256(data).hexdigest()
     assert a["org.sebsfs.version"]
     assert a["org.opencontainers.image.created"].endswith("Z")
@@ -530,3 +531,279 @@ def test_unmount_during_a_lookup_does_not_wait_for_it(sebsfs, tmp_path, repo, no
     assert m.stop() == []
     assert time.monotonic() - start < 5, "the stop waited for the look-up"
     t.join(timeout=10)
+
+
+# ---- the host builder's toolchain is part of the key ------------------------
+
+PIP_SHIM = """#!/bin/sh
+# pip3 of another version: says so, and installs with the real one
+if [ "$1" = "--version" ]; then
+    echo "pip 99.1.0 from /opt/elsewhere/pip (python 3.11)"
+    exit 0
+fi
+exec {real} "$@"
+"""
+
+
+def shim_env(tmp_path):
+    """A PATH whose pip3 reports another version (and installs with the
+    real pip3): a machine whose host toolchain differs from this one's."""
+    import shutil
+    import stat
+    real = shutil.which("pip3")
+    assert real, "no pip3 on PATH"
+    bindir = tmp_path / "other-pip"
+    bindir.mkdir()
+    shim = bindir / "pip3"
+    shim.write_text(PIP_SHIM.format(real=real))
+    shim.chmod(shim.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return {"PATH": f"{bindir}:{os.environ['PATH']}"}
+
+
+def test_host_toolchain_is_in_the_key(sebsfs, tmp_path):
+    """builder=host: the key names the host's pip3 and python3 versions.
+    The same toolchain twice gives the same key; a pip3 of another version
+    gives another key; no remote cache is involved."""
+    def key(name, env=None):
+        m = sebsfs(cache=tmp_path / f"cache-{name}", env=env)
+        z = package(m)
+        data = read(z)
+        assert builds(z) == 1
+        k = xattr(z, "user.sebs.input_hash")
+        # a remount with the same toolchain serves it as it is
+        m.stop()
+        m2 = sebsfs(cache=tmp_path / f"cache-{name}", env=env)
+        z2 = package(m2)
+        assert read(z2) == data
+        assert builds(z2) == 0
+        assert xattr(z2, "user.sebs.input_hash") == k
+        assert xattr(z2, "user.sebs.state") == "fresh"
+        return k, data
+
+    key_a, data_a = key("a")
+    key_b, _ = key("b")
+    assert key_a == key_b                       # equal toolchains, equal keys
+    key_shim, data_shim = key("shim", shim_env(tmp_path))
+    assert key_shim != key_a                    # another pip3, another key
+    assert data_shim == data_a                  # (the shim installs with the real pip3)
+
+
+def test_other_toolchain_does_not_fetch_from_the_remote_cache(sebsfs, tmp_path, reg, repo,
+                                                               no_credentials):
+    """Machine A builds with its pip3 and pushes; machine B, whose pip3 has
+    another version, computes another key, finds no package under it and
+    builds its own; machine C, with A's toolchain, fetches A's."""
+    m1, data, key = first_machine_builds_and_pushes(sebsfs, tmp_path, reg, repo, no_credentials)
+    manifest = json.loads(get(reg, f"{repo}/manifests/{key}", OCI_MANIFEST)[2])
+    builder = manifest["annotations"]["org.sebsfs.builder"]
+    assert ";builder=host;tools=pip3 pip " in builder and "; python3 Python 3." in builder, builder
+    assert " from /" not in builder and ";configuration=" in builder, builder
+
+    other = dict(no_credentials, **shim_env(tmp_path))
+    m2 = machine(sebsfs, tmp_path, "two", f"{reg.addr}/{repo}", env=other)
+    z2 = package(m2)
+    assert read(z2) == data
+    assert builds(z2) == 1
+    assert xattr(z2, "user.sebs.origin") == "local"
+    key2 = xattr(z2, "user.sebs.input_hash")
+    assert key2 != key
+    log = log_text(m2, PLATFORM, RUNTIME, DYNAMIC_HTML)
+    assert f"no package tagged {key2}" in log and "fetched from the remote cache" not in log, log
+    # its push is under its own key, next to A's
+    wait_pushed(reg, repo, key2)
+    m = json.loads(get(reg, f"{repo}/manifests/{key2}", OCI_MANIFEST)[2])
+    assert "tools=pip3 pip 99.1.0 (python 3.11)" in m["annotations"]["org.sebsfs.builder"]
+
+    m3 = machine(sebsfs, tmp_path, "three", f"{reg.addr}/{repo}", env=no_credentials)
+    z3 = package(m3)
+    assert read(z3) == data
+    assert builds(z3) == 0
+    assert xattr(z3, "user.sebs.origin") == "remote"
+    assert xattr(z3, "user.sebs.input_hash") == key
+
+
+# ---- a registry that speaks TLS -------------------------------------------------
+
+
+def openssl(*args, cwd):
+    import subprocess
+    r = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, f"openssl {' '.join(args)}: {r.stderr}"
+
+
+def make_ca(d, name):
+    """A CA of the test's own: d/<name>.crt and d/<name>.key."""
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+            "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.crt", "-days", "2",
+            "-subj", f"/CN={name}", "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d)
+    return d / f"{name}.crt"
+
+
+def make_cert(d, ca, name, subject, extensions):
+    """d/<name>.crt (signed by the CA ca) and d/<name>.key."""
+    (d / f"{name}.ext").write_text(extensions)
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", subject, cwd=d)
+    openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.crt", "-CAkey", f"{ca}.key",
+            "-CAcreateserial", "-out", f"{name}.crt", "-days", "2", "-extfile", f"{name}.ext",
+            cwd=d)
+    return d / f"{name}.crt", d / f"{name}.key"
+
+
+class TlsRegistry(PrivateRegistry):
+    """A docker-registry on 127.0.0.1 that speaks only TLS, with a server
+    certificate for the IP 127.0.0.1 from the test's CA; with client_ca, it
+    also wants a client certificate that CA signed."""
+
+    def __init__(self, base, port, cert, key, ca, client_ca=None):
+        super().__init__(base, port)
+        tls = f"  tls:\n    certificate: {cert}\n    key: {key}\n"
+        if client_ca:
+            tls += f"    clientcas:\n      - {client_ca}\n"
+        text = self.config.read_text()
+        http = f"http:\n  addr: {self.addr}\n"
+        assert http in text
+        self.config.write_text(text.replace(http, http + tls))
+        import ssl
+        self.context = ssl.create_default_context(cafile=str(ca))
+        if client_ca:
+            self.context.load_cert_chain(str(base.parent / "pki" / "client.crt"),
+                                         str(base.parent / "pki" / "client.key"))
+
+    def get(self, path, accept=OCI_MANIFEST):
+        req = urllib.request.Request(f"https://{self.addr}/v2/{path}",
+                                     headers={"Accept": accept})
+        try:
+            with urllib.request.urlopen(req, timeout=10, context=self.context) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+
+    def answers(self):
+        try:
+            return self.get("")[0] == 200
+        except OSError:
+            return False
+
+
+@pytest.fixture
+def pki(tmp_path):
+    """The test's CA, a server certificate for 127.0.0.1 (IP SAN) and a
+    client certificate, all from it; and an unrelated CA."""
+    d = tmp_path / "pki"
+    d.mkdir()
+    ca = make_ca(d, "ca")
+    server = make_cert(d, "ca", "server", "/CN=127.0.0.1",
+                       "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
+    client = make_cert(d, "ca", "client", "/CN=sebsfs-cache-client",
+                       "extendedKeyUsage=clientAuth\n")
+    other_ca = make_ca(d, "other-ca")
+    return {"ca": ca, "server": server, "client": client, "other_ca": other_ca}
+
+
+def certs_root(tmp_path, name, addr, files):
+    """A certificate folder root as /etc/docker/certs.d is one:
+    <root>/<host:port>/ holding files ({name in the folder: source})."""
+    root = tmp_path / name
+    (root / addr).mkdir(parents=True)
+    for target, source in files.items():
+        (root / addr / target).write_bytes(Path(source).read_bytes())
+    return root
+
+
+def tls_machine(sebsfs, tmp_path, name, reg, repo, root, env, mode=None):
+    opts = ["builder=host", f"remote_cache={reg.addr}/{repo}", f"remote_cache_certs={root}"]
+    if mode:
+        opts.append(f"remote_cache_mode={mode}")
+    return sebsfs(cache=tmp_path / f"cache-{name}", options=tuple(opts), env=env)
+
+
+def test_https_registry_with_the_ca_in_its_certs_folder(sebsfs, tmp_path, repo, pki,
+                                                        no_credentials):
+    """A loopback registry with a certificate folder is spoken to over TLS
+    (as Docker does), trusting the folder's ca.crt: machine A pushes, machine
+    B fetches the same bytes.  With another CA in the folder the remote cache
+    fails with one line naming the certificate problem, and the package is
+    built here."""
+    cert, key = pki["server"]
+    with TlsRegistry(tmp_path / "tls-registry", free_port(), cert, key, pki["ca"]) as reg:
+        good = certs_root(tmp_path, "certs.d", reg.addr, {"ca.crt": pki["ca"]})
+        m1 = tls_machine(sebsfs, tmp_path, "one", reg, repo, good, no_credentials)
+        z1 = package(m1)
+        data = read(z1)
+        assert builds(z1) == 1
+        key1 = xattr(z1, "user.sebs.input_hash")
+        assert wait_for(lambda: reg.get(f"{repo}/manifests/{key1}")[0] == 200, PUSH_TIMEOUT,
+                        0.2), m1.stderr()
+        assert "pushed to the remote cache" in m1.stderr() or wait_for(
+            lambda: "pushed to the remote cache" in m1.stderr(), 10)
+        m = json.loads(reg.get(f"{repo}/manifests/{key1}")[1])
+        assert m["layers"][0]["digest"] == "sha256:" + hashlib.sha256(data).hexdigest()
+
+        m2 = tls_machine(sebsfs, tmp_path, "two", reg, repo, good, no_credentials, mode="read")
+        z2 = package(m2)
+        assert read(z2) == data
+        assert builds(z2) == 0
+        assert xattr(z2, "user.sebs.origin") == "remote"
+        assert f"fetched from the remote cache: registry {reg.addr}" in log_text(
+            m2, PLATFORM, RUNTIME, DYNAMIC_HTML)
+
+        # another CA: the registry's certificate is not trusted
+        wrong = certs_root(tmp_path, "certs-wrong.d", reg.addr, {"ca.crt": pki["other_ca"]})
+        m3 = tls_machine(sebsfs, tmp_path, "three", reg, repo, wrong, no_credentials)
+        z3 = package(m3)
+        assert read(z3) == data
+        assert builds(z3) == 1
+        assert xattr(z3, "user.sebs.origin") == "local"
+        log = log_text(m3, PLATFORM, RUNTIME, DYNAMIC_HTML)
+        assert "cannot use" in log and "building here" in log, log
+        assert f"GET https://{reg.addr}/v2/{repo}/manifests/{key1}" in log, log
+        lines = [line for line in m3.stderr().splitlines()
+                 if "building here" in line and "remote cache" in line]
+        assert len(lines) == 1, m3.stderr()
+        assert "certificate" in lines[0] and str(wrong / reg.addr) in lines[0], lines[0]
+        # the push fails the same way: one line, nothing for the reader
+        assert wait_for(lambda: "push to the remote cache" in m3.stderr(), PUSH_TIMEOUT)
+        assert read(z3) == data
+
+
+def test_https_registry_wanting_a_client_certificate(sebsfs, tmp_path, repo, pki,
+                                                     no_credentials):
+    """client.cert and client.key in the registry's folder (Docker's names)
+    are presented; without them the registry refuses the connection and the
+    package is built here."""
+    cert, key = pki["server"]
+    client_crt, client_key = pki["client"]
+    with TlsRegistry(tmp_path / "mtls-registry", free_port(), cert, key, pki["ca"],
+                     client_ca=pki["ca"]) as reg:
+        with_client = certs_root(tmp_path, "certs.d", reg.addr,
+                                 {"ca.crt": pki["ca"], "client.cert": client_crt,
+                                  "client.key": client_key})
+        _, data, key1 = (lambda m: (m, read(package(m)), xattr(package(m), "user.sebs.input_hash")))(
+            tls_machine(sebsfs, tmp_path, "one", reg, repo, with_client, no_credentials))
+        assert wait_for(lambda: reg.get(f"{repo}/manifests/{key1}")[0] == 200, PUSH_TIMEOUT, 0.2)
+        m2 = tls_machine(sebsfs, tmp_path, "two", reg, repo, with_client, no_credentials,
+                         mode="read")
+        assert read(package(m2)) == data
+        assert builds(package(m2)) == 0
+        assert xattr(package(m2), "user.sebs.origin") == "remote"
+
+        ca_only = certs_root(tmp_path, "certs-ca-only.d", reg.addr, {"ca.crt": pki["ca"]})
+        m3 = tls_machine(sebsfs, tmp_path, "three", reg, repo, ca_only, no_credentials,
+                         mode="read")
+        assert read(package(m3)) == data
+        assert builds(package(m3)) == 1
+        assert xattr(package(m3), "user.sebs.origin") == "local"
+        assert "cannot use" in log_text(m3, PLATFORM, RUNTIME, DYNAMIC_HTML)
+
+
+def test_half_a_client_certificate_is_refused_at_mount(tmp_path, suite):
+    from sebsfs_testlib import one_line_error, run_sebsfs
+    root = tmp_path / "certs.d"
+    (root / "127.0.0.1:1").mkdir(parents=True)
+    (root / "127.0.0.1:1" / "client.cert").write_text("not used\n")
+    r = run_sebsfs(tmp_path, "-f", "-o",
+                   f"cache={tmp_path / 'c'},remote_cache=127.0.0.1:1/x,remote_cache_certs={root}",
+                   str(suite), "@MNT@")
+    one_line_error(r, "client.cert", "client.key")

@@ -649,6 +649,101 @@ START_TEST(image_tag_limits)
 }
 END_TEST
 
+/* ---- the host toolchain in a host-built package's key ---- */
+
+static char tools_dir[256];
+
+static void write_tool(const char *name, const char *version_line)
+{
+	char *path = path_join(tools_dir, name);
+	char *text = str_printf("#!/bin/sh\nprintf '%%s\\n' '%s'\n", version_line);
+	FILE *f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	fclose(f);
+	ck_assert_int_eq(chmod(path, 0755), 0);
+	free(path);
+	free(text);
+}
+
+static char *host_identity(const char *language, bool may_run, bool *known)
+{
+	struct cat_runtime rt = { .language = (char *)language, .version = "3.11", .arch = "x64",
+				  .dirname = "x" };
+	char *id = NULL;
+	ck_assert_int_eq(pipeline_host_identity(&rt, may_run, &id, known), 0);
+	return id;
+}
+
+START_TEST(host_identity_names_the_tools)
+{
+	char tmpl[] = "/tmp/test_pipeline_tools.XXXXXX";
+	ck_assert_ptr_nonnull(mkdtemp(tmpl));
+	snprintf(tools_dir, sizeof(tools_dir), "%s", tmpl);
+	setenv("PATH", tools_dir, 1);
+	setenv("HOME", tools_dir, 1);
+	unsetenv("XDG_CONFIG_HOME");
+	unsetenv("PIP_INDEX_URL");
+	write_tool("pip3", "pip 23.2.1 from /home/someone/venv/lib/pip (python 3.11)");
+	write_tool("python3", "Python 3.11.7");
+	bool known = true;
+
+	/* a request thread never runs the tools: not known yet */
+	char *id = host_identity("python", false, &known);
+	ck_assert(!known);
+	ck_assert_msg(strncmp(id, "tools=unknown;configuration=", strlen("tools=unknown;configuration="))
+		      == 0, "%s", id);
+	free(id);
+	/* run: the versions, without the install path */
+	id = host_identity("python", true, &known);
+	ck_assert(known);
+	static const char want[] = "tools=pip3 pip 23.2.1 (python 3.11); python3 Python 3.11.7;"
+				   "configuration=";
+	ck_assert_msg(strncmp(id, want, strlen(want)) == 0, "%s", id);
+	/* remembered: the same answer without running them */
+	char *again = host_identity("python", false, &known);
+	ck_assert(known);
+	ck_assert_str_eq(again, id);
+	free(again);
+	/* another home folder without configuration files: the same */
+	setenv("HOME", "/nonexistent/other-home", 1);
+	again = host_identity("python", false, &known);
+	ck_assert_str_eq(again, id);
+	free(again);
+	/* a variable pip reads: another configuration */
+	setenv("PIP_INDEX_URL", "http://index.example/simple", 1);
+	again = host_identity("python", false, &known);
+	ck_assert(known);
+	ck_assert_str_ne(again, id);
+	free(again);
+	unsetenv("PIP_INDEX_URL");
+	/* another pip3: not known until it runs, then another identity */
+	write_tool("pip3", "pip 24.0 from /usr/lib/python3/dist-packages/pip (python 3.11)");
+	again = host_identity("python", false, &known);
+	ck_assert(!known);
+	free(again);
+	again = host_identity("python", true, &known);
+	ck_assert(known);
+	ck_assert_msg(strstr(again, "tools=pip3 pip 24.0 (python 3.11); python3 Python 3.11.7;"),
+		      "%s", again);
+	free(again);
+	free(id);
+
+	/* java: mvn's colour codes go; cpp: cmake and the compiler */
+	write_tool("mvn", "\x1b[1mApache Maven 3.8.7\x1b[m");
+	write_tool("java", "openjdk 17.0.9 2023-10-17");
+	id = host_identity("java", true, &known);
+	ck_assert_msg(strstr(id, "tools=mvn Apache Maven 3.8.7; java openjdk 17.0.9 2023-10-17;"),
+		      "%s", id);
+	free(id);
+	write_tool("cmake", "cmake version 3.25.1");
+	id = host_identity("cpp", true, &known);
+	ck_assert_msg(strstr(id, "tools=cmake cmake version 3.25.1; c++ ?;"), "%s", id);
+	free(id);
+	rm_rf(tools_dir);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("pipeline");
@@ -675,6 +770,10 @@ int main(void)
 	tcase_add_test(tc, missing_wrapper_fails_build);
 	tcase_add_loop_test(tc, symlink_out_of_tree_fails_build, 0, 2);
 	tcase_add_test(tc, same_inputs_same_zip);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("host_identity");
+	tcase_add_test(tc, host_identity_names_the_tools);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("image_tag");

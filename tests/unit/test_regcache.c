@@ -17,13 +17,13 @@
 START_TEST(spec_parts)
 {
 	char *err = NULL;
-	struct regcache *r = regcache_new("127.0.0.1:5000/team/sebsfs", &err);
+	struct regcache *r = regcache_new("127.0.0.1:5000/team/sebsfs", NULL, &err);
 	ck_assert_ptr_nonnull(r);
 	ck_assert_str_eq(regcache_registry(r), "127.0.0.1:5000");
 	ck_assert_str_eq(regcache_repository(r), "team/sebsfs");
 	regcache_free(r);
 
-	r = regcache_new("http://reg.example:80/a", &err);
+	r = regcache_new("http://reg.example:80/a", NULL, &err);
 	ck_assert_ptr_nonnull(r);
 	ck_assert_str_eq(regcache_registry(r), "reg.example:80");
 	regcache_free(r);
@@ -31,7 +31,7 @@ START_TEST(spec_parts)
 	const char *bad[] = { "noslash", "/repo", "host/", "host/Upper", "host/a//b",
 			      "host/a b", "http://", NULL };
 	for (int i = 0; bad[i]; i++) {
-		ck_assert_msg(regcache_new(bad[i], &err) == NULL, "%s accepted", bad[i]);
+		ck_assert_msg(regcache_new(bad[i], NULL, &err) == NULL, "%s accepted", bad[i]);
 		ck_assert_ptr_nonnull(err);
 		free(err);
 		err = NULL;
@@ -70,7 +70,7 @@ END_TEST
 
 static const struct regcache_package PKG = {
 	.platform = "aws", .runtime = "python-3.11", .benchmark = "110.dynamic-html",
-	.builder = "builder=host",
+	.filename = "110.dynamic-html.zip", .builder = "builder=host",
 	.sha256 = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
 	.size = 12345, .created = 1700000000,
 };
@@ -88,6 +88,9 @@ static void check_common(json_t *m)
 	ck_assert_str_eq(json_string_value(json_object_get(l, "digest")),
 			 "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
 	ck_assert_int_eq(json_integer_value(json_object_get(l, "size")), 12345);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(l, "annotations"),
+							  "org.opencontainers.image.title")),
+			 "110.dynamic-html.zip");
 	json_t *a = json_object_get(m, "annotations");
 	ck_assert_str_eq(json_string_value(json_object_get(a, "org.sebsfs.platform")), "aws");
 	ck_assert_str_eq(json_string_value(json_object_get(a, "org.sebsfs.runtime")), "python-3.11");
@@ -155,7 +158,7 @@ END_TEST
 START_TEST(unreachable_registry)
 {
 	char *err = NULL, sha[SHA256_HEX_LEN + 1], *digest = NULL;
-	struct regcache *r = regcache_new("127.0.0.1:1/x", &err);
+	struct regcache *r = regcache_new("127.0.0.1:1/x", NULL, &err);
 	ck_assert_ptr_nonnull(r);
 	int rc = regcache_fetch(r, "0000", "/nonexistent/never", -1, sha, &digest, &err);
 	ck_assert_int_lt(rc, 0);

@@ -645,11 +645,23 @@ static int install_in_container(const struct pipeline_request *req, const char *
 	if (rc == 0 && (strchr(dir, ':') || (mount_package_sh && strchr(package_sh, ':'))))
 		rc = pipeline_fail(req, errmsg, -EINVAL, "cannot bind-mount a path containing ':' (%s)", dir);
 
+	/* A daemon behind tcp:// may sit on another machine, where the bind
+	 * mounts would name folders that do not exist (or, worse, someone
+	 * else's).  Moving the work folder in and out through the archive API
+	 * is not there yet, so such a build fails plainly instead. */
+	if (rc == 0 && !docker_is_local(req->docker))
+		rc = pipeline_fail(req, errmsg, -EOPNOTSUPP,
+			  "the Docker daemon at %s is not local (tcp://): the build container cannot"
+			  " bind-mount the work folder, and copying it through the archive API is not"
+			  " implemented yet; use a unix:// DOCKER_HOST or builder=host",
+			  docker_endpoint(req->docker));
+
 	struct docker_container_spec spec = { .image = req->build_image, .env = cenv, .binds = binds,
 					      .labels = req->container_labels };
 	if (rc == 0) {
-		build_log(req->log_fd, "step 6: build container %s (uid %u, gid %u)", req->build_image,
-			  (unsigned)getuid(), (unsigned)getgid());
+		build_log(req->log_fd, "step 6: build container %s (uid %u, gid %u; work folder"
+			  " bind-mounted: the Docker daemon at %s is local)", req->build_image,
+			  (unsigned)getuid(), (unsigned)getgid(), docker_endpoint(req->docker));
 		rc = docker_container_create(req->docker, &spec, &id, &msg);
 	}
 	if (rc == 0)

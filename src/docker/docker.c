@@ -59,8 +59,7 @@
 struct docker {
 	CURL *curl;
 	char *endpoint;     /* as given: unix:///path or tcp://host:port */
-	char *socket_path;  /* NULL for tcp */
-	char *base_url;     /* http://localhost or http://host:port */
+	struct docker_endpoint ep;
 	char *api_version;  /* "1.41" once negotiated, else NULL */
 	atomic_bool cancelled;
 	/* CLOCK_MONOTONIC ns after which streaming calls stop (0: none) */
@@ -184,9 +183,95 @@ static char *sb_take(struct strbuf *sb)
 
 /* ---- lifecycle ------------------------------------------------------------ */
 
+int docker_endpoint_parse(const char *host, const char *tls_verify, const char *cert_path,
+			  const char *home, struct docker_endpoint *ep, char **errmsg)
+{
+	const char *hp;
+	size_t n;
+
+	memset(ep, 0, sizeof(*ep));
+	if (strncmp(host, "unix://", 7) == 0) {
+		if (host[7] != '/') {
+			set_err(errmsg, "%s: unix socket path must be absolute", host);
+			return -EINVAL;
+		}
+		ep->socket_path = strdup(host + 7);
+		ep->base_url = strdup("http://localhost");
+		if (!ep->socket_path || !ep->base_url)
+			goto oom;
+		return 0;
+	}
+	if (strncmp(host, "ssh://", 6) == 0) {
+		set_err(errmsg, "%s: ssh:// Docker endpoints are not supported; expose the daemon "
+			"on tcp:// with TLS (DOCKER_TLS_VERIFY=1, DOCKER_CERT_PATH) instead", host);
+		return -EINVAL;
+	}
+	if (strncmp(host, "tcp://", 6) != 0 && strncmp(host, "http://", 7) != 0 &&
+	    strncmp(host, "https://", 8) != 0) {
+		set_err(errmsg, "%s: unsupported Docker endpoint (want unix:// or tcp://)", host);
+		return -EINVAL;
+	}
+	hp = strstr(host, "://") + 3;
+	n = strcspn(hp, "/");
+	if (n == 0) {
+		set_err(errmsg, "%s: no host in endpoint", host);
+		return -EINVAL;
+	}
+	/* Docker's clients: any non-empty DOCKER_TLS_VERIFY means TLS with the
+	 * server verified against the CA and a client certificate. */
+	ep->tls = (tls_verify && *tls_verify) || strncmp(host, "https://", 8) == 0;
+	/* dockerd's default ports: 2376 with TLS, 2375 without. */
+	ep->base_url = str_printf("%s://%.*s%s", ep->tls ? "https" : "http", (int)n, hp,
+				  memchr(hp, ':', n) || hp[0] == '[' ? "" :
+				  ep->tls ? ":2376" : ":2375");
+	if (!ep->base_url)
+		goto oom;
+	if (ep->tls) {
+		char *dir;
+
+		if (cert_path && *cert_path)
+			dir = strdup(cert_path);
+		else if (home && *home)
+			dir = str_printf("%s/.docker", home);
+		else {
+			set_err(errmsg, "%s: DOCKER_TLS_VERIFY is set but neither DOCKER_CERT_PATH "
+				"nor HOME says where ca.pem, cert.pem and key.pem are", host);
+			docker_endpoint_release(ep);
+			return -EINVAL;
+		}
+		if (!dir)
+			goto oom;
+		ep->ca_file = str_printf("%s/ca.pem", dir);
+		ep->cert_file = str_printf("%s/cert.pem", dir);
+		ep->key_file = str_printf("%s/key.pem", dir);
+		free(dir);
+		if (!ep->ca_file || !ep->cert_file || !ep->key_file)
+			goto oom;
+	}
+	return 0;
+oom:
+	set_err(errmsg, "%s: out of memory", host);
+	docker_endpoint_release(ep);
+	return -ENOMEM;
+}
+
+void docker_endpoint_release(struct docker_endpoint *ep)
+{
+	free(ep->socket_path);
+	free(ep->base_url);
+	free(ep->ca_file);
+	free(ep->cert_file);
+	free(ep->key_file);
+	memset(ep, 0, sizeof(*ep));
+}
+
+/* One warning per process, not one per worker connection. */
+static atomic_flag plain_tcp_warned = ATOMIC_FLAG_INIT;
+
 struct docker *docker_new(const char *host, char **errmsg)
 {
 	struct docker *d;
+	int rc;
 
 	pthread_once(&global_once, global_init);
 	if (global_rc != CURLE_OK) {
@@ -206,32 +291,15 @@ struct docker *docker_new(const char *host, char **errmsg)
 	d->endpoint = strdup(host);
 	if (!d->endpoint)
 		goto oom;
-	if (strncmp(host, "unix://", 7) == 0) {
-		if (host[7] != '/') {
-			set_err(errmsg, "%s: unix socket path must be absolute", host);
-			goto fail;
-		}
-		d->socket_path = strdup(host + 7);
-		d->base_url = strdup("http://localhost");
-		if (!d->socket_path || !d->base_url)
-			goto oom;
-	} else if (strncmp(host, "tcp://", 6) == 0 || strncmp(host, "http://", 7) == 0) {
-		const char *hp = strstr(host, "://") + 3;
-		size_t n = strcspn(hp, "/");
-
-		if (n == 0) {
-			set_err(errmsg, "%s: no host in endpoint", host);
-			goto fail;
-		}
-		/* dockerd's plain-HTTP default port when none is given. */
-		d->base_url = str_printf("http://%.*s%s", (int)n, hp,
-					 memchr(hp, ':', n) || hp[0] == '[' ? "" : ":2375");
-		if (!d->base_url)
-			goto oom;
-	} else {
-		set_err(errmsg, "%s: unsupported Docker endpoint (want unix:// or tcp://)", host);
+	rc = docker_endpoint_parse(host, getenv("DOCKER_TLS_VERIFY"), getenv("DOCKER_CERT_PATH"),
+				   getenv("HOME"), &d->ep, errmsg);
+	if (rc == -ENOMEM)
+		goto oom;
+	if (rc != 0)
 		goto fail;
-	}
+	if (!d->ep.socket_path && !d->ep.tls && !atomic_flag_test_and_set(&plain_tcp_warned))
+		log_warn("docker: %s is plain TCP without TLS: anyone who can reach it controls the "
+			 "daemon (set DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH)", host);
 	d->curl = curl_easy_init();
 	if (!d->curl) {
 		set_err(errmsg, "%s: curl_easy_init failed", host);
@@ -252,8 +320,7 @@ void docker_free(struct docker *d)
 	if (d->curl)
 		curl_easy_cleanup(d->curl);
 	free(d->endpoint);
-	free(d->socket_path);
-	free(d->base_url);
+	docker_endpoint_release(&d->ep);
 	free(d->api_version);
 	free(d);
 }
@@ -261,6 +328,11 @@ void docker_free(struct docker *d)
 const char *docker_endpoint(const struct docker *d)
 {
 	return d->endpoint;
+}
+
+bool docker_is_local(const struct docker *d)
+{
+	return d->ep.socket_path != NULL;
 }
 
 void docker_cancel(struct docker *d)
@@ -499,6 +571,14 @@ static int curl_errno(struct docker *d, CURLcode cc, char **errmsg)
 		/* The daemon went away mid-request (stopped, crashed, restarted). */
 		set_err(errmsg, "%s: connection to the Docker daemon lost (%s)", d->endpoint, detail);
 		return -ECONNRESET;
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_CERTPROBLEM:
+		set_err(errmsg, "%s: TLS with the Docker daemon failed (%s); check ca.pem, cert.pem "
+			"and key.pem in DOCKER_CERT_PATH (%s)", d->endpoint, detail,
+			d->ep.ca_file ? d->ep.ca_file : "?");
+		return -EIO;
 	case CURLE_OUT_OF_MEMORY:
 		set_err(errmsg, "%s: out of memory", d->endpoint);
 		return -ENOMEM;
@@ -534,17 +614,24 @@ static int do_request(struct docker *d, struct request *r, char **errmsg)
 	}
 	docker_mux_init(&r->mux);
 	if (r->unversioned)
-		url = str_printf("%s%s", d->base_url, r->path);
+		url = str_printf("%s%s", d->ep.base_url, r->path);
 	else
-		url = str_printf("%s/v%s%s", d->base_url, d->api_version, r->path);
+		url = str_printf("%s/v%s%s", d->ep.base_url, d->api_version, r->path);
 	if (!url)
 		goto oom;
 
 	curl_easy_reset(d->curl);
 	d->curl_err[0] = '\0';
 	curl_easy_setopt(d->curl, CURLOPT_URL, url);
-	if (d->socket_path)
-		curl_easy_setopt(d->curl, CURLOPT_UNIX_SOCKET_PATH, d->socket_path);
+	if (d->ep.socket_path)
+		curl_easy_setopt(d->curl, CURLOPT_UNIX_SOCKET_PATH, d->ep.socket_path);
+	if (d->ep.tls) {
+		curl_easy_setopt(d->curl, CURLOPT_CAINFO, d->ep.ca_file);
+		curl_easy_setopt(d->curl, CURLOPT_SSLCERT, d->ep.cert_file);
+		curl_easy_setopt(d->curl, CURLOPT_SSLKEY, d->ep.key_file);
+		curl_easy_setopt(d->curl, CURLOPT_SSL_VERIFYPEER, 1L);
+		curl_easy_setopt(d->curl, CURLOPT_SSL_VERIFYHOST, 2L);
+	}
 	curl_easy_setopt(d->curl, CURLOPT_ERRORBUFFER, d->curl_err);
 	/* Signals and threads do not mix; timeouts then rely on the poll loop. */
 	curl_easy_setopt(d->curl, CURLOPT_NOSIGNAL, 1L);

@@ -4,7 +4,10 @@
  * Knows nothing about benchmarks.  One struct docker is one connection
  * (a libcurl easy handle, reused between calls): use one per thread.
  * The endpoint is DOCKER_HOST when set (unix:///path or tcp://host:port),
- * else unix:///var/run/docker.sock.  The API version is negotiated on the
+ * else unix:///var/run/docker.sock.  tcp:// speaks TLS as Docker's clients do
+ * when DOCKER_TLS_VERIFY is non-empty (server verified against
+ * $DOCKER_CERT_PATH/ca.pem, client certificate cert.pem + key.pem; the folder
+ * defaults to ~/.docker); plain tcp:// works with a warning; ssh:// is refused.  The API version is negotiated on the
  * first call (GET /version: min(daemon's ApiVersion, what this client speaks))
  * and used as the /vX.YZ prefix of every later request.
  *
@@ -37,6 +40,9 @@ void docker_free(struct docker *d);  /* NULL is a no-op */
 
 /* The endpoint as a URL-like string for messages ("unix:///var/run/docker.sock"). */
 const char *docker_endpoint(const struct docker *d);
+/* True for a unix socket: the daemon shares this machine's file system, so
+ * bind mounts of local folders work.  False for tcp:// (a remote engine). */
+bool docker_is_local(const struct docker *d);
 
 /* Makes every running and future streaming call of d return -ECANCELED.
  * Safe to call from another thread. */

@@ -1603,6 +1603,109 @@ END_TEST
 
 /* ---- suite --------------------------------------------------------------------- */
 
+/* ---- endpoint parsing (DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH) -- */
+
+START_TEST(test_endpoint_unix)
+{
+	struct docker_endpoint ep;
+	char *err = NULL;
+
+	ck_assert_int_eq(docker_endpoint_parse("unix:///run/d.sock", "1", "/c", "/h", &ep, &err), 0);
+	ck_assert_str_eq(ep.socket_path, "/run/d.sock");
+	ck_assert_str_eq(ep.base_url, "http://localhost");
+	/* TLS settings are for tcp only, as in Docker's clients. */
+	ck_assert(!ep.tls);
+	ck_assert_ptr_null(ep.ca_file);
+	docker_endpoint_release(&ep);
+	ck_assert_int_eq(docker_endpoint_parse("unix://run/d.sock", NULL, NULL, NULL, &ep, &err),
+			 -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "absolute"));
+	free(err);
+}
+END_TEST
+
+START_TEST(test_endpoint_tcp_plain)
+{
+	struct docker_endpoint ep;
+	char *err = NULL;
+
+	ck_assert_int_eq(docker_endpoint_parse("tcp://10.0.0.5", NULL, NULL, "/h", &ep, &err), 0);
+	ck_assert_ptr_null(ep.socket_path);
+	ck_assert(!ep.tls);
+	ck_assert_str_eq(ep.base_url, "http://10.0.0.5:2375");
+	ck_assert_ptr_null(ep.ca_file);
+	docker_endpoint_release(&ep);
+	/* An empty DOCKER_TLS_VERIFY means off, as in Docker's clients. */
+	ck_assert_int_eq(docker_endpoint_parse("tcp://h:4000/", "", "/c", "/h", &ep, &err), 0);
+	ck_assert(!ep.tls);
+	ck_assert_str_eq(ep.base_url, "http://h:4000");
+	docker_endpoint_release(&ep);
+	ck_assert_int_eq(docker_endpoint_parse("tcp://", NULL, NULL, NULL, &ep, &err), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "no host"));
+	free(err);
+}
+END_TEST
+
+START_TEST(test_endpoint_tcp_tls)
+{
+	struct docker_endpoint ep;
+	char *err = NULL;
+
+	ck_assert_int_eq(docker_endpoint_parse("tcp://127.0.0.1:2999", "1", "/certs", "/h",
+					       &ep, &err), 0);
+	ck_assert(ep.tls);
+	ck_assert_str_eq(ep.base_url, "https://127.0.0.1:2999");
+	ck_assert_str_eq(ep.ca_file, "/certs/ca.pem");
+	ck_assert_str_eq(ep.cert_file, "/certs/cert.pem");
+	ck_assert_str_eq(ep.key_file, "/certs/key.pem");
+	docker_endpoint_release(&ep);
+	/* No DOCKER_CERT_PATH: ~/.docker; no port: dockerd's TLS port. */
+	ck_assert_int_eq(docker_endpoint_parse("tcp://host.example", "yes", NULL, "/home/u",
+					       &ep, &err), 0);
+	ck_assert_str_eq(ep.base_url, "https://host.example:2376");
+	ck_assert_str_eq(ep.ca_file, "/home/u/.docker/ca.pem");
+	ck_assert_str_eq(ep.key_file, "/home/u/.docker/key.pem");
+	docker_endpoint_release(&ep);
+	ck_assert_int_eq(docker_endpoint_parse("tcp://h", "1", "", NULL, &ep, &err), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "DOCKER_CERT_PATH"));
+	ck_assert_ptr_null(ep.base_url);
+	free(err);
+}
+END_TEST
+
+START_TEST(test_endpoint_refused)
+{
+	struct docker_endpoint ep;
+	char *err = NULL;
+	struct docker *d;
+
+	ck_assert_int_eq(docker_endpoint_parse("ssh://user@host", NULL, NULL, "/h", &ep, &err),
+			 -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "ssh://"));
+	ck_assert_ptr_nonnull(strstr(err, "not supported"));
+	free(err);
+	err = NULL;
+	ck_assert_int_eq(docker_endpoint_parse("npipe:////./pipe/x", NULL, NULL, "/h", &ep, &err),
+			 -EINVAL);
+	free(err);
+	err = NULL;
+	/* docker_new refuses it too, with the same message. */
+	d = docker_new("ssh://user@host", &err);
+	ck_assert_ptr_null(d);
+	ck_assert_ptr_nonnull(strstr(err, "not supported"));
+	free(err);
+	err = NULL;
+	d = docker_new("unix:///nonexistent.sock", &err);
+	ck_assert_ptr_nonnull(d);
+	ck_assert(docker_is_local(d));
+	docker_free(d);
+	d = docker_new("tcp://127.0.0.1:1", &err);
+	ck_assert_ptr_nonnull(d);
+	ck_assert(!docker_is_local(d));
+	docker_free(d);
+}
+END_TEST
+
 static Suite *docker_suite(void)
 {
 	Suite *s = suite_create("docker");
@@ -1626,6 +1729,10 @@ static Suite *docker_suite(void)
 	tcase_add_test(tc, test_base64);
 	tcase_add_test(tc, test_base64_decode_forms);
 	tcase_add_test(tc, test_split_ref);
+	tcase_add_test(tc, test_endpoint_unix);
+	tcase_add_test(tc, test_endpoint_tcp_plain);
+	tcase_add_test(tc, test_endpoint_tcp_tls);
+	tcase_add_test(tc, test_endpoint_refused);
 	tcase_set_timeout(tc, 60);
 	suite_add_tcase(s, tc);
 

@@ -339,8 +339,8 @@ def test_token_registry(sebsfs, tmp_path, repo):
     """distribution's `auth: token`: the first machine gets its bearer token
     with a user and password (GET with Basic, scope pull,push), the second
     with an identity token (OAuth2 refresh_token grant, scope pull); the
-    token server of test_registry_token is the one asked."""
-    from test_registry_token import (ISSUER, PASSWORD as T_PASSWORD, REFRESH_TOKEN, SERVICE,
+    token server of registry_token_server (shared with test_registry_token) is the one asked."""
+    from registry_token_server import (ISSUER, PASSWORD as T_PASSWORD, REFRESH_TOKEN, SERVICE,
                                      USER as T_USER, TokenServer)
     with TokenServer(tmp_path) as ts, PrivateRegistry(
             tmp_path / "token-registry", free_port(),

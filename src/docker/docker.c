@@ -370,11 +370,11 @@ static bool past_deadline(const struct docker *d)
 
 /* ---- the request engine --------------------------------------------------- */
 
-enum sink { SINK_BUFFER, SINK_JSON, SINK_MUX, SINK_RAW };
+enum sink { SINK_BUFFER, SINK_JSON, SINK_MUX, SINK_RAW, SINK_DATA };
 
 struct request {
 	/* in */
-	const char *method;        /* GET, POST, DELETE */
+	const char *method;        /* GET, POST, PUT, DELETE */
 	const char *path;          /* escaped path and query, no version prefix */
 	const char *what;          /* names the operation in messages */
 	bool unversioned;          /* /_ping and /version */
@@ -385,6 +385,7 @@ struct request {
 	const char *registry_auth; /* X-Registry-Auth value, or NULL */
 	enum sink sink;
 	docker_output_fn out;
+	docker_data_fn data;       /* SINK_DATA */
 	void *ctx;
 
 	/* out: owned by the request, released by request_done() */
@@ -487,6 +488,8 @@ static size_t write_cb(char *data, size_t size, size_t nmemb, void *userp)
 		rc = json_stream_feed(r->js, data, n);
 	} else if (r->sink == SINK_MUX) {
 		rc = docker_mux_feed(&r->mux, data, n, r->out, r->ctx);
+	} else if (r->sink == SINK_DATA) {
+		rc = r->data(r->ctx, data, n);
 	} else if (r->out) {
 		r->out(r->ctx, 1, data, n);
 	}
@@ -654,8 +657,11 @@ static int do_request(struct docker *d, struct request *r, char **errmsg)
 	headers = h;
 	if (strcmp(r->method, "GET") == 0) {
 		curl_easy_setopt(d->curl, CURLOPT_HTTPGET, 1L);
-	} else if (strcmp(r->method, "POST") == 0) {
-		curl_easy_setopt(d->curl, CURLOPT_POST, 1L);
+	} else if (strcmp(r->method, "POST") == 0 || r->upload_fd >= 0) {
+		if (strcmp(r->method, "POST") == 0)
+			curl_easy_setopt(d->curl, CURLOPT_POST, 1L);
+		else  /* PUT of an upload, read as it comes */
+			curl_easy_setopt(d->curl, CURLOPT_UPLOAD, 1L);
 		if (r->upload_fd >= 0) {
 			curl_easy_setopt(d->curl, CURLOPT_READFUNCTION, read_cb);
 			curl_easy_setopt(d->curl, CURLOPT_READDATA, r);
@@ -699,6 +705,8 @@ static int do_request(struct docker *d, struct request *r, char **errmsg)
 			set_err(errmsg, "%s: %s", r->what, r->stream_err);
 		else if (rc == -ENOMEM)
 			set_err(errmsg, "%s: out of memory", r->what);
+		else if (r->sink == SINK_DATA)
+			set_err(errmsg, "%s: the receiver stopped (%s)", r->what, strerror(-rc));
 		else
 			set_err(errmsg, "%s: malformed response from %s", r->what, d->endpoint);
 	} else if (cc == CURLE_ABORTED_BY_CALLBACK && atomic_load(&d->cancelled)) {
@@ -1245,6 +1253,51 @@ out:
 	free(path);
 	free(what);
 	return rc;
+}
+
+/* PUT or GET /containers/{id}/archive?path=path with r (method, upload or sink set). */
+static int archive_call(struct docker *d, struct request *r, const char *id, const char *path,
+			const char *what_fmt, char **errmsg)
+{
+	char *url = make_path(d, "/containers/", id, "/archive",
+			      (const char *const[]){ "path", path, NULL });
+	char *what = what_printf(what_fmt, id);
+	int rc;
+
+	r->streaming = true;
+	if (!url || !what) {
+		rc = -ENOMEM;
+		set_err(errmsg, "container archive: out of memory");
+	} else {
+		r->path = url;
+		r->what = what;
+		rc = do_request(d, r, errmsg);
+	}
+	request_done(r);
+	free(url);
+	free(what);
+	return rc;
+}
+
+int docker_container_archive_put(struct docker *d, const char *id, const char *path, int tar_fd,
+				 char **errmsg)
+{
+	struct request r = { .method = "PUT", .upload_fd = tar_fd, .sink = SINK_BUFFER };
+
+	if (tar_fd < 0) {
+		set_err(errmsg, "container archive put %s: no archive", id);
+		return -EBADF;
+	}
+	return archive_call(d, &r, id, path, "container archive put %s", errmsg);
+}
+
+int docker_container_archive_get(struct docker *d, const char *id, const char *path,
+				 docker_data_fn out, void *ctx, char **errmsg)
+{
+	struct request r = { .method = "GET", .upload_fd = -1, .sink = SINK_DATA, .data = out,
+			     .ctx = ctx };
+
+	return archive_call(d, &r, id, path, "container archive get %s", errmsg);
 }
 
 int docker_container_remove(struct docker *d, const char *id, bool force, char **errmsg)

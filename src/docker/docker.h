@@ -112,6 +112,24 @@ int docker_container_logs(struct docker *d, const char *id, bool follow, docker_
 /* DELETE /containers/{id}?force=1&v=1 when force. */
 int docker_container_remove(struct docker *d, const char *id, bool force, char **errmsg);
 
+/* A sink for raw response bodies: 0 to go on, -errno to stop the transfer
+ * (the call then fails with that value). */
+typedef int (*docker_data_fn)(void *ctx, const void *data, size_t len);
+
+/* PUT /containers/{id}/archive?path=path: extracts the tar stream read from
+ * tar_fd until EOF (uploaded with chunked encoding, never held whole) into
+ * the folder path of the container (which must exist; created or stopped
+ * containers too).  Entries keep the tar's owners and modes.  A streaming
+ * call: no total timeout, stops on docker_cancel and the deadline. */
+int docker_container_archive_put(struct docker *d, const char *id, const char *path, int tar_fd,
+				 char **errmsg);
+/* GET /containers/{id}/archive?path=path: the tar of path (entries named
+ * after its last component: "function/...") as it comes, to out.  A
+ * streaming call, like docker_container_archive_put.  -ENOENT: no such
+ * container or path. */
+int docker_container_archive_get(struct docker *d, const char *id, const char *path,
+				 docker_data_fn out, void *ctx, char **errmsg);
+
 /* One container of GET /containers/json. */
 struct docker_container_summary {
 	char *id;

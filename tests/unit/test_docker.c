@@ -1443,6 +1443,91 @@ static int build_through_pipe(struct docker *d, const char *tag, const char *doc
 	return rc;
 }
 
+/* The archive API both ways: a tar streamed in through a pipe, the
+ * container's change streamed back to a callback; a receiver that stops,
+ * a missing path and a cancelled handle end the transfer plainly. */
+static int collect_data(void *ctx, const void *data, size_t len)
+{
+	mb_add(ctx, data, len);
+	return 0;
+}
+
+static int refuse_data(void *ctx, const void *data, size_t len)
+{
+	(void)ctx;
+	(void)data;
+	(void)len;
+	return -EPIPE;
+}
+
+static bool mem_has(const struct membuf *mb, const char *text)
+{
+	size_t n = strlen(text);
+
+	for (size_t i = 0; mb->len >= n && i <= mb->len - n; i++)
+		if (!memcmp(mb->p + i, text, n))
+			return true;
+	return false;
+}
+
+START_TEST(test_container_archive)
+{
+	struct docker *d = connect_daemon();
+	char *err = NULL, *id = NULL;
+	const char *const cmd[] = { "sh", "-c", "cat /tmp/in/a /tmp/in/a > /tmp/in/b", NULL };
+	struct docker_container_spec spec = { .image = BUSYBOX_IMAGE, .cmd = cmd };
+	struct feeder f = { 0 };
+	struct membuf got = { 0 };
+	pthread_t th;
+	int fds[2], code = -1;
+
+	ck_assert_msg(docker_container_create(d, &spec, &id, &err) == 0, "%s", err);
+	track_container(id);
+	tar_entry(&f.tar, "in/", '5', 0755, NULL, 0, NULL);
+	tar_entry(&f.tar, "in/a", '0', 0644, "hello\n", 6, NULL);
+	tar_end(&f.tar);
+	ck_assert_int_eq(pipe2(fds, O_CLOEXEC), 0);
+	f.fd = fds[1];
+	ck_assert_int_eq(pthread_create(&th, NULL, feed_context, &f), 0);
+	ck_assert_msg(docker_container_archive_put(d, id, "/tmp", fds[0], &err) == 0, "%s", err);
+	close(fds[0]);
+	pthread_join(th, NULL);
+	free(f.tar.p);
+
+	ck_assert_int_eq(docker_container_archive_put(d, id, "/no/such/dir", -1, &err), -EBADF);
+	free(err);
+	err = NULL;
+	ck_assert_msg(docker_container_start(d, id, &err) == 0, "%s", err);
+	ck_assert_msg(docker_container_wait(d, id, &code, &err) == 0, "%s", err);
+	ck_assert_int_eq(code, 0);
+
+	ck_assert_msg(docker_container_archive_get(d, id, "/tmp/in", collect_data, &got, &err) == 0,
+		      "%s", err);
+	ck_assert(mem_has(&got, "in/b"));
+	ck_assert(mem_has(&got, "hello\nhello\n"));
+	free(got.p);
+
+	ck_assert_int_eq(docker_container_archive_get(d, id, "/tmp/in", refuse_data, NULL, &err),
+			 -EPIPE);
+	ck_assert_msg(strstr(err, "receiver stopped"), "%s", err);
+	free(err);
+	err = NULL;
+	ck_assert_int_eq(docker_container_archive_get(d, id, "/no/such", collect_data, &got, &err),
+			 -ENOENT);
+	free(err);
+	err = NULL;
+	docker_cancel(d);
+	ck_assert_int_eq(docker_container_archive_get(d, id, "/tmp/in", collect_data, &got, &err),
+			 -ECANCELED);
+	free(err);
+	err = NULL;
+	docker_reset_cancel(d);
+	ck_assert_msg(docker_container_remove(d, id, true, &err) == 0, "%s", err);
+	free(id);
+	docker_free(d);
+}
+END_TEST
+
 START_TEST(test_build)
 {
 	struct docker *d = connect_daemon();
@@ -1771,6 +1856,7 @@ static Suite *docker_suite(void)
 	tcase_add_test(tc, test_container_labels_and_list);
 	tcase_add_test(tc, test_pull_unreachable);
 	tcase_add_test(tc, test_build);
+	tcase_add_test(tc, test_container_archive);
 	tcase_add_test(tc, test_build_broken);
 	tcase_add_test(tc, test_push);
 	tcase_add_test(tc, test_cancel);

@@ -21,9 +21,9 @@
  * lost mid-request (the daemon stopped or crashed) -ECONNRESET,
  * 404 -ENOENT, 409 -EEXIST, other 4xx -EINVAL, 5xx -EIO, bad JSON -EPROTO,
  * an error inside a progress stream -EIO, cancelled -ECANCELED.
- * Control calls have bounded timeouts (connect 5 s, total 20 s); pull, wait
- * and logs(follow) have none (builds can be long) but stop when
- * docker_cancel() is called from another thread.
+ * Control calls have bounded timeouts (connect 5 s, total 20 s); pull, wait,
+ * logs(follow) and the archive transfers have none (builds can be long) but
+ * stop when docker_cancel() is called from another thread.
  */
 #ifndef SEBSFS_DOCKER_H
 #define SEBSFS_DOCKER_H

@@ -165,6 +165,33 @@ static int keep_own_package_sh(const char *dir, const char *fresh, char **errmsg
 	return rc;
 }
 
+/* fresh takes dir's place and dir's old tree ends up at fresh.  One step
+ * (dir is never half old, half new) where the file system can exchange;
+ * else two renames, with a moment in which dir does not exist. */
+static int swap_in(const char *fresh, const char *dir)
+{
+	char *aside;
+	int rc = 0;
+
+	if (renameat2(AT_FDCWD, fresh, AT_FDCWD, dir, RENAME_EXCHANGE) == 0)
+		return 0;
+	if (errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
+		return -errno;
+	aside = str_printf("%s.old", fresh);
+	if (!aside)
+		return -ENOMEM;
+	if (rename(dir, aside) < 0) {
+		rc = -errno;
+	} else if (rename(fresh, dir) < 0) {
+		rc = -errno;
+		rename(aside, dir);  /* the old tree back; the build fails anyway */
+	} else if (rename(aside, fresh) < 0) {
+		rc = rm_rf(aside);   /* the new tree is in place: only the old one is left over */
+	}
+	free(aside);
+	return rc;
+}
+
 int containerfs_get(struct docker *d, const char *id, const char *dir, bool skip_package_sh,
 		    uid_t uid, char **foreign, char **errmsg)
 {
@@ -185,12 +212,9 @@ int containerfs_get(struct docker *d, const char *id, const char *dir, bool skip
 			   msg ? msg : strerror(-rc));
 	if (rc == 0 && skip_package_sh)
 		rc = keep_own_package_sh(dir, fresh, errmsg);
-	/* one step: dir is never half old, half new */
-	if (rc == 0 && renameat2(AT_FDCWD, fresh, AT_FDCWD, dir, RENAME_EXCHANGE) < 0) {
-		rc = -errno;
+	if (rc == 0 && (rc = swap_in(fresh, dir)) < 0)
 		errmsg_set(errmsg, "cannot put the container's %s in place of %s: %s",
 			   CONTAINERFS_PATH, dir, strerror(-rc));
-	}
 	if (fresh) {
 		/* the old tree after the exchange, else the partial new one */
 		int rm = rm_rf(fresh);

@@ -21,13 +21,14 @@ from pathlib import Path
 
 import pytest
 
-from sebsfs_testlib import (BENCH_DIRS, DYNAMIC_HTML, alive, append, edit_json,
+from sebsfs_testlib import (BENCH_DIRS, DYNAMIC_HTML, SLEEP, alive, append, edit_json,
                             end_process, free_port, names, open_errno, read, run, state,
                             systems, wait_for)
 from test_docker_builder import start_as_test_user
 
 SP = ".python_packages/lib/site-packages/"
-IMAGES = ("build.aws.python.3.11", "build.gcp.nodejs.20", "build.aws.java.17")
+IMAGES = ("build.aws.python.3.11", "build.gcp.nodejs.20", "build.aws.java.17",
+          "build.aws.cpp.all")
 BRIDGE_ADDR = "10.213.77.1/24"
 
 
@@ -196,12 +197,14 @@ def remote_containers(remote, image):
 
 
 def test_packages_through_the_remote_daemon_equal_local_ones(sebsfs, tmp_path, remote, suite):
-    """python (dependency wheels and package.sh), nodejs (a file dependency)
-    and a java jar (Maven in the container): the same bytes from both."""
+    """python (dependency wheels and package.sh), nodejs (a file dependency),
+    a java jar (Maven in the container) and a C++ zip (CMake in the
+    container): the same bytes from both."""
     local, far = local_and_remote(sebsfs, tmp_path, remote)
     cases = (("aws", "python-3.11", DYNAMIC_HTML, ".zip"),
              ("gcp", "nodejs-20", DYNAMIC_HTML, ".zip"),
-             ("aws", "java-17", DYNAMIC_HTML, ".jar"))
+             ("aws", "java-17", DYNAMIC_HTML, ".jar"),
+             ("aws", "cpp-all", SLEEP, ".zip"))
     for platform, runtime, bench, suffix in cases:
         a = read(local.path(platform, runtime, bench + suffix))
         b = read(far.path(platform, runtime, bench + suffix))

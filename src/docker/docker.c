@@ -17,6 +17,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -500,11 +501,31 @@ static size_t write_cb(char *data, size_t size, size_t nmemb, void *userp)
 	return n;
 }
 
+/* How often an upload that has nothing to send looks at cancel and deadline. */
+#define UPLOAD_POLL_MS 200
+
 static size_t read_cb(char *buf, size_t size, size_t nitems, void *userp)
 {
 	struct request *r = userp;
 	ssize_t n;
 
+	/* libcurl calls no progress callback while this one blocks: a producer
+	 * that stalls (a slow disk, a stuck file system) must not make the
+	 * upload deaf to docker_cancel and the deadline. */
+	for (;;) {
+		struct pollfd p = { .fd = r->upload_fd, .events = POLLIN };
+		int ready;
+
+		if (r->streaming && (atomic_load(&r->d->cancelled) || past_deadline(r->d)))
+			return CURL_READFUNC_ABORT;
+		ready = poll(&p, 1, UPLOAD_POLL_MS);
+		if (ready > 0)
+			break;
+		if (ready < 0 && errno != EINTR) {
+			r->upload_rc = -errno;
+			return CURL_READFUNC_ABORT;
+		}
+	}
 	do {
 		n = read(r->upload_fd, buf, size * nitems);
 	} while (n < 0 && errno == EINTR);

@@ -1686,6 +1686,38 @@ START_TEST(test_cancel)
 }
 END_TEST
 
+/* An upload whose producer stalls (nothing to read, the pipe still open)
+ * still ends on docker_cancel: a cancelled build must not hang in it. */
+START_TEST(test_cancel_stalled_upload)
+{
+	struct docker *d = connect_daemon();
+	char *err = NULL, *id = NULL;
+	const char *const cmd[] = { "true", NULL };
+	struct docker_container_spec spec = { .image = BUSYBOX_IMAGE, .cmd = cmd };
+	struct canceller cc = { .d = d, .delay_ms = 300 };
+	pthread_t th;
+	int fds[2];
+	double t0;
+
+	ck_assert_msg(docker_container_create(d, &spec, &id, &err) == 0, "%s", err);
+	track_container(id);
+	ck_assert_int_eq(pipe2(fds, O_CLOEXEC), 0);
+	t0 = now_s();
+	ck_assert_int_eq(pthread_create(&th, NULL, cancel_later, &cc), 0);
+	ck_assert_int_eq(docker_container_archive_put(d, id, "/tmp", fds[0], &err), -ECANCELED);
+	ck_assert_double_lt(now_s() - t0, 5.0);
+	pthread_join(th, NULL);
+	ck_assert_ptr_nonnull(strstr(err, "cancel"));
+	free(err);
+	err = NULL;
+	close(fds[0]);
+	close(fds[1]);
+	ck_assert_msg(docker_container_remove(d, id, true, &err) == 0, "%s", err);
+	free(id);
+	docker_free(d);
+}
+END_TEST
+
 /* ---- suite --------------------------------------------------------------------- */
 
 /* ---- endpoint parsing (DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH) -- */
@@ -1860,6 +1892,7 @@ static Suite *docker_suite(void)
 	tcase_add_test(tc, test_build_broken);
 	tcase_add_test(tc, test_push);
 	tcase_add_test(tc, test_cancel);
+	tcase_add_test(tc, test_cancel_stalled_upload);
 	tcase_set_timeout(tc, 90);
 	suite_add_tcase(s, tc);
 	return s;

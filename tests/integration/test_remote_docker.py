@@ -16,6 +16,7 @@ import signal
 import shutil
 import subprocess
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -255,32 +256,63 @@ def test_failed_remote_build_keeps_the_good_package(sebsfs, tmp_path, remote, su
     assert not remote_containers(remote, image_tags(suite)[0])
 
 
+@pytest.fixture
+def remote_build_image(suite, remote):
+    """Factory: a build image for aws/python-3.11 in the remote daemon only,
+    derived from the real one with cmd as its command (and no entrypoint),
+    in a private repository that the suite copy's systems.json then names."""
+    repo = f"sebsfs-test/t{uuid.uuid4().hex[:10]}"
+    made = []
+
+    def make(cmd):
+        v = systems(suite)["general"]["SeBS_version"]
+        image = f"{repo}:build.aws.python.3.11-{v}"
+        ctx = suite.parent / f"ctx-{len(made)}"
+        ctx.mkdir()
+        (ctx / "Dockerfile").write_text(
+            f"FROM {image_tags(suite)[0]}\nENTRYPOINT []\nCMD [\"sh\", \"-c\", \"{cmd}\"]\n")
+        remote.cli("build", "-q", "-t", image, str(ctx))
+        made.append(image)
+        edit_json(suite / "configs" / "systems.json",
+                  lambda d: d["general"].__setitem__("docker_repository", repo))
+        return image
+
+    yield make
+    for image in made:
+        remote.cli("rmi", "-f", image, check=False)
+
+
 def test_image_that_ignores_uid_fails_on_the_remote_path_too(sebsfs, suite, remote,
-                                                             monkeypatch):
+                                                             remote_build_image, monkeypatch):
     """As test_docker_builder's bind-mount test: a container that leaves a
     root-owned file fails the build of an unprivileged sebsfs, here seen in
     the uids of the tar the archive API returns."""
-    repo = f"sebsfs-test/t{uuid.uuid4().hex[:10]}"
-    v = systems(suite)["general"]["SeBS_version"]
-    source = image_tags(suite)[0]
-    image = f"{repo}:build.aws.python.3.11-{v}"
-    ctx = suite.parent / "rootful-ctx"
-    ctx.mkdir()
-    (ctx / "Dockerfile").write_text(
-        f"FROM {source}\nENTRYPOINT []\nCMD [\"sh\", \"-c\", \"touch /mnt/function/root-owned\"]\n")
-    remote.cli("build", "-q", "-t", image, str(ctx))
-    try:
-        edit_json(suite / "configs" / "systems.json",
-                  lambda d: d["general"].__setitem__("docker_repository", repo))
-        for k, val in remote.env().items():
-            monkeypatch.setenv(k, val)
-        m = start_as_test_user(sebsfs, suite, ("builder=docker",))
-        monkeypatch.undo()
-        assert open_errno(m.zip("aws", "python-3.11", DYNAMIC_HTML)) == 5
-        log = log_of(m, "aws", "python-3.11", DYNAMIC_HTML)
-        assert "archive API" in log
-        assert "root-owned (uid 0)" in log and "not owned by uid" in log, log
-        assert "CONTAINER_UID/CONTAINER_GID" in log
-        assert not remote_containers(remote, image)
-    finally:
-        remote.cli("rmi", "-f", image, check=False)
+    image = remote_build_image("touch /mnt/function/root-owned")
+    for k, val in remote.env().items():
+        monkeypatch.setenv(k, val)
+    m = start_as_test_user(sebsfs, suite, ("builder=docker",))
+    monkeypatch.undo()
+    assert open_errno(m.zip("aws", "python-3.11", DYNAMIC_HTML)) == 5
+    log = log_of(m, "aws", "python-3.11", DYNAMIC_HTML)
+    assert "archive API" in log
+    assert "root-owned (uid 0)" in log and "not owned by uid" in log, log
+    assert "CONTAINER_UID/CONTAINER_GID" in log
+    assert not remote_containers(remote, image)
+
+
+def test_build_time_limit_stops_a_remote_build(sebsfs, tmp_path, remote, remote_build_image):
+    """-o build_timeout on the archive path: the build ends, its container is
+    removed from the remote daemon, the worker is free again."""
+    image = remote_build_image("sleep 600")
+    m = sebsfs(options=("builder=docker", "build_timeout=5"), cache=tmp_path / "c",
+               env=remote.env())
+    z = m.zip("aws", "python-3.11", DYNAMIC_HTML)
+    t0 = time.monotonic()
+    assert open_errno(z) == 5
+    assert time.monotonic() - t0 < 120, "the remote build outlived its time limit"
+    log = log_of(m, "aws", "python-3.11", DYNAMIC_HTML)
+    assert "archive API" in log
+    assert "build time limit reached" in log, log
+    assert state(z) == "failed"
+    assert wait_for(lambda: not remote_containers(remote, image), 30), \
+        "the timed-out build container was left in the remote daemon"

@@ -13,6 +13,7 @@
 #include "containerfs.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -29,6 +30,14 @@
 #include "zipnorm.h"
 
 #define PACKAGE_SH "package.sh"
+
+/* Bounds of what comes back.  Larger than zipnorm's defaults for a build
+ * tool's archive: the container is trusted as much as on the bind path (it
+ * could fill a bind-mounted folder without any limit), and a work folder
+ * with a large node_modules or site-packages is normal; these only stop
+ * nonsense before the disk does. */
+#define DOWNLOAD_MAX_BYTES   (UINT64_C(16) << 30)  /* 16 GiB of file content */
+#define DOWNLOAD_MAX_ENTRIES (UINT64_C(1) << 22)   /* 4,194,304 entries */
 
 static int add_package_sh(struct tarstream *ts, int dirfd, void *ctx)
 {
@@ -115,7 +124,8 @@ static int download(struct docker *d, const char *id, const char *fresh, bool sk
 	static const char *const skip[] = { PACKAGE_SH, NULL };
 	struct consumer c = { .fd = -1, .dest = fresh, .opts = {
 		.strip = CONTAINERFS_NAME, .skip = skip_package_sh ? skip : NULL,
-		.check_owner = true, .owner = uid, .foreign = foreign } };
+		.check_owner = true, .owner = uid, .foreign = foreign,
+		.max_bytes = DOWNLOAD_MAX_BYTES, .max_entries = DOWNLOAD_MAX_ENTRIES } };
 	pthread_t thread;
 	char *msg = NULL;
 	int fds[2], rc;

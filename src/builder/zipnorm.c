@@ -454,9 +454,12 @@ static int zn_extract_entry(struct zn *z, struct archive_entry *ae)
 			rc = zn_check_owner(z, ae, name, full);
 		if (rc)
 			return rc;
-		if (!*name || !strcmp(name, "/"))  /* the folder itself */
-			return type == AE_IFDIR ? zn_add_mode(z, NULL, archive_entry_perm(ae) & 0777)
-						: (errmsg_set(z->errmsg, "entry %s: not a folder", full), -EINVAL);
+		if (!*name || !strcmp(name, "/")) {  /* the folder itself */
+			if (type == AE_IFDIR && !hardlink)
+				return zn_add_mode(z, NULL, archive_entry_perm(ae) & 0777);
+			errmsg_set(z->errmsg, "entry %s: not a folder", full);
+			return -EINVAL;
+		}
 	} else if (archive_entry_hardlink(ae)) {
 		errmsg_set(z->errmsg, "entry %s: a hard link", name);
 		return -EINVAL;

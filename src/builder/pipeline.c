@@ -22,10 +22,12 @@
 #include <unistd.h>
 
 #include "buildlog.h"
+#include "containerfs.h"
 #include "deplayer.h"
 #include "fsutil.h"
 #include "docker.h"
 #include "layout.h"
+#include "tarstream.h"
 #include "process.h"
 #include "walk.h"
 #include "zipsplice.h"
@@ -616,6 +618,39 @@ static int container_failed(const struct pipeline_request *req, int status, char
 	return rc;
 }
 
+static int foreign_owner_failure(const struct pipeline_request *req, const char *who,
+				 char **errmsg)
+{
+	return pipeline_fail(req, errmsg, -EPERM, "the build container left %s, not owned by uid"
+			     " %u: the image must honour CONTAINER_UID/CONTAINER_GID", who,
+			     (unsigned)getuid());
+}
+
+/* The archive path's way back: dir replaced by the container's
+ * /mnt/function, whose entries must all be the caller's (as the bind path
+ * checks the folder afterwards); the substituted package.sh stays out. */
+static int copy_out(const struct pipeline_request *req, const char *id, const char *dir,
+		    bool substituted_package_sh, char **errmsg)
+{
+	char *foreign = NULL, *msg = NULL;
+	int rc = containerfs_get(req->docker, id, dir, substituted_package_sh, getuid(), &foreign,
+				 &msg);
+	if (rc == -EPERM && foreign) {
+		char *who = str_printf(foreign[0] == '(' ? "%s %s" : "%s/%s", dir, foreign);
+		rc = who ? foreign_owner_failure(req, who, errmsg) : -ENOMEM;
+		free(who);
+	} else if (rc < 0) {
+		rc = pipeline_fail(req, errmsg, rc, "build container %s: %s", req->build_image,
+				   msg ? msg : strerror(-rc));
+	} else {
+		build_log(req->log_fd, "step 6: copied %s out of the container into %s",
+			  CONTAINERFS_PATH, dir);
+	}
+	free(foreign);
+	free(msg);
+	return rc;
+}
+
 /* Step 6 in the SeBS build container (SEBS.md section 6), in folder dir;
  * env: everything but the CONTAINER_* variables. */
 static int install_in_container(const struct pipeline_request *req, const char *dir,
@@ -641,16 +676,33 @@ static int install_in_container(const struct pipeline_request *req, const char *
 			    mount_package_sh ? str_printf("%s:/mnt/function/package.sh:ro", package_sh) : NULL };
 	const char *binds[] = { binds_s[0], binds_s[1], NULL };
 	char *id = NULL, *msg = NULL;
+	/* A daemon behind tcp:// may sit on another machine, where the bind
+	 * mounts would name folders that do not exist (or, worse, someone
+	 * else's): the work folder then goes in and out through the archive
+	 * API (containerfs.h), which gives the container the same view. */
+	bool local = docker_is_local(req->docker);
 	int rc = (ids[0] && ids[1] && binds_s[0] && (!mount_package_sh || binds_s[1])) ? 0 : -ENOMEM;
-	if (rc == 0 && (strchr(dir, ':') || (mount_package_sh && strchr(package_sh, ':'))))
+	if (rc == 0 && local && (strchr(dir, ':') || (mount_package_sh && strchr(package_sh, ':'))))
 		rc = pipeline_fail(req, errmsg, -EINVAL, "cannot bind-mount a path containing ':' (%s)", dir);
 
-	struct docker_container_spec spec = { .image = req->build_image, .env = cenv, .binds = binds,
+	struct docker_container_spec spec = { .image = req->build_image, .env = cenv,
+					      .binds = local ? binds : NULL,
 					      .labels = req->container_labels };
 	if (rc == 0) {
-		build_log(req->log_fd, "step 6: build container %s (uid %u, gid %u)", req->build_image,
-			  (unsigned)getuid(), (unsigned)getgid());
+		build_log(req->log_fd, "step 6: build container %s (uid %u, gid %u; %s: the Docker"
+			  " daemon at %s is %s)", req->build_image, (unsigned)getuid(),
+			  (unsigned)getgid(), local ? "work folder bind-mounted"
+			  : "work folder copied in and out through the archive API",
+			  docker_endpoint(req->docker), local ? "local" : "remote");
 		rc = docker_container_create(req->docker, &spec, &id, &msg);
+	}
+	if (rc == 0 && !local) {
+		struct tarstream_stats sent = { 0 };
+		rc = containerfs_put(req->docker, id, dir, mount_package_sh ? package_sh : NULL,
+				     getuid(), getgid(), &sent, &msg);
+		if (rc == 0)
+			build_log(req->log_fd, "step 6: copied %s in as %s: %llu entries, %llu bytes",
+				  dir, CONTAINERFS_PATH, sent.entries, sent.bytes);
 	}
 	if (rc == 0)
 		rc = docker_container_start(req->docker, id, &msg);
@@ -664,6 +716,8 @@ static int install_in_container(const struct pipeline_request *req, const char *
 			  msg ? msg : strerror(-rc));
 	else if (status != 0)
 		rc = container_failed(req, status, errmsg);
+	if (rc == 0 && !local)
+		rc = copy_out(req, id, dir, mount_package_sh, errmsg);
 	if (id) {
 		/* always removed, also after a failure or a cancellation */
 		char *rmsg = NULL;
@@ -673,18 +727,17 @@ static int install_in_container(const struct pipeline_request *req, const char *
 	}
 	/* the package.sh bind mount leaves an empty mount point behind */
 	struct stat st;
-	if (mount_package_sh && !had_package_sh && lstat(placeholder, &st) == 0 &&
+	if (local && mount_package_sh && !had_package_sh && lstat(placeholder, &st) == 0 &&
 	    S_ISREG(st.st_mode) && st.st_size == 0)
 		unlink(placeholder);
-	if (rc == 0) {
+	if (rc == 0 && local) {
 		char *who = NULL, *wmsg = NULL;
 		int orc = find_foreign_owner(dir, getuid(), &who, &wmsg);
 		if (orc < 0)
 			rc = pipeline_fail(req, errmsg, orc, "cannot check the work folder: %s",
 				  wmsg ? wmsg : strerror(-orc));
 		else if (who)
-			rc = pipeline_fail(req, errmsg, -EPERM, "the build container left %s, not owned by uid %u: the image must honour CONTAINER_UID/CONTAINER_GID",
-				  who, (unsigned)getuid());
+			rc = foreign_owner_failure(req, who, errmsg);
 		free(who);
 		free(wmsg);
 	}

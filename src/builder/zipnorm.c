@@ -39,14 +39,24 @@
 
 #define ZN_BLOCK (64 * 1024)
 
+/* A folder whose permission bits are applied once its entries are in. */
+struct zn_mode {
+	char *rel;                  /* NULL: the root */
+	mode_t perm;
+};
+
 struct zn {
 	struct archive *a;
 	int rootfd;                 /* the extraction folder */
+	bool tar;                   /* a tar stream (tar_extract), else a zip */
+	const struct tar_extract_options *topts;  /* tar only */
 	uint64_t bytes_left;        /* of opts->max_bytes */
 	uint64_t max_bytes;
 	uint64_t max_entries;
 	char **names;               /* every entry's name, without a trailing '/' */
 	size_t n_names, cap_names;
+	struct zn_mode *modes;      /* tar: folders' permission bits, in entry order */
+	size_t n_modes, cap_modes;
 	char *buf;
 	char **errmsg;
 };
@@ -201,8 +211,10 @@ static int zn_exists(int dfd, const char *last, const char *name, char **errmsg)
 static int zn_write_file(struct zn *z, struct archive_entry *ae, int dfd, const char *last,
 			 const char *name)
 {
-	/* only the execute bit reaches the zip; the rest is fixed */
-	mode_t perm = (archive_entry_perm(ae) & 0111) ? 0755 : 0644;
+	/* a zip: only the execute bit reaches the output, the rest is fixed;
+	 * a tar: the permission bits as they were, never setuid/setgid/sticky */
+	mode_t perm = z->tar ? (archive_entry_perm(ae) & 0777)
+			     : (archive_entry_perm(ae) & 0111) ? 0755 : 0644;
 	int fd, rc = 0;
 
 	if (archive_entry_size_is_set(ae) && (uint64_t)archive_entry_size(ae) > z->bytes_left) {
@@ -279,6 +291,27 @@ static int zn_write_symlink(struct zn *z, struct archive_entry *ae, int dfd, con
 	return 0;
 }
 
+/* A folder's permission bits, applied by zn_apply_modes at the end (a
+ * folder without write permission would refuse its own entries). */
+static int zn_add_mode(struct zn *z, const char *rel, mode_t perm)
+{
+	char *copy = NULL;
+
+	if (z->n_modes == z->cap_modes) {
+		size_t cap = z->cap_modes ? z->cap_modes * 2 : 64;
+		struct zn_mode *v = realloc(z->modes, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		z->modes = v;
+		z->cap_modes = cap;
+	}
+	if (rel && !(copy = strdup(rel)))
+		return -ENOMEM;
+	z->modes[z->n_modes++] = (struct zn_mode){ copy, perm };
+	return 0;
+}
+
 static int zn_write_dir(struct zn *z, int dfd, const char *last, const char *name)
 {
 	struct stat st;
@@ -310,9 +343,96 @@ static const char *zn_type_name(mode_t type)
 	}
 }
 
+/* A hard link of a tar: to a regular file extracted before it, inside the tree. */
+static int zn_write_hardlink(struct zn *z, const char *target, int dfd, const char *last,
+			     const char *name)
+{
+	char *trel = NULL;
+	const char *tlast = NULL;
+	int tdepth, tdfd = -1, rc;
+	struct stat st;
+
+	rc = zn_check_name(target, false, &trel, &tdepth, z->errmsg);
+	if (rc)
+		goto out;
+	rc = zn_open_parent(z, target, trel, &tdfd, &tlast);
+	if (rc)
+		goto out;
+	if (fstatat(tdfd, tlast, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode)) {
+		errmsg_set(z->errmsg, "entry %s: a hard link to %s, which is not a file extracted before it",
+			   name, target);
+		rc = -EINVAL;
+		goto out;
+	}
+	/* no AT_SYMLINK_FOLLOW: the link is to the file itself */
+	if (linkat(tdfd, tlast, dfd, last, 0) < 0) {
+		rc = -errno;
+		if (rc == -EEXIST)
+			rc = zn_exists(dfd, last, name, z->errmsg);
+		else
+			errmsg_set(z->errmsg, "entry %s: cannot create the hard link: %s", name,
+				   strerror(-rc));
+	}
+out:
+	if (tdfd >= 0 && tdfd != z->rootfd)
+		close(tdfd);
+	free(trel);
+	return rc;
+}
+
+/* A tar's name below opts->strip: the rest in *rest ("" for the folder itself). */
+static int zn_strip(struct zn *z, const char *name, const char **rest)
+{
+	const char *strip = z->topts->strip;
+	size_t len = strip ? strlen(strip) : 0;
+
+	*rest = name;
+	if (!strip)
+		return 0;
+	if (strncmp(name, strip, len) != 0 || (name[len] != '/' && name[len] != '\0')) {
+		errmsg_set(z->errmsg, "entry %s: outside %s/", name, strip);
+		return -EPERM;
+	}
+	*rest = name[len] ? name + len + 1 : name + len;
+	return 0;
+}
+
+static bool zn_skipped(const struct tar_extract_options *o, const char *rest)
+{
+	for (const char *const *p = o->skip; p && *p; p++) {
+		size_t len = strlen(*p);
+
+		if (strncmp(rest, *p, len) == 0 && (rest[len] == '\0' || rest[len] == '/'))
+			return true;
+	}
+	return false;
+}
+
+/* A tar entry not owned by opts->owner: -EPERM, and *foreign says which. */
+static int zn_check_owner(struct zn *z, struct archive_entry *ae, const char *rest,
+			  const char *name)
+{
+	const struct tar_extract_options *o = z->topts;
+	uid_t uid = (uid_t)archive_entry_uid(ae);
+	size_t len = strlen(rest);
+
+	if (!o->check_owner || uid == o->owner)
+		return 0;
+	if (len > 0 && rest[len - 1] == '/')
+		len--;
+	if (o->foreign && !*o->foreign)
+		*o->foreign = str_printf("%.*s%s(uid %u)", (int)len, rest, len ? " " : "",
+					 (unsigned)uid);
+	errmsg_set(z->errmsg, "entry %s: owned by uid %u, not %u", name, (unsigned)uid,
+		   (unsigned)o->owner);
+	return -EPERM;
+}
+
 static int zn_extract_entry(struct zn *z, struct archive_entry *ae)
 {
 	const char *name = archive_entry_pathname_utf8(ae);
+	const char *hardlink = archive_entry_hardlink_utf8(ae);
+	const char *full = name;
 	mode_t type = archive_entry_filetype(ae);
 	char *rel = NULL;
 	const char *last = NULL;
@@ -323,26 +443,51 @@ static int zn_extract_entry(struct zn *z, struct archive_entry *ae)
 		errmsg_set(z->errmsg, "entry %s: name is not valid UTF-8", name ? name : "(unreadable)");
 		return -EILSEQ;
 	}
-	if (archive_entry_hardlink(ae)) {
+	if (z->tar) {
+		/* names are checked below the folder the tar was made of */
+		rc = zn_strip(z, full, &name);
+		if (rc == 0 && hardlink)
+			rc = zn_strip(z, hardlink, &hardlink);
+		if (rc == 0 && zn_skipped(z->topts, name))
+			return 0;
+		if (rc == 0)
+			rc = zn_check_owner(z, ae, name, full);
+		if (rc)
+			return rc;
+		if (!*name || !strcmp(name, "/")) {  /* the folder itself */
+			if (type == AE_IFDIR && !hardlink)
+				return zn_add_mode(z, NULL, archive_entry_perm(ae) & 0777);
+			errmsg_set(z->errmsg, "entry %s: not a folder", full);
+			return -EINVAL;
+		}
+	} else if (archive_entry_hardlink(ae)) {
 		errmsg_set(z->errmsg, "entry %s: a hard link", name);
 		return -EINVAL;
 	}
-	if (type != AE_IFREG && type != AE_IFDIR && type != AE_IFLNK) {
-		errmsg_set(z->errmsg, "entry %s: %s", name, zn_type_name(type));
+	if (archive_entry_hardlink(ae) && !hardlink) {
+		errmsg_set(z->errmsg, "entry %s: hard link target is not valid UTF-8", full);
+		return -EILSEQ;
+	}
+	if (!hardlink && type != AE_IFREG && type != AE_IFDIR && type != AE_IFLNK) {
+		errmsg_set(z->errmsg, "entry %s: %s", full, zn_type_name(type));
 		return -EINVAL;
 	}
-	rc = zn_check_name(name, type == AE_IFDIR, &rel, &depth, z->errmsg);
+	rc = zn_check_name(name, !hardlink && type == AE_IFDIR, &rel, &depth, z->errmsg);
 	if (rc)
 		goto out;
 	rc = zn_open_parent(z, name, rel, &dfd, &last);
 	if (rc)
 		goto out;
-	if (type == AE_IFREG)
+	if (hardlink)
+		rc = zn_write_hardlink(z, hardlink, dfd, last, name);
+	else if (type == AE_IFREG)
 		rc = zn_write_file(z, ae, dfd, last, name);
 	else if (type == AE_IFLNK)
 		rc = zn_write_symlink(z, ae, dfd, last, name, depth);
 	else
 		rc = zn_write_dir(z, dfd, last, name);
+	if (rc == 0 && z->tar && !hardlink && type == AE_IFDIR)
+		rc = zn_add_mode(z, rel, archive_entry_perm(ae) & 0777);
 	if (rc)
 		goto out;
 	rc = zn_add_name(z, rel);
@@ -353,6 +498,34 @@ out:
 		close(dfd);
 	free(rel);
 	return rc;
+}
+
+/* The folders' permission bits, deepest (latest) first, so that a folder
+ * without search permission is closed only after what lies below it. */
+static int zn_apply_modes(struct zn *z)
+{
+	for (size_t i = z->n_modes; i-- > 0;) {
+		struct zn_mode *m = &z->modes[i];
+		const char *last = NULL;
+		int dfd = z->rootfd, fd, rc = 0;
+
+		if (m->rel && (rc = zn_open_parent(z, m->rel, m->rel, &dfd, &last)) < 0)
+			return rc;
+		fd = m->rel ? openat(dfd, last, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+			    : dup(z->rootfd);
+		if (fd < 0 || fchmod(fd, m->perm) < 0) {
+			rc = -errno;
+			errmsg_set(z->errmsg, "folder %s: chmod: %s", m->rel ? m->rel : ".",
+				   strerror(-rc));
+		}
+		if (fd >= 0)
+			close(fd);
+		if (dfd != z->rootfd)
+			close(dfd);
+		if (rc)
+			return rc;
+	}
+	return 0;
 }
 
 static int zn_cmp_names(const void *a, const void *b)
@@ -402,15 +575,17 @@ static int zn_extract(struct zn *z, int in_fd)
 	int r;
 
 	struct stat st;
+	const char *what = z->tar ? "not a tar archive" : "not a zip archive";
 
-	if (fstat(in_fd, &st) == 0 && zn_empty_zip(in_fd, st.st_size))
+	if (!z->tar && fstat(in_fd, &st) == 0 && zn_empty_zip(in_fd, st.st_size))
 		return 0;
 	z->a = archive_read_new();
 	if (!z->a)
 		return -ENOMEM;
-	if (archive_read_support_format_zip_seekable(z->a) != ARCHIVE_OK ||
+	if ((z->tar ? archive_read_support_format_tar(z->a)
+		    : archive_read_support_format_zip_seekable(z->a)) != ARCHIVE_OK ||
 	    archive_read_open_fd(z->a, in_fd, ZN_BLOCK) != ARCHIVE_OK) {
-		errmsg_set(z->errmsg, "not a zip archive: %s", archive_error_string(z->a));
+		errmsg_set(z->errmsg, "%s: %s", what, archive_error_string(z->a));
 		return -EBADMSG;
 	}
 	while ((r = archive_read_next_header(z->a, &ae)) != ARCHIVE_EOF) {
@@ -425,7 +600,7 @@ static int zn_extract(struct zn *z, int in_fd)
 								      : "(unreadable)");
 				return -EILSEQ;
 			}
-			errmsg_set(z->errmsg, "%s%s: %s", count ? "entry after " : "not a zip archive",
+			errmsg_set(z->errmsg, "%s%s: %s", count ? "entry after " : what,
 				   count ? z->names[z->n_names - 1] : "", archive_error_string(z->a));
 			return -EBADMSG;
 		}
@@ -438,7 +613,8 @@ static int zn_extract(struct zn *z, int in_fd)
 		if (rc)
 			return rc;
 	}
-	return zn_check_duplicates(z);
+	r = zn_check_duplicates(z);
+	return r == 0 && z->tar ? zn_apply_modes(z) : r;
 }
 
 /* Messages are one line: libarchive's end in "\n", and an entry's name may
@@ -454,25 +630,28 @@ static void zn_one_line(char *msg)
 			*p = '?';
 }
 
-/* Extracts the zip in in_fd into the empty folder open at rootfd. */
-static int zn_extract_into(int in_fd, int rootfd, const struct zipnorm_options *opts,
+/* Extracts the archive in in_fd into the empty folder open at rootfd (z:
+ * its kind and bounds, the rest zeroed). */
+static int zn_extract_into(struct zn *zp, int in_fd, uint64_t max_bytes, uint64_t max_entries,
 			   char **errmsg)
 {
-	struct zn z = { .rootfd = rootfd, .errmsg = errmsg };
+	struct zn z = *zp;
 	locale_t utf8 = (locale_t)0, saved = (locale_t)0;
 	struct stat st;
 	int rc;
 
-	z.max_bytes = opts && opts->max_bytes ? opts->max_bytes : ZIPNORM_MAX_BYTES;
-	z.max_entries = opts && opts->max_entries ? opts->max_entries : ZIPNORM_MAX_ENTRIES;
+	z.errmsg = errmsg;
+	z.max_bytes = max_bytes ? max_bytes : ZIPNORM_MAX_BYTES;
+	z.max_entries = max_entries ? max_entries : ZIPNORM_MAX_ENTRIES;
 	z.bytes_left = z.max_bytes;
 
-	if (fstat(in_fd, &st) < 0) {
+	/* a tar is a stream, read as it comes */
+	if (!z.tar && fstat(in_fd, &st) < 0) {
 		rc = -errno;
 		errmsg_set(errmsg, "input: %s", strerror(-rc));
 		return rc;
 	}
-	if (!S_ISREG(st.st_mode)) {
+	if (!z.tar && !S_ISREG(st.st_mode)) {
 		errmsg_set(errmsg, "input is not a regular file (a zip is read by its central directory)");
 		return -EINVAL;
 	}
@@ -501,28 +680,56 @@ out:
 	for (size_t i = 0; i < z.n_names; i++)
 		free(z.names[i]);
 	free(z.names);
+	for (size_t i = 0; i < z.n_modes; i++)
+		free(z.modes[i].rel);
+	free(z.modes);
 	free(z.buf);
+	return rc;
+}
+
+/* Opens dest_dir and extracts into it (z: the kind of archive). */
+static int zn_extract_dir(struct zn *z, int in_fd, const char *dest_dir, uint64_t max_bytes,
+			  uint64_t max_entries, char **errmsg)
+{
+	int rc;
+
+	if (errmsg)
+		*errmsg = NULL;
+	z->rootfd = open(dest_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (z->rootfd < 0) {
+		rc = -errno;
+		errmsg_set(errmsg, "open %s: %s", dest_dir, strerror(-rc));
+		return rc;
+	}
+	rc = zn_extract_into(z, in_fd, max_bytes, max_entries, errmsg);
+	close(z->rootfd);
+	if (errmsg && *errmsg)
+		zn_one_line(*errmsg);
+	return rc;
+}
+
+int tar_extract(int in_fd, const char *dest_dir, const struct tar_extract_options *opts,
+		char **errmsg)
+{
+	struct zn z = { .tar = true, .topts = opts };
+	int rc = zn_extract_dir(&z, in_fd, dest_dir, opts->max_bytes, opts->max_entries, errmsg);
+	char drain[4096];
+	ssize_t n;
+
+	/* what follows the end marker (padding): read, so the writer never
+	 * sees its reader gone after a good archive */
+	while (rc == 0 && ((n = read(in_fd, drain, sizeof(drain))) > 0 || (n < 0 && errno == EINTR)))
+		;
 	return rc;
 }
 
 int zip_extract(int in_fd, const char *dest_dir, const struct zipnorm_options *opts,
 		char **errmsg)
 {
-	int rootfd, rc;
+	struct zn z = { 0 };
 
-	if (errmsg)
-		*errmsg = NULL;
-	rootfd = open(dest_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (rootfd < 0) {
-		rc = -errno;
-		errmsg_set(errmsg, "open %s: %s", dest_dir, strerror(-rc));
-		return rc;
-	}
-	rc = zn_extract_into(in_fd, rootfd, opts, errmsg);
-	close(rootfd);
-	if (errmsg && *errmsg)
-		zn_one_line(*errmsg);
-	return rc;
+	return zn_extract_dir(&z, in_fd, dest_dir, opts ? opts->max_bytes : 0,
+			      opts ? opts->max_entries : 0, errmsg);
 }
 
 int zip_normalize(int in_fd, int out_fd, const char *scratch_dir,

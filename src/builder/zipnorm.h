@@ -52,6 +52,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* The default bounds.  The content limit is four times what AWS Lambda
  * accepts unzipped (250 MB): a package beyond it could not be deployed as a
@@ -81,6 +82,35 @@ int zip_normalize(int in_fd, int out_fd, const char *scratch_dir,
  * folders 0755.  After a failure dest_dir may hold part of the tree: the
  * caller removes it. */
 int zip_extract(int in_fd, const char *dest_dir, const struct zipnorm_options *opts,
+		char **errmsg);
+
+/* The same extractor for a tar stream from a build container (GET
+ * /containers/{id}/archive): read from in_fd (a pipe or socket is fine)
+ * to its end, so nothing is buffered beyond a block.  The rules and
+ * refusals of zip_extract, with these differences:
+ *  - every name must lie below strip (e.g. "function", the folder Docker
+ *    archives under its own name; else -EPERM); strip's own entry is the
+ *    tree's root, whose permission bits dest_dir gets;
+ *  - names (after strip) in skip, and what lies below them, are left out;
+ *  - permission bits are kept (& 0777: never setuid, setgid or sticky; a
+ *    folder's are applied once its entries are in), times are not;
+ *  - a hard link to a file extracted before it is made as a hard link
+ *    (the target's name follows the same rules); devices, FIFOs and
+ *    sockets are still refused;
+ *  - with check_owner, an entry whose uid is not owner fails with -EPERM,
+ *    and *foreign (when not NULL) gets "<name below strip> (uid N)",
+ *    malloc'd, for the caller's message.
+ * Owners are not applied: every file belongs to the caller. */
+struct tar_extract_options {
+	const char *strip;           /* NULL: names as they are */
+	const char *const *skip;     /* NULL-terminated, may be NULL */
+	bool check_owner;
+	uid_t owner;
+	char **foreign;              /* out, may be NULL */
+	uint64_t max_bytes;          /* 0: ZIPNORM_MAX_BYTES */
+	uint64_t max_entries;        /* 0: ZIPNORM_MAX_ENTRIES */
+};
+int tar_extract(int in_fd, const char *dest_dir, const struct tar_extract_options *opts,
 		char **errmsg);
 
 #endif

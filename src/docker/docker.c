@@ -17,6 +17,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -59,8 +60,7 @@
 struct docker {
 	CURL *curl;
 	char *endpoint;     /* as given: unix:///path or tcp://host:port */
-	char *socket_path;  /* NULL for tcp */
-	char *base_url;     /* http://localhost or http://host:port */
+	struct docker_endpoint ep;
 	char *api_version;  /* "1.41" once negotiated, else NULL */
 	atomic_bool cancelled;
 	/* CLOCK_MONOTONIC ns after which streaming calls stop (0: none) */
@@ -184,9 +184,95 @@ static char *sb_take(struct strbuf *sb)
 
 /* ---- lifecycle ------------------------------------------------------------ */
 
+int docker_endpoint_parse(const char *host, const char *tls_verify, const char *cert_path,
+			  const char *home, struct docker_endpoint *ep, char **errmsg)
+{
+	const char *hp;
+	size_t n;
+
+	memset(ep, 0, sizeof(*ep));
+	if (strncmp(host, "unix://", 7) == 0) {
+		if (host[7] != '/') {
+			set_err(errmsg, "%s: unix socket path must be absolute", host);
+			return -EINVAL;
+		}
+		ep->socket_path = strdup(host + 7);
+		ep->base_url = strdup("http://localhost");
+		if (!ep->socket_path || !ep->base_url)
+			goto oom;
+		return 0;
+	}
+	if (strncmp(host, "ssh://", 6) == 0) {
+		set_err(errmsg, "%s: ssh:// Docker endpoints are not supported; expose the daemon "
+			"on tcp:// with TLS (DOCKER_TLS_VERIFY=1, DOCKER_CERT_PATH) instead", host);
+		return -EINVAL;
+	}
+	if (strncmp(host, "tcp://", 6) != 0 && strncmp(host, "http://", 7) != 0 &&
+	    strncmp(host, "https://", 8) != 0) {
+		set_err(errmsg, "%s: unsupported Docker endpoint (want unix:// or tcp://)", host);
+		return -EINVAL;
+	}
+	hp = strstr(host, "://") + 3;
+	n = strcspn(hp, "/");
+	if (n == 0) {
+		set_err(errmsg, "%s: no host in endpoint", host);
+		return -EINVAL;
+	}
+	/* Docker's clients: any non-empty DOCKER_TLS_VERIFY means TLS with the
+	 * server verified against the CA and a client certificate. */
+	ep->tls = (tls_verify && *tls_verify) || strncmp(host, "https://", 8) == 0;
+	/* dockerd's default ports: 2376 with TLS, 2375 without. */
+	ep->base_url = str_printf("%s://%.*s%s", ep->tls ? "https" : "http", (int)n, hp,
+				  memchr(hp, ':', n) || hp[0] == '[' ? "" :
+				  ep->tls ? ":2376" : ":2375");
+	if (!ep->base_url)
+		goto oom;
+	if (ep->tls) {
+		char *dir;
+
+		if (cert_path && *cert_path)
+			dir = strdup(cert_path);
+		else if (home && *home)
+			dir = str_printf("%s/.docker", home);
+		else {
+			set_err(errmsg, "%s: DOCKER_TLS_VERIFY is set but neither DOCKER_CERT_PATH "
+				"nor HOME says where ca.pem, cert.pem and key.pem are", host);
+			docker_endpoint_release(ep);
+			return -EINVAL;
+		}
+		if (!dir)
+			goto oom;
+		ep->ca_file = str_printf("%s/ca.pem", dir);
+		ep->cert_file = str_printf("%s/cert.pem", dir);
+		ep->key_file = str_printf("%s/key.pem", dir);
+		free(dir);
+		if (!ep->ca_file || !ep->cert_file || !ep->key_file)
+			goto oom;
+	}
+	return 0;
+oom:
+	set_err(errmsg, "%s: out of memory", host);
+	docker_endpoint_release(ep);
+	return -ENOMEM;
+}
+
+void docker_endpoint_release(struct docker_endpoint *ep)
+{
+	free(ep->socket_path);
+	free(ep->base_url);
+	free(ep->ca_file);
+	free(ep->cert_file);
+	free(ep->key_file);
+	memset(ep, 0, sizeof(*ep));
+}
+
+/* One warning per process, not one per worker connection. */
+static atomic_flag plain_tcp_warned = ATOMIC_FLAG_INIT;
+
 struct docker *docker_new(const char *host, char **errmsg)
 {
 	struct docker *d;
+	int rc;
 
 	pthread_once(&global_once, global_init);
 	if (global_rc != CURLE_OK) {
@@ -206,32 +292,15 @@ struct docker *docker_new(const char *host, char **errmsg)
 	d->endpoint = strdup(host);
 	if (!d->endpoint)
 		goto oom;
-	if (strncmp(host, "unix://", 7) == 0) {
-		if (host[7] != '/') {
-			set_err(errmsg, "%s: unix socket path must be absolute", host);
-			goto fail;
-		}
-		d->socket_path = strdup(host + 7);
-		d->base_url = strdup("http://localhost");
-		if (!d->socket_path || !d->base_url)
-			goto oom;
-	} else if (strncmp(host, "tcp://", 6) == 0 || strncmp(host, "http://", 7) == 0) {
-		const char *hp = strstr(host, "://") + 3;
-		size_t n = strcspn(hp, "/");
-
-		if (n == 0) {
-			set_err(errmsg, "%s: no host in endpoint", host);
-			goto fail;
-		}
-		/* dockerd's plain-HTTP default port when none is given. */
-		d->base_url = str_printf("http://%.*s%s", (int)n, hp,
-					 memchr(hp, ':', n) || hp[0] == '[' ? "" : ":2375");
-		if (!d->base_url)
-			goto oom;
-	} else {
-		set_err(errmsg, "%s: unsupported Docker endpoint (want unix:// or tcp://)", host);
+	rc = docker_endpoint_parse(host, getenv("DOCKER_TLS_VERIFY"), getenv("DOCKER_CERT_PATH"),
+				   getenv("HOME"), &d->ep, errmsg);
+	if (rc == -ENOMEM)
+		goto oom;
+	if (rc != 0)
 		goto fail;
-	}
+	if (!d->ep.socket_path && !d->ep.tls && !atomic_flag_test_and_set(&plain_tcp_warned))
+		log_warn("docker: %s is plain TCP without TLS: anyone who can reach it controls the "
+			 "daemon (set DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH)", host);
 	d->curl = curl_easy_init();
 	if (!d->curl) {
 		set_err(errmsg, "%s: curl_easy_init failed", host);
@@ -252,8 +321,7 @@ void docker_free(struct docker *d)
 	if (d->curl)
 		curl_easy_cleanup(d->curl);
 	free(d->endpoint);
-	free(d->socket_path);
-	free(d->base_url);
+	docker_endpoint_release(&d->ep);
 	free(d->api_version);
 	free(d);
 }
@@ -261,6 +329,11 @@ void docker_free(struct docker *d)
 const char *docker_endpoint(const struct docker *d)
 {
 	return d->endpoint;
+}
+
+bool docker_is_local(const struct docker *d)
+{
+	return d->ep.socket_path != NULL;
 }
 
 void docker_cancel(struct docker *d)
@@ -298,11 +371,11 @@ static bool past_deadline(const struct docker *d)
 
 /* ---- the request engine --------------------------------------------------- */
 
-enum sink { SINK_BUFFER, SINK_JSON, SINK_MUX, SINK_RAW };
+enum sink { SINK_BUFFER, SINK_JSON, SINK_MUX, SINK_RAW, SINK_DATA };
 
 struct request {
 	/* in */
-	const char *method;        /* GET, POST, DELETE */
+	const char *method;        /* GET, POST, PUT, DELETE */
 	const char *path;          /* escaped path and query, no version prefix */
 	const char *what;          /* names the operation in messages */
 	bool unversioned;          /* /_ping and /version */
@@ -313,6 +386,7 @@ struct request {
 	const char *registry_auth; /* X-Registry-Auth value, or NULL */
 	enum sink sink;
 	docker_output_fn out;
+	docker_data_fn data;       /* SINK_DATA */
 	void *ctx;
 
 	/* out: owned by the request, released by request_done() */
@@ -415,6 +489,8 @@ static size_t write_cb(char *data, size_t size, size_t nmemb, void *userp)
 		rc = json_stream_feed(r->js, data, n);
 	} else if (r->sink == SINK_MUX) {
 		rc = docker_mux_feed(&r->mux, data, n, r->out, r->ctx);
+	} else if (r->sink == SINK_DATA) {
+		rc = r->data(r->ctx, data, n);
 	} else if (r->out) {
 		r->out(r->ctx, 1, data, n);
 	}
@@ -425,11 +501,31 @@ static size_t write_cb(char *data, size_t size, size_t nmemb, void *userp)
 	return n;
 }
 
+/* How often an upload that has nothing to send looks at cancel and deadline. */
+#define UPLOAD_POLL_MS 200
+
 static size_t read_cb(char *buf, size_t size, size_t nitems, void *userp)
 {
 	struct request *r = userp;
 	ssize_t n;
 
+	/* libcurl calls no progress callback while this one blocks: a producer
+	 * that stalls (a slow disk, a stuck file system) must not make the
+	 * upload deaf to docker_cancel and the deadline. */
+	for (;;) {
+		struct pollfd p = { .fd = r->upload_fd, .events = POLLIN };
+		int ready;
+
+		if (r->streaming && (atomic_load(&r->d->cancelled) || past_deadline(r->d)))
+			return CURL_READFUNC_ABORT;
+		ready = poll(&p, 1, UPLOAD_POLL_MS);
+		if (ready > 0)
+			break;
+		if (ready < 0 && errno != EINTR) {
+			r->upload_rc = -errno;
+			return CURL_READFUNC_ABORT;
+		}
+	}
 	do {
 		n = read(r->upload_fd, buf, size * nitems);
 	} while (n < 0 && errno == EINTR);
@@ -499,6 +595,14 @@ static int curl_errno(struct docker *d, CURLcode cc, char **errmsg)
 		/* The daemon went away mid-request (stopped, crashed, restarted). */
 		set_err(errmsg, "%s: connection to the Docker daemon lost (%s)", d->endpoint, detail);
 		return -ECONNRESET;
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_CERTPROBLEM:
+		set_err(errmsg, "%s: TLS with the Docker daemon failed (%s); check ca.pem, cert.pem "
+			"and key.pem in DOCKER_CERT_PATH (%s)", d->endpoint, detail,
+			d->ep.ca_file ? d->ep.ca_file : "?");
+		return -EIO;
 	case CURLE_OUT_OF_MEMORY:
 		set_err(errmsg, "%s: out of memory", d->endpoint);
 		return -ENOMEM;
@@ -534,17 +638,24 @@ static int do_request(struct docker *d, struct request *r, char **errmsg)
 	}
 	docker_mux_init(&r->mux);
 	if (r->unversioned)
-		url = str_printf("%s%s", d->base_url, r->path);
+		url = str_printf("%s%s", d->ep.base_url, r->path);
 	else
-		url = str_printf("%s/v%s%s", d->base_url, d->api_version, r->path);
+		url = str_printf("%s/v%s%s", d->ep.base_url, d->api_version, r->path);
 	if (!url)
 		goto oom;
 
 	curl_easy_reset(d->curl);
 	d->curl_err[0] = '\0';
 	curl_easy_setopt(d->curl, CURLOPT_URL, url);
-	if (d->socket_path)
-		curl_easy_setopt(d->curl, CURLOPT_UNIX_SOCKET_PATH, d->socket_path);
+	if (d->ep.socket_path)
+		curl_easy_setopt(d->curl, CURLOPT_UNIX_SOCKET_PATH, d->ep.socket_path);
+	if (d->ep.tls) {
+		curl_easy_setopt(d->curl, CURLOPT_CAINFO, d->ep.ca_file);
+		curl_easy_setopt(d->curl, CURLOPT_SSLCERT, d->ep.cert_file);
+		curl_easy_setopt(d->curl, CURLOPT_SSLKEY, d->ep.key_file);
+		curl_easy_setopt(d->curl, CURLOPT_SSL_VERIFYPEER, 1L);
+		curl_easy_setopt(d->curl, CURLOPT_SSL_VERIFYHOST, 2L);
+	}
 	curl_easy_setopt(d->curl, CURLOPT_ERRORBUFFER, d->curl_err);
 	/* Signals and threads do not mix; timeouts then rely on the poll loop. */
 	curl_easy_setopt(d->curl, CURLOPT_NOSIGNAL, 1L);
@@ -567,8 +678,11 @@ static int do_request(struct docker *d, struct request *r, char **errmsg)
 	headers = h;
 	if (strcmp(r->method, "GET") == 0) {
 		curl_easy_setopt(d->curl, CURLOPT_HTTPGET, 1L);
-	} else if (strcmp(r->method, "POST") == 0) {
-		curl_easy_setopt(d->curl, CURLOPT_POST, 1L);
+	} else if (strcmp(r->method, "POST") == 0 || r->upload_fd >= 0) {
+		if (strcmp(r->method, "POST") == 0)
+			curl_easy_setopt(d->curl, CURLOPT_POST, 1L);
+		else  /* PUT of an upload, read as it comes */
+			curl_easy_setopt(d->curl, CURLOPT_UPLOAD, 1L);
 		if (r->upload_fd >= 0) {
 			curl_easy_setopt(d->curl, CURLOPT_READFUNCTION, read_cb);
 			curl_easy_setopt(d->curl, CURLOPT_READDATA, r);
@@ -612,6 +726,8 @@ static int do_request(struct docker *d, struct request *r, char **errmsg)
 			set_err(errmsg, "%s: %s", r->what, r->stream_err);
 		else if (rc == -ENOMEM)
 			set_err(errmsg, "%s: out of memory", r->what);
+		else if (r->sink == SINK_DATA)
+			set_err(errmsg, "%s: the receiver stopped (%s)", r->what, strerror(-rc));
 		else
 			set_err(errmsg, "%s: malformed response from %s", r->what, d->endpoint);
 	} else if (cc == CURLE_ABORTED_BY_CALLBACK && atomic_load(&d->cancelled)) {
@@ -1158,6 +1274,51 @@ out:
 	free(path);
 	free(what);
 	return rc;
+}
+
+/* PUT or GET /containers/{id}/archive?path=path with r (method, upload or sink set). */
+static int archive_call(struct docker *d, struct request *r, const char *id, const char *path,
+			const char *what_fmt, char **errmsg)
+{
+	char *url = make_path(d, "/containers/", id, "/archive",
+			      (const char *const[]){ "path", path, NULL });
+	char *what = what_printf(what_fmt, id);
+	int rc;
+
+	r->streaming = true;
+	if (!url || !what) {
+		rc = -ENOMEM;
+		set_err(errmsg, "container archive: out of memory");
+	} else {
+		r->path = url;
+		r->what = what;
+		rc = do_request(d, r, errmsg);
+	}
+	request_done(r);
+	free(url);
+	free(what);
+	return rc;
+}
+
+int docker_container_archive_put(struct docker *d, const char *id, const char *path, int tar_fd,
+				 char **errmsg)
+{
+	struct request r = { .method = "PUT", .upload_fd = tar_fd, .sink = SINK_BUFFER };
+
+	if (tar_fd < 0) {
+		set_err(errmsg, "container archive put %s: no archive", id);
+		return -EBADF;
+	}
+	return archive_call(d, &r, id, path, "container archive put %s", errmsg);
+}
+
+int docker_container_archive_get(struct docker *d, const char *id, const char *path,
+				 docker_data_fn out, void *ctx, char **errmsg)
+{
+	struct request r = { .method = "GET", .upload_fd = -1, .sink = SINK_DATA, .data = out,
+			     .ctx = ctx };
+
+	return archive_call(d, &r, id, path, "container archive get %s", errmsg);
 }
 
 int docker_container_remove(struct docker *d, const char *id, bool force, char **errmsg)

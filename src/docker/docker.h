@@ -4,7 +4,10 @@
  * Knows nothing about benchmarks.  One struct docker is one connection
  * (a libcurl easy handle, reused between calls): use one per thread.
  * The endpoint is DOCKER_HOST when set (unix:///path or tcp://host:port),
- * else unix:///var/run/docker.sock.  The API version is negotiated on the
+ * else unix:///var/run/docker.sock.  tcp:// speaks TLS as Docker's clients do
+ * when DOCKER_TLS_VERIFY is non-empty (server verified against
+ * $DOCKER_CERT_PATH/ca.pem, client certificate cert.pem + key.pem; the folder
+ * defaults to ~/.docker); plain tcp:// works with a warning; ssh:// is refused.  The API version is negotiated on the
  * first call (GET /version: min(daemon's ApiVersion, what this client speaks))
  * and used as the /vX.YZ prefix of every later request.
  *
@@ -18,9 +21,9 @@
  * lost mid-request (the daemon stopped or crashed) -ECONNRESET,
  * 404 -ENOENT, 409 -EEXIST, other 4xx -EINVAL, 5xx -EIO, bad JSON -EPROTO,
  * an error inside a progress stream -EIO, cancelled -ECANCELED.
- * Control calls have bounded timeouts (connect 5 s, total 20 s); pull, wait
- * and logs(follow) have none (builds can be long) but stop when
- * docker_cancel() is called from another thread.
+ * Control calls have bounded timeouts (connect 5 s, total 20 s); pull, wait,
+ * logs(follow) and the archive transfers have none (builds can be long) but
+ * stop when docker_cancel() is called from another thread.
  */
 #ifndef SEBSFS_DOCKER_H
 #define SEBSFS_DOCKER_H
@@ -37,6 +40,9 @@ void docker_free(struct docker *d);  /* NULL is a no-op */
 
 /* The endpoint as a URL-like string for messages ("unix:///var/run/docker.sock"). */
 const char *docker_endpoint(const struct docker *d);
+/* True for a unix socket: the daemon shares this machine's file system, so
+ * bind mounts of local folders work.  False for tcp:// (a remote engine). */
+bool docker_is_local(const struct docker *d);
 
 /* Makes every running and future streaming call of d return -ECANCELED.
  * Safe to call from another thread. */
@@ -105,6 +111,24 @@ int docker_container_logs(struct docker *d, const char *id, bool follow, docker_
 			  void *ctx, char **errmsg);
 /* DELETE /containers/{id}?force=1&v=1 when force. */
 int docker_container_remove(struct docker *d, const char *id, bool force, char **errmsg);
+
+/* A sink for raw response bodies: 0 to go on, -errno to stop the transfer
+ * (the call then fails with that value). */
+typedef int (*docker_data_fn)(void *ctx, const void *data, size_t len);
+
+/* PUT /containers/{id}/archive?path=path: extracts the tar stream read from
+ * tar_fd until EOF (uploaded with chunked encoding, never held whole) into
+ * the folder path of the container (which must exist; created or stopped
+ * containers too).  Entries keep the tar's owners and modes.  A streaming
+ * call: no total timeout, stops on docker_cancel and the deadline. */
+int docker_container_archive_put(struct docker *d, const char *id, const char *path, int tar_fd,
+				 char **errmsg);
+/* GET /containers/{id}/archive?path=path: the tar of path (entries named
+ * after its last component: "function/...") as it comes, to out.  A
+ * streaming call, like docker_container_archive_put.  -ENOENT: no such
+ * container or path. */
+int docker_container_archive_get(struct docker *d, const char *id, const char *path,
+				 docker_data_fn out, void *ctx, char **errmsg);
 
 /* One container of GET /containers/json. */
 struct docker_container_summary {

@@ -10,6 +10,25 @@
 
 #include "docker.h"
 
+/* Where and how to reach a daemon (see docker_endpoint_parse). */
+struct docker_endpoint {
+	char *socket_path;  /* unix:// only, else NULL */
+	char *base_url;     /* http://localhost, http://host:port or https://host:port */
+	bool tls;           /* https, verifying the server against ca_file */
+	char *ca_file, *cert_file, *key_file;  /* DIR/{ca,cert,key}.pem with tls, else NULL */
+};
+
+/* Parses a DOCKER_HOST value as Docker's clients do: unix:///abs/path;
+ * tcp://host[:port] (http:// too), TLS when tls_verify (DOCKER_TLS_VERIFY) is
+ * non-empty or the scheme is https://, with certificates in cert_path
+ * (DOCKER_CERT_PATH) or else home/.docker; default port 2376 with TLS, 2375
+ * without.  ssh:// and anything else: -EINVAL with a message saying what to
+ * use instead.  On failure *ep is empty.  -ENOMEM. */
+int docker_endpoint_parse(const char *host, const char *tls_verify, const char *cert_path,
+			  const char *home, struct docker_endpoint *ep, char **errmsg);
+/* Frees what *ep holds and empties it; an empty endpoint is fine. */
+void docker_endpoint_release(struct docker_endpoint *ep);
+
 /* True when a frame header or payload was cut off (the stream ended early). */
 bool docker_mux_partial(const struct docker_mux *m);
 

@@ -1443,6 +1443,91 @@ static int build_through_pipe(struct docker *d, const char *tag, const char *doc
 	return rc;
 }
 
+/* The archive API both ways: a tar streamed in through a pipe, the
+ * container's change streamed back to a callback; a receiver that stops,
+ * a missing path and a cancelled handle end the transfer plainly. */
+static int collect_data(void *ctx, const void *data, size_t len)
+{
+	mb_add(ctx, data, len);
+	return 0;
+}
+
+static int refuse_data(void *ctx, const void *data, size_t len)
+{
+	(void)ctx;
+	(void)data;
+	(void)len;
+	return -EPIPE;
+}
+
+static bool mem_has(const struct membuf *mb, const char *text)
+{
+	size_t n = strlen(text);
+
+	for (size_t i = 0; mb->len >= n && i <= mb->len - n; i++)
+		if (!memcmp(mb->p + i, text, n))
+			return true;
+	return false;
+}
+
+START_TEST(test_container_archive)
+{
+	struct docker *d = connect_daemon();
+	char *err = NULL, *id = NULL;
+	const char *const cmd[] = { "sh", "-c", "cat /tmp/in/a /tmp/in/a > /tmp/in/b", NULL };
+	struct docker_container_spec spec = { .image = BUSYBOX_IMAGE, .cmd = cmd };
+	struct feeder f = { 0 };
+	struct membuf got = { 0 };
+	pthread_t th;
+	int fds[2], code = -1;
+
+	ck_assert_msg(docker_container_create(d, &spec, &id, &err) == 0, "%s", err);
+	track_container(id);
+	tar_entry(&f.tar, "in/", '5', 0755, NULL, 0, NULL);
+	tar_entry(&f.tar, "in/a", '0', 0644, "hello\n", 6, NULL);
+	tar_end(&f.tar);
+	ck_assert_int_eq(pipe2(fds, O_CLOEXEC), 0);
+	f.fd = fds[1];
+	ck_assert_int_eq(pthread_create(&th, NULL, feed_context, &f), 0);
+	ck_assert_msg(docker_container_archive_put(d, id, "/tmp", fds[0], &err) == 0, "%s", err);
+	close(fds[0]);
+	pthread_join(th, NULL);
+	free(f.tar.p);
+
+	ck_assert_int_eq(docker_container_archive_put(d, id, "/no/such/dir", -1, &err), -EBADF);
+	free(err);
+	err = NULL;
+	ck_assert_msg(docker_container_start(d, id, &err) == 0, "%s", err);
+	ck_assert_msg(docker_container_wait(d, id, &code, &err) == 0, "%s", err);
+	ck_assert_int_eq(code, 0);
+
+	ck_assert_msg(docker_container_archive_get(d, id, "/tmp/in", collect_data, &got, &err) == 0,
+		      "%s", err);
+	ck_assert(mem_has(&got, "in/b"));
+	ck_assert(mem_has(&got, "hello\nhello\n"));
+	free(got.p);
+
+	ck_assert_int_eq(docker_container_archive_get(d, id, "/tmp/in", refuse_data, NULL, &err),
+			 -EPIPE);
+	ck_assert_msg(strstr(err, "receiver stopped"), "%s", err);
+	free(err);
+	err = NULL;
+	ck_assert_int_eq(docker_container_archive_get(d, id, "/no/such", collect_data, &got, &err),
+			 -ENOENT);
+	free(err);
+	err = NULL;
+	docker_cancel(d);
+	ck_assert_int_eq(docker_container_archive_get(d, id, "/tmp/in", collect_data, &got, &err),
+			 -ECANCELED);
+	free(err);
+	err = NULL;
+	docker_reset_cancel(d);
+	ck_assert_msg(docker_container_remove(d, id, true, &err) == 0, "%s", err);
+	free(id);
+	docker_free(d);
+}
+END_TEST
+
 START_TEST(test_build)
 {
 	struct docker *d = connect_daemon();
@@ -1601,7 +1686,142 @@ START_TEST(test_cancel)
 }
 END_TEST
 
+/* An upload whose producer stalls (nothing to read, the pipe still open)
+ * still ends on docker_cancel: a cancelled build must not hang in it. */
+START_TEST(test_cancel_stalled_upload)
+{
+	struct docker *d = connect_daemon();
+	char *err = NULL, *id = NULL;
+	const char *const cmd[] = { "true", NULL };
+	struct docker_container_spec spec = { .image = BUSYBOX_IMAGE, .cmd = cmd };
+	struct canceller cc = { .d = d, .delay_ms = 300 };
+	pthread_t th;
+	int fds[2];
+	double t0;
+
+	ck_assert_msg(docker_container_create(d, &spec, &id, &err) == 0, "%s", err);
+	track_container(id);
+	ck_assert_int_eq(pipe2(fds, O_CLOEXEC), 0);
+	t0 = now_s();
+	ck_assert_int_eq(pthread_create(&th, NULL, cancel_later, &cc), 0);
+	ck_assert_int_eq(docker_container_archive_put(d, id, "/tmp", fds[0], &err), -ECANCELED);
+	ck_assert_double_lt(now_s() - t0, 5.0);
+	pthread_join(th, NULL);
+	ck_assert_ptr_nonnull(strstr(err, "cancel"));
+	free(err);
+	err = NULL;
+	close(fds[0]);
+	close(fds[1]);
+	ck_assert_msg(docker_container_remove(d, id, true, &err) == 0, "%s", err);
+	free(id);
+	docker_free(d);
+}
+END_TEST
+
 /* ---- suite --------------------------------------------------------------------- */
+
+/* ---- endpoint parsing (DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH) -- */
+
+START_TEST(test_endpoint_unix)
+{
+	struct docker_endpoint ep;
+	char *err = NULL;
+
+	ck_assert_int_eq(docker_endpoint_parse("unix:///run/d.sock", "1", "/c", "/h", &ep, &err), 0);
+	ck_assert_str_eq(ep.socket_path, "/run/d.sock");
+	ck_assert_str_eq(ep.base_url, "http://localhost");
+	/* TLS settings are for tcp only, as in Docker's clients. */
+	ck_assert(!ep.tls);
+	ck_assert_ptr_null(ep.ca_file);
+	docker_endpoint_release(&ep);
+	ck_assert_int_eq(docker_endpoint_parse("unix://run/d.sock", NULL, NULL, NULL, &ep, &err),
+			 -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "absolute"));
+	free(err);
+}
+END_TEST
+
+START_TEST(test_endpoint_tcp_plain)
+{
+	struct docker_endpoint ep;
+	char *err = NULL;
+
+	ck_assert_int_eq(docker_endpoint_parse("tcp://10.0.0.5", NULL, NULL, "/h", &ep, &err), 0);
+	ck_assert_ptr_null(ep.socket_path);
+	ck_assert(!ep.tls);
+	ck_assert_str_eq(ep.base_url, "http://10.0.0.5:2375");
+	ck_assert_ptr_null(ep.ca_file);
+	docker_endpoint_release(&ep);
+	/* An empty DOCKER_TLS_VERIFY means off, as in Docker's clients. */
+	ck_assert_int_eq(docker_endpoint_parse("tcp://h:4000/", "", "/c", "/h", &ep, &err), 0);
+	ck_assert(!ep.tls);
+	ck_assert_str_eq(ep.base_url, "http://h:4000");
+	docker_endpoint_release(&ep);
+	ck_assert_int_eq(docker_endpoint_parse("tcp://", NULL, NULL, NULL, &ep, &err), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "no host"));
+	free(err);
+}
+END_TEST
+
+START_TEST(test_endpoint_tcp_tls)
+{
+	struct docker_endpoint ep;
+	char *err = NULL;
+
+	ck_assert_int_eq(docker_endpoint_parse("tcp://127.0.0.1:2999", "1", "/certs", "/h",
+					       &ep, &err), 0);
+	ck_assert(ep.tls);
+	ck_assert_str_eq(ep.base_url, "https://127.0.0.1:2999");
+	ck_assert_str_eq(ep.ca_file, "/certs/ca.pem");
+	ck_assert_str_eq(ep.cert_file, "/certs/cert.pem");
+	ck_assert_str_eq(ep.key_file, "/certs/key.pem");
+	docker_endpoint_release(&ep);
+	/* No DOCKER_CERT_PATH: ~/.docker; no port: dockerd's TLS port. */
+	ck_assert_int_eq(docker_endpoint_parse("tcp://host.example", "yes", NULL, "/home/u",
+					       &ep, &err), 0);
+	ck_assert_str_eq(ep.base_url, "https://host.example:2376");
+	ck_assert_str_eq(ep.ca_file, "/home/u/.docker/ca.pem");
+	ck_assert_str_eq(ep.key_file, "/home/u/.docker/key.pem");
+	docker_endpoint_release(&ep);
+	ck_assert_int_eq(docker_endpoint_parse("tcp://h", "1", "", NULL, &ep, &err), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "DOCKER_CERT_PATH"));
+	ck_assert_ptr_null(ep.base_url);
+	free(err);
+}
+END_TEST
+
+START_TEST(test_endpoint_refused)
+{
+	struct docker_endpoint ep;
+	char *err = NULL;
+	struct docker *d;
+
+	ck_assert_int_eq(docker_endpoint_parse("ssh://user@host", NULL, NULL, "/h", &ep, &err),
+			 -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "ssh://"));
+	ck_assert_ptr_nonnull(strstr(err, "not supported"));
+	free(err);
+	err = NULL;
+	ck_assert_int_eq(docker_endpoint_parse("npipe:////./pipe/x", NULL, NULL, "/h", &ep, &err),
+			 -EINVAL);
+	free(err);
+	err = NULL;
+	/* docker_new refuses it too, with the same message. */
+	d = docker_new("ssh://user@host", &err);
+	ck_assert_ptr_null(d);
+	ck_assert_ptr_nonnull(strstr(err, "not supported"));
+	free(err);
+	err = NULL;
+	d = docker_new("unix:///nonexistent.sock", &err);
+	ck_assert_ptr_nonnull(d);
+	ck_assert(docker_is_local(d));
+	docker_free(d);
+	d = docker_new("tcp://127.0.0.1:1", &err);
+	ck_assert_ptr_nonnull(d);
+	ck_assert(!docker_is_local(d));
+	docker_free(d);
+}
+END_TEST
 
 static Suite *docker_suite(void)
 {
@@ -1626,6 +1846,10 @@ static Suite *docker_suite(void)
 	tcase_add_test(tc, test_base64);
 	tcase_add_test(tc, test_base64_decode_forms);
 	tcase_add_test(tc, test_split_ref);
+	tcase_add_test(tc, test_endpoint_unix);
+	tcase_add_test(tc, test_endpoint_tcp_plain);
+	tcase_add_test(tc, test_endpoint_tcp_tls);
+	tcase_add_test(tc, test_endpoint_refused);
 	tcase_set_timeout(tc, 60);
 	suite_add_tcase(s, tc);
 
@@ -1664,9 +1888,11 @@ static Suite *docker_suite(void)
 	tcase_add_test(tc, test_container_labels_and_list);
 	tcase_add_test(tc, test_pull_unreachable);
 	tcase_add_test(tc, test_build);
+	tcase_add_test(tc, test_container_archive);
 	tcase_add_test(tc, test_build_broken);
 	tcase_add_test(tc, test_push);
 	tcase_add_test(tc, test_cancel);
+	tcase_add_test(tc, test_cancel_stalled_upload);
 	tcase_set_timeout(tc, 90);
 	suite_add_tcase(s, tc);
 	return s;

@@ -315,6 +315,17 @@ next:
 	return rc;
 }
 
+/* Writes doc as the layer.json at path (NULL: out of memory). */
+static int write_layer_json(const char *path, const json_t *doc, char **errmsg)
+{
+	char *text = doc ? json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
+	int rc = text && path ? write_file_atomic(path, text, strlen(text)) : -ENOMEM;
+	if (rc < 0)
+		errmsg_set(errmsg, "cannot write layer.json: %s", strerror(-rc));
+	free(text);
+	return rc;
+}
+
 /* After the install ran in dir: moves its result into layer folder out
  * (deps.zip, extra/) and describes it in out/layer.json. */
 static int capture(const struct deplayer_request *req, const struct layer_inputs *in,
@@ -422,11 +433,7 @@ static int capture(const struct deplayer_request *req, const struct layer_inputs
 			json_object_set_new(doc, "dependency_folder",
 					    *has_deps ? json_string(depname) : json_null());
 		}
-		char *text = doc ? json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
-		rc = text && path ? write_file_atomic(path, text, strlen(text)) : -ENOMEM;
-		if (rc < 0)
-			errmsg_set(errmsg, "cannot write layer.json: %s", strerror(-rc));
-		free(text);
+		rc = write_layer_json(path, doc, errmsg);
 		free(path);
 		json_decref(doc);
 	}
@@ -657,14 +664,11 @@ static int note_origin(const char *dir, const struct remote_cache_origin *from, 
 	json_t *origin = json_pack("{s:s, s:s, s:s, s:s?, s:s}", "registry", from->registry,
 				   "repository", from->repository, "tag", from->tag,
 				   "manifest", from->manifest_digest, "sha256", from->sha256);
-	char *text = NULL;
-	int rc = doc && origin && json_object_set(doc, "fetched_from", origin) == 0 &&
-		 (text = json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS)) ?
-		 write_file_atomic(doc_path, text, strlen(text)) : -ENOMEM;
+	int rc = doc && origin && json_object_set(doc, "fetched_from", origin) == 0 ?
+		 write_layer_json(doc_path, doc, errmsg) : -ENOMEM;
 
-	if (rc < 0)
-		errmsg_set(errmsg, "cannot write its layer.json: %s", strerror(-rc));
-	free(text);
+	if (rc == -ENOMEM)
+		errmsg_set(errmsg, "out of memory");
 	json_decref(origin);
 	json_decref(doc);
 	free(doc_path);

@@ -837,12 +837,13 @@ static char *host_config_identity(const char *language)
 		files[2] = getenv("NPM_CONFIG_USERCONFIG") ? strdup(getenv("NPM_CONFIG_USERCONFIG")) : NULL;
 		files[3] = getenv("npm_config_userconfig") ? strdup(getenv("npm_config_userconfig")) : NULL;
 	}
+	/* each file by its role (its index), not its path: a key shared
+	 * through a remote cache must not depend on $HOME */
 	for (int i = 0; i < 6; i++) {
 		char hex[SHA256_HEX_LEN + 1];
-		if (!files[i])
-			continue;
-		bool read_ok = sha256_hex_file(files[i], hex) == 0;
-		sha256_update(&ctx, strlen(files[i]) + 1, (const uint8_t *)files[i]);
+		uint8_t role = (uint8_t)i;
+		bool read_ok = files[i] && sha256_hex_file(files[i], hex) == 0;
+		sha256_update(&ctx, 1, &role);
 		sha256_update(&ctx, read_ok ? SHA256_HEX_LEN : 1, (const uint8_t *)(read_ok ? hex : "-"));
 		free(files[i]);
 	}

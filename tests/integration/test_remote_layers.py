@@ -23,8 +23,8 @@ import zipfile
 
 from sebsfs_testlib import (BENCH_DIRS, DYNAMIC_HTML, append, builds, log_text, read, wait_for,
                             xattr)
-from test_remote_cache import (OCI_MANIFEST, blob_data_file, get, no_credentials,  # noqa: F401
-                               reg, repo, tag_present, wait_pushed)
+from test_remote_cache import (OCI_MANIFEST, RefusingProxy, blob_data_file, get,  # noqa: F401
+                               no_credentials, reg, repo, tag_present, wait_pushed)
 
 PLATFORM, RUNTIME = "aws", "python-3.11"
 COPY = "120.dynamic-copy"
@@ -86,6 +86,16 @@ def build_and_push(sebsfs, tmp_path, reg, repo, env):
     wait_pushed(reg, repo, key)
     wait_pushed(reg, repo, f"layer-{lkey}")
     return a, key, lkey
+
+
+def reader_fetches_the_layer(sebsfs, tmp_path, spec, lkey, env):
+    """Machine B, remote_cache_mode=read, reads 120.dynamic-copy: the layer
+    comes from the registry, pip3 installs nothing."""
+    path_env, calls = pip_recorder(tmp_path, "b")
+    b = machine(sebsfs, tmp_path, "b", spec, mode="read", env={**env, **path_env})
+    read(b.zip(PLATFORM, RUNTIME, COPY))
+    assert f"dependency layer {lkey} fetched from" in log_text(b, PLATFORM, RUNTIME, COPY)
+    assert installs(calls) == []
 
 
 def layer_manifest(reg, repo, lkey):
@@ -249,6 +259,52 @@ def test_a_layer_that_is_not_the_wanted_one_is_refused(sebsfs, suite, tmp_path, 
         b.stop()
 
 
+def test_registry_refusing_artifacts_gets_a_layer_config_media_type(sebsfs, suite, tmp_path,
+                                                                    reg, repo, no_credentials):
+    copy_benchmark(suite)
+    proxy = RefusingProxy(reg.addr)
+    try:
+        a = machine(sebsfs, tmp_path, "a", f"{proxy.addr}/{repo}", env=no_credentials)
+        read(a.zip(PLATFORM, RUNTIME, DYNAMIC_HTML))
+        lkey = deps(a.zip(PLATFORM, RUNTIME, DYNAMIC_HTML))[0]
+        wait_pushed(reg, repo, f"layer-{lkey}")
+        m = layer_manifest(reg, repo, lkey)
+        assert "artifactType" not in m
+        assert m["config"]["mediaType"] == "application/vnd.sebsfs.layer.config.v1+json"
+        config = json.loads(get(reg, f"{repo}/blobs/{m['config']['digest']}")[2])
+        assert config["org.sebsfs.language"] == "python"
+        assert "sha256:" + config["org.sebsfs.sha256"] == m["layers"][0]["digest"]
+
+        reader_fetches_the_layer(sebsfs, tmp_path, f"{proxy.addr}/{repo}", lkey, no_credentials)
+    finally:
+        proxy.close()
+
+
+def test_the_layer_key_does_not_depend_on_home(sebsfs, suite, tmp_path, reg, repo,
+                                              no_credentials):
+    """Machines of a team differ in $HOME: where pip's user configuration
+    would be is not in the key (its content, when there is one, is)."""
+    copy_benchmark(suite)
+    homes = {name: tmp_path / f"home-{name}" for name in ("a", "b", "c")}
+    for h in homes.values():
+        h.mkdir()
+    a = machine(sebsfs, tmp_path, "a", f"{reg.addr}/{repo}",
+                env={**no_credentials, "HOME": str(homes["a"])})
+    read(a.zip(PLATFORM, RUNTIME, DYNAMIC_HTML))
+    lkey = deps(a.zip(PLATFORM, RUNTIME, DYNAMIC_HTML))[0]
+    wait_pushed(reg, repo, f"layer-{lkey}")
+    reader_fetches_the_layer(sebsfs, tmp_path, f"{reg.addr}/{repo}", lkey,
+                             {**no_credentials, "HOME": str(homes["b"])})
+    conf = homes["c"] / ".config" / "pip" / "pip.conf"
+    conf.parent.mkdir(parents=True)
+    conf.write_text("# a team's pip settings\n")
+    c = machine(sebsfs, tmp_path, "c", f"{reg.addr}/{repo}", mode="read",
+                env={**no_credentials, "HOME": str(homes["c"])})
+    z = c.zip(PLATFORM, RUNTIME, COPY)
+    read(z)
+    assert deps(z) == (deps(z)[0], "no") and deps(z)[0] != lkey
+
+
 def test_registry_down_installs_here(sebsfs, tmp_path, reg, repo, no_credentials):
     reg.stop()
     env, calls = pip_recorder(tmp_path, "a")
@@ -275,12 +331,7 @@ def test_mode_read_fetches_layers_and_never_pushes_them(sebsfs, suite, tmp_path,
     assert get(reg, f"{repo}/tags/list")[0] == 404
     # with a writer's layer there, a reader fetches it
     _, _, lkey = build_and_push(sebsfs, tmp_path, reg, repo, no_credentials)
-    env, calls = pip_recorder(tmp_path, "b")
-    b = machine(sebsfs, tmp_path, "b", f"{reg.addr}/{repo}", mode="read",
-                env={**no_credentials, **env})
-    read(b.zip(PLATFORM, RUNTIME, COPY))
-    assert f"dependency layer {lkey} fetched from" in log_text(b, PLATFORM, RUNTIME, COPY)
-    assert installs(calls) == []
+    reader_fetches_the_layer(sebsfs, tmp_path, f"{reg.addr}/{repo}", lkey, no_credentials)
 
 
 def test_mode_write_never_fetches_layers(sebsfs, suite, tmp_path, reg, repo, no_credentials):

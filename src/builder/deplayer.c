@@ -610,7 +610,9 @@ static int check_unpacked(const char *dir, const struct layer_inputs *in, char *
 			errmsg_set(errmsg, "the layer holds %s, which no layer has", names[i]);
 			rc = -EBADMSG;
 		}
-	if (rc == 0 && !json_is_object(doc = json_load_file(doc_path, 0, &jerr))) {
+	if (rc == 0)
+		doc = json_load_file(doc_path, 0, &jerr);
+	if (rc == 0 && !json_is_object(doc)) {
 		errmsg_set(errmsg, "its layer.json: %s", doc ? "not a JSON object" : jerr.text);
 		rc = -EBADMSG;
 	}

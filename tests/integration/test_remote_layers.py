@@ -138,6 +138,12 @@ def test_a_layer_from_another_machine_serves_another_benchmark(sebsfs, suite, tm
     # machine B: another benchmark, no package in the registry, the layer there
     env, calls = pip_recorder(tmp_path, "b")
     b = machine(sebsfs, tmp_path, "b", f"{reg.addr}/{repo}", env={**no_credentials, **env})
+    # a package that is a remote hit needs no layer: none is asked for
+    z1 = b.zip(PLATFORM, RUNTIME, DYNAMIC_HTML)
+    read(z1)
+    assert xattr(z1, "user.sebs.origin") == "remote"
+    assert "dependency layer" not in log_text(b, PLATFORM, RUNTIME, DYNAMIC_HTML)
+    assert os.listdir(b.cache / "layers") == []
     z2 = b.zip(PLATFORM, RUNTIME, COPY)
     data = read(z2)
     assert xattr(z2, "user.sebs.input_hash") != key
@@ -173,6 +179,12 @@ def test_a_tampered_layer_blob_is_detected_and_installed_here(sebsfs, suite, tmp
 
     env, calls = pip_recorder(tmp_path, "b")
     b = machine(sebsfs, tmp_path, "b", f"{reg.addr}/{repo}", env={**no_credentials, **env})
+    # a package that is a remote hit needs no layer: none is asked for
+    z1 = b.zip(PLATFORM, RUNTIME, DYNAMIC_HTML)
+    read(z1)
+    assert xattr(z1, "user.sebs.origin") == "remote"
+    assert "dependency layer" not in log_text(b, PLATFORM, RUNTIME, DYNAMIC_HTML)
+    assert os.listdir(b.cache / "layers") == []
     z2 = b.zip(PLATFORM, RUNTIME, COPY)
     data = read(z2)
     assert deps(z2) == (lkey, "no")

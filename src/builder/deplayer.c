@@ -918,7 +918,6 @@ int deplayer_obtain(struct deplayer_store *s, const struct deplayer_request *req
 	pthread_mutex_unlock(&s->lock);
 	if (rc == 0) {
 		out->has_deps = layer_has_deps(out->path);
-		out->fetched = fetched;
 		cache_layer_touch(s->cache, out->key, cache_now_ms());
 		if (installed && remote_cache_writes(s->remote))
 			push_layer(s, req, out);

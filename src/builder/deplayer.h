@@ -114,7 +114,6 @@ struct deplayer {
 	char key[SHA256_HEX_LEN + 1];
 	char *path;                 /* the layer's folder */
 	bool reused;                /* found cached (or built by a build we waited for) */
-	bool fetched;               /* fetched from the remote cache by this build */
 	bool has_deps;              /* deps.zip exists */
 };
 

@@ -88,6 +88,19 @@ def build_and_push(sebsfs, tmp_path, reg, repo, env):
     return a, key, lkey
 
 
+def second_machine(sebsfs, tmp_path, reg, repo, env):
+    """Machine B, its pip3 recorded; it reads A's package first, a remote
+    hit, which needs no layer: none is asked for."""
+    path_env, calls = pip_recorder(tmp_path, "b")
+    b = machine(sebsfs, tmp_path, "b", f"{reg.addr}/{repo}", env={**env, **path_env})
+    z1 = b.zip(PLATFORM, RUNTIME, DYNAMIC_HTML)
+    read(z1)
+    assert xattr(z1, "user.sebs.origin") == "remote"
+    assert "dependency layer" not in log_text(b, PLATFORM, RUNTIME, DYNAMIC_HTML)
+    assert os.listdir(b.cache / "layers") == []
+    return b, calls
+
+
 def reader_fetches_the_layer(sebsfs, tmp_path, spec, lkey, env):
     """Machine B, remote_cache_mode=read, reads 120.dynamic-copy: the layer
     comes from the registry, pip3 installs nothing."""
@@ -136,14 +149,7 @@ def test_a_layer_from_another_machine_serves_another_benchmark(sebsfs, suite, tm
         assert zf.read("deps.zip") == (a.cache / "layers" / lkey / "deps.zip").read_bytes()
 
     # machine B: another benchmark, no package in the registry, the layer there
-    env, calls = pip_recorder(tmp_path, "b")
-    b = machine(sebsfs, tmp_path, "b", f"{reg.addr}/{repo}", env={**no_credentials, **env})
-    # a package that is a remote hit needs no layer: none is asked for
-    z1 = b.zip(PLATFORM, RUNTIME, DYNAMIC_HTML)
-    read(z1)
-    assert xattr(z1, "user.sebs.origin") == "remote"
-    assert "dependency layer" not in log_text(b, PLATFORM, RUNTIME, DYNAMIC_HTML)
-    assert os.listdir(b.cache / "layers") == []
+    b, calls = second_machine(sebsfs, tmp_path, reg, repo, no_credentials)
     z2 = b.zip(PLATFORM, RUNTIME, COPY)
     data = read(z2)
     assert xattr(z2, "user.sebs.input_hash") != key
@@ -177,14 +183,7 @@ def test_a_tampered_layer_blob_is_detected_and_installed_here(sebsfs, suite, tmp
     raw[len(raw) // 2] ^= 0xFF
     blob.write_bytes(bytes(raw))
 
-    env, calls = pip_recorder(tmp_path, "b")
-    b = machine(sebsfs, tmp_path, "b", f"{reg.addr}/{repo}", env={**no_credentials, **env})
-    # a package that is a remote hit needs no layer: none is asked for
-    z1 = b.zip(PLATFORM, RUNTIME, DYNAMIC_HTML)
-    read(z1)
-    assert xattr(z1, "user.sebs.origin") == "remote"
-    assert "dependency layer" not in log_text(b, PLATFORM, RUNTIME, DYNAMIC_HTML)
-    assert os.listdir(b.cache / "layers") == []
+    b, calls = second_machine(sebsfs, tmp_path, reg, repo, no_credentials)
     z2 = b.zip(PLATFORM, RUNTIME, COPY)
     data = read(z2)
     assert deps(z2) == (lkey, "no")

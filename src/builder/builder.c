@@ -1406,6 +1406,8 @@ struct builder *builder_new(const struct catalog *cat, struct cache *cache,
 			} else {
 				log_info("remote cache %s (%s)", cfg->remote_cache,
 					 remote_cache_mode_name(cfg->remote_cache_mode));
+				if (b->layers)
+					deplayer_store_set_remote(b->layers, b->remote);
 			}
 			free(why);
 		}

@@ -24,7 +24,10 @@
 #include "layout.h"
 #include "log.h"
 #include "pipeline.h"
+#include "remotecache.h"
 #include "walk.h"
+#include "zipnorm.h"
+#include "zipsplice.h"
 #include "ziptree.h"
 
 /* Bump when what a layer holds or how its key is made changes. */
@@ -44,6 +47,7 @@ struct layer_use {
 
 struct deplayer_store {
 	struct cache *cache;
+	struct remote_cache *remote;    /* NULL: none */
 	pthread_mutex_t lock;
 	pthread_cond_t changed;     /* a build of a layer ended */
 	struct layer_use *uses;     /* protected by lock */
@@ -62,6 +66,11 @@ struct deplayer_store *deplayer_store_new(struct cache *cache)
 	pthread_cond_init(&s->changed, &attr);
 	pthread_condattr_destroy(&attr);
 	return s;
+}
+
+void deplayer_store_set_remote(struct deplayer_store *s, struct remote_cache *rc)
+{
+	s->remote = rc;
 }
 
 void deplayer_store_free(struct deplayer_store *s)
@@ -306,6 +315,17 @@ next:
 	return rc;
 }
 
+/* Writes doc as the layer.json at path (NULL: out of memory). */
+static int write_layer_json(const char *path, const json_t *doc, char **errmsg)
+{
+	char *text = doc ? json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
+	int rc = text && path ? write_file_atomic(path, text, strlen(text)) : -ENOMEM;
+	if (rc < 0)
+		errmsg_set(errmsg, "cannot write layer.json: %s", strerror(-rc));
+	free(text);
+	return rc;
+}
+
 /* After the install ran in dir: moves its result into layer folder out
  * (deps.zip, extra/) and describes it in out/layer.json. */
 static int capture(const struct deplayer_request *req, const struct layer_inputs *in,
@@ -413,11 +433,7 @@ static int capture(const struct deplayer_request *req, const struct layer_inputs
 			json_object_set_new(doc, "dependency_folder",
 					    *has_deps ? json_string(depname) : json_null());
 		}
-		char *text = doc ? json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
-		rc = text && path ? write_file_atomic(path, text, strlen(text)) : -ENOMEM;
-		if (rc < 0)
-			errmsg_set(errmsg, "cannot write layer.json: %s", strerror(-rc));
-		free(text);
+		rc = write_layer_json(path, doc, errmsg);
 		free(path);
 		json_decref(doc);
 	}
@@ -565,6 +581,233 @@ static int verify_layer(const char *path, char **why)
 	return rc;
 }
 
+/* ---- the remote cache ---------------------------------------------------------- */
+
+/* What a layer folder may hold at its top. */
+static bool layer_member(const char *name)
+{
+	return strcmp(name, "deps.zip") == 0 || strcmp(name, "extra") == 0 ||
+	       strcmp(name, "layer.json") == 0;
+}
+
+/* A layer unpacked from the registry into dir must be the layer of in's
+ * key: only a layer's members; a layer.json whose key and key inputs are
+ * in's and whose dependency folder agrees with deps.zip; files that hash to
+ * what it records; a deps.zip whose central directory the splice can
+ * index. */
+static int check_unpacked(const char *dir, const struct layer_inputs *in, char **errmsg)
+{
+	char **names = NULL;
+	size_t n = 0;
+	char *doc_path = path_join(dir, "layer.json");
+	json_error_t jerr;
+	json_t *doc = NULL;
+	char *why = NULL;
+	int rc = doc_path ? list_dir_sorted(dir, &names, &n) : -ENOMEM;
+
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		if (!layer_member(names[i])) {
+			errmsg_set(errmsg, "the layer holds %s, which no layer has", names[i]);
+			rc = -EBADMSG;
+		}
+	if (rc == 0)
+		doc = json_load_file(doc_path, 0, &jerr);
+	if (rc == 0 && !json_is_object(doc)) {
+		errmsg_set(errmsg, "its layer.json: %s", doc ? "not a JSON object" : jerr.text);
+		rc = -EBADMSG;
+	}
+	const char *key = json_string_value(json_object_get(doc, "key"));
+	if (rc == 0 && (!key || strcmp(key, in->key) != 0)) {
+		errmsg_set(errmsg, "its layer.json names key %.64s, not %s", key ? key : "(none)",
+			in->key);
+		rc = -EBADMSG;
+	}
+	const char *field;
+	json_t *value;
+	json_object_foreach(in->doc, field, value) {
+		if (rc == 0 && !json_equal(value, json_object_get(doc, field))) {
+			errmsg_set(errmsg, "its layer.json's \"%s\" is not this layer's", field);
+			rc = -EBADMSG;
+		}
+	}
+	bool has_deps = layer_has_deps(dir);
+	if (rc == 0 && has_deps != json_is_string(json_object_get(doc, "dependency_folder"))) {
+		errmsg_set(errmsg, "its layer.json's dependency_folder disagrees with its deps.zip");
+		rc = -EBADMSG;
+	}
+	if (rc == 0 && (rc = verify_layer(dir, &why)) < 0)
+		errmsg_set(errmsg, "%s", why ? why : strerror(-rc));
+	if (rc == 0 && has_deps) {
+		char *zip = path_join(dir, "deps.zip");
+		int fd = zip ? open(zip, O_RDONLY | O_CLOEXEC) : -1;
+		struct zip_index *index = NULL;
+		char *msg = NULL;
+		rc = fd < 0 ? (zip ? -errno : -ENOMEM) : zip_index_read(fd, &index, &msg);
+		if (rc < 0)
+			errmsg_set(errmsg, "its deps.zip: %s", msg ? msg : strerror(-rc));
+		zip_index_free(index);
+		if (fd >= 0)
+			close(fd);
+		free(msg);
+		free(zip);
+	}
+	free(why);
+	json_decref(doc);
+	free(doc_path);
+	str_list_free(names, n);
+	return rc;
+}
+
+/* Adds "fetched_from" to the layer.json of the layer unpacked in dir. */
+static int note_origin(const char *dir, const struct remote_cache_origin *from, char **errmsg)
+{
+	char *doc_path = path_join(dir, "layer.json");
+	json_t *doc = doc_path ? json_load_file(doc_path, 0, NULL) : NULL;
+	json_t *origin = json_pack("{s:s, s:s, s:s, s:s?, s:s}", "registry", from->registry,
+				   "repository", from->repository, "tag", from->tag,
+				   "manifest", from->manifest_digest, "sha256", from->sha256);
+	int rc = doc && origin && json_object_set(doc, "fetched_from", origin) == 0 ?
+		 write_layer_json(doc_path, doc, errmsg) : -ENOMEM;
+
+	if (rc == -ENOMEM)
+		errmsg_set(errmsg, "out of memory");
+	json_decref(origin);
+	json_decref(doc);
+	free(doc_path);
+	return rc;
+}
+
+struct layer_fetch {
+	struct deplayer_store *s;
+	const struct layer_inputs *in;
+	char *dir;                  /* the layer, unpacked under tmp/ */
+	char *origin;               /* where it came from, for the log */
+};
+
+/* remote_cache_check_fn: unpacks the fetched archive at path into a new
+ * folder (f->dir) and checks it. */
+static int unpack_fetched(void *ctx, const char *path, const struct remote_cache_origin *from,
+			  char **errmsg)
+{
+	struct layer_fetch *f = ctx;
+	int fd = -1;
+	int rc = cache_make_tmpdir(f->s->cache, &f->dir);
+
+	if (rc < 0) {
+		errmsg_set(errmsg, "cannot create a folder for it: %s", strerror(-rc));
+		return rc;
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		rc = -errno;
+		errmsg_set(errmsg, "cannot open %s: %s", path, strerror(errno));
+	} else {
+		char *msg = NULL;
+		if ((rc = zip_extract(fd, f->dir, NULL, &msg)) < 0)
+			errmsg_set(errmsg, "cannot unpack it: %s", msg ? msg : strerror(-rc));
+		free(msg);
+	}
+	if (fd >= 0)
+		close(fd);
+	if (rc == 0)
+		rc = check_unpacked(f->dir, f->in, errmsg);
+	if (rc == 0)
+		rc = note_origin(f->dir, from, errmsg);
+	if (rc == 0 && !(f->origin = str_printf("%s/%s (tag %s, manifest %s, blob sha256:%s)",
+						from->registry, from->repository, from->tag,
+						from->manifest_digest ? from->manifest_digest
+								      : "(unknown)", from->sha256)))
+		rc = -ENOMEM;
+	if (rc < 0) {
+		rm_rf(f->dir);
+		free(f->dir);
+		f->dir = NULL;
+	}
+	return rc;
+}
+
+/* The layer of in's key from the remote cache, published here: 1 when it
+ * was, 0 when it must be installed here, -ECANCELED. */
+static int fetch_layer(struct deplayer_store *s, const struct deplayer_request *req,
+		       const struct layer_inputs *in)
+{
+	char tag[sizeof(REGCACHE_LAYER_TAG_PREFIX) + SHA256_HEX_LEN];
+	char what[64];
+	char *tmp = NULL;
+	struct layer_fetch f = { .s = s, .in = in };
+	double t0 = now_seconds();
+
+	snprintf(tag, sizeof(tag), REGCACHE_LAYER_TAG_PREFIX "%s", in->key);
+	snprintf(what, sizeof(what), "dependency layer %.12s", in->key);
+	struct remote_cache_lookup l = {
+		.kind = &regcache_layer_kind, .tag = tag, .what = what,
+		.otherwise = "installing here", .log_fd = req->log_fd, .cancel_fd = req->cancel_fd,
+		.check = unpack_fetched, .check_ctx = &f,
+	};
+	int got = remote_cache_fetch_artifact(s->remote, s->cache, &l, &tmp);
+	if (got != 1)
+		return got;
+	unlink(tmp);
+	free(tmp);
+	struct cache_layer published;
+	int rc = cache_publish_layer(s->cache, in->key, f.dir, now_seconds() - t0, &published);
+	if (rc < 0) {
+		build_log(req->log_fd, "dependency layer %.12s: cannot publish the fetched layer: %s;"
+			  " installing here", in->key, cache_strerror(rc));
+	} else {
+		build_log(req->log_fd, "dependency layer %s fetched from %s in %.2f s, %lld bytes:"
+			  " no install", in->key, f.origin, published.build_seconds,
+			  (long long)published.size);
+		cache_layer_clear(&published);
+	}
+	free(f.dir);
+	free(f.origin);
+	return rc < 0 ? 0 : 1;
+}
+
+/* Pushes the layer just installed here (held by the caller) in the
+ * background; a failure is a line in the logs, never the build's. */
+static void push_layer(struct deplayer_store *s, const struct deplayer_request *req,
+		       const struct deplayer *l)
+{
+	struct ziptree_options zopts = { .store = true, .label = "dependency layer" };
+	char tag[sizeof(REGCACHE_LAYER_TAG_PREFIX) + SHA256_HEX_LEN];
+	char what[64], sha[SHA256_HEX_LEN + 1];
+	char *tmp = cache_tmp_path(s->cache, ".zip"), *msg = NULL;
+	struct stat st;
+	int fd = tmp ? open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600) : -1;
+	int rc = fd < 0 ? (tmp ? -errno : -ENOMEM) : ziptree_write_opts(l->path, fd, &zopts, &msg);
+
+	snprintf(tag, sizeof(tag), REGCACHE_LAYER_TAG_PREFIX "%s", l->key);
+	snprintf(what, sizeof(what), "dependency layer %.12s", l->key);
+	if (rc == 0 && (fsync(fd) < 0 || fstat(fd, &st) < 0 || lseek(fd, 0, SEEK_SET) < 0))
+		rc = -errno;
+	if (rc == 0)
+		rc = sha256_hex_fd(fd, sha);
+	if (fd >= 0)
+		close(fd);
+	if (rc < 0) {
+		build_log(req->log_fd, "%s: cannot push it to the remote cache: %s", what,
+			  msg ? msg : strerror(-rc));
+		log_warn("%s: cannot push it to the remote cache: %s", what, msg ? msg : strerror(-rc));
+		if (fd >= 0)
+			unlink(tmp);
+	} else {
+		struct regcache_layer layer = {
+			.language = req->language, .version = req->version, .arch = req->arch,
+			.installer = req->installer, .sha256 = sha, .size = st.st_size,
+			.created = time(NULL),
+		};
+		struct regcache_artifact a;
+		regcache_layer_artifact(&layer, &a);
+		remote_cache_push_artifact(s->remote, tag, tmp, &a, what, true);
+		build_log(req->log_fd, "%s: pushing to the remote cache in the background (tag %s)",
+			  what, tag);
+	}
+	free(msg);
+	free(tmp);
+}
+
 int deplayer_obtain(struct deplayer_store *s, const struct deplayer_request *req,
 		    struct deplayer *out, char **errmsg)
 {
@@ -578,7 +821,7 @@ int deplayer_obtain(struct deplayer_store *s, const struct deplayer_request *req
 		return rc;
 	}
 	memcpy(out->key, in.key, sizeof(out->key));
-	bool waited = false, built = false;
+	bool waited = false, built = false, installed = false, fetched = false;
 	struct layer_use *u = NULL;
 	pthread_mutex_lock(&s->lock);
 	for (;;) {
@@ -658,7 +901,11 @@ int deplayer_obtain(struct deplayer_store *s, const struct deplayer_request *req
 		u->building = true;
 		pthread_mutex_unlock(&s->lock);
 		bool has_deps = false;
-		rc = build_layer(s, req, &in, &has_deps, errmsg);
+		int got_remote = remote_cache_reads(s->remote) ? fetch_layer(s, req, &in) : 0;
+		fetched = got_remote == 1;
+		rc = got_remote < 0 ? got_remote
+		     : fetched ? 0 : build_layer(s, req, &in, &has_deps, errmsg);
+		installed = rc == 0 && !fetched;
 		pthread_mutex_lock(&s->lock);
 		u->building = false;
 		pthread_cond_broadcast(&s->changed);
@@ -672,6 +919,8 @@ int deplayer_obtain(struct deplayer_store *s, const struct deplayer_request *req
 	if (rc == 0) {
 		out->has_deps = layer_has_deps(out->path);
 		cache_layer_touch(s->cache, out->key, cache_now_ms());
+		if (installed && remote_cache_writes(s->remote))
+			push_layer(s, req, out);
 	} else if (errmsg && *errmsg) {
 		/* install failures were logged by the installer; this is the summary */
 		build_log(req->log_fd, "error: dependency layer %.12s: %s", in.key, *errmsg);

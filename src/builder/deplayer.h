@@ -43,6 +43,26 @@
  *   layer.json  the key's inputs, what was removed, counts (for people).
  * Two builds that need the same layer at once build it once: the second
  * waits for the first (and counts as reusing it).
+ *
+ * With a remote cache (deplayer_store_set_remote, docs/scaling.md), a
+ * layer missing here is first looked up in the registry under
+ * REGCACHE_LAYER_TAG_PREFIX + key.  Its blob is the layer folder as a zip
+ * (ziptree_write, entries stored: deps.zip is compressed already); zip
+ * rather than tar because the one reproducible writer (ziptree) and the
+ * one hardened extractor (zip_extract: no absolute names, no "..", no
+ * links out, no writing through links, bounded size and entry count)
+ * exist for zips already.  What arrives is unpacked with zip_extract into
+ * a new folder under tmp/ and used only when it holds nothing but deps.zip,
+ * extra/ and layer.json, layer.json's key and key inputs are the wanted
+ * ones, deps.zip and extra/ hash to what layer.json records, and deps.zip's
+ * central directory can be indexed for the splice; then it is published
+ * like a built layer, with layer.json's "fetched_from" saying from where.
+ * Anything else (no such tag, a registry down, slow or refusing, a blob
+ * that fails a check) costs a line in the build log and the install runs
+ * here.  A layer installed here is pushed in the background: the archive
+ * is written to a temp file while the build holds the layer, the upload
+ * runs on the remote cache's push thread.  A layer fetched or found here
+ * is not pushed again.
  */
 #ifndef SEBSFS_DEPLAYER_H
 #define SEBSFS_DEPLAYER_H
@@ -54,9 +74,16 @@
 #include "sha256.h"
 
 struct deplayer_store;
+struct remote_cache;
 
 struct deplayer_store *deplayer_store_new(struct cache *cache);
 void deplayer_store_free(struct deplayer_store *s);
+
+/* Layers missing here are looked up in rc when it reads, and layers
+ * installed here pushed to it when it writes (remote_cache_mode).  NULL:
+ * none (the default).  Set before the first deplayer_obtain; rc outlives
+ * the store's use. */
+void deplayer_store_set_remote(struct deplayer_store *s, struct remote_cache *rc);
 
 /* Is the layer of key being built or used by a build now?  (Eviction
  * leaves such a layer alone.) */

@@ -966,6 +966,8 @@ static char *host_config_identity(const char *language)
 		files[2] = strdup("/etc/mavenrc");
 		files[3] = home ? str_printf("%s/.mavenrc", home) : NULL;
 	}
+	/* each file by its role (its index), not its path: a key shared
+	 * through a remote cache must not depend on $HOME */
 	for (int i = 0; i < 4; i++) {
 		char hex[SHA256_HEX_LEN + 1];
 		uint8_t role = (uint8_t)i;

@@ -107,80 +107,125 @@ bool remote_cache_writes(const struct remote_cache *rc)
 	return rc && rc->mode != REMOTE_CACHE_READ;
 }
 
-int remote_cache_fetch(struct remote_cache *rc, struct cache *cache, const char *input_hash,
-		       int log_fd, int cancel_fd, const char *what, char **tmp)
+const char *remote_cache_registry(const struct remote_cache *rc)
+{
+	return regcache_registry(rc->registry);
+}
+
+const char *remote_cache_repository(const struct remote_cache *rc)
+{
+	return regcache_repository(rc->registry);
+}
+
+int remote_cache_fetch_artifact(struct remote_cache *rc, struct cache *cache,
+				const struct remote_cache_lookup *l, char **tmp)
 {
 	const char *registry = regcache_registry(rc->registry);
 	const char *repo = regcache_repository(rc->registry);
 	char sha[SHA256_HEX_LEN + 1];
 	char *digest = NULL, *errmsg = NULL, *path = cache_tmp_path(cache, ".zip");
-	int64_t unzipped;
-	int rc_fetch, fd;
+	int got;
 
 	*tmp = NULL;
 	if (!path)
 		return 0;
-	rc_fetch = regcache_fetch(rc->registry, input_hash, path, cancel_fd, sha, &digest, &errmsg);
-	if (rc_fetch == -ECANCELED) {
+	got = regcache_fetch(rc->registry, l->kind, l->tag, path, l->cancel_fd, sha, &digest,
+			     &errmsg);
+	if (got == -ECANCELED) {
 		free(errmsg);
 		free(path);
-		return rc_fetch;
+		return got;
 	}
-	if (rc_fetch == -ENOENT) {
-		build_log(log_fd, "remote cache %s/%s: no package tagged %s; building here",
-			  registry, repo, input_hash);
+	if (got == -ENOENT) {
+		build_log(l->log_fd, "remote cache %s/%s: no %s tagged %s; %s", registry, repo,
+			  l->kind->noun, l->tag, l->otherwise);
 		free(path);
 		return 0;
 	}
-	if (rc_fetch == 0) {
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-		rc_fetch = fd < 0 ? -errno : zip_unzipped_size(fd, &unzipped, &errmsg);
-		if (fd >= 0)
-			close(fd);
-		if (rc_fetch < 0) {
+	if (got == 0) {
+		struct remote_cache_origin from = { registry, repo, l->tag, digest, sha };
+		got = l->check(l->check_ctx, path, &from, &errmsg);
+		if (got < 0) {
 			unlink(path);
 			if (!errmsg)
-				errmsg = str_printf("cannot read it: %s", strerror(-rc_fetch));
+				errmsg = str_printf("cannot read it: %s", strerror(-got));
 		}
 	}
-	if (rc_fetch < 0) {
-		const char *why = errmsg ? errmsg : strerror(-rc_fetch);
-		build_log(log_fd, "remote cache %s/%s: cannot use %s: %s; building here", registry,
-			  repo, input_hash, why);
-		log_warn("%s: remote cache %s/%s: %s; building here", what, registry, repo, why);
+	if (got < 0) {
+		const char *why = errmsg ? errmsg : strerror(-got);
+		build_log(l->log_fd, "remote cache %s/%s: cannot use %s: %s; %s", registry, repo,
+			  l->tag, why, l->otherwise);
+		log_warn("%s: remote cache %s/%s: %s; %s", l->what, registry, repo, why, l->otherwise);
 		free(errmsg);
 		free(digest);
 		free(path);
 		return 0;
 	}
-	build_log(log_fd, "fetched from the remote cache: registry %s, repository %s, tag %s,"
-		  " manifest %s, layer sha256:%s", registry, repo, input_hash,
-		  digest ? digest : "(unknown)", sha);
 	free(digest);
 	*tmp = path;
 	return 1;
 }
 
+struct package_check {
+	int log_fd;
+};
+
+/* A fetched package must read as a zip; the build log says where it came
+ * from. */
+static int check_package(void *ctx, const char *path, const struct remote_cache_origin *from,
+			 char **errmsg)
+{
+	const struct package_check *c = ctx;
+	int64_t unzipped;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int rc = fd < 0 ? -errno : zip_unzipped_size(fd, &unzipped, errmsg);
+
+	if (fd >= 0)
+		close(fd);
+	if (rc == 0)
+		build_log(c->log_fd, "fetched from the remote cache: registry %s, repository %s,"
+			  " tag %s, manifest %s, layer sha256:%s", from->registry, from->repository,
+			  from->tag, from->manifest_digest ? from->manifest_digest : "(unknown)",
+			  from->sha256);
+	return rc;
+}
+
+int remote_cache_fetch(struct remote_cache *rc, struct cache *cache, const char *input_hash,
+		       int log_fd, int cancel_fd, const char *what, char **tmp)
+{
+	struct package_check c = { log_fd };
+	struct remote_cache_lookup l = {
+		.kind = &regcache_package_kind, .tag = input_hash, .what = what,
+		.otherwise = "building here", .log_fd = log_fd, .cancel_fd = cancel_fd,
+		.check = check_package, .check_ctx = &c,
+	};
+
+	return remote_cache_fetch_artifact(rc, cache, &l, tmp);
+}
+
+/* A push's own copy of what it pushes. */
 struct push_job {
 	struct remote_cache *rc;
 	char *tag;
 	char *path;
 	char *what;
-	char *platform, *runtime, *benchmark, *filename, *builder;
+	bool remove_after;
+	struct regcache_artifact art;   /* its strings point into strings */
+	char *strings[2 * REGCACHE_MAX_FIELDS];
+	char *title;
 	char sha256[SHA256_HEX_LEN + 1];
-	int64_t size, created;
 };
 
 static void push_job_free(struct push_job *j)
 {
+	if (j->remove_after && j->path)
+		unlink(j->path);
 	free(j->tag);
 	free(j->path);
 	free(j->what);
-	free(j->platform);
-	free(j->runtime);
-	free(j->benchmark);
-	free(j->filename);
-	free(j->builder);
+	for (int i = 0; i < 2 * REGCACHE_MAX_FIELDS; i++)
+		free(j->strings[i]);
+	free(j->title);
 	free(j);
 }
 
@@ -188,12 +233,8 @@ static void *push_main(void *arg)
 {
 	struct push_job *j = arg;
 	struct remote_cache *rc = j->rc;
-	struct regcache_package p = { .platform = j->platform, .runtime = j->runtime,
-				      .benchmark = j->benchmark, .filename = j->filename,
-				      .builder = j->builder,
-				      .sha256 = j->sha256, .size = j->size, .created = j->created };
 	char *errmsg = NULL;
-	int r = regcache_push(rc->registry, j->tag, j->path, &p, &errmsg);
+	int r = regcache_push(rc->registry, j->tag, j->path, &j->art, &errmsg);
 
 	if (r < 0)
 		log_warn("%s: push to the remote cache %s/%s failed: %s", j->what,
@@ -211,8 +252,30 @@ static void *push_main(void *arg)
 	return NULL;
 }
 
-void remote_cache_push(struct remote_cache *rc, const char *input_hash, const char *path,
-		       const struct regcache_package *p, const char *what)
+/* A copy of a that owns its strings (in j); false on ENOMEM. */
+static bool push_job_copy(struct push_job *j, const struct regcache_artifact *a)
+{
+	bool ok = true;
+
+	j->title = a->title ? strdup(a->title) : NULL;
+	j->art = (struct regcache_artifact){ .kind = a->kind, .title = j->title,
+					     .sha256 = j->sha256, .size = a->size,
+					     .created = a->created };
+	ok = j->title || !a->title;
+	snprintf(j->sha256, sizeof(j->sha256), "%s", a->sha256);
+	for (int i = 0; i < REGCACHE_MAX_FIELDS && a->fields[i].name; i++) {
+		j->strings[2 * i] = strdup(a->fields[i].name);
+		j->strings[2 * i + 1] = strdup(a->fields[i].value ? a->fields[i].value : "");
+		j->art.fields[i].name = j->strings[2 * i];
+		j->art.fields[i].value = j->strings[2 * i + 1];
+		ok = ok && j->strings[2 * i] && j->strings[2 * i + 1];
+	}
+	return ok;
+}
+
+void remote_cache_push_artifact(struct remote_cache *rc, const char *tag, const char *path,
+				const struct regcache_artifact *a, const char *what,
+				bool remove_after)
 {
 	struct push_job *j = calloc(1, sizeof(*j));
 	pthread_attr_t attr;
@@ -221,20 +284,12 @@ void remote_cache_push(struct remote_cache *rc, const char *input_hash, const ch
 
 	if (j) {
 		j->rc = rc;
-		j->tag = strdup(input_hash);
+		j->tag = strdup(tag);
 		j->path = strdup(path);
 		j->what = strdup(what);
-		j->platform = strdup(p->platform);
-		j->runtime = strdup(p->runtime);
-		j->benchmark = strdup(p->benchmark);
-		j->builder = strdup(p->builder);
-		j->filename = p->filename ? strdup(p->filename) : NULL;
-		snprintf(j->sha256, sizeof(j->sha256), "%s", p->sha256);
-		j->size = p->size;
-		j->created = p->created;
+		j->remove_after = remove_after;
 	}
-	if (j && j->tag && j->path && j->what && j->platform && j->runtime && j->benchmark &&
-	    j->builder && (j->filename || !p->filename)) {
+	if (j && push_job_copy(j, a) && j->tag && j->path && j->what) {
 		pthread_mutex_lock(&rc->lock);
 		rc->pushing++;
 		pthread_mutex_unlock(&rc->lock);
@@ -252,4 +307,15 @@ void remote_cache_push(struct remote_cache *rc, const char *input_hash, const ch
 	log_warn("%s: cannot start the push to the remote cache: %s", what, strerror(-r));
 	if (j)
 		push_job_free(j);
+	if (remove_after)
+		unlink(path);
+}
+
+void remote_cache_push(struct remote_cache *rc, const char *input_hash, const char *path,
+		       const struct regcache_package *p, const char *what)
+{
+	struct regcache_artifact a;
+
+	regcache_package_artifact(p, &a);
+	remote_cache_push_artifact(rc, input_hash, path, &a, what, false);
 }

@@ -1,7 +1,8 @@
 /*
  * remotecache.h - the builder's side of -o remote_cache (docs/scaling.md):
- * on a local miss, a package fetched from the registry instead of built;
- * after a local build, the package pushed there in the background.
+ * on a local miss, a package (or a dependency layer, see deplayer.h)
+ * fetched from the registry instead of built; after a local build, the
+ * package (or layer) pushed there in the background.
  *
  * The key of a package in the registry is its input hash (the tag): it
  * covers the relative paths, contents and executable bits of every input
@@ -43,19 +44,59 @@ void remote_cache_free(struct remote_cache *rc);   /* waits for pushes; NULL is 
 bool remote_cache_reads(const struct remote_cache *rc);
 bool remote_cache_writes(const struct remote_cache *rc);
 
-/* Fetches the package tagged input_hash into a new temp file of cache
- * (*tmp, malloc'd) and checks it: the digests (regcache_fetch) and that it
- * is a zip whose central directory can be read.  1 with *tmp and, in the
- * build log log_fd, where it came from; 0 when the registry does not have
- * it or cannot give a good copy (a line in the build log and, for a
- * failure, in sebsfs's log: the caller builds); -ECANCELED, without a
- * word, once cancel_fd (the build's) is readable. */
+/* Where a fetched artifact came from (for logs and layer.json). */
+struct remote_cache_origin {
+	const char *registry;
+	const char *repository;
+	const char *tag;
+	const char *manifest_digest;   /* "sha256:...", or NULL when unknown */
+	const char *sha256;            /* hex of the blob */
+};
+
+/* Checks a fetched blob (its digests are checked already) at path: 0 when
+ * it can be used, else -errno with *errmsg. */
+typedef int (*remote_cache_check_fn)(void *ctx, const char *path,
+				     const struct remote_cache_origin *from, char **errmsg);
+
+struct remote_cache_lookup {
+	const struct regcache_kind *kind;
+	const char *tag;
+	const char *what;              /* names it in sebsfs's log */
+	const char *otherwise;         /* what the caller does instead: "building here" */
+	int log_fd;                    /* the build log */
+	int cancel_fd;                 /* the build's; -1: none */
+	remote_cache_check_fn check;
+	void *check_ctx;
+};
+
+/* Fetches the artifact tagged l->tag into a new temp file of cache (*tmp,
+ * malloc'd) and checks it: the digests (regcache_fetch), then l->check.
+ * 1 with *tmp when it can be used; 0 when the registry does not have it
+ * or cannot give a good copy (a line in the build log and, for a failure,
+ * in sebsfs's log: the caller goes on without it); -ECANCELED, without a
+ * word, once cancel_fd is readable.  The caller says where it came from. */
+int remote_cache_fetch_artifact(struct remote_cache *rc, struct cache *cache,
+				const struct remote_cache_lookup *l, char **tmp);
+
+/* remote_cache_fetch_artifact for the package tagged input_hash, checked
+ * to be a zip whose central directory can be read; the build log says
+ * where it came from. */
 int remote_cache_fetch(struct remote_cache *rc, struct cache *cache, const char *input_hash,
 		       int log_fd, int cancel_fd, const char *what, char **tmp);
 
-/* Pushes the published package path (its row in *p) under input_hash on a
- * detached thread; a failure is one line in sebsfs's log. */
+/* Pushes file path as artifact a under tag on a detached thread; a
+ * failure is one line in sebsfs's log.  remove_after: path is a temp file
+ * of the caller's that the push removes once done (pushed or not). */
+void remote_cache_push_artifact(struct remote_cache *rc, const char *tag, const char *path,
+				const struct regcache_artifact *a, const char *what,
+				bool remove_after);
+
+/* Pushes the published package path (its row in *p) under input_hash. */
 void remote_cache_push(struct remote_cache *rc, const char *input_hash, const char *path,
 		       const struct regcache_package *p, const char *what);
+
+/* "REGISTRY/REPOSITORY", for messages. */
+const char *remote_cache_registry(const struct remote_cache *rc);
+const char *remote_cache_repository(const struct remote_cache *rc);
 
 #endif

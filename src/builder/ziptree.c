@@ -291,9 +291,11 @@ out:
 }
 
 /* ziptree_write_opts, under the thread's C.UTF-8 locale. */
-static int zt_write_tree(const char *dir, int out_fd, bool jar_order, const char *label,
+static int zt_write_tree(const char *dir, int out_fd, const struct ziptree_options *zopts,
 			 char **errmsg)
 {
+	static const struct ziptree_options defaults = { 0 };
+	const struct ziptree_options *o = zopts ? zopts : &defaults;
 	struct zt_list l = { 0 };
 	struct zt_out out = { out_fd, 0 };
 	struct archive *a = NULL;
@@ -305,7 +307,7 @@ static int zt_write_tree(const char *dir, int out_fd, bool jar_order, const char
 		*errmsg = NULL;
 
 	struct zt_walk w = { &l, errmsg };
-	struct walk_options opts = { .links = WALK_KEEP, .label = label };
+	struct walk_options opts = { .links = WALK_KEEP, .label = o->label };
 	rc = walk_tree(dir, &opts, zt_visit, &w, errmsg);
 	if (rc)
 		goto out;
@@ -316,7 +318,7 @@ static int zt_write_tree(const char *dir, int out_fd, bool jar_order, const char
 		goto out;
 	}
 	if (l.n > 1)
-		qsort(l.v, l.n, sizeof(*l.v), jar_order ? zt_jar_cmp : zt_cmp);
+		qsort(l.v, l.n, sizeof(*l.v), o->jar_order ? zt_jar_cmp : zt_cmp);
 
 	buf = malloc(ZT_CHUNK);
 	ae = archive_entry_new();
@@ -328,14 +330,16 @@ static int zt_write_tree(const char *dir, int out_fd, bool jar_order, const char
 	if (archive_write_set_format_zip(a) != ARCHIVE_OK ||
 	    archive_write_set_bytes_per_block(a, ZT_BLOCK) != ARCHIVE_OK ||
 	    archive_write_set_bytes_in_last_block(a, 1) != ARCHIVE_OK ||
-	    archive_write_set_format_option(a, "zip", "compression", "deflate") != ARCHIVE_OK ||
+	    archive_write_set_format_option(a, "zip", "compression",
+					    o->store ? "store" : "deflate") != ARCHIVE_OK ||
 	    archive_write_set_format_option(a, "zip", "hdrcharset", "UTF-8") != ARCHIVE_OK) {
 		rc = zt_arc_err(a, &out);
 		errmsg_set(errmsg, "zip setup: %s", archive_error_string(a));
 		goto out;
 	}
 	/* Older libarchive lacks the option; its fixed default is also 6. */
-	(void)archive_write_set_format_option(a, "zip", "compression-level", ZT_LEVEL);
+	if (!o->store)   /* libarchive takes a level as asking for deflate */
+		(void)archive_write_set_format_option(a, "zip", "compression-level", ZT_LEVEL);
 	if (archive_write_open2(a, &out, NULL, zt_write_cb, NULL, NULL) != ARCHIVE_OK) {
 		rc = zt_arc_err(a, &out);
 		errmsg_set(errmsg, "zip open: %s", archive_error_string(a));
@@ -398,10 +402,9 @@ int ziptree_write(const char *dir, int out_fd, char **errmsg)
 int ziptree_write_opts(const char *dir, int out_fd, const struct ziptree_options *zopts,
 		       char **errmsg)
 {
-	bool jar_order = zopts && zopts->jar_order;
 	locale_t utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
 	locale_t saved = utf8 ? uselocale(utf8) : (locale_t)0;
-	int rc = zt_write_tree(dir, out_fd, jar_order, zopts ? zopts->label : NULL, errmsg);
+	int rc = zt_write_tree(dir, out_fd, zopts, errmsg);
 
 	if (utf8) {
 		uselocale(saved);

@@ -39,6 +39,9 @@ int ziptree_write(const char *dir, int out_fd, char **errmsg);
 
 struct ziptree_options {
 	bool jar_order;     /* META-INF/ and META-INF/MANIFEST.MF first */
+	bool store;         /* entries stored, not deflated: for a tree whose
+			     * files are compressed already (a dependency
+			     * layer's deps.zip); still reproducible */
 	const char *label;  /* how messages name the tree; NULL: dir as given */
 };
 

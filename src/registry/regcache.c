@@ -322,34 +322,81 @@ const char *regcache_repository(const struct regcache *r)
 
 /* ---- manifests ------------------------------------------------------------ */
 
-static json_t *annotations(const struct regcache_package *p)
+const struct regcache_kind regcache_package_kind = {
+	.noun = "package",
+	.artifact_type = REGCACHE_ARTIFACT_TYPE,
+	.blob_media_type = REGCACHE_ZIP_MEDIA_TYPE,
+	.config_media_type = REGCACHE_CONFIG_MEDIA_TYPE,
+};
+
+const struct regcache_kind regcache_layer_kind = {
+	.noun = "dependency layer",
+	.artifact_type = REGCACHE_LAYER_ARTIFACT_TYPE,
+	.blob_media_type = REGCACHE_LAYER_MEDIA_TYPE,
+	.config_media_type = REGCACHE_LAYER_CONFIG_MEDIA_TYPE,
+};
+
+void regcache_package_artifact(const struct regcache_package *p, struct regcache_artifact *out)
+{
+	*out = (struct regcache_artifact){
+		.kind = &regcache_package_kind,
+		.fields = { { "platform", p->platform }, { "runtime", p->runtime },
+			    { "benchmark", p->benchmark }, { "builder", p->builder } },
+		.title = p->filename, .sha256 = p->sha256, .size = p->size, .created = p->created,
+	};
+}
+
+void regcache_layer_artifact(const struct regcache_layer *l, struct regcache_artifact *out)
+{
+	/* "org.sebsfs.version" is sebsfs's own, as on every artifact */
+	*out = (struct regcache_artifact){
+		.kind = &regcache_layer_kind,
+		.fields = { { "language", l->language }, { "language_version", l->version },
+			    { "arch", l->arch }, { "installer", l->installer } },
+		.sha256 = l->sha256, .size = l->size, .created = l->created,
+	};
+}
+
+static json_t *annotations(const struct regcache_artifact *a)
 {
 	char created[32];
-	time_t t = (time_t)p->created;
+	time_t t = (time_t)a->created;
 	struct tm tm;
+	json_t *out = json_object();
 
 	gmtime_r(&t, &tm);
 	strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}",
-			 "org.sebsfs.platform", p->platform, "org.sebsfs.runtime", p->runtime,
-			 "org.sebsfs.benchmark", p->benchmark, "org.sebsfs.builder", p->builder,
-			 "org.sebsfs.sha256", p->sha256, "org.sebsfs.version", SEBSFS_VERSION,
-			 "org.opencontainers.image.created", created);
+	for (const struct regcache_field *f = a->fields; out && f->name; f++) {
+		char *name = str_printf("org.sebsfs.%s", f->name);
+		if (!name || json_object_set_new(out, name, json_string(f->value ? f->value : "")) < 0) {
+			json_decref(out);
+			out = NULL;
+		}
+		free(name);
+	}
+	if (out && (json_object_set_new(out, "org.sebsfs.sha256", json_string(a->sha256)) < 0 ||
+		    json_object_set_new(out, "org.sebsfs.version", json_string(SEBSFS_VERSION)) < 0 ||
+		    json_object_set_new(out, "org.opencontainers.image.created",
+					json_string(created)) < 0)) {
+		json_decref(out);
+		out = NULL;
+	}
+	return out;
 }
 
-char *regcache_config_json(const struct regcache_package *p)
+char *regcache_config_json(const struct regcache_artifact *a)
 {
-	json_t *a = annotations(p);
-	char *text = a ? json_dumps(a, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	json_t *ann = annotations(a);
+	char *text = ann ? json_dumps(ann, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 
-	json_decref(a);
+	json_decref(ann);
 	return text;
 }
 
-char *regcache_manifest_json(const struct regcache_package *p, bool artifact,
+char *regcache_manifest_json(const struct regcache_artifact *a, bool artifact,
 			     const char *config_sha256, int64_t config_size)
 {
-	char *layer_digest = str_printf("sha256:%s", p->sha256);
+	char *layer_digest = str_printf("sha256:%s", a->sha256);
 	char *config_digest = artifact ? strdup("sha256:" EMPTY_SHA256)
 				       : str_printf("sha256:%s", config_sha256);
 	json_t *m = NULL;
@@ -360,17 +407,17 @@ char *regcache_manifest_json(const struct regcache_package *p, bool artifact,
 	m = json_pack("{s:i, s:s, s:{s:s, s:s, s:I}, s:[{s:s, s:s, s:I}], s:o}",
 		      "schemaVersion", 2, "mediaType", REGCACHE_MANIFEST_MEDIA_TYPE,
 		      "config", "mediaType",
-		      artifact ? REGCACHE_EMPTY_MEDIA_TYPE : REGCACHE_CONFIG_MEDIA_TYPE,
+		      artifact ? REGCACHE_EMPTY_MEDIA_TYPE : a->kind->config_media_type,
 		      "digest", config_digest,
 		      "size", (json_int_t)(artifact ? strlen(EMPTY_JSON) : (size_t)config_size),
-		      "layers", "mediaType", REGCACHE_ZIP_MEDIA_TYPE, "digest", layer_digest,
-		      "size", (json_int_t)p->size, "annotations", annotations(p));
+		      "layers", "mediaType", a->kind->blob_media_type, "digest", layer_digest,
+		      "size", (json_int_t)a->size, "annotations", annotations(a));
 	if (m && artifact &&
-	    json_object_set_new(m, "artifactType", json_string(REGCACHE_ARTIFACT_TYPE)) < 0)
+	    json_object_set_new(m, "artifactType", json_string(a->kind->artifact_type)) < 0)
 		goto out;
-	if (m && p->filename &&
+	if (m && a->title &&
 	    json_object_set_new(json_array_get(json_object_get(m, "layers"), 0), "annotations",
-				json_pack("{s:s}", "org.opencontainers.image.title", p->filename)) < 0)
+				json_pack("{s:s}", "org.opencontainers.image.title", a->title)) < 0)
 		goto out;
 	if (m && artifact) {
 		/* the empty config's descriptor carries its data inline, as the
@@ -959,8 +1006,9 @@ static const char *status_words(long status)
 	return status >= 500 ? "server error" : status == 404 ? "not found" : "refused";
 }
 
-int regcache_fetch(struct regcache *r, const char *tag, const char *dest, int cancel_fd,
-		   char sha256[SHA256_HEX_LEN + 1], char **manifest_digest, char **errmsg)
+int regcache_fetch(struct regcache *r, const struct regcache_kind *kind, const char *tag,
+		   const char *dest, int cancel_fd, char sha256[SHA256_HEX_LEN + 1],
+		   char **manifest_digest, char **errmsg)
 {
 	struct http h = { .method = "GET", .upload_fd = -1, .download_fd = -1,
 			  .accept = REGCACHE_MANIFEST_MEDIA_TYPE,
@@ -1003,13 +1051,13 @@ int regcache_fetch(struct regcache *r, const char *tag, const char *dest, int ca
 	const char *annotated = json_string_value(
 		json_object_get(json_object_get(m, "annotations"), "org.sebsfs.sha256"));
 	if (!json_is_object(m) || json_array_size(layers) != 1 || !media ||
-	    strcmp(media, REGCACHE_ZIP_MEDIA_TYPE) != 0 || !is_sha256_digest(digest) ||
+	    strcmp(media, kind->blob_media_type) != 0 || !is_sha256_digest(digest) ||
 	    !json_is_integer(size_json) || json_integer_value(size_json) < 0 || !annotated ||
 	    strcmp(annotated, digest + 7) != 0) {
 		rc = -EBADMSG;
-		errmsg_set(errmsg, "registry %s: %s:%s is not a sebsfs package manifest (one %s layer"
+		errmsg_set(errmsg, "registry %s: %s:%s is not a sebsfs %s manifest (one %s layer"
 			" whose digest is its org.sebsfs.sha256)", r->registry, r->repository, tag,
-			REGCACHE_ZIP_MEDIA_TYPE);
+			kind->noun, kind->blob_media_type);
 		goto out;
 	}
 	int64_t size = json_integer_value(size_json);
@@ -1160,7 +1208,7 @@ static int put_manifest(struct regcache *r, const char *tag, const char *manifes
 }
 
 int regcache_push(struct regcache *r, const char *tag, const char *path,
-		  const struct regcache_package *p, char **errmsg)
+		  const struct regcache_artifact *a, char **errmsg)
 {
 	char *manifest = NULL, *config = NULL;
 	long status = 0;
@@ -1172,13 +1220,13 @@ int regcache_push(struct regcache *r, const char *tag, const char *path,
 		errmsg_set(errmsg, "cannot open %s: %s", path, strerror(errno));
 		return rc;
 	}
-	rc = push_blob(r, p->sha256, NULL, 0, fd, p->size, errmsg);
+	rc = push_blob(r, a->sha256, NULL, 0, fd, a->size, errmsg);
 	if (rc == 0)
 		rc = push_blob(r, EMPTY_SHA256, EMPTY_JSON, strlen(EMPTY_JSON), -1,
 			       (int64_t)strlen(EMPTY_JSON), errmsg);
 	if (rc < 0)
 		goto out;
-	manifest = regcache_manifest_json(p, true, NULL, 0);
+	manifest = regcache_manifest_json(a, true, NULL, 0);
 	rc = manifest ? put_manifest(r, tag, manifest, &status, errmsg) : -ENOMEM;
 	if (rc == -EIO && status >= 400 && status < 500) {
 		/* a registry that does not take OCI 1.1 artifacts: a config of
@@ -1187,8 +1235,8 @@ int regcache_push(struct regcache *r, const char *tag, const char *path,
 
 		log_info("registry %s: the artifact manifest was refused (HTTP %ld); pushing %s"
 			 " with a %s config instead", r->registry, status, tag,
-			 REGCACHE_CONFIG_MEDIA_TYPE);
-		config = regcache_config_json(p);
+			 a->kind->config_media_type);
+		config = regcache_config_json(a);
 		if (!config) {
 			rc = -ENOMEM;
 			goto out;
@@ -1197,7 +1245,7 @@ int regcache_push(struct regcache *r, const char *tag, const char *path,
 		rc = push_blob(r, config_sha, config, strlen(config), -1, (int64_t)strlen(config),
 			       errmsg);
 		free(manifest);
-		manifest = rc == 0 ? regcache_manifest_json(p, false, config_sha,
+		manifest = rc == 0 ? regcache_manifest_json(a, false, config_sha,
 							    (int64_t)strlen(config)) : NULL;
 		if (rc == 0)
 			rc = manifest ? put_manifest(r, tag, manifest, &status, errmsg) : -ENOMEM;

@@ -105,7 +105,9 @@ static void check_common(json_t *m)
 
 START_TEST(artifact_manifest)
 {
-	char *text = regcache_manifest_json(&PKG, true, NULL, 0);
+	struct regcache_artifact art;
+	regcache_package_artifact(&PKG, &art);
+	char *text = regcache_manifest_json(&art, true, NULL, 0);
 	ck_assert_ptr_nonnull(text);
 	json_t *m = json_loads(text, 0, NULL);
 	ck_assert_ptr_nonnull(m);
@@ -121,7 +123,7 @@ START_TEST(artifact_manifest)
 	ck_assert_str_eq(json_string_value(json_object_get(config, "digest")), digest);
 	ck_assert_int_eq(json_integer_value(json_object_get(config, "size")), 2);
 	/* deterministic: the same package and build time, the same manifest */
-	char *again = regcache_manifest_json(&PKG, true, NULL, 0);
+	char *again = regcache_manifest_json(&art, true, NULL, 0);
 	ck_assert_str_eq(text, again);
 	free(again);
 	json_decref(m);
@@ -131,10 +133,12 @@ END_TEST
 
 START_TEST(fallback_manifest)
 {
-	char *config = regcache_config_json(&PKG);
+	struct regcache_artifact art;
+	regcache_package_artifact(&PKG, &art);
+	char *config = regcache_config_json(&art);
 	char sha[SHA256_HEX_LEN + 1], digest[80];
 	sha256_hex_buf(config, strlen(config), sha);
-	char *text = regcache_manifest_json(&PKG, false, sha, (int64_t)strlen(config));
+	char *text = regcache_manifest_json(&art, false, sha, (int64_t)strlen(config));
 	json_t *m = json_loads(text, 0, NULL);
 	ck_assert_ptr_nonnull(m);
 	check_common(m);
@@ -154,13 +158,65 @@ START_TEST(fallback_manifest)
 }
 END_TEST
 
+/* A layer: its own artifactType, blob and config media types, and its
+ * own fields; the annotations every artifact has stay. */
+START_TEST(layer_manifests)
+{
+	static const struct regcache_layer LAYER = {
+		.language = "python", .version = "3.11", .arch = "x64",
+		.installer = "host pip3 23.0.1; python3 Python 3.11.2",
+		.sha256 = "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210",
+		.size = 999, .created = 1700000000,
+	};
+	struct regcache_artifact art;
+	regcache_layer_artifact(&LAYER, &art);
+	char *text = regcache_manifest_json(&art, true, NULL, 0);
+	json_t *m = json_loads(text, 0, NULL);
+	ck_assert_ptr_nonnull(m);
+	ck_assert_str_eq(json_string_value(json_object_get(m, "artifactType")),
+			 "application/vnd.sebsfs.layer.v1");
+	json_t *l = json_array_get(json_object_get(m, "layers"), 0);
+	ck_assert_str_eq(json_string_value(json_object_get(l, "mediaType")),
+			 "application/vnd.sebsfs.layer.v1+zip");
+	ck_assert_int_eq(json_integer_value(json_object_get(l, "size")), 999);
+	json_t *a = json_object_get(m, "annotations");
+	ck_assert_str_eq(json_string_value(json_object_get(a, "org.sebsfs.language")), "python");
+	ck_assert_str_eq(json_string_value(json_object_get(a, "org.sebsfs.language_version")),
+			 "3.11");
+	ck_assert_str_eq(json_string_value(json_object_get(a, "org.sebsfs.arch")), "x64");
+	ck_assert_str_eq(json_string_value(json_object_get(a, "org.sebsfs.installer")),
+			 LAYER.installer);
+	ck_assert_str_eq(json_string_value(json_object_get(a, "org.sebsfs.sha256")), LAYER.sha256);
+	ck_assert_ptr_nonnull(json_string_value(json_object_get(a, "org.sebsfs.version")));
+	ck_assert_ptr_null(json_object_get(a, "org.sebsfs.platform"));
+	ck_assert_str_eq(json_string_value(json_object_get(a, "org.opencontainers.image.created")),
+			 "2023-11-14T22:13:20Z");
+	json_decref(m);
+	free(text);
+
+	char *config = regcache_config_json(&art);
+	char sha[SHA256_HEX_LEN + 1];
+	sha256_hex_buf(config, strlen(config), sha);
+	text = regcache_manifest_json(&art, false, sha, (int64_t)strlen(config));
+	m = json_loads(text, 0, NULL);
+	ck_assert_ptr_null(json_object_get(m, "artifactType"));
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(m, "config"),
+							   "mediaType")),
+			 "application/vnd.sebsfs.layer.config.v1+json");
+	json_decref(m);
+	free(text);
+	free(config);
+}
+END_TEST
+
 /* Nothing listens on the port: a bounded failure, not a hang or -ENOENT. */
 START_TEST(unreachable_registry)
 {
 	char *err = NULL, sha[SHA256_HEX_LEN + 1], *digest = NULL;
 	struct regcache *r = regcache_new("127.0.0.1:1/x", NULL, &err);
 	ck_assert_ptr_nonnull(r);
-	int rc = regcache_fetch(r, "0000", "/nonexistent/never", -1, sha, &digest, &err);
+	int rc = regcache_fetch(r, &regcache_package_kind, "0000", "/nonexistent/never", -1, sha,
+				&digest, &err);
 	ck_assert_int_lt(rc, 0);
 	ck_assert_int_ne(rc, -ENOENT);
 	ck_assert_ptr_nonnull(err);
@@ -179,6 +235,7 @@ int main(void)
 	tcase_add_test(tc, challenges);
 	tcase_add_test(tc, artifact_manifest);
 	tcase_add_test(tc, fallback_manifest);
+	tcase_add_test(tc, layer_manifests);
 	tcase_add_test(tc, unreachable_registry);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);

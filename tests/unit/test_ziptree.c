@@ -335,6 +335,50 @@ START_TEST(test_reproducible)
 }
 END_TEST
 
+/* ziptree_options.store: the same entries, not compressed, reproducible. */
+START_TEST(test_store)
+{
+	char *t = tpath("t"), *zd = tpath("d.zip"), *zs = tpath("s.zip"), *zs2 = tpath("s2.zip");
+	struct ziptree_options o = { .store = true };
+	char *big = malloc(200001), *msg = NULL, *b1, *b2;
+	size_t ld, ls, ls2;
+	struct rlist deflated, stored;
+
+	make_tree(t, false);
+	memset(big, 'a', 200000);
+	big[200000] = '\0';
+	put(t, "a/compressible.txt", big, 0644);
+	zip_ok(t, zd);
+	for (int i = 0; i < 2; i++) {
+		int fd = open(i ? zs2 : zs, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		ck_assert_int_ge(fd, 0);
+		ck_assert_int_eq(ziptree_write_opts(t, fd, &o, &msg), 0);
+		close(fd);
+	}
+	b1 = slurp(zs, &ls);
+	b2 = slurp(zs2, &ls2);
+	ck_assert_uint_eq(ls, ls2);
+	ck_assert(memcmp(b1, b2, ls) == 0);
+	free(slurp(zd, &ld));
+	ck_assert_uint_lt(ld, 100000);   /* deflated */
+	ck_assert_uint_gt(ls, 200000);   /* stored */
+	read_zip(zd, &deflated);
+	read_zip(zs, &stored);
+	ck_assert_uint_eq(deflated.n, stored.n);
+	for (size_t i = 0; i < stored.n; i++) {
+		ck_assert_str_eq(stored.v[i].path, deflated.v[i].path);
+		ck_assert_uint_eq(stored.v[i].perm, deflated.v[i].perm);
+		ck_assert_uint_eq(stored.v[i].len, deflated.v[i].len);
+		ck_assert(memcmp(stored.v[i].data, deflated.v[i].data, stored.v[i].len) == 0);
+	}
+	rlist_free(&deflated);
+	rlist_free(&stored);
+	ck_assert_int_eq(run((char *const[]){ "unzip", "-tq", zs, NULL }, NULL), 0);
+	free(b1); free(b2); free(big);
+	free(t); free(zd); free(zs); free(zs2);
+}
+END_TEST
+
 START_TEST(test_sorted_with_dirs)
 {
 	char *t = tpath("t"), *z = tpath("t.zip");
@@ -810,6 +854,7 @@ static Suite *ziptree_suite(void)
 	tcase_add_checked_fixture(tc, setup_tmp, teardown_tmp);
 	tcase_add_test(tc, test_reproducible);
 	tcase_add_test(tc, test_sorted_with_dirs);
+	tcase_add_test(tc, test_store);
 	tcase_add_test(tc, test_content_roundtrip);
 	tcase_add_test(tc, test_modes_owner_time);
 	tcase_add_test(tc, test_symlink);

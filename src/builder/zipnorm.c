@@ -600,8 +600,11 @@ static int zn_extract(struct zn *z, int in_fd)
 								      : "(unreadable)");
 				return -EILSEQ;
 			}
-			errmsg_set(z->errmsg, "%s%s: %s", count ? "entry after " : what,
-				   count ? z->names[z->n_names - 1] : "", archive_error_string(z->a));
+			/* the last name kept, if any: a tar's root and skipped
+			 * entries are counted but keep none */
+			errmsg_set(z->errmsg, "%s%s: %s", z->n_names ? "entry after " : what,
+				   z->n_names ? z->names[z->n_names - 1] : "",
+				   archive_error_string(z->a));
 			return -EBADMSG;
 		}
 		if (++count > z->max_entries) {

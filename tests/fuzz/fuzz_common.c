@@ -100,3 +100,15 @@ void fuzz_write_file(const char *path, const void *data, size_t len)
 	}
 	close(fd);
 }
+
+bool fuzz_documented_extract_error(int rc)
+{
+	switch (rc) {
+	case -EBADMSG: case -EPERM: case -EINVAL: case -EEXIST: case -EILSEQ:
+	case -ELOOP: case -EFBIG:
+	case -ENAMETOOLONG: /* a component longer than the file system takes */
+		return true;
+	default:
+		return false;
+	}
+}

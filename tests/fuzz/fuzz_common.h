@@ -11,6 +11,7 @@
 #ifndef SEBSFS_FUZZ_COMMON_H
 #define SEBSFS_FUZZ_COMMON_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -39,6 +40,10 @@ const char *fuzz_scratch_dir(void);
 /* Writes len bytes to path (created or truncated); aborts on failure: the
  * harness cannot go on without its files. */
 void fuzz_write_file(const char *path, const void *data, size_t len);
+
+/* rc is one of the refusals zipnorm.h documents for its extractors
+ * (zip_normalize, zip_extract, tar_extract). */
+bool fuzz_documented_extract_error(int rc);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -25,18 +25,6 @@
 #include "zipnorm.h"
 #include "zipsplice.h"
 
-static bool documented(int rc)
-{
-	switch (rc) {
-	case -EBADMSG: case -EPERM: case -EINVAL: case -EEXIST: case -EILSEQ:
-	case -ELOOP: case -EFBIG:
-	case -ENAMETOOLONG: /* a component longer than the file system takes */
-		return true;
-	default:
-		return false;
-	}
-}
-
 static void assert_empty(const char *dir)
 {
 	char **names;
@@ -87,7 +75,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	rc = run(in, out, scratch, &opts, &msg);
 	if (rc != 0) {
-		FUZZ_CHECK(documented(rc), "zip_normalize gave %d (%s)", rc, msg ? msg : "");
+		FUZZ_CHECK(fuzz_documented_extract_error(rc), "zip_normalize gave %d (%s)", rc,
+			   msg ? msg : "");
 		FUZZ_CHECK(msg && *msg && !strchr(msg, '\n'), "refusal %d without a one-line message",
 			   rc);
 		FUZZ_CHECK(stat(out, &st) == 0 && st.st_size == 0, "a refusal wrote %jd bytes",

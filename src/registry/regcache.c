@@ -450,6 +450,8 @@ struct http {
 	int64_t upload_off;
 	int download_fd;           /* a 200's body goes here (-1: into body_out) */
 	struct sha256_ctx *download_hash;
+	bool download_bounded;     /* more than download_max bytes: -EFBIG */
+	int64_t download_max;
 	int64_t downloaded;
 	bool follow;
 	long timeout_s;
@@ -497,6 +499,12 @@ static size_t write_cb(char *data, size_t size, size_t n, void *ctx)
 	size_t len = size * n;
 
 	if (h->download_fd >= 0 && h->status == 200) {
+		/* a registry that sends more than the manifest said never
+		 * fills the disk: the blob is wrong at the first extra byte */
+		if (h->download_bounded && h->downloaded + (int64_t)len > h->download_max) {
+			h->write_err = -EFBIG;
+			return 0;
+		}
 		if (write_all(h->download_fd, data, len) < 0) {
 			h->write_err = -errno;
 			return 0;
@@ -1084,10 +1092,22 @@ int regcache_fetch(struct regcache *r, const struct regcache_kind *kind, const c
 	h.follow = true;
 	h.download_fd = fd;
 	h.download_hash = &ctx;
+	h.download_bounded = true;
+	h.download_max = size;
 	h.timeout_s = REGCACHE_LOOKUP_TIMEOUT_S + size / BLOB_BYTES_PER_SECOND;
 	h.deadline = now_seconds() + (double)h.timeout_s;
 	h.url = str_printf("%s/v2/%s/blobs/%s", r->base, r->repository, digest);
-	rc = h.url ? http_authed(r, &h, false, errmsg) : -ENOMEM;
+	char *get_msg = NULL;
+	rc = h.url ? http_authed(r, &h, false, &get_msg) : -ENOMEM;
+	if (rc == -EFBIG && h.write_err == -EFBIG) {
+		rc = -EBADMSG;
+		errmsg_set(errmsg, "registry %s: the blob of %s:%s is not what its manifest says:"
+			" longer than its %lld bytes (the download stopped there)", r->registry,
+			r->repository, tag, (long long)size);
+	} else if (rc < 0 && get_msg) {
+		errmsg_set(errmsg, "%s", get_msg);
+	}
+	free(get_msg);
 	if (rc < 0)
 		goto out;
 	if (h.status != 200) {

@@ -212,6 +212,29 @@ def test_tampered_blob_is_detected_and_built_here(sebsfs, tmp_path, reg, repo, n
     assert wait_for(lambda: "is not what its manifest says" in m2.stderr(), 10), m2.stderr()
 
 
+def test_blob_longer_than_its_manifest_stops_the_download(sebsfs, tmp_path, reg, repo,
+                                                          no_credentials):
+    """A registry that sends more than the manifest's size (here 64 MiB
+    appended to the stored blob) is cut off at the first extra byte: the
+    package is built here and nothing of the excess stays on disk."""
+    _, data, key = first_machine_builds_and_pushes(sebsfs, tmp_path, reg, repo, no_credentials)
+    blob = blob_data_file(reg, "sha256:" + hashlib.sha256(data).hexdigest())
+    with open(blob, "ab") as f:
+        f.write(b"\0" * (64 << 20))
+
+    m2 = machine(sebsfs, tmp_path, "two", f"{reg.addr}/{repo}", env=no_credentials)
+    z2 = package(m2)
+    assert read(z2) == data            # built here, reproducibly
+    assert builds(z2) == 1
+    assert xattr(z2, "user.sebs.origin") == "local"
+    log = log_text(m2, PLATFORM, RUNTIME, DYNAMIC_HTML)
+    assert f"longer than its {len(data)} bytes (the download stopped there)" in log, log
+    assert "building here" in log
+    cache_files = [p for p in (tmp_path / "cache-two").rglob("*") if p.is_file()]
+    assert cache_files
+    assert all(p.stat().st_size < (64 << 20) for p in cache_files), cache_files
+
+
 def test_registry_down_builds_here(sebsfs, tmp_path, reg, repo, no_credentials):
     reg.stop()
     m = machine(sebsfs, tmp_path, "one", f"{reg.addr}/{repo}", env=no_credentials)

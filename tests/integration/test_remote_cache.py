@@ -192,6 +192,19 @@ def test_two_machines_pushing_one_key_at_once(sebsfs, tmp_path, reg, repo, no_cr
     assert builds(z3) == 0
 
 
+def second_machine_builds_here(sebsfs, tmp_path, reg, repo, env, data):
+    """A second machine's package, which must be built there (the remote
+    one is refused) with the same bytes; returns the machine and its log."""
+    m2 = machine(sebsfs, tmp_path, "two", f"{reg.addr}/{repo}", env=env)
+    z2 = package(m2)
+    assert read(z2) == data            # built here, reproducibly
+    assert builds(z2) == 1
+    assert xattr(z2, "user.sebs.origin") == "local"
+    log = log_text(m2, PLATFORM, RUNTIME, DYNAMIC_HTML)
+    assert "cannot use" in log and "building here" in log, log
+    return m2, log
+
+
 def test_tampered_blob_is_detected_and_built_here(sebsfs, tmp_path, reg, repo, no_credentials):
     _, data, key = first_machine_builds_and_pushes(sebsfs, tmp_path, reg, repo, no_credentials)
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
@@ -201,14 +214,8 @@ def test_tampered_blob_is_detected_and_built_here(sebsfs, tmp_path, reg, repo, n
     raw[len(raw) // 2] ^= 0xFF
     blob.write_bytes(bytes(raw))
 
-    m2 = machine(sebsfs, tmp_path, "two", f"{reg.addr}/{repo}", env=no_credentials)
-    z2 = package(m2)
-    assert read(z2) == data            # built here, reproducibly
-    assert builds(z2) == 1
-    assert xattr(z2, "user.sebs.origin") == "local"
-    log = log_text(m2, PLATFORM, RUNTIME, DYNAMIC_HTML)
-    assert "cannot use" in log and "is not what its manifest says" in log, log
-    assert "building here" in log
+    m2, log = second_machine_builds_here(sebsfs, tmp_path, reg, repo, no_credentials, data)
+    assert "is not what its manifest says" in log, log
     assert wait_for(lambda: "is not what its manifest says" in m2.stderr(), 10), m2.stderr()
 
 
@@ -222,14 +229,8 @@ def test_blob_longer_than_its_manifest_stops_the_download(sebsfs, tmp_path, reg,
     with open(blob, "ab") as f:
         f.write(b"\0" * (64 << 20))
 
-    m2 = machine(sebsfs, tmp_path, "two", f"{reg.addr}/{repo}", env=no_credentials)
-    z2 = package(m2)
-    assert read(z2) == data            # built here, reproducibly
-    assert builds(z2) == 1
-    assert xattr(z2, "user.sebs.origin") == "local"
-    log = log_text(m2, PLATFORM, RUNTIME, DYNAMIC_HTML)
+    _, log = second_machine_builds_here(sebsfs, tmp_path, reg, repo, no_credentials, data)
     assert f"longer than its {len(data)} bytes (the download stopped there)" in log, log
-    assert "building here" in log
     cache_files = [p for p in (tmp_path / "cache-two").rglob("*") if p.is_file()]
     assert cache_files
     assert all(p.stat().st_size < (64 << 20) for p in cache_files), cache_files

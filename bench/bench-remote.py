@@ -9,10 +9,16 @@ no dockerd), copies the bundled example suite into a temporary folder, and
 mounts it with -o remote_cache=<registry>/bench/sebsfs on a first cache folder
 ("machine one"), which builds BENCH_PACKAGES and pushes them in the
 background.  Then, in BENCH_ROUNDS rounds, each on fresh cache folders:
-  - "fetch": a mount with the same remote_cache ("machine two") opens and
-    reads each package (look-up, download, digest and zip checks, publish);
+  - "fetch": a mount with the same remote_cache, remote_cache_mode=read
+    ("machine two"), opens and reads each package (look-up, download, digest and zip checks, publish);
   - "build": a mount without remote_cache builds and reads each package.
 The medians per package and their ratio (fetch / build) are printed.
+
+With BENCH_EDIT=1, the suite's function.py / function.js are edited (a
+comment appended) after machine one pushed: every package key then misses,
+but the dependency layers' keys do not, so "fetch" measures a build whose
+pip/npm install is fetched (a dependency layer pushed by machine one) and
+"build" one that installs; both must give the same bytes.
 
 Prints a human-readable summary, then one machine-readable last line:
     ratio=<fetch/build> fetch_ms=... build_ms=...   (sums over the packages)
@@ -25,6 +31,7 @@ Environment:
   BENCH_PACKAGES    comma-separated paths in the mount (default:
                     aws/python-3.11/110.dynamic-html.zip,aws/nodejs-20/110.dynamic-html.zip)
   BENCH_ROUNDS      rounds (default: 5)
+  BENCH_EDIT        1: edit the code after machine one pushed (see above)
 """
 import os
 import shutil
@@ -111,6 +118,15 @@ class Mount:
             self.proc.wait()
 
 
+def edit_code(root):
+    """Appends a comment to every benchmark's function.py / function.js."""
+    for dirpath, _, files in os.walk(os.path.join(root, "benchmarks")):
+        for name, comment in (("function.py", "# edited\n"), ("function.js", "// edited\n")):
+            if name in files:
+                with open(os.path.join(dirpath, name), "a") as f:
+                    f.write(comment)
+
+
 def timed_read_ms(mount, rel):
     t0 = time.perf_counter_ns()
     data = mount.read(rel)
@@ -120,6 +136,7 @@ def timed_read_ms(mount, rel):
 def main():
     binary = sebsfs_binary()
     rounds = positive("BENCH_ROUNDS", 5)
+    edit = os.environ.get("BENCH_EDIT", "") == "1"
     builder = os.environ.get("BENCH_BUILDER", "host")
     packages = os.environ.get("BENCH_PACKAGES", "aws/python-3.11/110.dynamic-html.zip,"
                               "aws/nodejs-20/110.dynamic-html.zip").split(",")
@@ -142,27 +159,34 @@ def main():
         one.stop()
         print(f"machine one built and pushed {len(packages)} package(s) to {registry.addr}",
               file=sys.stderr)
+        if edit:
+            edit_code(root)
 
         fetch = {rel: [] for rel in packages}
         build = {rel: [] for rel in packages}
         for n in range(rounds):
-            for kind, options, times in (("fetch", remote, fetch),
+            # read: what a round builds is never pushed for the next one
+            for kind, options, times in (("fetch", remote + ["remote_cache_mode=read"], fetch),
                                          ("build", [f"builder={builder}"], build)):
                 m = Mount(binary, root, os.path.join(work, f"mnt-{kind}-{n}"),
                           os.path.join(work, f"cache-{kind}-{n}"), options, log)
                 for rel in packages:
                     ms, data = timed_read_ms(m, rel)
+                    if edit and kind == "fetch":
+                        reference[rel] = data  # the edited package: "build" must agree
                     if data != reference[rel]:
-                        sys.exit(f"bench: {kind} of {rel} gave other bytes than machine one")
+                        sys.exit(f"bench: {kind} of {rel} gave other bytes than"
+                                 f" {'the fetch' if edit else 'machine one'}")
                     origin = os.getxattr(os.path.join(m.mnt, rel), "user.sebs.origin").decode()
-                    if origin != ("remote" if kind == "fetch" else "local"):
+                    if origin != ("remote" if kind == "fetch" and not edit else "local"):
                         sys.exit(f"bench: {kind} of {rel}: user.sebs.origin is {origin}")
                     times[rel].append(ms)
                 m.stop()
             print(f"round {n + 1}/{rounds} done", file=sys.stderr)
 
+        edited = ", code edited: fetch = dependency layers fetched" if edit else ""
         print(f"builder={builder}, {rounds} rounds, medians (open + read of the whole package"
-              " on a fresh cache folder):")
+              f" on a fresh cache folder{edited}):")
         total_fetch = total_build = 0.0
         for rel in packages:
             f, b = statistics.median(fetch[rel]), statistics.median(build[rel])

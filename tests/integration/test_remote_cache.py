@@ -5,15 +5,18 @@ is the registry they share.  The first builds and pushes in the background;
 the second serves the same bytes without building.  A blob tampered with in
 the registry's storage, a registry that is down, and the read / write modes
 are checked through the same mounts; the manifest is checked with plain HTTP
-against the OCI image spec's fields (no oras or crane here)."""
+against the OCI image spec's fields, and through skopeo (Debian's; oras and
+crane are not packaged)."""
 
 import base64
 import hashlib
 import json
 import os
+import subprocess
 import urllib.error
 import urllib.request
 import uuid
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -159,6 +162,50 @@ def test_second_machine_serves_what_the_first_built(sebsfs, tmp_path, reg, repo,
     assert read(z3) == data
     assert builds(z3) == 0
     assert xattr(z3, "user.sebs.origin") == "remote"
+
+
+def skopeo(*args):
+    """skopeo (Debian's) against the plain-HTTP loopback registry; its output."""
+    r = subprocess.run(["skopeo", "--insecure-policy", *args], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, f"skopeo {args}: {r.stderr}"
+    return r.stdout
+
+
+def test_standard_tools_list_and_fetch_the_artifacts(sebsfs, tmp_path, reg, repo,
+                                                     no_credentials):
+    """What a team's own tooling sees: skopeo lists the tags (the package
+    key and its dependency layer), reads the manifest, and copies each
+    artifact out with blobs whose bytes are the package and the layer."""
+    _, data, key = first_machine_builds_and_pushes(sebsfs, tmp_path, reg, repo, no_credentials)
+    ref = f"docker://{reg.addr}/{repo}"
+
+    def tags():
+        return json.loads(skopeo("list-tags", "--tls-verify=false", ref))["Tags"]
+    assert wait_for(lambda: any(t.startswith("layer-") for t in tags()), PUSH_TIMEOUT, 0.2), \
+        tags()
+    layer_tag = next(t for t in tags() if t.startswith("layer-"))
+    assert sorted(tags()) == sorted([key, layer_tag])
+
+    manifest = json.loads(skopeo("inspect", "--raw", "--tls-verify=false", f"{ref}:{key}"))
+    assert manifest["artifactType"] == "application/vnd.sebsfs.package.v1"
+    (layer,) = manifest["layers"]
+    assert layer["annotations"]["org.opencontainers.image.title"] == f"{DYNAMIC_HTML}.zip"
+
+    out = tmp_path / "skopeo-package"
+    skopeo("copy", "--src-tls-verify=false", f"{ref}:{key}", f"dir:{out}")
+    assert (out / hashlib.sha256(data).hexdigest()).read_bytes() == data
+
+    out = tmp_path / "skopeo-layer"
+    skopeo("copy", "--src-tls-verify=false", f"{ref}:{layer_tag}", f"dir:{out}")
+    lmanifest = json.loads((out / "manifest.json").read_text())
+    assert lmanifest["artifactType"] == "application/vnd.sebsfs.layer.v1"
+    blob = out / lmanifest["layers"][0]["digest"].split(":", 1)[1]
+    names = subprocess.run(["unzip", "-Z1", str(blob)], capture_output=True, text=True,
+                           check=True).stdout.split()
+    assert "layer.json" in names and "deps.zip" in names, names
+    with zipfile.ZipFile(blob) as z:
+        assert json.loads(z.read("layer.json"))["key"] == layer_tag[len("layer-"):]
 
 
 def test_two_machines_pushing_one_key_at_once(sebsfs, tmp_path, reg, repo, no_credentials):

@@ -39,6 +39,10 @@ BENCH_DIRS = {
 }
 WHEEL = {"3.10": "0.9.0", "3.11": "1.0.0"}   # sebs_example_util version per requirements file
 READ_TIMEOUT = 180                            # seconds; a hung read fails the test
+# a cold build that compiles (a C++ function image: g++ over Boost in a
+# builder stage) on a slow machine (fuse-overlayfs under dockerd took more
+# than 180 s on a fresh-machine run); still a bound on a hang, not a timing
+COMPILE_READ_TIMEOUT = 900
 
 AZURE_FUNCTION_JSON = {
     "scriptFile": None,  # filled per language

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from sebsfs_testlib import (DYNAMIC_HTML, SLEEP, assert_view_equals_unzip, builds, docker,
-                            edit_json, function_tag, names, open_errno, read, run, sha256,
-                            systems, xattr, zip_of)
+from sebsfs_testlib import (COMPILE_READ_TIMEOUT, DYNAMIC_HTML, SLEEP, assert_view_equals_unzip,
+                            builds, docker, edit_json, function_tag, names, open_errno, read, run,
+                            sha256, systems, xattr, zip_of)
 
 BFS = "503.graph-bfs"
 BENCH = {
@@ -264,7 +264,7 @@ def test_java_and_cpp_function_images(sebsfs, repo, tmp_path):
     assert r.stdout.strip(), r.stderr
     # aws cpp: the dependency images filled in, the binary answers
     img = m.path("aws", "cpp-all", f"{BFS}.image")
-    doc = json.loads(read(img))
+    doc = json.loads(read(img, timeout=COMPILE_READ_TIMEOUT))
     log = read(Path(f"{img}.log")).decode()
     assert "dependency images filled in" in log
     for dep in ("runtime", "boost", "rapidjson"):
@@ -314,7 +314,7 @@ def test_cpp_image_follows_its_dependency_images(sebsfs, suite, repo, tmp_path):
     try:
         m = sebsfs(options=("builder=docker", f"repository={repo}"))
         img = m.path("aws", "cpp-all", f"{SLEEP}.image")
-        first = json.loads(read(img))
+        first = json.loads(read(img, timeout=COMPILE_READ_TIMEOUT))
         assert builds(img) == 1
         assert json.loads(read(img)) == first and builds(img) == 1
         ctx = tmp_path / "ctx"
@@ -322,7 +322,7 @@ def test_cpp_image_follows_its_dependency_images(sebsfs, suite, repo, tmp_path):
         (ctx / "Dockerfile").write_text(f"FROM {made[2]}\nLABEL sebsfs.test.rebuilt={ctx}\n")
         docker("build", "-q", "-t", made[2], str(ctx))
         time.sleep(2.5)  # past BUILD_IMAGE_TTL_SECONDS: the old ID is let go
-        second = json.loads(read(img))
+        second = json.loads(read(img, timeout=COMPILE_READ_TIMEOUT))
         assert builds(img) == 2, "a rebuilt dependency image must rebuild the function image"
         assert second["input_hash"] != first["input_hash"]
     finally:

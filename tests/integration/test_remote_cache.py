@@ -94,6 +94,15 @@ def package(m):
     return m.zip(PLATFORM, RUNTIME, DYNAMIC_HTML)
 
 
+def served_remotely(m, data):
+    """m's package, which must be data, fetched from the registry (no build)."""
+    z = package(m)
+    assert read(z) == data
+    assert builds(z) == 0
+    assert xattr(z, "user.sebs.origin") == "remote"
+    return z
+
+
 def blob_data_file(reg, digest):
     hexd = digest.split(":", 1)[1]
     return (reg.base / "data" / "docker" / "registry" / "v2" / "blobs" / "sha256" / hexd[:2]
@@ -145,10 +154,7 @@ def test_second_machine_serves_what_the_first_built(sebsfs, tmp_path, reg, repo,
 
     # the second machine: the same bytes, no build
     m2 = machine(sebsfs, tmp_path, "two", f"{reg.addr}/{repo}", env=no_credentials)
-    z2 = package(m2)
-    assert read(z2) == data
-    assert builds(z2) == 0
-    assert xattr(z2, "user.sebs.origin") == "remote"
+    z2 = served_remotely(m2, data)
     assert xattr(z2, "user.sebs.input_hash") == key
     assert xattr(z2, "user.sebs.sha256") == hashlib.sha256(data).hexdigest()
     log = log_text(m2, PLATFORM, RUNTIME, DYNAMIC_HTML)
@@ -158,10 +164,7 @@ def test_second_machine_serves_what_the_first_built(sebsfs, tmp_path, reg, repo,
     # its own cache holds it: a remount serves it as it is, still remote
     m2.stop()
     m3 = machine(sebsfs, tmp_path, "two", f"{reg.addr}/{repo}", env=no_credentials)
-    z3 = package(m3)
-    assert read(z3) == data
-    assert builds(z3) == 0
-    assert xattr(z3, "user.sebs.origin") == "remote"
+    served_remotely(m3, data)
 
 
 def skopeo(*args):
@@ -375,10 +378,7 @@ def test_htpasswd_registry_with_docker_config_credentials(sebsfs, tmp_path, repo
         assert get(reg, f"{repo}/tags/list")[0] == 401
         _, data, key = first_machine_builds_and_pushes(sebsfs, tmp_path, reg, repo, env, auth)
         m2 = machine(sebsfs, tmp_path, "two", f"{reg.addr}/{repo}", env=env)
-        z2 = package(m2)
-        assert read(z2) == data
-        assert builds(z2) == 0
-        assert xattr(z2, "user.sebs.origin") == "remote"
+        served_remotely(m2, data)
         # without credentials: refused, built here, and the password in no log
         empty = tmp_path / "docker-config-empty"
         empty.mkdir()
@@ -440,10 +440,7 @@ def test_token_registry(sebsfs, tmp_path, repo):
 
         identity = config("identity", {"identitytoken": REFRESH_TOKEN})
         m2 = machine(sebsfs, tmp_path, "two", f"{reg.addr}/{repo}", mode="read", env=identity)
-        z2 = package(m2)
-        assert read(z2) == data
-        assert builds(z2) == 0
-        assert xattr(z2, "user.sebs.origin") == "remote"
+        served_remotely(m2, data)
         pulls = [r for r in ts.seen() if r["method"] == "POST"]
         assert pulls and pulls[-1]["grant"] == "refresh_token" and pulls[-1]["granted"]
         assert pulls[-1]["scopes"] == [f"repository:{repo}:pull"]
@@ -540,10 +537,7 @@ def test_registry_refusing_artifacts_gets_a_config_media_type(sebsfs, tmp_path, 
         assert "was refused" in m1.stderr()
 
         m2 = machine(sebsfs, tmp_path, "two", f"{proxy.addr}/{repo}", env=no_credentials)
-        z2 = package(m2)
-        assert read(z2) == data
-        assert builds(z2) == 0
-        assert xattr(z2, "user.sebs.origin") == "remote"
+        served_remotely(m2, data)
     finally:
         proxy.close()
 
@@ -686,10 +680,7 @@ def test_other_toolchain_does_not_fetch_from_the_remote_cache(sebsfs, tmp_path, 
     assert "tools=pip3 pip 99.1.0 (python 3.11)" in m["annotations"]["org.sebsfs.builder"]
 
     m3 = machine(sebsfs, tmp_path, "three", f"{reg.addr}/{repo}", env=no_credentials)
-    z3 = package(m3)
-    assert read(z3) == data
-    assert builds(z3) == 0
-    assert xattr(z3, "user.sebs.origin") == "remote"
+    z3 = served_remotely(m3, data)
     assert xattr(z3, "user.sebs.input_hash") == key
 
 
@@ -813,10 +804,7 @@ def test_https_registry_with_the_ca_in_its_certs_folder(sebsfs, tmp_path, repo, 
         assert m["layers"][0]["digest"] == "sha256:" + hashlib.sha256(data).hexdigest()
 
         m2 = tls_machine(sebsfs, tmp_path, "two", reg, repo, good, no_credentials, mode="read")
-        z2 = package(m2)
-        assert read(z2) == data
-        assert builds(z2) == 0
-        assert xattr(z2, "user.sebs.origin") == "remote"
+        served_remotely(m2, data)
         assert f"fetched from the remote cache: registry {reg.addr}" in log_text(
             m2, PLATFORM, RUNTIME, DYNAMIC_HTML)
 
